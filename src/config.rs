@@ -1,0 +1,1029 @@
+//! The configuration file (`gateway.yaml`) and the validated `Config` the rest of the gateway
+//! sees. This module is the firewall between syntax and logic: it reads YAML (the only place
+//! that touches serde_yaml), expands `${ENV}` references and `*_file` secrets, rejects
+//! unknown keys, and reports *every* error at once with its path (`routes[2].upstream: ...`).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_yaml::{Mapping, Value};
+use url::Url;
+
+/// One problem in the configuration, with the path of the value it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// All problems found in one file; never just the first.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} error(s) in the configuration:", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    /// Scheme, host and port the browser uses to reach the gateway (no trailing slash).
+    pub public_url: Url,
+    pub admin_listen: SocketAddr,
+    pub threads: usize,
+    /// How long SIGTERM waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    pub routes: Vec<RouteConfig>,
+    pub providers: Vec<ProviderConfig>,
+    pub session: SessionConfig,
+    pub headers: HeaderNames,
+    /// Non-fatal findings (inline secrets and the like), shown by `authgate check` and logged.
+    pub warnings: Vec<ConfigError>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Lower-case host to match, without port; `None` matches any host.
+    pub host: Option<String>,
+    pub path_prefix: String,
+    pub upstream: Upstream,
+    pub public: bool,
+    /// Index into `Config::providers`.
+    pub provider: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub addr: String,
+    pub tls: bool,
+    /// SNI / Host for TLS upstreams.
+    pub sni: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProviderKind {
+    Oidc(OidcConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    pub issuer: Url,
+    pub discovery_url: Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scopes: Vec<String>,
+    /// The claim whose value goes into the user header (the stable user key).
+    pub user_claim: String,
+}
+
+/// A secret value; `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret(<{} bytes>)", self.0.len())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The whole identity lives in the sealed cookie: no shared state between replicas.
+    Cookie,
+    /// The cookie holds a sealed session id; the identity lives in this process (moka).
+    Memory,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub cookie_name: String,
+    pub lifetime: Duration,
+    pub idle_timeout: Duration,
+    pub secure: bool,
+    pub secret: Secret,
+    pub store: StoreKind,
+    /// Upper bound for the in-memory store.
+    pub max_sessions: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct HeaderNames {
+    pub user: String,
+    pub email: String,
+    pub name: String,
+    pub groups: String,
+    pub roles: String,
+    pub tenant: String,
+    pub provider: String,
+}
+
+impl HeaderNames {
+    pub fn all(&self) -> [&str; 7] {
+        [
+            &self.user,
+            &self.email,
+            &self.name,
+            &self.groups,
+            &self.roles,
+            &self.tenant,
+            &self.provider,
+        ]
+    }
+}
+
+/// The path prefix the gateway keeps for itself on every host (callback, sign-out, ...).
+pub const RESERVED_PREFIX: &str = "/_authgate";
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                path: String::new(),
+                message: format!("cannot read {}: {e}", path.display()),
+            }])
+        })?;
+        Self::parse(&text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parse and validate. `env` resolves `${NAME}` references (injected so tests need not
+    /// touch the process environment).
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+        let root: Value = serde_yaml::from_str(text).map_err(|e| {
+            let path = e
+                .location()
+                .map(|l| format!("line {}, column {}", l.line(), l.column()))
+                .unwrap_or_default();
+            ConfigErrors(vec![ConfigError {
+                path,
+                message: format!("not valid YAML: {e}"),
+            }])
+        })?;
+        let mut r = Reader {
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            env,
+        };
+        let cfg = r.config(&root);
+        if r.errors.is_empty() {
+            let mut cfg = cfg.ok_or_else(|| ConfigErrors(vec![]))?;
+            cfg.warnings = r.warnings;
+            Ok(cfg)
+        } else {
+            Err(ConfigErrors(r.errors))
+        }
+    }
+}
+
+/// Walks the YAML tree, collecting errors instead of stopping at the first.
+struct Reader<'e> {
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+    env: &'e dyn Fn(&str) -> Option<String>,
+}
+
+/// A YAML mapping being read; remembers which keys were used so the rest can be reported.
+struct Obj<'a> {
+    path: String,
+    map: Option<&'a Mapping>,
+    used: HashSet<String>,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+impl<'e> Reader<'e> {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn obj<'a>(&mut self, path: &str, v: Option<&'a Value>) -> Obj<'a> {
+        let map = match v {
+            None | Some(Value::Null) => None,
+            Some(Value::Mapping(m)) => Some(m),
+            Some(_) => {
+                self.err(path, "expected a mapping (key: value)");
+                None
+            }
+        };
+        Obj {
+            path: path.to_string(),
+            map,
+            used: HashSet::new(),
+        }
+    }
+
+    fn get<'a>(&mut self, o: &mut Obj<'a>, key: &str) -> Option<&'a Value> {
+        o.used.insert(key.to_string());
+        match o.map?.get(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v),
+        }
+    }
+
+    /// Reports keys of `o` that nothing read: a typo in an auth product is dangerous.
+    fn finish(&mut self, o: Obj<'_>) {
+        let Some(map) = o.map else { return };
+        for k in map.keys() {
+            let name = match k {
+                Value::String(s) => s.clone(),
+                other => format!("{other:?}"),
+            };
+            if !o.used.contains(&name) {
+                let mut known: Vec<&str> = o.used.iter().map(String::as_str).collect();
+                known.sort_unstable();
+                self.err(
+                    join(&o.path, &name),
+                    format!("unknown key (known keys here: {})", known.join(", ")),
+                );
+            }
+        }
+    }
+
+    /// Expands `${NAME}` from the environment; a missing variable is an error at `path`.
+    fn expand(&mut self, path: &str, s: &str) -> Option<String> {
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                self.err(path, "unterminated ${...} reference");
+                return None;
+            };
+            let name = &after[..end];
+            let valid = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                self.err(path, format!("invalid environment variable name {name:?}"));
+                return None;
+            }
+            match (self.env)(name) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    self.err(path, format!("environment variable {name} is not set"));
+                    return None;
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
+    fn string(&mut self, o: &mut Obj<'_>, key: &str) -> Option<String> {
+        let path = join(&o.path, key);
+        match self.get(o, key)? {
+            Value::String(s) => self.expand(&path, s),
+            Value::Number(n) => Some(n.to_string()),
+            _ => {
+                self.err(path, "expected a string");
+                None
+            }
+        }
+    }
+
+    fn required_string(&mut self, o: &mut Obj<'_>, key: &str) -> Option<String> {
+        let v = self.string(o, key);
+        if v.is_none() && !self.errors.iter().any(|e| e.path == join(&o.path, key)) {
+            self.err(join(&o.path, key), "is required");
+        }
+        v
+    }
+
+    fn bool(&mut self, o: &mut Obj<'_>, key: &str) -> Option<bool> {
+        let path = join(&o.path, key);
+        match self.get(o, key)? {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.err(path, "expected true or false");
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, o: &mut Obj<'_>, key: &str) -> Option<u64> {
+        let path = join(&o.path, key);
+        match self.get(o, key)? {
+            Value::Number(n) if n.as_u64().is_some() => n.as_u64(),
+            _ => {
+                self.err(path, "expected a whole number");
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, o: &mut Obj<'_>, key: &str) -> Option<Duration> {
+        let path = join(&o.path, key);
+        let v = self.get(o, key)?;
+        let parsed = match v {
+            Value::Number(n) => n.as_u64().map(Duration::from_secs),
+            Value::String(s) => parse_duration(s),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.err(path, "expected a duration such as 90s, 15m, 8h or 1d");
+        }
+        parsed
+    }
+
+    fn list<'a>(&mut self, o: &mut Obj<'a>, key: &str) -> Vec<(String, &'a Value)> {
+        let path = join(&o.path, key);
+        match self.get(o, key) {
+            None => Vec::new(),
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("{path}[{i}]"), v))
+                .collect(),
+            Some(_) => {
+                self.err(path, "expected a list");
+                Vec::new()
+            }
+        }
+    }
+
+    fn string_list(&mut self, o: &mut Obj<'_>, key: &str) -> Option<Vec<String>> {
+        let present = o.map.and_then(|m| m.get(key)).is_some();
+        let items = self.list(o, key);
+        if !present {
+            return None;
+        }
+        let mut out = Vec::new();
+        for (path, v) in items {
+            match v {
+                Value::String(s) => {
+                    if let Some(s) = self.expand(&path, s) {
+                        out.push(s);
+                    }
+                }
+                _ => self.err(path, "expected a string"),
+            }
+        }
+        Some(out)
+    }
+
+    /// A secret given as `key` (usually `${ENV}`) or `key_file` (a path), exactly one of them.
+    fn secret(&mut self, o: &mut Obj<'_>, key: &str) -> Option<Secret> {
+        let file_key = format!("{key}_file");
+        let raw_inline = o
+            .map
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let inline = self.string(o, key);
+        let file = self.string(o, &file_key);
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    join(&o.path, key),
+                    format!("give either {key} or {file_key}, not both"),
+                );
+                None
+            }
+            (Some(v), None) => {
+                if raw_inline.is_some_and(|raw| !raw.contains("${")) {
+                    self.warnings.push(ConfigError {
+                        path: join(&o.path, key),
+                        message: format!(
+                            "secret written inline in the file; prefer ${{ENV_VAR}} or {file_key}"
+                        ),
+                    });
+                }
+                Some(Secret(v))
+            }
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(s) => Some(Secret(s.trim_end_matches(['\r', '\n']).to_string())),
+                Err(e) => {
+                    self.err(join(&o.path, &file_key), format!("cannot read {path}: {e}"));
+                    None
+                }
+            },
+            (None, None) => {
+                let path = join(&o.path, key);
+                if !self.errors.iter().any(|e| e.path.starts_with(&path)) {
+                    self.err(path, format!("is required (or {file_key})"));
+                }
+                None
+            }
+        }
+    }
+
+    fn socket_addr(&mut self, path: &str, s: &str) -> Option<SocketAddr> {
+        match s.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(path, format!("{s:?} is not an address like 0.0.0.0:8080"));
+                None
+            }
+        }
+    }
+
+    fn config(&mut self, root: &Value) -> Option<Config> {
+        let mut top = self.obj("", Some(root));
+        if top.map.is_none() {
+            self.err("", "the configuration must be a mapping at the top level");
+            return None;
+        }
+
+        let listen_items = {
+            let present = top.map.and_then(|m| m.get("listen")).is_some();
+            if !present {
+                self.err("listen", "is required (a list of addresses like 0.0.0.0:8080)");
+            }
+            self.list(&mut top, "listen")
+        };
+        let mut listen = Vec::new();
+        for (path, v) in listen_items {
+            match v.as_str().and_then(|s| self.expand(&path, s)) {
+                Some(s) => listen.extend(self.socket_addr(&path, &s)),
+                None if !v.is_string() => self.err(path, "expected an address string"),
+                None => {}
+            }
+        }
+
+        let public_url = self
+            .required_string(&mut top, "public_url")
+            .and_then(|s| self.public_url("public_url", &s));
+
+        let mut admin = {
+            let v = self.get(&mut top, "admin");
+            self.obj("admin", v)
+        };
+        let admin_listen = match self.string(&mut admin, "listen") {
+            Some(s) => self.socket_addr("admin.listen", &s),
+            None => "127.0.0.1:9090".parse().ok(),
+        };
+        self.finish(admin);
+
+        let mut server = {
+            let v = self.get(&mut top, "server");
+            self.obj("server", v)
+        };
+        let threads = match self.uint(&mut server, "threads") {
+            Some(0) | None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            Some(n) => n as usize,
+        };
+        let shutdown_grace = self
+            .duration(&mut server, "shutdown_grace")
+            .unwrap_or(Duration::from_secs(5));
+        self.finish(server);
+
+        let providers = self.providers(&mut top);
+        let routes = self.routes(&mut top, &providers);
+        let session = self.session(&mut top, public_url.as_ref());
+        let headers = self.headers(&mut top);
+        self.finish(top);
+
+        if let (Some(admin), false) = (admin_listen, listen.is_empty()) {
+            if listen.contains(&admin) {
+                self.err("admin.listen", "must differ from every address in listen");
+            }
+        }
+
+        Some(Config {
+            listen,
+            public_url: public_url?,
+            admin_listen: admin_listen?,
+            threads,
+            shutdown_grace,
+            routes,
+            providers: providers.into_iter().flatten().collect(),
+            session: session?,
+            headers: headers?,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn public_url(&mut self, path: &str, s: &str) -> Option<Url> {
+        let url = match Url::parse(s) {
+            Ok(u) => u,
+            Err(e) => {
+                self.err(path, format!("{s:?} is not a URL: {e}"));
+                return None;
+            }
+        };
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            self.err(path, "must be an http(s) URL with a host");
+            return None;
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            self.err(
+                path,
+                "must be only scheme, host and port (the gateway serves from the root)",
+            );
+            return None;
+        }
+        Some(url)
+    }
+
+    /// Returns one entry per list item (None where the item was broken) so indices match.
+    fn providers(&mut self, top: &mut Obj<'_>) -> Vec<Option<ProviderConfig>> {
+        let items = self.list(top, "providers");
+        if items.is_empty() && !self.errors.iter().any(|e| e.path == "providers") {
+            self.err("providers", "at least one identity provider is required");
+        }
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (path, v) in items {
+            let mut o = self.obj(&path, Some(v));
+            let name = self.required_string(&mut o, "name");
+            if let Some(n) = &name {
+                if !valid_name(n) {
+                    self.err(
+                        join(&path, "name"),
+                        "use letters, digits, '-' and '_' only (it appears in URLs)",
+                    );
+                } else if !seen.insert(n.clone()) {
+                    self.err(join(&path, "name"), format!("duplicate provider name {n:?}"));
+                }
+            }
+            let kind = self.required_string(&mut o, "type");
+            let parsed = match kind.as_deref() {
+                Some("oidc") => self.oidc(&mut o, &path).map(ProviderKind::Oidc),
+                Some(other) => {
+                    self.err(
+                        join(&path, "type"),
+                        format!("unknown provider type {other:?} (supported: oidc)"),
+                    );
+                    None
+                }
+                None => None,
+            };
+            self.finish(o);
+            out.push(match (name, parsed) {
+                (Some(name), Some(kind)) => Some(ProviderConfig { name, kind }),
+                _ => None,
+            });
+        }
+        out
+    }
+
+    fn oidc(&mut self, o: &mut Obj<'_>, path: &str) -> Option<OidcConfig> {
+        let issuer = self.required_string(o, "issuer").and_then(|s| {
+            match Url::parse(&s) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+                _ => {
+                    self.err(join(path, "issuer"), format!("{s:?} is not an http(s) URL"));
+                    None
+                }
+            }
+        });
+        let discovery_url = match self.string(o, "discovery_url") {
+            Some(s) => match Url::parse(&s) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+                _ => {
+                    self.err(
+                        join(path, "discovery_url"),
+                        format!("{s:?} is not an http(s) URL"),
+                    );
+                    None
+                }
+            },
+            None => issuer.as_ref().and_then(|i| {
+                Url::parse(&format!(
+                    "{}/.well-known/openid-configuration",
+                    i.as_str().trim_end_matches('/')
+                ))
+                .ok()
+            }),
+        };
+        let client_id = self.required_string(o, "client_id");
+        let client_secret = self.secret(o, "client_secret");
+        let scopes = self
+            .string_list(o, "scopes")
+            .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+        if !scopes.iter().any(|s| s == "openid") {
+            self.err(join(path, "scopes"), "must include openid");
+        }
+        let user_claim = self.string(o, "user_claim").unwrap_or_else(|| "sub".into());
+        Some(OidcConfig {
+            issuer: issuer?,
+            discovery_url: discovery_url?,
+            client_id: client_id?,
+            client_secret: client_secret?,
+            scopes,
+            user_claim,
+        })
+    }
+
+    fn routes(
+        &mut self,
+        top: &mut Obj<'_>,
+        providers: &[Option<ProviderConfig>],
+    ) -> Vec<RouteConfig> {
+        let items = self.list(top, "routes");
+        if items.is_empty() && !self.errors.iter().any(|e| e.path == "routes") {
+            self.err("routes", "at least one route is required");
+        }
+        let mut out = Vec::new();
+        let mut seen_names = HashSet::new();
+        let mut seen_keys = HashSet::new();
+        for (i, (path, v)) in items.into_iter().enumerate() {
+            let mut o = self.obj(&path, Some(v));
+            let name = self.string(&mut o, "name").unwrap_or_else(|| format!("route{i}"));
+            if !valid_name(&name) {
+                self.err(join(&path, "name"), "use letters, digits, '-' and '_' only");
+            } else if !seen_names.insert(name.clone()) {
+                self.err(join(&path, "name"), format!("duplicate route name {name:?}"));
+            }
+            let host = self.string(&mut o, "host").map(|h| h.to_ascii_lowercase());
+            if let Some(h) = &host {
+                if h.is_empty() || h.contains(['/', ':', ' ']) {
+                    self.err(join(&path, "host"), "expected a bare host name, without port");
+                }
+            }
+            let path_prefix = self
+                .string(&mut o, "path_prefix")
+                .unwrap_or_else(|| "/".to_string());
+            if !path_prefix.starts_with('/') {
+                self.err(join(&path, "path_prefix"), "must start with /");
+            } else if path_prefix.starts_with(RESERVED_PREFIX) {
+                self.err(
+                    join(&path, "path_prefix"),
+                    format!("{RESERVED_PREFIX} is reserved for the gateway's own endpoints"),
+                );
+            }
+            if !seen_keys.insert((host.clone(), path_prefix.clone())) {
+                self.err(
+                    &path,
+                    "another route already has the same host and path_prefix",
+                );
+            }
+            let upstream = self.upstream(&mut o, &path);
+            let public = self.bool(&mut o, "public").unwrap_or(false);
+            let provider = match self.string(&mut o, "provider") {
+                Some(p) => {
+                    let idx = providers
+                        .iter()
+                        .position(|c| c.as_ref().is_some_and(|c| c.name == p));
+                    if idx.is_none() {
+                        self.err(
+                            join(&path, "provider"),
+                            format!("no provider named {p:?} in providers"),
+                        );
+                    }
+                    idx
+                }
+                None if providers.len() > 1 => {
+                    self.err(
+                        join(&path, "provider"),
+                        "required when more than one provider is configured",
+                    );
+                    None
+                }
+                None => Some(0),
+            };
+            self.finish(o);
+            if let (Some(upstream), Some(provider)) = (upstream, provider) {
+                out.push(RouteConfig {
+                    name,
+                    host,
+                    path_prefix,
+                    upstream,
+                    public,
+                    provider,
+                });
+            }
+        }
+        out
+    }
+
+    fn upstream(&mut self, o: &mut Obj<'_>, path: &str) -> Option<Upstream> {
+        let raw = self.required_string(o, "upstream")?;
+        let upath = join(path, "upstream");
+        let (tls, rest) = if let Some(r) = raw.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = raw.strip_prefix("http://") {
+            (false, r)
+        } else {
+            (false, raw.as_str())
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') {
+            self.err(upath, "give scheme, host and port only (no path)");
+            return None;
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().ok()),
+            None => (rest, Some(if tls { 443 } else { 80 })),
+        };
+        match port {
+            Some(port) if !host.is_empty() => Some(Upstream {
+                addr: format!("{host}:{port}"),
+                tls,
+                sni: host.trim_matches(['[', ']']).to_string(),
+            }),
+            _ => {
+                self.err(
+                    upath,
+                    format!("{raw:?} is not host:port, http://host:port or https://host:port"),
+                );
+                None
+            }
+        }
+    }
+
+    fn session(&mut self, top: &mut Obj<'_>, public_url: Option<&Url>) -> Option<SessionConfig> {
+        let mut o = {
+            let v = self.get(top, "session");
+            self.obj("session", v)
+        };
+        if o.map.is_none() {
+            self.err("session", "is required (at least session.secret)");
+        }
+        let cookie_name = self
+            .string(&mut o, "cookie_name")
+            .unwrap_or_else(|| "authgate_session".into());
+        if !cookie_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            || cookie_name.is_empty()
+        {
+            self.err("session.cookie_name", "use letters, digits, '-' and '_' only");
+        }
+        let lifetime = self
+            .duration(&mut o, "lifetime")
+            .unwrap_or(Duration::from_secs(8 * 3600));
+        let idle_timeout = self
+            .duration(&mut o, "idle_timeout")
+            .unwrap_or(Duration::from_secs(3600));
+        if lifetime.as_secs() < 60 {
+            self.err("session.lifetime", "must be at least 60s");
+        }
+        if idle_timeout.as_secs() < 60 {
+            self.err("session.idle_timeout", "must be at least 60s");
+        }
+        let https = public_url.is_some_and(|u| u.scheme() == "https");
+        let secure = self.bool(&mut o, "secure").unwrap_or(https);
+        if secure && public_url.is_some() && !https {
+            self.err(
+                "session.secure",
+                "is true but public_url is http: browsers would drop the cookie",
+            );
+        }
+        let secret = o.map.is_some().then(|| self.secret(&mut o, "secret")).flatten();
+        if let Some(s) = &secret {
+            if s.0.len() < 32 {
+                self.err(
+                    "session.secret",
+                    format!(
+                        "must be at least 32 bytes (got {}); generate one with: openssl rand -base64 48",
+                        s.0.len()
+                    ),
+                );
+            }
+        }
+        let store = match self.string(&mut o, "store").as_deref() {
+            None | Some("cookie") => Some(StoreKind::Cookie),
+            Some("memory") => Some(StoreKind::Memory),
+            Some(other) => {
+                self.err(
+                    "session.store",
+                    format!("unknown store {other:?} (supported: cookie, memory)"),
+                );
+                None
+            }
+        };
+        let max_sessions = self.uint(&mut o, "max_sessions").unwrap_or(1_000_000);
+        self.finish(o);
+        Some(SessionConfig {
+            cookie_name,
+            lifetime,
+            idle_timeout,
+            secure,
+            secret: secret.filter(|s| s.0.len() >= 32)?,
+            store: store?,
+            max_sessions,
+        })
+    }
+
+    fn headers(&mut self, top: &mut Obj<'_>) -> Option<HeaderNames> {
+        let mut o = {
+            let v = self.get(top, "headers");
+            self.obj("headers", v)
+        };
+        let mut take = |r: &mut Self, key: &str, default: &str| {
+            let v = r.string(&mut o, key).unwrap_or_else(|| default.to_string());
+            if v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                r.err(join("headers", key), format!("{v:?} is not a valid header name"));
+            }
+            v
+        };
+        let h = HeaderNames {
+            user: take(self, "user", "X-Auth-User"),
+            email: take(self, "email", "X-Auth-Email"),
+            name: take(self, "name", "X-Auth-Name"),
+            groups: take(self, "groups", "X-Auth-Groups"),
+            roles: take(self, "roles", "X-Auth-Roles"),
+            tenant: take(self, "tenant", "X-Auth-Tenant"),
+            provider: take(self, "provider", "X-Auth-Provider"),
+        };
+        self.finish(o);
+        let mut seen = HashSet::new();
+        for n in h.all() {
+            if !seen.insert(crate::headers::normalize(n)) {
+                self.err("headers", format!("header name {n:?} is used twice"));
+            }
+        }
+        Some(h)
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `90s`, `15m`, `8h`, `1d`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "ms" => return Some(Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    n.checked_mul(mult).map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "SECRET" => Some("0123456789abcdef0123456789abcdef-long".into()),
+            "CLIENT_SECRET" => Some("s3cret".into()),
+            _ => None,
+        }
+    }
+
+    const GOOD: &str = r#"
+listen: ["127.0.0.1:8080"]
+public_url: "http://127.0.0.1:8080"
+providers:
+  - name: demo
+    type: oidc
+    issuer: "http://127.0.0.1:4000/tid/v2.0"
+    client_id: app
+    client_secret: "${CLIENT_SECRET}"
+routes:
+  - name: app
+    upstream: "127.0.0.1:3000"
+  - name: health
+    path_prefix: /health
+    upstream: "http://127.0.0.1:3000"
+    public: true
+session:
+  secret: "${SECRET}"
+"#;
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = Config::parse(GOOD, &env).expect("valid");
+        assert_eq!(c.routes.len(), 2);
+        assert!(c.routes[1].public);
+        assert_eq!(c.session.cookie_name, "authgate_session");
+        assert!(!c.session.secure, "http public_url defaults secure to false");
+        assert_eq!(c.headers.user, "X-Auth-User");
+        let ProviderKind::Oidc(o) = &c.providers[0].kind;
+        assert_eq!(
+            o.discovery_url.as_str(),
+            "http://127.0.0.1:4000/tid/v2.0/.well-known/openid-configuration"
+        );
+        assert_eq!(o.client_secret.0, "s3cret");
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_path() {
+        let bad = r#"
+listen: ["nonsense"]
+public_url: "ftp://x"
+providers:
+  - name: demo
+    type: oidc
+    issuer: "http://127.0.0.1:4000"
+    client_id: app
+    client_secret: "${MISSING}"
+    scopes: [profile]
+routes:
+  - name: app
+    upstream: "127.0.0.1:3000"
+    provider: nope
+  - name: two
+    upstream: "127.0.0.1:notaport"
+    pubic: true
+session:
+  secret: short
+  lifetime: forever
+colour: blue
+"#;
+        let errs = Config::parse(bad, &env).expect_err("invalid").0;
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "listen[0]",
+            "public_url",
+            "providers[0].client_secret",
+            "providers[0].scopes",
+            "routes[0].provider",
+            "routes[1].upstream",
+            "routes[1].pubic",
+            "session.secret",
+            "session.lifetime",
+            "colour",
+        ] {
+            assert!(paths.contains(&want), "missing error for {want}: {errs:?}");
+        }
+    }
+
+    #[test]
+    fn inline_secret_warns_and_both_forms_error() {
+        let text = GOOD.replace("\"${CLIENT_SECRET}\"", "plain-inline");
+        let c = Config::parse(&text, &env).expect("valid");
+        assert_eq!(c.warnings.len(), 1);
+        assert_eq!(c.warnings[0].path, "providers[0].client_secret");
+
+        let text = GOOD.replace(
+            "client_secret: \"${CLIENT_SECRET}\"",
+            "client_secret: x\n    client_secret_file: /nonexistent",
+        );
+        let errs = Config::parse(&text, &env).expect_err("both").0;
+        assert!(errs.iter().any(|e| e.message.contains("not both")), "{errs:?}");
+    }
+
+    #[test]
+    fn reserved_prefix_and_secure_mismatch_rejected() {
+        let text = GOOD
+            .replace("path_prefix: /health", "path_prefix: /_authgate/x")
+            .replace("session:\n", "session:\n  secure: true\n");
+        let errs = Config::parse(&text, &env).expect_err("invalid").0;
+        assert!(errs.iter().any(|e| e.path == "routes[1].path_prefix"));
+        assert!(errs.iter().any(|e| e.path == "session.secure"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("8h"), Some(Duration::from_secs(28800)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172800)));
+        assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("1y"), None);
+        assert_eq!(parse_duration("h"), None);
+    }
+}

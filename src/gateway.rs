@@ -1,0 +1,672 @@
+//! The proxy: `impl ProxyHttp`, reading in the order a request flows.
+//!
+//! request_filter: gateway endpoints → path normalization → route match → strip spoofable
+//! identity headers → session check → (no session: sign-in redirect for browsers, 401 for
+//! API callers). upstream_request_filter: inject identity headers, drop the gateway's
+//! cookies. response_filter: refreshed session cookie. logging: metrics.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use moka::sync::Cache;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session};
+use url::Url;
+
+use crate::config::{Config, RESERVED_PREFIX};
+use crate::headers::{without_cookies, HeaderPlan};
+use crate::identity::Identity;
+use crate::idp::oidc::PendingLogin;
+use crate::idp::{IdpError, Provider};
+use crate::metrics::Metrics;
+use crate::pages;
+use crate::return_to;
+use crate::route::{normalize_path, Route, RouteTable};
+use crate::session::{find_cookie, now_secs, Check, Sessions};
+
+/// How long a started sign-in may take before its state cookie is void.
+const LOGIN_TTL: Duration = Duration::from_secs(600);
+/// More pending sign-ins than this in one browser: clear them instead of adding another.
+const MAX_PENDING_LOGINS: usize = 5;
+
+pub struct Gateway {
+    public_url: Url,
+    routes: RouteTable,
+    headers: HeaderPlan,
+    sessions: Sessions,
+    providers: Vec<Arc<Provider>>,
+    metrics: Arc<Metrics>,
+    /// States of finished callbacks: a replayed callback is refused before reaching the IdP.
+    used_states: Cache<String, ()>,
+    login_prefix: String,
+}
+
+#[derive(Default)]
+pub struct Ctx {
+    route: Option<Arc<Route>>,
+    identity: Option<Arc<Identity>>,
+    set_cookie: Option<String>,
+    upstream_sent: Option<Instant>,
+}
+
+impl Gateway {
+    pub fn new(
+        cfg: &Config,
+        providers: Vec<Arc<Provider>>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, String> {
+        let sessions = Sessions::new(cfg.session.clone())
+            .ok_or("session.secret must be at least 32 bytes")?;
+        let headers = HeaderPlan::new(&cfg.headers).map_err(|e| e.to_string())?;
+        Ok(Self {
+            public_url: cfg.public_url.clone(),
+            routes: RouteTable::new(&cfg.routes),
+            headers,
+            login_prefix: format!("{}_login_", cfg.session.cookie_name),
+            sessions,
+            providers,
+            metrics,
+            used_states: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(LOGIN_TTL)
+                .build(),
+        })
+    }
+
+    fn is_own_cookie(&self, name: &str) -> bool {
+        name == self.sessions.cfg.cookie_name || name.starts_with(&self.login_prefix)
+    }
+
+    fn login_cookie_name(&self, state: &str) -> String {
+        format!("{}{}", self.login_prefix, &state[..16])
+    }
+
+    fn public(&self, path: &str) -> String {
+        let mut s = self.public_url.as_str().trim_end_matches('/').to_string();
+        s.push_str(path);
+        s
+    }
+
+    /// The session, if the request carries a valid one.
+    async fn session_of(&self, req: &RequestHeader) -> Option<(Arc<Identity>, Option<String>)> {
+        let name = &self.sessions.cfg.cookie_name;
+        let now = now_secs();
+        for header in req.headers.get_all(http::header::COOKIE) {
+            let Some(value) = header.to_str().ok().and_then(|h| find_cookie(h, name)) else {
+                continue;
+            };
+            match self.sessions.check(value, now).await {
+                Check::Valid {
+                    identity,
+                    refreshed,
+                } => return Some((identity, refreshed)),
+                Check::Rejected(r) => {
+                    log::debug!("session cookie rejected: {}", r.label());
+                    self.metrics
+                        .session_rejections
+                        .with_label_values(&[r.label()])
+                        .inc();
+                }
+            }
+        }
+        None
+    }
+
+    /// No session: browsers are sent to sign in, API callers get a 401.
+    async fn challenge(&self, session: &mut Session, route: &Route) -> Result<()> {
+        let req = session.req_header();
+        let path_and_query = req
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let return_to = return_to::sanitize(path_and_query, &self.public_url);
+        if wants_html(req) {
+            let pending_logins = self.count_login_cookies(req);
+            return self
+                .start_sign_in(session, route.provider, return_to, pending_logins)
+                .await;
+        }
+        let sign_in = format!(
+            "{}?rd={}",
+            self.public(&format!("{RESERVED_PREFIX}/sign_in")),
+            percent_encoding::utf8_percent_encode(&return_to, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let body = serde_json::json!({
+            "error": "unauthenticated",
+            "message": "no valid session; sign in first",
+            "sign_in": sign_in,
+        })
+        .to_string();
+        respond(
+            session,
+            401,
+            "application/json",
+            body.into_bytes(),
+            &[("www-authenticate", "Session realm=\"authgate\"".to_string())],
+        )
+        .await
+    }
+
+    fn count_login_cookies(&self, req: &RequestHeader) -> Vec<String> {
+        req.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .flat_map(|h| h.split(';'))
+            .filter_map(|c| c.split_once('=').map(|(n, _)| n.trim().to_string()))
+            .filter(|n| n.starts_with(&self.login_prefix))
+            .collect()
+    }
+
+    async fn start_sign_in(
+        &self,
+        session: &mut Session,
+        provider: usize,
+        return_to: String,
+        pending_logins: Vec<String>,
+    ) -> Result<()> {
+        let Some(p) = self.providers.get(provider) else {
+            return page(session, 500, "Gateway misconfigured", "This route names no identity provider.", None).await;
+        };
+        let Provider::Oidc(oidc) = p.as_ref();
+        match oidc.begin(return_to) {
+            Ok((url, pending)) => {
+                let name = self.login_cookie_name(&pending.s);
+                let Some(sealed) = self.sessions.sealer().seal(&name, &pending) else {
+                    return page(session, 500, "Sign-in failed", "Could not protect the sign-in state.", None).await;
+                };
+                let mut headers = vec![
+                    ("location", url.to_string()),
+                    (
+                        "set-cookie",
+                        self.sessions
+                            .cookie(&name, &sealed, &format!("{RESERVED_PREFIX}/"), Some(LOGIN_TTL)),
+                    ),
+                ];
+                // Many abandoned sign-ins: clear them so the Cookie header cannot grow forever.
+                if pending_logins.len() >= MAX_PENDING_LOGINS {
+                    for old in pending_logins {
+                        headers.push((
+                            "set-cookie",
+                            self.sessions.cookie(&old, "", &format!("{RESERVED_PREFIX}/"), Some(Duration::ZERO)),
+                        ));
+                    }
+                }
+                respond(session, 302, "text/plain", Vec::new(), &headers).await
+            }
+            Err(e) => {
+                log::warn!("sign-in could not start with provider {}: {e}", p.name());
+                page(
+                    session,
+                    503,
+                    "Sign-in temporarily unavailable",
+                    "The identity provider cannot be reached right now. Try again in a minute; if it persists, tell your administrator.",
+                    Some(&e.to_string()),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Requests under `/_authgate/`: the gateway's own endpoints.
+    async fn own_endpoint(&self, session: &mut Session) -> Result<()> {
+        let path = session.req_header().uri.path().to_string();
+        let rest = path.strip_prefix(RESERVED_PREFIX).unwrap_or("");
+        match rest {
+            "/sign_out" => self.sign_out(session).await,
+            "/signed_out" => {
+                page(
+                    session,
+                    200,
+                    "You have signed out",
+                    "Your session with this gateway has ended. Close the browser to end other sessions too.",
+                    None,
+                    )
+                .await
+            }
+            "/sign_in" => {
+                let q = query_pairs(session.req_header());
+                let rd = q.iter().find(|(k, _)| k == "rd").map(|(_, v)| v.as_str()).unwrap_or("/");
+                let return_to = return_to::sanitize(rd, &self.public_url);
+                let provider = match q.iter().find(|(k, _)| k == "provider") {
+                    Some((_, name)) => self.providers.iter().position(|p| p.name() == name),
+                    None => Some(0),
+                };
+                let Some(provider) = provider else {
+                    return page(session, 404, "Unknown identity provider", "No provider by that name is configured.", None).await;
+                };
+                let pending = self.count_login_cookies(session.req_header());
+                self.start_sign_in(session, provider, return_to, pending).await
+            }
+            _ => match rest.strip_prefix("/callback/") {
+                Some(name) => self.callback(session, name.to_string()).await,
+                None => page(session, 404, "Not found", "There is no such gateway page.", None).await,
+            },
+        }
+    }
+
+    async fn callback(&self, session: &mut Session, provider_name: String) -> Result<()> {
+        let Some(provider) = self.providers.iter().find(|p| p.name() == provider_name).cloned() else {
+            return page(session, 404, "Unknown identity provider", "No provider by that name is configured.", None).await;
+        };
+        let q = query_pairs(session.req_header());
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let fail = |reason: &str| {
+            self.metrics
+                .sign_ins
+                .with_label_values(&[provider.name(), reason])
+                .inc();
+        };
+        let restart = self.public(&format!("{RESERVED_PREFIX}/sign_in?rd=%2F"));
+
+        let Some(state) = get("state").filter(|s| is_token(s)) else {
+            fail("bad_state");
+            log::warn!("sign-in callback for {provider_name} refused: missing or malformed state");
+            return page(session, 400, "Sign-in failed", "The sign-in response had no valid state. Start again.", None).await;
+        };
+        let cookie_name = self.login_cookie_name(state);
+        let clear = self
+            .sessions
+            .cookie(&cookie_name, "", &format!("{RESERVED_PREFIX}/"), Some(Duration::ZERO));
+        let pending: Option<PendingLogin> = session
+            .req_header()
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .find_map(|h| find_cookie(h, &cookie_name))
+            .and_then(|v| self.sessions.sealer().open(&cookie_name, v));
+        let pending = pending.filter(|p| {
+            constant_time_eq(p.s.as_bytes(), state.as_bytes())
+                && p.p == provider_name
+                && now_secs().saturating_sub(p.t) < LOGIN_TTL.as_secs()
+        });
+        let Some(pending) = pending else {
+            fail("state_mismatch");
+            log::warn!("sign-in callback for {provider_name} refused: state does not match a sign-in started in this browser (expired, replayed across browsers, or cookies blocked)");
+            return page_with(session, 400, "Sign-in failed",
+                "This sign-in was not started in this browser, or it took too long. Start again.",
+                None, Some((&restart, "Sign in again")), &[("set-cookie", clear)]).await;
+        };
+        if self.used_states.contains_key(state) {
+            fail("replay");
+            log::warn!("sign-in callback for {provider_name} refused: this callback was already used (replay)");
+            return page_with(session, 400, "Sign-in failed", "This sign-in response was already used.",
+                None, Some((&restart, "Sign in again")), &[("set-cookie", clear)]).await;
+        }
+        self.used_states.insert(state.to_string(), ());
+
+        if let Some(err) = get("error") {
+            let desc = get("error_description").unwrap_or("");
+            fail("idp_error");
+            log::warn!("provider {provider_name} returned an error: {err}: {desc}");
+            let status = if err == "access_denied" { 403 } else { 400 };
+            let detail = format!("{err}\n{desc}");
+            return page_with(session, status, "Sign-in was not completed",
+                "The identity provider did not sign you in. If you believe you should have access, send the details below to your administrator.",
+                Some(&detail), None, &[("set-cookie", clear)]).await;
+        }
+        let Some(code) = get("code").filter(|c| !c.is_empty() && c.len() <= 4096) else {
+            fail("bad_callback");
+            return page_with(session, 400, "Sign-in failed", "The sign-in response had no code.",
+                None, Some((&restart, "Sign in again")), &[("set-cookie", clear)]).await;
+        };
+        let Provider::Oidc(oidc) = provider.as_ref();
+        let identity = match oidc.finish(&pending, code, get("iss")).await {
+            Ok(id) => id,
+            Err(e) => {
+                fail(e.reason());
+                log::warn!("sign-in with {provider_name} failed ({}): {e}", e.reason());
+                let status = match e {
+                    IdpError::NotReady | IdpError::Discovery(_) => 502,
+                    _ => 400,
+                };
+                return page_with(session, status, "Sign-in failed",
+                    "The sign-in could not be verified. Start again; if it keeps failing, send the details below to your administrator.",
+                    Some(&e.to_string()), Some((&restart, "Sign in again")), &[("set-cookie", clear)]).await;
+            }
+        };
+        let (user, tenant) = (identity.user.clone(), identity.tenant.clone());
+        match self.sessions.create(identity).await {
+            Ok(sealed) => {
+                self.metrics
+                    .sign_ins
+                    .with_label_values(&[provider.name(), "success"])
+                    .inc();
+                log::info!(
+                    "audit: sign-in provider={provider_name} user={user} tenant={}",
+                    tenant.as_deref().unwrap_or("-")
+                );
+                let location = self.public(&pending.r);
+                respond(session, 302, "text/plain", Vec::new(), &[
+                    ("location", location),
+                    ("set-cookie", self.sessions.set_cookie(&sealed)),
+                    ("set-cookie", clear),
+                ])
+                .await
+            }
+            Err(e) => {
+                fail("session");
+                log::error!("sign-in with {provider_name} for {user}: session not created: {e}");
+                page_with(session, 500, "Sign-in failed", "The session could not be created.",
+                    Some(&e.to_string()), None, &[("set-cookie", clear)]).await
+            }
+        }
+    }
+
+    async fn sign_out(&self, session: &mut Session) -> Result<()> {
+        let name = self.sessions.cfg.cookie_name.clone();
+        let values: Vec<String> = session
+            .req_header()
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .filter_map(|h| find_cookie(h, &name).map(str::to_string))
+            .collect();
+        let mut who = None;
+        for v in values {
+            if let Some(id) = self.sessions.revoke(&v).await {
+                who = Some(id);
+            }
+        }
+        let signed_out = self.public(&format!("{RESERVED_PREFIX}/signed_out"));
+        let location = match &who {
+            Some(id) => {
+                self.metrics.sign_outs.with_label_values(&[&id.provider]).inc();
+                log::info!("audit: sign-out provider={} user={}", id.provider, id.user);
+                self.providers
+                    .iter()
+                    .find(|p| p.name() == id.provider)
+                    .and_then(|p| match p.as_ref() {
+                        Provider::Oidc(o) => o.end_session_url(&signed_out),
+                    })
+                    .map(|u| u.to_string())
+                    .unwrap_or(signed_out)
+            }
+            None => signed_out,
+        };
+        respond(session, 302, "text/plain", Vec::new(), &[
+            ("location", location),
+            ("set-cookie", self.sessions.clear_cookie()),
+        ])
+        .await
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // 1. The gateway's own endpoints, on every host.
+        let path = session.req_header().uri.path();
+        if path == RESERVED_PREFIX || path.starts_with("/_authgate/") {
+            self.own_endpoint(session).await?;
+            return Ok(true);
+        }
+        // 2. Route on the path the upstream will see.
+        match normalize_path(path) {
+            Ok(None) => {}
+            Ok(Some(normal)) => set_path(session.req_header_mut(), &normal),
+            Err(why) => {
+                log::warn!("request refused: path {path:?}: {why:?}");
+                page(session, 400, "Bad request", "The request path is not acceptable.", None).await?;
+                return Ok(true);
+            }
+        }
+        let req = session.req_header();
+        let Some(route) = self
+            .routes
+            .find(request_host(req), req.uri.path())
+            .cloned()
+        else {
+            page(session, 404, "Not found", "No application is configured at this address.", None).await?;
+            return Ok(true);
+        };
+        ctx.route = Some(route.clone());
+        // 3. Nobody but the gateway sets identity headers.
+        let stripped = self.headers.strip(session.req_header_mut());
+        if stripped > 0 {
+            log::info!("stripped {stripped} client-sent identity header(s) on route {}", route.name);
+        }
+        if route.public {
+            return Ok(false);
+        }
+        // 4. Session, or sign in.
+        match self.session_of(session.req_header()).await {
+            Some((identity, refreshed)) => {
+                ctx.identity = Some(identity);
+                ctx.set_cookie = refreshed.map(|v| self.sessions.set_cookie(&v));
+                Ok(false)
+            }
+            None => {
+                self.challenge(session, &route).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(route) = &ctx.route else {
+            return Error::e_explain(ErrorType::InternalError, "no route chosen");
+        };
+        let u = &route.upstream;
+        Ok(Box::new(HttpPeer::new(u.addr.as_str(), u.tls, u.sni.clone())))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(id) = &ctx.identity {
+            self.headers.inject(upstream, id);
+        }
+        // The gateway's cookies are its own business.
+        let cookies: Vec<String> = upstream
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok().map(str::to_string))
+            .collect();
+        if cookies.iter().any(|c| c.contains(self.sessions.cfg.cookie_name.as_str())) {
+            upstream.remove_header(&http::header::COOKIE);
+            let kept: Vec<String> = cookies
+                .iter()
+                .filter_map(|c| without_cookies(c, |n| self.is_own_cookie(n)))
+                .collect();
+            if !kept.is_empty() {
+                upstream.insert_header(http::header::COOKIE, kept.join("; "))?;
+            }
+        }
+        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
+            let xff = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(prev) => format!("{prev}, {}", addr.ip()),
+                None => addr.ip().to_string(),
+            };
+            upstream.insert_header("x-forwarded-for", xff)?;
+        }
+        upstream.insert_header("x-forwarded-proto", self.public_url.scheme())?;
+        ctx.upstream_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let (Some(sent), Some(route)) = (ctx.upstream_sent.take(), &ctx.route) {
+            self.metrics
+                .upstream_duration
+                .with_label_values(&[&route.name])
+                .observe(sent.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(c) = ctx.set_cookie.take() {
+            response.append_header("set-cookie", c)?;
+        }
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
+        let status = session
+            .response_written()
+            .map_or(0, |r| r.status.as_u16());
+        let route = ctx.route.as_ref().map_or("_gateway", |r| r.name.as_str());
+        self.metrics
+            .requests
+            .with_label_values(&[route, status_label(status)])
+            .inc();
+        if let Some(e) = e {
+            log::warn!("route {route}: request failed with {status}: {e}");
+        }
+    }
+}
+
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        204 => "204",
+        301 => "301",
+        302 => "302",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    }
+}
+
+/// A browser navigation (as opposed to an API/XHR call).
+fn wants_html(req: &RequestHeader) -> bool {
+    if req.method != http::Method::GET && req.method != http::Method::HEAD {
+        return false;
+    }
+    let h = &req.headers;
+    if h.contains_key("x-requested-with") {
+        return false;
+    }
+    if let Some(mode) = h.get("sec-fetch-mode").and_then(|v| v.to_str().ok()) {
+        if mode != "navigate" {
+            return false;
+        }
+    }
+    h.get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
+}
+
+fn request_host(req: &RequestHeader) -> Option<&str> {
+    req.uri
+        .host()
+        .or_else(|| req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()))
+}
+
+fn set_path(req: &mut RequestHeader, path: &str) {
+    let pq = match req.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    if let Ok(uri) = pq.parse::<http::Uri>() {
+        req.set_uri(uri);
+    }
+}
+
+fn query_pairs(req: &RequestHeader) -> Vec<(String, String)> {
+    req.uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .take(32)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// State values the gateway issues: 43 base64url characters.
+fn is_token(s: &str) -> bool {
+    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Writes a complete response from a filter: always with `Content-Length` (pingora #498).
+async fn respond(
+    session: &mut Session,
+    status: u16,
+    content_type: &str,
+    body: Vec<u8>,
+    extra: &[(&str, String)],
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(6 + extra.len()))?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    resp.insert_header("content-type", content_type)?;
+    if content_type.starts_with("text/html") {
+        resp.insert_header(
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        )?;
+        resp.insert_header("referrer-policy", "no-referrer")?;
+    }
+    for (k, v) in extra {
+        resp.append_header(k.to_string(), v.as_str())?;
+    }
+    let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
+    session.write_response_header(Box::new(resp), head_only).await?;
+    if !head_only {
+        session.write_response_body(Some(Bytes::from(body)), true).await?;
+    }
+    Ok(())
+}
+
+async fn page(session: &mut Session, status: u16, title: &str, message: &str, detail: Option<&str>) -> Result<()> {
+    page_with(session, status, title, message, detail, None, &[]).await
+}
+
+async fn page_with(
+    session: &mut Session,
+    status: u16,
+    title: &str,
+    message: &str,
+    detail: Option<&str>,
+    action: Option<(&str, &str)>,
+    extra: &[(&str, String)],
+) -> Result<()> {
+    let html = pages::page(title, message, detail, action);
+    respond(session, status, "text/html; charset=utf-8", html.into_bytes(), extra).await
+}

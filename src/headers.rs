@@ -1,0 +1,190 @@
+//! Identity headers: strip every client-sent spelling of them, then inject the verified ones.
+//!
+//! A header counts as "ours" if it equals one of the configured names after lower-casing and
+//! mapping `_` to `-`: some upstream servers (CGI, PHP, Django behind WSGI) fold `X_Auth_User`
+//! and `X-Auth-User` into the same variable, so both spellings must go.
+
+use http::header::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+
+use crate::config::HeaderNames;
+use crate::identity::Identity;
+
+/// Lower-case with `_` mapped to `-`: the form two spellings of one header share.
+pub fn normalize(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'_' => '-',
+            b => b.to_ascii_lowercase() as char,
+        })
+        .collect()
+}
+
+/// The compiled header plan: normalized names to strip and exact names to inject.
+#[derive(Debug, Clone)]
+pub struct HeaderPlan {
+    owned: Vec<String>,
+    names: [HeaderName; 7],
+}
+
+impl HeaderPlan {
+    pub fn new(h: &HeaderNames) -> Result<Self, http::header::InvalidHeaderName> {
+        let mk = |s: &str| HeaderName::from_bytes(s.as_bytes());
+        Ok(Self {
+            owned: h.all().iter().map(|n| normalize(n)).collect(),
+            names: [
+                mk(&h.user)?,
+                mk(&h.email)?,
+                mk(&h.name)?,
+                mk(&h.groups)?,
+                mk(&h.roles)?,
+                mk(&h.tenant)?,
+                mk(&h.provider)?,
+            ],
+        })
+    }
+
+    fn is_owned(&self, name: &str) -> bool {
+        // Header names from the wire are already lower-case; compare without allocating.
+        self.owned.iter().any(|o| {
+            o.len() == name.len()
+                && o.bytes().zip(name.bytes()).all(|(a, b)| {
+                    let b = match b {
+                        b'_' => b'-',
+                        b => b.to_ascii_lowercase(),
+                    };
+                    a == b
+                })
+        })
+    }
+
+    /// Removes every inbound header the gateway owns, in any spelling. Returns how many names
+    /// were removed (for the log).
+    pub fn strip(&self, req: &mut RequestHeader) -> usize {
+        let doomed: Vec<HeaderName> = req
+            .headers
+            .keys()
+            .filter(|k| self.is_owned(k.as_str()))
+            .cloned()
+            .collect();
+        for name in &doomed {
+            req.remove_header(name);
+        }
+        doomed.len()
+    }
+
+    /// Sets the identity headers. Values that are not valid header values (control characters)
+    /// are dropped rather than passed on.
+    pub fn inject(&self, req: &mut RequestHeader, id: &Identity) {
+        let [user, email, name, groups, roles, tenant, provider] = &self.names;
+        set(req, user, Some(&id.user));
+        set(req, email, id.email.as_deref());
+        set(req, name, id.name.as_deref());
+        set(req, tenant, id.tenant.as_deref());
+        set(req, provider, Some(&id.provider));
+        let joined;
+        set(
+            req,
+            groups,
+            if id.groups.is_empty() {
+                None
+            } else {
+                joined = id.groups.join(",");
+                Some(&joined)
+            },
+        );
+        let joined;
+        set(
+            req,
+            roles,
+            if id.roles.is_empty() {
+                None
+            } else {
+                joined = id.roles.join(",");
+                Some(&joined)
+            },
+        );
+    }
+}
+
+fn set(req: &mut RequestHeader, name: &HeaderName, value: Option<&str>) {
+    if let Some(v) = value {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            let _ = req.insert_header(name.clone(), v);
+        } else {
+            log::warn!("identity header {name} dropped: value has characters a header cannot carry");
+        }
+    }
+}
+
+/// Rewrites the `Cookie` header without the gateway's own cookies, so the session never
+/// reaches the upstream. Returns the new header value (None = remove the header).
+pub fn without_cookies(cookie_header: &str, is_ours: impl Fn(&str) -> bool) -> Option<String> {
+    let kept: Vec<&str> = cookie_header
+        .split(';')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .filter(|c| {
+            let name = c.split_once('=').map_or(*c, |(n, _)| n).trim();
+            !is_ours(name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> HeaderPlan {
+        HeaderPlan::new(&HeaderNames {
+            user: "X-Auth-User".into(),
+            email: "X-Auth-Email".into(),
+            name: "X-Auth-Name".into(),
+            groups: "X-Auth-Groups".into(),
+            roles: "X-Auth-Roles".into(),
+            tenant: "X-Auth-Tenant".into(),
+            provider: "X-Auth-Provider".into(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn strips_every_spelling() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for n in ["x-auth-user", "X_AUTH_USER", "x_Auth-Email", "X-AUTH-ROLES", "x-other"] {
+            req.append_header(n.to_string(), "spoof").unwrap();
+        }
+        assert_eq!(plan().strip(&mut req), 4);
+        let left: Vec<_> = req.headers.keys().map(|k| k.as_str().to_string()).collect();
+        assert_eq!(left, vec!["x-other"]);
+    }
+
+    #[test]
+    fn injects_and_skips_bad_values() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        let id = Identity {
+            provider: "demo".into(),
+            user: "u1".into(),
+            email: Some("a@b".into()),
+            name: Some("evil\r\nX-Injected: 1".into()),
+            groups: vec!["g1".into(), "g2".into()],
+            ..Default::default()
+        };
+        plan().inject(&mut req, &id);
+        assert_eq!(req.headers["x-auth-user"], "u1");
+        assert_eq!(req.headers["x-auth-groups"], "g1,g2");
+        assert!(req.headers.get("x-auth-name").is_none());
+        assert!(req.headers.get("x-auth-roles").is_none());
+    }
+
+    #[test]
+    fn removes_own_cookies() {
+        let ours = |n: &str| n == "authgate_session" || n.starts_with("authgate_login_");
+        assert_eq!(
+            without_cookies("a=1; authgate_session=xyz; b=2", ours).as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(without_cookies("authgate_session=x;authgate_login_ab=y", ours), None);
+    }
+}

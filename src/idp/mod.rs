@@ -1,0 +1,80 @@
+//! Identity providers: the interface the proxy uses to start and finish a sign-in, whatever
+//! the protocol. Each protocol lives in its own file.
+
+pub mod oidc;
+
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::config::{ProviderConfig, ProviderKind, RESERVED_PREFIX};
+use crate::metrics::Metrics;
+
+/// Why a sign-in could not start or finish. `reason()` is a bounded metric label.
+#[derive(Debug, thiserror::Error)]
+pub enum IdpError {
+    #[error("identity provider not ready (its metadata has not loaded yet)")]
+    NotReady,
+    #[error("provider setup failed: {0}")]
+    Setup(String),
+    #[error("identity provider metadata: {0}")]
+    Discovery(String),
+    #[error("invalid callback: {0}")]
+    Callback(String),
+    #[error("code exchange failed: {0}")]
+    TokenExchange(String),
+    #[error("ID token rejected: {0}")]
+    IdToken(String),
+}
+
+impl IdpError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IdpError::NotReady => "idp_not_ready",
+            IdpError::Setup(_) => "setup",
+            IdpError::Discovery(_) => "idp_metadata",
+            IdpError::Callback(_) => "bad_callback",
+            IdpError::TokenExchange(_) => "token_exchange",
+            IdpError::IdToken(_) => "id_token_invalid",
+        }
+    }
+}
+
+pub enum Provider {
+    Oidc(oidc::OidcProvider),
+}
+
+impl Provider {
+    pub fn build(cfg: &ProviderConfig, public_url: &Url, metrics: Arc<Metrics>) -> Result<Self, IdpError> {
+        match &cfg.kind {
+            ProviderKind::Oidc(o) => {
+                let redirect = public_url
+                    .join(&callback_path(&cfg.name))
+                    .map_err(|e| IdpError::Setup(e.to_string()))?;
+                Ok(Provider::Oidc(oidc::OidcProvider::new(
+                    cfg.name.clone(),
+                    o.clone(),
+                    redirect,
+                    metrics,
+                )?))
+            }
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Provider::Oidc(p) => &p.name,
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        match self {
+            Provider::Oidc(p) => p.is_ready(),
+        }
+    }
+}
+
+/// The callback path of a provider: `/_authgate/callback/<name>`.
+pub fn callback_path(provider: &str) -> String {
+    format!("{RESERVED_PREFIX}/callback/{provider}")
+}

@@ -1,0 +1,102 @@
+//! Wiring only: arguments → Config → pingora Server → services → run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use authgate::config::Config;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+
+const USAGE: &str = "usage: authgate [run|check] [-c gateway.yaml]
+  run     serve (default)
+  check   validate the configuration, list every error, exit non-zero if any
+  version print the version";
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().filter_or("AUTHGATE_LOG", "info")).init();
+    let mut args = std::env::args().skip(1);
+    let mut command = "run".to_string();
+    let mut path = PathBuf::from("gateway.yaml");
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-c" | "--config" => match args.next() {
+                Some(p) => path = PathBuf::from(p),
+                None => {
+                    eprintln!("{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "run" | "check" | "version" => command = a,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                eprintln!("unknown argument {a:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if command == "version" {
+        println!("authgate {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let cfg = match Config::load(&path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{}: {errors}", path.display());
+            return ExitCode::from(1);
+        }
+    };
+    for w in &cfg.warnings {
+        log::warn!("{}: warning: {w}", path.display());
+    }
+    if command == "check" {
+        println!(
+            "{}: OK ({} route(s), {} provider(s), {} warning(s))",
+            path.display(),
+            cfg.routes.len(),
+            cfg.providers.len(),
+            cfg.warnings.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let app = match authgate::build(&cfg) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+
+    let conf = ServerConf {
+        threads: cfg.threads,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(cfg.shutdown_grace.as_secs()),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, app.gateway);
+    for addr in &cfg.listen {
+        proxy.add_tcp(&addr.to_string());
+    }
+    let mut admin = Service::new("authgate admin".to_string(), app.admin);
+    admin.add_tcp(&cfg.admin_listen.to_string());
+    let refresher = background_service("idp metadata", app.refresher);
+
+    server.add_service(proxy);
+    server.add_service(admin);
+    server.add_service(refresher);
+    log::info!(
+        "authgate {} listening on {:?} (admin {}), public URL {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.listen,
+        cfg.admin_listen,
+        cfg.public_url
+    );
+    server.run_forever()
+}

@@ -1,0 +1,110 @@
+//! Every Prometheus series the gateway exports, in one place, on its own registry.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route and HTTP status class of the response sent to the client.
+    pub requests: IntCounterVec,
+    /// Sign-ins by provider and result (`success` or a bounded failure reason).
+    pub sign_ins: IntCounterVec,
+    /// Time from sending to the upstream to its response header, by route.
+    pub upstream_duration: HistogramVec,
+    /// Presented session cookies that were not accepted, by reason.
+    pub session_rejections: IntCounterVec,
+    /// Identity provider metadata/JWKS fetches by provider, kind and result.
+    pub idp_fetches: IntCounterVec,
+    /// 1 when the provider's discovery document and keys are loaded.
+    pub idp_ready: IntGaugeVec,
+    pub build_info: IntGaugeVec,
+    pub sign_outs: IntCounterVec,
+    pub up: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("authgate_requests_total", "Requests handled, by route and status code"),
+            &["route", "status"],
+        )?;
+        let sign_ins = IntCounterVec::new(
+            Opts::new("authgate_sign_ins_total", "Completed sign-in attempts, by provider and result"),
+            &["provider", "result"],
+        )?;
+        let upstream_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "authgate_upstream_duration_seconds",
+                "Time until the upstream's response header arrived, by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["route"],
+        )?;
+        let session_rejections = IntCounterVec::new(
+            Opts::new(
+                "authgate_session_rejections_total",
+                "Session cookies presented but not accepted, by reason",
+            ),
+            &["reason"],
+        )?;
+        let idp_fetches = IntCounterVec::new(
+            Opts::new(
+                "authgate_idp_fetches_total",
+                "Identity provider discovery and key fetches, by provider, kind and result",
+            ),
+            &["provider", "kind", "result"],
+        )?;
+        let idp_ready = IntGaugeVec::new(
+            Opts::new("authgate_idp_ready", "1 when the provider's metadata and keys are loaded"),
+            &["provider"],
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("authgate_build_info", "Build information; always 1"),
+            &["version"],
+        )?;
+        let sign_outs = IntCounterVec::new(
+            Opts::new("authgate_sign_outs_total", "Sign-outs, by provider"),
+            &["provider"],
+        )?;
+        let up = IntGauge::new("authgate_up", "1 while the gateway process is serving")?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(sign_ins.clone()))?;
+        registry.register(Box::new(upstream_duration.clone()))?;
+        registry.register(Box::new(session_rejections.clone()))?;
+        registry.register(Box::new(idp_fetches.clone()))?;
+        registry.register(Box::new(idp_ready.clone()))?;
+        registry.register(Box::new(build_info.clone()))?;
+        registry.register(Box::new(sign_outs.clone()))?;
+        registry.register(Box::new(up.clone()))?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        up.set(1);
+        Ok(Self {
+            registry,
+            requests,
+            sign_ins,
+            upstream_duration,
+            session_rejections,
+            idp_fetches,
+            idp_ready,
+            build_info,
+            sign_outs,
+            up,
+        })
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            log::error!("metrics encoding failed: {e}");
+        }
+        out
+    }
+}

@@ -1,0 +1,42 @@
+//! The HTML a person sees from the gateway itself: small, accessible, self-contained (no
+//! external assets), always saying what happened and what to do next.
+
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A page: `title` and `message` are plain text (escaped here); `detail` is shown as a
+/// preformatted block when present; `action` is a (href, label) link.
+pub fn page(title: &str, message: &str, detail: Option<&str>, action: Option<(&str, &str)>) -> String {
+    let detail = detail
+        .map(|d| format!("<pre>{}</pre>", escape(d)))
+        .unwrap_or_default();
+    let action = action
+        .map(|(href, label)| format!(r#"<p><a class="btn" href="{}">{}</a></p>"#, escape(href), escape(label)))
+        .unwrap_or_default();
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{t}</title>
+<style>body{{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f7f9;color:#1b1f24}}
+main{{max-width:36rem;margin:10vh auto;padding:2rem;background:#fff;border:1px solid #d0d7de;border-radius:8px}}
+h1{{font-size:1.4rem;margin-top:0}}pre{{white-space:pre-wrap;background:#f6f8fa;padding:.75rem;border-radius:6px;font-size:.85rem}}
+.btn{{display:inline-block;padding:.5rem 1rem;background:#0969da;color:#fff;border-radius:6px;text-decoration:none}}
+.btn:focus{{outline:3px solid #1b1f24}}</style></head>
+<body><main role="main"><h1>{t}</h1><p>{m}</p>{detail}{action}</main></body></html>
+"#,
+        t = escape(title),
+        m = escape(message),
+    )
+}

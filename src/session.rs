@@ -1,0 +1,437 @@
+//! Sessions: sealed cookies and the server-side store.
+//!
+//! Every cookie the gateway sets is sealed with AES-256-GCM (cookie's `PrivateJar`, key derived
+//! by HKDF from `session.secret`; the cookie's *name* is the associated data, so a value sealed
+//! for one cookie cannot be replayed as another). The session cookie carries a `Ticket`:
+//! session id, issued-at, absolute expiry, last-seen, and — with the `cookie` store — the
+//! identity itself. With the `memory` store the identity stays server-side, keyed by the id.
+//! A tampered, foreign, expired, idle or revoked cookie is simply "no session".
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::Engine;
+use cookie::{Cookie, CookieJar, Key, SameSite};
+use moka::sync::Cache;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{SessionConfig, StoreKind};
+use crate::identity::Identity;
+
+/// Browsers drop cookies over ~4 KB; stay clear of that with name and attributes.
+pub const MAX_COOKIE_VALUE: usize = 3800;
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::Rng::fill(&mut rand::thread_rng(), buf.as_mut_slice());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// Seals and opens cookie values.
+#[derive(Clone)]
+pub struct Sealer {
+    key: Key,
+}
+
+impl Sealer {
+    /// `secret` must be at least 32 bytes (the config check enforces it).
+    pub fn new(secret: &[u8]) -> Option<Self> {
+        (secret.len() >= 32).then(|| Self {
+            key: Key::derive_from(secret),
+        })
+    }
+
+    pub fn seal<T: Serialize>(&self, name: &str, value: &T) -> Option<String> {
+        let json = serde_json::to_string(value).ok()?;
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.key)
+            .add(Cookie::new(name.to_string(), json));
+        jar.get(name).map(|c| c.value().to_string())
+    }
+
+    pub fn open<T: DeserializeOwned>(&self, name: &str, sealed: &str) -> Option<T> {
+        if sealed.len() > MAX_COOKIE_VALUE * 2 {
+            return None;
+        }
+        let jar = CookieJar::new();
+        let c = jar
+            .private(&self.key)
+            .decrypt(Cookie::new(name.to_string(), sealed.to_string()))?;
+        serde_json::from_str(c.value()).ok()
+    }
+}
+
+/// What the session cookie holds, sealed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ticket {
+    /// Format version: a future change of shape invalidates old cookies instead of misreading.
+    pub v: u8,
+    pub sid: String,
+    pub iat: u64,
+    pub exp: u64,
+    /// Last time the ticket was re-issued on activity (for the idle timeout).
+    pub seen: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Identity>,
+}
+
+const TICKET_VERSION: u8 = 1;
+
+/// Why a presented session cookie was not accepted (a metric label; bounded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Could not be opened: tampered, sealed with another key, or for another cookie name.
+    Invalid,
+    Expired,
+    Idle,
+    Revoked,
+    /// Server-side store has no such session (restart, eviction, other replica).
+    Unknown,
+    StoreError,
+}
+
+impl Rejection {
+    pub fn label(self) -> &'static str {
+        match self {
+            Rejection::Invalid => "invalid",
+            Rejection::Expired => "expired",
+            Rejection::Idle => "idle",
+            Rejection::Revoked => "revoked",
+            Rejection::Unknown => "unknown",
+            Rejection::StoreError => "store_error",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Check {
+    Valid {
+        identity: Arc<Identity>,
+        /// A re-issued cookie value when the idle clock should be reset.
+        refreshed: Option<String>,
+    },
+    Rejected(Rejection),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Server-side session storage. The in-memory store lives here; a shared one (Redis) joins
+/// behind the same trait and must pass the same conformance suite (tests/session_store.rs).
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn load(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError>;
+    async fn save(&self, sid: &str, identity: Arc<Identity>, ttl: Duration)
+        -> Result<(), StoreError>;
+    async fn remove(&self, sid: &str) -> Result<(), StoreError>;
+}
+
+/// In-process store (moka): bounded, entries expire at the session's absolute expiry.
+pub struct MemoryStore {
+    cache: Cache<String, (Arc<Identity>, u64)>,
+}
+
+impl MemoryStore {
+    pub fn new(max_sessions: u64, max_lifetime: Duration) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(max_sessions)
+                .time_to_live(max_lifetime)
+                .build(),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn load(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
+        Ok(self
+            .cache
+            .get(sid)
+            .filter(|(_, exp)| *exp > now_secs())
+            .map(|(id, _)| id))
+    }
+
+    async fn save(
+        &self,
+        sid: &str,
+        identity: Arc<Identity>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.cache
+            .insert(sid.to_string(), (identity, now_secs() + ttl.as_secs()));
+        Ok(())
+    }
+
+    async fn remove(&self, sid: &str) -> Result<(), StoreError> {
+        self.cache.invalidate(sid);
+        Ok(())
+    }
+}
+
+/// The session manager the proxy uses.
+pub struct Sessions {
+    pub cfg: SessionConfig,
+    sealer: Sealer,
+    store: Option<Arc<dyn SessionStore>>,
+    /// Session ids signed out in this process, kept until their tickets would expire anyway,
+    /// so a copied cookie stops working after sign-out even with the cookie store.
+    revoked: Cache<String, ()>,
+}
+
+impl Sessions {
+    pub fn new(cfg: SessionConfig) -> Option<Self> {
+        let sealer = Sealer::new(cfg.secret.0.as_bytes())?;
+        let store: Option<Arc<dyn SessionStore>> = match cfg.store {
+            StoreKind::Cookie => None,
+            StoreKind::Memory => Some(Arc::new(MemoryStore::new(cfg.max_sessions, cfg.lifetime))),
+        };
+        let revoked = Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(cfg.lifetime)
+            .build();
+        Some(Self {
+            cfg,
+            sealer,
+            store,
+            revoked,
+        })
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// Starts a session; returns the sealed cookie value.
+    pub async fn create(&self, identity: Identity) -> Result<String, CreateError> {
+        let now = now_secs();
+        let sid = random_token(18);
+        let mut ticket = Ticket {
+            v: TICKET_VERSION,
+            sid: sid.clone(),
+            iat: now,
+            exp: now + self.cfg.lifetime.as_secs(),
+            seen: now,
+            id: None,
+        };
+        match &self.store {
+            Some(store) => store
+                .save(&sid, Arc::new(identity), self.cfg.lifetime)
+                .await
+                .map_err(CreateError::Store)?,
+            None => ticket.id = Some(identity),
+        }
+        let sealed = self
+            .sealer
+            .seal(&self.cfg.cookie_name, &ticket)
+            .ok_or(CreateError::Seal)?;
+        if sealed.len() > MAX_COOKIE_VALUE {
+            return Err(CreateError::TooLarge(sealed.len()));
+        }
+        Ok(sealed)
+    }
+
+    /// Checks a presented cookie value at time `now` (seconds).
+    pub async fn check(&self, sealed: &str, now: u64) -> Check {
+        let Some(ticket) = self
+            .sealer
+            .open::<Ticket>(&self.cfg.cookie_name, sealed)
+            .filter(|t| t.v == TICKET_VERSION)
+        else {
+            return Check::Rejected(Rejection::Invalid);
+        };
+        if now >= ticket.exp || ticket.iat > now + 300 {
+            return Check::Rejected(Rejection::Expired);
+        }
+        let idle = self.cfg.idle_timeout.as_secs();
+        if now.saturating_sub(ticket.seen) >= idle {
+            return Check::Rejected(Rejection::Idle);
+        }
+        if self.revoked.contains_key(&ticket.sid) {
+            return Check::Rejected(Rejection::Revoked);
+        }
+        let identity = match (&self.store, &ticket.id) {
+            (None, Some(id)) => Arc::new(id.clone()),
+            (None, None) => return Check::Rejected(Rejection::Invalid),
+            (Some(store), _) => match store.load(&ticket.sid).await {
+                Ok(Some(id)) => id,
+                Ok(None) => return Check::Rejected(Rejection::Unknown),
+                Err(e) => {
+                    log::warn!("session store: {e}");
+                    return Check::Rejected(Rejection::StoreError);
+                }
+            },
+        };
+        // Re-issue the ticket (resetting the idle clock) at most once a minute, or sooner
+        // for short idle timeouts.
+        let refresh_after = (idle / 4).clamp(1, 60);
+        let refreshed = if now.saturating_sub(ticket.seen) >= refresh_after {
+            let t = Ticket { seen: now, ..ticket };
+            self.sealer.seal(&self.cfg.cookie_name, &t)
+        } else {
+            None
+        };
+        Check::Valid {
+            identity,
+            refreshed,
+        }
+    }
+
+    /// Ends the session a cookie names, wherever it lives. Unreadable cookies are ignored.
+    pub async fn revoke(&self, sealed: &str) -> Option<Identity> {
+        let ticket = self
+            .sealer
+            .open::<Ticket>(&self.cfg.cookie_name, sealed)?;
+        self.revoked.insert(ticket.sid.clone(), ());
+        let mut identity = ticket.id.clone();
+        if let Some(store) = &self.store {
+            if identity.is_none() {
+                identity = store.load(&ticket.sid).await.ok().flatten().map(|a| (*a).clone());
+            }
+            if let Err(e) = store.remove(&ticket.sid).await {
+                log::warn!("session store: could not remove a signed-out session: {e}");
+            }
+        }
+        identity
+    }
+
+    /// `Set-Cookie` value for a session cookie.
+    pub fn set_cookie(&self, value: &str) -> String {
+        self.cookie(&self.cfg.cookie_name, value, "/", Some(self.cfg.lifetime))
+    }
+
+    /// `Set-Cookie` value that deletes the session cookie.
+    pub fn clear_cookie(&self) -> String {
+        self.cookie(&self.cfg.cookie_name, "", "/", Some(Duration::ZERO))
+    }
+
+    /// Builds a `Set-Cookie` value with the gateway's attributes (HttpOnly, SameSite=Lax,
+    /// Secure as configured).
+    pub fn cookie(&self, name: &str, value: &str, path: &str, max_age: Option<Duration>) -> String {
+        let mut c = Cookie::new(name.to_string(), value.to_string());
+        c.set_path(path.to_string());
+        c.set_http_only(true);
+        c.set_secure(self.cfg.secure);
+        c.set_same_site(SameSite::Lax);
+        if let Some(age) = max_age {
+            c.set_max_age(cookie::time::Duration::seconds(age.as_secs() as i64));
+        }
+        c.to_string()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("could not seal the session cookie")]
+    Seal,
+    #[error(
+        "the identity is too large for a cookie ({0} bytes sealed); set session.store: memory"
+    )]
+    TooLarge(usize),
+    #[error("{0}")]
+    Store(StoreError),
+}
+
+/// Finds a cookie's value in a `Cookie` request header without allocating.
+pub fn find_cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|pair| {
+        let (n, v) = pair.split_once('=')?;
+        (n.trim() == name).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn cfg(store: StoreKind) -> SessionConfig {
+        SessionConfig {
+            cookie_name: "sess".into(),
+            lifetime: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(600),
+            secure: true,
+            secret: Secret("k".repeat(32)),
+            store,
+            max_sessions: 100,
+        }
+    }
+
+    fn alice() -> Identity {
+        Identity {
+            provider: "p".into(),
+            user: "alice".into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trip_expiry_idle_and_tamper() {
+        for kind in [StoreKind::Cookie, StoreKind::Memory] {
+            let s = Sessions::new(cfg(kind)).unwrap();
+            let v = s.create(alice()).await.unwrap();
+            let now = now_secs();
+            match s.check(&v, now).await {
+                Check::Valid { identity, refreshed } => {
+                    assert_eq!(identity.user, "alice");
+                    assert!(refreshed.is_none());
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(s.check(&v, now + 3600).await, Check::Rejected(Rejection::Expired)));
+            assert!(matches!(s.check(&v, now + 600).await, Check::Rejected(Rejection::Idle)));
+            assert!(matches!(
+                s.check(&v, now + 200).await,
+                Check::Valid { refreshed: Some(_), .. }
+            ));
+            let mut bytes = v.clone().into_bytes();
+            bytes[10] = if bytes[10] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(bytes).unwrap();
+            assert!(matches!(s.check(&tampered, now).await, Check::Rejected(Rejection::Invalid)));
+            // Another key: foreign.
+            let mut other = cfg(kind);
+            other.secret = Secret("z".repeat(32));
+            let s2 = Sessions::new(other).unwrap();
+            assert!(matches!(s2.check(&v, now).await, Check::Rejected(_)));
+            // Revocation.
+            assert_eq!(s.revoke(&v).await.map(|i| i.user), Some("alice".into()));
+            assert!(matches!(s.check(&v, now).await, Check::Rejected(Rejection::Revoked)));
+        }
+    }
+
+    #[test]
+    fn name_is_bound_into_the_seal() {
+        let sealer = Sealer::new(&[7u8; 32]).unwrap();
+        let v = sealer.seal("a", &"payload").unwrap();
+        assert_eq!(sealer.open::<String>("a", &v).as_deref(), Some("payload"));
+        assert_eq!(sealer.open::<String>("b", &v), None);
+    }
+
+    #[test]
+    fn finds_cookies() {
+        assert_eq!(find_cookie("a=1; sess=xyz; b=2", "sess"), Some("xyz"));
+        assert_eq!(find_cookie("a=1;sess=\"q\"", "sess"), Some("q"));
+        assert_eq!(find_cookie("xsess=1", "sess"), None);
+    }
+}
