@@ -288,9 +288,11 @@ impl Gateway {
         let Some(pending) = pending else {
             fail("state_mismatch");
             log::warn!("sign-in callback for {provider_name} refused: state does not match a sign-in started in this browser (expired, replayed across browsers, or cookies blocked)");
+            // The login cookie (if any) is left alone: it may belong to a genuine sign-in
+            // still in flight, and a forged callback must not be able to cancel it.
             return page_with(session, 400, "Sign-in failed",
                 "This sign-in was not started in this browser, or it took too long. Start again.",
-                None, Some((&restart, "Sign in again")), &[("set-cookie", clear)]).await;
+                None, Some((&restart, "Sign in again")), &[]).await;
         };
         if self.used_states.contains_key(state) {
             fail("replay");

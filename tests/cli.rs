@@ -1,0 +1,96 @@
+//! The `authgate check` command on real files: every error listed with its path, non-zero exit.
+
+mod common;
+
+use std::process::Command;
+
+fn check(yaml: &str, envs: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    common::write_file(&path, yaml);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authgate"));
+    cmd.arg("check").arg("-c").arg(&path).env_remove("AUTHGATE_SESSION_SECRET");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn broken_config_lists_every_error_with_its_path() {
+    let (ok, out) = check(
+        r#"
+listen: ["0.0.0.0:99999"]
+public_url: "http://gw.example/app"
+providers:
+  - name: "bad name"
+    type: oidc
+    issuer: "not a url"
+    client_id: x
+    client_secret: "${NOPE_NOT_SET}"
+  - name: saml-one
+    type: samlx
+routes:
+  - upstream: "127.0.0.1:3000"
+    provider: missing
+  - path_prefix: "/_authgate/x"
+    upstream: "127.0.0.1:3000/path"
+    provider: saml-one
+    publik: true
+session:
+  secret: tooshort
+  idle_timeout: 5
+  store: redis-maybe
+headers:
+  user: "X Auth User"
+"#,
+        &[],
+    );
+    assert!(!ok, "check must fail:\n{out}");
+    for path in [
+        "listen[0]",
+        "public_url",
+        "providers[0].name",
+        "providers[0].issuer",
+        "providers[0].client_secret",
+        "providers[1].type",
+        "routes[0].provider",
+        "routes[1].path_prefix",
+        "routes[1].upstream",
+        "routes[1].publik",
+        "session.secret",
+        "session.idle_timeout",
+        "session.store",
+        "headers.user",
+    ] {
+        assert!(out.contains(&format!("  - {path}: ")), "no error for {path} in:\n{out}");
+    }
+    assert!(out.contains("NOPE_NOT_SET is not set"), "{out}");
+}
+
+#[test]
+fn shipped_gateway_yaml_is_valid() {
+    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.yaml")).unwrap();
+    let (ok, out) = check(
+        &yaml,
+        &[
+            ("DEMO_CLIENT_SECRET", "x"),
+            ("AUTHGATE_SESSION_SECRET", "0123456789abcdef0123456789abcdef0123"),
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("OK (2 route(s), 1 provider(s), 0 warning(s))"), "{out}");
+    // Without the session secret in the environment, it says which variable is missing.
+    let (ok, out) = check(&yaml, &[("DEMO_CLIENT_SECRET", "x")]);
+    assert!(!ok);
+    assert!(out.contains("session.secret: environment variable AUTHGATE_SESSION_SECRET is not set"), "{out}");
+}
+
+#[test]
+fn yaml_syntax_error_names_the_line() {
+    let (ok, out) = check("listen: [\n  - oops: : :\n", &[]);
+    assert!(!ok);
+    assert!(out.contains("line "), "{out}");
+}

@@ -1,0 +1,376 @@
+//! Test harness: starts the real gateway binary, the real OpenID provider (npm
+//! `oidc-provider`, testenv/oidc-provider.mjs) and a real upstream (testenv/upstream.mjs) on
+//! ephemeral loopback ports, and stops them when dropped. No fixed ports, no sleeps as
+//! synchronization: readiness is a line on stdout or a 200 from /readyz.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{Client, Response};
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::redirect::Policy;
+use serde_json::Value;
+
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const CLIENT_ID: &str = "authgate-test";
+pub const CLIENT_SECRET: &str = "test-client-secret-9f8e7d";
+pub const SESSION_SECRET: &str = "test-session-secret-0123456789abcdef0123456789";
+
+pub fn testenv() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testenv")
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Proc {
+    child: Child,
+    pub name: &'static str,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago (for processes that cannot report their own).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// Spawns a node script and waits for its one JSON line on stdout.
+fn spawn_node(script: &str, envs: &[(&str, String)], name: &'static str) -> (Proc, Value) {
+    let mut cmd = Command::new("node");
+    cmd.arg(testenv().join(script))
+        .current_dir(testenv())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn node {script}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{script} output: {e}"));
+    let info: Value = serde_json::from_str(line.trim())
+        .unwrap_or_else(|e| panic!("{script} did not start (printed {line:?}): {e}"));
+    (Proc { child, name }, info)
+}
+
+pub struct Upstream {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+pub fn start_upstream() -> Upstream {
+    let (proc, info) = spawn_node("upstream.mjs", &[("PORT", "0".into())], "upstream");
+    let port = info["port"].as_u64().expect("port") as u16;
+    Upstream { proc, port }
+}
+
+pub struct OpenIdProvider {
+    pub proc: Proc,
+    pub issuer: String,
+    pub port: u16,
+}
+
+/// Starts the OpenID provider; `port` 0 = ephemeral. Each start has a new signing key.
+pub fn start_op(gateway_url: &str, port: u16) -> OpenIdProvider {
+    let (proc, info) = spawn_node(
+        "oidc-provider.mjs",
+        &[
+            ("PORT", port.to_string()),
+            ("TENANT_ID", TENANT.into()),
+            ("CLIENT_ID", CLIENT_ID.into()),
+            ("CLIENT_SECRET", CLIENT_SECRET.into()),
+            ("REDIRECT_URIS", format!("{gateway_url}/_authgate/callback/test-idp")),
+            ("POST_LOGOUT_REDIRECT_URIS", format!("{gateway_url}/_authgate/signed_out")),
+        ],
+        "oidc-provider",
+    );
+    OpenIdProvider {
+        proc,
+        issuer: info["issuer"].as_str().expect("issuer").to_string(),
+        port: info["port"].as_u64().expect("port") as u16,
+    }
+}
+
+pub struct Gateway {
+    pub proc: Proc,
+    pub url: String,
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Gateway {
+    /// The gateway's log so far (for assertions on the reasons it gives).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A config for the test topology; `extra_session` lines are appended under `session:`.
+pub fn config(port: u16, admin: u16, issuer: &str, upstream: u16, extra_session: &str) -> String {
+    format!(
+        r#"listen: ["127.0.0.1:{port}"]
+public_url: "http://127.0.0.1:{port}"
+admin:
+  listen: "127.0.0.1:{admin}"
+server:
+  threads: 2
+  shutdown_grace: 1s
+providers:
+  - name: test-idp
+    type: oidc
+    issuer: "{issuer}"
+    client_id: {CLIENT_ID}
+    client_secret: "${{TEST_CLIENT_SECRET}}"
+    user_claim: oid
+routes:
+  - name: app
+    upstream: "127.0.0.1:{upstream}"
+  - name: public
+    path_prefix: /public
+    upstream: "127.0.0.1:{upstream}"
+    public: true
+session:
+  secret: "${{TEST_SESSION_SECRET}}"
+{extra_session}
+"#
+    )
+}
+
+/// Starts the gateway binary with `yaml` and waits until /readyz answers 200.
+pub fn start_gateway(port: u16, admin: u16, yaml: &str) -> Gateway {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("gateway.yaml");
+    std::fs::write(&cfg, yaml).expect("write config");
+    let log = dir.path().join("gateway.log");
+    let logf = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .env("TEST_CLIENT_SECRET", CLIENT_SECRET)
+        .env("TEST_SESSION_SECRET", SESSION_SECRET)
+        .env("AUTHGATE_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().expect("log"))
+        .stderr(logf)
+        .spawn()
+        .expect("spawn authgate");
+    let gw = Gateway {
+        proc: Proc {
+            child,
+            name: "authgate",
+        },
+        url: format!("http://127.0.0.1:{port}"),
+        admin: format!("http://127.0.0.1:{admin}"),
+        dir,
+        log,
+    };
+    let client = Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(format!("{}/readyz", gw.admin)).send() {
+            if r.status() == 200 {
+                return gw;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gateway not ready within 30 s; log:\n{}",
+            gw.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The whole topology for one test.
+pub struct Env {
+    pub gw: Gateway,
+    pub op: OpenIdProvider,
+    pub upstream: Upstream,
+}
+
+pub fn start_env(extra_session: &str) -> Env {
+    let port = free_port();
+    let admin = free_port();
+    let upstream = start_upstream();
+    let op = start_op(&format!("http://127.0.0.1:{port}"), 0);
+    let gw = start_gateway(
+        port,
+        admin,
+        &config(port, admin, &op.issuer, upstream.port, extra_session),
+    );
+    Env { gw, op, upstream }
+}
+
+/// A cookie-keeping HTTP client that does not follow redirects by itself.
+pub struct Browser {
+    pub client: Client,
+    pub jar: Arc<Jar>,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        let jar = Arc::new(Jar::default());
+        let client = Client::builder()
+            .redirect(Policy::none())
+            .cookie_provider(jar.clone())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
+        Self { client, jar }
+    }
+
+    /// A navigation: `Accept: text/html`.
+    pub fn get(&self, url: &str) -> Response {
+        self.client
+            .get(url)
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
+    /// Follows redirects (as a browser would) until a non-redirect answer; returns it and
+    /// the URL it came from.
+    pub fn follow(&self, start: &str) -> (Response, String) {
+        let mut url = start.to_string();
+        for _ in 0..15 {
+            let r = self.get(&url);
+            if !r.status().is_redirection() {
+                return (r, url);
+            }
+            let loc = r
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .expect("redirect has a location")
+                .to_string();
+            url = reqwest::Url::parse(&url)
+                .and_then(|base| base.join(&loc))
+                .expect("location resolves")
+                .to_string();
+        }
+        panic!("too many redirects from {start}");
+    }
+
+    /// Follows the sign-in from `start` through the provider's login form as `user`, up to
+    /// the gateway's callback (not followed). Returns the callback URL.
+    pub fn login_until_callback(&self, start: &str, user: &str) -> String {
+        let mut url = start.to_string();
+        for _ in 0..20 {
+            let r = self.get(&url);
+            let here = url.clone();
+            if r.status().is_redirection() {
+                let loc = r.headers()["location"].to_str().expect("location").to_string();
+                url = reqwest::Url::parse(&here).unwrap().join(&loc).unwrap().to_string();
+                if url.contains("/_authgate/callback/") {
+                    return url;
+                }
+                continue;
+            }
+            let status = r.status();
+            let page = r.text().unwrap_or_default();
+            let action = form_action(&page)
+                .unwrap_or_else(|| panic!("no form on {here} ({status}):\n{page}"));
+            let action = reqwest::Url::parse(&here).unwrap().join(&action).unwrap();
+            let form: Vec<(&str, &str)> = if page.contains("name=\"login\"") {
+                vec![("prompt", "login"), ("login", user), ("password", "any")]
+            } else {
+                vec![("prompt", "consent")]
+            };
+            let r = self.client.post(action).form(&form).send().expect("post form");
+            assert!(r.status().is_redirection(), "form post answered {}", r.status());
+            let loc = r.headers()["location"].to_str().unwrap().to_string();
+            url = reqwest::Url::parse(&here).unwrap().join(&loc).unwrap().to_string();
+            if url.contains("/_authgate/callback/") {
+                return url;
+            }
+        }
+        panic!("sign-in did not reach the callback");
+    }
+
+    /// Full sign-in: start at `start` (a protected URL), log in as `user`, complete the
+    /// callback, and return the final response and URL.
+    pub fn sign_in(&self, start: &str, user: &str) -> (Response, String) {
+        let callback = self.login_until_callback(start, user);
+        self.follow(&callback)
+    }
+
+    /// The gateway session cookie's value, if the jar holds one for `url`.
+    pub fn cookie(&self, url: &str, name: &str) -> Option<String> {
+        let url = reqwest::Url::parse(url).ok()?;
+        let header = self.jar.cookies(&url)?;
+        let header = header.to_str().ok()?.to_string();
+        header.split(';').find_map(|p| {
+            let (n, v) = p.trim().split_once('=')?;
+            (n == name).then(|| v.to_string())
+        })
+    }
+}
+
+/// The action of the first form on a page (the provider renders it; never build it).
+pub fn form_action(html: &str) -> Option<String> {
+    let i = html.find("<form")?;
+    let rest = &html[i..];
+    let a = rest.find("action=\"")? + 8;
+    let end = rest[a..].find('"')?;
+    Some(rest[a..a + end].replace("&amp;", "&"))
+}
+
+/// The upstream's echo of a request, as JSON.
+pub fn echo(r: Response) -> Value {
+    let status = r.status();
+    let text = r.text().unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not an upstream echo ({status}): {text}"))
+}
+
+/// A plain API client (no cookies kept, no redirects followed).
+pub fn api() -> Client {
+    Client::builder()
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+pub fn write_file(path: &std::path::Path, text: &str) {
+    let mut f = std::fs::File::create(path).expect("create");
+    f.write_all(text.as_bytes()).expect("write");
+}
+
+/// Sends a request with an exact, unnormalized request target (HTTP clients resolve `..`
+/// themselves) and returns the status code and the whole response.
+pub fn raw_get(base: &str, target: &str) -> (u16, String) {
+    use std::io::Read;
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out)
+}
