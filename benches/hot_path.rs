@@ -1,1 +1,133 @@
-fn main(){}
+//! Micro-benchmarks of the hot path pieces: a request with a valid session pays for route
+//! matching, path normalization, header stripping, opening the sealed cookie, and injecting
+//! identity headers. Run: cargo bench --bench hot_path
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use authgate::config::{HeaderNames, RouteConfig, Secret, SessionConfig, StoreKind, Upstream};
+use authgate::headers::HeaderPlan;
+use authgate::identity::Identity;
+use authgate::route::{normalize_path, RouteTable};
+use authgate::session::{now_secs, Sessions};
+use criterion::{criterion_group, criterion_main, Criterion};
+use pingora::http::RequestHeader;
+
+fn identity() -> Identity {
+    Identity {
+        provider: "entra".into(),
+        user: "00000000-0000-0000-66f3-3332eca7ea81".into(),
+        email: Some("alice@contoso.example".into()),
+        name: Some("Alice Example".into()),
+        tenant: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
+        groups: (0..20)
+            .map(|i| format!("6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1{i:02}"))
+            .collect(),
+        roles: vec!["Reader".into(), "Admin".into()],
+    }
+}
+
+fn header_names() -> HeaderNames {
+    HeaderNames {
+        user: "X-Auth-User".into(),
+        email: "X-Auth-Email".into(),
+        name: "X-Auth-Name".into(),
+        groups: "X-Auth-Groups".into(),
+        roles: "X-Auth-Roles".into(),
+        tenant: "X-Auth-Tenant".into(),
+        provider: "X-Auth-Provider".into(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for store in [StoreKind::Cookie, StoreKind::Memory] {
+        let sessions = Sessions::new(SessionConfig {
+            cookie_name: "authgate_session".into(),
+            lifetime: Duration::from_secs(8 * 3600),
+            idle_timeout: Duration::from_secs(3600),
+            secure: true,
+            secret: Secret("b".repeat(48)),
+            store,
+            max_sessions: 1000,
+        })
+        .unwrap();
+        let cookie = rt.block_on(sessions.create(identity())).unwrap();
+        let now = now_secs();
+        c.bench_function(&format!("session_check_{store:?}"), |b| {
+            b.iter(|| rt.block_on(sessions.check(black_box(&cookie), now)))
+        });
+    }
+
+    let plan = HeaderPlan::new(&header_names()).unwrap();
+    let id = identity();
+    c.bench_function("strip_and_inject_headers", |b| {
+        b.iter_batched(
+            || {
+                let mut req = RequestHeader::build("GET", b"/app/page", None).unwrap();
+                for (k, v) in [
+                    ("host", "gw"),
+                    ("accept", "*/*"),
+                    ("user-agent", "bench"),
+                    ("cookie", "a=1; authgate_session=x"),
+                    ("x_auth_user", "spoof"),
+                ] {
+                    req.append_header(k, v).unwrap();
+                }
+                req
+            },
+            |mut req| {
+                plan.strip(&mut req);
+                plan.inject(&mut req, &id);
+                req
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
+    let routes: Vec<RouteConfig> = (0..20)
+        .map(|i| RouteConfig {
+            name: format!("r{i}"),
+            host: (i % 2 == 0).then(|| format!("app{i}.example")),
+            path_prefix: format!("/svc{i}"),
+            upstream: Upstream {
+                addr: "127.0.0.1:1".into(),
+                tls: false,
+                sni: String::new(),
+            },
+            public: false,
+            provider: 0,
+        })
+        .chain(std::iter::once(RouteConfig {
+            name: "root".into(),
+            host: None,
+            path_prefix: "/".into(),
+            upstream: Upstream {
+                addr: "127.0.0.1:1".into(),
+                tls: false,
+                sni: String::new(),
+            },
+            public: false,
+            provider: 0,
+        }))
+        .collect();
+    let table = RouteTable::new(&routes);
+    c.bench_function("route_match_21_routes", |b| {
+        b.iter(|| {
+            table
+                .find(
+                    black_box(Some("gw.example:8443")),
+                    black_box("/app/some/page"),
+                )
+                .map(|r| r.public)
+        })
+    });
+    c.bench_function("normalize_path", |b| {
+        b.iter(|| normalize_path(black_box("/app/some/page/with/segments")))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -44,7 +44,10 @@ impl ServeHttp for AdminApp {
                 if waiting.is_empty() {
                     reply(200, "text/plain", b"ready\n".to_vec())
                 } else {
-                    let body = format!("not ready: metadata not loaded for {}\n", waiting.join(", "));
+                    let body = format!(
+                        "not ready: metadata not loaded for {}\n",
+                        waiting.join(", ")
+                    );
                     reply(503, "text/plain", body.into_bytes())
                 }
             }

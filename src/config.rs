@@ -466,7 +466,10 @@ impl<'e> Reader<'e> {
         let listen_items = {
             let present = top.map.and_then(|m| m.get("listen")).is_some();
             if !present {
-                self.err("listen", "is required (a list of addresses like 0.0.0.0:8080)");
+                self.err(
+                    "listen",
+                    "is required (a list of addresses like 0.0.0.0:8080)",
+                );
             }
             self.list(&mut top, "listen")
         };
@@ -574,7 +577,10 @@ impl<'e> Reader<'e> {
                         "use letters, digits, '-' and '_' only (it appears in URLs)",
                     );
                 } else if !seen.insert(n.clone()) {
-                    self.err(join(&path, "name"), format!("duplicate provider name {n:?}"));
+                    self.err(
+                        join(&path, "name"),
+                        format!("duplicate provider name {n:?}"),
+                    );
                 }
             }
             let kind = self.required_string(&mut o, "type");
@@ -599,15 +605,15 @@ impl<'e> Reader<'e> {
     }
 
     fn oidc(&mut self, o: &mut Obj<'_>, path: &str) -> Option<OidcConfig> {
-        let issuer = self.required_string(o, "issuer").and_then(|s| {
-            match Url::parse(&s) {
+        let issuer = self
+            .required_string(o, "issuer")
+            .and_then(|s| match Url::parse(&s) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
                 _ => {
                     self.err(join(path, "issuer"), format!("{s:?} is not an http(s) URL"));
                     None
                 }
-            }
-        });
+            });
         let discovery_url = match self.string(o, "discovery_url") {
             Some(s) => match Url::parse(&s) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
@@ -660,16 +666,24 @@ impl<'e> Reader<'e> {
         let mut seen_keys = HashSet::new();
         for (i, (path, v)) in items.into_iter().enumerate() {
             let mut o = self.obj(&path, Some(v));
-            let name = self.string(&mut o, "name").unwrap_or_else(|| format!("route{i}"));
+            let name = self
+                .string(&mut o, "name")
+                .unwrap_or_else(|| format!("route{i}"));
             if !valid_name(&name) {
                 self.err(join(&path, "name"), "use letters, digits, '-' and '_' only");
             } else if !seen_names.insert(name.clone()) {
-                self.err(join(&path, "name"), format!("duplicate route name {name:?}"));
+                self.err(
+                    join(&path, "name"),
+                    format!("duplicate route name {name:?}"),
+                );
             }
             let host = self.string(&mut o, "host").map(|h| h.to_ascii_lowercase());
             if let Some(h) = &host {
                 if h.is_empty() || h.contains(['/', ':', ' ']) {
-                    self.err(join(&path, "host"), "expected a bare host name, without port");
+                    self.err(
+                        join(&path, "host"),
+                        "expected a bare host name, without port",
+                    );
                 }
             }
             let path_prefix = self
@@ -779,7 +793,10 @@ impl<'e> Reader<'e> {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             || cookie_name.is_empty()
         {
-            self.err("session.cookie_name", "use letters, digits, '-' and '_' only");
+            self.err(
+                "session.cookie_name",
+                "use letters, digits, '-' and '_' only",
+            );
         }
         let lifetime = self
             .duration(&mut o, "lifetime")
@@ -801,7 +818,11 @@ impl<'e> Reader<'e> {
                 "is true but public_url is http: browsers would drop the cookie",
             );
         }
-        let secret = o.map.is_some().then(|| self.secret(&mut o, "secret")).flatten();
+        let secret = o
+            .map
+            .is_some()
+            .then(|| self.secret(&mut o, "secret"))
+            .flatten();
         if let Some(s) = &secret {
             if s.0.len() < 32 {
                 self.err(
@@ -849,7 +870,10 @@ impl<'e> Reader<'e> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
-                r.err(join("headers", key), format!("{v:?} is not a valid header name"));
+                r.err(
+                    join("headers", key),
+                    format!("{v:?} is not a valid header name"),
+                );
             }
             v
         };
@@ -876,8 +900,7 @@ impl<'e> Reader<'e> {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
@@ -938,7 +961,10 @@ session:
         assert_eq!(c.routes.len(), 2);
         assert!(c.routes[1].public);
         assert_eq!(c.session.cookie_name, "authgate_session");
-        assert!(!c.session.secure, "http public_url defaults secure to false");
+        assert!(
+            !c.session.secure,
+            "http public_url defaults secure to false"
+        );
         assert_eq!(c.headers.user, "X-Auth-User");
         let ProviderKind::Oidc(o) = &c.providers[0].kind;
         assert_eq!(
@@ -1003,7 +1029,10 @@ colour: blue
             "client_secret: x\n    client_secret_file: /nonexistent",
         );
         let errs = Config::parse(&text, &env).expect_err("both").0;
-        assert!(errs.iter().any(|e| e.message.contains("not both")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.message.contains("not both")),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -58,8 +58,8 @@ impl Gateway {
         providers: Vec<Arc<Provider>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
-        let sessions = Sessions::new(cfg.session.clone())
-            .ok_or("session.secret must be at least 32 bytes")?;
+        let sessions =
+            Sessions::new(cfg.session.clone()).ok_or("session.secret must be at least 32 bytes")?;
         let headers = HeaderPlan::new(&cfg.headers).map_err(|e| e.to_string())?;
         Ok(Self {
             public_url: cfg.public_url.clone(),
@@ -118,11 +118,7 @@ impl Gateway {
     /// No session: browsers are sent to sign in, API callers get a 401.
     async fn challenge(&self, session: &mut Session, route: &Route) -> Result<()> {
         let req = session.req_header();
-        let path_and_query = req
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
+        let path_and_query = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let return_to = return_to::sanitize(path_and_query, &self.public_url);
         if wants_html(req) {
             let pending_logins = self.count_login_cookies(req);
@@ -170,33 +166,46 @@ impl Gateway {
         pending_logins: Vec<String>,
     ) -> Result<()> {
         let Some(p) = self.providers.get(provider) else {
-            return page(session, 500, "Gateway misconfigured", "This route names no identity provider.", None).await;
+            return page(
+                session,
+                500,
+                "Gateway misconfigured",
+                "This route names no identity provider.",
+                None,
+            )
+            .await;
         };
         let Provider::Oidc(oidc) = p.as_ref();
         match oidc.begin(return_to) {
             Ok((url, pending)) => {
                 let name = self.login_cookie_name(&pending.s);
                 let Some(sealed) = self.sessions.sealer().seal(&name, &pending) else {
-                    return page(session, 500, "Sign-in failed", "Could not protect the sign-in state.", None).await;
+                    return page(
+                        session,
+                        500,
+                        "Sign-in failed",
+                        "Could not protect the sign-in state.",
+                        None,
+                    )
+                    .await;
                 };
-                let mut headers = vec![
-                    ("location", url.to_string()),
-                    (
-                        "set-cookie",
-                        self.sessions
-                            .cookie(&name, &sealed, &format!("{RESERVED_PREFIX}/"), Some(LOGIN_TTL)),
-                    ),
-                ];
+                let login_path = format!("{RESERVED_PREFIX}/");
+                let mut cookies =
+                    vec![self
+                        .sessions
+                        .cookie(&name, &sealed, &login_path, Some(LOGIN_TTL))];
                 // Many abandoned sign-ins: clear them so the Cookie header cannot grow forever.
                 if pending_logins.len() >= MAX_PENDING_LOGINS {
                     for old in pending_logins {
-                        headers.push((
-                            "set-cookie",
-                            self.sessions.cookie(&old, "", &format!("{RESERVED_PREFIX}/"), Some(Duration::ZERO)),
+                        cookies.push(self.sessions.cookie(
+                            &old,
+                            "",
+                            &login_path,
+                            Some(Duration::ZERO),
                         ));
                     }
                 }
-                respond(session, 302, "text/plain", Vec::new(), &headers).await
+                redirect(session, url.to_string(), &cookies).await
             }
             Err(e) => {
                 log::warn!("sign-in could not start with provider {}: {e}", p.name());
@@ -250,8 +259,20 @@ impl Gateway {
     }
 
     async fn callback(&self, session: &mut Session, provider_name: String) -> Result<()> {
-        let Some(provider) = self.providers.iter().find(|p| p.name() == provider_name).cloned() else {
-            return page(session, 404, "Unknown identity provider", "No provider by that name is configured.", None).await;
+        let Some(provider) = self
+            .providers
+            .iter()
+            .find(|p| p.name() == provider_name)
+            .cloned()
+        else {
+            return page(
+                session,
+                404,
+                "Unknown identity provider",
+                "No provider by that name is configured.",
+                None,
+            )
+            .await;
         };
         let q = query_pairs(session.req_header());
         let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -266,12 +287,22 @@ impl Gateway {
         let Some(state) = get("state").filter(|s| is_token(s)) else {
             fail("bad_state");
             log::warn!("sign-in callback for {provider_name} refused: missing or malformed state");
-            return page(session, 400, "Sign-in failed", "The sign-in response had no valid state. Start again.", None).await;
+            return page(
+                session,
+                400,
+                "Sign-in failed",
+                "The sign-in response had no valid state. Start again.",
+                None,
+            )
+            .await;
         };
         let cookie_name = self.login_cookie_name(state);
-        let clear = self
-            .sessions
-            .cookie(&cookie_name, "", &format!("{RESERVED_PREFIX}/"), Some(Duration::ZERO));
+        let clear = self.sessions.cookie(
+            &cookie_name,
+            "",
+            &format!("{RESERVED_PREFIX}/"),
+            Some(Duration::ZERO),
+        );
         let pending: Option<PendingLogin> = session
             .req_header()
             .headers
@@ -290,15 +321,28 @@ impl Gateway {
             log::warn!("sign-in callback for {provider_name} refused: state does not match a sign-in started in this browser (expired, replayed across browsers, or cookies blocked)");
             // The login cookie (if any) is left alone: it may belong to a genuine sign-in
             // still in flight, and a forged callback must not be able to cancel it.
-            return page_with(session, 400, "Sign-in failed",
+            return sign_in_failed(
+                session,
+                400,
                 "This sign-in was not started in this browser, or it took too long. Start again.",
-                None, Some((&restart, "Sign in again")), &[]).await;
+                None,
+                &restart,
+                &[],
+            )
+            .await;
         };
         if self.used_states.contains_key(state) {
             fail("replay");
             log::warn!("sign-in callback for {provider_name} refused: this callback was already used (replay)");
-            return page_with(session, 400, "Sign-in failed", "This sign-in response was already used.",
-                None, Some((&restart, "Sign in again")), &[("set-cookie", clear)]).await;
+            return sign_in_failed(
+                session,
+                400,
+                "This sign-in response was already used.",
+                None,
+                &restart,
+                &[("set-cookie", clear)],
+            )
+            .await;
         }
         self.used_states.insert(state.to_string(), ());
 
@@ -314,8 +358,15 @@ impl Gateway {
         }
         let Some(code) = get("code").filter(|c| !c.is_empty() && c.len() <= 4096) else {
             fail("bad_callback");
-            return page_with(session, 400, "Sign-in failed", "The sign-in response had no code.",
-                None, Some((&restart, "Sign in again")), &[("set-cookie", clear)]).await;
+            return sign_in_failed(
+                session,
+                400,
+                "The sign-in response had no code.",
+                None,
+                &restart,
+                &[("set-cookie", clear)],
+            )
+            .await;
         };
         let Provider::Oidc(oidc) = provider.as_ref();
         let identity = match oidc.finish(&pending, code, get("iss")).await {
@@ -327,9 +378,11 @@ impl Gateway {
                     IdpError::NotReady | IdpError::Discovery(_) => 502,
                     _ => 400,
                 };
-                return page_with(session, status, "Sign-in failed",
-                    "The sign-in could not be verified. Start again; if it keeps failing, send the details below to your administrator.",
-                    Some(&e.to_string()), Some((&restart, "Sign in again")), &[("set-cookie", clear)]).await;
+                let message = "The sign-in could not be verified. Start again; if it keeps failing, send the details below to your administrator.";
+                let detail = e.to_string();
+                let clear = [("set-cookie", clear)];
+                return sign_in_failed(session, status, message, Some(&detail), &restart, &clear)
+                    .await;
             }
         };
         let (user, tenant) = (identity.user.clone(), identity.tenant.clone());
@@ -344,18 +397,22 @@ impl Gateway {
                     tenant.as_deref().unwrap_or("-")
                 );
                 let location = self.public(&pending.r);
-                respond(session, 302, "text/plain", Vec::new(), &[
-                    ("location", location),
-                    ("set-cookie", self.sessions.set_cookie(&sealed)),
-                    ("set-cookie", clear),
-                ])
-                .await
+                let cookies = [self.sessions.set_cookie(&sealed), clear];
+                redirect(session, location, &cookies).await
             }
             Err(e) => {
                 fail("session");
                 log::error!("sign-in with {provider_name} for {user}: session not created: {e}");
-                page_with(session, 500, "Sign-in failed", "The session could not be created.",
-                    Some(&e.to_string()), None, &[("set-cookie", clear)]).await
+                page_with(
+                    session,
+                    500,
+                    "Sign-in failed",
+                    "The session could not be created.",
+                    Some(&e.to_string()),
+                    None,
+                    &[("set-cookie", clear)],
+                )
+                .await
             }
         }
     }
@@ -379,7 +436,10 @@ impl Gateway {
         let signed_out = self.public(&format!("{RESERVED_PREFIX}/signed_out"));
         let location = match &who {
             Some(id) => {
-                self.metrics.sign_outs.with_label_values(&[&id.provider]).inc();
+                self.metrics
+                    .sign_outs
+                    .with_label_values(&[&id.provider])
+                    .inc();
                 log::info!("audit: sign-out provider={} user={}", id.provider, id.user);
                 self.providers
                     .iter()
@@ -392,11 +452,7 @@ impl Gateway {
             }
             None => signed_out,
         };
-        respond(session, 302, "text/plain", Vec::new(), &[
-            ("location", location),
-            ("set-cookie", self.sessions.clear_cookie()),
-        ])
-        .await
+        redirect(session, location, &[self.sessions.clear_cookie()]).await
     }
 }
 
@@ -421,24 +477,37 @@ impl ProxyHttp for Gateway {
             Ok(Some(normal)) => set_path(session.req_header_mut(), &normal),
             Err(why) => {
                 log::warn!("request refused: path {path:?}: {why:?}");
-                page(session, 400, "Bad request", "The request path is not acceptable.", None).await?;
+                page(
+                    session,
+                    400,
+                    "Bad request",
+                    "The request path is not acceptable.",
+                    None,
+                )
+                .await?;
                 return Ok(true);
             }
         }
         let req = session.req_header();
-        let Some(route) = self
-            .routes
-            .find(request_host(req), req.uri.path())
-            .cloned()
-        else {
-            page(session, 404, "Not found", "No application is configured at this address.", None).await?;
+        let Some(route) = self.routes.find(request_host(req), req.uri.path()).cloned() else {
+            page(
+                session,
+                404,
+                "Not found",
+                "No application is configured at this address.",
+                None,
+            )
+            .await?;
             return Ok(true);
         };
         ctx.route = Some(route.clone());
         // 3. Nobody but the gateway sets identity headers.
         let stripped = self.headers.strip(session.req_header_mut());
         if stripped > 0 {
-            log::info!("stripped {stripped} client-sent identity header(s) on route {}", route.name);
+            log::info!(
+                "stripped {stripped} client-sent identity header(s) on route {}",
+                route.name
+            );
         }
         if route.public {
             return Ok(false);
@@ -462,7 +531,11 @@ impl ProxyHttp for Gateway {
             return Error::e_explain(ErrorType::InternalError, "no route chosen");
         };
         let u = &route.upstream;
-        Ok(Box::new(HttpPeer::new(u.addr.as_str(), u.tls, u.sni.clone())))
+        Ok(Box::new(HttpPeer::new(
+            u.addr.as_str(),
+            u.tls,
+            u.sni.clone(),
+        )))
     }
 
     async fn upstream_request_filter(
@@ -481,7 +554,10 @@ impl ProxyHttp for Gateway {
             .iter()
             .filter_map(|h| h.to_str().ok().map(str::to_string))
             .collect();
-        if cookies.iter().any(|c| c.contains(self.sessions.cfg.cookie_name.as_str())) {
+        if cookies
+            .iter()
+            .any(|c| c.contains(self.sessions.cfg.cookie_name.as_str()))
+        {
             upstream.remove_header(&http::header::COOKIE);
             let kept: Vec<String> = cookies
                 .iter()
@@ -492,7 +568,11 @@ impl ProxyHttp for Gateway {
             }
         }
         if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
-            let xff = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            let xff = match upstream
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
                 Some(prev) => format!("{prev}, {}", addr.ip()),
                 None => addr.ip().to_string(),
             };
@@ -531,9 +611,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
-        let status = session
-            .response_written()
-            .map_or(0, |r| r.status.as_u16());
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let route = ctx.route.as_ref().map_or("_gateway", |r| r.name.as_str());
         self.metrics
             .requests
@@ -545,26 +623,32 @@ impl ProxyHttp for Gateway {
     }
 }
 
+/// Common codes by value, the rest by class: bounded label values.
 fn status_label(status: u16) -> &'static str {
-    match status {
-        200 => "200",
-        204 => "204",
-        301 => "301",
-        302 => "302",
-        304 => "304",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        500 => "500",
-        502 => "502",
-        503 => "503",
-        504 => "504",
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
+    const KNOWN: [(u16, &str); 13] = [
+        (200, "200"),
+        (204, "204"),
+        (301, "301"),
+        (302, "302"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+        (504, "504"),
+    ];
+    if let Some((_, label)) = KNOWN.iter().find(|(code, _)| *code == status) {
+        return label;
+    }
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
         _ => "none",
     }
 }
@@ -590,9 +674,11 @@ fn wants_html(req: &RequestHeader) -> bool {
 }
 
 fn request_host(req: &RequestHeader) -> Option<&str> {
-    req.uri
-        .host()
-        .or_else(|| req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()))
+    req.uri.host().or_else(|| {
+        req.headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
 }
 
 fn set_path(req: &mut RequestHeader, path: &str) {
@@ -619,7 +705,9 @@ fn query_pairs(req: &RequestHeader) -> Vec<(String, String)> {
 
 /// State values the gateway issues: 43 base64url characters.
 fn is_token(s: &str) -> bool {
-    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -627,6 +715,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Writes a complete response from a filter: always with `Content-Length` (pingora #498).
+/// A 302 to `location`, setting `cookies`.
+async fn redirect(session: &mut Session, location: String, cookies: &[String]) -> Result<()> {
+    let mut headers = vec![("location", location)];
+    headers.extend(cookies.iter().map(|c| ("set-cookie", c.clone())));
+    respond(session, 302, "text/plain", Vec::new(), &headers).await
+}
+
 async fn respond(
     session: &mut Session,
     status: u16,
@@ -649,14 +744,46 @@ async fn respond(
         resp.append_header(k.to_string(), v.as_str())?;
     }
     let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
-    session.write_response_header(Box::new(resp), head_only).await?;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
     if !head_only {
-        session.write_response_body(Some(Bytes::from(body)), true).await?;
+        session
+            .write_response_body(Some(Bytes::from(body)), true)
+            .await?;
     }
     Ok(())
 }
 
-async fn page(session: &mut Session, status: u16, title: &str, message: &str, detail: Option<&str>) -> Result<()> {
+/// A failed sign-in: what happened, and a way to start again.
+async fn sign_in_failed(
+    session: &mut Session,
+    status: u16,
+    message: &str,
+    detail: Option<&str>,
+    restart: &str,
+    extra: &[(&str, String)],
+) -> Result<()> {
+    let action = Some((restart, "Sign in again"));
+    page_with(
+        session,
+        status,
+        "Sign-in failed",
+        message,
+        detail,
+        action,
+        extra,
+    )
+    .await
+}
+
+async fn page(
+    session: &mut Session,
+    status: u16,
+    title: &str,
+    message: &str,
+    detail: Option<&str>,
+) -> Result<()> {
     page_with(session, status, title, message, detail, None, &[]).await
 }
 
@@ -670,5 +797,12 @@ async fn page_with(
     extra: &[(&str, String)],
 ) -> Result<()> {
     let html = pages::page(title, message, detail, action);
-    respond(session, status, "text/html; charset=utf-8", html.into_bytes(), extra).await
+    respond(
+        session,
+        status,
+        "text/html; charset=utf-8",
+        html.into_bytes(),
+        extra,
+    )
+    .await
 }

@@ -82,28 +82,15 @@ impl HeaderPlan {
         set(req, name, id.name.as_deref());
         set(req, tenant, id.tenant.as_deref());
         set(req, provider, Some(&id.provider));
-        let joined;
-        set(
-            req,
-            groups,
-            if id.groups.is_empty() {
-                None
-            } else {
-                joined = id.groups.join(",");
-                Some(&joined)
-            },
-        );
-        let joined;
-        set(
-            req,
-            roles,
-            if id.roles.is_empty() {
-                None
-            } else {
-                joined = id.roles.join(",");
-                Some(&joined)
-            },
-        );
+        set_list(req, groups, &id.groups);
+        set_list(req, roles, &id.roles);
+    }
+}
+
+/// A list header, comma-joined; absent (not empty) when the list is empty.
+fn set_list(req: &mut RequestHeader, name: &HeaderName, values: &[String]) {
+    if !values.is_empty() {
+        set(req, name, Some(&values.join(",")));
     }
 }
 
@@ -112,7 +99,9 @@ fn set(req: &mut RequestHeader, name: &HeaderName, value: Option<&str>) {
         if let Ok(v) = HeaderValue::from_str(v) {
             let _ = req.insert_header(name.clone(), v);
         } else {
-            log::warn!("identity header {name} dropped: value has characters a header cannot carry");
+            log::warn!(
+                "identity header {name} dropped: value has characters a header cannot carry"
+            );
         }
     }
 }
@@ -152,7 +141,13 @@ mod tests {
     #[test]
     fn strips_every_spelling() {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        for n in ["x-auth-user", "X_AUTH_USER", "x_Auth-Email", "X-AUTH-ROLES", "x-other"] {
+        for n in [
+            "x-auth-user",
+            "X_AUTH_USER",
+            "x_Auth-Email",
+            "X-AUTH-ROLES",
+            "x-other",
+        ] {
             req.append_header(n.to_string(), "spoof").unwrap();
         }
         assert_eq!(plan().strip(&mut req), 4);
@@ -185,6 +180,9 @@ mod tests {
             without_cookies("a=1; authgate_session=xyz; b=2", ours).as_deref(),
             Some("a=1; b=2")
         );
-        assert_eq!(without_cookies("authgate_session=x;authgate_login_ab=y", ours), None);
+        assert_eq!(
+            without_cookies("authgate_session=x;authgate_login_ab=y", ours),
+            None
+        );
     }
 }

@@ -28,11 +28,17 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("authgate_requests_total", "Requests handled, by route and status code"),
+            Opts::new(
+                "authgate_requests_total",
+                "Requests handled, by route and status code",
+            ),
             &["route", "status"],
         )?;
         let sign_ins = IntCounterVec::new(
-            Opts::new("authgate_sign_ins_total", "Completed sign-in attempts, by provider and result"),
+            Opts::new(
+                "authgate_sign_ins_total",
+                "Completed sign-in attempts, by provider and result",
+            ),
             &["provider", "result"],
         )?;
         let upstream_duration = HistogramVec::new(
@@ -41,7 +47,8 @@ impl Metrics {
                 "Time until the upstream's response header arrived, by route",
             )
             .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
             ]),
             &["route"],
         )?;
@@ -60,7 +67,10 @@ impl Metrics {
             &["provider", "kind", "result"],
         )?;
         let idp_ready = IntGaugeVec::new(
-            Opts::new("authgate_idp_ready", "1 when the provider's metadata and keys are loaded"),
+            Opts::new(
+                "authgate_idp_ready",
+                "1 when the provider's metadata and keys are loaded",
+            ),
             &["provider"],
         )?;
         let build_info = IntGaugeVec::new(

@@ -18,12 +18,23 @@ pub fn escape(s: &str) -> String {
 
 /// A page: `title` and `message` are plain text (escaped here); `detail` is shown as a
 /// preformatted block when present; `action` is a (href, label) link.
-pub fn page(title: &str, message: &str, detail: Option<&str>, action: Option<(&str, &str)>) -> String {
+pub fn page(
+    title: &str,
+    message: &str,
+    detail: Option<&str>,
+    action: Option<(&str, &str)>,
+) -> String {
     let detail = detail
         .map(|d| format!("<pre>{}</pre>", escape(d)))
         .unwrap_or_default();
     let action = action
-        .map(|(href, label)| format!(r#"<p><a class="btn" href="{}">{}</a></p>"#, escape(href), escape(label)))
+        .map(|(href, label)| {
+            format!(
+                r#"<p><a class="btn" href="{}">{}</a></p>"#,
+                escape(href),
+                escape(label)
+            )
+        })
         .unwrap_or_default();
     format!(
         r#"<!doctype html>

@@ -37,7 +37,9 @@ fn safe(candidate: &str, origin: &Url) -> Option<String> {
     // upstream may decode `%2F%2Fevil` into `//evil`.
     let mut decoded = path.clone();
     for _ in 0..3 {
-        let next = percent_decode_str(&decoded).decode_utf8_lossy().into_owned();
+        let next = percent_decode_str(&decoded)
+            .decode_utf8_lossy()
+            .into_owned();
         if !starts_as_path(&next) {
             return None;
         }
@@ -58,7 +60,10 @@ fn starts_as_path(p: &str) -> bool {
 }
 
 fn is_plain_path(p: &str) -> bool {
-    starts_as_path(p) && !p.chars().any(|c| c.is_control() || c == '\\' || c.is_whitespace())
+    starts_as_path(p)
+        && !p
+            .chars()
+            .any(|c| c.is_control() || c == '\\' || c.is_whitespace())
 }
 
 #[cfg(test)]

@@ -24,14 +24,16 @@ impl RouteTable {
     pub fn new(cfg: &[RouteConfig]) -> Self {
         let mut routes: Vec<Arc<Route>> = cfg
             .iter()
-            .map(|r| Arc::new(Route {
-                name: r.name.clone(),
-                host: r.host.clone(),
-                prefix: r.path_prefix.clone(),
-                upstream: r.upstream.clone(),
-                public: r.public,
-                provider: r.provider,
-            }))
+            .map(|r| {
+                Arc::new(Route {
+                    name: r.name.clone(),
+                    host: r.host.clone(),
+                    prefix: r.path_prefix.clone(),
+                    upstream: r.upstream.clone(),
+                    public: r.public,
+                    provider: r.provider,
+                })
+            })
             .collect();
         routes.sort_by(|a, b| {
             b.host
@@ -82,7 +84,11 @@ mod tests {
             name: name.into(),
             host: host.map(Into::into),
             path_prefix: prefix.into(),
-            upstream: Upstream { addr: "127.0.0.1:1".into(), tls: false, sni: String::new() },
+            upstream: Upstream {
+                addr: "127.0.0.1:1".into(),
+                tls: false,
+                sni: String::new(),
+            },
             public: false,
             provider: 0,
         }
@@ -97,7 +103,10 @@ mod tests {
         ]);
         assert_eq!(t.find(Some("x"), "/api/v1").unwrap().name, "api");
         assert_eq!(t.find(Some("x"), "/apiary").unwrap().name, "root");
-        assert_eq!(t.find(Some("APP.example:8443"), "/api").unwrap().name, "host");
+        assert_eq!(
+            t.find(Some("APP.example:8443"), "/api").unwrap().name,
+            "host"
+        );
         assert_eq!(t.find(None, "/").unwrap().name, "root");
     }
 
@@ -125,7 +134,11 @@ pub enum BadPath {
 /// refuses dot segments and encoded separators. Returns `Ok(None)` when already normal.
 pub fn normalize_path(path: &str) -> Result<Option<String>, BadPath> {
     if !path.starts_with('/') {
-        return if path == "*" { Ok(None) } else { Err(BadPath::NotAbsolute) };
+        return if path == "*" {
+            Ok(None)
+        } else {
+            Err(BadPath::NotAbsolute)
+        };
     }
     let b = path.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -134,8 +147,10 @@ pub fn normalize_path(path: &str) -> Result<Option<String>, BadPath> {
         let c = b[i];
         if c == b'%' {
             let hex = |x: u8| (x as char).to_digit(16);
-            let (Some(h), Some(l)) = (b.get(i + 1).and_then(|x| hex(*x)), b.get(i + 2).and_then(|x| hex(*x)))
-            else {
+            let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|x| hex(*x)),
+                b.get(i + 2).and_then(|x| hex(*x)),
+            ) else {
                 out.push(c);
                 i += 1;
                 continue;
@@ -161,14 +176,19 @@ pub fn normalize_path(path: &str) -> Result<Option<String>, BadPath> {
         out.push(c);
         i += 1;
     }
-    if out.split(|c| *c == b'/').any(|seg| seg == b"." || seg == b"..") {
+    if out
+        .split(|c| *c == b'/')
+        .any(|seg| seg == b"." || seg == b"..")
+    {
         return Err(BadPath::DotSegment);
     }
     if out == b {
         return Ok(None);
     }
     // Only ASCII was decoded, so this cannot fail; refuse rather than unwrap anyway.
-    String::from_utf8(out).map(Some).map_err(|_| BadPath::AmbiguousSeparator)
+    String::from_utf8(out)
+        .map(Some)
+        .map_err(|_| BadPath::AmbiguousSeparator)
 }
 
 #[cfg(test)]
@@ -178,11 +198,26 @@ mod path_tests {
     #[test]
     fn path_tricks() {
         assert_eq!(normalize_path("/a/b?x"), Ok(None));
-        assert_eq!(normalize_path("//admin//x").unwrap().as_deref(), Some("/admin/x"));
-        assert_eq!(normalize_path("/%61dmin").unwrap().as_deref(), Some("/admin"));
+        assert_eq!(
+            normalize_path("//admin//x").unwrap().as_deref(),
+            Some("/admin/x")
+        );
+        assert_eq!(
+            normalize_path("/%61dmin").unwrap().as_deref(),
+            Some("/admin")
+        );
         assert_eq!(normalize_path("/a%20b"), Ok(None));
-        for bad in ["/public/../admin", "/public/%2e%2e/admin", "/./admin", "/public/%2E%2E", "/..",
-                    "/a%2Fb", "/a\\b", "/a%5cb", "/a%00"] {
+        for bad in [
+            "/public/../admin",
+            "/public/%2e%2e/admin",
+            "/./admin",
+            "/public/%2E%2E",
+            "/..",
+            "/a%2Fb",
+            "/a\\b",
+            "/a%5cb",
+            "/a%00",
+        ] {
             assert!(normalize_path(bad).is_err(), "{bad}");
         }
     }

@@ -133,8 +133,12 @@ pub enum StoreError {
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn load(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError>;
-    async fn save(&self, sid: &str, identity: Arc<Identity>, ttl: Duration)
-        -> Result<(), StoreError>;
+    async fn save(
+        &self,
+        sid: &str,
+        identity: Arc<Identity>,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
     async fn remove(&self, sid: &str) -> Result<(), StoreError>;
 }
 
@@ -287,7 +291,10 @@ impl Sessions {
         // for short idle timeouts.
         let refresh_after = (idle / 4).clamp(1, 60);
         let refreshed = if now.saturating_sub(ticket.seen) >= refresh_after {
-            let t = Ticket { seen: now, ..ticket };
+            let t = Ticket {
+                seen: now,
+                ..ticket
+            };
             self.sealer.seal(&self.cfg.cookie_name, &t)
         } else {
             None
@@ -300,14 +307,17 @@ impl Sessions {
 
     /// Ends the session a cookie names, wherever it lives. Unreadable cookies are ignored.
     pub async fn revoke(&self, sealed: &str) -> Option<Identity> {
-        let ticket = self
-            .sealer
-            .open::<Ticket>(&self.cfg.cookie_name, sealed)?;
+        let ticket = self.sealer.open::<Ticket>(&self.cfg.cookie_name, sealed)?;
         self.revoked.insert(ticket.sid.clone(), ());
         let mut identity = ticket.id.clone();
         if let Some(store) = &self.store {
             if identity.is_none() {
-                identity = store.load(&ticket.sid).await.ok().flatten().map(|a| (*a).clone());
+                identity = store
+                    .load(&ticket.sid)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|a| (*a).clone());
             }
             if let Err(e) = store.remove(&ticket.sid).await {
                 log::warn!("session store: could not remove a signed-out session: {e}");
@@ -393,22 +403,37 @@ mod tests {
             let v = s.create(alice()).await.unwrap();
             let now = now_secs();
             match s.check(&v, now).await {
-                Check::Valid { identity, refreshed } => {
+                Check::Valid {
+                    identity,
+                    refreshed,
+                } => {
                     assert_eq!(identity.user, "alice");
                     assert!(refreshed.is_none());
                 }
                 other => panic!("{other:?}"),
             }
-            assert!(matches!(s.check(&v, now + 3600).await, Check::Rejected(Rejection::Expired)));
-            assert!(matches!(s.check(&v, now + 600).await, Check::Rejected(Rejection::Idle)));
+            assert!(matches!(
+                s.check(&v, now + 3600).await,
+                Check::Rejected(Rejection::Expired)
+            ));
+            assert!(matches!(
+                s.check(&v, now + 600).await,
+                Check::Rejected(Rejection::Idle)
+            ));
             assert!(matches!(
                 s.check(&v, now + 200).await,
-                Check::Valid { refreshed: Some(_), .. }
+                Check::Valid {
+                    refreshed: Some(_),
+                    ..
+                }
             ));
             let mut bytes = v.clone().into_bytes();
             bytes[10] = if bytes[10] == b'A' { b'B' } else { b'A' };
             let tampered = String::from_utf8(bytes).unwrap();
-            assert!(matches!(s.check(&tampered, now).await, Check::Rejected(Rejection::Invalid)));
+            assert!(matches!(
+                s.check(&tampered, now).await,
+                Check::Rejected(Rejection::Invalid)
+            ));
             // Another key: foreign.
             let mut other = cfg(kind);
             other.secret = Secret("z".repeat(32));
@@ -416,7 +441,10 @@ mod tests {
             assert!(matches!(s2.check(&v, now).await, Check::Rejected(_)));
             // Revocation.
             assert_eq!(s.revoke(&v).await.map(|i| i.user), Some("alice".into()));
-            assert!(matches!(s.check(&v, now).await, Check::Rejected(Rejection::Revoked)));
+            assert!(matches!(
+                s.check(&v, now).await,
+                Check::Rejected(Rejection::Revoked)
+            ));
         }
     }
 

@@ -9,12 +9,19 @@ fn check(yaml: &str, envs: &[(&str, &str)]) -> (bool, String) {
     let path = dir.path().join("gateway.yaml");
     common::write_file(&path, yaml);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_authgate"));
-    cmd.arg("check").arg("-c").arg(&path).env_remove("AUTHGATE_SESSION_SECRET");
+    cmd.arg("check")
+        .arg("-c")
+        .arg(&path)
+        .env_remove("AUTHGATE_SESSION_SECRET");
     for (k, v) in envs {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -65,27 +72,40 @@ headers:
         "session.store",
         "headers.user",
     ] {
-        assert!(out.contains(&format!("  - {path}: ")), "no error for {path} in:\n{out}");
+        assert!(
+            out.contains(&format!("  - {path}: ")),
+            "no error for {path} in:\n{out}"
+        );
     }
     assert!(out.contains("NOPE_NOT_SET is not set"), "{out}");
 }
 
 #[test]
 fn shipped_gateway_yaml_is_valid() {
-    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.yaml")).unwrap();
+    let yaml =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.yaml")).unwrap();
     let (ok, out) = check(
         &yaml,
         &[
             ("DEMO_CLIENT_SECRET", "x"),
-            ("AUTHGATE_SESSION_SECRET", "0123456789abcdef0123456789abcdef0123"),
+            (
+                "AUTHGATE_SESSION_SECRET",
+                "0123456789abcdef0123456789abcdef0123",
+            ),
         ],
     );
     assert!(ok, "{out}");
-    assert!(out.contains("OK (2 route(s), 1 provider(s), 0 warning(s))"), "{out}");
+    assert!(
+        out.contains("OK (2 route(s), 1 provider(s), 0 warning(s))"),
+        "{out}"
+    );
     // Without the session secret in the environment, it says which variable is missing.
     let (ok, out) = check(&yaml, &[("DEMO_CLIENT_SECRET", "x")]);
     assert!(!ok);
-    assert!(out.contains("session.secret: environment variable AUTHGATE_SESSION_SECRET is not set"), "{out}");
+    assert!(
+        out.contains("session.secret: environment variable AUTHGATE_SESSION_SECRET is not set"),
+        "{out}"
+    );
 }
 
 #[test]

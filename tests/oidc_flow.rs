@@ -24,7 +24,11 @@ fn sign_in_reaches_upstream_with_identity_headers_and_without_gateway_cookies() 
     let b = Browser::new();
     let (resp, final_url) = b.sign_in(&format!("{}/reports/q3?x=1&y=2", env.gw.url), "alice");
     assert_eq!(resp.status(), 200);
-    assert_eq!(final_url, format!("{}/reports/q3?x=1&y=2", env.gw.url), "returns to the first URL");
+    assert_eq!(
+        final_url,
+        format!("{}/reports/q3?x=1&y=2", env.gw.url),
+        "returns to the first URL"
+    );
 
     let seen = echo(api_get(&b, &format!("{}/reports/q3", env.gw.url)));
     let h = &seen["headers"];
@@ -39,25 +43,41 @@ fn sign_in_reaches_upstream_with_identity_headers_and_without_gateway_cookies() 
     assert_eq!(h["x-auth-roles"], "Reader,Admin");
     assert_eq!(h["x-auth-provider"], "test-idp");
     let cookie = h["cookie"].as_str().unwrap_or("");
-    assert!(!cookie.contains("authgate_session"), "session cookie leaked upstream: {cookie}");
+    assert!(
+        !cookie.contains("authgate_session"),
+        "session cookie leaked upstream: {cookie}"
+    );
     // The provider's own cookies share the host (cookies are per host, not port) and pass.
-    assert!(cookie.contains("op_session"), "other cookies must pass untouched: {cookie}");
+    assert!(
+        cookie.contains("op_session"),
+        "other cookies must pass untouched: {cookie}"
+    );
 
     // Bob has no roles: the roles header is absent rather than empty.
     let b2 = Browser::new();
     b2.sign_in(&format!("{}/", env.gw.url), "bob");
     let seen = echo(api_get(&b2, &format!("{}/", env.gw.url)));
-    assert_eq!(seen["headers"]["x-auth-user"], "00000000-0000-0000-a1c4-7f3e2b1d9c55");
+    assert_eq!(
+        seen["headers"]["x-auth-user"],
+        "00000000-0000-0000-a1c4-7f3e2b1d9c55"
+    );
     assert!(seen["headers"].get("x-auth-roles").is_none());
 
-    let metrics = api().get(format!("{}/metrics", env.gw.admin)).send().unwrap().text().unwrap();
+    let metrics = api()
+        .get(format!("{}/metrics", env.gw.admin))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert!(
         metrics.contains(r#"authgate_sign_ins_total{provider="test-idp",result="success"} 2"#),
         "{metrics}"
     );
     assert!(metrics.contains(r#"authgate_requests_total{route="app",status="200"}"#));
     assert!(metrics.contains("authgate_upstream_duration_seconds_bucket{route=\"app\""));
-    assert!(env.gw.log_text().contains(&format!("audit: sign-in provider=test-idp user={ALICE_OID}")));
+    assert!(env.gw.log_text().contains(&format!(
+        "audit: sign-in provider=test-idp user={ALICE_OID}"
+    )));
 }
 
 #[test]
@@ -77,39 +97,66 @@ fn client_sent_identity_headers_never_reach_the_upstream() {
         spoofs.iter().fold(rb, |rb, (k, v)| rb.header(*k, *v))
     };
     // Public route: no identity at all may arrive.
-    let r = with_spoofs(api().get(format!("{}/public/info", env.gw.url))).send().unwrap();
+    let r = with_spoofs(api().get(format!("{}/public/info", env.gw.url)))
+        .send()
+        .unwrap();
     let seen = echo(r);
     for (k, _) in seen["headers"].as_object().unwrap() {
         let norm = k.replace('_', "-").to_ascii_lowercase();
-        assert!(!norm.starts_with("x-auth-"), "spoofed {k} reached the upstream: {seen}");
+        assert!(
+            !norm.starts_with("x-auth-"),
+            "spoofed {k} reached the upstream: {seen}"
+        );
     }
     // Signed in: only the gateway's values arrive.
     let b = Browser::new();
     b.sign_in(&format!("{}/", env.gw.url), "bob");
-    let r = with_spoofs(b.client.get(format!("{}/x", env.gw.url)).header("accept", "application/json"))
-        .send()
-        .unwrap();
+    let r = with_spoofs(
+        b.client
+            .get(format!("{}/x", env.gw.url))
+            .header("accept", "application/json"),
+    )
+    .send()
+    .unwrap();
     let seen = echo(r);
     let h = seen["headers"].as_object().unwrap();
     assert_eq!(h["x-auth-user"], "00000000-0000-0000-a1c4-7f3e2b1d9c55");
     assert_eq!(h["x-auth-email"], "bob@contoso.example");
-    assert!(h.get("x-auth-roles").is_none(), "spoofed roles survived: {seen}");
-    assert!(h.keys().all(|k| !k.contains('_')), "underscore spelling survived: {seen}");
+    assert!(
+        h.get("x-auth-roles").is_none(),
+        "spoofed roles survived: {seen}"
+    );
+    assert!(
+        h.keys().all(|k| !k.contains('_')),
+        "underscore spelling survived: {seen}"
+    );
     assert!(env.gw.log_text().contains("client-sent identity header(s)"));
 }
 
 #[test]
 fn api_callers_get_401_and_browsers_get_a_pkce_redirect() {
     let env = start_env("");
-    let r = api().get(format!("{}/api/items", env.gw.url)).send().unwrap();
+    let r = api()
+        .get(format!("{}/api/items", env.gw.url))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.headers()["content-length"], r.content_length().unwrap().to_string().as_str());
+    assert_eq!(
+        r.headers()["content-length"],
+        r.content_length().unwrap().to_string().as_str()
+    );
     let body: serde_json::Value = r.json().unwrap();
     assert_eq!(body["error"], "unauthenticated");
-    assert!(body["sign_in"].as_str().unwrap().contains("/_authgate/sign_in?rd=%2Fapi%2Fitems"));
+    assert!(body["sign_in"]
+        .as_str()
+        .unwrap()
+        .contains("/_authgate/sign_in?rd=%2Fapi%2Fitems"));
 
     // XHR and fetch() calls are API calls even when they accept HTML.
-    for (k, v) in [("x-requested-with", "XMLHttpRequest"), ("sec-fetch-mode", "cors")] {
+    for (k, v) in [
+        ("x-requested-with", "XMLHttpRequest"),
+        ("sec-fetch-mode", "cors"),
+    ] {
         let r = api()
             .get(format!("{}/page", env.gw.url))
             .header("accept", "text/html")
@@ -122,16 +169,26 @@ fn api_callers_get_401_and_browsers_get_a_pkce_redirect() {
     assert_eq!(r.status(), 302);
     assert_eq!(r.headers()["content-length"], "0");
     let loc = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    assert!(loc.as_str().starts_with(&format!("{}/auth?", env.op.issuer)), "{loc}");
+    assert!(
+        loc.as_str()
+            .starts_with(&format!("{}/auth?", env.op.issuer)),
+        "{loc}"
+    );
     let q: std::collections::HashMap<_, _> = loc.query_pairs().into_owned().collect();
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["client_id"], CLIENT_ID);
-    assert_eq!(q["redirect_uri"], format!("{}/_authgate/callback/test-idp", env.gw.url));
+    assert_eq!(
+        q["redirect_uri"],
+        format!("{}/_authgate/callback/test-idp", env.gw.url)
+    );
     assert_eq!(q["state"].len(), 43);
     assert_eq!(q["nonce"].len(), 43);
     assert!(q["scope"].split(' ').any(|s| s == "openid"));
     let set_cookie = r.headers()["set-cookie"].to_str().unwrap();
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),
+        "{set_cookie}"
+    );
 }
 
 #[test]
@@ -140,7 +197,9 @@ fn tampered_expired_idle_foreign_and_absent_cookies_are_no_session() {
     let url = format!("{}/data", env.gw.url);
     let b = Browser::new();
     b.sign_in(&url, "alice");
-    let good = b.cookie(&env.gw.url, "authgate_session").expect("session cookie");
+    let good = b
+        .cookie(&env.gw.url, "authgate_session")
+        .expect("session cookie");
     let with = |v: &str| {
         api()
             .get(&url)
@@ -176,18 +235,51 @@ fn tampered_expired_idle_foreign_and_absent_cookies_are_no_session() {
         }),
     };
     let mint = |t: &Ticket| sealer.seal("authgate_session", t).unwrap();
-    assert_eq!(with(&mint(&ticket(now - 10, now + 3600, now - 10))), 200, "control: a fresh minted ticket works");
-    assert_eq!(with(&mint(&ticket(now - 9000, now - 1, now - 100))), 401, "expired");
-    assert_eq!(with(&mint(&ticket(now - 7200, now + 3600, now - 3700))), 401, "idle past 1h");
+    assert_eq!(
+        with(&mint(&ticket(now - 10, now + 3600, now - 10))),
+        200,
+        "control: a fresh minted ticket works"
+    );
+    assert_eq!(
+        with(&mint(&ticket(now - 9000, now - 1, now - 100))),
+        401,
+        "expired"
+    );
+    assert_eq!(
+        with(&mint(&ticket(now - 7200, now + 3600, now - 3700))),
+        401,
+        "idle past 1h"
+    );
     // Sealed for another cookie name (the login cookie's) or with another key: foreign.
-    assert_eq!(with(&sealer.seal("authgate_session_login_x", &ticket(now, now + 60, now)).unwrap()), 401);
+    assert_eq!(
+        with(
+            &sealer
+                .seal("authgate_session_login_x", &ticket(now, now + 60, now))
+                .unwrap()
+        ),
+        401
+    );
     let other = Sealer::new(&[42u8; 48]).unwrap();
-    assert_eq!(with(&other.seal("authgate_session", &ticket(now, now + 60, now)).unwrap()), 401);
+    assert_eq!(
+        with(
+            &other
+                .seal("authgate_session", &ticket(now, now + 60, now))
+                .unwrap()
+        ),
+        401
+    );
 
-    let metrics = api().get(format!("{}/metrics", env.gw.admin)).send().unwrap().text().unwrap();
+    let metrics = api()
+        .get(format!("{}/metrics", env.gw.admin))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     for reason in ["invalid", "expired", "idle"] {
         assert!(
-            metrics.contains(&format!("authgate_session_rejections_total{{reason=\"{reason}\"}}")),
+            metrics.contains(&format!(
+                "authgate_session_rejections_total{{reason=\"{reason}\"}}"
+            )),
             "no {reason} count in\n{metrics}"
         );
     }
@@ -199,7 +291,12 @@ fn state_mismatch_cross_browser_and_replayed_code_are_refused() {
     let b = Browser::new();
     let callback = b.login_until_callback(&format!("{}/secret", env.gw.url), "alice");
     let cb = reqwest::Url::parse(&callback).unwrap();
-    let state: String = cb.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let state: String = cb
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
 
     // Another state value than the one this browser started with.
     let forged = callback.replace(&state, &format!("{}A", &state[..42]));
@@ -214,7 +311,10 @@ fn state_mismatch_cross_browser_and_replayed_code_are_refused() {
         .expect("login cookie");
     let r = b.get(&callback);
     assert_eq!(r.status(), 302, "the genuine callback completes");
-    assert_eq!(r.headers()["location"], format!("{}/secret", env.gw.url).as_str());
+    assert_eq!(
+        r.headers()["location"],
+        format!("{}/secret", env.gw.url).as_str()
+    );
 
     let replay = |base: &str| {
         api()
@@ -271,13 +371,20 @@ fn return_urls_never_leave_the_gateway_origin() {
         let callback = b.login_until_callback(&start, "alice");
         let r = b.get(&callback);
         assert_eq!(r.status(), 302);
-        assert_eq!(r.headers()["location"], format!("{}/", env.gw.url).as_str(), "rd={rd:?}");
+        assert_eq!(
+            r.headers()["location"],
+            format!("{}/", env.gw.url).as_str(),
+            "rd={rd:?}"
+        );
     }
     // A same-origin target is kept.
     let b = Browser::new();
     let start = format!("{}/_authgate/sign_in?rd=%2Fdocs%3Fpage%3D2", env.gw.url);
     let r = b.get(&b.login_until_callback(&start, "alice"));
-    assert_eq!(r.headers()["location"], format!("{}/docs?page=2", env.gw.url).as_str());
+    assert_eq!(
+        r.headers()["location"],
+        format!("{}/docs?page=2", env.gw.url).as_str()
+    );
 }
 
 #[test]
@@ -292,11 +399,17 @@ fn sign_out_ends_the_session_and_goes_to_the_provider() {
         let r = b.get(&format!("{}/_authgate/sign_out", env.gw.url));
         assert_eq!(r.status(), 302);
         let loc = r.headers()["location"].to_str().unwrap().to_string();
-        assert!(loc.starts_with(&format!("{}/session/end?", env.op.issuer)), "{loc}");
+        assert!(
+            loc.starts_with(&format!("{}/session/end?", env.op.issuer)),
+            "{loc}"
+        );
         assert!(loc.contains(&format!("client_id={CLIENT_ID}")));
         assert!(loc.contains("post_logout_redirect_uri="));
         let cleared = r.headers()["set-cookie"].to_str().unwrap();
-        assert!(cleared.starts_with("authgate_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+        assert!(
+            cleared.starts_with("authgate_session=;") && cleared.contains("Max-Age=0"),
+            "{cleared}"
+        );
 
         // A copy of the old cookie no longer works.
         let r = api()
@@ -319,28 +432,53 @@ fn unknown_signing_key_triggers_a_jwks_refresh() {
     let op_port = free_port();
     let upstream = start_upstream();
     let op = start_op(&format!("http://127.0.0.1:{port}"), op_port);
-    let gw = start_gateway(port, admin, &config(port, admin, &op.issuer, upstream.port, ""));
+    let gw = start_gateway(
+        port,
+        admin,
+        &config(port, admin, &op.issuer, upstream.port, ""),
+    );
     let (r, _) = Browser::new().sign_in(&format!("{}/", gw.url), "alice");
     assert_eq!(r.status(), 200);
     drop(op);
     let _op2 = start_op(&format!("http://127.0.0.1:{port}"), op_port);
     let (r, _) = Browser::new().sign_in(&format!("{}/", gw.url), "alice");
-    assert_eq!(r.status(), 200, "sign-in with the rotated key; log:\n{}", gw.log_text());
-    assert!(gw.log_text().contains("signing keys refreshed after an unknown key id"));
+    assert_eq!(
+        r.status(),
+        200,
+        "sign-in with the rotated key; log:\n{}",
+        gw.log_text()
+    );
+    assert!(gw
+        .log_text()
+        .contains("signing keys refreshed after an unknown key id"));
 }
 
 #[test]
 fn path_tricks_are_refused_before_routing() {
     let env = start_env("");
-    for path in ["/public/../admin", "/public/%2e%2e/admin", "/public/%2E%2E/admin", "/public%2f..%2fadmin", "/public/.%2e/admin"] {
+    for path in [
+        "/public/../admin",
+        "/public/%2e%2e/admin",
+        "/public/%2E%2E/admin",
+        "/public%2f..%2fadmin",
+        "/public/.%2e/admin",
+    ] {
         let (status, resp) = raw_get(&env.gw.url, path);
         assert_eq!(status, 400, "{path}: {resp}");
     }
     // Encoded unreserved characters are decoded before routing: this is the protected route.
-    let r = api().get(format!("{}/%70ublic-not/x", env.gw.url)).send().unwrap();
+    let r = api()
+        .get(format!("{}/%70ublic-not/x", env.gw.url))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 401);
     // And `//public` is the public route, as the upstream will see it.
-    let seen = echo(api().get(format!("{}//public//a", env.gw.url)).send().unwrap());
+    let seen = echo(
+        api()
+            .get(format!("{}//public//a", env.gw.url))
+            .send()
+            .unwrap(),
+    );
     assert_eq!(seen["url"], "/public/a");
 }
 
@@ -350,7 +488,12 @@ fn provider_errors_show_a_page_not_a_redirect() {
     let b = Browser::new();
     let r = b.get(&format!("{}/x", env.gw.url));
     let loc = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let state = loc.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let state = loc
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
     let r = b.get(&format!(
         "{}/_authgate/callback/test-idp?error=access_denied&error_description=AADSTS50105%3A+not+assigned&state={state}",
         env.gw.url

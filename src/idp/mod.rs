@@ -45,7 +45,11 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub fn build(cfg: &ProviderConfig, public_url: &Url, metrics: Arc<Metrics>) -> Result<Self, IdpError> {
+    pub fn build(
+        cfg: &ProviderConfig,
+        public_url: &Url,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, IdpError> {
         match &cfg.kind {
             ProviderKind::Oidc(o) => {
                 let redirect = public_url

@@ -14,9 +14,9 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreProviderMetadata,
 };
 use openidconnect::{
-    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    SignatureVerificationError,
+    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, SignatureVerificationError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -127,21 +127,29 @@ impl OidcProvider {
                 return Err(format!("{kind} fetch from {url}: HTTP {}", resp.status()));
             }
             if resp.content_length().unwrap_or(0) as usize > MAX_DOC_BYTES {
-                return Err(format!("{kind} from {url} is larger than {MAX_DOC_BYTES} bytes"));
+                return Err(format!(
+                    "{kind} from {url} is larger than {MAX_DOC_BYTES} bytes"
+                ));
             }
             let body = resp
                 .bytes()
                 .await
                 .map_err(|e| format!("{kind} fetch from {url} failed: {e}"))?;
             if body.len() > MAX_DOC_BYTES {
-                return Err(format!("{kind} from {url} is larger than {MAX_DOC_BYTES} bytes"));
+                return Err(format!(
+                    "{kind} from {url} is larger than {MAX_DOC_BYTES} bytes"
+                ));
             }
             Ok(body.to_vec())
         }
         .await;
         self.metrics
             .idp_fetches
-            .with_label_values(&[self.name.as_str(), kind, if result.is_ok() { "ok" } else { "error" }])
+            .with_label_values(&[
+                self.name.as_str(),
+                kind,
+                if result.is_ok() { "ok" } else { "error" },
+            ])
             .inc();
         result.map_err(IdpError::Discovery)
     }
@@ -154,12 +162,15 @@ impl OidcProvider {
 
     /// Fetches discovery and keys. On failure the last good copy stays in use.
     pub async fn load(&self) -> Result<(), IdpError> {
-        let body = self.fetch_json(&self.cfg.discovery_url, "discovery").await?;
-        let raw: Value = serde_json::from_slice(&body).map_err(|e| {
-            IdpError::Discovery(format!("discovery document is not JSON: {e}"))
-        })?;
+        let body = self
+            .fetch_json(&self.cfg.discovery_url, "discovery")
+            .await?;
+        let raw: Value = serde_json::from_slice(&body)
+            .map_err(|e| IdpError::Discovery(format!("discovery document is not JSON: {e}")))?;
         let metadata: CoreProviderMetadata = serde_json::from_value(raw.clone()).map_err(|e| {
-            IdpError::Discovery(format!("discovery document is not valid OpenID metadata: {e}"))
+            IdpError::Discovery(format!(
+                "discovery document is not valid OpenID metadata: {e}"
+            ))
         })?;
         let issuer = metadata.issuer().as_str().to_string();
         if issuer.trim_end_matches('/') != self.cfg.issuer.as_str().trim_end_matches('/') {
@@ -169,7 +180,9 @@ impl OidcProvider {
             )));
         }
         if metadata.token_endpoint().is_none() {
-            return Err(IdpError::Discovery("discovery document has no token_endpoint".into()));
+            return Err(IdpError::Discovery(
+                "discovery document has no token_endpoint".into(),
+            ));
         }
         let jwks_uri = metadata.jwks_uri().url().clone();
         let jwks = self.fetch_jwks(&jwks_uri).await?;
@@ -189,7 +202,10 @@ impl OidcProvider {
         if let Ok(mut slot) = self.loaded.write() {
             *slot = Some(Arc::new(loaded));
         }
-        self.metrics.idp_ready.with_label_values(&[&self.name]).set(1);
+        self.metrics
+            .idp_ready
+            .with_label_values(&[&self.name])
+            .set(1);
         Ok(())
     }
 
@@ -221,7 +237,10 @@ impl OidcProvider {
         }
         *last = Instant::now();
         let jwks = self.fetch_jwks(&current.jwks_uri).await?;
-        log::info!("provider {}: signing keys refreshed after an unknown key id", self.name);
+        log::info!(
+            "provider {}: signing keys refreshed after an unknown key id",
+            self.name
+        );
         let metadata = current.metadata.clone().set_jwks(jwks);
         let refreshed = Arc::new(Loaded {
             client: self.client_for(&metadata),

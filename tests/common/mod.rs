@@ -57,7 +57,9 @@ fn spawn_node(script: &str, envs: &[(&str, String)], name: &'static str) -> (Pro
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn node {script}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn node {script}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
     BufReader::new(stdout)
@@ -94,8 +96,14 @@ pub fn start_op(gateway_url: &str, port: u16) -> OpenIdProvider {
             ("TENANT_ID", TENANT.into()),
             ("CLIENT_ID", CLIENT_ID.into()),
             ("CLIENT_SECRET", CLIENT_SECRET.into()),
-            ("REDIRECT_URIS", format!("{gateway_url}/_authgate/callback/test-idp")),
-            ("POST_LOGOUT_REDIRECT_URIS", format!("{gateway_url}/_authgate/signed_out")),
+            (
+                "REDIRECT_URIS",
+                format!("{gateway_url}/_authgate/callback/test-idp"),
+            ),
+            (
+                "POST_LOGOUT_REDIRECT_URIS",
+                format!("{gateway_url}/_authgate/signed_out"),
+            ),
         ],
         "oidc-provider",
     );
@@ -284,8 +292,15 @@ impl Browser {
             let r = self.get(&url);
             let here = url.clone();
             if r.status().is_redirection() {
-                let loc = r.headers()["location"].to_str().expect("location").to_string();
-                url = reqwest::Url::parse(&here).unwrap().join(&loc).unwrap().to_string();
+                let loc = r.headers()["location"]
+                    .to_str()
+                    .expect("location")
+                    .to_string();
+                url = reqwest::Url::parse(&here)
+                    .unwrap()
+                    .join(&loc)
+                    .unwrap()
+                    .to_string();
                 if url.contains("/_authgate/callback/") {
                     return url;
                 }
@@ -301,10 +316,23 @@ impl Browser {
             } else {
                 vec![("prompt", "consent")]
             };
-            let r = self.client.post(action).form(&form).send().expect("post form");
-            assert!(r.status().is_redirection(), "form post answered {}", r.status());
+            let r = self
+                .client
+                .post(action)
+                .form(&form)
+                .send()
+                .expect("post form");
+            assert!(
+                r.status().is_redirection(),
+                "form post answered {}",
+                r.status()
+            );
             let loc = r.headers()["location"].to_str().unwrap().to_string();
-            url = reqwest::Url::parse(&here).unwrap().join(&loc).unwrap().to_string();
+            url = reqwest::Url::parse(&here)
+                .unwrap()
+                .join(&loc)
+                .unwrap()
+                .to_string();
             if url.contains("/_authgate/callback/") {
                 return url;
             }
@@ -344,7 +372,8 @@ pub fn form_action(html: &str) -> Option<String> {
 pub fn echo(r: Response) -> Value {
     let status = r.status();
     let text = r.text().unwrap_or_default();
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not an upstream echo ({status}): {text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("not an upstream echo ({status}): {text}"))
 }
 
 /// A plain API client (no cookies kept, no redirects followed).
@@ -371,6 +400,10 @@ pub fn raw_get(base: &str, target: &str) -> (u16, String) {
     write!(s, "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, out)
 }

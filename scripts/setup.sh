@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything authgate's build, demo and tests need on a Debian 12 machine.
+# Idempotent: only installs what is missing. Called by scripts/demo.sh and scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+# Build: pingora-core turns on zlib-ng (cmake); openssl-sys links the system OpenSSL.
+for pkg in pkg-config cmake libssl-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+# Peers: the OpenID provider and the upstream in tests/demo run on Node.js.
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: Node.js $node_major found; oidc-provider 9 needs Node.js 20 or later" >&2
+  exit 1
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust (1.88 or later) first" >&2
+  exit 1
+fi
+
+# npm peers, pinned by testenv/package-lock.json.
+if [ ! -d testenv/node_modules/oidc-provider ] || [ testenv/package-lock.json -nt testenv/node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages in testenv/"
+  (cd testenv && npm ci --no-audit --no-fund --loglevel=error)
+fi
