@@ -48,9 +48,9 @@ for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADM/readyz" >/dev/null 2>&1 
 jar=$work/jar
 form_url=$(curl -sL -c "$jar" -b "$jar" -H 'Accept: text/html' -o "$work/form.html" -w '%{url_effective}' "$GW/")
 action=$(grep -o 'action="[^"]*"' "$work/form.html" | head -1 | sed 's/action="//;s/"$//')
-origin=$(echo "$form_url" | grep -o '^http://[^/]*')
+action=$(python3 -c 'import sys,urllib.parse as u;print(u.urljoin(sys.argv[1],sys.argv[2]))' "$form_url" "$action")
 code=$(curl -sL -c "$jar" -b "$jar" -H 'Accept: text/html' -o /dev/null -w '%{http_code}' \
-  -d prompt=login -d login=alice -d password=x "$origin$action")
+  -d prompt=login -d login=alice -d password=x "$action" || true)
 SESSION=$(awk '$6=="authgate_session"{print $7}' "$jar")
 [ "$code" = 200 ] && [ -n "$SESSION" ] || { echo "sign-in failed (HTTP $code)"; exit 1; }
 

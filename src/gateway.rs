@@ -618,7 +618,12 @@ impl ProxyHttp for Gateway {
             .with_label_values(&[route, status_label(status)])
             .inc();
         if let Some(e) = e {
-            log::warn!("route {route}: request failed with {status}: {e}");
+            // A client hanging up is routine (load generators, closed tabs); the rest is not.
+            if *e.esource() == pingora::ErrorSource::Downstream {
+                log::debug!("route {route}: client went away: {e}");
+            } else {
+                log::warn!("route {route}: request failed with {status}: {e}");
+            }
         }
     }
 }
