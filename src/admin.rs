@@ -11,12 +11,15 @@ use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
+use arc_swap::ArcSwap;
+
+use crate::gateway::Core;
 use crate::idp::Provider;
 use crate::metrics::Metrics;
 
 pub struct AdminApp {
     pub metrics: Arc<Metrics>,
-    pub providers: Vec<Arc<Provider>>,
+    pub core: Arc<ArcSwap<Core>>,
 }
 
 fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -35,7 +38,8 @@ impl ServeHttp for AdminApp {
         match session.req_header().uri.path() {
             "/healthz" => reply(200, "text/plain", b"ok\n".to_vec()),
             "/readyz" => {
-                let waiting: Vec<&str> = self
+                let core = self.core.load();
+                let waiting: Vec<&str> = core
                     .providers
                     .iter()
                     .filter(|p| !p.is_ready())
@@ -51,7 +55,12 @@ impl ServeHttp for AdminApp {
                     reply(503, "text/plain", body.into_bytes())
                 }
             }
-            "/metrics" => reply(200, "text/plain; version=0.0.4", self.metrics.render()),
+            "/metrics" => {
+                if let Some(n) = self.core.load().sessions.stored_sessions() {
+                    self.metrics.sessions_stored.set(n as i64);
+                }
+                reply(200, "text/plain; version=0.0.4", self.metrics.render())
+            }
             _ => reply(404, "text/plain", b"not found\n".to_vec()),
         }
     }
@@ -60,7 +69,7 @@ impl ServeHttp for AdminApp {
 /// Loads every provider's metadata at start (retrying with back-off while it fails) and
 /// refreshes it hourly; a failed refresh keeps the last good copy.
 pub struct MetadataRefresher {
-    pub providers: Vec<Arc<Provider>>,
+    pub core: Arc<ArcSwap<Core>>,
 }
 
 const REFRESH_EVERY: Duration = Duration::from_secs(3600);
@@ -71,7 +80,9 @@ impl BackgroundService for MetadataRefresher {
         let mut backoff = Duration::from_millis(500);
         loop {
             let mut all_ready = true;
-            for p in &self.providers {
+            // The current configuration's providers: after a reload, new ones load here.
+            let providers = self.core.load().providers.clone();
+            for p in &providers {
                 let Provider::Oidc(o) = p.as_ref();
                 let due = match o.age() {
                     None => true,
@@ -90,7 +101,8 @@ impl BackgroundService for MetadataRefresher {
             }
             let wait = if all_ready {
                 backoff = Duration::from_millis(500);
-                Duration::from_secs(60)
+                // Short enough that a provider added by a reload is ready within seconds.
+                Duration::from_secs(2)
             } else {
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 backoff

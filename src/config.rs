@@ -30,7 +30,7 @@ impl fmt::Display for ConfigError {
 }
 
 /// All problems found in one file; never just the first.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
@@ -46,7 +46,7 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// The validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// Scheme, host and port the browser uses to reach the gateway (no trailing slash).
@@ -59,11 +59,15 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     pub session: SessionConfig,
     pub headers: HeaderNames,
+    pub forward_auth: ForwardAuth,
+    pub log_format: LogFormat,
+    /// Reload when the file changes (besides SIGHUP).
+    pub watch_config: bool,
     /// Non-fatal findings (inline secrets and the like), shown by `authgate check` and logged.
     pub warnings: Vec<ConfigError>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
     pub name: String,
     /// Lower-case host to match, without port; `None` matches any host.
@@ -75,7 +79,7 @@ pub struct RouteConfig {
     pub provider: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
     pub addr: String,
     pub tls: bool,
@@ -83,18 +87,18 @@ pub struct Upstream {
     pub sni: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
     pub name: String,
     pub kind: ProviderKind,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ProviderKind {
     Oidc(OidcConfig),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OidcConfig {
     pub issuer: Url,
     pub discovery_url: Url,
@@ -123,7 +127,7 @@ pub enum StoreKind {
     Memory,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
     pub cookie_name: String,
     pub lifetime: Duration,
@@ -135,7 +139,7 @@ pub struct SessionConfig {
     pub max_sessions: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HeaderNames {
     pub user: String,
     pub email: String,
@@ -157,6 +161,60 @@ impl HeaderNames {
             &self.tenant,
             &self.provider,
         ]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Forward-auth mode (ingress-nginx `auth-url`, Traefik ForwardAuth): the original request's
+/// URL comes from the controller's headers, trusted only from these addresses.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ForwardAuth {
+    pub enabled: bool,
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// An address range such as `10.0.0.0/8` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (ip, prefix) = match s.split_once('/') {
+            Some((ip, p)) => (ip.parse::<std::net::IpAddr>().ok()?, p.parse::<u8>().ok()?),
+            None => {
+                let ip = s.parse::<std::net::IpAddr>().ok()?;
+                (ip, if ip.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(Cidr { net: ip, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map(V4).unwrap_or(V6(v6)),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (V4(n), V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (V6(n), V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
     }
 }
 
@@ -509,7 +567,20 @@ impl<'e> Reader<'e> {
         let shutdown_grace = self
             .duration(&mut server, "shutdown_grace")
             .unwrap_or(Duration::from_secs(5));
+        let log_format = match self.string(&mut server, "log_format").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                self.err(
+                    "server.log_format",
+                    format!("{other:?} is not text or json"),
+                );
+                LogFormat::Text
+            }
+        };
+        let watch_config = self.bool(&mut server, "watch_config").unwrap_or(false);
         self.finish(server);
+        let forward_auth = self.forward_auth(&mut top);
 
         let providers = self.providers(&mut top);
         let routes = self.routes(&mut top, &providers);
@@ -533,8 +604,47 @@ impl<'e> Reader<'e> {
             providers: providers.into_iter().flatten().collect(),
             session: session?,
             headers: headers?,
+            forward_auth,
+            log_format,
+            watch_config,
             warnings: Vec::new(),
         })
+    }
+
+    fn forward_auth(&mut self, top: &mut Obj<'_>) -> ForwardAuth {
+        let mut o = {
+            let v = self.get(top, "forward_auth");
+            self.obj("forward_auth", v)
+        };
+        let enabled = self.bool(&mut o, "enabled").unwrap_or(false);
+        let mut trusted_proxies = Vec::new();
+        for (path, v) in self.list(&mut o, "trusted_proxies") {
+            match v.as_str().map(|s| (s, Cidr::parse(s))) {
+                Some((_, Some(c))) => trusted_proxies.push(c),
+                Some((s, None)) => self.err(
+                    path,
+                    format!("{s:?} is not an address or range like 10.0.0.0/8"),
+                ),
+                None => self.err(path, "expected an address range string"),
+            }
+        }
+        if enabled
+            && trusted_proxies.is_empty()
+            && !self
+                .errors
+                .iter()
+                .any(|e| e.path.starts_with("forward_auth"))
+        {
+            self.err(
+                "forward_auth.trusted_proxies",
+                "required when forward_auth is enabled: the addresses of the ingress controllers whose X-Original-URL / X-Forwarded-* headers may be believed",
+            );
+        }
+        self.finish(o);
+        ForwardAuth {
+            enabled,
+            trusted_proxies,
+        }
     }
 
     fn public_url(&mut self, path: &str, s: &str) -> Option<Url> {
@@ -1043,6 +1153,33 @@ colour: blue
         let errs = Config::parse(&text, &env).expect_err("invalid").0;
         assert!(errs.iter().any(|e| e.path == "routes[1].path_prefix"));
         assert!(errs.iter().any(|e| e.path == "session.secure"));
+    }
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.0.0.1".parse().unwrap()));
+        assert!(Cidr::parse("127.0.0.1")
+            .unwrap()
+            .contains("127.0.0.1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("fd12::1".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("nonsense").is_none());
+        let errs = Config::parse(&format!("{GOOD}forward_auth:\n  enabled: true\n"), &env)
+            .expect_err("x")
+            .0;
+        assert!(
+            errs.iter()
+                .any(|e| e.path == "forward_auth.trusted_proxies"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use moka::sync::Cache;
@@ -32,47 +33,58 @@ const LOGIN_TTL: Duration = Duration::from_secs(600);
 /// More pending sign-ins than this in one browser: clear them instead of adding another.
 const MAX_PENDING_LOGINS: usize = 5;
 
-pub struct Gateway {
-    public_url: Url,
+/// Everything built from one configuration. A reload builds a new one and swaps it in whole;
+/// in-flight requests finish with the one they started with.
+pub struct Core {
+    pub cfg: Config,
     routes: RouteTable,
     headers: HeaderPlan,
-    sessions: Sessions,
-    providers: Vec<Arc<Provider>>,
-    metrics: Arc<Metrics>,
-    /// States of finished callbacks: a replayed callback is refused before reaching the IdP.
-    used_states: Cache<String, ()>,
+    pub sessions: Arc<Sessions>,
+    pub providers: Vec<Arc<Provider>>,
     login_prefix: String,
 }
 
-#[derive(Default)]
-pub struct Ctx {
-    route: Option<Arc<Route>>,
-    identity: Option<Arc<Identity>>,
-    set_cookie: Option<String>,
-    upstream_sent: Option<Instant>,
-}
-
-impl Gateway {
-    pub fn new(
-        cfg: &Config,
-        providers: Vec<Arc<Provider>>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, String> {
-        let sessions =
-            Sessions::new(cfg.session.clone()).ok_or("session.secret must be at least 32 bytes")?;
-        let headers = HeaderPlan::new(&cfg.headers).map_err(|e| e.to_string())?;
-        Ok(Self {
-            public_url: cfg.public_url.clone(),
+impl Core {
+    /// Builds from a validated config, reusing the providers (loaded metadata, key caches)
+    /// and the session manager (keys, store, revocations) of `previous` where their
+    /// configuration is unchanged, so a reload keeps everyone signed in.
+    pub fn build(
+        cfg: Config,
+        previous: Option<&Core>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Core, String> {
+        let sessions = match previous {
+            Some(p) if p.cfg.session == cfg.session => p.sessions.clone(),
+            _ => Arc::new(
+                Sessions::new(cfg.session.clone())
+                    .ok_or("session.secret must be at least 32 bytes")?,
+            ),
+        };
+        let mut providers = Vec::with_capacity(cfg.providers.len());
+        for pc in &cfg.providers {
+            let reused = previous.and_then(|p| {
+                p.cfg
+                    .providers
+                    .iter()
+                    .position(|old| old == pc)
+                    .filter(|_| p.cfg.public_url == cfg.public_url)
+                    .and_then(|i| p.providers.get(i).cloned())
+            });
+            providers.push(match reused {
+                Some(p) => p,
+                None => Arc::new(
+                    Provider::build(pc, &cfg.public_url, metrics.clone())
+                        .map_err(|e| e.to_string())?,
+                ),
+            });
+        }
+        Ok(Core {
             routes: RouteTable::new(&cfg.routes),
-            headers,
+            headers: HeaderPlan::new(&cfg.headers).map_err(|e| e.to_string())?,
             login_prefix: format!("{}_login_", cfg.session.cookie_name),
             sessions,
             providers,
-            metrics,
-            used_states: Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(LOGIN_TTL)
-                .build(),
+            cfg,
         })
     }
 
@@ -84,21 +96,72 @@ impl Gateway {
         format!("{}{}", self.login_prefix, &state[..16])
     }
 
+    /// An absolute URL on the gateway's public origin.
     fn public(&self, path: &str) -> String {
-        let mut s = self.public_url.as_str().trim_end_matches('/').to_string();
+        let mut s = self
+            .cfg
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_string();
         s.push_str(path);
         s
     }
 
+    fn count_login_cookies(&self, req: &RequestHeader) -> Vec<String> {
+        req.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .flat_map(|h| h.split(';'))
+            .filter_map(|c| c.split_once('=').map(|(n, _)| n.trim().to_string()))
+            .filter(|n| n.starts_with(&self.login_prefix))
+            .collect()
+    }
+}
+
+pub struct Gateway {
+    core: Arc<ArcSwap<Core>>,
+    metrics: Arc<Metrics>,
+    /// States of finished callbacks: a replayed callback is refused before reaching the IdP.
+    used_states: Cache<String, ()>,
+}
+
+#[derive(Default)]
+pub struct Ctx {
+    core: Option<Arc<Core>>,
+    route: Option<Arc<Route>>,
+    identity: Option<Arc<Identity>>,
+    set_cookie: Option<String>,
+    started: Option<Instant>,
+    upstream_sent: Option<Instant>,
+}
+
+impl Gateway {
+    pub fn new(core: Arc<ArcSwap<Core>>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            core,
+            metrics,
+            used_states: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(LOGIN_TTL)
+                .build(),
+        }
+    }
+
     /// The session, if the request carries a valid one.
-    async fn session_of(&self, req: &RequestHeader) -> Option<(Arc<Identity>, Option<String>)> {
-        let name = &self.sessions.cfg.cookie_name;
+    async fn session_of(
+        &self,
+        core: &Core,
+        req: &RequestHeader,
+    ) -> Option<(Arc<Identity>, Option<String>)> {
+        let name = &core.sessions.cfg.cookie_name;
         let now = now_secs();
         for header in req.headers.get_all(http::header::COOKIE) {
             let Some(value) = header.to_str().ok().and_then(|h| find_cookie(h, name)) else {
                 continue;
             };
-            match self.sessions.check(value, now).await {
+            match core.sessions.check(value, now).await {
                 Check::Valid {
                     identity,
                     refreshed,
@@ -116,19 +179,20 @@ impl Gateway {
     }
 
     /// No session: browsers are sent to sign in, API callers get a 401.
-    async fn challenge(&self, session: &mut Session, route: &Route) -> Result<()> {
+    async fn challenge(&self, core: &Core, session: &mut Session, route: &Route) -> Result<()> {
         let req = session.req_header();
         let path_and_query = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let return_to = return_to::sanitize(path_and_query, &self.public_url);
+        let return_to = return_to::sanitize(path_and_query, &core.cfg.public_url);
+        self.deny("unauthenticated");
         if wants_html(req) {
-            let pending_logins = self.count_login_cookies(req);
+            let pending_logins = core.count_login_cookies(req);
             return self
-                .start_sign_in(session, route.provider, return_to, pending_logins)
+                .start_sign_in(core, session, route.provider, return_to, pending_logins)
                 .await;
         }
         let sign_in = format!(
             "{}?rd={}",
-            self.public(&format!("{RESERVED_PREFIX}/sign_in")),
+            core.public(&format!("{RESERVED_PREFIX}/sign_in")),
             percent_encoding::utf8_percent_encode(&return_to, percent_encoding::NON_ALPHANUMERIC)
         );
         let body = serde_json::json!({
@@ -147,25 +211,15 @@ impl Gateway {
         .await
     }
 
-    fn count_login_cookies(&self, req: &RequestHeader) -> Vec<String> {
-        req.headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|h| h.to_str().ok())
-            .flat_map(|h| h.split(';'))
-            .filter_map(|c| c.split_once('=').map(|(n, _)| n.trim().to_string()))
-            .filter(|n| n.starts_with(&self.login_prefix))
-            .collect()
-    }
-
     async fn start_sign_in(
         &self,
+        core: &Core,
         session: &mut Session,
         provider: usize,
         return_to: String,
         pending_logins: Vec<String>,
     ) -> Result<()> {
-        let Some(p) = self.providers.get(provider) else {
+        let Some(p) = core.providers.get(provider) else {
             return page(
                 session,
                 500,
@@ -178,8 +232,8 @@ impl Gateway {
         let Provider::Oidc(oidc) = p.as_ref();
         match oidc.begin(return_to) {
             Ok((url, pending)) => {
-                let name = self.login_cookie_name(&pending.s);
-                let Some(sealed) = self.sessions.sealer().seal(&name, &pending) else {
+                let name = core.login_cookie_name(&pending.s);
+                let Some(sealed) = core.sessions.sealer().seal(&name, &pending) else {
                     return page(
                         session,
                         500,
@@ -191,13 +245,13 @@ impl Gateway {
                 };
                 let login_path = format!("{RESERVED_PREFIX}/");
                 let mut cookies =
-                    vec![self
+                    vec![core
                         .sessions
                         .cookie(&name, &sealed, &login_path, Some(LOGIN_TTL))];
                 // Many abandoned sign-ins: clear them so the Cookie header cannot grow forever.
                 if pending_logins.len() >= MAX_PENDING_LOGINS {
                     for old in pending_logins {
-                        cookies.push(self.sessions.cookie(
+                        cookies.push(core.sessions.cookie(
                             &old,
                             "",
                             &login_path,
@@ -222,11 +276,12 @@ impl Gateway {
     }
 
     /// Requests under `/_authgate/`: the gateway's own endpoints.
-    async fn own_endpoint(&self, session: &mut Session) -> Result<()> {
+    async fn own_endpoint(&self, core: &Core, session: &mut Session) -> Result<()> {
         let path = session.req_header().uri.path().to_string();
         let rest = path.strip_prefix(RESERVED_PREFIX).unwrap_or("");
         match rest {
-            "/sign_out" => self.sign_out(session).await,
+            "/sign_out" => self.sign_out(&core, session).await,
+            "/auth" => self.forward_auth(&core, session).await,
             "/signed_out" => {
                 page(
                     session,
@@ -240,26 +295,31 @@ impl Gateway {
             "/sign_in" => {
                 let q = query_pairs(session.req_header());
                 let rd = q.iter().find(|(k, _)| k == "rd").map(|(_, v)| v.as_str()).unwrap_or("/");
-                let return_to = return_to::sanitize(rd, &self.public_url);
+                let return_to = return_to::sanitize(rd, &core.cfg.public_url);
                 let provider = match q.iter().find(|(k, _)| k == "provider") {
-                    Some((_, name)) => self.providers.iter().position(|p| p.name() == name),
+                    Some((_, name)) => core.providers.iter().position(|p| p.name() == name),
                     None => Some(0),
                 };
                 let Some(provider) = provider else {
                     return page(session, 404, "Unknown identity provider", "No provider by that name is configured.", None).await;
                 };
-                let pending = self.count_login_cookies(session.req_header());
-                self.start_sign_in(session, provider, return_to, pending).await
+                let pending = core.count_login_cookies(session.req_header());
+                self.start_sign_in(&core, session, provider, return_to, pending).await
             }
             _ => match rest.strip_prefix("/callback/") {
-                Some(name) => self.callback(session, name.to_string()).await,
+                Some(name) => self.callback(&core, session, name.to_string()).await,
                 None => page(session, 404, "Not found", "There is no such gateway page.", None).await,
             },
         }
     }
 
-    async fn callback(&self, session: &mut Session, provider_name: String) -> Result<()> {
-        let Some(provider) = self
+    async fn callback(
+        &self,
+        core: &Core,
+        session: &mut Session,
+        provider_name: String,
+    ) -> Result<()> {
+        let Some(provider) = core
             .providers
             .iter()
             .find(|p| p.name() == provider_name)
@@ -282,7 +342,7 @@ impl Gateway {
                 .with_label_values(&[provider.name(), reason])
                 .inc();
         };
-        let restart = self.public(&format!("{RESERVED_PREFIX}/sign_in?rd=%2F"));
+        let restart = core.public(&format!("{RESERVED_PREFIX}/sign_in?rd=%2F"));
 
         let Some(state) = get("state").filter(|s| is_token(s)) else {
             fail("bad_state");
@@ -296,8 +356,8 @@ impl Gateway {
             )
             .await;
         };
-        let cookie_name = self.login_cookie_name(state);
-        let clear = self.sessions.cookie(
+        let cookie_name = core.login_cookie_name(state);
+        let clear = core.sessions.cookie(
             &cookie_name,
             "",
             &format!("{RESERVED_PREFIX}/"),
@@ -310,7 +370,7 @@ impl Gateway {
             .iter()
             .filter_map(|h| h.to_str().ok())
             .find_map(|h| find_cookie(h, &cookie_name))
-            .and_then(|v| self.sessions.sealer().open(&cookie_name, v));
+            .and_then(|v| core.sessions.sealer().open(&cookie_name, v));
         let pending = pending.filter(|p| {
             constant_time_eq(p.s.as_bytes(), state.as_bytes())
                 && p.p == provider_name
@@ -386,18 +446,18 @@ impl Gateway {
             }
         };
         let (user, tenant) = (identity.user.clone(), identity.tenant.clone());
-        match self.sessions.create(identity).await {
+        match core.sessions.create(identity).await {
             Ok(sealed) => {
                 self.metrics
                     .sign_ins
                     .with_label_values(&[provider.name(), "success"])
                     .inc();
-                log::info!(
-                    "audit: sign-in provider={provider_name} user={user} tenant={}",
-                    tenant.as_deref().unwrap_or("-")
+                crate::logging::audit(
+                    "sign_in",
+                    serde_json::json!({"provider": provider_name, "user": user, "tenant": tenant}),
                 );
-                let location = self.public(&pending.r);
-                let cookies = [self.sessions.set_cookie(&sealed), clear];
+                let location = core.public(&pending.r);
+                let cookies = [core.sessions.set_cookie(&sealed), clear];
                 redirect(session, location, &cookies).await
             }
             Err(e) => {
@@ -417,8 +477,118 @@ impl Gateway {
         }
     }
 
-    async fn sign_out(&self, session: &mut Session) -> Result<()> {
-        let name = self.sessions.cfg.cookie_name.clone();
+    fn deny(&self, reason: &'static str) {
+        self.metrics.denials.with_label_values(&[reason]).inc();
+    }
+
+    /// Forward-auth (ingress-nginx `auth-url`, Traefik ForwardAuth): decide on the original
+    /// request an ingress controller describes in its headers. 2xx with the identity headers
+    /// when signed in; 401 otherwise (or, for Traefik browsers, a redirect to sign in).
+    async fn forward_auth(&self, core: &Core, session: &mut Session) -> Result<()> {
+        let fa = &core.cfg.forward_auth;
+        if !fa.enabled {
+            return page(
+                session,
+                404,
+                "Not found",
+                "Forward-auth is not enabled on this gateway.",
+                None,
+            )
+            .await;
+        }
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if !peer.is_some_and(|ip| fa.trusted_proxies.iter().any(|c| c.contains(ip))) {
+            self.deny("untrusted_proxy");
+            log::warn!("forward-auth refused: {peer:?} is not in forward_auth.trusted_proxies");
+            return json_error(
+                session,
+                403,
+                "untrusted_proxy",
+                "this address may not use forward-auth",
+            )
+            .await;
+        }
+        let req = session.req_header();
+        let Some(original) = OriginalRequest::from_headers(req) else {
+            self.deny("bad_request");
+            log::warn!(
+                "forward-auth refused: no X-Original-URL, nor X-Forwarded-Host and X-Forwarded-Uri"
+            );
+            return json_error(
+                session,
+                400,
+                "bad_request",
+                "missing X-Original-URL or X-Forwarded-Host/X-Forwarded-Uri",
+            )
+            .await;
+        };
+        let path = match normalize_path(&original.path) {
+            Ok(p) => p.unwrap_or_else(|| original.path.clone()),
+            Err(why) => {
+                self.deny("bad_path");
+                log::warn!("forward-auth refused: path {:?}: {why:?}", original.path);
+                return json_error(
+                    session,
+                    400,
+                    "bad_path",
+                    "the original request path is not acceptable",
+                )
+                .await;
+            }
+        };
+        let Some(route) = core.routes.find(Some(&original.host), &path).cloned() else {
+            self.deny("no_route");
+            return json_error(
+                session,
+                403,
+                "no_route",
+                "no route for the original request",
+            )
+            .await;
+        };
+        if route.public {
+            return respond(session, 200, "text/plain", Vec::new(), &[]).await;
+        }
+        if let Some((identity, refreshed)) = self.session_of(core, req).await {
+            let mut headers: Vec<(String, String)> = Vec::new();
+            core.headers.each(&identity, |name, value| {
+                if let Ok(v) = value.to_str() {
+                    headers.push((name.as_str().to_string(), v.to_string()));
+                }
+            });
+            if let Some(v) = refreshed {
+                headers.push(("set-cookie".into(), core.sessions.set_cookie(&v)));
+            }
+            let headers: Vec<(&str, String)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect();
+            return respond(session, 200, "text/plain", Vec::new(), &headers).await;
+        }
+        self.deny("unauthenticated");
+        // Traefik passes the answer to the browser as is: send navigations to sign in.
+        // ingress-nginx accepts only 2xx/401/403 from auth-url and redirects via auth-signin.
+        if original.traefik && wants_html(req) {
+            let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
+            let pending = core.count_login_cookies(req);
+            return self
+                .start_sign_in(core, session, route.provider, return_to, pending)
+                .await;
+        }
+        json_error(
+            session,
+            401,
+            "unauthenticated",
+            "no valid session; sign in first",
+        )
+        .await
+    }
+
+    async fn sign_out(&self, core: &Core, session: &mut Session) -> Result<()> {
+        let name = core.sessions.cfg.cookie_name.clone();
         let values: Vec<String> = session
             .req_header()
             .headers
@@ -429,19 +599,22 @@ impl Gateway {
             .collect();
         let mut who = None;
         for v in values {
-            if let Some(id) = self.sessions.revoke(&v).await {
+            if let Some(id) = core.sessions.revoke(&v).await {
                 who = Some(id);
             }
         }
-        let signed_out = self.public(&format!("{RESERVED_PREFIX}/signed_out"));
+        let signed_out = core.public(&format!("{RESERVED_PREFIX}/signed_out"));
         let location = match &who {
             Some(id) => {
                 self.metrics
                     .sign_outs
                     .with_label_values(&[&id.provider])
                     .inc();
-                log::info!("audit: sign-out provider={} user={}", id.provider, id.user);
-                self.providers
+                crate::logging::audit(
+                    "sign_out",
+                    serde_json::json!({"provider": id.provider, "user": id.user, "tenant": id.tenant}),
+                );
+                core.providers
                     .iter()
                     .find(|p| p.name() == id.provider)
                     .and_then(|p| match p.as_ref() {
@@ -452,7 +625,7 @@ impl Gateway {
             }
             None => signed_out,
         };
-        redirect(session, location, &[self.sessions.clear_cookie()]).await
+        redirect(session, location, &[core.sessions.clear_cookie()]).await
     }
 }
 
@@ -465,10 +638,14 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // The configuration this request is served with, even if a reload lands meanwhile.
+        let core = self.core.load_full();
+        ctx.core = Some(core.clone());
+        ctx.started = Some(Instant::now());
         // 1. The gateway's own endpoints, on every host.
         let path = session.req_header().uri.path();
         if path == RESERVED_PREFIX || path.starts_with("/_authgate/") {
-            self.own_endpoint(session).await?;
+            self.own_endpoint(&core, session).await?;
             return Ok(true);
         }
         // 2. Route on the path the upstream will see.
@@ -476,6 +653,7 @@ impl ProxyHttp for Gateway {
             Ok(None) => {}
             Ok(Some(normal)) => set_path(session.req_header_mut(), &normal),
             Err(why) => {
+                self.deny("bad_path");
                 log::warn!("request refused: path {path:?}: {why:?}");
                 page(
                     session,
@@ -489,7 +667,7 @@ impl ProxyHttp for Gateway {
             }
         }
         let req = session.req_header();
-        let Some(route) = self.routes.find(request_host(req), req.uri.path()).cloned() else {
+        let Some(route) = core.routes.find(request_host(req), req.uri.path()).cloned() else {
             page(
                 session,
                 404,
@@ -502,7 +680,7 @@ impl ProxyHttp for Gateway {
         };
         ctx.route = Some(route.clone());
         // 3. Nobody but the gateway sets identity headers.
-        let stripped = self.headers.strip(session.req_header_mut());
+        let stripped = core.headers.strip(session.req_header_mut());
         if stripped > 0 {
             log::info!(
                 "stripped {stripped} client-sent identity header(s) on route {}",
@@ -513,14 +691,14 @@ impl ProxyHttp for Gateway {
             return Ok(false);
         }
         // 4. Session, or sign in.
-        match self.session_of(session.req_header()).await {
+        match self.session_of(&core, session.req_header()).await {
             Some((identity, refreshed)) => {
                 ctx.identity = Some(identity);
-                ctx.set_cookie = refreshed.map(|v| self.sessions.set_cookie(&v));
+                ctx.set_cookie = refreshed.map(|v| core.sessions.set_cookie(&v));
                 Ok(false)
             }
             None => {
-                self.challenge(session, &route).await?;
+                self.challenge(&core, session, &route).await?;
                 Ok(true)
             }
         }
@@ -544,8 +722,14 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        let Some(core) = ctx.core.clone() else {
+            return Error::e_explain(
+                ErrorType::InternalError,
+                "no configuration bound to request",
+            );
+        };
         if let Some(id) = &ctx.identity {
-            self.headers.inject(upstream, id);
+            core.headers.inject(upstream, id);
         }
         // The gateway's cookies are its own business.
         let cookies: Vec<String> = upstream
@@ -556,12 +740,12 @@ impl ProxyHttp for Gateway {
             .collect();
         if cookies
             .iter()
-            .any(|c| c.contains(self.sessions.cfg.cookie_name.as_str()))
+            .any(|c| c.contains(core.sessions.cfg.cookie_name.as_str()))
         {
             upstream.remove_header(&http::header::COOKIE);
             let kept: Vec<String> = cookies
                 .iter()
-                .filter_map(|c| without_cookies(c, |n| self.is_own_cookie(n)))
+                .filter_map(|c| without_cookies(c, |n| core.is_own_cookie(n)))
                 .collect();
             if !kept.is_empty() {
                 upstream.insert_header(http::header::COOKIE, kept.join("; "))?;
@@ -578,7 +762,7 @@ impl ProxyHttp for Gateway {
             };
             upstream.insert_header("x-forwarded-for", xff)?;
         }
-        upstream.insert_header("x-forwarded-proto", self.public_url.scheme())?;
+        upstream.insert_header("x-forwarded-proto", core.cfg.public_url.scheme())?;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
@@ -617,6 +801,12 @@ impl ProxyHttp for Gateway {
             .requests
             .with_label_values(&[route, status_label(status)])
             .inc();
+        if let Some(started) = ctx.started {
+            self.metrics
+                .request_duration
+                .with_label_values(&[route])
+                .observe(started.elapsed().as_secs_f64());
+        }
         if let Some(e) = e {
             // A client hanging up is routine (load generators, closed tabs); the rest is not.
             if *e.esource() == pingora::ErrorSource::Downstream {
@@ -706,6 +896,46 @@ fn query_pairs(req: &RequestHeader) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The request an ingress controller asks about.
+struct OriginalRequest {
+    /// Host without port, lower-case.
+    host: String,
+    /// Path (no query): what routing looks at.
+    path: String,
+    /// The full URL, for the return after sign-in.
+    url: String,
+    /// Described with Traefik's X-Forwarded-* (not ingress-nginx's X-Original-URL).
+    traefik: bool,
+}
+
+impl OriginalRequest {
+    fn from_headers(req: &RequestHeader) -> Option<Self> {
+        let h = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
+        let (url, traefik) = if let Some(u) = h("x-original-url") {
+            (Url::parse(u).ok()?, false)
+        } else {
+            let proto = h("x-forwarded-proto").unwrap_or("https");
+            let host = h("x-forwarded-host")?;
+            let uri = h("x-forwarded-uri")?;
+            if !uri.starts_with('/') || !matches!(proto, "http" | "https") {
+                return None;
+            }
+            (Url::parse(&format!("{proto}://{host}{uri}")).ok()?, true)
+        };
+        Some(Self {
+            host: url.host_str()?.to_ascii_lowercase(),
+            path: url.path().to_string(),
+            url: url.to_string(),
+            traefik,
+        })
+    }
+}
+
+async fn json_error(session: &mut Session, status: u16, error: &str, message: &str) -> Result<()> {
+    let body = serde_json::json!({ "error": error, "message": message }).to_string();
+    respond(session, status, "application/json", body.into_bytes(), &[]).await
 }
 
 /// State values the gateway issues: 43 base64url characters.

@@ -73,35 +73,35 @@ impl HeaderPlan {
         doomed.len()
     }
 
-    /// Sets the identity headers. Values that are not valid header values (control characters)
-    /// are dropped rather than passed on.
+    /// Sets the identity headers on a request to the upstream.
     pub fn inject(&self, req: &mut RequestHeader, id: &Identity) {
+        self.each(id, |name, value| {
+            let _ = req.insert_header(name.clone(), value);
+        });
+    }
+
+    /// Calls `f` with every identity header for `id`. Values that are not valid header values
+    /// (control characters) are dropped rather than passed on; empty lists are absent.
+    pub fn each(&self, id: &Identity, mut f: impl FnMut(&HeaderName, HeaderValue)) {
         let [user, email, name, groups, roles, tenant, provider] = &self.names;
-        set(req, user, Some(&id.user));
-        set(req, email, id.email.as_deref());
-        set(req, name, id.name.as_deref());
-        set(req, tenant, id.tenant.as_deref());
-        set(req, provider, Some(&id.provider));
-        set_list(req, groups, &id.groups);
-        set_list(req, roles, &id.roles);
-    }
-}
-
-/// A list header, comma-joined; absent (not empty) when the list is empty.
-fn set_list(req: &mut RequestHeader, name: &HeaderName, values: &[String]) {
-    if !values.is_empty() {
-        set(req, name, Some(&values.join(",")));
-    }
-}
-
-fn set(req: &mut RequestHeader, name: &HeaderName, value: Option<&str>) {
-    if let Some(v) = value {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            let _ = req.insert_header(name.clone(), v);
-        } else {
-            log::warn!(
-                "identity header {name} dropped: value has characters a header cannot carry"
-            );
+        let mut put = |name: &HeaderName, value: Option<&str>| {
+            let Some(v) = value else { return };
+            match HeaderValue::from_str(v) {
+                Ok(v) => f(name, v),
+                Err(_) => log::warn!(
+                    "identity header {name} dropped: value has characters a header cannot carry"
+                ),
+            }
+        };
+        put(user, Some(&id.user));
+        put(email, id.email.as_deref());
+        put(name, id.name.as_deref());
+        put(tenant, id.tenant.as_deref());
+        put(provider, Some(&id.provider));
+        for (header, list) in [(groups, &id.groups), (roles, &id.roles)] {
+            if !list.is_empty() {
+                put(header, Some(&list.join(",")));
+            }
         }
     }
 }

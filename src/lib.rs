@@ -12,35 +12,45 @@ pub mod gateway;
 pub mod headers;
 pub mod identity;
 pub mod idp;
+pub mod logging;
 pub mod metrics;
 pub mod pages;
+pub mod reload;
 pub mod return_to;
 pub mod route;
 pub mod session;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 /// Everything `main` needs to start serving, built from a validated config.
 pub struct App {
     pub gateway: gateway::Gateway,
     pub admin: admin::AdminApp,
     pub refresher: admin::MetadataRefresher,
+    pub reloader: reload::Reloader,
 }
 
-pub fn build(cfg: &config::Config) -> Result<App, String> {
+/// `config_path` is where reloads (SIGHUP, file change) read the configuration again.
+pub fn build(cfg: config::Config, config_path: std::path::PathBuf) -> Result<App, String> {
     let metrics = Arc::new(metrics::Metrics::new().map_err(|e| e.to_string())?);
-    let providers = cfg
-        .providers
-        .iter()
-        .map(|p| idp::Provider::build(p, &cfg.public_url, metrics.clone()).map(Arc::new))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+    let watch = cfg.watch_config;
+    let core = Arc::new(ArcSwap::from_pointee(gateway::Core::build(
+        cfg, None, &metrics,
+    )?));
     Ok(App {
-        gateway: gateway::Gateway::new(cfg, providers.clone(), metrics.clone())?,
+        gateway: gateway::Gateway::new(core.clone(), metrics.clone()),
         admin: admin::AdminApp {
-            metrics,
-            providers: providers.clone(),
+            metrics: metrics.clone(),
+            core: core.clone(),
         },
-        refresher: admin::MetadataRefresher { providers },
+        refresher: admin::MetadataRefresher { core: core.clone() },
+        reloader: reload::Reloader {
+            core,
+            metrics,
+            path: config_path,
+            watch,
+        },
     })
 }

@@ -51,6 +51,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    authgate::logging::init(cfg.log_format);
     for w in &cfg.warnings {
         log::warn!("{}: warning: {w}", path.display());
     }
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let app = match authgate::build(&cfg) {
+    let app = match authgate::build(cfg.clone(), path.clone()) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("cannot start: {e}");
@@ -88,10 +89,12 @@ fn main() -> ExitCode {
     let mut admin = Service::new("authgate admin".to_string(), app.admin);
     admin.add_tcp(&cfg.admin_listen.to_string());
     let refresher = background_service("idp metadata", app.refresher);
+    let reloader = background_service("config reload", app.reloader);
 
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(refresher);
+    server.add_service(reloader);
     log::info!(
         "authgate {} listening on {:?} (admin {}), public URL {}",
         env!("CARGO_PKG_VERSION"),

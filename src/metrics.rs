@@ -22,6 +22,14 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub sign_outs: IntCounterVec,
     pub up: IntGauge,
+    /// Whole-request time as seen by the gateway, by route.
+    pub request_duration: HistogramVec,
+    /// Requests refused for lack of authentication or trust, by bounded reason.
+    pub denials: IntCounterVec,
+    pub idp_fetch_duration: HistogramVec,
+    /// Sessions held server-side (memory store).
+    pub sessions_stored: IntGauge,
+    pub config_reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -82,6 +90,43 @@ impl Metrics {
             &["provider"],
         )?;
         let up = IntGauge::new("authgate_up", "1 while the gateway process is serving")?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "authgate_request_duration_seconds",
+                "Time from request to the end of the response, by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+            &["route"],
+        )?;
+        let denials = IntCounterVec::new(
+            Opts::new(
+                "authgate_denials_total",
+                "Requests refused, by reason (unauthenticated, untrusted_proxy, bad_path, no_route)",
+            ),
+            &["reason"],
+        )?;
+        let idp_fetch_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "authgate_idp_fetch_duration_seconds",
+                "Identity provider discovery and key fetch latency, by provider and kind",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["provider", "kind"],
+        )?;
+        let sessions_stored = IntGauge::new(
+            "authgate_sessions_stored",
+            "Sessions held server-side by this replica (memory store; 0 with the cookie store)",
+        )?;
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "authgate_config_reloads_total",
+                "Configuration reloads, by result",
+            ),
+            &["result"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(sign_ins.clone()))?;
         registry.register(Box::new(upstream_duration.clone()))?;
@@ -91,6 +136,15 @@ impl Metrics {
         registry.register(Box::new(build_info.clone()))?;
         registry.register(Box::new(sign_outs.clone()))?;
         registry.register(Box::new(up.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        registry.register(Box::new(denials.clone()))?;
+        registry.register(Box::new(idp_fetch_duration.clone()))?;
+        registry.register(Box::new(sessions_stored.clone()))?;
+        registry.register(Box::new(config_reloads.clone()))?;
+        // Every label combination a dashboard or alert expects exists from the start.
+        for result in ["success", "error"] {
+            config_reloads.with_label_values(&[result]).inc_by(0);
+        }
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -106,6 +160,11 @@ impl Metrics {
             build_info,
             sign_outs,
             up,
+            request_duration,
+            denials,
+            idp_fetch_duration,
+            sessions_stored,
+            config_reloads,
         })
     }
 

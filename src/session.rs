@@ -140,6 +140,10 @@ pub trait SessionStore: Send + Sync {
         ttl: Duration,
     ) -> Result<(), StoreError>;
     async fn remove(&self, sid: &str) -> Result<(), StoreError>;
+    /// How many sessions the store holds, where it can tell cheaply (for a gauge).
+    fn len_hint(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// In-process store (moka): bounded, entries expire at the session's absolute expiry.
@@ -192,6 +196,10 @@ impl SessionStore for MemoryStore {
         self.cache.invalidate(sid);
         Ok(())
     }
+
+    fn len_hint(&self) -> Option<u64> {
+        Some(self.cache.entry_count())
+    }
 }
 
 /// The session manager the proxy uses.
@@ -221,6 +229,11 @@ impl Sessions {
             store,
             revoked,
         })
+    }
+
+    /// Sessions held server-side (None with the cookie store).
+    pub fn stored_sessions(&self) -> Option<u64> {
+        self.store.as_ref().and_then(|s| s.len_hint())
     }
 
     pub fn sealer(&self) -> &Sealer {

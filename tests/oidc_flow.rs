@@ -75,9 +75,17 @@ fn sign_in_reaches_upstream_with_identity_headers_and_without_gateway_cookies() 
     );
     assert!(metrics.contains(r#"authgate_requests_total{route="app",status="200"}"#));
     assert!(metrics.contains("authgate_upstream_duration_seconds_bucket{route=\"app\""));
-    assert!(env.gw.log_text().contains(&format!(
-        "audit: sign-in provider=test-idp user={ALICE_OID}"
-    )));
+    let audit = env
+        .gw
+        .log_text()
+        .lines()
+        .find(|l| l.contains(r#""event":"sign_in""#) && l.contains(ALICE_OID))
+        .map(str::to_string);
+    let audit = audit.expect("an audit line for alice's sign-in");
+    assert!(
+        audit.contains(r#""provider":"test-idp""#) && audit.contains(TENANT),
+        "{audit}"
+    );
 }
 
 #[test]

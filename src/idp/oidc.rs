@@ -115,6 +115,7 @@ impl OidcProvider {
     }
 
     async fn fetch_json(&self, url: &Url, kind: &'static str) -> Result<Vec<u8>, IdpError> {
+        let started = Instant::now();
         let result = async {
             let resp = self
                 .http
@@ -143,6 +144,10 @@ impl OidcProvider {
             Ok(body.to_vec())
         }
         .await;
+        self.metrics
+            .idp_fetch_duration
+            .with_label_values(&[self.name.as_str(), kind])
+            .observe(started.elapsed().as_secs_f64());
         self.metrics
             .idp_fetches
             .with_label_values(&[
