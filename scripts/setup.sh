@@ -9,6 +9,8 @@ need_apt=()
 for pkg in pkg-config cmake libssl-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# Peers: nginx (forward-auth client in tests; comes with auth_request compiled in).
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 # Peers: the OpenID provider and the upstream in tests/demo run on Node.js.
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)

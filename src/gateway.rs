@@ -911,23 +911,40 @@ struct OriginalRequest {
 }
 
 impl OriginalRequest {
+    /// Reads the controller's description without normalizing it: the path is checked by
+    /// `normalize_path` exactly as on the proxy path (a URL parser would resolve `%2e%2e`).
     fn from_headers(req: &RequestHeader) -> Option<Self> {
         let h = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
-        let (url, traefik) = if let Some(u) = h("x-original-url") {
-            (Url::parse(u).ok()?, false)
+        let (scheme, authority, target, traefik) = if let Some(u) = h("x-original-url") {
+            let (scheme, rest) = u.split_once("://")?;
+            let slash = rest.find('/').unwrap_or(rest.len());
+            (scheme, &rest[..slash], &rest[slash..], false)
         } else {
-            let proto = h("x-forwarded-proto").unwrap_or("https");
-            let host = h("x-forwarded-host")?;
-            let uri = h("x-forwarded-uri")?;
-            if !uri.starts_with('/') || !matches!(proto, "http" | "https") {
-                return None;
-            }
-            (Url::parse(&format!("{proto}://{host}{uri}")).ok()?, true)
+            (
+                h("x-forwarded-proto").unwrap_or("https"),
+                h("x-forwarded-host")?,
+                h("x-forwarded-uri")?,
+                true,
+            )
         };
+        let target = if target.is_empty() { "/" } else { target };
+        if !matches!(scheme, "http" | "https")
+            || !target.starts_with('/')
+            || authority.is_empty()
+            || authority.contains(['@', '/', '\\', ' '])
+        {
+            return None;
+        }
+        let host = if authority.starts_with('[') {
+            authority.split_once(']').map(|(h, _)| &h[1..])?
+        } else {
+            authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+        };
+        let path = target.split(['?', '#']).next().unwrap_or("/");
         Some(Self {
-            host: url.host_str()?.to_ascii_lowercase(),
-            path: url.path().to_string(),
-            url: url.to_string(),
+            host: host.to_ascii_lowercase(),
+            path: path.to_string(),
+            url: format!("{scheme}://{authority}{target}"),
             traefik,
         })
     }

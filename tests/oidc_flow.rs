@@ -338,12 +338,15 @@ fn state_mismatch_cross_browser_and_replayed_code_are_refused() {
 
     // A second replica (same config and public URL, no shared memory) does not know the state
     // was used; the provider refuses the spent code and the gateway fails closed.
-    let port1: u16 = env.gw.url.rsplit(':').next().unwrap().parse().unwrap();
     let port2 = free_port();
     let admin2 = free_port();
-    let yaml = config(port1, admin2, &env.op.issuer, env.upstream.port, "").replace(
-        &format!("listen: [\"127.0.0.1:{port1}\"]"),
-        &format!("listen: [\"127.0.0.1:{port2}\"]"),
+    let yaml = config_with(
+        port2,
+        &env.gw.url,
+        admin2,
+        &env.op.issuer,
+        env.upstream.port,
+        "",
     );
     let replica = start_gateway(port2, admin2, &yaml);
     let r = replay(&format!("http://127.0.0.1:{port2}"));

@@ -25,14 +25,42 @@ pub fn testenv() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testenv")
 }
 
-/// A child process killed (and reaped) on drop.
+/// A child process stopped (and reaped) on drop.
 pub struct Proc {
     child: Child,
     pub name: &'static str,
 }
 
+impl Proc {
+    /// Sends SIGTERM (a graceful stop) and waits up to `limit` for the exit.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
+        // nginx's workers outlive a SIGKILLed master: stop it the way it wants to be stopped.
+        if self.name == "nginx" && self.terminate(Duration::from_secs(5)).is_some() {
+            return;
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -129,11 +157,31 @@ impl Gateway {
     }
 }
 
-/// A config for the test topology; `extra_session` lines are appended under `session:`.
-pub fn config(port: u16, admin: u16, issuer: &str, upstream: u16, extra_session: &str) -> String {
+/// A config for the test topology; `extra` is appended after the `session:` block (indented
+/// lines add session keys, unindented ones add top-level sections).
+pub fn config(port: u16, admin: u16, issuer: &str, upstream: u16, extra: &str) -> String {
+    config_with(
+        port,
+        &format!("http://127.0.0.1:{port}"),
+        admin,
+        issuer,
+        upstream,
+        extra,
+    )
+}
+
+/// As `config`, with a public URL other than the listen address (behind a proxy).
+pub fn config_with(
+    port: u16,
+    public_url: &str,
+    admin: u16,
+    issuer: &str,
+    upstream: u16,
+    extra: &str,
+) -> String {
     format!(
         r#"listen: ["127.0.0.1:{port}"]
-public_url: "http://127.0.0.1:{port}"
+public_url: "{public_url}"
 admin:
   listen: "127.0.0.1:{admin}"
 server:
@@ -155,7 +203,7 @@ routes:
     public: true
 session:
   secret: "${{TEST_SESSION_SECRET}}"
-{extra_session}
+{extra}
 "#
     )
 }
@@ -406,4 +454,48 @@ pub fn raw_get(base: &str, target: &str) -> (u16, String) {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (status, out)
+}
+
+/// Waits until something accepts TCP connections on `port` (a server that cannot report
+/// readiness itself, like nginx).
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Starts Debian's nginx with `http_body` inside `http { }`, in its own prefix directory.
+pub fn start_nginx(port: u16, http_body: &str) -> (Proc, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().display().to_string();
+    let conf = format!(
+        "worker_processes 1;\nerror_log {p}/error.log info;\npid {p}/nginx.pid;\nevents {{ worker_connections 256; }}\n\
+         http {{\n  access_log {p}/access.log;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
+         fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n{http_body}\n}}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
+    let child = Command::new("nginx")
+        .args([
+            "-p",
+            &p,
+            "-c",
+            &format!("{p}/nginx.conf"),
+            "-g",
+            "daemon off;",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nginx (apt install nginx)");
+    wait_for_port(port, "nginx");
+    (
+        Proc {
+            child,
+            name: "nginx",
+        },
+        dir,
+    )
 }

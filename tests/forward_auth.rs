@@ -1,0 +1,249 @@
+//! Forward-auth behind a real nginx, configured the way ingress-nginx renders the
+//! `auth-url`, `auth-signin` and `auth-response-headers` annotations (`auth_request` to the
+//! gateway, 401 → sign-in redirect, identity headers copied from the auth response), and the
+//! Traefik ForwardAuth header dialect against the gateway directly.
+
+mod common;
+
+use common::*;
+
+const ALICE_OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";
+
+struct Topology {
+    _op: OpenIdProvider,
+    upstream: Upstream,
+    gw: Gateway,
+    _nginx: (Proc, tempfile::TempDir),
+    /// What the browser talks to: nginx, in front of the app and the gateway's endpoints.
+    front: String,
+}
+
+fn nginx_like_ingress(gw_port: u16, app_port: u16) -> String {
+    let headers = [
+        "X-Auth-User",
+        "X-Auth-Email",
+        "X-Auth-Name",
+        "X-Auth-Groups",
+        "X-Auth-Roles",
+        "X-Auth-Tenant",
+        "X-Auth-Provider",
+    ];
+    let copy: String = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let var = h.to_ascii_lowercase().replace('-', "_");
+            format!("      auth_request_set $authHeader{i} $upstream_http_{var};\n      proxy_set_header '{h}' $authHeader{i};\n")
+        })
+        .collect();
+    format!(
+        r#"
+  server {{
+    listen 127.0.0.1:{{FRONT}};
+    # nginx.ingress.kubernetes.io/auth-url: http://authgate/_authgate/auth
+    location = /_external-auth-Lw {{
+      internal;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Forwarded-Proto "";
+      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Sent-From "nginx-ingress-controller";
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Auth-Request-Redirect $request_uri;
+      proxy_pass_request_headers on;
+      proxy_pass http://127.0.0.1:{gw_port}/_authgate/auth;
+    }}
+    # nginx.ingress.kubernetes.io/auth-signin: https://$host/_authgate/sign_in?rd=...
+    location @authgate-signin {{
+      internal;
+      add_header Set-Cookie $auth_cookie;
+      return 302 $scheme://$http_host/_authgate/sign_in?rd=$scheme://$http_host$request_uri;
+    }}
+    # The gateway's own endpoints (callback, sign-in, sign-out) on the app's host.
+    location /_authgate/ {{
+      proxy_set_header Host $http_host;
+      proxy_pass http://127.0.0.1:{gw_port};
+    }}
+    location / {{
+      auth_request /_external-auth-Lw;
+      auth_request_set $auth_cookie $upstream_http_set_cookie;
+      add_header Set-Cookie $auth_cookie;
+      # nginx.ingress.kubernetes.io/auth-response-headers: X-Auth-User, ...
+{copy}      error_page 401 = @authgate-signin;
+      proxy_set_header Host $http_host;
+      proxy_pass http://127.0.0.1:{app_port};
+    }}
+  }}
+"#
+    )
+}
+
+fn topology() -> Topology {
+    let front_port = free_port();
+    let gw_port = free_port();
+    let admin = free_port();
+    let front = format!("http://127.0.0.1:{front_port}");
+    let upstream = start_upstream();
+    let op = start_op(&front, 0);
+    let yaml = config_with(
+        gw_port,
+        &front,
+        admin,
+        &op.issuer,
+        upstream.port,
+        "forward_auth:\n  enabled: true\n  trusted_proxies: [\"127.0.0.1/32\"]",
+    );
+    let gw = start_gateway(gw_port, admin, &yaml);
+    let conf =
+        nginx_like_ingress(gw_port, upstream.port).replace("{FRONT}", &front_port.to_string());
+    let nginx = start_nginx(front_port, &conf);
+    Topology {
+        _op: op,
+        upstream,
+        gw,
+        _nginx: nginx,
+        front,
+    }
+}
+
+#[test]
+fn behind_nginx_auth_request_sign_in_then_identity_headers_reach_the_app() {
+    let t = topology();
+    let b = Browser::new();
+    // Unauthenticated: nginx's auth subrequest gets 401, nginx redirects to sign in.
+    let r = b.get(&format!("{}/app/page", t.front));
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        loc,
+        format!("{}/_authgate/sign_in?rd={}/app/page", t.front, t.front)
+    );
+
+    // Sign in through nginx; the callback comes back to the page first asked for.
+    let (resp, url) = b.sign_in(&format!("{}/app/page", t.front), "alice");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(url, format!("{}/app/page", t.front));
+
+    // The app behind nginx receives the identity headers, and not the client's forgeries.
+    let r = b
+        .client
+        .get(format!("{}/app/data", t.front))
+        .header("accept", "application/json")
+        .header("X-Auth-User", "forged-admin")
+        .header("X-Auth-Roles", "Admin,Owner")
+        .send()
+        .unwrap();
+    let seen = echo(r);
+    let h = &seen["headers"];
+    assert_eq!(h["x-auth-user"], ALICE_OID, "{seen}");
+    assert_eq!(h["x-auth-email"], "alice@contoso.example");
+    assert_eq!(h["x-auth-roles"], "Reader,Admin");
+    assert_eq!(h["x-auth-tenant"], TENANT);
+    assert_eq!(h["x-auth-provider"], "test-idp");
+
+    // Bob has no roles: the empty auth response header makes nginx drop X-Auth-Roles, so a
+    // client-sent one cannot survive either.
+    let b2 = Browser::new();
+    b2.sign_in(&format!("{}/app/", t.front), "bob");
+    let seen = echo(
+        b2.client
+            .get(format!("{}/app/x", t.front))
+            .header("accept", "application/json")
+            .header("X-Auth-Roles", "Admin")
+            .send()
+            .unwrap(),
+    );
+    assert!(seen["headers"].get("x-auth-roles").is_none(), "{seen}");
+
+    let metrics = api()
+        .get(format!("{}/metrics", t.gw.admin))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains(r#"authgate_denials_total{reason="unauthenticated"}"#),
+        "{metrics}"
+    );
+    let _ = &t.upstream;
+}
+
+#[test]
+fn traefik_forward_auth_dialect_and_trust_rules() {
+    let t = topology();
+    let gw_auth = format!("{}/_authgate/auth", t.gw.url);
+    let fwd = |rb: reqwest::blocking::RequestBuilder| {
+        rb.header("X-Forwarded-Proto", "http")
+            .header("X-Forwarded-Host", t.front.trim_start_matches("http://"))
+            .header("X-Forwarded-Uri", "/app/report?id=7")
+            .header("X-Forwarded-Method", "GET")
+    };
+    // No session: API callers get 401, browsers get sent to the IdP (Traefik relays it).
+    assert_eq!(fwd(api().get(&gw_auth)).send().unwrap().status(), 401);
+    let r = fwd(api().get(&gw_auth))
+        .header("accept", "text/html")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(
+        r.headers()["location"].to_str().unwrap().contains("/auth?"),
+        "goes to the IdP"
+    );
+
+    // With a session: 2xx and the identity headers.
+    let b = Browser::new();
+    b.sign_in(&format!("{}/app/", t.front), "alice");
+    let cookie = b.cookie(&t.front, "authgate_session").expect("session");
+    let r = fwd(api().get(&gw_auth))
+        .header("cookie", format!("authgate_session={cookie}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-auth-user"], ALICE_OID);
+    assert_eq!(
+        r.headers()["x-auth-groups"],
+        "6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1,c3d2a8f1-3e48-4a0f-8d53-7d0a7b6b2f11"
+    );
+
+    // A public route answers 2xx without identity; a path trick is refused.
+    let r = api()
+        .get(&gw_auth)
+        .header("X-Original-URL", format!("{}/public/x", t.front))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-auth-user").is_none());
+    let r = api()
+        .get(&gw_auth)
+        .header("X-Original-URL", format!("{}/public/%2e%2e/app", t.front))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Neither dialect: refused.
+    assert_eq!(api().get(&gw_auth).send().unwrap().status(), 400);
+
+    // A gateway that trusts only 10.0.0.0/8 refuses forward-auth from 127.0.0.1.
+    let port = free_port();
+    let admin = free_port();
+    let yaml = config_with(
+        port,
+        &t.front,
+        admin,
+        &t._op.issuer,
+        t.upstream.port,
+        "forward_auth:\n  enabled: true\n  trusted_proxies: [\"10.0.0.0/8\"]",
+    );
+    let strict = start_gateway(port, admin, &yaml);
+    let r = api()
+        .get(format!("{}/_authgate/auth", strict.url))
+        .header("X-Original-URL", format!("{}/app/", t.front))
+        .header("cookie", format!("authgate_session={cookie}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(strict
+        .log_text()
+        .contains("not in forward_auth.trusted_proxies"));
+}
