@@ -15,7 +15,6 @@ use moka::sync::Cache;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
-use url::Url;
 
 use crate::config::{Config, RESERVED_PREFIX};
 use crate::headers::{without_cookies, HeaderPlan};

@@ -15,8 +15,6 @@ const USAGE: &str = "usage: authgate [run|check] [-c gateway.yaml]
   version print the version";
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().filter_or("AUTHGATE_LOG", "info"))
-        .init();
     let mut args = std::env::args().skip(1);
     let mut command = "run".to_string();
     let mut path = PathBuf::from("gateway.yaml");

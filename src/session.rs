@@ -198,6 +198,8 @@ impl SessionStore for MemoryStore {
     }
 
     fn len_hint(&self) -> Option<u64> {
+        // moka counts lazily; settle pending inserts first (called per scrape, not per request).
+        self.cache.run_pending_tasks();
         Some(self.cache.entry_count())
     }
 }

@@ -1,0 +1,356 @@
+//! Operating the gateway: hot reload under traffic (valid and invalid configs, sessions
+//! kept), reload on file change, graceful SIGTERM, JSON logs with audit lines, and the
+//! Prometheus exposition parsed as such.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Parses the Prometheus text exposition format strictly enough to catch malformed output:
+/// every line is a comment (`# HELP`/`# TYPE`) or `name{labels} value`.
+fn scrape(admin: &str) -> HashMap<String, f64> {
+    let text = api()
+        .get(format!("{admin}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let mut out = HashMap::new();
+    let mut typed = std::collections::HashSet::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            let name = parts.next().unwrap();
+            let kind = parts.next().unwrap();
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            assert!(
+                name.starts_with("authgate_"),
+                "metric without the authgate_ prefix: {line}"
+            );
+            if kind == "counter" {
+                assert!(name.ends_with("_total"), "counter without _total: {line}");
+            }
+            typed.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let name = series.split('{').next().unwrap();
+        let base = name
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_sum")
+            .trim_end_matches("_count");
+        assert!(
+            typed.contains(name) || typed.contains(base),
+            "sample before its TYPE: {line}"
+        );
+        if let Some(labels) = series.split_once('{').map(|(_, l)| l) {
+            assert!(labels.ends_with('}'), "{line}");
+        }
+        out.insert(series.to_string(), value);
+    }
+    out
+}
+
+fn metric(m: &HashMap<String, f64>, series: &str) -> f64 {
+    m.get(series).copied().unwrap_or(0.0)
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn hup(gw: &Gateway) {
+    let ok = Command::new("kill")
+        .args(["-HUP", &gw.proc.pid().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[test]
+fn reload_under_traffic_keeps_sessions_and_rejects_a_bad_config() {
+    let env = start_env("");
+    let b = Browser::new();
+    b.sign_in(&format!("{}/", env.gw.url), "alice");
+    let cookie = b.cookie(&env.gw.url, "authgate_session").unwrap();
+    let before = scrape(&env.gw.admin);
+
+    // Traffic: signed-in API calls in two threads until told to stop (bounded).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            let url = format!("{}/traffic", env.gw.url);
+            let cookie = cookie.clone();
+            std::thread::spawn(move || {
+                let client = api();
+                let started = Instant::now();
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                    let r = client
+                        .get(&url)
+                        .header("cookie", format!("authgate_session={cookie}"))
+                        .send();
+                    match r {
+                        Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    wait_until("traffic", || ok.load(Ordering::Relaxed) > 50);
+
+    // A valid new config: adds a public route. It takes effect without a restart.
+    let cfg_path = env.gw.dir.path().join("gateway.yaml");
+    let original = std::fs::read_to_string(&cfg_path).unwrap();
+    let with_route = original.replace(
+        "routes:\n",
+        &format!(
+            "routes:\n  - name: added\n    path_prefix: /added\n    upstream: \"127.0.0.1:{}\"\n    public: true\n",
+            env.upstream.port
+        ),
+    );
+    assert_eq!(
+        api()
+            .get(format!("{}/added/x", env.gw.url))
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
+    write_file(&cfg_path, &with_route);
+    hup(&env.gw);
+    wait_until("the added route", || {
+        api()
+            .get(format!("{}/added/x", env.gw.url))
+            .send()
+            .unwrap()
+            .status()
+            == 200
+    });
+
+    // A broken config is rejected; the previous one keeps serving.
+    write_file(
+        &cfg_path,
+        &with_route.replace("path_prefix: /added", "path_prefix: added-no-slash"),
+    );
+    hup(&env.gw);
+    wait_until("the rejected reload to be counted", || {
+        metric(
+            &scrape(&env.gw.admin),
+            r#"authgate_config_reloads_total{result="error"}"#,
+        ) >= 1.0
+    });
+    assert_eq!(
+        api()
+            .get(format!("{}/added/x", env.gw.url))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    let n = ok.load(Ordering::Relaxed);
+    wait_until("more traffic after the reloads", || {
+        ok.load(Ordering::Relaxed) > n + 50
+    });
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during reloads"
+    );
+    // The session from before the reloads still works.
+    assert_eq!(
+        api()
+            .get(format!("{}/x", env.gw.url))
+            .header("cookie", format!("authgate_session={cookie}"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    let after = scrape(&env.gw.admin);
+    assert_eq!(
+        metric(&after, r#"authgate_config_reloads_total{result="success"}"#),
+        1.0
+    );
+    assert_eq!(
+        metric(&after, r#"authgate_config_reloads_total{result="error"}"#),
+        1.0
+    );
+    assert!(
+        metric(
+            &after,
+            r#"authgate_requests_total{route="app",status="200"}"#
+        ) > metric(
+            &before,
+            r#"authgate_requests_total{route="app",status="200"}"#
+        ) + 100.0
+    );
+    let log = env.gw.log_text();
+    assert!(log.contains("configuration reloaded (SIGHUP)"), "{log}");
+    assert!(
+        log.contains("routes[0].path_prefix: must start with /"),
+        "the reason is logged: {log}"
+    );
+}
+
+#[test]
+fn watch_config_reloads_on_file_change() {
+    let port = free_port();
+    let admin = free_port();
+    let upstream = start_upstream();
+    let op = start_op(&format!("http://127.0.0.1:{port}"), 0);
+    let yaml = config(port, admin, &op.issuer, upstream.port, "").replace(
+        "  shutdown_grace: 1s\n",
+        "  shutdown_grace: 1s\n  watch_config: true\n",
+    );
+    let gw = start_gateway(port, admin, &yaml);
+    let cfg_path = gw.dir.path().join("gateway.yaml");
+    write_file(
+        &cfg_path,
+        &yaml.replace("path_prefix: /public", "path_prefix: /open"),
+    );
+    wait_until("the watched change", || {
+        api()
+            .get(format!("{}/open/x", gw.url))
+            .send()
+            .unwrap()
+            .status()
+            == 200
+    });
+    assert_eq!(
+        api()
+            .get(format!("{}/public/x", gw.url))
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
+    assert!(gw
+        .log_text()
+        .contains("configuration reloaded (file changed)"));
+}
+
+#[test]
+fn sigterm_drains_and_exits_within_the_grace_period() {
+    let mut env = start_env("");
+    let started = Instant::now();
+    let status = env
+        .gw
+        .proc
+        .terminate(Duration::from_secs(15))
+        .expect("exited after SIGTERM");
+    let took = started.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    // shutdown_grace is 1s in the test config; allow for process teardown.
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert!(
+        env.gw.log_text().contains("SIGTERM received"),
+        "{}",
+        env.gw.log_text()
+    );
+}
+
+#[test]
+fn json_logs_carry_structured_audit_lines_without_secrets() {
+    let port = free_port();
+    let admin = free_port();
+    let upstream = start_upstream();
+    let op = start_op(&format!("http://127.0.0.1:{port}"), 0);
+    let yaml = config(port, admin, &op.issuer, upstream.port, "").replace(
+        "  shutdown_grace: 1s\n",
+        "  shutdown_grace: 1s\n  log_format: json\n",
+    );
+    let gw = start_gateway(port, admin, &yaml);
+    let b = Browser::new();
+    b.sign_in(&format!("{}/", gw.url), "alice");
+    let cookie = b.cookie(&gw.url, "authgate_session").unwrap();
+    b.get(&format!("{}/_authgate/sign_out", gw.url));
+
+    let log = gw.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(lines.len() >= 3, "{log}");
+    let sign_in = lines
+        .iter()
+        .find(|l| l["event"] == "sign_in")
+        .expect("sign_in audit line");
+    assert_eq!(sign_in["user"], "00000000-0000-0000-66f3-3332eca7ea81");
+    assert_eq!(sign_in["tenant"], TENANT);
+    assert_eq!(sign_in["provider"], "test-idp");
+    assert!(lines.iter().any(|l| l["event"] == "sign_out"));
+    for secret in [cookie.as_str(), CLIENT_SECRET, SESSION_SECRET] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+}
+
+#[test]
+fn metrics_move_with_sign_ins_denials_and_rejections() {
+    let env = start_env("  store: memory");
+    let m0 = scrape(&env.gw.admin);
+    assert_eq!(
+        metric(&m0, r#"authgate_idp_ready{provider="test-idp"}"#),
+        1.0
+    );
+    assert_eq!(metric(&m0, "authgate_up"), 1.0);
+    assert!(m0
+        .keys()
+        .any(|k| k.starts_with("authgate_build_info{version=")));
+    assert!(m0
+        .keys()
+        .any(|k| k.starts_with("authgate_idp_fetch_duration_seconds_count{")));
+
+    api().get(format!("{}/x", env.gw.url)).send().unwrap();
+    let b = Browser::new();
+    b.sign_in(&format!("{}/", env.gw.url), "bob");
+    api()
+        .get(format!("{}/x", env.gw.url))
+        .header("cookie", "authgate_session=forged")
+        .send()
+        .unwrap();
+
+    let m1 = scrape(&env.gw.admin);
+    let delta = |s: &str| metric(&m1, s) - metric(&m0, s);
+    assert_eq!(
+        delta(r#"authgate_sign_ins_total{provider="test-idp",result="success"}"#),
+        1.0
+    );
+    // The first API call, the browser's first navigation, and the forged cookie.
+    assert_eq!(
+        delta(r#"authgate_denials_total{reason="unauthenticated"}"#),
+        3.0
+    );
+    assert_eq!(
+        delta(r#"authgate_session_rejections_total{reason="invalid"}"#),
+        1.0
+    );
+    assert_eq!(metric(&m1, "authgate_sessions_stored"), 1.0);
+    assert!(delta(r#"authgate_request_duration_seconds_count{route="app"}"#) >= 3.0);
+}
