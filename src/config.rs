@@ -701,6 +701,11 @@ impl<'e> Reader<'e> {
                         join(&path, "type"),
                         format!("unknown provider type {other:?} (supported: oidc)"),
                     );
+                    // Its other keys belong to that type: one error, not one per key.
+                    if let Some(map) = o.map {
+                        o.used
+                            .extend(map.keys().filter_map(|k| k.as_str().map(str::to_string)));
+                    }
                     None
                 }
                 None => None,
