@@ -279,8 +279,8 @@ impl Gateway {
         let path = session.req_header().uri.path().to_string();
         let rest = path.strip_prefix(RESERVED_PREFIX).unwrap_or("");
         match rest {
-            "/sign_out" => self.sign_out(&core, session).await,
-            "/auth" => self.forward_auth(&core, session).await,
+            "/sign_out" => self.sign_out(core, session).await,
+            "/auth" => self.forward_auth(core, session).await,
             "/signed_out" => {
                 page(
                     session,
@@ -303,10 +303,10 @@ impl Gateway {
                     return page(session, 404, "Unknown identity provider", "No provider by that name is configured.", None).await;
                 };
                 let pending = core.count_login_cookies(session.req_header());
-                self.start_sign_in(&core, session, provider, return_to, pending).await
+                self.start_sign_in(core, session, provider, return_to, pending).await
             }
             _ => match rest.strip_prefix("/callback/") {
-                Some(name) => self.callback(&core, session, name.to_string()).await,
+                Some(name) => self.callback(core, session, name.to_string()).await,
                 None => page(session, 404, "Not found", "There is no such gateway page.", None).await,
             },
         }

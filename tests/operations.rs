@@ -220,16 +220,15 @@ fn reload_under_traffic_keeps_sessions_and_rejects_a_bad_config() {
 
 #[test]
 fn watch_config_reloads_on_file_change() {
-    let port = free_port();
-    let admin = free_port();
-    let upstream = start_upstream();
-    let op = start_op(&format!("http://127.0.0.1:{port}"), 0);
-    let yaml = config(port, admin, &op.issuer, upstream.port, "").replace(
-        "  shutdown_grace: 1s\n",
-        "  shutdown_grace: 1s\n  watch_config: true\n",
-    );
-    let gw = start_gateway(port, admin, &yaml);
+    let env = start_env_edit(|y| {
+        y.replace(
+            "  shutdown_grace: 1s\n",
+            "  shutdown_grace: 1s\n  watch_config: true\n",
+        )
+    });
+    let gw = &env.gw;
     let cfg_path = gw.dir.path().join("gateway.yaml");
+    let yaml = std::fs::read_to_string(&cfg_path).unwrap();
     write_file(
         &cfg_path,
         &yaml.replace("path_prefix: /public", "path_prefix: /open"),
@@ -277,15 +276,13 @@ fn sigterm_drains_and_exits_within_the_grace_period() {
 
 #[test]
 fn json_logs_carry_structured_audit_lines_without_secrets() {
-    let port = free_port();
-    let admin = free_port();
-    let upstream = start_upstream();
-    let op = start_op(&format!("http://127.0.0.1:{port}"), 0);
-    let yaml = config(port, admin, &op.issuer, upstream.port, "").replace(
-        "  shutdown_grace: 1s\n",
-        "  shutdown_grace: 1s\n  log_format: json\n",
-    );
-    let gw = start_gateway(port, admin, &yaml);
+    let env = start_env_edit(|y| {
+        y.replace(
+            "  shutdown_grace: 1s\n",
+            "  shutdown_grace: 1s\n  log_format: json\n",
+        )
+    });
+    let gw = &env.gw;
     let b = Browser::new();
     b.sign_in(&format!("{}/", gw.url), "alice");
     let cookie = b.cookie(&gw.url, "authgate_session").unwrap();
@@ -353,4 +350,40 @@ fn metrics_move_with_sign_ins_denials_and_rejections() {
     );
     assert_eq!(metric(&m1, "authgate_sessions_stored"), 1.0);
     assert!(delta(r#"authgate_request_duration_seconds_count{route="app"}"#) >= 3.0);
+}
+
+#[test]
+fn alert_rules_reference_only_exported_metrics() {
+    let env = start_env("");
+    // Move a few series so every labelled family has at least one sample.
+    api().get(format!("{}/x", env.gw.url)).send().unwrap();
+    let b = Browser::new();
+    b.sign_in(&format!("{}/", env.gw.url), "alice");
+    let exported: std::collections::HashSet<String> = scrape(&env.gw.admin)
+        .keys()
+        .map(|k| k.split('{').next().unwrap().to_string())
+        .collect();
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/alerts.yaml"
+    ))
+    .unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&rules).expect("alerts.yaml parses");
+    let mut checked = 0;
+    for rule in doc["groups"][0]["rules"].as_sequence().unwrap() {
+        let expr = rule["expr"].as_str().unwrap();
+        for (i, _) in expr.match_indices("authgate_") {
+            let name: String = expr[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                exported.contains(&name),
+                "alert {} uses {name}, which /metrics does not export",
+                rule["alert"].as_str().unwrap()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6);
 }

@@ -264,15 +264,17 @@ pub struct Env {
 }
 
 pub fn start_env(extra_session: &str) -> Env {
+    start_env_edit(|yaml| format!("{yaml}{extra_session}\n"))
+}
+
+/// As `start_env`, with the generated config passed through `edit` first.
+pub fn start_env_edit(edit: impl Fn(String) -> String) -> Env {
     let port = free_port();
     let admin = free_port();
     let upstream = start_upstream();
     let op = start_op(&format!("http://127.0.0.1:{port}"), 0);
-    let gw = start_gateway(
-        port,
-        admin,
-        &config(port, admin, &op.issuer, upstream.port, extra_session),
-    );
+    let yaml = edit(config(port, admin, &op.issuer, upstream.port, ""));
+    let gw = start_gateway(port, admin, &yaml);
     Env { gw, op, upstream }
 }
 

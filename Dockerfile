@@ -1,0 +1,31 @@
+# authgate container image: build on Debian 12 (bookworm), run on bookworm-slim so the
+# runtime has the exact system OpenSSL (libssl3) the binary was linked against
+# (OPENSSL_NO_VENDOR=1 in .cargo/config.toml: one OpenSSL, the system's).
+# Cannot be built in this project's CI (no container engine); kept correct by review.
+
+FROM rust:1.88-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends pkg-config cmake libssl-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
+COPY src src
+# Cargo.toml declares the bench target; its source must exist for the manifest to load.
+COPY benches benches
+RUN cargo build --release --locked --bin authgate \
+ && strip target/release/authgate
+
+FROM debian:bookworm-slim
+# ldd target/release/authgate: libssl.so.3, libcrypto.so.3, libgcc_s.so.1, libm, libc.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl3 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 65532 authgate \
+ && useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin authgate
+COPY --from=build /src/target/release/authgate /usr/local/bin/authgate
+COPY gateway.yaml /etc/authgate/gateway.yaml
+USER 65532:65532
+EXPOSE 8080 9090
+ENTRYPOINT ["/usr/local/bin/authgate"]
+CMD ["run", "-c", "/etc/authgate/gateway.yaml"]
