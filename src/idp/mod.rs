@@ -2,6 +2,7 @@
 //! the protocol. Each protocol lives in its own file.
 
 pub mod oidc;
+pub mod saml_verify;
 
 use std::sync::Arc;
 

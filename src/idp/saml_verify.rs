@@ -1,0 +1,454 @@
+//! SAML Response verification: a pure function from (document, trust, expectations, clock)
+//! to a verified assertion or a typed rejection that names what to fix.
+//!
+//! Only content the XML signature covers is used: xmlsec (through samael) verifies every
+//! signature against the IdP's certificates and returns a document reduced to the signed
+//! content; everything unsigned (a wrapped evil assertion, an unsigned Destination, comments)
+//! is gone before any field is read. Unsigned documents, SHA-1 signatures, DOCTYPEs (XXE,
+//! entity expansion) and documents with more than one assertion are refused outright.
+
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use samael::crypto::{
+    AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode,
+};
+use samael::schema::{Assertion, Response};
+
+/// The largest SAMLResponse accepted (base64 text). Entra responses are a few KB; a user in
+/// 150 groups is still far below this.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
+
+/// Whom to believe.
+#[derive(Clone)]
+pub struct Trust {
+    /// The IdP's entity ID (Entra: `https://sts.windows.net/<tenant id>/`).
+    pub idp_entity_id: String,
+    /// Every signing certificate the IdP publishes (rollover: all of them are trusted).
+    pub certs: Vec<CertificateDer>,
+}
+
+/// What this service provider expects of a response.
+pub struct Expect<'a> {
+    pub sp_entity_id: &'a str,
+    pub acs_url: &'a str,
+    /// The ID of the AuthnRequest this browser sent (SP-initiated), if any.
+    pub request_id: Option<&'a str>,
+    pub allow_idp_initiated: bool,
+    pub clock_skew: Duration,
+}
+
+/// A verified assertion, reduced to what the gateway uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub assertion_id: String,
+    /// Until when the assertion ID must be remembered (replay cache).
+    pub valid_until: DateTime<Utc>,
+    pub name_id: String,
+    pub name_id_format: Option<String>,
+    pub session_index: Option<String>,
+    pub in_response_to: Option<String>,
+    /// Attribute name → values, in document order.
+    pub attributes: Vec<(String, Vec<String>)>,
+}
+
+impl Verified {
+    pub fn attribute(&self, name: &str) -> Option<&[String]> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Why a response was refused. `reason()` is a bounded metric label; `Display` tells an admin
+/// which setting to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    #[error("SAMLResponse is larger than {MAX_RESPONSE_BYTES} bytes")]
+    TooLarge,
+    #[error("SAMLResponse is not base64 or not UTF-8")]
+    Encoding,
+    #[error("response contains a DOCTYPE (refused: XXE / entity expansion)")]
+    DocType,
+    #[error("response has {0} assertions; exactly one is accepted")]
+    AssertionCount(usize),
+    #[error("the identity provider answered {code}: {message}")]
+    IdpStatus { code: String, message: String },
+    #[error("no valid signature from a trusted IdP certificate with RSA-SHA256 or stronger (unsigned, tampered, wrong certificate, or SHA-1)")]
+    BadSignature,
+    #[error("signed content is not a SAML response or assertion: {0}")]
+    Malformed(String),
+    #[error("encrypted assertions are not supported; turn off token encryption for this app")]
+    Encrypted,
+    #[error("wrong issuer: expected {expected:?}, got {got:?} (check the IdP entity ID / tenant)")]
+    WrongIssuer { expected: String, got: String },
+    #[error("wrong audience: expected {expected:?}, got {got:?} (the Identifier (Entity ID) in the IdP must equal the SP entity ID exactly, including any trailing slash)")]
+    WrongAudience { expected: String, got: Vec<String> },
+    #[error("wrong Destination: expected {expected:?}, got {got:?} (the Reply URL must equal the ACS URL)")]
+    WrongDestination { expected: String, got: String },
+    #[error("wrong Recipient: expected {expected:?}, got {got:?} (the Reply URL must equal the ACS URL)")]
+    WrongRecipient { expected: String, got: String },
+    #[error("not yet valid: NotBefore {not_before} is after now {now} plus {skew_secs}s skew (check the clocks)")]
+    NotYetValid {
+        not_before: String,
+        now: String,
+        skew_secs: u64,
+    },
+    #[error("expired: NotOnOrAfter {not_on_or_after} is before now {now} minus {skew_secs}s skew (check the clocks, or the sign-in took too long)")]
+    Expired {
+        not_on_or_after: String,
+        now: String,
+        skew_secs: u64,
+    },
+    #[error("no bearer SubjectConfirmation with Recipient and NotOnOrAfter")]
+    NoBearer,
+    #[error("InResponseTo {got:?} does not match the sign-in this browser started")]
+    UnknownInResponseTo { got: Option<String> },
+    #[error("unsolicited (IdP-initiated) response, and IdP-initiated sign-in is not allowed for this provider")]
+    Unsolicited,
+    #[error("assertion {0} was already used (replay)")]
+    Replay(String),
+    #[error("assertion has no NameID")]
+    NoNameId,
+}
+
+impl Rejection {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::TooLarge => "too_large",
+            Rejection::Encoding => "encoding",
+            Rejection::DocType => "doctype",
+            Rejection::AssertionCount(_) => "assertion_count",
+            Rejection::IdpStatus { .. } => "idp_status",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::Malformed(_) => "malformed",
+            Rejection::Encrypted => "encrypted",
+            Rejection::WrongIssuer { .. } => "wrong_issuer",
+            Rejection::WrongAudience { .. } => "wrong_audience",
+            Rejection::WrongDestination { .. } => "wrong_destination",
+            Rejection::WrongRecipient { .. } => "wrong_recipient",
+            Rejection::NotYetValid { .. } => "not_yet_valid",
+            Rejection::Expired { .. } => "expired",
+            Rejection::NoBearer => "no_bearer",
+            Rejection::UnknownInResponseTo { .. } => "unknown_in_response_to",
+            Rejection::Unsolicited => "unsolicited",
+            Rejection::Replay(_) => "replay",
+            Rejection::NoNameId => "no_name_id",
+        }
+    }
+}
+
+/// Decodes the HTTP-POST binding's `SAMLResponse` value.
+pub fn decode_post(b64: &str) -> Result<String, Rejection> {
+    if b64.len() > MAX_RESPONSE_BYTES {
+        return Err(Rejection::TooLarge);
+    }
+    let cleaned: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(cleaned)
+        .map_err(|_| Rejection::Encoding)?;
+    String::from_utf8(bytes).map_err(|_| Rejection::Encoding)
+}
+
+const ALLOWED: [AllowedSignatureAlgorithm; 5] = [
+    AllowedSignatureAlgorithm::RsaSha256,
+    AllowedSignatureAlgorithm::RsaSha384,
+    AllowedSignatureAlgorithm::RsaSha512,
+    AllowedSignatureAlgorithm::EcdsaSha256,
+    AllowedSignatureAlgorithm::EcdsaSha384,
+];
+
+/// Verifies a decoded SAML Response (or a bare assertion) at time `now`.
+pub fn verify(
+    xml: &str,
+    trust: &Trust,
+    expect: &Expect<'_>,
+    now: DateTime<Utc>,
+) -> Result<Verified, Rejection> {
+    if xml.len() > MAX_RESPONSE_BYTES {
+        return Err(Rejection::TooLarge);
+    }
+    if xml.to_ascii_uppercase().contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
+        return Err(Rejection::DocType);
+    }
+    let assertions = count_elements(xml, &["Assertion", "EncryptedAssertion"])?;
+    if count_elements(xml, &["EncryptedAssertion"])? > 0 {
+        return Err(Rejection::Encrypted);
+    }
+    // An IdP error (no assertion, often unsigned) is shown with its message; the message is
+    // display-only and never grants anything.
+    if assertions == 0 {
+        if let Ok(resp) = xml.parse::<Response>() {
+            if let Some(status) = resp.status {
+                let code = status.status_code.value.unwrap_or_default();
+                if code != SUCCESS {
+                    let message = status
+                        .status_message
+                        .and_then(|m| m.value)
+                        .unwrap_or_default();
+                    return Err(Rejection::IdpStatus { code, message });
+                }
+            }
+        }
+    }
+    if assertions != 1 {
+        return Err(Rejection::AssertionCount(assertions));
+    }
+    if trust.certs.is_empty() {
+        return Err(Rejection::BadSignature);
+    }
+
+    // From here on, only signed content.
+    let reduced = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+        xml,
+        &trust.certs,
+        ReduceMode::ValidateAndMarkNoAncestors,
+        Some(&ALLOWED),
+    )
+    .map_err(|_| Rejection::BadSignature)?;
+
+    let (response, assertion) = match root_name(&reduced)?.as_str() {
+        "Response" => {
+            let r: Response = reduced
+                .parse()
+                .map_err(|e: quick_xml::DeError| Rejection::Malformed(e.to_string()))?;
+            let a = r.assertion.clone().ok_or(Rejection::AssertionCount(0))?;
+            (Some(r), a)
+        }
+        "Assertion" => {
+            let a: Assertion = reduced
+                .parse()
+                .map_err(|e: Box<dyn std::error::Error>| Rejection::Malformed(e.to_string()))?;
+            (None, a)
+        }
+        other => return Err(Rejection::Malformed(format!("signed root is <{other}>"))),
+    };
+    // A signed Response additionally vouches for its envelope.
+    if let Some(r) = &response {
+        if let Some(dest) = &r.destination {
+            if dest != expect.acs_url {
+                return Err(Rejection::WrongDestination {
+                    expected: expect.acs_url.to_string(),
+                    got: dest.clone(),
+                });
+            }
+        }
+        if let Some(issuer) = &r.issuer {
+            check_issuer(issuer.value.as_deref().unwrap_or(""), trust)?;
+        }
+        if let Some(code) = r.status.as_ref().and_then(|s| s.status_code.value.clone()) {
+            if code != SUCCESS {
+                return Err(Rejection::IdpStatus {
+                    code,
+                    message: String::new(),
+                });
+            }
+        }
+        check_in_response_to(r.in_response_to.as_deref(), expect)?;
+    }
+    verify_assertion(&assertion, trust, expect, now)
+}
+
+fn check_issuer(got: &str, trust: &Trust) -> Result<(), Rejection> {
+    if got != trust.idp_entity_id {
+        return Err(Rejection::WrongIssuer {
+            expected: trust.idp_entity_id.clone(),
+            got: got.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn check_in_response_to(got: Option<&str>, expect: &Expect<'_>) -> Result<(), Rejection> {
+    match (got, expect.request_id) {
+        (Some(got), Some(want)) if got == want => Ok(()),
+        (None, _) if expect.allow_idp_initiated => Ok(()),
+        (None, _) => Err(Rejection::Unsolicited),
+        (got, _) => Err(Rejection::UnknownInResponseTo {
+            got: got.map(str::to_string),
+        }),
+    }
+}
+
+fn verify_assertion(
+    a: &Assertion,
+    trust: &Trust,
+    expect: &Expect<'_>,
+    now: DateTime<Utc>,
+) -> Result<Verified, Rejection> {
+    let skew = chrono::Duration::from_std(expect.clock_skew)
+        .unwrap_or_else(|_| chrono::Duration::minutes(5));
+    let skew_secs = expect.clock_skew.as_secs();
+    let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    check_issuer(a.issuer.value.as_deref().unwrap_or(""), trust)?;
+
+    let conditions = a.conditions.as_ref();
+    let mut valid_until: Option<DateTime<Utc>> = None;
+    if let Some(c) = conditions {
+        if let Some(nb) = c.not_before {
+            if now + skew < nb {
+                return Err(Rejection::NotYetValid {
+                    not_before: fmt(nb),
+                    now: fmt(now),
+                    skew_secs,
+                });
+            }
+        }
+        if let Some(noa) = c.not_on_or_after {
+            if now - skew >= noa {
+                return Err(Rejection::Expired {
+                    not_on_or_after: fmt(noa),
+                    now: fmt(now),
+                    skew_secs,
+                });
+            }
+            valid_until = Some(noa);
+        }
+    }
+    // Audience: required, and exact (Entra's trailing-slash mistakes are the classic).
+    let audiences: Vec<String> = conditions
+        .and_then(|c| c.audience_restrictions.as_ref())
+        .map(|rs| rs.iter().flat_map(|r| r.audience.iter().cloned()).collect())
+        .unwrap_or_default();
+    let audience_restrictions = conditions
+        .and_then(|c| c.audience_restrictions.as_ref())
+        .map(|rs| rs.as_slice())
+        .unwrap_or(&[]);
+    let audience_ok = !audience_restrictions.is_empty()
+        && audience_restrictions
+            .iter()
+            .all(|r| r.audience.iter().any(|x| x == expect.sp_entity_id));
+    if !audience_ok {
+        return Err(Rejection::WrongAudience {
+            expected: expect.sp_entity_id.to_string(),
+            got: audiences,
+        });
+    }
+
+    // Bearer subject confirmation: Recipient = our ACS, in its time window, InResponseTo ours.
+    let subject = a.subject.as_ref();
+    let bearer: Vec<_> = subject
+        .and_then(|s| s.subject_confirmations.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| c.method.as_deref() == Some(BEARER))
+        .collect();
+    let mut first_err = None;
+    let mut confirmed = None;
+    for c in bearer {
+        let Some(d) = &c.subject_confirmation_data else {
+            first_err.get_or_insert(Rejection::NoBearer);
+            continue;
+        };
+        let Some(noa) = d.not_on_or_after else {
+            first_err.get_or_insert(Rejection::NoBearer);
+            continue;
+        };
+        if now - skew >= noa {
+            first_err.get_or_insert(Rejection::Expired {
+                not_on_or_after: fmt(noa),
+                now: fmt(now),
+                skew_secs,
+            });
+            continue;
+        }
+        if let Some(nb) = d.not_before {
+            if now + skew < nb {
+                first_err.get_or_insert(Rejection::NotYetValid {
+                    not_before: fmt(nb),
+                    now: fmt(now),
+                    skew_secs,
+                });
+                continue;
+            }
+        }
+        match d.recipient.as_deref() {
+            Some(r) if r == expect.acs_url => {}
+            other => {
+                first_err.get_or_insert(Rejection::WrongRecipient {
+                    expected: expect.acs_url.to_string(),
+                    got: other.unwrap_or("").to_string(),
+                });
+                continue;
+            }
+        }
+        if let Err(e) = check_in_response_to(d.in_response_to.as_deref(), expect) {
+            first_err.get_or_insert(e);
+            continue;
+        }
+        confirmed = Some((noa, d.in_response_to.clone()));
+        break;
+    }
+    let Some((confirm_until, in_response_to)) = confirmed else {
+        return Err(first_err.unwrap_or(Rejection::NoBearer));
+    };
+    let name = subject
+        .and_then(|s| s.name_id.as_ref())
+        .filter(|n| !n.value.trim().is_empty())
+        .ok_or(Rejection::NoNameId)?;
+    let attributes = a
+        .attribute_statements
+        .iter()
+        .flatten()
+        .flat_map(|s| s.attributes.iter())
+        .filter_map(|attr| {
+            let name = attr.name.clone()?;
+            let values = attr.values.iter().filter_map(|v| v.value.clone()).collect();
+            Some((name, values))
+        })
+        .collect();
+    Ok(Verified {
+        assertion_id: a.id.clone(),
+        valid_until: valid_until.map_or(confirm_until, |v| v.max(confirm_until)),
+        name_id: name.value.clone(),
+        name_id_format: name.format.clone(),
+        session_index: a
+            .authn_statements
+            .iter()
+            .flatten()
+            .find_map(|s| s.session_index.clone()),
+        in_response_to,
+        attributes,
+    })
+}
+
+/// Counts elements with any of these local names (namespace prefixes ignored).
+fn count_elements(xml: &str, names: &[&str]) -> Result<usize, Rejection> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut n = 0;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Start(e)) | Ok(quick_xml::events::Event::Empty(e)) => {
+                let local = e.local_name();
+                if names.iter().any(|x| x.as_bytes() == local.as_ref()) {
+                    n += 1;
+                }
+            }
+            Ok(quick_xml::events::Event::DocType(_)) => return Err(Rejection::DocType),
+            Ok(quick_xml::events::Event::Eof) => return Ok(n),
+            Ok(_) => {}
+            Err(e) => return Err(Rejection::Malformed(e.to_string())),
+        }
+    }
+}
+
+fn root_name(xml: &str) -> Result<String, Rejection> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Start(e)) | Ok(quick_xml::events::Event::Empty(e)) => {
+                return Ok(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+            }
+            Ok(quick_xml::events::Event::Eof) => {
+                return Err(Rejection::Malformed("empty document".into()))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(Rejection::Malformed(e.to_string())),
+        }
+    }
+}
