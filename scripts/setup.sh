@@ -11,8 +11,12 @@ need_apt=()
 for pkg in pkg-config cmake libssl-dev libxml2-dev libxmlsec1-dev libclang1-14 libclang-common-14-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
-# Peers: nginx (forward-auth client in tests; comes with auth_request compiled in).
+# Peers: nginx (forward-auth client in tests; comes with auth_request compiled in), and
+# Debian's SimpleSAMLphp as the SAML IdP (served by php -S; openssl makes its key).
 command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
+for pkg in simplesamlphp php-cli php-xml php-mbstring php-curl openssl; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 # Peers: the OpenID provider and the upstream in tests/demo run on Node.js.
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)

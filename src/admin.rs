@@ -14,7 +14,6 @@ use pingora::services::background::BackgroundService;
 use arc_swap::ArcSwap;
 
 use crate::gateway::Core;
-use crate::idp::Provider;
 use crate::metrics::Metrics;
 
 pub struct AdminApp {
@@ -82,8 +81,7 @@ impl BackgroundService for MetadataRefresher {
             let mut all_ready = true;
             // The current configuration's providers: after a reload, new ones load here.
             let providers = self.core.load().providers.clone();
-            for p in &providers {
-                let Provider::Oidc(o) = p.as_ref();
+            for o in &providers {
                 let due = match o.age() {
                     None => true,
                     Some(age) => age >= REFRESH_EVERY,
@@ -92,10 +90,10 @@ impl BackgroundService for MetadataRefresher {
                     continue;
                 }
                 match o.load().await {
-                    Ok(()) => log::info!("provider {}: metadata and signing keys loaded", o.name),
+                    Ok(()) => log::info!("provider {}: metadata and signing keys loaded", o.name()),
                     Err(e) => {
                         all_ready &= o.is_ready();
-                        log::warn!("provider {}: {e}", o.name);
+                        log::warn!("provider {}: {e}", o.name());
                     }
                 }
             }

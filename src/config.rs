@@ -96,6 +96,47 @@ pub struct ProviderConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProviderKind {
     Oidc(OidcConfig),
+    Saml(SamlConfig),
+}
+
+/// A SAML 2.0 identity provider, as this gateway (the service provider) sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamlConfig {
+    /// The SP entity ID (Entra: "Identifier (Entity ID)"); the audience assertions must carry.
+    pub entity_id: String,
+    pub idp: SamlIdp,
+    /// Full NameID format URN requested in the AuthnRequest.
+    pub name_id_format: String,
+    pub clock_skew: Duration,
+    pub allow_idp_initiated: bool,
+    /// Attribute (claim URI) whose value is the user key; `None` = the NameID.
+    pub user_attribute: Option<String>,
+    pub attributes: SamlAttributes,
+}
+
+/// How the IdP is known: the three options Entra admins are given.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SamlIdp {
+    MetadataUrl(Url),
+    MetadataFile(std::path::PathBuf),
+    /// Entity ID, sign-on URL and the signing certificate's thumbprint(s) (SHA-1 as Entra shows
+    /// it, or SHA-256), hex.
+    Fingerprint {
+        entity_id: String,
+        sso_url: Url,
+        slo_url: Option<Url>,
+        fingerprints: Vec<Vec<u8>>,
+    },
+}
+
+/// Claim URIs mapped to identity fields; Entra's by default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamlAttributes {
+    pub email: String,
+    pub name: String,
+    pub groups: String,
+    pub roles: String,
+    pub tenant: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -696,10 +737,11 @@ impl<'e> Reader<'e> {
             let kind = self.required_string(&mut o, "type");
             let parsed = match kind.as_deref() {
                 Some("oidc") => self.oidc(&mut o, &path).map(ProviderKind::Oidc),
+                Some("saml") => self.saml(&mut o, &path).map(ProviderKind::Saml),
                 Some(other) => {
                     self.err(
                         join(&path, "type"),
-                        format!("unknown provider type {other:?} (supported: oidc)"),
+                        format!("unknown provider type {other:?} (supported: oidc, saml)"),
                     );
                     // Its other keys belong to that type: one error, not one per key.
                     if let Some(map) = o.map {
@@ -764,6 +806,146 @@ impl<'e> Reader<'e> {
             client_secret: client_secret?,
             scopes,
             user_claim,
+        })
+    }
+
+    fn saml(&mut self, o: &mut Obj<'_>, path: &str) -> Option<SamlConfig> {
+        let entity_id = self.required_string(o, "entity_id");
+        let url = |r: &mut Self, key: &str, v: Option<String>| -> Option<Url> {
+            let v = v?;
+            match Url::parse(&v) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+                _ => {
+                    r.err(join(path, key), format!("{v:?} is not an http(s) URL"));
+                    None
+                }
+            }
+        };
+        let md_url = self.string(o, "idp_metadata_url");
+        let md_url = url(self, "idp_metadata_url", md_url);
+        let md_file = self.string(o, "idp_metadata_file");
+        let idp_entity = self.string(o, "idp_entity_id");
+        let sso = self.string(o, "idp_sso_url");
+        let sso = url(self, "idp_sso_url", sso);
+        let slo = self.string(o, "idp_slo_url");
+        let slo = url(self, "idp_slo_url", slo);
+        let fps = self.string_list(o, "idp_cert_fingerprints");
+        let given = [md_url.is_some(), md_file.is_some(), fps.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        let idp = if given != 1 {
+            self.err(
+                path,
+                "name the IdP exactly one way: idp_metadata_url, idp_metadata_file, or idp_cert_fingerprints with idp_entity_id and idp_sso_url",
+            );
+            None
+        } else if let Some(u) = md_url {
+            Some(SamlIdp::MetadataUrl(u))
+        } else if let Some(f) = md_file {
+            if std::fs::metadata(&f).is_err() {
+                self.err(join(path, "idp_metadata_file"), format!("cannot read {f}"));
+            }
+            Some(SamlIdp::MetadataFile(f.into()))
+        } else {
+            let mut fingerprints = Vec::new();
+            for (i, f) in fps.unwrap_or_default().iter().enumerate() {
+                let hex: String = f.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+                let bytes: Option<Vec<u8>> = (0..hex.len())
+                    .step_by(2)
+                    .map(|j| {
+                        hex.get(j..j + 2)
+                            .and_then(|b| u8::from_str_radix(b, 16).ok())
+                    })
+                    .collect();
+                match bytes.filter(|b| b.len() == 20 || b.len() == 32) {
+                    Some(b) => fingerprints.push(b),
+                    None => self.err(
+                        format!("{path}.idp_cert_fingerprints[{i}]"),
+                        "expected a SHA-1 (40 hex digits, Entra's thumbprint) or SHA-256 (64) fingerprint",
+                    ),
+                }
+            }
+            if idp_entity.is_none() {
+                self.err(join(path, "idp_entity_id"), "required with idp_cert_fingerprints (Entra: https://sts.windows.net/<tenant id>/)");
+            }
+            if sso.is_none() {
+                self.err(
+                    join(path, "idp_sso_url"),
+                    "required with idp_cert_fingerprints (Entra: Login URL)",
+                );
+            }
+            match (idp_entity, sso) {
+                (Some(entity_id), Some(sso_url)) => Some(SamlIdp::Fingerprint {
+                    entity_id,
+                    sso_url,
+                    slo_url: slo,
+                    fingerprints,
+                }),
+                _ => None,
+            }
+        };
+        let name_id_format = match self.string(o, "name_id_format").as_deref() {
+            None | Some("emailAddress") => {
+                "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".to_string()
+            }
+            Some("persistent") => {
+                "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent".to_string()
+            }
+            Some("unspecified") => {
+                "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified".to_string()
+            }
+            Some("transient") => "urn:oasis:names:tc:SAML:2.0:nameid-format:transient".to_string(),
+            Some(other) => {
+                self.err(
+                    join(path, "name_id_format"),
+                    format!("{other:?} is not emailAddress, persistent, unspecified or transient"),
+                );
+                String::new()
+            }
+        };
+        let clock_skew = self
+            .duration(o, "clock_skew")
+            .unwrap_or(Duration::from_secs(300));
+        let allow_idp_initiated = self.bool(o, "allow_idp_initiated").unwrap_or(false);
+        let user_attribute = match self.string(o, "user_attribute") {
+            Some(a) if a == "nameid" => None,
+            Some(a) => Some(a),
+            None => {
+                Some("http://schemas.microsoft.com/identity/claims/objectidentifier".to_string())
+            }
+        };
+        let mut m = {
+            let v = self.get(o, "attributes");
+            self.obj(&join(path, "attributes"), v)
+        };
+        let c = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/";
+        let attributes = SamlAttributes {
+            email: self
+                .string(&mut m, "email")
+                .unwrap_or_else(|| format!("{c}emailaddress")),
+            name: self.string(&mut m, "name").unwrap_or_else(|| {
+                "http://schemas.microsoft.com/identity/claims/displayname".into()
+            }),
+            groups: self.string(&mut m, "groups").unwrap_or_else(|| {
+                "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups".into()
+            }),
+            roles: self.string(&mut m, "roles").unwrap_or_else(|| {
+                "http://schemas.microsoft.com/ws/2008/06/identity/claims/role".into()
+            }),
+            tenant: self
+                .string(&mut m, "tenant")
+                .unwrap_or_else(|| "http://schemas.microsoft.com/identity/claims/tenantid".into()),
+        };
+        self.finish(m);
+        Some(SamlConfig {
+            entity_id: entity_id?,
+            idp: idp?,
+            name_id_format,
+            clock_skew,
+            allow_idp_initiated,
+            user_attribute,
+            attributes,
         })
     }
 

@@ -20,6 +20,8 @@ use crate::config::{Config, RESERVED_PREFIX};
 use crate::headers::{without_cookies, HeaderPlan};
 use crate::identity::Identity;
 use crate::idp::oidc::PendingLogin;
+use crate::idp::saml::{PendingSaml, SamlProvider};
+use crate::idp::saml_verify::{self, Rejection};
 use crate::idp::{IdpError, Provider};
 use crate::metrics::Metrics;
 use crate::pages;
@@ -228,11 +230,22 @@ impl Gateway {
             )
             .await;
         };
-        let Provider::Oidc(oidc) = p.as_ref();
-        match oidc.begin(return_to) {
-            Ok((url, pending)) => {
+        // Each protocol's pending sign-in, sealed under a cookie named after its random key.
+        let begun = match p.as_ref() {
+            Provider::Oidc(oidc) => oidc.begin(return_to).map(|(url, pending)| {
                 let name = core.login_cookie_name(&pending.s);
-                let Some(sealed) = core.sessions.sealer().seal(&name, &pending) else {
+                let sealed = core.sessions.sealer().seal(&name, &pending);
+                (url, name, sealed)
+            }),
+            Provider::Saml(saml) => saml.begin(return_to).map(|(url, pending)| {
+                let name = core.login_cookie_name(&pending.k);
+                let sealed = core.sessions.sealer().seal(&name, &pending);
+                (url, name, sealed)
+            }),
+        };
+        match begun {
+            Ok((url, name, sealed)) => {
+                let Some(sealed) = sealed else {
                     return page(
                         session,
                         500,
@@ -304,6 +317,25 @@ impl Gateway {
                 };
                 let pending = core.count_login_cookies(session.req_header());
                 self.start_sign_in(core, session, provider, return_to, pending).await
+            }
+            _ if rest.starts_with("/saml/") => {
+                let mut parts = rest["/saml/".len()..].splitn(2, '/');
+                let (name, action) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let Some(p) = core.providers.iter().find(|p| p.name() == name).cloned() else {
+                    return page(session, 404, "Unknown identity provider", "No provider by that name is configured.", None).await;
+                };
+                let Provider::Saml(saml) = p.as_ref() else {
+                    return page(session, 404, "Not found", "This provider does not speak SAML.", None).await;
+                };
+                match action {
+                    "acs" => self.saml_acs(core, session, saml).await,
+                    "metadata" => {
+                        let xml = saml.sp_metadata().into_bytes();
+                        respond(session, 200, "application/samlmetadata+xml", xml, &[]).await
+                    }
+                    "slo" => self.saml_slo(core, session, saml).await,
+                    _ => page(session, 404, "Not found", "There is no such gateway page.", None).await,
+                }
             }
             _ => match rest.strip_prefix("/callback/") {
                 Some(name) => self.callback(core, session, name.to_string()).await,
@@ -427,7 +459,16 @@ impl Gateway {
             )
             .await;
         };
-        let Provider::Oidc(oidc) = provider.as_ref();
+        let Provider::Oidc(oidc) = provider.as_ref() else {
+            return page(
+                session,
+                404,
+                "Not found",
+                "This provider does not use this callback.",
+                None,
+            )
+            .await;
+        };
         let identity = match oidc.finish(&pending, code, get("iss")).await {
             Ok(id) => id,
             Err(e) => {
@@ -474,6 +515,222 @@ impl Gateway {
                 .await
             }
         }
+    }
+
+    /// The assertion consumer service: an HTTP-POST of `SAMLResponse` (and `RelayState`).
+    async fn saml_acs(
+        &self,
+        core: &Core,
+        session: &mut Session,
+        saml: &SamlProvider,
+    ) -> Result<()> {
+        let name = saml.name.clone();
+        let fail = |reason: &str| {
+            self.metrics
+                .sign_ins
+                .with_label_values(&[name.as_str(), reason])
+                .inc();
+        };
+        let restart = core.public(&format!("{RESERVED_PREFIX}/sign_in?rd=%2F&provider={name}"));
+        if session.req_header().method != http::Method::POST {
+            fail("bad_callback");
+            return page(
+                session,
+                405,
+                "Sign-in failed",
+                "The SAML response must be POSTed here by the identity provider.",
+                None,
+            )
+            .await;
+        }
+        // The form, bounded: a hostile client does not get to stream megabytes into memory.
+        let limit = saml_verify::MAX_RESPONSE_BYTES * 2;
+        let mut body = Vec::new();
+        while let Some(chunk) = session.read_request_body().await? {
+            body.extend_from_slice(&chunk);
+            if body.len() > limit {
+                fail("too_large");
+                log::warn!("SAML sign-in with {name} refused: POST body over {limit} bytes");
+                return page(
+                    session,
+                    413,
+                    "Sign-in failed",
+                    "The sign-in response is too large.",
+                    None,
+                )
+                .await;
+            }
+        }
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
+            .take(16)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let Some(response) = get("SAMLResponse") else {
+            fail("bad_callback");
+            return sign_in_failed(
+                session,
+                400,
+                "The POST carried no SAMLResponse.",
+                None,
+                &restart,
+                &[],
+            )
+            .await;
+        };
+        let relay = get("RelayState").unwrap_or("");
+        // SP-initiated: RelayState is the key of the sign-in this browser started.
+        let mut clear = Vec::new();
+        let pending: Option<PendingSaml> = if is_token(relay) {
+            let cookie_name = core.login_cookie_name(relay);
+            clear.push((
+                "set-cookie",
+                core.sessions.cookie(
+                    &cookie_name,
+                    "",
+                    &format!("{RESERVED_PREFIX}/"),
+                    Some(Duration::ZERO),
+                ),
+            ));
+            session
+                .req_header()
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|h| h.to_str().ok())
+                .find_map(|h| find_cookie(h, &cookie_name))
+                .and_then(|v| core.sessions.sealer().open::<PendingSaml>(&cookie_name, v))
+                .filter(|p| {
+                    constant_time_eq(p.k.as_bytes(), relay.as_bytes())
+                        && p.p == name
+                        && now_secs().saturating_sub(p.t) < LOGIN_TTL.as_secs()
+                })
+        } else {
+            None
+        };
+        match saml.finish(response, pending.as_ref()).await {
+            Ok((identity, verified)) => {
+                // IdP-initiated: the RelayState may name a return URL, honoured only if same-origin.
+                let return_to = match &pending {
+                    Some(p) => p.r.clone(),
+                    None if !relay.is_empty() => return_to::sanitize(relay, &core.cfg.public_url),
+                    None => "/".to_string(),
+                };
+                let (user, tenant) = (identity.user.clone(), identity.tenant.clone());
+                match core.sessions.create(identity).await {
+                    Ok(sealed) => {
+                        self.metrics
+                            .sign_ins
+                            .with_label_values(&[name.as_str(), "success"])
+                            .inc();
+                        crate::logging::audit(
+                            "sign_in",
+                            serde_json::json!({"provider": name, "user": user, "tenant": tenant,
+                                "protocol": "saml", "idp_initiated": pending.is_none(), "assertion": verified.assertion_id}),
+                        );
+                        let mut cookies = vec![core.sessions.set_cookie(&sealed)];
+                        cookies.extend(clear.into_iter().map(|(_, v)| v));
+                        redirect(session, core.public(&return_to), &cookies).await
+                    }
+                    Err(e) => {
+                        fail("session");
+                        log::error!(
+                            "SAML sign-in with {name} for {user}: session not created: {e}"
+                        );
+                        page_with(
+                            session,
+                            500,
+                            "Sign-in failed",
+                            "The session could not be created.",
+                            Some(&e.to_string()),
+                            None,
+                            &clear,
+                        )
+                        .await
+                    }
+                }
+            }
+            Err(rejection) => {
+                fail(rejection.reason());
+                log::warn!(
+                    "SAML sign-in with {name} refused ({}): {rejection}",
+                    rejection.reason()
+                );
+                let status = if matches!(rejection, Rejection::IdpStatus { .. }) {
+                    403
+                } else {
+                    400
+                };
+                let message = "The identity provider's answer could not be accepted. Start again; if it keeps failing, send the details below to your administrator.";
+                let detail = rejection.to_string();
+                sign_in_failed(session, status, message, Some(&detail), &restart, &clear).await
+            }
+        }
+    }
+
+    /// Single logout endpoint: the IdP's LogoutRequest (end this browser's session, answer with
+    /// a LogoutResponse), or the IdP's LogoutResponse to ours (show the signed-out page).
+    async fn saml_slo(
+        &self,
+        core: &Core,
+        session: &mut Session,
+        saml: &SamlProvider,
+    ) -> Result<()> {
+        let q = query_pairs(session.req_header());
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let signed_out = core.public(&format!("{RESERVED_PREFIX}/signed_out"));
+        if let Some(request) = get("SAMLRequest") {
+            let Some(id) = crate::idp::saml::logout_request_id(&request) else {
+                log::warn!(
+                    "SAML logout request for {} refused: not a readable LogoutRequest",
+                    saml.name
+                );
+                return page(
+                    session,
+                    400,
+                    "Sign-out failed",
+                    "The sign-out request could not be read.",
+                    None,
+                )
+                .await;
+            };
+            if let Some(who) = self.revoke_presented(core, session).await {
+                crate::logging::audit(
+                    "sign_out",
+                    serde_json::json!({"provider": who.provider, "user": who.user, "initiator": "idp"}),
+                );
+            }
+            let location = saml
+                .logout_response_url(&id, get("RelayState").as_deref())
+                .map(|u| u.to_string())
+                .unwrap_or(signed_out);
+            return redirect(session, location, &[core.sessions.clear_cookie()]).await;
+        }
+        redirect(session, signed_out, &[core.sessions.clear_cookie()]).await
+    }
+
+    /// Revokes every session cookie the request presents; returns the identity it belonged to.
+    async fn revoke_presented(&self, core: &Core, session: &mut Session) -> Option<Identity> {
+        let name = core.sessions.cfg.cookie_name.clone();
+        let values: Vec<String> = session
+            .req_header()
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .filter_map(|h| find_cookie(h, &name).map(str::to_string))
+            .collect();
+        let mut who = None;
+        for v in values {
+            if let Some(id) = core.sessions.revoke(&v).await {
+                self.metrics
+                    .sign_outs
+                    .with_label_values(&[&id.provider])
+                    .inc();
+                who = Some(id);
+            }
+        }
+        who
     }
 
     fn deny(&self, reason: &'static str) {
@@ -618,6 +875,7 @@ impl Gateway {
                     .find(|p| p.name() == id.provider)
                     .and_then(|p| match p.as_ref() {
                         Provider::Oidc(o) => o.end_session_url(&signed_out),
+                        Provider::Saml(s) => s.logout_url(id),
                     })
                     .map(|u| u.to_string())
                     .unwrap_or(signed_out)

@@ -21,4 +21,9 @@ pub struct Identity {
     pub groups: Vec<String>,
     #[serde(rename = "r", default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// SAML NameID and SessionIndex, kept for single logout.
+    #[serde(rename = "ni", default, skip_serializing_if = "Option::is_none")]
+    pub name_id: Option<String>,
+    #[serde(rename = "si", default, skip_serializing_if = "Option::is_none")]
+    pub session_index: Option<String>,
 }

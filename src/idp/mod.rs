@@ -2,6 +2,7 @@
 //! the protocol. Each protocol lives in its own file.
 
 pub mod oidc;
+pub mod saml;
 pub mod saml_verify;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ impl IdpError {
 
 pub enum Provider {
     Oidc(oidc::OidcProvider),
+    Saml(saml::SamlProvider),
 }
 
 impl Provider {
@@ -63,18 +65,42 @@ impl Provider {
                     metrics,
                 )?))
             }
+            ProviderKind::Saml(s) => Ok(Provider::Saml(saml::SamlProvider::new(
+                cfg.name.clone(),
+                s.clone(),
+                public_url,
+                metrics,
+            )?)),
+        }
+    }
+
+    /// Loads or refreshes the provider's metadata (discovery + keys, or SAML metadata).
+    pub async fn load(&self) -> Result<(), IdpError> {
+        match self {
+            Provider::Oidc(p) => p.load().await,
+            Provider::Saml(p) => p.load().await,
+        }
+    }
+
+    /// How old the loaded metadata is (None: not loaded).
+    pub fn age(&self) -> Option<std::time::Duration> {
+        match self {
+            Provider::Oidc(p) => p.age(),
+            Provider::Saml(p) => p.age(),
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
             Provider::Oidc(p) => &p.name,
+            Provider::Saml(p) => &p.name,
         }
     }
 
     pub fn is_ready(&self) -> bool {
         match self {
             Provider::Oidc(p) => p.is_ready(),
+            Provider::Saml(p) => p.is_ready(),
         }
     }
 }

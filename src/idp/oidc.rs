@@ -416,6 +416,8 @@ pub fn identity_from_claims(
         tenant: string_claim(claims, "tid"),
         groups: list_claim(claims, "groups"),
         roles: list_claim(claims, "roles"),
+        name_id: None,
+        session_index: None,
     })
 }
 

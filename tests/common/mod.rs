@@ -501,3 +501,160 @@ pub fn start_nginx(port: u16, http_body: &str) -> (Proc, tempfile::TempDir) {
         dir,
     )
 }
+
+/// Debian's SimpleSAMLphp as a SAML IdP (testenv/simplesamlphp/make-config.sh), served by
+/// `php -S` in its own process group (it forks workers), stopped by group on drop.
+pub struct SimpleSaml {
+    pub port: u16,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pgid: u32,
+    _proc: Proc,
+}
+
+impl Drop for SimpleSaml {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{}", self.pgid))
+            .status();
+    }
+}
+
+impl SimpleSaml {
+    pub fn metadata_url(&self) -> String {
+        format!("{}/saml2/idp/metadata.php", self.base)
+    }
+    /// SHA-1 thumbprint of the IdP's signing certificate, as Entra shows it.
+    pub fn cert_sha1(&self) -> String {
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
+            .arg(self.dir.path().join("cert/idp.crt"))
+            .output()
+            .expect("openssl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split('=')
+            .nth(1)
+            .expect("fingerprint")
+            .trim()
+            .replace(':', "")
+    }
+}
+
+/// `sp_base`: SP entity IDs are `<sp_base>-<mode>`; `acs_base`: ACS `<acs_base>-<mode>/acs`.
+pub fn start_simplesamlphp(sp_base: &str, acs_base: &str) -> SimpleSaml {
+    use std::os::unix::process::CommandExt;
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ok = Command::new(testenv().join("simplesamlphp/make-config.sh"))
+        .arg(dir.path())
+        .arg(port.to_string())
+        .arg(sp_base)
+        .arg(acs_base)
+        .env("TENANT_ID", TENANT)
+        .status()
+        .expect("make-config.sh")
+        .success();
+    assert!(ok, "SimpleSAMLphp config failed");
+    let child = Command::new("php")
+        .args([
+            "-S",
+            &format!("127.0.0.1:{port}"),
+            "-t",
+            "/usr/share/simplesamlphp/www",
+        ])
+        .env("SIMPLESAMLPHP_CONFIG_DIR", dir.path())
+        .env("PHP_CLI_SERVER_WORKERS", "4")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("php (apt install simplesamlphp php-cli php-xml php-mbstring)");
+    let pgid = child.id();
+    wait_for_port(port, "SimpleSAMLphp");
+    SimpleSaml {
+        port,
+        base: format!("http://127.0.0.1:{port}"),
+        dir,
+        pgid,
+        _proc: Proc {
+            child,
+            name: "simplesamlphp",
+        },
+    }
+}
+
+/// The value of a named (hidden) input in an HTML form.
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let i = html.find(&format!("name=\"{name}\""))?;
+    let tag_start = html[..i].rfind('<')?;
+    let tag_end = i + html[i..].find('>')?;
+    let tag = &html[tag_start..tag_end];
+    let v = tag.find("value=\"")? + 7;
+    let end = tag[v..].find('"')?;
+    Some(html_unescape(&tag[v..v + end]))
+}
+
+pub fn html_unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#039;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+impl Browser {
+    /// Drives SimpleSAMLphp from `start` (a gateway URL or an IdP-initiated IdP URL) through
+    /// its login form as `user`, up to the auto-POST page. Returns (ACS URL, SAMLResponse,
+    /// RelayState) without posting them.
+    pub fn saml_login_until_post(
+        &self,
+        start: &str,
+        user: &str,
+        password: &str,
+    ) -> (String, String, String) {
+        let (r, url) = self.follow(start);
+        let page = r.text().unwrap_or_default();
+        let auth_state = input_value(&page, "AuthState")
+            .unwrap_or_else(|| panic!("no login form at {url}:\n{page}"));
+        let action = form_action(&page)
+            .filter(|a| !a.is_empty() && a != "?")
+            .unwrap_or_else(|| url.clone());
+        let action = reqwest::Url::parse(&url).unwrap().join(&action).unwrap();
+        let r = self
+            .client
+            .post(action.clone())
+            .form(&[
+                ("username", user),
+                ("password", password),
+                ("AuthState", auth_state.as_str()),
+            ])
+            .send()
+            .expect("post login");
+        let (r, url) = if r.status().is_redirection() {
+            let loc = r.headers()["location"].to_str().unwrap().to_string();
+            self.follow(&action.join(&loc).unwrap().to_string())
+        } else {
+            (r, action.to_string())
+        };
+        let page = r.text().unwrap_or_default();
+        let acs =
+            form_action(&page).unwrap_or_else(|| panic!("no auto-POST form at {url}:\n{page}"));
+        let response = input_value(&page, "SAMLResponse").expect("SAMLResponse");
+        let relay = input_value(&page, "RelayState").unwrap_or_default();
+        (acs, response, relay)
+    }
+
+    /// POSTs a SAMLResponse to the ACS, as the auto-POST page would.
+    pub fn post_acs(&self, acs: &str, response: &str, relay: &str) -> Response {
+        self.client
+            .post(acs)
+            .header("accept", "text/html")
+            .form(&[("SAMLResponse", response), ("RelayState", relay)])
+            .send()
+            .expect("post to ACS")
+    }
+}

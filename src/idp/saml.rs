@@ -1,0 +1,499 @@
+//! SAML 2.0 service provider: IdP metadata (URL with background refresh, file, or
+//! fingerprints), AuthnRequest over HTTP-Redirect, the ACS (HTTP-POST) with verification off
+//! the event loop, a replay cache of assertion IDs, SP metadata, and SP-initiated logout.
+//! The verification itself is `saml_verify` (pure, tested against captures and attacks).
+
+use std::io::Write;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use chrono::Utc;
+use moka::sync::Cache;
+use samael::crypto::CertificateDer;
+use samael::metadata::EntityDescriptor;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::saml_verify::{self, Expect, Rejection, Trust, Verified};
+use super::IdpError;
+use crate::config::{SamlConfig, SamlIdp, RESERVED_PREFIX};
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+
+const MAX_METADATA_BYTES: usize = 2 * 1024 * 1024;
+
+/// What the browser carries (sealed) between the AuthnRequest and the ACS POST.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingSaml {
+    /// RelayState key (also names the cookie).
+    pub k: String,
+    /// AuthnRequest ID: the response's InResponseTo must equal it.
+    pub id: String,
+    /// Same-origin path to return to.
+    pub r: String,
+    pub p: String,
+    pub t: u64,
+}
+
+/// The IdP as loaded from its metadata (or from fingerprint settings).
+pub struct IdpInfo {
+    pub entity_id: String,
+    pub sso_url: Url,
+    pub slo_url: Option<Url>,
+    /// Trusted signing certificates; empty in fingerprint mode (taken from each response).
+    pub certs: Vec<CertificateDer>,
+    fetched_at: Instant,
+}
+
+pub struct SamlProvider {
+    pub name: String,
+    pub cfg: SamlConfig,
+    pub acs_url: String,
+    pub slo_url: String,
+    http: reqwest::Client,
+    idp: RwLock<Option<Arc<IdpInfo>>>,
+    /// Assertion IDs seen, each kept until its assertion could no longer verify anyway.
+    replay: Cache<String, ()>,
+    metrics: Arc<Metrics>,
+}
+
+pub fn acs_path(name: &str) -> String {
+    format!("{RESERVED_PREFIX}/saml/{name}/acs")
+}
+
+impl SamlProvider {
+    pub fn new(
+        name: String,
+        cfg: SamlConfig,
+        public_url: &Url,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, IdpError> {
+        let base = public_url.as_str().trim_end_matches('/');
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| IdpError::Setup(e.to_string()))?;
+        Ok(Self {
+            acs_url: format!("{base}{}", acs_path(&name)),
+            slo_url: format!("{base}{RESERVED_PREFIX}/saml/{name}/slo"),
+            name,
+            cfg,
+            http,
+            idp: RwLock::new(None),
+            // Entra's assertions live at most a day; entries past their own window are harmless.
+            replay: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(Duration::from_secs(26 * 3600))
+                .build(),
+            metrics,
+        })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.idp.read().map(|i| i.is_some()).unwrap_or(false)
+    }
+
+    pub fn idp(&self) -> Result<Arc<IdpInfo>, IdpError> {
+        self.idp
+            .read()
+            .ok()
+            .and_then(|i| i.clone())
+            .ok_or(IdpError::NotReady)
+    }
+
+    pub fn age(&self) -> Option<Duration> {
+        self.idp().ok().map(|i| i.fetched_at.elapsed())
+    }
+
+    /// Loads (or reloads) the IdP. A failure keeps the last good copy: a refreshed metadata
+    /// with a new signing key takes effect without a restart; a broken one changes nothing.
+    pub async fn load(&self) -> Result<(), IdpError> {
+        let started = Instant::now();
+        let info = match &self.cfg.idp {
+            SamlIdp::MetadataUrl(url) => {
+                let result = self.fetch(url).await;
+                self.metrics
+                    .idp_fetch_duration
+                    .with_label_values(&[self.name.as_str(), "saml_metadata"])
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .idp_fetches
+                    .with_label_values(&[
+                        self.name.as_str(),
+                        "saml_metadata",
+                        if result.is_ok() { "ok" } else { "error" },
+                    ])
+                    .inc();
+                parse_metadata(&result?)?
+            }
+            SamlIdp::MetadataFile(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    IdpError::Discovery(format!("cannot read {}: {e}", path.display()))
+                })?;
+                parse_metadata(&text)?
+            }
+            SamlIdp::Fingerprint {
+                entity_id,
+                sso_url,
+                slo_url,
+                ..
+            } => IdpInfo {
+                entity_id: entity_id.clone(),
+                sso_url: sso_url.clone(),
+                slo_url: slo_url.clone(),
+                certs: Vec::new(),
+                fetched_at: Instant::now(),
+            },
+        };
+        if let Ok(mut slot) = self.idp.write() {
+            *slot = Some(Arc::new(info));
+        }
+        self.metrics
+            .idp_ready
+            .with_label_values(&[&self.name])
+            .set(1);
+        Ok(())
+    }
+
+    async fn fetch(&self, url: &Url) -> Result<String, IdpError> {
+        let resp = self.http.get(url.clone()).send().await.map_err(|e| {
+            IdpError::Discovery(format!("SAML metadata fetch from {url} failed: {e}"))
+        })?;
+        if !resp.status().is_success() {
+            return Err(IdpError::Discovery(format!(
+                "SAML metadata fetch from {url}: HTTP {}",
+                resp.status()
+            )));
+        }
+        let body = resp.bytes().await.map_err(|e| {
+            IdpError::Discovery(format!("SAML metadata fetch from {url} failed: {e}"))
+        })?;
+        if body.len() > MAX_METADATA_BYTES {
+            return Err(IdpError::Discovery(format!(
+                "SAML metadata from {url} is too large"
+            )));
+        }
+        String::from_utf8(body.to_vec())
+            .map_err(|_| IdpError::Discovery("SAML metadata is not UTF-8".into()))
+    }
+
+    /// The AuthnRequest (HTTP-Redirect binding) and the state to keep until the ACS.
+    pub fn begin(&self, return_to: String) -> Result<(Url, PendingSaml), IdpError> {
+        let idp = self.idp()?;
+        // Entra: the ID must not start with a digit.
+        let id = format!("_{}", hex(&random_bytes(20)));
+        let key = crate::session::random_token(32);
+        let xml = format!(
+            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}" Destination="{dest}" AssertionConsumerServiceURL="{acs}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml:Issuer>{issuer}</saml:Issuer><samlp:NameIDPolicy Format="{fmt}" AllowCreate="true"/></samlp:AuthnRequest>"#,
+            now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            dest = xml_escape(idp.sso_url.as_str()),
+            acs = xml_escape(&self.acs_url),
+            issuer = xml_escape(&self.cfg.entity_id),
+            fmt = xml_escape(&self.cfg.name_id_format),
+        );
+        let mut url = idp.sso_url.clone();
+        url.query_pairs_mut()
+            .append_pair("SAMLRequest", &deflate_b64(&xml)?)
+            .append_pair("RelayState", &key);
+        Ok((
+            url,
+            PendingSaml {
+                k: key,
+                id,
+                r: return_to,
+                p: self.name.clone(),
+                t: crate::session::now_secs(),
+            },
+        ))
+    }
+
+    /// Verifies an ACS POST. `pending` is the sign-in this browser started (None: unsolicited).
+    /// Verification is CPU-bound (xmlsec), so it runs on a blocking thread.
+    pub async fn finish(
+        &self,
+        saml_response: &str,
+        pending: Option<&PendingSaml>,
+    ) -> Result<(Identity, Verified), Rejection> {
+        let idp = self
+            .idp()
+            .map_err(|_| Rejection::Malformed("IdP metadata not loaded".into()))?;
+        let xml = saml_verify::decode_post(saml_response)?;
+        let certs = match &self.cfg.idp {
+            SamlIdp::Fingerprint { fingerprints, .. } => certs_matching(&xml, fingerprints),
+            _ => idp.certs.clone(),
+        };
+        let trust = Trust {
+            idp_entity_id: idp.entity_id.clone(),
+            certs,
+        };
+        let (sp, acs, skew, idp_init) = (
+            self.cfg.entity_id.clone(),
+            self.acs_url.clone(),
+            self.cfg.clock_skew,
+            self.cfg.allow_idp_initiated,
+        );
+        let request_id = pending.map(|p| p.id.clone());
+        let verified = tokio::task::spawn_blocking(move || {
+            let expect = Expect {
+                sp_entity_id: &sp,
+                acs_url: &acs,
+                request_id: request_id.as_deref(),
+                allow_idp_initiated: idp_init,
+                clock_skew: skew,
+            };
+            saml_verify::verify(&xml, &trust, &expect, Utc::now())
+        })
+        .await
+        .map_err(|e| Rejection::Malformed(format!("verification task failed: {e}")))??;
+        // One use per assertion, on this replica.
+        let mut fresh = false;
+        self.replay
+            .entry(verified.assertion_id.clone())
+            .or_insert_with(|| {
+                fresh = true;
+            });
+        if !fresh {
+            return Err(Rejection::Replay(verified.assertion_id.clone()));
+        }
+        Ok((self.identity(&verified), verified))
+    }
+
+    fn identity(&self, v: &Verified) -> Identity {
+        let a = &self.cfg.attributes;
+        let first = |name: &str| {
+            v.attribute(name)
+                .and_then(|vals| vals.first())
+                .filter(|s| !s.is_empty())
+                .cloned()
+        };
+        let list = |name: &str| -> Vec<String> {
+            v.attribute(name)
+                .unwrap_or(&[])
+                .iter()
+                .filter(|s| !s.is_empty() && !s.contains(',') && s.len() <= 512)
+                .take(1000)
+                .cloned()
+                .collect()
+        };
+        let user = self
+            .cfg
+            .user_attribute
+            .as_deref()
+            .and_then(first)
+            .unwrap_or_else(|| v.name_id.clone());
+        Identity {
+            provider: self.name.clone(),
+            user,
+            email: first(&a.email),
+            name: first(&a.name)
+                .or_else(|| first("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name")),
+            tenant: first(&a.tenant),
+            groups: list(&a.groups),
+            roles: list(&a.roles),
+            name_id: Some(v.name_id.clone()),
+            session_index: v.session_index.clone(),
+        }
+    }
+
+    /// What an admin pastes into the IdP (Entra: "Upload metadata file").
+    pub fn sp_metadata(&self) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
+  <md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{slo}"/>
+    <md:NameIDFormat>{fmt}</md:NameIDFormat>
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="0" isDefault="true"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>
+"#,
+            entity = xml_escape(&self.cfg.entity_id),
+            slo = xml_escape(&self.slo_url),
+            fmt = xml_escape(&self.cfg.name_id_format),
+            acs = xml_escape(&self.acs_url),
+        )
+    }
+
+    /// SP-initiated single logout: a LogoutRequest over HTTP-Redirect, if the IdP has an SLO URL.
+    pub fn logout_url(&self, id: &Identity) -> Option<Url> {
+        let idp = self.idp().ok()?;
+        let mut url = idp.slo_url.clone()?;
+        let name_id = id.name_id.as_deref()?;
+        let session_index = id
+            .session_index
+            .as_deref()
+            .map(|s| format!("<samlp:SessionIndex>{}</samlp:SessionIndex>", xml_escape(s)))
+            .unwrap_or_default();
+        let xml = format!(
+            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_{id}" Version="2.0" IssueInstant="{now}" Destination="{dest}"><saml:Issuer>{issuer}</saml:Issuer><saml:NameID Format="{fmt}">{name_id}</saml:NameID>{session_index}</samlp:LogoutRequest>"#,
+            id = hex(&random_bytes(20)),
+            now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            dest = xml_escape(url.as_str()),
+            issuer = xml_escape(&self.cfg.entity_id),
+            fmt = xml_escape(&self.cfg.name_id_format),
+            name_id = xml_escape(name_id),
+        );
+        url.query_pairs_mut()
+            .append_pair("SAMLRequest", &deflate_b64(&xml).ok()?);
+        Some(url)
+    }
+
+    /// A LogoutResponse (HTTP-Redirect) answering an IdP's LogoutRequest.
+    pub fn logout_response_url(
+        &self,
+        in_response_to: &str,
+        relay_state: Option<&str>,
+    ) -> Option<Url> {
+        let idp = self.idp().ok()?;
+        let mut url = idp.slo_url.clone()?;
+        let xml = format!(
+            r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_{id}" Version="2.0" IssueInstant="{now}" Destination="{dest}" InResponseTo="{irt}"><saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:LogoutResponse>"#,
+            id = hex(&random_bytes(20)),
+            now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            dest = xml_escape(url.as_str()),
+            irt = xml_escape(in_response_to),
+            issuer = xml_escape(&self.cfg.entity_id),
+        );
+        url.query_pairs_mut()
+            .append_pair("SAMLResponse", &deflate_b64(&xml).ok()?);
+        if let Some(rs) = relay_state {
+            url.query_pairs_mut().append_pair("RelayState", rs);
+        }
+        Some(url)
+    }
+}
+
+/// Reads the ID of an HTTP-Redirect LogoutRequest (deflated, base64). Only the ID is used, to
+/// answer; the session ended is the one whose cookie the browser presents.
+pub fn logout_request_id(saml_request: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(saml_request.trim())
+        .ok()?;
+    if bytes.len() > 64 * 1024 {
+        return None;
+    }
+    let mut xml = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::DeflateDecoder::new(&bytes[..]).take(256 * 1024),
+        &mut xml,
+    )
+    .ok()?;
+    if !xml.contains("LogoutRequest") || xml.to_ascii_uppercase().contains("<!DOCTYPE") {
+        return None;
+    }
+    let i = xml.find(" ID=\"")? + 5;
+    let id = &xml[i..i + xml[i..].find('"')?];
+    (id.len() <= 256
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)))
+    .then(|| id.to_string())
+}
+
+use std::io::Read as _;
+
+fn parse_metadata(text: &str) -> Result<IdpInfo, IdpError> {
+    // Entra's federation metadata may start with a UTF-8 BOM.
+    let text = text.trim_start_matches('\u{feff}');
+    if text.to_ascii_uppercase().contains("<!DOCTYPE") {
+        return Err(IdpError::Discovery(
+            "SAML metadata contains a DOCTYPE (refused)".into(),
+        ));
+    }
+    let md: EntityDescriptor = text
+        .parse()
+        .map_err(|e| IdpError::Discovery(format!("SAML metadata does not parse: {e}")))?;
+    let entity_id = md
+        .entity_id
+        .clone()
+        .ok_or_else(|| IdpError::Discovery("SAML metadata has no entityID".into()))?;
+    let idp = md
+        .idp_sso_descriptors
+        .as_ref()
+        .and_then(|d| d.first())
+        .ok_or_else(|| IdpError::Discovery("SAML metadata has no IDPSSODescriptor".into()))?;
+    let redirect = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+    let sso_url = idp
+        .single_sign_on_services
+        .iter()
+        .find(|s| s.binding == redirect)
+        .and_then(|s| Url::parse(&s.location).ok())
+        .ok_or_else(|| {
+            IdpError::Discovery("SAML metadata has no HTTP-Redirect SingleSignOnService".into())
+        })?;
+    let slo_url = idp
+        .single_logout_services
+        .iter()
+        .find(|s| s.binding == redirect)
+        .and_then(|s| Url::parse(&s.location).ok());
+    // Every signing key is trusted (rollover: Entra publishes the next one in advance).
+    let certs: Vec<CertificateDer> = idp
+        .key_descriptors
+        .iter()
+        .filter(|k| k.key_use.as_deref().is_none_or(|u| u == "signing"))
+        .filter_map(|k| k.key_info.x509_data.as_ref())
+        .flat_map(|x| x.certificates.iter())
+        .filter_map(|c| samael::crypto::decode_x509_cert(c).ok())
+        .collect();
+    if certs.is_empty() {
+        return Err(IdpError::Discovery(
+            "SAML metadata has no signing certificate".into(),
+        ));
+    }
+    Ok(IdpInfo {
+        entity_id,
+        sso_url,
+        slo_url,
+        certs,
+        fetched_at: Instant::now(),
+    })
+}
+
+/// Fingerprint mode: the certificates a response carries whose SHA-1 or SHA-256 fingerprint
+/// is configured. Anything else in the document is ignored.
+fn certs_matching(xml: &str, fingerprints: &[Vec<u8>]) -> Vec<CertificateDer> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find("X509Certificate>") {
+        let after = &rest[i + "X509Certificate>".len()..];
+        if let Some(end) = after.find("</") {
+            if let Ok(cert) = samael::crypto::decode_x509_cert(&after[..end]) {
+                let der = cert.der_data();
+                let sha1 = openssl::hash::hash(openssl::hash::MessageDigest::sha1(), der).ok();
+                let sha256 = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), der).ok();
+                let ok = fingerprints.iter().any(|f| {
+                    sha1.as_deref() == Some(f.as_slice()) || sha256.as_deref() == Some(f.as_slice())
+                });
+                if ok && !out.iter().any(|c: &CertificateDer| c.der_data() == der) {
+                    out.push(cert);
+                }
+            }
+        }
+        rest = after;
+    }
+    out
+}
+
+fn deflate_b64(xml: &str) -> Result<String, IdpError> {
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(xml.as_bytes())
+        .map_err(|e| IdpError::Setup(e.to_string()))?;
+    let bytes = enc.finish().map_err(|e| IdpError::Setup(e.to_string()))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    rand::Rng::fill(&mut rand::thread_rng(), b.as_mut_slice());
+    b
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn xml_escape(s: &str) -> String {
+    crate::pages::escape(s)
+}
