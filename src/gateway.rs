@@ -844,28 +844,10 @@ impl Gateway {
     }
 
     async fn sign_out(&self, core: &Core, session: &mut Session) -> Result<()> {
-        let name = core.sessions.cfg.cookie_name.clone();
-        let values: Vec<String> = session
-            .req_header()
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|h| h.to_str().ok())
-            .filter_map(|h| find_cookie(h, &name).map(str::to_string))
-            .collect();
-        let mut who = None;
-        for v in values {
-            if let Some(id) = core.sessions.revoke(&v).await {
-                who = Some(id);
-            }
-        }
+        let who = self.revoke_presented(core, session).await;
         let signed_out = core.public(&format!("{RESERVED_PREFIX}/signed_out"));
         let location = match &who {
             Some(id) => {
-                self.metrics
-                    .sign_outs
-                    .with_label_values(&[&id.provider])
-                    .inc();
                 crate::logging::audit(
                     "sign_out",
                     serde_json::json!({"provider": id.provider, "user": id.user, "tenant": id.tenant}),

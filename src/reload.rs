@@ -48,9 +48,21 @@ impl Reloader {
         Ok(())
     }
 
-    fn apply(&self, why: &str) {
+    /// A reload also fetches every provider's metadata again (new signing keys take effect
+    /// without waiting for the hourly refresh); a failed fetch keeps the last good copy.
+    async fn refresh_metadata(&self) {
+        let providers = self.core.load().providers.clone();
+        for p in providers {
+            if let Err(e) = p.load().await {
+                log::warn!("provider {}: metadata refresh on reload failed, keeping the last good copy: {e}", p.name());
+            }
+        }
+    }
+
+    async fn apply(&self, why: &str) {
         match self.reload() {
             Ok(()) => {
+                self.refresh_metadata().await;
                 log::info!(
                     "configuration reloaded ({why}) from {}",
                     self.path.display()
@@ -92,14 +104,14 @@ impl BackgroundService for Reloader {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = hup.recv() => {
-                    self.apply("SIGHUP");
+                    self.apply("SIGHUP").await;
                     seen = fingerprint(&self.path);
                 }
                 _ = tokio::time::sleep(WATCH_EVERY), if self.watch => {
                     let now = fingerprint(&self.path);
                     if now.is_some() && now != seen {
                         seen = now;
-                        self.apply("file changed");
+                        self.apply("file changed").await;
                     }
                 }
             }

@@ -78,12 +78,7 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn hup(gw: &Gateway) {
-    let ok = Command::new("kill")
-        .args(["-HUP", &gw.proc.pid().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    signal(gw.proc.pid(), libc::SIGHUP);
 }
 
 #[test]

@@ -323,3 +323,59 @@ fn deflate_b64(xml: &str) -> String {
     e.write_all(xml.as_bytes()).unwrap();
     base64::engine::general_purpose::STANDARD.encode(e.finish().unwrap())
 }
+
+#[test]
+fn signing_key_rollover_takes_effect_on_reload_without_restart() {
+    let t = start();
+    let sign_in = |route: &str| {
+        let b = Browser::new();
+        let (acs, response, relay) =
+            b.saml_login_until_post(&format!("{}/{route}/", t.gw.url), "alice", "alice-pw");
+        let r = b.post_acs(&acs, &response, &relay);
+        (r.status().as_u16(), r.text().unwrap_or_default())
+    };
+    assert_eq!(sign_in("assertion").0, 302);
+    // The IdP rolls to a new signing key (and publishes it in its metadata).
+    let cert = t.idp.dir.path().join("cert");
+    std::fs::remove_file(cert.join("idp.key")).unwrap();
+    std::fs::remove_file(cert.join("idp.crt")).unwrap();
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=authgate-test-idp-rolled",
+            "-keyout",
+        ])
+        .arg(cert.join("idp.key"))
+        .arg("-out")
+        .arg(cert.join("idp.crt"))
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok);
+    // Until the gateway reloads the metadata, the new key is unknown: refused, fail closed.
+    let (status, page) = sign_in("assertion");
+    assert_eq!(status, 400);
+    assert!(page.contains("no valid signature"), "{page}");
+    // SIGHUP: configuration unchanged, metadata fetched again; the new key is trusted.
+    signal(t.gw.proc.pid(), libc::SIGHUP);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, _) = sign_in("assertion");
+        if status == 302 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rolled key was never trusted"
+        );
+    }
+}

@@ -25,6 +25,30 @@ pub fn testenv() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testenv")
 }
 
+/// Sends `sig` to one process, by syscall. Refuses ids that would mean "many processes".
+pub fn signal(pid: u32, sig: i32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        if pid > 1 {
+            // SAFETY: kill(2) with a positive id signals exactly that process.
+            unsafe {
+                libc::kill(pid, sig);
+            }
+        }
+    }
+}
+
+/// Sends `sig` to a whole process group, by syscall; never group 0 or 1.
+pub fn signal_group(pgid: u32, sig: i32) {
+    if let Ok(pgid) = i32::try_from(pgid) {
+        if pgid > 1 {
+            // SAFETY: kill(2) with a negative id signals exactly that process group.
+            unsafe {
+                libc::kill(-pgid, sig);
+            }
+        }
+    }
+}
+
 /// A child process stopped (and reaped) on drop.
 pub struct Proc {
     child: Child,
@@ -34,10 +58,7 @@ pub struct Proc {
 impl Proc {
     /// Sends SIGTERM (a graceful stop) and waits up to `limit` for the exit.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        signal(self.child.id(), libc::SIGTERM);
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -514,10 +535,9 @@ pub struct SimpleSaml {
 
 impl Drop for SimpleSaml {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.pgid))
-            .status();
+        // The php server and its forked workers share a process group of their own.
+        // (Shelling out `kill -KILL -<pgid>` was parsed as kill(-1): every process.)
+        signal_group(self.pgid, libc::SIGKILL);
     }
 }
 
