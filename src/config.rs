@@ -112,6 +112,8 @@ pub struct SamlConfig {
     /// Attribute (claim URI) whose value is the user key; `None` = the NameID.
     pub user_attribute: Option<String>,
     pub attributes: SamlAttributes,
+    /// PEM key and certificate to sign AuthnRequests (RSA-SHA256), if the IdP requires it.
+    pub sp_signing: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// How the IdP is known: the three options Entra admins are given.
@@ -938,7 +940,28 @@ impl<'e> Reader<'e> {
                 .unwrap_or_else(|| "http://schemas.microsoft.com/identity/claims/tenantid".into()),
         };
         self.finish(m);
+        let sp_key = self.string(o, "sp_key_file");
+        let sp_cert = self.string(o, "sp_cert_file");
+        let sp_signing = match (sp_key, sp_cert) {
+            (Some(k), Some(c)) => {
+                for (key, file) in [("sp_key_file", &k), ("sp_cert_file", &c)] {
+                    if std::fs::metadata(file).is_err() {
+                        self.err(join(path, key), format!("cannot read {file}"));
+                    }
+                }
+                Some((k.into(), c.into()))
+            }
+            (None, None) => None,
+            _ => {
+                self.err(
+                    path,
+                    "sp_key_file and sp_cert_file go together (AuthnRequest signing)",
+                );
+                None
+            }
+        };
         Some(SamlConfig {
+            sp_signing,
             entity_id: entity_id?,
             idp: idp?,
             name_id_format,

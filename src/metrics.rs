@@ -30,6 +30,8 @@ pub struct Metrics {
     /// Sessions held server-side (memory store).
     pub sessions_stored: IntGauge,
     pub config_reloads: IntCounterVec,
+    /// Unix time at which the earliest trusted SAML IdP signing certificate expires.
+    pub saml_cert_expiry: IntGaugeVec,
 }
 
 impl Metrics {
@@ -141,6 +143,14 @@ impl Metrics {
         registry.register(Box::new(idp_fetch_duration.clone()))?;
         registry.register(Box::new(sessions_stored.clone()))?;
         registry.register(Box::new(config_reloads.clone()))?;
+        let saml_cert_expiry = IntGaugeVec::new(
+            Opts::new(
+                "authgate_saml_idp_certificate_expiry_timestamp_seconds",
+                "When the earliest trusted SAML IdP signing certificate expires (Unix time)",
+            ),
+            &["provider"],
+        )?;
+        registry.register(Box::new(saml_cert_expiry.clone()))?;
         // Every label combination a dashboard or alert expects exists from the start.
         for result in ["success", "error"] {
             config_reloads.with_label_values(&[result]).inc_by(0);
@@ -165,6 +175,7 @@ impl Metrics {
             idp_fetch_duration,
             sessions_stored,
             config_reloads,
+            saml_cert_expiry,
         })
     }
 

@@ -54,13 +54,21 @@ fn start() -> Saml {
     type: saml
     entity_id: "{sp_base}-none"
     idp_metadata_url: "{md_url}"
+  - name: ssp-signedreq
+    type: saml
+    entity_id: "{sp_base}-signedreq"
+    idp_metadata_url: "{md_url}"
+    sp_key_file: "{sp_key}"
+    sp_cert_file: "{sp_cert}"
 "#,
+        sp_key = idp.dir.path().join("cert/sp.key").display(),
+        sp_cert = idp.dir.path().join("cert/sp.crt").display(),
         md_url = idp.metadata_url(),
         md_file = md_file.display(),
         base = idp.base,
         fp = idp.cert_sha1(),
     );
-    let routes: String = ["assertion", "response", "both", "none"]
+    let routes: String = ["assertion", "response", "both", "none", "signedreq"]
         .iter()
         .map(|m| format!("  - name: {m}\n    path_prefix: /{m}\n    upstream: \"127.0.0.1:{}\"\n    provider: ssp-{m}\n", upstream.port))
         .collect();
@@ -378,4 +386,65 @@ fn signing_key_rollover_takes_effect_on_reload_without_restart() {
             "the rolled key was never trusted"
         );
     }
+}
+
+#[test]
+fn signed_authn_requests_satisfy_an_idp_that_requires_them() {
+    let t = start();
+    // The IdP validates the AuthnRequest's redirect-binding signature against the SP cert.
+    let b = Browser::new();
+    let r = b.get(&format!("{}/signedreq/", t.gw.url));
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.contains("&SigAlg=http%3A%2F%2Fwww%2Ew3%2Eorg%2F2001%2F04%2Fxmldsig%2Dmore%23rsa%2Dsha256&Signature="), "{loc}");
+    let (acs, response, relay) =
+        b.saml_login_until_post(&format!("{}/signedreq/", t.gw.url), "alice", "alice-pw");
+    assert_eq!(b.post_acs(&acs, &response, &relay).status(), 302);
+    // A tampered signature is refused by the IdP (so the IdP really checks it).
+    let tampered = loc.replacen("&Signature=", "&Signature=AAAA", 1);
+    let (page, _) = Browser::new().follow(&tampered);
+    let text = page.text().unwrap_or_default();
+    assert!(
+        !text.contains("name=\"AuthState\""),
+        "the IdP accepted a bad signature"
+    );
+    // The SP metadata advertises the signing certificate.
+    let md = api()
+        .get(format!(
+            "{}/_authgate/saml/ssp-signedreq/metadata",
+            t.gw.url
+        ))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        md.contains("AuthnRequestsSigned=\"true\"") && md.contains("<ds:X509Certificate>"),
+        "{md}"
+    );
+    // The IdP signing certificate's expiry is exported (the test IdP's is valid for 30 days).
+    let metrics = api()
+        .get(format!("{}/metrics", t.gw.admin))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("authgate_saml_idp_certificate_expiry_timestamp_seconds{provider=\"ssp-signedreq\"}"))
+        .unwrap_or_else(|| panic!("no certificate expiry gauge in:\n{metrics}"));
+    let expiry: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (expiry - now - 30 * 86400).abs() < 2 * 86400,
+        "expiry {expiry} vs now {now}"
+    );
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/alerts.yaml"
+    ))
+    .unwrap();
+    assert!(rules.contains("authgate_saml_idp_certificate_expiry_timestamp_seconds"));
 }

@@ -46,8 +46,16 @@ pub struct IdpInfo {
     fetched_at: Instant,
 }
 
+/// The SP's own key and certificate, for signing AuthnRequests.
+struct SpSigner {
+    key: openssl::pkey::PKey<openssl::pkey::Private>,
+    /// Base64 DER, for the SP metadata's KeyDescriptor.
+    cert_b64: String,
+}
+
 pub struct SamlProvider {
     pub name: String,
+    signer: Option<SpSigner>,
     pub cfg: SamlConfig,
     pub acs_url: String,
     pub slo_url: String,
@@ -75,7 +83,28 @@ impl SamlProvider {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| IdpError::Setup(e.to_string()))?;
+        let signer = match &cfg.sp_signing {
+            Some((key, cert)) => {
+                let read = |p: &std::path::Path| {
+                    std::fs::read(p)
+                        .map_err(|e| IdpError::Setup(format!("cannot read {}: {e}", p.display())))
+                };
+                let key = openssl::pkey::PKey::private_key_from_pem(&read(key)?).map_err(|e| {
+                    IdpError::Setup(format!("sp_key_file is not a PEM private key: {e}"))
+                })?;
+                let cert = openssl::x509::X509::from_pem(&read(cert)?).map_err(|e| {
+                    IdpError::Setup(format!("sp_cert_file is not a PEM certificate: {e}"))
+                })?;
+                let der = cert.to_der().map_err(|e| IdpError::Setup(e.to_string()))?;
+                Some(SpSigner {
+                    key,
+                    cert_b64: base64::engine::general_purpose::STANDARD.encode(der),
+                })
+            }
+            None => None,
+        };
         Ok(Self {
+            signer,
             acs_url: format!("{base}{}", acs_path(&name)),
             slo_url: format!("{base}{RESERVED_PREFIX}/saml/{name}/slo"),
             name,
@@ -147,6 +176,24 @@ impl SamlProvider {
                 fetched_at: Instant::now(),
             },
         };
+        // The earliest expiry among the trusted signing certificates, for the expiry alert.
+        let expiry = info
+            .certs
+            .iter()
+            .filter_map(|c| openssl::x509::X509::from_der(c.der_data()).ok())
+            .filter_map(|x| {
+                let now = openssl::asn1::Asn1Time::days_from_now(0).ok()?;
+                let d = now.diff(x.not_after()).ok()?;
+                let now_unix = i64::try_from(crate::session::now_secs()).ok()?;
+                Some(now_unix + i64::from(d.days) * 86400 + i64::from(d.secs))
+            })
+            .min();
+        if let Some(t) = expiry {
+            self.metrics
+                .saml_cert_expiry
+                .with_label_values(&[&self.name])
+                .set(t);
+        }
         if let Ok(mut slot) = self.idp.write() {
             *slot = Some(Arc::new(info));
         }
@@ -193,10 +240,8 @@ impl SamlProvider {
             issuer = xml_escape(&self.cfg.entity_id),
             fmt = xml_escape(&self.cfg.name_id_format),
         );
-        let mut url = idp.sso_url.clone();
-        url.query_pairs_mut()
-            .append_pair("SAMLRequest", &deflate_b64(&xml)?)
-            .append_pair("RelayState", &key);
+        let url =
+            self.redirect_url(&idp.sso_url, "SAMLRequest", &deflate_b64(&xml)?, Some(&key))?;
         Ok((
             url,
             PendingSaml {
@@ -207,6 +252,48 @@ impl SamlProvider {
                 t: crate::session::now_secs(),
             },
         ))
+    }
+
+    /// An HTTP-Redirect binding URL; signed (SigAlg + Signature over the exact query octets,
+    /// SAML bindings §3.4.4.1) when the SP has a key.
+    fn redirect_url(
+        &self,
+        endpoint: &Url,
+        param: &str,
+        value: &str,
+        relay: Option<&str>,
+    ) -> Result<Url, IdpError> {
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+        let mut query = format!("{param}={}", enc(value));
+        if let Some(r) = relay {
+            query.push_str(&format!("&RelayState={}", enc(r)));
+        }
+        if let Some(signer) = &self.signer {
+            query.push_str(&format!(
+                "&SigAlg={}",
+                enc("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+            ));
+            let mut s =
+                openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &signer.key)
+                    .map_err(|e| IdpError::Setup(e.to_string()))?;
+            s.update(query.as_bytes())
+                .map_err(|e| IdpError::Setup(e.to_string()))?;
+            let sig = s
+                .sign_to_vec()
+                .map_err(|e| IdpError::Setup(e.to_string()))?;
+            query.push_str(&format!(
+                "&Signature={}",
+                enc(&base64::engine::general_purpose::STANDARD.encode(sig))
+            ));
+        }
+        let mut url = endpoint.clone();
+        let joined = match endpoint.query() {
+            Some(q) if !q.is_empty() => format!("{q}&{query}"),
+            _ => query,
+        };
+        url.set_query(Some(&joined));
+        Ok(url)
     }
 
     /// Verifies an ACS POST. `pending` is the sign-in this browser started (None: unsolicited).
@@ -302,13 +389,18 @@ impl SamlProvider {
         format!(
             r#"<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
-  <md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+  <md:SPSSODescriptor AuthnRequestsSigned="{signed}" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">{key}
     <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{slo}"/>
     <md:NameIDFormat>{fmt}</md:NameIDFormat>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="0" isDefault="true"/>
   </md:SPSSODescriptor>
 </md:EntityDescriptor>
 "#,
+            signed = self.signer.is_some(),
+            key = self.signer.as_ref().map(|s| format!(
+                "\n    <md:KeyDescriptor use=\"signing\"><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>",
+                s.cert_b64
+            )).unwrap_or_default(),
             entity = xml_escape(&self.cfg.entity_id),
             slo = xml_escape(&self.slo_url),
             fmt = xml_escape(&self.cfg.name_id_format),

@@ -8,6 +8,8 @@ set -euo pipefail
 DIR=$1; PORT=$2; SP=$3; ACS=$4
 TID=${TENANT_ID:-72f988bf-86f1-41af-91ab-2d7cd011db47}
 mkdir -p "$DIR"/{metadata,cert,data,tmp,log,sessions}
+[ -f "$DIR/cert/sp.key" ] || openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 30 \
+  -subj "/CN=authgate-test-sp" -keyout "$DIR/cert/sp.key" -out "$DIR/cert/sp.crt" 2>/dev/null
 [ -f "$DIR/cert/idp.key" ] || openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 30 \
   -subj "/CN=authgate-test-idp" -keyout "$DIR/cert/idp.key" -out "$DIR/cert/idp.crt" 2>/dev/null
 cat > "$DIR/config.php" <<PHP
@@ -74,4 +76,8 @@ PHP
     echo "  'signature.algorithm' => 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',"
     echo "  'NameIDFormat' => 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress'];"
   done
+  echo "\$metadata['$SP-signedreq'] = ['AssertionConsumerService' => '$ACS-signedreq/acs', 'SingleLogoutService' => '$ACS-signedreq/slo',"
+  echo "  'saml20.sign.assertion' => true, 'validate.authnrequest' => true, 'certificate' => '$DIR/cert/sp.crt',"
+  echo "  'signature.algorithm' => 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',"
+  echo "  'NameIDFormat' => 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress'];"
 } > "$DIR/metadata/saml20-sp-remote.php"
