@@ -538,3 +538,24 @@ fn reduction_keeps_only_signed_content_of_a_wrapped_genuine_response() {
         Err(Rejection::AssertionCount(2))
     );
 }
+
+/// An IdP error (non-Success status, no assertion, as Entra sends for a bad request) is
+/// reported with its status and message, never as a sign-in.
+#[test]
+fn idp_error_status_is_reported_with_its_message() {
+    let xml = format!(
+        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_e1" Version="2.0" IssueInstant="2024-03-21T12:57:28Z" Destination="{ENTRA_ACS}" InResponseTo="{ENTRA_REQ}"><Issuer xmlns="urn:oasis:names:tc:SAML:2.0:assertion">https://sts.windows.net/{ENTRA_TID}/</Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported"/></samlp:StatusCode><samlp:StatusMessage>AADSTS75011: Authentication method by which the user authenticated with the service doesn't match requested authentication method.</samlp:StatusMessage></samlp:Status></samlp:Response>"#
+    );
+    match verify(&xml, &entra_trust(), &entra_expect(), at(IN_WINDOW)) {
+        Err(e @ Rejection::IdpStatus { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("urn:oasis:names:tc:SAML:2.0:status:Requester"),
+                "{msg}"
+            );
+            assert!(msg.contains("AADSTS75011"), "{msg}");
+            assert_eq!(e.reason(), "idp_status");
+        }
+        other => panic!("{other:?}"),
+    }
+}
