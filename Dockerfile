@@ -1,11 +1,12 @@
 # authgate container image: build on Debian 12 (bookworm), run on bookworm-slim so the
-# runtime has the exact system OpenSSL (libssl3) the binary was linked against
+# runtime has the exact system OpenSSL (libssl3) and xmlsec1/libxml2 (SAML) the binary was linked against
 # (OPENSSL_NO_VENDOR=1 in .cargo/config.toml: one OpenSSL, the system's).
 # Cannot be built in this project's CI (no container engine); kept correct by review.
 
 FROM rust:1.88-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config cmake libssl-dev \
+      libxml2-dev libxmlsec1-dev libclang-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -17,9 +18,10 @@ RUN cargo build --release --locked --bin authgate \
  && strip target/release/authgate
 
 FROM debian:bookworm-slim
-# ldd target/release/authgate: libssl.so.3, libcrypto.so.3, libgcc_s.so.1, libm, libc.
+# ldd target/release/authgate: libssl.so.3, libcrypto.so.3, libxmlsec1(-openssl), libxml2,
+# libgcc_s.so.1, libm, libc.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libssl3 ca-certificates \
+ && apt-get install -y --no-install-recommends libssl3 libxml2 libxmlsec1 libxmlsec1-openssl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 65532 authgate \
  && useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin authgate

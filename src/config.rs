@@ -1286,7 +1286,9 @@ session:
             "http public_url defaults secure to false"
         );
         assert_eq!(c.headers.user, "X-Auth-User");
-        let ProviderKind::Oidc(o) = &c.providers[0].kind;
+        let ProviderKind::Oidc(o) = &c.providers[0].kind else {
+            panic!("expected an OIDC provider");
+        };
         assert_eq!(
             o.discovery_url.as_str(),
             "http://127.0.0.1:4000/tid/v2.0/.well-known/openid-configuration"
@@ -1363,6 +1365,44 @@ colour: blue
         let errs = Config::parse(&text, &env).expect_err("invalid").0;
         assert!(errs.iter().any(|e| e.path == "routes[1].path_prefix"));
         assert!(errs.iter().any(|e| e.path == "session.secure"));
+    }
+
+    #[test]
+    fn saml_provider_section() {
+        let text = GOOD.replace(
+            "routes:",
+            "  - name: entra-saml\n    type: saml\n    entity_id: \"spn:app\"\n    idp_entity_id: \"https://sts.windows.net/t/\"\n    idp_sso_url: \"https://login.microsoftonline.com/t/saml2\"\n    idp_cert_fingerprints: [\"5D1BE4A3C3FB03751A5929D4EDB33D9D3D0C8E10\"]\n    name_id_format: persistent\nroutes:",
+        )
+        .replace("    upstream: \"127.0.0.1:3000\"\n  - name: health", "    upstream: \"127.0.0.1:3000\"\n    provider: demo\n  - name: health")
+        .replace("    public: true\n", "    public: true\n    provider: entra-saml\n");
+        let c = Config::parse(&text, &env).expect("valid");
+        let ProviderKind::Saml(s) = &c.providers[1].kind else {
+            panic!("expected a SAML provider");
+        };
+        assert_eq!(
+            s.name_id_format,
+            "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+        );
+        assert!(
+            matches!(&s.idp, SamlIdp::Fingerprint { fingerprints, .. } if fingerprints[0].len() == 20)
+        );
+        assert_eq!(
+            s.attributes.tenant,
+            "http://schemas.microsoft.com/identity/claims/tenantid"
+        );
+        // Two ways to name the IdP at once, a bad fingerprint, half a signing pair: all reported.
+        let bad = text
+            .replace("    name_id_format: persistent\n", "    name_id_format: persistent\n    idp_metadata_url: \"https://x/md\"\n    sp_key_file: /nonexistent\n")
+            .replace("5D1BE4A3C3FB03751A5929D4EDB33D9D3D0C8E10", "zz");
+        let errs = Config::parse(&bad, &env).expect_err("invalid").0;
+        assert!(
+            errs.iter().any(|e| e.message.contains("exactly one way")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.message.contains("go together")),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -243,6 +243,8 @@ impl Gateway {
                 (url, name, sealed)
             }),
         };
+        // The SAML response is a cross-site POST: its pending-sign-in cookie must be sent on it.
+        let cross_site = matches!(p.as_ref(), Provider::Saml(_));
         match begun {
             Ok((url, name, sealed)) => {
                 let Some(sealed) = sealed else {
@@ -256,10 +258,14 @@ impl Gateway {
                     .await;
                 };
                 let login_path = format!("{RESERVED_PREFIX}/");
-                let mut cookies =
-                    vec![core
-                        .sessions
-                        .cookie(&name, &sealed, &login_path, Some(LOGIN_TTL))];
+                let pending_cookie = if cross_site {
+                    core.sessions
+                        .cross_site_cookie(&name, &sealed, &login_path, Some(LOGIN_TTL))
+                } else {
+                    core.sessions
+                        .cookie(&name, &sealed, &login_path, Some(LOGIN_TTL))
+                };
+                let mut cookies = vec![pending_cookie];
                 // Many abandoned sign-ins: clear them so the Cookie header cannot grow forever.
                 if pending_logins.len() >= MAX_PENDING_LOGINS {
                     for old in pending_logins {
@@ -485,32 +491,65 @@ impl Gateway {
                     .await;
             }
         };
+        let audit = serde_json::json!({"protocol": "oidc"});
+        let return_to = pending.r.clone();
+        self.complete_sign_in(
+            core,
+            session,
+            provider.name(),
+            identity,
+            &return_to,
+            vec![clear],
+            audit,
+        )
+        .await
+    }
+
+    /// The protocol-independent end of every sign-in: the session, the audit line, the
+    /// success count, and the redirect back (or the page saying the session failed).
+    #[allow(clippy::too_many_arguments)]
+    async fn complete_sign_in(
+        &self,
+        core: &Core,
+        session: &mut Session,
+        provider: &str,
+        identity: Identity,
+        return_to: &str,
+        clear: Vec<String>,
+        mut audit: serde_json::Value,
+    ) -> Result<()> {
         let (user, tenant) = (identity.user.clone(), identity.tenant.clone());
         match core.sessions.create(identity).await {
             Ok(sealed) => {
                 self.metrics
                     .sign_ins
-                    .with_label_values(&[provider.name(), "success"])
+                    .with_label_values(&[provider, "success"])
                     .inc();
-                crate::logging::audit(
-                    "sign_in",
-                    serde_json::json!({"provider": provider_name, "user": user, "tenant": tenant}),
-                );
-                let location = core.public(&pending.r);
-                let cookies = [core.sessions.set_cookie(&sealed), clear];
-                redirect(session, location, &cookies).await
+                audit["provider"] = provider.into();
+                audit["user"] = user.into();
+                audit["tenant"] = tenant.into();
+                crate::logging::audit("sign_in", audit);
+                let mut cookies = vec![core.sessions.set_cookie(&sealed)];
+                cookies.extend(clear);
+                redirect(session, core.public(return_to), &cookies).await
             }
             Err(e) => {
-                fail("session");
-                log::error!("sign-in with {provider_name} for {user}: session not created: {e}");
+                self.metrics
+                    .sign_ins
+                    .with_label_values(&[provider, "session"])
+                    .inc();
+                log::error!("sign-in with {provider} for {user}: session not created: {e}");
+                let clear: Vec<(&str, String)> =
+                    clear.into_iter().map(|c| ("set-cookie", c)).collect();
+                let detail = e.to_string();
                 page_with(
                     session,
                     500,
                     "Sign-in failed",
                     "The session could not be created.",
-                    Some(&e.to_string()),
+                    Some(&detail),
                     None,
-                    &[("set-cookie", clear)],
+                    &clear,
                 )
                 .await
             }
@@ -616,39 +655,11 @@ impl Gateway {
                     None if !relay.is_empty() => return_to::sanitize(relay, &core.cfg.public_url),
                     None => "/".to_string(),
                 };
-                let (user, tenant) = (identity.user.clone(), identity.tenant.clone());
-                match core.sessions.create(identity).await {
-                    Ok(sealed) => {
-                        self.metrics
-                            .sign_ins
-                            .with_label_values(&[name.as_str(), "success"])
-                            .inc();
-                        crate::logging::audit(
-                            "sign_in",
-                            serde_json::json!({"provider": name, "user": user, "tenant": tenant,
-                                "protocol": "saml", "idp_initiated": pending.is_none(), "assertion": verified.assertion_id}),
-                        );
-                        let mut cookies = vec![core.sessions.set_cookie(&sealed)];
-                        cookies.extend(clear.into_iter().map(|(_, v)| v));
-                        redirect(session, core.public(&return_to), &cookies).await
-                    }
-                    Err(e) => {
-                        fail("session");
-                        log::error!(
-                            "SAML sign-in with {name} for {user}: session not created: {e}"
-                        );
-                        page_with(
-                            session,
-                            500,
-                            "Sign-in failed",
-                            "The session could not be created.",
-                            Some(&e.to_string()),
-                            None,
-                            &clear,
-                        )
-                        .await
-                    }
-                }
+                let audit = serde_json::json!({"protocol": "saml", "idp_initiated": pending.is_none(),
+                    "assertion": verified.assertion_id});
+                let clear = clear.into_iter().map(|(_, v)| v).collect();
+                self.complete_sign_in(core, session, &name, identity, &return_to, clear, audit)
+                    .await
             }
             Err(rejection) => {
                 fail(rejection.reason());

@@ -351,6 +351,26 @@ impl Sessions {
         self.cookie(&self.cfg.cookie_name, "", "/", Some(Duration::ZERO))
     }
 
+    /// A cookie that must come back on a cross-site POST (SAML's ACS is POSTed from the IdP's
+    /// origin, where SameSite=Lax cookies are not sent): SameSite=None, which browsers accept
+    /// only with Secure. Over plain http (demo, tests) it stays Lax.
+    pub fn cross_site_cookie(
+        &self,
+        name: &str,
+        value: &str,
+        path: &str,
+        max_age: Option<Duration>,
+    ) -> String {
+        let mut c = Cookie::parse(self.cookie(name, value, path, max_age)).map(|c| c.into_owned());
+        match (&mut c, self.cfg.secure) {
+            (Ok(c), true) => {
+                c.set_same_site(SameSite::None);
+                c.to_string()
+            }
+            _ => self.cookie(name, value, path, max_age),
+        }
+    }
+
     /// Builds a `Set-Cookie` value with the gateway's attributes (HttpOnly, SameSite=Lax,
     /// Secure as configured).
     pub fn cookie(&self, name: &str, value: &str, path: &str, max_age: Option<Duration>) -> String {
@@ -461,6 +481,22 @@ mod tests {
                 Check::Rejected(Rejection::Revoked)
             ));
         }
+    }
+
+    #[test]
+    fn cross_site_cookie_is_samesite_none_only_when_secure() {
+        let secure = Sessions::new(cfg(StoreKind::Cookie)).unwrap();
+        let c = secure.cross_site_cookie("n", "v", "/p/", Some(Duration::from_secs(60)));
+        assert!(
+            c.contains("SameSite=None") && c.contains("Secure") && c.contains("HttpOnly"),
+            "{c}"
+        );
+        let mut plain = cfg(StoreKind::Cookie);
+        plain.secure = false;
+        let c = Sessions::new(plain)
+            .unwrap()
+            .cross_site_cookie("n", "v", "/p/", None);
+        assert!(c.contains("SameSite=Lax") && !c.contains("Secure"), "{c}");
     }
 
     #[test]
