@@ -24,6 +24,7 @@ fn identity() -> Identity {
             .map(|i| format!("6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1{i:02}"))
             .collect(),
         roles: vec!["Reader".into(), "Admin".into()],
+        ..Default::default()
     }
 }
 

@@ -93,6 +93,8 @@ pub struct ProviderConfig {
     pub kind: ProviderKind,
 }
 
+// Built once per (re)load, never on the request path: boxing the larger variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProviderKind {
     Oidc(OidcConfig),

@@ -656,7 +656,7 @@ impl Browser {
             .expect("post login");
         let (r, url) = if r.status().is_redirection() {
             let loc = r.headers()["location"].to_str().unwrap().to_string();
-            self.follow(&action.join(&loc).unwrap().to_string())
+            self.follow(action.join(&loc).unwrap().as_ref())
         } else {
             (r, action.to_string())
         };
