@@ -22,7 +22,7 @@ use crate::identity::Identity;
 use crate::idp::oidc::PendingLogin;
 use crate::idp::saml::{PendingSaml, SamlProvider};
 use crate::idp::saml_verify::{self, Rejection};
-use crate::idp::{IdpError, Provider};
+use crate::idp::{IdpError, PendingSignIn, Provider};
 use crate::metrics::Metrics;
 use crate::pages;
 use crate::return_to;
@@ -109,6 +109,25 @@ impl Core {
         s
     }
 
+    /// The sign-in this browser started with `key` (OIDC state, SAML RelayState), if its
+    /// sealed cookie is present, names this provider, matches the key and is not too old.
+    fn pending_sign_in<T: PendingSignIn>(
+        &self,
+        req: &RequestHeader,
+        key: &str,
+        provider: &str,
+    ) -> Option<T> {
+        let name = self.login_cookie_name(key);
+        let pending = cookie_values(req, &name)
+            .find_map(|v| self.sessions.sealer().open::<T>(&name, v))
+            .filter(|p| {
+                constant_time_eq(p.key().as_bytes(), key.as_bytes())
+                    && p.provider() == provider
+                    && now_secs().saturating_sub(p.created()) < LOGIN_TTL.as_secs()
+            });
+        pending
+    }
+
     fn count_login_cookies(&self, req: &RequestHeader) -> Vec<String> {
         req.headers
             .get_all(http::header::COOKIE)
@@ -158,10 +177,7 @@ impl Gateway {
     ) -> Option<(Arc<Identity>, Option<String>)> {
         let name = &core.sessions.cfg.cookie_name;
         let now = now_secs();
-        for header in req.headers.get_all(http::header::COOKIE) {
-            let Some(value) = header.to_str().ok().and_then(|h| find_cookie(h, name)) else {
-                continue;
-            };
+        for value in cookie_values(req, name) {
             match core.sessions.check(value, now).await {
                 Check::Valid {
                     identity,
@@ -373,12 +389,7 @@ impl Gateway {
         };
         let q = query_pairs(session.req_header());
         let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let fail = |reason: &str| {
-            self.metrics
-                .sign_ins
-                .with_label_values(&[provider.name(), reason])
-                .inc();
-        };
+        let fail = |reason: &str| self.count_sign_in(provider.name(), reason);
         let restart = core.public(&format!("{RESERVED_PREFIX}/sign_in?rd=%2F"));
 
         let Some(state) = get("state").filter(|s| is_token(s)) else {
@@ -400,19 +411,8 @@ impl Gateway {
             &format!("{RESERVED_PREFIX}/"),
             Some(Duration::ZERO),
         );
-        let pending: Option<PendingLogin> = session
-            .req_header()
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|h| h.to_str().ok())
-            .find_map(|h| find_cookie(h, &cookie_name))
-            .and_then(|v| core.sessions.sealer().open(&cookie_name, v));
-        let pending = pending.filter(|p| {
-            constant_time_eq(p.s.as_bytes(), state.as_bytes())
-                && p.p == provider_name
-                && now_secs().saturating_sub(p.t) < LOGIN_TTL.as_secs()
-        });
+        let pending: Option<PendingLogin> =
+            core.pending_sign_in(session.req_header(), state, &provider_name);
         let Some(pending) = pending else {
             fail("state_mismatch");
             log::warn!("sign-in callback for {provider_name} refused: state does not match a sign-in started in this browser (expired, replayed across browsers, or cookies blocked)");
@@ -521,10 +521,7 @@ impl Gateway {
         let (user, tenant) = (identity.user.clone(), identity.tenant.clone());
         match core.sessions.create(identity).await {
             Ok(sealed) => {
-                self.metrics
-                    .sign_ins
-                    .with_label_values(&[provider, "success"])
-                    .inc();
+                self.count_sign_in(provider, "success");
                 audit["provider"] = provider.into();
                 audit["user"] = user.into();
                 audit["tenant"] = tenant.into();
@@ -534,10 +531,7 @@ impl Gateway {
                 redirect(session, core.public(return_to), &cookies).await
             }
             Err(e) => {
-                self.metrics
-                    .sign_ins
-                    .with_label_values(&[provider, "session"])
-                    .inc();
+                self.count_sign_in(provider, "session");
                 log::error!("sign-in with {provider} for {user}: session not created: {e}");
                 let clear: Vec<(&str, String)> =
                     clear.into_iter().map(|c| ("set-cookie", c)).collect();
@@ -564,12 +558,7 @@ impl Gateway {
         saml: &SamlProvider,
     ) -> Result<()> {
         let name = saml.name.clone();
-        let fail = |reason: &str| {
-            self.metrics
-                .sign_ins
-                .with_label_values(&[name.as_str(), reason])
-                .inc();
-        };
+        let fail = |reason: &str| self.count_sign_in(&name, reason);
         let restart = core.public(&format!("{RESERVED_PREFIX}/sign_in?rd=%2F&provider={name}"));
         if session.req_header().method != http::Method::POST {
             fail("bad_callback");
@@ -631,19 +620,7 @@ impl Gateway {
                     Some(Duration::ZERO),
                 ),
             ));
-            session
-                .req_header()
-                .headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .filter_map(|h| h.to_str().ok())
-                .find_map(|h| find_cookie(h, &cookie_name))
-                .and_then(|v| core.sessions.sealer().open::<PendingSaml>(&cookie_name, v))
-                .filter(|p| {
-                    constant_time_eq(p.k.as_bytes(), relay.as_bytes())
-                        && p.p == name
-                        && now_secs().saturating_sub(p.t) < LOGIN_TTL.as_secs()
-                })
+            core.pending_sign_in::<PendingSaml>(session.req_header(), relay, &name)
         } else {
             None
         };
@@ -723,13 +700,8 @@ impl Gateway {
     /// Revokes every session cookie the request presents; returns the identity it belonged to.
     async fn revoke_presented(&self, core: &Core, session: &mut Session) -> Option<Identity> {
         let name = core.sessions.cfg.cookie_name.clone();
-        let values: Vec<String> = session
-            .req_header()
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|h| h.to_str().ok())
-            .filter_map(|h| find_cookie(h, &name).map(str::to_string))
+        let values: Vec<String> = cookie_values(session.req_header(), &name)
+            .map(str::to_string)
             .collect();
         let mut who = None;
         for v in values {
@@ -742,6 +714,13 @@ impl Gateway {
             }
         }
         who
+    }
+
+    fn count_sign_in(&self, provider: &str, result: &str) {
+        self.metrics
+            .sign_ins
+            .with_label_values(&[provider, result])
+            .inc();
     }
 
     fn deny(&self, reason: &'static str) {
@@ -1096,6 +1075,15 @@ fn status_label(status: u16) -> &'static str {
         5 => "5xx",
         _ => "none",
     }
+}
+
+/// The values of cookie `name` across every `Cookie` header of the request.
+fn cookie_values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator<Item = &'a str> {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .filter_map(move |h| find_cookie(h, name))
 }
 
 /// A browser navigation (as opposed to an API/XHR call).

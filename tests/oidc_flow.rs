@@ -208,14 +208,7 @@ fn tampered_expired_idle_foreign_and_absent_cookies_are_no_session() {
     let good = b
         .cookie(&env.gw.url, "authgate_session")
         .expect("session cookie");
-    let with = |v: &str| {
-        api()
-            .get(&url)
-            .header("cookie", format!("authgate_session={v}"))
-            .send()
-            .unwrap()
-            .status()
-    };
+    let with = |v: &str| get_with_session(&url, v).status();
     assert_eq!(with(&good), 200);
 
     let mut bytes = good.clone().into_bytes();
@@ -423,11 +416,7 @@ fn sign_out_ends_the_session_and_goes_to_the_provider() {
         );
 
         // A copy of the old cookie no longer works.
-        let r = api()
-            .get(format!("{}/x", env.gw.url))
-            .header("cookie", format!("authgate_session={cookie}"))
-            .send()
-            .unwrap();
+        let r = get_with_session(&format!("{}/x", env.gw.url), &cookie);
         assert_eq!(r.status(), 401, "store {store:?}");
         let page = b.get(&format!("{}/_authgate/signed_out", env.gw.url));
         assert_eq!(page.status(), 200);

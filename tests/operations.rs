@@ -178,12 +178,7 @@ fn reload_under_traffic_keeps_sessions_and_rejects_a_bad_config() {
     );
     // The session from before the reloads still works.
     assert_eq!(
-        api()
-            .get(format!("{}/x", env.gw.url))
-            .header("cookie", format!("authgate_session={cookie}"))
-            .send()
-            .unwrap()
-            .status(),
+        get_with_session(&format!("{}/x", env.gw.url), &cookie).status(),
         200
     );
     let after = scrape(&env.gw.admin);

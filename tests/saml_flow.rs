@@ -281,11 +281,7 @@ fn sp_metadata_and_single_logout_both_ways() {
         "the IdP answered at our SLO endpoint"
     );
     assert!(page.text().unwrap().contains("You have signed out"));
-    let r = api()
-        .get(format!("{}/assertion/x", t.gw.url))
-        .header("cookie", format!("authgate_session={cookie}"))
-        .send()
-        .unwrap();
+    let r = get_with_session(&format!("{}/assertion/x", t.gw.url), &cookie);
     assert_eq!(r.status(), 401, "the session is over");
 
     // IdP-initiated: a LogoutRequest arriving at our SLO endpoint ends the browser's session and
@@ -312,11 +308,7 @@ fn sp_metadata_and_single_logout_both_ways() {
         )),
         "{loc}"
     );
-    let r = api()
-        .get(format!("{}/both/x", t.gw.url))
-        .header("cookie", format!("authgate_session={cookie}"))
-        .send()
-        .unwrap();
+    let r = get_with_session(&format!("{}/both/x", t.gw.url), &cookie);
     assert_eq!(r.status(), 401);
 }
 

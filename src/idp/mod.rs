@@ -105,6 +105,39 @@ impl Provider {
     }
 }
 
+/// A sign-in in flight, sealed in a cookie named after its random key (OIDC `state`, SAML
+/// `RelayState`) until the IdP sends the browser back.
+pub trait PendingSignIn: serde::de::DeserializeOwned {
+    fn key(&self) -> &str;
+    fn provider(&self) -> &str;
+    /// Seconds since the epoch.
+    fn created(&self) -> u64;
+}
+
+impl PendingSignIn for oidc::PendingLogin {
+    fn key(&self) -> &str {
+        &self.s
+    }
+    fn provider(&self) -> &str {
+        &self.p
+    }
+    fn created(&self) -> u64 {
+        self.t
+    }
+}
+
+impl PendingSignIn for saml::PendingSaml {
+    fn key(&self) -> &str {
+        &self.k
+    }
+    fn provider(&self) -> &str {
+        &self.p
+    }
+    fn created(&self) -> u64 {
+        self.t
+    }
+}
+
 /// The callback path of a provider: `/_authgate/callback/<name>`.
 pub fn callback_path(provider: &str) -> String {
     format!("{RESERVED_PREFIX}/callback/{provider}")

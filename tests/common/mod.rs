@@ -447,6 +447,16 @@ pub fn echo(r: Response) -> Value {
         .unwrap_or_else(|_| panic!("not an upstream echo ({status}): {text}"))
 }
 
+/// An API GET presenting `session` as the gateway's session cookie (a copied, minted or
+/// tampered value); nothing else is kept between calls.
+pub fn get_with_session(url: &str, session: &str) -> Response {
+    api()
+        .get(url)
+        .header("cookie", format!("authgate_session={session}"))
+        .send()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
 /// A plain API client (no cookies kept, no redirects followed).
 pub fn api() -> Client {
     Client::builder()
