@@ -12,6 +12,9 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 use url::Url;
 
+use crate::idp::entra::{self, Tenant, TenantRule};
+use crate::policy::{GroupNames, Policy};
+
 /// One problem in the configuration, with the path of the value it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -77,6 +80,8 @@ pub struct RouteConfig {
     pub public: bool,
     /// Index into `Config::providers`.
     pub provider: usize,
+    /// Who may pass, beyond being signed in (`allow:`); group names already resolved to IDs.
+    pub policy: Policy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +96,8 @@ pub struct Upstream {
 pub struct ProviderConfig {
     pub name: String,
     pub kind: ProviderKind,
+    /// Group ID → readable name: policies may name groups, upstreams receive the names.
+    pub group_names: GroupNames,
 }
 
 // Built once per (re)load, never on the request path: boxing the larger variant buys nothing.
@@ -152,6 +159,23 @@ pub struct OidcConfig {
     pub scopes: Vec<String>,
     /// The claim whose value goes into the user header (the stable user key).
     pub user_claim: String,
+    /// Tolerance for `exp`/`iat`/`nbf` against this machine's clock.
+    pub clock_skew: Duration,
+    /// `Authorization: Bearer` access tokens for this audience are accepted on its routes.
+    pub api_audience: Option<String>,
+    /// Set by `type: entra`: Entra's issuer template, tenant rules, nOAuth and overage.
+    pub entra: Option<EntraSettings>,
+}
+
+/// What `type: entra` adds to an OpenID provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntraSettings {
+    pub instance: Url,
+    pub tenant: Tenant,
+    pub allowed_tenants: TenantRule,
+    /// Microsoft Graph base URL for groups overage; `None` = deny overage users.
+    pub graph: Option<Url>,
+    pub groups_cache_ttl: Duration,
 }
 
 /// A secret value; `Debug` never prints it.
@@ -740,12 +764,13 @@ impl<'e> Reader<'e> {
             }
             let kind = self.required_string(&mut o, "type");
             let parsed = match kind.as_deref() {
-                Some("oidc") => self.oidc(&mut o, &path).map(ProviderKind::Oidc),
+                Some("oidc") => self.oidc(&mut o, &path, None).map(ProviderKind::Oidc),
+                Some("entra") => self.entra(&mut o, &path).map(ProviderKind::Oidc),
                 Some("saml") => self.saml(&mut o, &path).map(ProviderKind::Saml),
                 Some(other) => {
                     self.err(
                         join(&path, "type"),
-                        format!("unknown provider type {other:?} (supported: oidc, saml)"),
+                        format!("unknown provider type {other:?} (supported: oidc, entra, saml)"),
                     );
                     // Its other keys belong to that type: one error, not one per key.
                     if let Some(map) = o.map {
@@ -756,43 +781,192 @@ impl<'e> Reader<'e> {
                 }
                 None => None,
             };
+            let group_names = self.group_names(&mut o, &path);
             self.finish(o);
             out.push(match (name, parsed) {
-                (Some(name), Some(kind)) => Some(ProviderConfig { name, kind }),
+                (Some(name), Some(kind)) => Some(ProviderConfig {
+                    name,
+                    kind,
+                    group_names,
+                }),
                 _ => None,
             });
         }
         out
     }
 
-    fn oidc(&mut self, o: &mut Obj<'_>, path: &str) -> Option<OidcConfig> {
-        let issuer = self
-            .required_string(o, "issuer")
-            .and_then(|s| match Url::parse(&s) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
-                _ => {
-                    self.err(join(path, "issuer"), format!("{s:?} is not an http(s) URL"));
-                    None
+    /// `group_names: {<group id>: <name>}`.
+    fn group_names(&mut self, o: &mut Obj<'_>, path: &str) -> GroupNames {
+        let mut out = GroupNames::new();
+        let gpath = join(path, "group_names");
+        let g = self.get(o, "group_names");
+        let mut obj = self.obj(&gpath, g);
+        let keys: Vec<String> = obj
+            .map
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for k in keys {
+            if let Some(name) = self.string(&mut obj, &k) {
+                if name.is_empty() || name.contains(',') {
+                    self.err(join(&gpath, &k), "a group name must be non-empty and have no comma (header values are comma-joined)");
+                } else {
+                    out.insert(k.to_ascii_lowercase(), name);
                 }
-            });
-        let discovery_url = match self.string(o, "discovery_url") {
+            }
+        }
+        self.finish(obj);
+        out
+    }
+
+    /// `type: entra`: an OpenID provider whose URLs, issuer rules and claim handling come from
+    /// the tenant and app ID (ENTRA.md §1–3).
+    fn entra(&mut self, o: &mut Obj<'_>, path: &str) -> Option<OidcConfig> {
+        let instance = match self.string(o, "instance") {
             Some(s) => match Url::parse(&s) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
                 _ => {
                     self.err(
-                        join(path, "discovery_url"),
+                        join(path, "instance"),
                         format!("{s:?} is not an http(s) URL"),
                     );
                     None
                 }
             },
-            None => issuer.as_ref().and_then(|i| {
-                Url::parse(&format!(
-                    "{}/.well-known/openid-configuration",
-                    i.as_str().trim_end_matches('/')
-                ))
-                .ok()
+            None => Url::parse(entra::DEFAULT_INSTANCE).ok(),
+        };
+        let tenant = self
+            .required_string(o, "tenant")
+            .and_then(|t| match Tenant::parse(&t) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.err(join(path, "tenant"), e);
+                    None
+                }
+            });
+        let tpath = join(path, "allowed_tenants");
+        let allowed = match o.map.and_then(|m| m.get("allowed_tenants")) {
+            Some(Value::String(s)) if s == "any" => {
+                self.get(o, "allowed_tenants");
+                Some(TenantRule::Any)
+            }
+            Some(Value::String(_)) => {
+                self.get(o, "allowed_tenants");
+                self.err(&tpath, "expected a list of tenant IDs, or the word any");
+                None
+            }
+            _ => self.string_list(o, "allowed_tenants").map(|l| {
+                for t in &l {
+                    if !entra::is_guid(t) {
+                        self.err(&tpath, format!("{t:?} is not a tenant ID (GUID)"));
+                    }
+                }
+                TenantRule::Only(l.iter().map(|t| t.to_ascii_lowercase()).collect())
             }),
+        };
+        let allowed_tenants = match (&tenant, allowed) {
+            (Some(Tenant::Id(id)), None) => Some(TenantRule::Only(vec![id.clone()])),
+            (Some(Tenant::Id(id)), Some(TenantRule::Only(l))) if !l.contains(id) => {
+                self.err(&tpath, format!("a single-tenant app only ever sees tenant {id}; list it or leave allowed_tenants out"));
+                None
+            }
+            (Some(t), None) if t.is_multi() => {
+                self.err(&tpath, format!("tenant {} lets any organization sign in: list the tenant IDs to accept, or write allowed_tenants: any to accept every tenant on purpose", t.segment()));
+                None
+            }
+            (Some(Tenant::Domain(_)), None) => Some(TenantRule::Any),
+            (_, a) => a,
+        };
+        let overage = self.string(o, "groups_overage");
+        let graph_url = self.string(o, "graph_url");
+        let graph = match overage.as_deref() {
+            None | Some("graph") => {
+                let u = graph_url.unwrap_or_else(|| entra::DEFAULT_GRAPH.into());
+                match Url::parse(&u) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => Some(Some(u)),
+                    _ => {
+                        self.err(
+                            join(path, "graph_url"),
+                            format!("{u:?} is not an http(s) URL"),
+                        );
+                        None
+                    }
+                }
+            }
+            Some("deny") => Some(None),
+            Some(other) => {
+                self.err(
+                    join(path, "groups_overage"),
+                    format!("{other:?}: expected graph (look the groups up) or deny"),
+                );
+                None
+            }
+        };
+        let groups_cache_ttl = self
+            .duration(o, "groups_cache_ttl")
+            .unwrap_or(Duration::from_secs(600));
+        let (issuer, discovery) = match (&instance, &tenant) {
+            (Some(i), Some(t)) => (
+                Url::parse(&entra::authority(i, t)).ok(),
+                entra::discovery_url(i, t).ok(),
+            ),
+            _ => (None, None),
+        };
+        let settings = EntraSettings {
+            instance: instance?,
+            tenant: tenant?,
+            allowed_tenants: allowed_tenants?,
+            graph: graph?,
+            groups_cache_ttl,
+        };
+        self.oidc(o, path, Some((issuer?, discovery?, settings)))
+    }
+
+    fn oidc(
+        &mut self,
+        o: &mut Obj<'_>,
+        path: &str,
+        entra: Option<(Url, Url, EntraSettings)>,
+    ) -> Option<OidcConfig> {
+        let (issuer, derived_discovery, entra) = match entra {
+            Some((i, d, e)) => (Some(i), Some(d), Some(e)),
+            None => {
+                let issuer = self
+                    .required_string(o, "issuer")
+                    .and_then(|s| match Url::parse(&s) {
+                        Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+                        _ => {
+                            self.err(join(path, "issuer"), format!("{s:?} is not an http(s) URL"));
+                            None
+                        }
+                    });
+                (issuer, None, None)
+            }
+        };
+        let discovery_url = match derived_discovery {
+            Some(d) => Some(d),
+            None => match self.string(o, "discovery_url") {
+                Some(s) => match Url::parse(&s) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+                    _ => {
+                        self.err(
+                            join(path, "discovery_url"),
+                            format!("{s:?} is not an http(s) URL"),
+                        );
+                        None
+                    }
+                },
+                None => issuer.as_ref().and_then(|i| {
+                    Url::parse(&format!(
+                        "{}/.well-known/openid-configuration",
+                        i.as_str().trim_end_matches('/')
+                    ))
+                    .ok()
+                }),
+            },
         };
         let client_id = self.required_string(o, "client_id");
         let client_secret = self.secret(o, "client_secret");
@@ -802,7 +976,15 @@ impl<'e> Reader<'e> {
         if !scopes.iter().any(|s| s == "openid") {
             self.err(join(path, "scopes"), "must include openid");
         }
-        let user_claim = self.string(o, "user_claim").unwrap_or_else(|| "sub".into());
+        // Entra: the stable key is oid (unique within tid, the same for every app).
+        let default_claim = if entra.is_some() { "oid" } else { "sub" };
+        let user_claim = self
+            .string(o, "user_claim")
+            .unwrap_or_else(|| default_claim.into());
+        let clock_skew = self
+            .duration(o, "clock_skew")
+            .unwrap_or(Duration::from_secs(60));
+        let api_audience = self.string(o, "api_audience");
         Some(OidcConfig {
             issuer: issuer?,
             discovery_url: discovery_url?,
@@ -810,6 +992,9 @@ impl<'e> Reader<'e> {
             client_secret: client_secret?,
             scopes,
             user_claim,
+            clock_skew,
+            api_audience,
+            entra,
         })
     }
 
@@ -1027,6 +1212,13 @@ impl<'e> Reader<'e> {
             }
             let upstream = self.upstream(&mut o, &path);
             let public = self.bool(&mut o, "public").unwrap_or(false);
+            let mut policy = self.policy(&mut o, &path);
+            if public && !policy.is_empty() {
+                self.err(
+                    join(&path, "allow"),
+                    "a public route lets everyone in: drop public or allow",
+                );
+            }
             let provider = match self.string(&mut o, "provider") {
                 Some(p) => {
                     let idx = providers
@@ -1051,6 +1243,9 @@ impl<'e> Reader<'e> {
             };
             self.finish(o);
             if let (Some(upstream), Some(provider)) = (upstream, provider) {
+                if let Some(Some(p)) = providers.get(provider) {
+                    policy.resolve_groups(&p.group_names);
+                }
                 out.push(RouteConfig {
                     name,
                     host,
@@ -1058,10 +1253,45 @@ impl<'e> Reader<'e> {
                     upstream,
                     public,
                     provider,
+                    policy,
                 });
             }
         }
         out
+    }
+
+    /// A route's `allow:` block.
+    fn policy(&mut self, o: &mut Obj<'_>, path: &str) -> Policy {
+        let apath = join(path, "allow");
+        let v = self.get(o, "allow");
+        let mut a = self.obj(&apath, v);
+        let mut list = |r: &mut Self, key: &str| r.string_list(&mut a, key).unwrap_or_default();
+        let tenants = list(self, "tenants");
+        let groups = list(self, "groups");
+        let roles = list(self, "roles");
+        let email_domains = list(self, "email_domains");
+        let users = list(self, "users");
+        let require_assignment = self.bool(&mut a, "require_assignment").unwrap_or(false);
+        self.finish(a);
+        for t in &tenants {
+            if !entra::is_guid(t) {
+                self.err(
+                    join(&apath, "tenants"),
+                    format!("{t:?} is not a tenant ID (GUID)"),
+                );
+            }
+        }
+        Policy {
+            tenants: tenants.iter().map(|t| t.to_ascii_lowercase()).collect(),
+            groups,
+            roles,
+            email_domains: email_domains
+                .iter()
+                .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
+                .collect(),
+            users,
+            require_assignment,
+        }
     }
 
     fn upstream(&mut self, o: &mut Obj<'_>, path: &str) -> Option<Upstream> {
@@ -1405,6 +1635,102 @@ colour: blue
             errs.iter().any(|e| e.message.contains("go together")),
             "{errs:?}"
         );
+    }
+
+    const ENTRA: &str = r#"
+listen: ["127.0.0.1:8080"]
+public_url: "https://app.example"
+providers:
+  - name: entra
+    type: entra
+    tenant: organizations
+    client_id: "11111111-2222-3333-4444-555555555555"
+    client_secret: "${CLIENT_SECRET}"
+    allowed_tenants: ["72F988BF-86F1-41AF-91AB-2D7CD011DB47"]
+    api_audience: "api://authgate"
+    group_names:
+      6E6A3C0C-1D87-4D39-9B9A-9D54A0F0A1B1: Admins
+routes:
+  - name: admin
+    path_prefix: /admin
+    upstream: "127.0.0.1:3000"
+    allow:
+      groups: [Admins]
+      roles: [Admin]
+      email_domains: ["@Contoso.example"]
+      require_assignment: true
+  - name: app
+    upstream: "127.0.0.1:3000"
+session:
+  secret: "${SECRET}"
+"#;
+
+    #[test]
+    fn entra_preset_derives_urls_and_resolves_policy() {
+        let c = Config::parse(ENTRA, &env).expect("valid");
+        let ProviderKind::Oidc(o) = &c.providers[0].kind else {
+            panic!("entra is an OpenID provider");
+        };
+        assert_eq!(
+            o.discovery_url.as_str(),
+            "https://login.microsoftonline.com/organizations/v2.0/.well-known/openid-configuration"
+        );
+        assert_eq!(o.user_claim, "oid");
+        let e = o.entra.as_ref().expect("entra settings");
+        assert!(e
+            .allowed_tenants
+            .allows("72f988bf-86f1-41af-91ab-2d7cd011db47"));
+        assert!(!e
+            .allowed_tenants
+            .allows("f8cdef31-a31e-4b4a-93e4-5f571e91255a"));
+        assert_eq!(
+            e.graph.as_ref().map(Url::as_str),
+            Some("https://graph.microsoft.com/")
+        );
+        let admin = &c.routes[0].policy;
+        assert_eq!(admin.groups, vec!["6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1"]);
+        assert_eq!(admin.email_domains, vec!["contoso.example"]);
+        assert!(admin.require_assignment);
+        assert!(c.routes[1].policy.is_empty());
+    }
+
+    #[test]
+    fn multi_tenant_without_a_choice_is_an_error() {
+        let text = ENTRA.replace(
+            "    allowed_tenants: [\"72F988BF-86F1-41AF-91AB-2D7CD011DB47\"]\n",
+            "",
+        );
+        let errs = Config::parse(&text, &env).expect_err("must choose").0;
+        assert!(
+            errs.iter().any(|e| e.path == "providers[0].allowed_tenants"
+                && e.message.contains("allowed_tenants: any")),
+            "{errs:?}"
+        );
+        let any = ENTRA.replace("[\"72F988BF-86F1-41AF-91AB-2D7CD011DB47\"]", "any");
+        assert!(Config::parse(&any, &env).is_ok());
+        // Every mistake at once, with its path.
+        let bad = ENTRA
+            .replace("tenant: organizations", "tenant: consumers")
+            .replace(
+                "require_assignment: true",
+                "require_assignment: true\n      tenants: [contoso]\n      rolez: [x]",
+            )
+            .replace(
+                "    path_prefix: /admin\n",
+                "    path_prefix: /admin\n    public: true\n",
+            );
+        let errs = Config::parse(&bad, &env).expect_err("invalid").0;
+        for path in [
+            "providers[0].tenant",
+            "routes[0].allow.tenants",
+            "routes[0].allow.rolez",
+            "routes[0].allow",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.path == path),
+                "{path} missing in {errs:?}"
+            );
+        }
     }
 
     #[test]

@@ -19,15 +19,30 @@ use pingora::proxy::{ProxyHttp, Session};
 use crate::config::{Config, RESERVED_PREFIX};
 use crate::headers::{without_cookies, HeaderPlan};
 use crate::identity::Identity;
+use crate::idp::entra::AadError;
 use crate::idp::oidc::PendingLogin;
 use crate::idp::saml::{PendingSaml, SamlProvider};
 use crate::idp::saml_verify::{self, Rejection};
 use crate::idp::{IdpError, PendingSignIn, Provider};
 use crate::metrics::Metrics;
 use crate::pages;
+use crate::policy::{self, Deny};
 use crate::return_to;
 use crate::route::{normalize_path, Route, RouteTable};
 use crate::session::{find_cookie, now_secs, Check, Sessions};
+
+/// More trips to the IdP than this within `LOOP_WINDOW` is a sign-in loop.
+const LOOP_MAX: u32 = 5;
+const LOOP_WINDOW: Duration = Duration::from_secs(60);
+
+/// What an `Authorization: Bearer` header came to.
+enum Bearer {
+    /// None, or the route's provider takes no bearer tokens.
+    Absent,
+    Verified(Arc<Identity>),
+    /// Refused; the answer is written.
+    Answered,
+}
 
 /// How long a started sign-in may take before its state cookie is void.
 const LOGIN_TTL: Duration = Duration::from_secs(600);
@@ -43,6 +58,8 @@ pub struct Core {
     pub sessions: Arc<Sessions>,
     pub providers: Vec<Arc<Provider>>,
     login_prefix: String,
+    /// Counts this browser's trips to the IdP, to break sign-in loops.
+    loop_cookie: String,
 }
 
 impl Core {
@@ -81,8 +98,16 @@ impl Core {
         }
         Ok(Core {
             routes: RouteTable::new(&cfg.routes),
-            headers: HeaderPlan::new(&cfg.headers).map_err(|e| e.to_string())?,
+            headers: HeaderPlan::new(&cfg.headers)
+                .map_err(|e| e.to_string())?
+                .with_group_names(
+                    cfg.providers
+                        .iter()
+                        .map(|p| (p.name.clone(), p.group_names.clone()))
+                        .collect(),
+                ),
             login_prefix: format!("{}_login_", cfg.session.cookie_name),
+            loop_cookie: format!("{}_loop", cfg.session.cookie_name),
             sessions,
             providers,
             cfg,
@@ -90,7 +115,9 @@ impl Core {
     }
 
     fn is_own_cookie(&self, name: &str) -> bool {
-        name == self.sessions.cfg.cookie_name || name.starts_with(&self.login_prefix)
+        name == self.sessions.cfg.cookie_name
+            || name.starts_with(&self.login_prefix)
+            || name == self.loop_cookie
     }
 
     fn login_cookie_name(&self, state: &str) -> String {
@@ -202,9 +229,49 @@ impl Gateway {
         let return_to = return_to::sanitize(path_and_query, &core.cfg.public_url);
         self.deny("unauthenticated");
         if wants_html(req) {
+            // A browser sent to sign in again and again within a minute is in a loop (its
+            // session cookie never sticks): say so instead of redirecting once more.
+            let now = now_secs();
+            let (trips, first) = cookie_values(req, &core.loop_cookie)
+                .find_map(|v| {
+                    let (n, t) = v.split_once('.')?;
+                    Some((n.parse::<u32>().ok()?, t.parse::<u64>().ok()?))
+                })
+                .filter(|(_, t)| now.saturating_sub(*t) < LOOP_WINDOW.as_secs())
+                .unwrap_or((0, now));
+            if trips >= LOOP_MAX {
+                self.deny("sign_in_loop");
+                log::warn!(
+                    "sign-in loop: this browser was sent to sign in {trips} times within {}s without keeping a session (route {}); check that cookies reach {} (public_url scheme and host, third-party cookie blocking, clock)",
+                    LOOP_WINDOW.as_secs(),
+                    route.name,
+                    core.cfg.public_url
+                );
+                return page(
+                    session,
+                    500,
+                    "Sign-in is going around in circles",
+                    "You signed in, but your browser keeps coming back without a session, so the gateway stopped sending you to sign in again. Check that cookies are allowed for this site, wait a minute, and reload. If it persists, tell your administrator: the gateway log names the cause.",
+                    None,
+                )
+                .await;
+            }
+            let counter = core.sessions.cookie(
+                &core.loop_cookie,
+                &format!("{}.{first}", trips + 1),
+                "/",
+                Some(LOOP_WINDOW),
+            );
             let pending_logins = core.count_login_cookies(req);
             return self
-                .start_sign_in(core, session, route.provider, return_to, pending_logins)
+                .start_sign_in(
+                    core,
+                    session,
+                    route.provider,
+                    return_to,
+                    pending_logins,
+                    Some(counter),
+                )
                 .await;
         }
         let sign_in = format!(
@@ -235,6 +302,7 @@ impl Gateway {
         provider: usize,
         return_to: String,
         pending_logins: Vec<String>,
+        extra_cookie: Option<String>,
     ) -> Result<()> {
         let Some(p) = core.providers.get(provider) else {
             return page(
@@ -282,6 +350,7 @@ impl Gateway {
                         .cookie(&name, &sealed, &login_path, Some(LOGIN_TTL))
                 };
                 let mut cookies = vec![pending_cookie];
+                cookies.extend(extra_cookie);
                 // Many abandoned sign-ins: clear them so the Cookie header cannot grow forever.
                 if pending_logins.len() >= MAX_PENDING_LOGINS {
                     for old in pending_logins {
@@ -338,7 +407,8 @@ impl Gateway {
                     return page(session, 404, "Unknown identity provider", "No provider by that name is configured.", None).await;
                 };
                 let pending = core.count_login_cookies(session.req_header());
-                self.start_sign_in(core, session, provider, return_to, pending).await
+                self.start_sign_in(core, session, provider, return_to, pending, None)
+                    .await
             }
             _ if rest.starts_with("/saml/") => {
                 let mut parts = rest["/saml/".len()..].splitn(2, '/');
@@ -444,14 +514,31 @@ impl Gateway {
         self.used_states.insert(state.to_string(), ());
 
         if let Some(err) = get("error") {
-            let desc = get("error_description").unwrap_or("");
-            fail("idp_error");
-            log::warn!("provider {provider_name} returned an error: {err}: {desc}");
-            let status = if err == "access_denied" { 403 } else { 400 };
-            let detail = format!("{err}\n{desc}");
-            return page_with(session, status, "Sign-in was not completed",
-                "The identity provider did not sign you in. If you believe you should have access, send the details below to your administrator.",
-                Some(&detail), None, &[("set-cookie", clear)]).await;
+            // Entra's errors carry an AADSTS code and the IDs its support asks for; other IdPs'
+            // parse the same way, without them. Never a redirect back to the IdP from here.
+            let e = AadError::parse(
+                err,
+                get("error_description").unwrap_or(""),
+                get("error_uri"),
+            );
+            fail(e.reason());
+            let detail = e.detail();
+            log::warn!(
+                "provider {provider_name} returned an error ({}): {}",
+                e.reason(),
+                detail.trim_end().replace('\n', "; ")
+            );
+            let (status, title, message) = e.explain();
+            return page_with(
+                session,
+                status,
+                title,
+                message,
+                Some(&detail),
+                None,
+                &[("set-cookie", clear)],
+            )
+            .await;
         }
         let Some(code) = get("code").filter(|c| !c.is_empty() && c.len() <= 4096) else {
             fail("bad_callback");
@@ -477,6 +564,31 @@ impl Gateway {
         };
         let identity = match oidc.finish(&pending, code, get("iss")).await {
             Ok(id) => id,
+            Err(IdpError::Denied(deny, why)) => {
+                fail(deny.label());
+                self.deny(deny.label());
+                log::warn!(
+                    "sign-in with {provider_name} denied ({}): {why}",
+                    deny.label()
+                );
+                let (title, message) = deny.explain();
+                let status = if deny == Deny::GroupsUnresolved {
+                    503
+                } else {
+                    403
+                };
+                let detail = format!("Reason: {}\n{why}", deny.label());
+                return page_with(
+                    session,
+                    status,
+                    title,
+                    message,
+                    Some(&detail),
+                    None,
+                    &[("set-cookie", clear)],
+                )
+                .await;
+            }
             Err(e) => {
                 fail(e.reason());
                 log::warn!("sign-in with {provider_name} failed ({}): {e}", e.reason());
@@ -821,7 +933,7 @@ impl Gateway {
             let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
             let pending = core.count_login_cookies(req);
             return self
-                .start_sign_in(core, session, route.provider, return_to, pending)
+                .start_sign_in(core, session, route.provider, return_to, pending, None)
                 .await;
         }
         json_error(
@@ -829,6 +941,98 @@ impl Gateway {
             401,
             "unauthenticated",
             "no valid session; sign in first",
+        )
+        .await
+    }
+
+    /// `Authorization: Bearer` on a route whose provider accepts API tokens.
+    async fn bearer(&self, core: &Core, session: &mut Session, route: &Route) -> Result<Bearer> {
+        let Some(token) = bearer_token(session.req_header()) else {
+            return Ok(Bearer::Absent);
+        };
+        let Some(Provider::Oidc(oidc)) = core.providers.get(route.provider).map(|p| p.as_ref())
+        else {
+            return Ok(Bearer::Absent);
+        };
+        if !oidc.accepts_bearer() {
+            // Not ours to judge: the header is for the upstream, and a session is still needed.
+            return Ok(Bearer::Absent);
+        }
+        match oidc.verify_bearer(token).await {
+            Ok(identity) => Ok(Bearer::Verified(Arc::new(identity))),
+            Err(IdpError::Denied(deny, why)) => {
+                self.deny(deny.label());
+                log::warn!(
+                    "bearer token on route {} denied ({}): {why}",
+                    route.name,
+                    deny.label()
+                );
+                json_error(session, 403, deny.label(), deny.explain().1).await?;
+                Ok(Bearer::Answered)
+            }
+            Err(e) => {
+                self.deny("invalid_token");
+                log::warn!("bearer token on route {} refused: {e}", route.name);
+                let message = e.to_string();
+                let challenge = format!(
+                    "Bearer realm=\"authgate\", error=\"invalid_token\", error_description=\"{}\"",
+                    message.replace(['"', '\\'], "'")
+                );
+                let body =
+                    serde_json::json!({"error": "invalid_token", "message": message}).to_string();
+                respond(
+                    session,
+                    401,
+                    "application/json",
+                    body.into_bytes(),
+                    &[("www-authenticate", challenge)],
+                )
+                .await?;
+                Ok(Bearer::Answered)
+            }
+        }
+    }
+
+    /// The route's policy said no: a page for people, JSON for programs.
+    async fn forbid(
+        &self,
+        session: &mut Session,
+        route: &Route,
+        identity: &Identity,
+        deny: Deny,
+    ) -> Result<()> {
+        self.deny(deny.label());
+        log::warn!(
+            "access to route {} denied for user {} (tenant {}): {}",
+            route.name,
+            identity.user,
+            identity.tenant.as_deref().unwrap_or("-"),
+            deny.label()
+        );
+        let (title, message) = deny.explain();
+        if !wants_html(session.req_header()) {
+            return json_error(session, 403, deny.label(), message).await;
+        }
+        let who = identity
+            .email
+            .as_deref()
+            .or(identity.name.as_deref())
+            .unwrap_or(&identity.user);
+        let detail = format!(
+            "Reason: {}\nSigned in as: {who}\nUser ID: {}\nApplication: {}",
+            deny.label(),
+            identity.user,
+            route.name
+        );
+        let sign_out = format!("{RESERVED_PREFIX}/sign_out");
+        page_with(
+            session,
+            403,
+            title,
+            message,
+            Some(&detail),
+            Some((&sign_out, "Sign in as someone else")),
+            &[],
         )
         .await
     }
@@ -919,18 +1123,28 @@ impl ProxyHttp for Gateway {
         if route.public {
             return Ok(false);
         }
-        // 4. Session, or sign in.
-        match self.session_of(&core, session.req_header()).await {
-            Some((identity, refreshed)) => {
-                ctx.identity = Some(identity);
-                ctx.set_cookie = refreshed.map(|v| core.sessions.set_cookie(&v));
-                Ok(false)
-            }
-            None => {
-                self.challenge(&core, session, &route).await?;
-                Ok(true)
-            }
+        // 4. A bearer token (API clients), or the session cookie, or sign in.
+        let identity = match self.bearer(&core, session, &route).await? {
+            Bearer::Verified(identity) => identity,
+            Bearer::Answered => return Ok(true),
+            Bearer::Absent => match self.session_of(&core, session.req_header()).await {
+                Some((identity, refreshed)) => {
+                    ctx.set_cookie = refreshed.map(|v| core.sessions.set_cookie(&v));
+                    identity
+                }
+                None => {
+                    self.challenge(&core, session, &route).await?;
+                    return Ok(true);
+                }
+            },
+        };
+        // 5. The route's policy.
+        if let Err(deny) = policy::decide(&route.policy, &identity) {
+            self.forbid(session, &route, &identity, deny).await?;
+            return Ok(true);
         }
+        ctx.identity = Some(identity);
+        Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -1087,6 +1301,20 @@ fn cookie_values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator<Ite
 }
 
 /// A browser navigation (as opposed to an API/XHR call).
+/// The token of an `Authorization: Bearer` header (scheme case-insensitive, RFC 6750).
+fn bearer_token(req: &RequestHeader) -> Option<&str> {
+    let v = req
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 fn wants_html(req: &RequestHeader) -> bool {
     if req.method != http::Method::GET && req.method != http::Method::HEAD {
         return false;

@@ -7,8 +7,11 @@
 use http::header::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
+use std::collections::HashMap;
+
 use crate::config::HeaderNames;
 use crate::identity::Identity;
+use crate::policy::GroupNames;
 
 /// Lower-case with `_` mapped to `-`: the form two spellings of one header share.
 pub fn normalize(name: &str) -> String {
@@ -25,6 +28,8 @@ pub fn normalize(name: &str) -> String {
 pub struct HeaderPlan {
     owned: Vec<String>,
     names: [HeaderName; 7],
+    /// Provider name → group ID → readable name (the providers' `group_names`).
+    group_names: HashMap<String, GroupNames>,
 }
 
 impl HeaderPlan {
@@ -41,7 +46,14 @@ impl HeaderPlan {
                 mk(&h.tenant)?,
                 mk(&h.provider)?,
             ],
+            group_names: HashMap::new(),
         })
+    }
+
+    /// Upstreams receive these names instead of the group IDs they map.
+    pub fn with_group_names(mut self, names: HashMap<String, GroupNames>) -> Self {
+        self.group_names = names.into_iter().filter(|(_, m)| !m.is_empty()).collect();
+        self
     }
 
     fn is_owned(&self, name: &str) -> bool {
@@ -98,10 +110,21 @@ impl HeaderPlan {
         put(name, id.name.as_deref());
         put(tenant, id.tenant.as_deref());
         put(provider, Some(&id.provider));
-        for (header, list) in [(groups, &id.groups), (roles, &id.roles)] {
-            if !list.is_empty() {
-                put(header, Some(&list.join(",")));
+        if !id.groups.is_empty() {
+            match self.group_names.get(&id.provider) {
+                None => put(groups, Some(&id.groups.join(","))),
+                Some(names) => {
+                    let mapped: Vec<&str> = id
+                        .groups
+                        .iter()
+                        .map(|g| names.get(g).map_or(g.as_str(), String::as_str))
+                        .collect();
+                    put(groups, Some(&mapped.join(",")));
+                }
             }
+        }
+        if !id.roles.is_empty() {
+            put(roles, Some(&id.roles.join(",")));
         }
     }
 }
@@ -171,6 +194,12 @@ mod tests {
         assert_eq!(req.headers["x-auth-groups"], "g1,g2");
         assert!(req.headers.get("x-auth-name").is_none());
         assert!(req.headers.get("x-auth-roles").is_none());
+        // Mapped group IDs go upstream by name; unmapped ones as they are.
+        let names: GroupNames = [("g1".to_string(), "Admins".to_string())].into();
+        let mapped = plan().with_group_names([("demo".to_string(), names)].into());
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        mapped.inject(&mut req, &id);
+        assert_eq!(req.headers["x-auth-groups"], "Admins,g2");
     }
 
     #[test]

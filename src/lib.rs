@@ -15,6 +15,7 @@ pub mod idp;
 pub mod logging;
 pub mod metrics;
 pub mod pages;
+pub mod policy;
 pub mod reload;
 pub mod return_to;
 pub mod route;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::{RouteConfig, Upstream};
+use crate::policy::Policy;
 
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -12,6 +13,7 @@ pub struct Route {
     pub upstream: Upstream,
     pub public: bool,
     pub provider: usize,
+    pub policy: Policy,
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +34,7 @@ impl RouteTable {
                     upstream: r.upstream.clone(),
                     public: r.public,
                     provider: r.provider,
+                    policy: r.policy.clone(),
                 })
             })
             .collect();
@@ -91,6 +94,7 @@ mod tests {
             },
             public: false,
             provider: 0,
+            policy: Policy::default(),
         }
     }
 

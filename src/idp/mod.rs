@@ -1,6 +1,7 @@
 //! Identity providers: the interface the proxy uses to start and finish a sign-in, whatever
 //! the protocol. Each protocol lives in its own file.
 
+pub mod entra;
 pub mod oidc;
 pub mod saml;
 pub mod saml_verify;
@@ -27,6 +28,9 @@ pub enum IdpError {
     TokenExchange(String),
     #[error("ID token rejected: {0}")]
     IdToken(String),
+    /// Signed in fine, but not let in (tenant, groups that could not be resolved, ...).
+    #[error("access denied ({label}): {1}", label = .0.label())]
+    Denied(crate::policy::Deny, String),
 }
 
 impl IdpError {
@@ -38,6 +42,7 @@ impl IdpError {
             IdpError::Callback(_) => "bad_callback",
             IdpError::TokenExchange(_) => "token_exchange",
             IdpError::IdToken(_) => "id_token_invalid",
+            IdpError::Denied(d, _) => d.label(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! than with `discover_async`, so the gateway controls key refresh and can later accept
 //! Entra's templated multi-tenant issuer (see ENTRA.md §3) in the Entra module.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -23,9 +24,11 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use url::Url;
 
+use super::entra::{self, Graph};
 use super::IdpError;
 use crate::config::OidcConfig;
 use crate::identity::Identity;
+use crate::policy::Deny;
 
 type Client = CoreClient<
     EndpointSet,
@@ -63,7 +66,10 @@ struct Loaded {
     client: Client,
     jwks_uri: Url,
     end_session: Option<Url>,
+    /// The discovery document's issuer (Entra multi-tenant: the `{tenantid}` template).
     issuer: String,
+    /// `kid` → the key's own `issuer` member (Entra), which limits what it may sign for.
+    key_issuers: HashMap<String, String>,
     fetched_at: Instant,
 }
 
@@ -75,6 +81,8 @@ pub struct OidcProvider {
     loaded: RwLock<Option<Arc<Loaded>>>,
     jwks_refresh: Mutex<Instant>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Entra groups overage: Graph lookups (built once discovery names the token endpoint).
+    graph: RwLock<Option<Arc<Graph>>>,
 }
 
 impl OidcProvider {
@@ -99,6 +107,7 @@ impl OidcProvider {
             loaded: RwLock::new(None),
             jwks_refresh: Mutex::new(Instant::now() - MIN_JWKS_REFRESH),
             metrics,
+            graph: RwLock::new(None),
         })
     }
 
@@ -159,10 +168,17 @@ impl OidcProvider {
         result.map_err(IdpError::Discovery)
     }
 
-    async fn fetch_jwks(&self, uri: &Url) -> Result<CoreJsonWebKeySet, IdpError> {
+    async fn fetch_jwks(
+        &self,
+        uri: &Url,
+    ) -> Result<(CoreJsonWebKeySet, HashMap<String, String>), IdpError> {
         let body = self.fetch_json(uri, "jwks").await?;
-        serde_json::from_slice(&body)
-            .map_err(|e| IdpError::Discovery(format!("JWKS from {uri} does not parse: {e}")))
+        let bad = |e: serde_json::Error| {
+            IdpError::Discovery(format!("JWKS from {uri} does not parse: {e}"))
+        };
+        let raw: Value = serde_json::from_slice(&body).map_err(bad)?;
+        let issuers = entra::key_issuers(&raw);
+        Ok((serde_json::from_value(raw).map_err(bad)?, issuers))
     }
 
     /// Fetches discovery and keys. On failure the last good copy stays in use.
@@ -178,7 +194,11 @@ impl OidcProvider {
             ))
         })?;
         let issuer = metadata.issuer().as_str().to_string();
-        if issuer.trim_end_matches('/') != self.cfg.issuer.as_str().trim_end_matches('/') {
+        let issuer_ok = match &self.cfg.entra {
+            Some(e) => entra::discovery_issuer_ok(&e.instance, &e.tenant, &issuer),
+            None => issuer.trim_end_matches('/') == self.cfg.issuer.as_str().trim_end_matches('/'),
+        };
+        if !issuer_ok {
             return Err(IdpError::Discovery(format!(
                 "discovery issuer {issuer:?} differs from the configured issuer {:?}",
                 self.cfg.issuer.as_str()
@@ -190,7 +210,7 @@ impl OidcProvider {
             ));
         }
         let jwks_uri = metadata.jwks_uri().url().clone();
-        let jwks = self.fetch_jwks(&jwks_uri).await?;
+        let (jwks, key_issuers) = self.fetch_jwks(&jwks_uri).await?;
         let end_session = raw
             .get("end_session_endpoint")
             .and_then(Value::as_str)
@@ -202,8 +222,28 @@ impl OidcProvider {
             jwks_uri,
             end_session,
             issuer,
+            key_issuers,
             fetched_at: Instant::now(),
         };
+        if let (Some(e), Some(graph_url), Some(token)) = (
+            &self.cfg.entra,
+            self.cfg.entra.as_ref().and_then(|e| e.graph.clone()),
+            loaded.metadata.token_endpoint(),
+        ) {
+            let graph = Graph::new(
+                graph_url,
+                token.url().clone(),
+                self.cfg.client_id.clone(),
+                self.cfg.client_secret.0.clone(),
+                e.groups_cache_ttl,
+            )
+            .map_err(IdpError::Setup)?;
+            if let Ok(mut slot) = self.graph.write() {
+                if slot.is_none() {
+                    *slot = Some(Arc::new(graph));
+                }
+            }
+        }
         if let Ok(mut slot) = self.loaded.write() {
             *slot = Some(Arc::new(loaded));
         }
@@ -241,7 +281,7 @@ impl OidcProvider {
             tokio::time::sleep(wait).await;
         }
         *last = Instant::now();
-        let jwks = self.fetch_jwks(&current.jwks_uri).await?;
+        let (jwks, key_issuers) = self.fetch_jwks(&current.jwks_uri).await?;
         log::info!(
             "provider {}: signing keys refreshed after an unknown key id",
             self.name
@@ -253,6 +293,7 @@ impl OidcProvider {
             jwks_uri: current.jwks_uri.clone(),
             end_session: current.end_session.clone(),
             issuer: current.issuer.clone(),
+            key_issuers,
             fetched_at: current.fetched_at,
         });
         if let Ok(mut slot) = self.loaded.write() {
@@ -297,7 +338,7 @@ impl OidcProvider {
     ) -> Result<Identity, IdpError> {
         let mut loaded = self.current()?;
         if let Some(iss) = iss {
-            if iss != loaded.issuer {
+            if !issuer_matches(&loaded.issuer, iss) {
                 return Err(IdpError::Callback(format!(
                     "callback iss {iss:?} is not this provider's issuer (mix-up?)"
                 )));
@@ -332,7 +373,7 @@ impl OidcProvider {
         let mut refreshed = false;
         loop {
             let verified = {
-                let verifier = loaded.client.id_token_verifier();
+                let verifier = self.verifier(&loaded, loaded.client.id_token_verifier());
                 id_token.claims(&verifier, &nonce).map(|_| ())
             };
             match verified {
@@ -347,9 +388,266 @@ impl OidcProvider {
             }
         }
         // The signature covers exactly these bytes; read the claims the core type drops.
-        let claims = jwt_payload(&id_token.to_string())
+        let raw = id_token.to_string();
+        let claims = jwt_payload(&raw)
             .ok_or_else(|| IdpError::IdToken("ID token payload is not JSON".into()))?;
-        identity_from_claims(&self.name, &self.cfg.user_claim, &claims)
+        if let Some(iss) = iss {
+            if claims.get("iss").and_then(Value::as_str) != Some(iss) {
+                return Err(IdpError::Callback(format!(
+                    "callback iss {iss:?} differs from the ID token's issuer (mix-up?)"
+                )));
+            }
+        }
+        self.entra_checks(&loaded, &raw, &claims, false)
+            .map_err(IdpError::IdToken)?;
+        let mut identity = identity_from_claims(&self.name, &self.cfg.user_claim, &claims)?;
+        if let Some(e) = &self.cfg.entra {
+            self.entra_identity(e, &claims, &mut identity).await?;
+        }
+        Ok(identity)
+    }
+
+    /// The verifier with this provider's clock skew, and (Entra) the issuer left to
+    /// `entra_checks`, which knows the `{tenantid}` template.
+    fn verifier<'a>(
+        &self,
+        loaded: &Loaded,
+        v: openidconnect::core::CoreIdTokenVerifier<'a>,
+    ) -> openidconnect::core::CoreIdTokenVerifier<'a> {
+        // openidconnect checks `exp` against this clock and nothing against a future one:
+        // running it `clock_skew` behind tolerates that much drift on expiry.
+        let skew = chrono::Duration::from_std(self.cfg.clock_skew).unwrap_or_default();
+        let v = v.set_time_fn(move || chrono::Utc::now() - skew);
+        if self.cfg.entra.is_some() || loaded.issuer.contains(entra::TENANT_PLACEHOLDER) {
+            v.require_issuer_match(false)
+        } else {
+            v
+        }
+    }
+
+    /// Entra's issuer rules (template substitution, key issuer) on a verified token.
+    fn entra_checks(
+        &self,
+        loaded: &Loaded,
+        raw: &str,
+        claims: &Value,
+        accept_v1: bool,
+    ) -> Result<(), String> {
+        if self.cfg.entra.is_none() && !loaded.issuer.contains(entra::TENANT_PLACEHOLDER) {
+            return Ok(());
+        }
+        let kid = jwt_kid(raw);
+        let key = kid
+            .as_deref()
+            .map(|k| (k, loaded.key_issuers.get(k).map(String::as_str)));
+        entra::check_issuer(&loaded.issuer, claims, key, accept_v1)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Entra identity rules: the tenant allow-list, the nOAuth-safe email, and groups that
+    /// did not fit in the token (looked up in Graph, or the sign-in is refused).
+    async fn entra_identity(
+        &self,
+        e: &crate::config::EntraSettings,
+        claims: &Value,
+        identity: &mut Identity,
+    ) -> Result<(), IdpError> {
+        let tid = identity.tenant.clone().unwrap_or_default();
+        if !e.allowed_tenants.allows(&tid) {
+            return Err(IdpError::Denied(
+                Deny::WrongTenant,
+                format!("tenant {tid} is not in allowed_tenants"),
+            ));
+        }
+        identity.email = entra::trusted_email(claims);
+        identity.groups = identity
+            .groups
+            .iter()
+            .map(|g| g.to_ascii_lowercase())
+            .collect();
+        if entra::groups_overage(claims) {
+            let graph = self.graph.read().ok().and_then(|g| g.clone());
+            let Some(graph) = graph else {
+                return Err(IdpError::Denied(
+                    Deny::GroupsUnresolved,
+                    "the token has too many groups to list and groups_overage is deny".into(),
+                ));
+            };
+            let oid = claims.get("oid").and_then(Value::as_str).unwrap_or("");
+            match graph.member_groups(&tid, oid).await {
+                Ok(groups) => {
+                    log::info!(
+                        "provider {}: groups overage for {}: {} groups from Graph",
+                        self.name,
+                        identity.user,
+                        groups.len()
+                    );
+                    identity.groups = groups.as_ref().clone();
+                }
+                Err(why) => {
+                    return Err(IdpError::Denied(
+                        Deny::GroupsUnresolved,
+                        format!("groups overage and Graph lookup failed: {why}"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates an `Authorization: Bearer` access token for this provider's `api_audience`:
+    /// signature against the provider's JWKS (RS256/PS256/ES256 only, refreshed once on an
+    /// unknown key), `aud`, `exp`/`nbf` with the clock skew, the issuer (Entra: per-tenant
+    /// template, v1 or v2), then the tenant allow-list. An app-only token (`idtyp: app`, or no
+    /// `scp`) must carry `roles`: Entra hands app tokens to any app that asks, assigned or not.
+    pub fn accepts_bearer(&self) -> bool {
+        self.cfg.api_audience.is_some()
+    }
+
+    pub async fn verify_bearer(&self, token: &str) -> Result<Identity, IdpError> {
+        use openidconnect::JsonWebKey;
+        let bad = |m: String| IdpError::IdToken(m);
+        let Some(audience) = &self.cfg.api_audience else {
+            return Err(bad(
+                "this provider accepts no bearer tokens (no api_audience)".into(),
+            ));
+        };
+        if token.len() > 16 * 1024 {
+            return Err(bad("bearer token is too large".into()));
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("bearer token is not a signed JWT".into()));
+        };
+        let header = jwt_part(token, 0).ok_or_else(|| bad("JWT header is not JSON".into()))?;
+        let alg: openidconnect::core::CoreJwsSigningAlgorithm = header
+            .get("alg")
+            .cloned()
+            .and_then(|a| serde_json::from_value(a).ok())
+            .ok_or_else(|| bad("JWT header has no known alg".into()))?;
+        use openidconnect::core::CoreJwsSigningAlgorithm as A;
+        if !matches!(
+            alg,
+            A::RsaSsaPkcs1V15Sha256 | A::RsaSsaPssSha256 | A::EcdsaP256Sha256
+        ) {
+            return Err(bad(format!("JWT alg {alg:?} is not accepted")));
+        }
+        let kid = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| bad("JWT signature is not base64url".into()))?;
+        let message = format!("{h}.{p}");
+        let mut loaded = self.current()?;
+        let mut refreshed = false;
+        loop {
+            let keys = loaded.metadata.jwks().keys();
+            let key = keys.iter().find(|k| {
+                kid.as_deref()
+                    .is_none_or(|kid| k.key_id().map(|i| i.as_str()) == Some(kid))
+            });
+            match key {
+                Some(key) => {
+                    key.verify_signature(&alg, message.as_bytes(), &signature)
+                        .map_err(|e| bad(format!("bad signature: {e}")))?;
+                    break;
+                }
+                None if !refreshed => {
+                    loaded = self.refresh_jwks(&loaded).await?;
+                    refreshed = true;
+                }
+                None => return Err(bad("no signing key matches the token's kid".into())),
+            }
+        }
+        let claims = jwt_payload(token).ok_or_else(|| bad("JWT payload is not JSON".into()))?;
+        let audiences: Vec<&str> = match claims.get("aud") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if !audiences.contains(&audience.as_str()) {
+            return Err(bad(format!(
+                "token audience {audiences:?} is not this API ({audience:?})"
+            )));
+        }
+        let now = crate::session::now_secs();
+        let skew = self.cfg.clock_skew.as_secs();
+        let exp = claims.get("exp").and_then(Value::as_u64);
+        if exp.is_none_or(|exp| exp + skew <= now) {
+            return Err(bad("token expired".into()));
+        }
+        if claims
+            .get("nbf")
+            .and_then(Value::as_u64)
+            .is_some_and(|nbf| nbf > now + skew)
+        {
+            return Err(bad("token not yet valid".into()));
+        }
+        if claims.get("nonce").is_some() {
+            return Err(bad("an ID token is not an access token".into()));
+        }
+        if self.cfg.entra.is_some() {
+            self.entra_checks(&loaded, token, &claims, true)
+                .map_err(bad)?;
+        } else if claims.get("iss").and_then(Value::as_str) != Some(loaded.issuer.as_str()) {
+            return Err(bad("token issuer is not this provider".into()));
+        }
+        let app_only = claims.get("idtyp").and_then(Value::as_str) == Some("app")
+            || claims.get("scp").is_none();
+        let roles = list_claim(&claims, "roles");
+        if app_only && roles.is_empty() {
+            return Err(IdpError::Denied(
+                Deny::NotAssigned,
+                "app-only token carries no roles (the calling app is not assigned an app role)"
+                    .into(),
+            ));
+        }
+        let user = string_claim(&claims, &self.cfg.user_claim)
+            .or_else(|| string_claim(&claims, "oid"))
+            .or_else(|| string_claim(&claims, "sub"))
+            .ok_or_else(|| bad("token names no subject".into()))?;
+        let mut identity = Identity {
+            provider: self.name.clone(),
+            user,
+            email: None,
+            name: if app_only {
+                string_claim(&claims, "azp").or_else(|| string_claim(&claims, "appid"))
+            } else {
+                string_claim(&claims, "name")
+            },
+            tenant: string_claim(&claims, "tid"),
+            groups: list_claim(&claims, "groups"),
+            roles,
+            name_id: None,
+            session_index: None,
+        };
+        if let Some(e) = &self.cfg.entra {
+            if !app_only {
+                identity.email = entra::trusted_email(&claims);
+            }
+            let tid = identity.tenant.clone().unwrap_or_default();
+            if !e.allowed_tenants.allows(&tid) {
+                return Err(IdpError::Denied(
+                    Deny::WrongTenant,
+                    format!("tenant {tid} is not in allowed_tenants"),
+                ));
+            }
+            if entra::groups_overage(&claims) {
+                return Err(IdpError::Denied(
+                    Deny::GroupsUnresolved,
+                    "bearer token has a groups overage; groups are not looked up for API calls"
+                        .into(),
+                ));
+            }
+        } else {
+            identity.email = string_claim(&claims, "email");
+        }
+        Ok(identity)
     }
 
     /// Where to send the browser to end the IdP session, if the IdP advertises it.
@@ -363,12 +661,31 @@ impl OidcProvider {
     }
 }
 
-fn jwt_payload(jwt: &str) -> Option<Value> {
-    let payload = jwt.split('.').nth(1)?;
+fn jwt_part(jwt: &str, n: usize) -> Option<Value> {
+    let part = jwt.split('.').nth(n)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
+        .decode(part.trim_end_matches('='))
         .ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+fn jwt_payload(jwt: &str) -> Option<Value> {
+    jwt_part(jwt, 1)
+}
+
+fn jwt_kid(jwt: &str) -> Option<String> {
+    jwt_part(jwt, 0)?.get("kid")?.as_str().map(str::to_string)
+}
+
+/// The callback's `iss` against the discovery issuer (or `{tenantid}` template: any GUID).
+fn issuer_matches(issuer: &str, iss: &str) -> bool {
+    match issuer.split_once(entra::TENANT_PLACEHOLDER) {
+        None => iss == issuer,
+        Some((pre, post)) => iss
+            .strip_prefix(pre)
+            .and_then(|r| r.strip_suffix(post))
+            .is_some_and(entra::is_guid),
+    }
 }
 
 /// The most groups/roles an identity may carry, and the longest value kept.

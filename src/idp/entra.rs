@@ -1,0 +1,790 @@
+//! Microsoft Entra ID: every Entra quirk the gateway knows, in one place (ENTRA.md).
+//!
+//! - Authorities: a tenant GUID, a verified domain, `organizations` or `common`, under an
+//!   instance (`https://login.microsoftonline.com`, or a sovereign cloud) → discovery URL.
+//! - The multi-tenant issuer template `…/{tenantid}/v2.0` (§3): the token's `tid` must be a
+//!   GUID, the substituted template must equal `iss`, and a signing key's own `issuer` member
+//!   restricts which issuers it may sign for.
+//! - nOAuth-safe identity (§6, §15): the user key is `tid` + `oid`; `email` is trusted only
+//!   with `xms_edov: true`, otherwise the UPN (always a verified domain of the tenant) is used.
+//! - Groups overage (§9, §10): `_claim_names.groups` / `hasgroups` → Microsoft Graph
+//!   `getMemberObjects` with the app's own credentials, cached per user, failing closed.
+//! - AADSTS errors (§16–18): the code, trace and correlation IDs out of `error_description`,
+//!   and what each code means for the person looking at the page.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use url::Url;
+
+pub const DEFAULT_INSTANCE: &str = "https://login.microsoftonline.com";
+pub const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
+pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+/// Microsoft's own tenant for personal accounts (`consumers`).
+pub const MSA_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
+/// The tenant part of an authority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tenant {
+    /// A tenant ID (lower-case GUID): single-tenant.
+    Id(String),
+    /// A verified domain (`contoso.onmicrosoft.com`): single-tenant, GUID learnt from discovery.
+    Domain(String),
+    /// Work and school accounts of any tenant.
+    Organizations,
+    /// Work, school and personal accounts.
+    Common,
+}
+
+impl Tenant {
+    pub fn parse(s: &str) -> Result<Tenant, String> {
+        let l = s.trim().to_ascii_lowercase();
+        match l.as_str() {
+            "organizations" => Ok(Tenant::Organizations),
+            "common" => Ok(Tenant::Common),
+            "consumers" => Err(
+                "\"consumers\" (personal Microsoft accounts only) is not supported: use a tenant, organizations or common"
+                    .into(),
+            ),
+            _ if is_guid(&l) => Ok(Tenant::Id(l)),
+            _ if l.contains('.')
+                && l
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') =>
+            {
+                Ok(Tenant::Domain(l))
+            }
+            _ => Err(format!(
+                "{s:?} is not a tenant ID (GUID), a verified domain, organizations or common"
+            )),
+        }
+    }
+
+    pub fn segment(&self) -> &str {
+        match self {
+            Tenant::Id(s) | Tenant::Domain(s) => s,
+            Tenant::Organizations => "organizations",
+            Tenant::Common => "common",
+        }
+    }
+
+    /// Several tenants can sign in: the issuer is the `{tenantid}` template.
+    pub fn is_multi(&self) -> bool {
+        matches!(self, Tenant::Organizations | Tenant::Common)
+    }
+}
+
+/// `8-4-4-4-12` hex digits.
+pub fn is_guid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// `<instance>/<tenant>/v2.0`: the issuer Entra states for a tenant (or the template).
+pub fn authority(instance: &Url, tenant: &Tenant) -> String {
+    format!(
+        "{}/{}/v2.0",
+        instance.as_str().trim_end_matches('/'),
+        tenant.segment()
+    )
+}
+
+/// The OpenID discovery URL of an authority.
+pub fn discovery_url(instance: &Url, tenant: &Tenant) -> Result<Url, url::ParseError> {
+    Url::parse(&format!(
+        "{}/.well-known/openid-configuration",
+        authority(instance, tenant)
+    ))
+}
+
+/// The SAML federation metadata URL of an app in a tenant.
+pub fn federation_metadata_url(
+    instance: &Url,
+    tenant: &Tenant,
+    app_id: &str,
+) -> Result<Url, url::ParseError> {
+    let mut u = Url::parse(&format!(
+        "{}/{}/federationmetadata/2007-06/federationmetadata.xml",
+        instance.as_str().trim_end_matches('/'),
+        tenant.segment()
+    ))?;
+    u.query_pairs_mut().append_pair("appid", app_id);
+    Ok(u)
+}
+
+/// Is a discovery document's issuer acceptable for the configured tenant?
+/// GUID tenants need the exact issuer; a domain needs some GUID issuer under the instance;
+/// `organizations`/`common` need the `{tenantid}` template.
+pub fn discovery_issuer_ok(instance: &Url, tenant: &Tenant, issuer: &str) -> bool {
+    let base = instance.as_str().trim_end_matches('/');
+    let Some(rest) = issuer
+        .strip_prefix(base)
+        .and_then(|r| r.strip_prefix('/'))
+        .and_then(|r| r.strip_suffix("/v2.0"))
+    else {
+        return false;
+    };
+    match tenant {
+        Tenant::Id(id) => rest == id,
+        Tenant::Domain(_) => is_guid(rest),
+        Tenant::Organizations | Tenant::Common => rest == TENANT_PLACEHOLDER,
+    }
+}
+
+/// Which tenants may sign in. Multi-tenant apps must choose explicitly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantRule {
+    /// Only these tenant IDs (lower-case).
+    Only(Vec<String>),
+    /// `allowed_tenants: any` — an explicit choice, never a default.
+    Any,
+}
+
+impl TenantRule {
+    pub fn allows(&self, tid: &str) -> bool {
+        match self {
+            TenantRule::Any => true,
+            TenantRule::Only(list) => list.iter().any(|t| t.eq_ignore_ascii_case(tid)),
+        }
+    }
+}
+
+/// Why a token's issuer/tenant is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssuerError {
+    #[error("token has no tid claim")]
+    NoTenant,
+    #[error("token tid {0:?} is not a GUID")]
+    TenantNotGuid(String),
+    #[error("token iss {iss:?} is not the issuer of its tenant ({expected:?})")]
+    IssuerMismatch { iss: String, expected: String },
+    #[error("signing key {kid:?} may only sign for {key_issuer:?}, not {iss:?}")]
+    KeyIssuer {
+        kid: String,
+        key_issuer: String,
+        iss: String,
+    },
+}
+
+/// Checks a validly signed token's `iss` against the issuer (or `{tenantid}` template) of the
+/// discovery document and the signing key's own `issuer`, if it has one (ENTRA.md §3).
+/// Also accepts the v1 issuer `https://sts.windows.net/<tid>/` when `accept_v1` (access
+/// tokens of APIs left at `accessTokenAcceptedVersion: 1`). Returns the tenant ID.
+pub fn check_issuer(
+    issuer: &str,
+    claims: &Value,
+    key: Option<(&str, Option<&str>)>,
+    accept_v1: bool,
+) -> Result<String, IssuerError> {
+    let tid = claims
+        .get("tid")
+        .and_then(Value::as_str)
+        .ok_or(IssuerError::NoTenant)?;
+    if !is_guid(tid) {
+        return Err(IssuerError::TenantNotGuid(tid.to_string()));
+    }
+    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+    let expected = issuer.replace(TENANT_PLACEHOLDER, tid);
+    let v1 = format!("https://sts.windows.net/{tid}/");
+    if iss != expected && !(accept_v1 && iss == v1) {
+        return Err(IssuerError::IssuerMismatch {
+            iss: iss.to_string(),
+            expected,
+        });
+    }
+    if let Some((kid, Some(key_issuer))) = key {
+        if iss == expected && key_issuer.replace(TENANT_PLACEHOLDER, tid) != iss {
+            return Err(IssuerError::KeyIssuer {
+                kid: kid.to_string(),
+                key_issuer: key_issuer.to_string(),
+                iss: iss.to_string(),
+            });
+        }
+    }
+    Ok(tid.to_string())
+}
+
+/// `kid` → the key's `issuer` member, from a raw JWKS (the typed JWKS drops it).
+pub fn key_issuers(jwks: &Value) -> HashMap<String, String> {
+    jwks.get("keys")
+        .and_then(Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| {
+                    Some((
+                        k.get("kid")?.as_str()?.to_string(),
+                        k.get("issuer")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The email address the gateway may trust (nOAuth): `email` only when the tenant proved it
+/// owns the domain (`xms_edov: true`), otherwise the UPN, whose domain is always one the
+/// tenant verified. Never `preferred_username`.
+pub fn trusted_email(claims: &Value) -> Option<String> {
+    let s = |n: &str| {
+        claims
+            .get(n)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty() && v.len() <= 320 && v.contains('@'))
+            .map(str::to_string)
+    };
+    let edov = matches!(claims.get("xms_edov"), Some(Value::Bool(true)))
+        || matches!(claims.get("xms_edov"), Some(Value::String(v)) if v == "true" || v == "1");
+    match (edov, s("email")) {
+        (true, Some(e)) => Some(e),
+        _ => s("upn").filter(|u| !u.contains("#EXT#")),
+    }
+}
+
+/// Did the token leave out the groups because there are too many (ENTRA.md §9)?
+pub fn groups_overage(claims: &Value) -> bool {
+    claims
+        .get("_claim_names")
+        .and_then(|n| n.get("groups"))
+        .is_some()
+        || matches!(claims.get("hasgroups"), Some(Value::Bool(true)))
+}
+
+/// The SAML attribute that replaces the groups when there are over 150.
+pub const SAML_GROUPS_LINK: &str = "http://schemas.microsoft.com/claims/groups.link";
+
+/// An error Entra sent back to the redirect URI (ENTRA.md §16), with what it means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AadError {
+    pub error: String,
+    /// `AADSTS50105` → 50105.
+    pub code: Option<u32>,
+    /// The first line of `error_description`, without the code prefix.
+    pub message: String,
+    pub trace_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub timestamp: Option<String>,
+}
+
+impl AadError {
+    pub fn parse(error: &str, description: &str, error_uri: Option<&str>) -> AadError {
+        let mut lines = description.split(['\r', '\n']).filter(|l| !l.is_empty());
+        let first = lines.next().unwrap_or("").trim();
+        let (mut code, message) = match first.strip_prefix("AADSTS") {
+            Some(rest) => {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                let msg = rest[digits.len()..].trim_start_matches(':').trim();
+                (digits.parse().ok(), msg.to_string())
+            }
+            None => (None, first.to_string()),
+        };
+        if code.is_none() {
+            code = error_uri.and_then(|u| Url::parse(u).ok()).and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "code")
+                    .and_then(|(_, v)| v.parse().ok())
+            });
+        }
+        let mut out = AadError {
+            error: error.to_string(),
+            code,
+            message,
+            trace_id: None,
+            correlation_id: None,
+            timestamp: None,
+        };
+        for line in lines {
+            if let Some((k, v)) = line.split_once(':') {
+                let v = Some(v.trim().to_string());
+                match k.trim() {
+                    "Trace ID" => out.trace_id = v,
+                    "Correlation ID" => out.correlation_id = v,
+                    "Timestamp" => out.timestamp = v,
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// Metric label: bounded.
+    pub fn reason(&self) -> &'static str {
+        match (self.code, self.error.as_str()) {
+            (Some(50105), _) => "not_assigned",
+            (Some(53003), _) => "conditional_access",
+            (Some(65001), _) | (_, "consent_required") => "consent_required",
+            (Some(90072 | 50020), _) => "external_account",
+            (Some(50011), _) => "redirect_uri_mismatch",
+            (Some(700016), _) => "unknown_client",
+            (_, "access_denied") => "access_denied",
+            _ => "idp_error",
+        }
+    }
+
+    /// HTTP status, title and what to do next, for the person reading the page.
+    pub fn explain(&self) -> (u16, &'static str, &'static str) {
+        match self.reason() {
+            "not_assigned" => (
+                403,
+                "You are not assigned to this application",
+                "Your account signed in, but your organization has not given you access to this application. Ask your administrator to assign you to it (Entra admin center → Enterprise applications → this app → Users and groups), then try again.",
+            ),
+            "conditional_access" => (
+                403,
+                "Blocked by your organization's access policy",
+                "A Conditional Access policy of your organization blocked this sign-in (device, location or risk). Contact your administrator with the details below.",
+            ),
+            "consent_required" => (
+                403,
+                "This application needs consent",
+                "An administrator of your organization must grant consent to this application before you can use it. Send the details below to your administrator.",
+            ),
+            "external_account" => (
+                403,
+                "Your account is not a member of this organization",
+                "The account you signed in with is not in the organization that owns this application. Sign in with your work account, or ask to be invited as a guest.",
+            ),
+            "redirect_uri_mismatch" | "unknown_client" => (
+                502,
+                "This gateway is not registered correctly",
+                "The identity provider does not recognize this gateway's registration. This is a configuration problem: send the details below to your administrator.",
+            ),
+            "access_denied" => (
+                403,
+                "Access was denied",
+                "The identity provider did not allow this sign-in. If you believe you should have access, send the details below to your administrator.",
+            ),
+            _ => (
+                400,
+                "Sign-in was not completed",
+                "The identity provider did not sign you in. If this keeps happening, send the details below to your administrator.",
+            ),
+        }
+    }
+
+    /// The details block: code, message and the IDs support needs.
+    pub fn detail(&self) -> String {
+        let mut d = String::new();
+        match self.code {
+            Some(c) => d.push_str(&format!("AADSTS{c}: {}\n", self.message)),
+            None => d.push_str(&format!("{}: {}\n", self.error, self.message)),
+        }
+        for (k, v) in [
+            ("Error", Some(&self.error)),
+            ("Trace ID", self.trace_id.as_ref()),
+            ("Correlation ID", self.correlation_id.as_ref()),
+            ("Timestamp", self.timestamp.as_ref()),
+        ] {
+            if let Some(v) = v {
+                d.push_str(&format!("{k}: {v}\n"));
+            }
+        }
+        d
+    }
+}
+
+/// Resolves group memberships through Microsoft Graph when a token carries an overage
+/// marker: client-credentials token per tenant (cached until shortly before it expires),
+/// `POST /v1.0/users/{oid}/getMemberObjects` (transitive), results cached per user.
+pub struct Graph {
+    base: Url,
+    token_endpoint_template: Url,
+    client_id: String,
+    client_secret: String,
+    http: reqwest::Client,
+    tokens: moka::future::Cache<String, (String, Instant)>,
+    groups: moka::future::Cache<String, Arc<Vec<String>>>,
+}
+
+/// Largest Graph response read (11,000 GUIDs in quotes is about 450 KB).
+const MAX_GRAPH_BYTES: usize = 1024 * 1024;
+
+impl Graph {
+    pub fn new(
+        base: Url,
+        token_endpoint: Url,
+        client_id: String,
+        client_secret: String,
+        cache_ttl: Duration,
+    ) -> Result<Graph, String> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Graph {
+            base,
+            token_endpoint_template: token_endpoint,
+            client_id,
+            client_secret,
+            http,
+            tokens: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            groups: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(cache_ttl)
+                .build(),
+        })
+    }
+
+    /// The token endpoint in the user's own tenant: the discovery document's, with its tenant
+    /// segment (`organizations`, `common`, a domain) replaced by the tenant ID.
+    fn token_endpoint(&self, tid: &str) -> Url {
+        let mut u = self.token_endpoint_template.clone();
+        let segs: Vec<String> = u
+            .path_segments()
+            .map(|s| s.map(str::to_string).collect())
+            .unwrap_or_default();
+        if let Some((_, rest)) = segs.split_first() {
+            let mut path = format!("/{tid}");
+            for s in rest {
+                path.push('/');
+                path.push_str(s);
+            }
+            u.set_path(&path);
+        }
+        u
+    }
+
+    async fn app_token(&self, tid: &str) -> Result<String, String> {
+        if let Some((tok, until)) = self.tokens.get(tid).await {
+            if Instant::now() < until {
+                return Ok(tok);
+            }
+        }
+        let scope = format!("{}/.default", self.base.as_str().trim_end_matches('/'));
+        let resp = self
+            .http
+            .post(self.token_endpoint(tid))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", self.client_id.as_str()),
+                ("client_secret", self.client_secret.as_str()),
+                ("scope", scope.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| format!("Graph token request failed: {e}"))?;
+        let status = resp.status();
+        let body: Value = read_json(resp).await?;
+        if !status.is_success() {
+            return Err(format!(
+                "Graph token request refused ({status}): {}",
+                body.get("error_description")
+                    .or_else(|| body.get("error"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("no error given")
+            ));
+        }
+        let token = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or("Graph token response has no access_token")?
+            .to_string();
+        let ttl = body
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(300);
+        let until = Instant::now() + Duration::from_secs(ttl.saturating_sub(60).max(1));
+        self.tokens
+            .insert(tid.to_string(), (token.clone(), until))
+            .await;
+        Ok(token)
+    }
+
+    /// Every group (transitive) of user `oid` in tenant `tid`.
+    pub async fn member_groups(&self, tid: &str, oid: &str) -> Result<Arc<Vec<String>>, String> {
+        if !is_guid(tid) || !is_guid(oid) {
+            return Err("tid and oid must be GUIDs to ask Graph".into());
+        }
+        let key = format!("{tid}/{oid}");
+        if let Some(hit) = self.groups.get(&key).await {
+            return Ok(hit);
+        }
+        let token = self.app_token(tid).await?;
+        let url = format!(
+            "{}/v1.0/users/{oid}/getMemberObjects",
+            self.base.as_str().trim_end_matches('/')
+        );
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .json(&serde_json::json!({"securityEnabledOnly": false}))
+            .send()
+            .await
+            .map_err(|e| format!("Graph unreachable: {e}"))?;
+        let status = resp.status();
+        let body: Value = read_json(resp).await?;
+        if !status.is_success() {
+            let msg = body
+                .pointer("/error/message")
+                .or_else(|| body.pointer("/error/code"))
+                .and_then(Value::as_str)
+                .unwrap_or("no error given");
+            return Err(format!("Graph getMemberObjects answered {status}: {msg}"));
+        }
+        let ids: Vec<String> = body
+            .get("value")
+            .and_then(Value::as_array)
+            .ok_or("Graph getMemberObjects response has no value list")?
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|s| is_guid(s))
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let ids = Arc::new(ids);
+        self.groups.insert(key, ids.clone()).await;
+        Ok(ids)
+    }
+}
+
+async fn read_json(resp: reqwest::Response) -> Result<Value, String> {
+    if resp.content_length().unwrap_or(0) as usize > MAX_GRAPH_BYTES {
+        return Err("Graph response too large".into());
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("Graph response unreadable: {e}"))?;
+    if bytes.len() > MAX_GRAPH_BYTES {
+        return Err("Graph response too large".into());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| format!("Graph response is not JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/oidc");
+
+    fn fixture(name: &str) -> Value {
+        let text = std::fs::read_to_string(format!("{FIX}/{name}")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn tenants_parse() {
+        assert_eq!(
+            Tenant::parse("72F988BF-86F1-41AF-91AB-2D7CD011DB47").unwrap(),
+            Tenant::Id("72f988bf-86f1-41af-91ab-2d7cd011db47".into())
+        );
+        assert_eq!(
+            Tenant::parse("organizations").unwrap(),
+            Tenant::Organizations
+        );
+        assert!(Tenant::parse("common").unwrap().is_multi());
+        assert!(matches!(
+            Tenant::parse("contoso.onmicrosoft.com"),
+            Ok(Tenant::Domain(_))
+        ));
+        assert!(Tenant::parse("consumers").is_err());
+        assert!(Tenant::parse("../evil").is_err());
+        assert!(Tenant::parse("72f988bf-86f1-41af-91ab").is_err());
+    }
+
+    /// The real `common` and `organizations` discovery documents: they parse as OpenID
+    /// metadata, state the `{tenantid}` template, and pass only for a multi-tenant setup.
+    #[test]
+    fn real_multi_tenant_discovery_documents() {
+        let instance = Url::parse(DEFAULT_INSTANCE).unwrap();
+        for (file, tenant) in [
+            (
+                "panva_wellknown_entra-common.openid-configuration.json",
+                Tenant::Common,
+            ),
+            (
+                "panva_wellknown_entra-organizations.openid-configuration.json",
+                Tenant::Organizations,
+            ),
+        ] {
+            let doc = fixture(file);
+            let md: openidconnect::core::CoreProviderMetadata =
+                serde_json::from_value(doc.clone()).expect(file);
+            let issuer = md.issuer().as_str();
+            assert_eq!(issuer, "https://login.microsoftonline.com/{tenantid}/v2.0");
+            assert!(discovery_issuer_ok(&instance, &tenant, issuer), "{file}");
+            let single = Tenant::Id("72f988bf-86f1-41af-91ab-2d7cd011db47".into());
+            assert!(!discovery_issuer_ok(&instance, &single, issuer), "{file}");
+            assert_eq!(
+                discovery_url(&instance, &tenant).unwrap().as_str(),
+                format!(
+                    "https://login.microsoftonline.com/{}/v2.0/.well-known/openid-configuration",
+                    tenant.segment()
+                )
+            );
+        }
+        let other = Url::parse("https://login.microsoftonline.us").unwrap();
+        assert!(!discovery_issuer_ok(
+            &other,
+            &Tenant::Common,
+            "https://login.microsoftonline.com/{tenantid}/v2.0"
+        ));
+    }
+
+    #[test]
+    fn issuer_template_substitution() {
+        let tpl = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        let good =
+            json!({"tid": tid, "iss": format!("https://login.microsoftonline.com/{tid}/v2.0")});
+        assert_eq!(check_issuer(tpl, &good, None, false).unwrap(), tid);
+        // tid must be a GUID: a crafted tid cannot steer the substitution.
+        let crafted =
+            json!({"tid": "x/../y", "iss": "https://login.microsoftonline.com/x/../y/v2.0"});
+        assert!(matches!(
+            check_issuer(tpl, &crafted, None, false),
+            Err(IssuerError::TenantNotGuid(_))
+        ));
+        // iss of another tenant than tid.
+        let other = json!({"tid": tid, "iss": "https://login.microsoftonline.com/f8cdef31-a31e-4b4a-93e4-5f571e91255a/v2.0"});
+        assert!(matches!(
+            check_issuer(tpl, &other, None, false),
+            Err(IssuerError::IssuerMismatch { .. })
+        ));
+        assert!(matches!(
+            check_issuer(tpl, &json!({"iss": "x"}), None, false),
+            Err(IssuerError::NoTenant)
+        ));
+        // v1 only when asked for.
+        let v1 = json!({"tid": tid, "iss": format!("https://sts.windows.net/{tid}/")});
+        assert!(check_issuer(tpl, &v1, None, false).is_err());
+        assert!(check_issuer(tpl, &v1, None, true).is_ok());
+    }
+
+    /// The real `common` JWKS: templated keys sign for any tenant after substitution; the
+    /// consumer-tenant keys sign only for the consumer tenant.
+    #[test]
+    fn real_jwks_key_issuers_restrict_tenants() {
+        let jwks = fixture("panva_wellknown_entra-common.jwks.json");
+        let issuers = key_issuers(&jwks);
+        assert_eq!(issuers.len(), 7);
+        let tpl = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        let claims =
+            json!({"tid": tid, "iss": format!("https://login.microsoftonline.com/{tid}/v2.0")});
+        let templated = "Mc7l3Iz93g7uwgNeEmmw_WYGPko";
+        let msa = "8IIDH6M8c3cXoeojKme8Jvqsr2Y";
+        let key = |kid: &'static str| Some((kid, issuers.get(kid).map(String::as_str)));
+        assert!(check_issuer(tpl, &claims, key(templated), false).is_ok());
+        assert!(matches!(
+            check_issuer(tpl, &claims, key(msa), false),
+            Err(IssuerError::KeyIssuer { .. })
+        ));
+        let msa_claims = json!({"tid": MSA_TENANT, "iss": format!("https://login.microsoftonline.com/{MSA_TENANT}/v2.0")});
+        assert!(check_issuer(tpl, &msa_claims, key(msa), false).is_ok());
+        // The organizations JWKS has no consumer keys.
+        let org = key_issuers(&fixture("panva_wellknown_entra-organizations.jwks.json"));
+        assert!(org.values().all(|i| i == tpl));
+    }
+
+    #[test]
+    fn email_is_trusted_only_when_verified() {
+        // nOAuth: an attacker's tenant sets mail to the victim's address.
+        let attacker = json!({"email": "alice@contoso.example", "upn": "mallory@fabrikam.example"});
+        assert_eq!(
+            trusted_email(&attacker).as_deref(),
+            Some("mallory@fabrikam.example")
+        );
+        let no_upn = json!({"email": "alice@contoso.example", "xms_edov": false});
+        assert_eq!(trusted_email(&no_upn), None);
+        let verified =
+            json!({"email": "alice@contoso.example", "xms_edov": true, "upn": "a@x.example"});
+        assert_eq!(
+            trusted_email(&verified).as_deref(),
+            Some("alice@contoso.example")
+        );
+        // A guest's UPN is not an address.
+        let guest = json!({"upn": "bob_gmail.com#EXT#@contoso.onmicrosoft.com"});
+        assert_eq!(trusted_email(&guest), None);
+        // preferred_username is never used.
+        assert_eq!(
+            trusted_email(&json!({"preferred_username": "a@b.example"})),
+            None
+        );
+    }
+
+    #[test]
+    fn overage_shapes_from_the_docs() {
+        let shapes = fixture("entra_group_overage_documented_shapes.json");
+        assert!(groups_overage(&shapes["jwt_overage_current_docs"]));
+        assert!(groups_overage(&shapes["jwt_overage_legacy_aad_graph"]));
+        assert!(groups_overage(&shapes["jwt_implicit_flow_hasgroups"]));
+        assert!(!groups_overage(&json!({"groups": ["a"]})));
+        assert_eq!(shapes["saml_overage_attribute"]["Name"], SAML_GROUPS_LINK);
+    }
+
+    /// The real AADSTS50105 redirect Entra sent to a client (nais/device).
+    #[test]
+    fn real_aadsts50105_redirect_parses() {
+        let raw = std::fs::read_to_string(format!(
+            "{FIX}/errors/nais_device_AADSTS50105_redirect.url.txt"
+        ))
+        .unwrap();
+        let url = Url::parse(raw.trim()).unwrap();
+        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let e = AadError::parse(
+            &q["error"],
+            &q["error_description"],
+            q.get("error_uri").map(String::as_str),
+        );
+        assert_eq!(e.error, "interaction_required");
+        assert_eq!(e.code, Some(50105));
+        assert_eq!(e.reason(), "not_assigned");
+        assert_eq!(e.explain().0, 403);
+        assert_eq!(
+            e.trace_id.as_deref(),
+            Some("320db82b-71a0-4520-a16f-f962e19a9000")
+        );
+        assert_eq!(
+            e.correlation_id.as_deref(),
+            Some("ba8b945c-1cd8-4344-b355-b40c63174248")
+        );
+        assert_eq!(e.timestamp.as_deref(), Some("2020-07-14 11:00:34Z"));
+        assert!(e
+            .message
+            .starts_with("The signed in user '{EmailHidden}' is not assigned"));
+        let detail = e.detail();
+        assert!(detail.contains("AADSTS50105"));
+        assert!(detail.contains("Correlation ID: ba8b945c"));
+        // The code also comes from error_uri when the description has none.
+        let bare = AadError::parse(
+            "access_denied",
+            "",
+            Some("https://login.microsoftonline.com/error?code=50105"),
+        );
+        assert_eq!(bare.reason(), "not_assigned");
+        assert_eq!(
+            AadError::parse("access_denied", "nope", None).reason(),
+            "access_denied"
+        );
+        assert_eq!(AadError::parse("server_error", "x", None).explain().0, 400);
+    }
+
+    #[test]
+    fn graph_token_endpoint_uses_the_users_tenant() {
+        let g = Graph::new(
+            Url::parse("https://graph.microsoft.com").unwrap(),
+            Url::parse("https://login.microsoftonline.com/organizations/oauth2/v2.0/token")
+                .unwrap(),
+            "c".into(),
+            "s".into(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(
+            g.token_endpoint("72f988bf-86f1-41af-91ab-2d7cd011db47").as_str(),
+            "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token"
+        );
+    }
+}

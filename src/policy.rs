@@ -1,0 +1,287 @@
+//! Per-route authorization: a pure function from (policy, identity) to allow or a typed
+//! denial. The gateway turns a denial into a 403 page for browsers or a JSON body for API
+//! callers; the reason is logged and counted.
+//!
+//! Every condition a route sets must hold (AND); within one list any entry matches (OR).
+//! A route with no conditions allows every signed-in user.
+
+use std::collections::HashMap;
+
+use crate::identity::Identity;
+
+/// Group ID → readable name, from the provider's `group_names`.
+pub type GroupNames = HashMap<String, String>;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Tenant IDs (lower-case).
+    pub tenants: Vec<String>,
+    /// Group object IDs, or names from the provider's `group_names` (resolved to IDs when the
+    /// route is built; see `resolve_groups`).
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    /// Domains (lower-case) of the trusted email address.
+    pub email_domains: Vec<String>,
+    /// Exact user keys (the user header's value: Entra `oid`).
+    pub users: Vec<String>,
+    /// A non-empty `roles` claim proves assignment to the app through an app role.
+    pub require_assignment: bool,
+}
+
+/// Why a user may not pass. `label()` is a bounded metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deny {
+    WrongTenant,
+    MissingGroup,
+    MissingRole,
+    NotAssigned,
+    EmailDomain,
+    UserNotAllowed,
+    /// The IdP said the groups did not fit in the token and they could not be looked up.
+    GroupsUnresolved,
+}
+
+impl Deny {
+    pub fn label(self) -> &'static str {
+        match self {
+            Deny::WrongTenant => "wrong_tenant",
+            Deny::MissingGroup => "missing_group",
+            Deny::MissingRole => "missing_role",
+            Deny::NotAssigned => "not_assigned",
+            Deny::EmailDomain => "email_domain",
+            Deny::UserNotAllowed => "user_not_allowed",
+            Deny::GroupsUnresolved => "groups_unresolved",
+        }
+    }
+
+    /// What the person reading the denial page should know and do.
+    pub fn explain(self) -> (&'static str, &'static str) {
+        match self {
+            Deny::WrongTenant => (
+                "Your organization does not have access",
+                "You signed in with an account from an organization (tenant) this application does not accept. Sign in with an account of an allowed organization, or ask your administrator.",
+            ),
+            Deny::MissingGroup => (
+                "You do not have access to this page",
+                "This part of the application is limited to members of certain groups, and your account is not in one. Ask your administrator to add you to the right group.",
+            ),
+            Deny::MissingRole => (
+                "You do not have access to this page",
+                "This part of the application requires an application role your account does not have. Ask your administrator to assign you the role.",
+            ),
+            Deny::NotAssigned => (
+                "You are not assigned to this application",
+                "Your account signed in, but it has not been assigned to this application. Ask your administrator to assign you (Enterprise applications → Users and groups).",
+            ),
+            Deny::EmailDomain => (
+                "You do not have access to this page",
+                "This application accepts only accounts with a verified email address in certain domains, and yours is not one of them.",
+            ),
+            Deny::UserNotAllowed => (
+                "You do not have access to this page",
+                "This part of the application is limited to named users. Ask your administrator for access.",
+            ),
+            Deny::GroupsUnresolved => (
+                "Your group memberships could not be checked",
+                "You are in too many groups for the sign-in token to list them, and they could not be looked up right now. Try again in a few minutes; if it persists, tell your administrator.",
+            ),
+        }
+    }
+}
+
+impl Policy {
+    pub fn is_empty(&self) -> bool {
+        *self == Policy::default()
+    }
+
+    /// Replaces group names with the IDs they map to (entries that are no name stay as
+    /// given: IDs, or names a non-Entra IdP sends as they are).
+    pub fn resolve_groups(&mut self, names: &GroupNames) {
+        let mut out = Vec::with_capacity(self.groups.len());
+        for g in &self.groups {
+            let ids: Vec<&String> = names
+                .iter()
+                .filter(|(_, n)| *n == g)
+                .map(|(id, _)| id)
+                .collect();
+            if ids.is_empty() {
+                out.push(g.to_ascii_lowercase());
+            } else {
+                out.extend(ids.into_iter().map(|id| id.to_ascii_lowercase()));
+            }
+        }
+        out.sort();
+        out.dedup();
+        self.groups = out;
+    }
+}
+
+/// The decision. Checked in a fixed order, so the reason is stable.
+pub fn decide(policy: &Policy, id: &Identity) -> Result<(), Deny> {
+    if !policy.tenants.is_empty() {
+        let ok = id
+            .tenant
+            .as_deref()
+            .is_some_and(|t| policy.tenants.iter().any(|p| p.eq_ignore_ascii_case(t)));
+        if !ok {
+            return Err(Deny::WrongTenant);
+        }
+    }
+    if policy.require_assignment && id.roles.is_empty() {
+        return Err(Deny::NotAssigned);
+    }
+    if !policy.users.is_empty() && !policy.users.iter().any(|u| *u == id.user) {
+        return Err(Deny::UserNotAllowed);
+    }
+    if !policy.roles.is_empty() && !id.roles.iter().any(|r| policy.roles.contains(r)) {
+        return Err(Deny::MissingRole);
+    }
+    if !policy.groups.is_empty()
+        && !id
+            .groups
+            .iter()
+            .any(|g| policy.groups.iter().any(|p| p.eq_ignore_ascii_case(g)))
+    {
+        return Err(Deny::MissingGroup);
+    }
+    if !policy.email_domains.is_empty() {
+        let domain = id
+            .email
+            .as_deref()
+            .and_then(|e| e.rsplit_once('@'))
+            .map(|(_, d)| d);
+        let ok = domain.is_some_and(|d| {
+            policy
+                .email_domains
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(d))
+        });
+        if !ok {
+            return Err(Deny::EmailDomain);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> Identity {
+        Identity {
+            provider: "entra".into(),
+            user: "oid-alice".into(),
+            email: Some("alice@Contoso.example".into()),
+            tenant: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
+            groups: vec!["6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1".into()],
+            roles: vec!["Reader".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn empty_policy_allows() {
+        assert!(Policy::default().is_empty());
+        assert_eq!(decide(&Policy::default(), &Identity::default()), Ok(()));
+    }
+
+    #[test]
+    fn each_condition_denies_with_its_reason() {
+        let a = alice();
+        let p = |f: &dyn Fn(&mut Policy)| {
+            let mut p = Policy::default();
+            f(&mut p);
+            decide(&p, &a)
+        };
+        assert_eq!(
+            p(&|p| p.tenants = vec!["other".into()]),
+            Err(Deny::WrongTenant)
+        );
+        assert_eq!(
+            p(&|p| p.tenants = vec!["72F988BF-86F1-41AF-91AB-2D7CD011DB47".into()]),
+            Ok(())
+        );
+        assert_eq!(
+            p(&|p| p.roles = vec!["Admin".into()]),
+            Err(Deny::MissingRole)
+        );
+        assert_eq!(
+            p(&|p| p.roles = vec!["Admin".into(), "Reader".into()]),
+            Ok(())
+        );
+        assert_eq!(
+            p(&|p| p.groups = vec!["nope".into()]),
+            Err(Deny::MissingGroup)
+        );
+        assert_eq!(
+            p(&|p| p.groups = vec!["6E6A3C0C-1D87-4D39-9B9A-9D54A0F0A1B1".into()]),
+            Ok(())
+        );
+        assert_eq!(
+            p(&|p| p.email_domains = vec!["fabrikam.example".into()]),
+            Err(Deny::EmailDomain)
+        );
+        assert_eq!(
+            p(&|p| p.email_domains = vec!["contoso.example".into()]),
+            Ok(())
+        );
+        assert_eq!(
+            p(&|p| p.users = vec!["oid-bob".into()]),
+            Err(Deny::UserNotAllowed)
+        );
+        assert_eq!(p(&|p| p.require_assignment = true), Ok(()));
+        let mut unassigned = a.clone();
+        unassigned.roles.clear();
+        let ra = Policy {
+            require_assignment: true,
+            ..Default::default()
+        };
+        assert_eq!(decide(&ra, &unassigned), Err(Deny::NotAssigned));
+        // No email at all (untrusted and dropped): a domain rule cannot pass.
+        let mut no_email = a.clone();
+        no_email.email = None;
+        let d = Policy {
+            email_domains: vec!["contoso.example".into()],
+            ..Default::default()
+        };
+        assert_eq!(decide(&d, &no_email), Err(Deny::EmailDomain));
+    }
+
+    #[test]
+    fn conditions_combine_with_and() {
+        let p = Policy {
+            roles: vec!["Reader".into()],
+            groups: vec!["other-group".into()],
+            ..Default::default()
+        };
+        assert_eq!(decide(&p, &alice()), Err(Deny::MissingGroup));
+    }
+
+    #[test]
+    fn group_names_resolve_to_ids() {
+        let names: GroupNames = [
+            (
+                "6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1".to_string(),
+                "Admins".to_string(),
+            ),
+            (
+                "c3d2a8f1-3e48-4a0f-8d53-7d0a7b6b2f11".to_string(),
+                "Staff".to_string(),
+            ),
+        ]
+        .into();
+        let mut p = Policy {
+            groups: vec!["Admins".into()],
+            ..Default::default()
+        };
+        p.resolve_groups(&names);
+        assert_eq!(p.groups, vec!["6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1"]);
+        assert_eq!(decide(&p, &alice()), Ok(()));
+        let mut staff = Policy {
+            groups: vec!["Staff".into()],
+            ..Default::default()
+        };
+        staff.resolve_groups(&names);
+        assert_eq!(decide(&staff, &alice()), Err(Deny::MissingGroup));
+    }
+}
