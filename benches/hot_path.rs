@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the hot path pieces: a request with a valid session pays for route
 //! matching, path normalization, header stripping, opening the sealed cookie, and injecting
-//! identity headers. Run: cargo bench --bench hot_path
+//! identity headers, and the route's policy decision. Run: cargo bench --bench hot_path
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use authgate::config::{HeaderNames, RouteConfig, Secret, SessionConfig, StoreKind, Upstream};
 use authgate::headers::HeaderPlan;
 use authgate::identity::Identity;
+use authgate::policy::{self, Policy};
 use authgate::route::{normalize_path, RouteTable};
 use authgate::session::{now_secs, Sessions};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -100,6 +101,7 @@ fn bench(c: &mut Criterion) {
             },
             public: false,
             provider: 0,
+            policy: Policy::default(),
         })
         .chain(std::iter::once(RouteConfig {
             name: "root".into(),
@@ -112,6 +114,7 @@ fn bench(c: &mut Criterion) {
             },
             public: false,
             provider: 0,
+            policy: Policy::default(),
         }))
         .collect();
     let table = RouteTable::new(&routes);
@@ -124,6 +127,23 @@ fn bench(c: &mut Criterion) {
                 )
                 .map(|r| r.public)
         })
+    });
+    // A route that names a group and a role, against an identity with 20 groups.
+    let mut admin = Policy {
+        groups: vec!["Admins".into()],
+        roles: vec!["Admin".into()],
+        require_assignment: true,
+        ..Default::default()
+    };
+    admin.resolve_groups(
+        &[(
+            "6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a119".to_string(),
+            "Admins".to_string(),
+        )]
+        .into(),
+    );
+    c.bench_function("policy_decide_group_and_role", |b| {
+        b.iter(|| policy::decide(black_box(&admin), black_box(&id)))
     });
     c.bench_function("normalize_path", |b| {
         b.iter(|| normalize_path(black_box("/app/some/page/with/segments")))

@@ -130,7 +130,7 @@ pub fn decide(policy: &Policy, id: &Identity) -> Result<(), Deny> {
     if policy.require_assignment && id.roles.is_empty() {
         return Err(Deny::NotAssigned);
     }
-    if !policy.users.is_empty() && !policy.users.iter().any(|u| *u == id.user) {
+    if !policy.users.is_empty() && !policy.users.contains(&id.user) {
         return Err(Deny::UserNotAllowed);
     }
     if !policy.roles.is_empty() && !id.roles.iter().any(|r| policy.roles.contains(r)) {
