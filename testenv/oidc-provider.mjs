@@ -2,11 +2,26 @@
 // the issuer is mounted at /<tenant id>/v2.0, ID tokens carry tid/oid/upn/groups/roles,
 // and every claim goes into the ID token (conformIdTokenClaims: false), as Entra does.
 //
+// Like Entra, it is multi-tenant: one provider per tenant at /<tid>/v2.0 (the home tenant
+// TENANT_ID and a second, "other" tenant), sharing one signing key, plus Entra's
+// /organizations/v2.0 authority: a discovery document whose issuer is the literal
+// `{tenantid}` template, a sign-in page that finds the user's home tenant from the user name
+// (home realm discovery), a token endpoint that redeems codes of any tenant, and a JWKS whose
+// keys carry the templated `issuer` member (all as in ENTRA.md §1–3).
+//
+// App-only tokens: the client-credentials grant with Entra's `scope=<resource>/.default`
+// gives a JWT access token for that resource (aud), with tid/oid/azp/idtyp/roles claims.
+//
+// Microsoft Graph stand-in (no network reaches Microsoft), under /graph:
+//   POST /graph/v1.0/users/{oid}/getMemberObjects  → {"value": [group ids]}
+// It demands a valid app token for the Graph resource in the user's tenant, shaped after
+// Graph's own errors otherwise. GRAPH_DOWN=1 answers 503 to everything.
+//
 // Configuration comes from the environment so the test harness and the demo can run it on
 // an ephemeral port:
 //   PORT (0 = ephemeral), TENANT_ID, CLIENT_ID, CLIENT_SECRET, REDIRECT_URIS (comma list),
 //   POST_LOGOUT_REDIRECT_URIS (comma list).
-// Once listening it prints one JSON line: {"issuer": "...", "port": N}.
+// Once listening it prints one JSON line: {"issuer": "...", "port": N, "other_tenant": "..."}.
 import http from 'node:http';
 import crypto from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -16,7 +31,10 @@ const TENANT_ID = env('TENANT_ID', '72f988bf-86f1-41af-91ab-2d7cd011db47');
 const OTHER_TENANT_ID = 'f8cdef31-a31e-4b4a-93e4-5f571e91255a';
 const list = (s) => (s || '').split(',').map((x) => x.trim()).filter(Boolean);
 
-// Test users. `sub` is pairwise-looking, `oid` is the stable object id, as in Entra.
+// Test users, each in one tenant. `sub` is pairwise-looking, `oid` is the stable object id.
+const ADMINS = '6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1';
+const STAFF = 'c3d2a8f1-3e48-4a0f-8d53-7d0a7b6b2f11';
+const manyGroups = (n) => Array.from({ length: n }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
 const USERS = {
   alice: {
     sub: 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ',
@@ -27,9 +45,10 @@ const USERS = {
     upn: 'alice@contoso.example',
     email: 'alice@contoso.example',
     xms_edov: true,
-    groups: ['6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1', 'c3d2a8f1-3e48-4a0f-8d53-7d0a7b6b2f11'],
+    groups: [ADMINS, STAFF],
     roles: ['Reader', 'Admin'],
   },
+  // Assigned to no app role: `roles` is empty.
   bob: {
     sub: 'AAAAAAAAAAAAAAAAAAAAAOs1zhX3HMXmXo3vA5_8c5k',
     oid: '00000000-0000-0000-a1c4-7f3e2b1d9c55',
@@ -38,98 +57,282 @@ const USERS = {
     preferred_username: 'bob@contoso.example',
     upn: 'bob@contoso.example',
     email: 'bob@contoso.example',
-    groups: ['c3d2a8f1-3e48-4a0f-8d53-7d0a7b6b2f11'],
+    groups: [STAFF],
     roles: [],
   },
+  // Her mail attribute is an unverified address: only the UPN may be trusted.
+  carol: {
+    sub: 'AAAAAAAAAAAAAAAAAAAAAC4r0lC4r0lC4r0lC4r0lC4',
+    oid: '00000000-0000-0000-ca70-1ca701ca7011',
+    tid: TENANT_ID,
+    name: 'Carol Example',
+    preferred_username: 'carol@contoso.example',
+    upn: 'carol@contoso.example',
+    email: 'carol@gmail.example',
+    xms_edov: false,
+    groups: [STAFF],
+    roles: ['Reader'],
+  },
+  // Over 200 groups: the token carries the overage marker instead (ENTRA.md §9).
+  olivia: {
+    sub: 'AAAAAAAAAAAAAAAAAAAAA01iv1a01iv1a01iv1a01iv',
+    oid: '00000000-0000-0000-0011-0e1a0e1a0e1a',
+    tid: TENANT_ID,
+    name: 'Olivia Overage',
+    preferred_username: 'olivia@contoso.example',
+    upn: 'olivia@contoso.example',
+    email: 'olivia@contoso.example',
+    xms_edov: true,
+    _claim_names: { groups: 'src1' },
+    _claim_sources: { src1: { endpoint: `https://graph.windows.net/${TENANT_ID}/users/00000000-0000-0000-0011-0e1a0e1a0e1a/getMemberObjects` } },
+    roles: ['Reader'],
+    graphGroups: [...manyGroups(229), ADMINS],
+  },
+  // Another tenant; its admin set her mail to a victim's address (nOAuth).
   mallory: {
     sub: 'AAAAAAAAAAAAAAAAAAAAAM4ll0ry0utS1d3T3n4nt00',
     oid: '00000000-0000-0000-dead-beefdeadbeef',
     tid: OTHER_TENANT_ID,
     name: 'Mallory Outsider',
     preferred_username: 'mallory@fabrikam.example',
+    upn: 'mallory@fabrikam.example',
     email: 'alice@contoso.example',
     groups: [],
-    roles: [],
+    roles: ['Reader'],
   },
+};
+const tokenClaims = (u) => {
+  const { graphGroups, ...claims } = u;
+  return claims;
+};
+
+// Apps calling APIs with their own identity (client credentials), and their app roles.
+const DAEMONS = {
+  daemon: { secret: 'daemon-secret', roles: ['Reports.Read'], ttl: 3600 },
+  'daemon-norole': { secret: 'daemon-secret', roles: [], ttl: 3600 },
+  'daemon-short': { secret: 'daemon-secret', roles: ['Reports.Read'], ttl: 2 },
 };
 
 const clientId = env('CLIENT_ID', 'authgate-demo');
-const configuration = {
-  clients: [{
-    client_id: clientId,
-    client_secret: env('CLIENT_SECRET', 'demo-client-secret'),
-    redirect_uris: list(env('REDIRECT_URIS', 'http://127.0.0.1:8080/_authgate/callback/demo')),
-    post_logout_redirect_uris: list(env('POST_LOGOUT_REDIRECT_URIS', '')),
-    grant_types: ['authorization_code'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_basic',
-  }],
-  // A fresh RS256 key every start (its kid changes too): a restarted provider exercises
-  // the gateway's refresh-on-unknown-kid path.
-  jwks: { keys: [rsaJwk()] },
-  claims: {
-    openid: ['sub'],
-    profile: ['name', 'preferred_username', 'tid', 'oid', 'upn', 'groups', 'roles'],
-    email: ['email', 'email_verified', 'xms_edov'],
-  },
-  conformIdTokenClaims: false,
-  pkce: { required: () => true },
-  features: {
-    devInteractions: { enabled: true },
-    rpInitiatedLogout: { enabled: true },
-  },
-  cookies: {
-    keys: [crypto.randomBytes(32).toString('hex')],
-    // Cookies are per host, not per port: keep clear of the gateway's names.
-    names: { session: 'op_session', interaction: 'op_interaction', resume: 'op_resume' },
-  },
-  ttl: { AuthorizationCode: 60, IdToken: 3600, Interaction: 600, Session: 3600, Grant: 3600 },
-  async findAccount(ctx, id) {
-    const user = USERS[id];
-    if (!user) return undefined;
-    return { accountId: id, async claims() { return { ...user }; } };
-  },
-  // Skip the consent screen, as an admin-consented Entra app does.
-  async loadExistingGrant(ctx) {
-    const grant = new ctx.oidc.provider.Grant({
-      clientId: ctx.oidc.client.clientId,
-      accountId: ctx.oidc.session.accountId,
-    });
-    grant.addOIDCScope('openid profile email');
-    grant.addOIDCClaims(['tid', 'oid', 'upn', 'groups', 'roles', 'xms_edov']);
-    await grant.save();
-    return grant;
-  },
-  renderError(ctx, out) {
-    ctx.type = 'text/plain';
-    ctx.body = `${out.error}: ${out.error_description || ''}`;
-  },
-};
+const servicePrincipalOid = (id) => `00000000-0000-0000-5e7c-${crypto.createHash('sha256').update(id).digest('hex').slice(0, 12)}`;
+// One signing key for every tenant, as Entra's keys are shared; a fresh one every start (its
+// kid changes too): a restarted provider exercises the gateway's refresh-on-unknown-kid path.
+const SIGNING_KEY = rsaJwk();
+
+function configuration(tid, graphResource) {
+  return {
+    clients: [{
+      client_id: clientId,
+      client_secret: env('CLIENT_SECRET', 'demo-client-secret'),
+      redirect_uris: list(env('REDIRECT_URIS', 'http://127.0.0.1:8080/_authgate/callback/demo')),
+      post_logout_redirect_uris: list(env('POST_LOGOUT_REDIRECT_URIS', '')),
+      grant_types: ['authorization_code', 'client_credentials'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    }, ...Object.entries(DAEMONS).map(([id, d]) => ({
+      client_id: id,
+      client_secret: d.secret,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_post',
+    }))],
+    jwks: { keys: [SIGNING_KEY] },
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'preferred_username', 'tid', 'oid', 'upn', 'groups', 'roles', '_claim_names', '_claim_sources'],
+      email: ['email', 'email_verified', 'xms_edov'],
+    },
+    conformIdTokenClaims: false,
+    pkce: { required: () => true },
+    features: {
+      devInteractions: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        // Entra's v2 client-credentials form: scope=<resource>/.default names the resource.
+        async defaultResource(ctx) {
+          const scope = String(ctx.oidc.params.scope || '');
+          const dflt = scope.split(' ').find((s) => s.endsWith('/.default'));
+          return dflt ? dflt.slice(0, -'/.default'.length) : undefined;
+        },
+        async getResourceServerInfo(ctx, resource, client) {
+          const ttl = DAEMONS[client.clientId]?.ttl ?? 3600;
+          return {
+            scope: `${resource}/.default`,
+            audience: resource,
+            accessTokenTTL: ttl,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
+      },
+    },
+    async extraTokenClaims(ctx, token) {
+      if (token.kind !== 'ClientCredentials') return undefined;
+      const id = token.clientId;
+      const roles = id === clientId
+        ? (token.aud === graphResource ? ['GroupMember.Read.All', 'User.Read.All'] : [])
+        : DAEMONS[id]?.roles ?? [];
+      return { tid, oid: servicePrincipalOid(id), azp: id, idtyp: 'app', ver: '2.0', roles };
+    },
+    cookies: {
+      keys: [crypto.randomBytes(32).toString('hex')],
+      // Cookies are per host, not per port: keep clear of the gateway's names.
+      names: { session: `op_session_${tid.slice(0, 8)}`, interaction: `op_interaction_${tid.slice(0, 8)}`, resume: `op_resume_${tid.slice(0, 8)}` },
+    },
+    ttl: { AuthorizationCode: 60, IdToken: 3600, Interaction: 600, Session: 3600, Grant: 3600 },
+    async findAccount(ctx, id) {
+      const user = USERS[id];
+      if (!user || user.tid !== tid) return undefined;
+      return { accountId: id, async claims() { return tokenClaims(user); } };
+    },
+    // Skip the consent screen, as an admin-consented Entra app does.
+    async loadExistingGrant(ctx) {
+      const grant = new ctx.oidc.provider.Grant({
+        clientId: ctx.oidc.client.clientId,
+        accountId: ctx.oidc.session.accountId,
+      });
+      grant.addOIDCScope('openid profile email');
+      grant.addOIDCClaims(['tid', 'oid', 'upn', 'groups', 'roles', 'xms_edov', '_claim_names', '_claim_sources']);
+      await grant.save();
+      return grant;
+    },
+    renderError(ctx, out) {
+      ctx.type = 'text/plain';
+      ctx.body = `${out.error}: ${out.error_description || ''}`;
+    },
+  };
+}
 
 function rsaJwk() {
   const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = privateKey.export({ format: 'jwk' });
   return { ...jwk, kid: crypto.randomBytes(8).toString('hex'), use: 'sig', alg: 'RS256' };
 }
+const PUBLIC_KEY = crypto.createPublicKey({ key: SIGNING_KEY, format: 'jwk' });
+
+// A JWT this process signed, checked the way Graph checks its callers' tokens.
+function verifyJwt(token) {
+  const [h, p, s] = String(token || '').split('.');
+  if (!s) return null;
+  const ok = crypto.verify('RSA-SHA256', Buffer.from(`${h}.${p}`), PUBLIC_KEY, Buffer.from(s, 'base64url'));
+  if (!ok) return null;
+  const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+  return claims.exp > Date.now() / 1000 ? claims : null;
+}
+
+const readBody = (req) => new Promise((resolve) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => resolve(Buffer.concat(chunks)));
+});
+const send = (res, status, type, body) => {
+  res.writeHead(status, { 'content-type': type });
+  res.end(typeof body === 'string' ? body : JSON.stringify(body));
+};
+const graphError = (res, status, code, message) => send(res, status, 'application/json', { error: { code, message, innerError: { 'request-id': crypto.randomUUID() } } });
 
 const server = http.createServer();
 server.listen(Number(env('PORT', '0')), '127.0.0.1', () => {
   const { port } = server.address();
-  const prefix = `/${TENANT_ID}/v2.0`;
-  const issuer = `http://127.0.0.1:${port}${prefix}`;
-  const provider = new Provider(issuer, configuration);
-  provider.proxy = false;
-  const handler = provider.callback();
-  server.on('request', (req, res) => {
-    if (req.url === prefix || req.url.startsWith(`${prefix}/`)) {
-      req.originalUrl = req.url;
-      req.url = req.url.slice(prefix.length) || '/';
-      handler(req, res);
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found');
+  const base = `http://127.0.0.1:${port}`;
+  const graphResource = `${base}/graph`;
+  const tenants = {};
+  for (const tid of [TENANT_ID, OTHER_TENANT_ID]) {
+    const provider = new Provider(`${base}/${tid}/v2.0`, configuration(tid, graphResource));
+    provider.proxy = false;
+    tenants[tid] = provider.callback();
+  }
+  const ORG = '/organizations/v2.0';
+
+  async function organizations(req, res, path, query) {
+    if (path === '/.well-known/openid-configuration') {
+      const r = await fetch(`${base}/${TENANT_ID}/v2.0/.well-known/openid-configuration`);
+      const doc = await r.json();
+      const rewrite = (u) => u && u.replace(`/${TENANT_ID}/v2.0`, ORG);
+      const out = {
+        ...doc,
+        issuer: `${base}/{tenantid}/v2.0`,
+        authorization_endpoint: rewrite(doc.authorization_endpoint),
+        token_endpoint: rewrite(doc.token_endpoint),
+        jwks_uri: rewrite(doc.jwks_uri),
+      };
+      delete out.end_session_endpoint;
+      delete out.registration_endpoint;
+      return send(res, 200, 'application/json', out);
     }
+    if (path === '/jwks') {
+      const r = await fetch(`${base}/${TENANT_ID}/v2.0/jwks`);
+      const { keys } = await r.json();
+      return send(res, 200, 'application/json', { keys: keys.map((k) => ({ ...k, issuer: `${base}/{tenantid}/v2.0` })) });
+    }
+    if (path === '/auth' && req.method === 'GET') {
+      // Home realm discovery: who are you? Then on to your tenant.
+      return send(res, 200, 'text/html', `<!doctype html><title>Sign in</title><form method="post" action="${ORG}/hrd?${query}"><label>User <input name="login"></label><button>Next</button></form>`);
+    }
+    if (path === '/hrd' && req.method === 'POST') {
+      const login = new URLSearchParams((await readBody(req)).toString()).get('login');
+      const user = USERS[login];
+      if (!user) return send(res, 400, 'text/plain', `AADSTS50034: The user account ${login} does not exist in any directory.`);
+      res.writeHead(302, { location: `/${user.tid}/v2.0/auth?${query}&login_hint=${encodeURIComponent(login)}` });
+      return res.end();
+    }
+    if (path === '/token' && req.method === 'POST') {
+      // A code of any tenant: ask each tenant until one knows it.
+      const body = await readBody(req);
+      let last;
+      for (const tid of Object.keys(tenants)) {
+        const r = await fetch(`${base}/${tid}/v2.0/token`, {
+          method: 'POST',
+          headers: { 'content-type': req.headers['content-type'] || '', authorization: req.headers.authorization || '' },
+          body,
+        });
+        last = { status: r.status, text: await r.text() };
+        if (!(r.status === 400 && last.text.includes('invalid_grant'))) break;
+      }
+      return send(res, last.status, 'application/json', last.text);
+    }
+    return send(res, 404, 'text/plain', 'not found');
+  }
+
+  async function graph(req, res, path) {
+    if (env('GRAPH_DOWN', '') === '1') return graphError(res, 503, 'serviceNotAvailable', 'Service unavailable');
+    const m = path.match(/^\/v1\.0\/users\/([0-9a-f-]{36})\/getMemberObjects$/);
+    if (!m || req.method !== 'POST') return graphError(res, 400, 'BadRequest', 'Unsupported request');
+    const auth = req.headers.authorization || '';
+    const claims = verifyJwt(auth.replace(/^Bearer /, ''));
+    if (!claims || claims.aud !== graphResource) {
+      return graphError(res, 401, 'InvalidAuthenticationToken', 'Access token validation failure. Invalid audience.');
+    }
+    const user = Object.values(USERS).find((u) => u.oid === m[1] && u.tid === claims.tid);
+    if (!user) return graphError(res, 404, 'Request_ResourceNotFound', `Resource '${m[1]}' does not exist or one of its queried reference-property objects are not present.`);
+    const body = JSON.parse((await readBody(req)).toString() || '{}');
+    if (typeof body.securityEnabledOnly !== 'boolean') return graphError(res, 400, 'Request_BadRequest', 'securityEnabledOnly is required');
+    return send(res, 200, 'application/json', {
+      '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#Collection(Edm.String)',
+      value: user.graphGroups || user.groups || [],
+    });
+  }
+
+  server.on('request', (req, res) => {
+    const [path, query = ''] = req.url.split(/\?(.*)/s);
+    const handle = async () => {
+      for (const [tid, handler] of Object.entries(tenants)) {
+        const prefix = `/${tid}/v2.0`;
+        if (path === prefix || path.startsWith(`${prefix}/`)) {
+          req.originalUrl = req.url;
+          req.url = req.url.slice(prefix.length) || '/';
+          return handler(req, res);
+        }
+      }
+      if (path.startsWith(`${ORG}/`)) return organizations(req, res, path.slice(ORG.length), query);
+      if (path.startsWith('/graph/')) return graph(req, res, path.slice('/graph'.length));
+      return send(res, 404, 'text/plain', 'not found');
+    };
+    handle().catch((e) => send(res, 500, 'text/plain', String(e)));
   });
-  process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
+  process.stdout.write(`${JSON.stringify({ issuer: `${base}/${TENANT_ID}/v2.0`, port, other_tenant: OTHER_TENANT_ID })}\n`);
 });
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));

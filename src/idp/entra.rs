@@ -464,15 +464,18 @@ impl Graph {
         let resp = self
             .http
             .post(self.token_endpoint(tid))
+            // HTTP Basic, form-encoded first (RFC 6749 §2.3.1), as the code exchange does.
+            .basic_auth(
+                form_encode(&self.client_id),
+                Some(form_encode(&self.client_secret)),
+            )
             .form(&[
                 ("grant_type", "client_credentials"),
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", self.client_secret.as_str()),
                 ("scope", scope.as_str()),
             ])
             .send()
             .await
-            .map_err(|e| format!("Graph token request failed: {e}"))?;
+            .map_err(|e| format!("Graph token request failed: {e:?}"))?;
         let status = resp.status();
         let body: Value = read_json(resp).await?;
         if !status.is_success() {
@@ -545,6 +548,10 @@ impl Graph {
         self.groups.insert(key, ids.clone()).await;
         Ok(ids)
     }
+}
+
+fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 async fn read_json(resp: reqwest::Response) -> Result<Value, String> {

@@ -110,10 +110,19 @@ fn spawn_node(script: &str, envs: &[(&str, String)], name: &'static str) -> (Pro
         .spawn()
         .unwrap_or_else(|e| panic!("spawn node {script}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout)
+    reader
         .read_line(&mut line)
         .unwrap_or_else(|e| panic!("{script} output: {e}"));
+    // Keep reading what it prints later: a closed pipe would kill it on its next write.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+            eprint!("[{name}] {sink}");
+            sink.clear();
+        }
+    });
     let info: Value = serde_json::from_str(line.trim())
         .unwrap_or_else(|e| panic!("{script} did not start (printed {line:?}): {e}"));
     (Proc { child, name }, info)
@@ -136,26 +145,68 @@ pub struct OpenIdProvider {
     pub port: u16,
 }
 
+impl OpenIdProvider {
+    /// Entra's "instance" for this provider: tenants live under it.
+    pub fn instance(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An app-only access token from the client-credentials grant in `tenant`, Entra style
+    /// (`scope=<resource>/.default`).
+    pub fn app_token(&self, tenant: &str, client: &str, resource: &str) -> String {
+        let r = api()
+            .post(format!("{}/{tenant}/v2.0/token", self.instance()))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client),
+                ("client_secret", "daemon-secret"),
+                ("scope", &format!("{resource}/.default")),
+            ])
+            .send()
+            .expect("token request");
+        let status = r.status();
+        let body: Value = r.json().expect("token response");
+        assert_eq!(status, 200, "client credentials refused: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+}
+
 /// Starts the OpenID provider; `port` 0 = ephemeral. Each start has a new signing key.
 pub fn start_op(gateway_url: &str, port: u16) -> OpenIdProvider {
-    let (proc, info) = spawn_node(
-        "oidc-provider.mjs",
-        &[
-            ("PORT", port.to_string()),
-            ("TENANT_ID", TENANT.into()),
-            ("CLIENT_ID", CLIENT_ID.into()),
-            ("CLIENT_SECRET", CLIENT_SECRET.into()),
-            (
-                "REDIRECT_URIS",
-                format!("{gateway_url}/_authgate/callback/test-idp"),
-            ),
-            (
-                "POST_LOGOUT_REDIRECT_URIS",
-                format!("{gateway_url}/_authgate/signed_out"),
-            ),
-        ],
-        "oidc-provider",
-    );
+    start_op_for(&[gateway_url], "test-idp", port, &[])
+}
+
+/// As `start_op`, registering the callback of provider `provider` on each gateway, with
+/// extra environment (`GRAPH_DOWN`, ...).
+pub fn start_op_for(
+    gateways: &[&str],
+    provider: &str,
+    port: u16,
+    extra_env: &[(&str, String)],
+) -> OpenIdProvider {
+    let join = |path: &str| {
+        gateways
+            .iter()
+            .map(|g| format!("{g}{path}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut env = vec![
+        ("PORT", port.to_string()),
+        ("TENANT_ID", TENANT.into()),
+        ("CLIENT_ID", CLIENT_ID.into()),
+        ("CLIENT_SECRET", CLIENT_SECRET.into()),
+        (
+            "REDIRECT_URIS",
+            join(&format!("/_authgate/callback/{provider}")),
+        ),
+        ("POST_LOGOUT_REDIRECT_URIS", join("/_authgate/signed_out")),
+    ];
+    env.extend(extra_env.iter().cloned());
+    let (proc, info) = spawn_node("oidc-provider.mjs", &env, "oidc-provider");
     OpenIdProvider {
         proc,
         issuer: info["issuer"].as_str().expect("issuer").to_string(),

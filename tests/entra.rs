@@ -1,0 +1,518 @@
+//! The Entra preset end to end: the real gateway binary against the Entra-shaped OpenID
+//! provider (npm `oidc-provider`, two tenants, `/organizations` with the `{tenantid}` issuer
+//! template, client-credentials app tokens) and its Microsoft Graph stand-in.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const OTHER_TENANT: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
+const ADMINS: &str = "6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1";
+const STAFF: &str = "c3d2a8f1-3e48-4a0f-8d53-7d0a7b6b2f11";
+const ALICE_OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";
+
+/// A gateway config with one `type: entra` provider named `entra`; `provider_extra` adds
+/// provider keys (indented four spaces), `session_extra` session keys.
+fn entra_config(
+    port: u16,
+    admin: u16,
+    op: &OpenIdProvider,
+    tenant: &str,
+    upstream: u16,
+    provider_extra: &str,
+    session_extra: &str,
+) -> String {
+    format!(
+        r#"listen: ["127.0.0.1:{port}"]
+public_url: "http://127.0.0.1:{port}"
+admin:
+  listen: "127.0.0.1:{admin}"
+server:
+  threads: 2
+  shutdown_grace: 1s
+providers:
+  - name: entra
+    type: entra
+    instance: "{instance}"
+    tenant: {tenant}
+    client_id: {CLIENT_ID}
+    client_secret: "${{TEST_CLIENT_SECRET}}"
+    group_names:
+      {ADMINS}: Admins
+{provider_extra}
+routes:
+  - name: app
+    upstream: "127.0.0.1:{upstream}"
+    allow:
+      require_assignment: true
+  - name: admin
+    path_prefix: /admin
+    upstream: "127.0.0.1:{upstream}"
+    allow:
+      groups: [Admins]
+  - name: reports
+    path_prefix: /reports
+    upstream: "127.0.0.1:{upstream}"
+    allow:
+      roles: [Admin]
+  - name: contoso
+    path_prefix: /contoso
+    upstream: "127.0.0.1:{upstream}"
+    allow:
+      email_domains: [contoso.example]
+  - name: api
+    path_prefix: /api
+    upstream: "127.0.0.1:{upstream}"
+    allow:
+      roles: [Reports.Read]
+  - name: public
+    path_prefix: /public
+    upstream: "127.0.0.1:{upstream}"
+    public: true
+session:
+  secret: "${{TEST_SESSION_SECRET}}"
+{session_extra}
+"#,
+        instance = op.instance(),
+    )
+}
+
+struct Entra {
+    gw: Gateway,
+    op: OpenIdProvider,
+    _upstream: Upstream,
+}
+
+fn start(tenant: &str, provider_extra: &str, session_extra: &str) -> Entra {
+    let port = free_port();
+    let admin = free_port();
+    let upstream = start_upstream();
+    let op = start_op_for(&[&format!("http://127.0.0.1:{port}")], "entra", 0, &[]);
+    let yaml = entra_config(
+        port,
+        admin,
+        &op,
+        tenant,
+        upstream.port,
+        provider_extra,
+        session_extra,
+    );
+    let gw = start_gateway(port, admin, &yaml);
+    Entra {
+        gw,
+        op,
+        _upstream: upstream,
+    }
+}
+
+fn metric(gw: &Gateway, needle: &str) -> f64 {
+    let text = api()
+        .get(format!("{}/metrics", gw.admin))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("metrics text");
+    text.lines()
+        .filter(|l| l.starts_with(needle))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// What the upstream saw of a request from this browser (JSON, not the HTML page).
+fn seen(b: &Browser, url: &str) -> Value {
+    let r = b
+        .client
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 200, "{url}");
+    echo(r)
+}
+
+fn json_get(url: &str, cookie: Option<&str>, bearer: Option<&str>) -> (u16, Value, String) {
+    let mut req = api().get(url).header("accept", "application/json");
+    if let Some(c) = cookie {
+        req = req.header("cookie", format!("authgate_session={c}"));
+    }
+    if let Some(t) = bearer {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let r = req.send().expect("request");
+    let status = r.status().as_u16();
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = r.text().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        challenge,
+    )
+}
+
+/// Single tenant: the identity Entra-style (oid, tid, trusted email, mapped group names) and
+/// every policy condition allowing and denying, as a page for people and JSON for programs.
+#[test]
+fn single_tenant_identity_and_route_policies() {
+    let t = start(TENANT, "", "");
+    let gw = &t.gw.url;
+
+    let alice = Browser::new();
+    let (r, _) = alice.sign_in(&format!("{gw}/admin/panel"), "alice");
+    assert_eq!(r.status(), 200);
+    let h = &seen(&alice, &format!("{gw}/admin/panel"))["headers"];
+    assert_eq!(h["x-auth-user"], ALICE_OID);
+    assert_eq!(h["x-auth-tenant"], TENANT);
+    assert_eq!(h["x-auth-email"], "alice@contoso.example");
+    // The mapped group goes upstream by name, the unmapped one by ID.
+    assert_eq!(h["x-auth-groups"], format!("Admins,{STAFF}"));
+    assert_eq!(h["x-auth-roles"], "Reader,Admin");
+    assert_eq!(alice.get(&format!("{gw}/reports")).status(), 200);
+
+    // Carol's mail attribute is unverified (no xms_edov): her UPN is what the gateway trusts.
+    let carol = Browser::new();
+    let (r, _) = carol.sign_in(&format!("{gw}/contoso/home"), "carol");
+    assert_eq!(r.status(), 200, "carol's UPN is in contoso.example");
+    let h = &seen(&carol, &format!("{gw}/contoso/home"))["headers"];
+    assert_eq!(h["x-auth-email"], "carol@contoso.example");
+    // Not in Admins: a page for the browser, with the reason and a way to switch accounts...
+    let r = carol.get(&format!("{gw}/admin"));
+    assert_eq!(r.status(), 403);
+    let page = r.text().unwrap();
+    assert!(page.contains("Reason: missing_group"), "{page}");
+    assert!(page.contains("carol@contoso.example"), "{page}");
+    assert!(page.contains("/_authgate/sign_out"), "{page}");
+    assert!(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"));
+    // ...and JSON for a program.
+    let session = carol
+        .cookie(gw, "authgate_session")
+        .expect("carol's session");
+    let (status, body, _) = json_get(&format!("{gw}/admin"), Some(&session), None);
+    assert_eq!(status, 403);
+    assert_eq!(body["error"], "missing_group");
+    let (status, body, _) = json_get(&format!("{gw}/reports"), Some(&session), None);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("missing_role"))
+    );
+
+    // Bob holds no app role: signed in, but not assigned to the app.
+    let bob = Browser::new();
+    let (r, _) = bob.sign_in(&format!("{gw}/"), "bob");
+    assert_eq!(r.status(), 403);
+    assert!(r.text().unwrap().contains("not_assigned"));
+
+    assert!(metric(&t.gw, "authgate_denials_total{reason=\"missing_group\"}") >= 2.0);
+    assert!(metric(&t.gw, "authgate_denials_total{reason=\"not_assigned\"}") >= 1.0);
+    let log = t.gw.log_text();
+    assert!(
+        log.contains("access to route admin denied") && log.contains("missing_group"),
+        "{log}"
+    );
+}
+
+/// Multi-tenant (`organizations`): the `{tenantid}` template is checked against each token's
+/// tid, and the allow-list keeps other tenants out; a tenant let in on purpose still cannot
+/// pass as another tenant's user by its mail attribute (nOAuth).
+#[test]
+fn multi_tenant_allow_list_and_noauth() {
+    let port = free_port();
+    let port_any = free_port();
+    let (admin, admin_any) = (free_port(), free_port());
+    let upstream = start_upstream();
+    let op = start_op_for(
+        &[
+            &format!("http://127.0.0.1:{port}"),
+            &format!("http://127.0.0.1:{port_any}"),
+        ],
+        "entra",
+        0,
+        &[],
+    );
+    let only_home = format!("    allowed_tenants: [\"{TENANT}\"]");
+    let gw = start_gateway(
+        port,
+        admin,
+        &entra_config(
+            port,
+            admin,
+            &op,
+            "organizations",
+            upstream.port,
+            &only_home,
+            "",
+        ),
+    );
+    let any = "    allowed_tenants: any";
+    let gw_any = start_gateway(
+        port_any,
+        admin_any,
+        &entra_config(
+            port_any,
+            admin_any,
+            &op,
+            "organizations",
+            upstream.port,
+            any,
+            "",
+        ),
+    );
+
+    // Alice, home tenant, through home realm discovery and the templated issuer.
+    let alice = Browser::new();
+    let (r, _) = alice.sign_in(&format!("{}/admin", gw.url), "alice");
+    assert_eq!(r.status(), 200);
+    let h = &seen(&alice, &format!("{}/admin", gw.url))["headers"];
+    assert_eq!(h["x-auth-tenant"], TENANT);
+
+    // Mallory's tenant is not on the list: denied at sign-in, with no session.
+    let mallory = Browser::new();
+    let (r, _) = mallory.sign_in(&format!("{}/", gw.url), "mallory");
+    assert_eq!(r.status(), 403);
+    let page = r.text().unwrap();
+    assert!(
+        page.contains("wrong_tenant") && page.contains(OTHER_TENANT),
+        "{page}"
+    );
+    assert!(mallory.cookie(&gw.url, "authgate_session").is_none());
+    assert!(gw.log_text().contains("denied (wrong_tenant)"));
+
+    // Every tenant allowed: Mallory signs in, but her mail attribute (the victim's address,
+    // unverified) is not trusted, so neither the header nor an email-domain rule believe it.
+    let mallory = Browser::new();
+    let (r, _) = mallory.sign_in(&format!("{}/", gw_any.url), "mallory");
+    assert_eq!(r.status(), 200);
+    let r = mallory.get(&format!("{}/contoso/", gw_any.url));
+    assert_eq!(r.status(), 403);
+    assert!(r.text().unwrap().contains("email_domain"));
+    let h = &seen(&mallory, &format!("{}/", gw_any.url))["headers"];
+    assert_eq!(h["x-auth-tenant"], OTHER_TENANT);
+    assert_eq!(h["x-auth-email"], "mallory@fabrikam.example");
+}
+
+/// Groups overage: Olivia's token has `_claim_names` instead of groups; the gateway asks the
+/// Graph stand-in with its own app token and lets her into the Admins route. With Graph down
+/// she is denied, with that reason, and gets no session.
+#[test]
+fn groups_overage_resolved_through_graph_or_denied() {
+    let port = free_port();
+    let port_down = free_port();
+    let (admin, admin_down) = (free_port(), free_port());
+    let upstream = start_upstream();
+    let op = start_op_for(
+        &[
+            &format!("http://127.0.0.1:{port}"),
+            &format!("http://127.0.0.1:{port_down}"),
+        ],
+        "entra",
+        0,
+        &[],
+    );
+    let graph = format!("    graph_url: \"{}/graph\"", op.instance());
+    // 230 group IDs do not fit a cookie: overage tenants keep sessions server-side.
+    let memory = "  store: memory";
+    let gw = start_gateway(
+        port,
+        admin,
+        &entra_config(port, admin, &op, TENANT, upstream.port, &graph, memory),
+    );
+    let olivia = Browser::new();
+    let (r, _) = olivia.sign_in(&format!("{}/admin/", gw.url), "olivia");
+    assert_eq!(r.status(), 200, "Admins came from Graph: {}", gw.log_text());
+    let groups = seen(&olivia, &format!("{}/admin/", gw.url))["headers"]["x-auth-groups"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(groups.split(',').count(), 230);
+    assert!(groups.split(',').any(|g| g == "Admins"));
+    assert!(gw.log_text().contains("230 groups from Graph"));
+
+    let closed = free_port();
+    let down = format!("    graph_url: \"http://127.0.0.1:{closed}\"");
+    let gw_down = start_gateway(
+        port_down,
+        admin_down,
+        &entra_config(
+            port_down,
+            admin_down,
+            &op,
+            TENANT,
+            upstream.port,
+            &down,
+            memory,
+        ),
+    );
+    let olivia = Browser::new();
+    let (r, _) = olivia.sign_in(&format!("{}/admin/", gw_down.url), "olivia");
+    assert_eq!(r.status(), 503);
+    let page = r.text().unwrap();
+    assert!(page.contains("groups_unresolved"), "{page}");
+    assert!(olivia.cookie(&gw_down.url, "authgate_session").is_none());
+    assert!(gw_down.log_text().contains("Graph unreachable"));
+    assert_eq!(
+        metric(
+            &gw_down,
+            "authgate_sign_ins_total{provider=\"entra\",result=\"groups_unresolved\"}"
+        ),
+        1.0
+    );
+    // Alice's groups fit in her token: Graph being down does not matter to her.
+    let alice = Browser::new();
+    let (r, _) = alice.sign_in(&format!("{}/admin/", gw_down.url), "alice");
+    assert_eq!(r.status(), 200);
+}
+
+/// The real AADSTS50105 redirect (captured from Entra by nais/device), delivered to the
+/// gateway's callback for a sign-in this browser started: a 403 page saying the user is not
+/// assigned, with the trace and correlation IDs, and no redirect back to the IdP.
+#[test]
+fn real_aadsts50105_redirect_renders_the_denial_page() {
+    let t = start(TENANT, "", "");
+    let b = Browser::new();
+    let r = b.get(&format!("{}/app", t.gw.url));
+    assert_eq!(r.status(), 302);
+    let authorize = r.headers()["location"].to_str().unwrap().to_string();
+    let state = reqwest::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state");
+    let capture = std::fs::read_to_string(
+        "tests/fixtures/oidc/errors/nais_device_AADSTS50105_redirect.url.txt",
+    )
+    .expect("capture");
+    // The capture's own query string, byte for byte, with this sign-in's state.
+    let query = capture.trim().split_once('?').unwrap().1;
+    let query = query.replace("state=8MuwmgykQzr1FCT2", &format!("state={state}"));
+    let r = b.get(&format!("{}/_authgate/callback/entra?{query}", t.gw.url));
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("location").is_none());
+    let page = r.text().unwrap();
+    assert!(
+        page.contains("You are not assigned to this application"),
+        "{page}"
+    );
+    assert!(page.contains("AADSTS50105"));
+    assert!(page.contains("Trace ID: 320db82b-71a0-4520-a16f-f962e19a9000"));
+    assert!(page.contains("Correlation ID: ba8b945c-1cd8-4344-b355-b40c63174248"));
+    assert!(page.contains("&#39;{EmailHidden}&#39;"), "escaped, not raw");
+    assert!(b.cookie(&t.gw.url, "authgate_session").is_none());
+    assert!(t.gw.log_text().contains("returned an error (not_assigned)"));
+    assert_eq!(
+        metric(
+            &t.gw,
+            "authgate_sign_ins_total{provider=\"entra\",result=\"not_assigned\"}"
+        ),
+        1.0
+    );
+}
+
+/// A browser whose session never sticks is sent to the IdP five times in a minute at most;
+/// then it gets a page saying so, not a sixth redirect.
+#[test]
+fn sign_in_loop_is_broken() {
+    let t = start(TENANT, "", "");
+    let b = Browser::new();
+    for i in 0..5 {
+        let r = b.get(&format!("{}/app", t.gw.url));
+        assert_eq!(r.status(), 302, "trip {i}");
+    }
+    let r = b.get(&format!("{}/app", t.gw.url));
+    assert_eq!(r.status(), 500);
+    assert!(r.text().unwrap().contains("going around in circles"));
+    assert!(t.gw.log_text().contains("sign-in loop"));
+    assert_eq!(
+        metric(&t.gw, "authgate_denials_total{reason=\"sign_in_loop\"}"),
+        1.0
+    );
+    // Another browser is not affected.
+    assert_eq!(
+        Browser::new().get(&format!("{}/app", t.gw.url)).status(),
+        302
+    );
+}
+
+/// API clients with Entra app-only access tokens: audience, expiry, tenant, signature and
+/// assignment (roles) checked, then the same route policy as people.
+#[test]
+fn bearer_tokens_for_api_clients() {
+    let t = start(
+        TENANT,
+        "    api_audience: \"api://authgate\"\n    clock_skew: 0s",
+        "",
+    );
+    let api_url = format!("{}/api/reports", t.gw.url);
+
+    let good = t.op.app_token(TENANT, "daemon", "api://authgate");
+    let r = api()
+        .get(&api_url)
+        .bearer_auth(&good)
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    let h = &echo(r)["headers"];
+    assert_eq!(h["x-auth-roles"], "Reports.Read");
+    assert_eq!(h["x-auth-name"], "daemon");
+    assert_eq!(h["x-auth-tenant"], TENANT);
+    assert!(h.get("x-auth-email").is_none());
+    // The same token on a route that needs a group the app is not in.
+    let (status, body, _) = json_get(&format!("{}/admin", t.gw.url), None, Some(&good));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("missing_group"))
+    );
+
+    // Refusals, each with its reason.
+    let wrong_aud = t.op.app_token(TENANT, "daemon", "api://someone-else");
+    let (status, body, challenge) = json_get(&api_url, None, Some(&wrong_aud));
+    assert_eq!(status, 401);
+    assert!(challenge.starts_with("Bearer ") && challenge.contains("invalid_token"));
+    assert!(
+        body["message"].as_str().unwrap().contains("audience"),
+        "{body}"
+    );
+
+    let other_tenant = t.op.app_token(OTHER_TENANT, "daemon", "api://authgate");
+    let (status, body, _) = json_get(&api_url, None, Some(&other_tenant));
+    assert_eq!(status, 401);
+    assert!(
+        body["message"].as_str().unwrap().contains("issuer"),
+        "{body}"
+    );
+
+    let unassigned = t.op.app_token(TENANT, "daemon-norole", "api://authgate");
+    let (status, body, _) = json_get(&api_url, None, Some(&unassigned));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("not_assigned"))
+    );
+
+    let mut tampered = good.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let (status, body, _) = json_get(&api_url, None, Some(&tampered));
+    assert_eq!(status, 401, "{body}");
+
+    let (status, _, _) = json_get(&api_url, None, Some("not-a-jwt"));
+    assert_eq!(status, 401);
+
+    let short = t.op.app_token(TENANT, "daemon-short", "api://authgate");
+    assert_eq!(json_get(&api_url, None, Some(&short)).0, 200);
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    let (status, body, _) = json_get(&api_url, None, Some(&short));
+    assert_eq!(status, 401);
+    assert!(
+        body["message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+
+    assert!(metric(&t.gw, "authgate_denials_total{reason=\"invalid_token\"}") >= 5.0);
+    let log = t.gw.log_text();
+    assert!(log.contains("bearer token on route api refused"), "{log}");
+}
