@@ -123,6 +123,19 @@ pub struct SamlConfig {
     pub attributes: SamlAttributes,
     /// PEM key and certificate to sign AuthnRequests (RSA-SHA256), if the IdP requires it.
     pub sp_signing: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Entra groups overage (`groups.link`): Graph credentials of the app behind the
+    /// enterprise app; `None` = such users are refused.
+    pub graph: Option<SamlGraph>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamlGraph {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub url: Url,
+    /// `None`: `<IdP sign-on URL origin>/organizations/oauth2/v2.0/token`, in the user's tenant.
+    pub token_url: Option<Url>,
+    pub cache_ttl: Duration,
 }
 
 /// How the IdP is known: the three options Entra admins are given.
@@ -1147,7 +1160,45 @@ impl<'e> Reader<'e> {
                 None
             }
         };
+        let graph = match self.string(o, "graph_client_id") {
+            Some(client_id) => {
+                let client_secret = self.secret(o, "graph_client_secret");
+                let gurl = self.string(o, "graph_url");
+                let gurl =
+                    url(self, "graph_url", gurl).or_else(|| Url::parse(entra::DEFAULT_GRAPH).ok());
+                let turl = self.string(o, "graph_token_url");
+                let token_url = url(self, "graph_token_url", turl);
+                let cache_ttl = self
+                    .duration(o, "groups_cache_ttl")
+                    .unwrap_or(Duration::from_secs(600));
+                match (client_secret, gurl) {
+                    (Some(client_secret), Some(url)) => Some(SamlGraph {
+                        client_id,
+                        client_secret,
+                        url,
+                        token_url,
+                        cache_ttl,
+                    }),
+                    _ => None,
+                }
+            }
+            None => {
+                for key in [
+                    "graph_client_secret",
+                    "graph_client_secret_file",
+                    "graph_url",
+                    "graph_token_url",
+                    "groups_cache_ttl",
+                ] {
+                    if self.get(o, key).is_some() {
+                        self.err(join(path, key), "needs graph_client_id");
+                    }
+                }
+                None
+            }
+        };
         Some(SamlConfig {
+            graph,
             sp_signing,
             entity_id: entity_id?,
             idp: idp?,

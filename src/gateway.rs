@@ -565,29 +565,9 @@ impl Gateway {
         let identity = match oidc.finish(&pending, code, get("iss")).await {
             Ok(id) => id,
             Err(IdpError::Denied(deny, why)) => {
-                fail(deny.label());
-                self.deny(deny.label());
-                log::warn!(
-                    "sign-in with {provider_name} denied ({}): {why}",
-                    deny.label()
-                );
-                let (title, message) = deny.explain();
-                let status = if deny == Deny::GroupsUnresolved {
-                    503
-                } else {
-                    403
-                };
-                let detail = format!("Reason: {}\n{why}", deny.label());
-                return page_with(
-                    session,
-                    status,
-                    title,
-                    message,
-                    Some(&detail),
-                    None,
-                    &[("set-cookie", clear)],
-                )
-                .await;
+                return self
+                    .sign_in_denied(session, &provider_name, deny, &why, vec![clear])
+                    .await;
             }
             Err(e) => {
                 fail(e.reason());
@@ -615,6 +595,30 @@ impl Gateway {
             audit,
         )
         .await
+    }
+
+    /// The IdP vouched for the user, but the gateway will not let them in (tenant, groups that
+    /// could not be resolved): a page with the reason, no session, no redirect to the IdP.
+    async fn sign_in_denied(
+        &self,
+        session: &mut Session,
+        provider: &str,
+        deny: Deny,
+        why: &str,
+        clear: Vec<String>,
+    ) -> Result<()> {
+        self.count_sign_in(provider, deny.label());
+        self.deny(deny.label());
+        log::warn!("sign-in with {provider} denied ({}): {why}", deny.label());
+        let (title, message) = deny.explain();
+        let status = if deny == Deny::GroupsUnresolved {
+            503
+        } else {
+            403
+        };
+        let detail = format!("Reason: {}\n{why}", deny.label());
+        let clear: Vec<(&str, String)> = clear.into_iter().map(|c| ("set-cookie", c)).collect();
+        page_with(session, status, title, message, Some(&detail), None, &clear).await
     }
 
     /// The protocol-independent end of every sign-in: the session, the audit line, the
@@ -737,7 +741,11 @@ impl Gateway {
             None
         };
         match saml.finish(response, pending.as_ref()).await {
-            Ok((identity, verified)) => {
+            Ok((mut identity, verified)) => {
+                let clear: Vec<String> = clear.into_iter().map(|(_, v)| v).collect();
+                if let Err((deny, why)) = saml.resolve_overage(&mut identity, &verified).await {
+                    return self.sign_in_denied(session, &name, deny, &why, clear).await;
+                }
                 // IdP-initiated: the RelayState may name a return URL, honoured only if same-origin.
                 let return_to = match &pending {
                     Some(p) => p.r.clone(),
@@ -746,7 +754,6 @@ impl Gateway {
                 };
                 let audit = serde_json::json!({"protocol": "saml", "idp_initiated": pending.is_none(),
                     "assertion": verified.assertion_id});
-                let clear = clear.into_iter().map(|(_, v)| v).collect();
                 self.complete_sign_in(core, session, &name, identity, &return_to, clear, audit)
                     .await
             }

@@ -440,3 +440,88 @@ fn signed_authn_requests_satisfy_an_idp_that_requires_them() {
     .unwrap();
     assert!(rules.contains("authgate_saml_idp_certificate_expiry_timestamp_seconds"));
 }
+
+/// Entra's SAML groups overage: the assertion carries `groups.link` instead of the groups.
+/// With Graph credentials the gateway looks them up (in the Graph stand-in, with its own app
+/// token); without, the user is refused with that reason rather than let in with none.
+#[test]
+fn saml_groups_overage_resolved_through_graph_or_refused() {
+    let port = free_port();
+    let admin = free_port();
+    let gw_url = format!("http://127.0.0.1:{port}");
+    let sp_base = format!("{gw_url}/sp/ssp");
+    let idp = start_simplesamlphp(&sp_base, &format!("{gw_url}/_authgate/saml/ssp"));
+    let upstream = start_upstream();
+    let op = start_op_for(&[&gw_url], "unused", 0, &[]);
+    let yaml = format!(
+        r#"listen: ["127.0.0.1:{port}"]
+public_url: "{gw_url}"
+admin:
+  listen: "127.0.0.1:{admin}"
+providers:
+  - name: ssp-assertion
+    type: saml
+    entity_id: "{sp_base}-assertion"
+    idp_metadata_url: "{md}"
+    graph_client_id: {CLIENT_ID}
+    graph_client_secret: "${{TEST_CLIENT_SECRET}}"
+    graph_url: "{graph}"
+    graph_token_url: "{instance}/organizations/v2.0/token"
+    group_names:
+      6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1: Admins
+  - name: ssp-response
+    type: saml
+    entity_id: "{sp_base}-response"
+    idp_metadata_url: "{md}"
+routes:
+  - name: with-graph
+    path_prefix: /assertion
+    upstream: "127.0.0.1:{up}"
+    provider: ssp-assertion
+    allow:
+      groups: [Admins]
+  - name: without-graph
+    path_prefix: /response
+    upstream: "127.0.0.1:{up}"
+    provider: ssp-response
+session:
+  secret: "${{TEST_SESSION_SECRET}}"
+  store: memory
+"#,
+        md = idp.metadata_url(),
+        graph = format!("{}/graph", op.instance()),
+        instance = op.instance(),
+        up = upstream.port,
+    );
+    let gw = start_gateway(port, admin, &yaml);
+
+    let b = Browser::new();
+    let (acs, response, relay) =
+        b.saml_login_until_post(&format!("{gw_url}/assertion/x"), "olivia", "olivia-pw");
+    let r = b.post_acs(&acs, &response, &relay);
+    assert_eq!(r.status(), 302, "{}", r.text().unwrap_or_default());
+    let seen = json_get(&b, &format!("{gw_url}/assertion/x"));
+    let groups = seen["headers"]["x-auth-groups"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(groups.split(',').count(), 230, "from Graph");
+    assert!(groups.split(',').any(|g| g == "Admins"));
+
+    let b = Browser::new();
+    let (acs, response, relay) =
+        b.saml_login_until_post(&format!("{gw_url}/response/x"), "olivia", "olivia-pw");
+    let r = b.post_acs(&acs, &response, &relay);
+    assert_eq!(r.status(), 503);
+    let page = r.text().unwrap();
+    assert!(
+        page.contains("groups_unresolved") && page.contains("groups.link"),
+        "{page}"
+    );
+    assert!(b.cookie(&gw_url, "authgate_session").is_none());
+    // Alice's groups are in her assertion: nothing to look up.
+    let b = Browser::new();
+    let (acs, response, relay) =
+        b.saml_login_until_post(&format!("{gw_url}/response/x"), "alice", "alice-pw");
+    assert_eq!(b.post_acs(&acs, &response, &relay).status(), 302);
+}

@@ -15,11 +15,13 @@ use samael::metadata::EntityDescriptor;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::entra::{self, Graph};
 use super::saml_verify::{self, Expect, Rejection, Trust, Verified};
 use super::IdpError;
 use crate::config::{SamlConfig, SamlIdp, RESERVED_PREFIX};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
+use crate::policy::Deny;
 
 const MAX_METADATA_BYTES: usize = 2 * 1024 * 1024;
 
@@ -64,6 +66,8 @@ pub struct SamlProvider {
     /// Assertion IDs seen, each kept until its assertion could no longer verify anyway.
     replay: Cache<String, ()>,
     metrics: Arc<Metrics>,
+    /// Entra groups overage lookups (built when the IdP's sign-on URL is known).
+    graph: RwLock<Option<Arc<Graph>>>,
 }
 
 pub fn acs_path(name: &str) -> String {
@@ -117,6 +121,7 @@ impl SamlProvider {
                 .time_to_live(Duration::from_secs(26 * 3600))
                 .build(),
             metrics,
+            graph: RwLock::new(None),
         })
     }
 
@@ -193,6 +198,28 @@ impl SamlProvider {
                 .saml_cert_expiry
                 .with_label_values(&[&self.name])
                 .set(t);
+        }
+        if let Some(g) = &self.cfg.graph {
+            let token_url = match &g.token_url {
+                Some(u) => u.clone(),
+                None => info
+                    .sso_url
+                    .join("/organizations/oauth2/v2.0/token")
+                    .map_err(|e| IdpError::Setup(e.to_string()))?,
+            };
+            let graph = Graph::new(
+                g.url.clone(),
+                token_url,
+                g.client_id.clone(),
+                g.client_secret.0.clone(),
+                g.cache_ttl,
+            )
+            .map_err(IdpError::Setup)?;
+            if let Ok(mut slot) = self.graph.write() {
+                if slot.is_none() {
+                    *slot = Some(Arc::new(graph));
+                }
+            }
         }
         if let Ok(mut slot) = self.idp.write() {
             *slot = Some(Arc::new(info));
@@ -345,6 +372,47 @@ impl SamlProvider {
             return Err(Rejection::Replay(verified.assertion_id.clone()));
         }
         Ok((self.identity(&verified), verified))
+    }
+
+    /// Entra leaves the groups out of an assertion with over 150 of them and sends
+    /// `groups.link` instead: look them up in Graph, or refuse (never "no groups").
+    pub async fn resolve_overage(
+        &self,
+        identity: &mut Identity,
+        v: &Verified,
+    ) -> Result<(), (Deny, String)> {
+        if v.attribute(entra::SAML_GROUPS_LINK).is_none() {
+            return Ok(());
+        }
+        let graph = self.graph.read().ok().and_then(|g| g.clone());
+        let Some(graph) = graph else {
+            return Err((
+                Deny::GroupsUnresolved,
+                "the assertion has too many groups to list (groups.link) and no graph_client_id is configured".into(),
+            ));
+        };
+        let oid = v
+            .attribute("http://schemas.microsoft.com/identity/claims/objectidentifier")
+            .and_then(|o| o.first())
+            .cloned()
+            .unwrap_or_default();
+        let tid = identity.tenant.clone().unwrap_or_default();
+        match graph.member_groups(&tid, &oid).await {
+            Ok(groups) => {
+                log::info!(
+                    "provider {}: groups overage for {}: {} groups from Graph",
+                    self.name,
+                    identity.user,
+                    groups.len()
+                );
+                identity.groups = groups.as_ref().clone();
+                Ok(())
+            }
+            Err(why) => Err((
+                Deny::GroupsUnresolved,
+                format!("groups overage and Graph lookup failed: {why}"),
+            )),
+        }
     }
 
     fn identity(&self, v: &Verified) -> Identity {

@@ -51,6 +51,14 @@ cat > "$DIR/authsources.php" <<PHP
       '$M/displayname' => ['Bob Example'], '$M/tenantid' => ['$TID'],
       '$M/objectidentifier' => ['00000000-0000-0000-a1c4-7f3e2b1d9c55'],
     ],
+    // Over 150 groups: Entra sends groups.link instead of the groups (ENTRA.md §9).
+    'olivia:olivia-pw' => [
+      '$C/name' => ['olivia@contoso.example'], '$C/emailaddress' => ['olivia@contoso.example'],
+      '$M/displayname' => ['Olivia Overage'], '$M/tenantid' => ['$TID'],
+      '$M/objectidentifier' => ['00000000-0000-0000-0011-0e1a0e1a0e1a'],
+      'http://schemas.microsoft.com/claims/groups.link' => ['https://graph.windows.net/$TID/users/00000000-0000-0000-0011-0e1a0e1a0e1a/getMemberObjects'],
+      '$G/role' => ['Reader'],
+    ],
   ],
 ];
 PHP
