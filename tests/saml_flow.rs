@@ -453,6 +453,7 @@ fn saml_groups_overage_resolved_through_graph_or_refused() {
     let idp = start_simplesamlphp(&sp_base, &format!("{gw_url}/_authgate/saml/ssp"));
     let upstream = start_upstream();
     let op = start_op_for(&[&gw_url], "unused", 0, &[]);
+    let graph = format!("{}/graph", op.instance());
     let yaml = format!(
         r#"listen: ["127.0.0.1:{port}"]
 public_url: "{gw_url}"
@@ -489,7 +490,6 @@ session:
   store: memory
 "#,
         md = idp.metadata_url(),
-        graph = format!("{}/graph", op.instance()),
         instance = op.instance(),
         up = upstream.port,
     );
@@ -507,6 +507,7 @@ session:
         .to_string();
     assert_eq!(groups.split(',').count(), 230, "from Graph");
     assert!(groups.split(',').any(|g| g == "Admins"));
+    assert!(gw.log_text().contains("230 groups from Graph"));
 
     let b = Browser::new();
     let (acs, response, relay) =
@@ -519,6 +520,7 @@ session:
         "{page}"
     );
     assert!(b.cookie(&gw_url, "authgate_session").is_none());
+    assert!(gw.log_text().contains("denied (groups_unresolved)"));
     // Alice's groups are in her assertion: nothing to look up.
     let b = Browser::new();
     let (acs, response, relay) =
