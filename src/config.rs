@@ -778,8 +778,8 @@ impl<'e> Reader<'e> {
             let kind = self.required_string(&mut o, "type");
             let parsed = match kind.as_deref() {
                 Some("oidc") => self.oidc(&mut o, &path, None).map(ProviderKind::Oidc),
-                Some("entra") => self.entra(&mut o, &path).map(ProviderKind::Oidc),
-                Some("saml") => self.saml(&mut o, &path).map(ProviderKind::Saml),
+                Some("entra") => self.entra(&mut o, &path),
+                Some("saml") => self.saml(&mut o, &path, None).map(ProviderKind::Saml),
                 Some(other) => {
                     self.err(
                         join(&path, "type"),
@@ -837,8 +837,22 @@ impl<'e> Reader<'e> {
 
     /// `type: entra`: an OpenID provider whose URLs, issuer rules and claim handling come from
     /// the tenant and app ID (ENTRA.md §1–3).
-    fn entra(&mut self, o: &mut Obj<'_>, path: &str) -> Option<OidcConfig> {
-        let instance = match self.string(o, "instance") {
+    fn entra(&mut self, o: &mut Obj<'_>, path: &str) -> Option<ProviderKind> {
+        match self.string(o, "protocol").as_deref() {
+            None | Some("oidc") => self.entra_oidc(o, path).map(ProviderKind::Oidc),
+            Some("saml") => self.entra_saml(o, path).map(ProviderKind::Saml),
+            Some(other) => {
+                self.err(
+                    join(path, "protocol"),
+                    format!("{other:?}: expected oidc or saml"),
+                );
+                None
+            }
+        }
+    }
+
+    fn entra_instance(&mut self, o: &mut Obj<'_>, path: &str) -> Option<Url> {
+        match self.string(o, "instance") {
             Some(s) => match Url::parse(&s) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
                 _ => {
@@ -850,7 +864,60 @@ impl<'e> Reader<'e> {
                 }
             },
             None => Url::parse(entra::DEFAULT_INSTANCE).ok(),
+        }
+    }
+
+    /// `type: entra` + `protocol: saml`: an enterprise app's SAML sign-on, its federation
+    /// metadata URL derived from tenant and app ID; with `client_secret`, groups overage is
+    /// looked up in Graph with the app's credentials.
+    fn entra_saml(&mut self, o: &mut Obj<'_>, path: &str) -> Option<SamlConfig> {
+        let instance = self.entra_instance(o, path);
+        let tenant = self
+            .required_string(o, "tenant")
+            .and_then(|t| match Tenant::parse(&t) {
+                Ok(t) if t.is_multi() => {
+                    self.err(
+                        join(path, "tenant"),
+                        "SAML apps live in one tenant: give its ID or domain",
+                    );
+                    None
+                }
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.err(join(path, "tenant"), e);
+                    None
+                }
+            });
+        let client_id = self.required_string(o, "client_id");
+        let has_secret = o.map.is_some_and(|m| {
+            m.contains_key("client_secret") || m.contains_key("client_secret_file")
+        });
+        let client_secret = if has_secret {
+            self.secret(o, "client_secret")
+        } else {
+            None
         };
+        let graph_url = self.string(o, "graph_url");
+        let cache_ttl = self
+            .duration(o, "groups_cache_ttl")
+            .unwrap_or(Duration::from_secs(600));
+        let (instance, tenant, client_id) = (instance?, tenant?, client_id?);
+        let metadata = entra::federation_metadata_url(&instance, &tenant, &client_id).ok()?;
+        let graph = match client_secret {
+            Some(client_secret) => Some(SamlGraph {
+                client_id,
+                client_secret,
+                url: Url::parse(graph_url.as_deref().unwrap_or(entra::DEFAULT_GRAPH)).ok()?,
+                token_url: instance.join("/organizations/oauth2/v2.0/token").ok(),
+                cache_ttl,
+            }),
+            None => None,
+        };
+        self.saml(o, path, Some((SamlIdp::MetadataUrl(metadata), graph)))
+    }
+
+    fn entra_oidc(&mut self, o: &mut Obj<'_>, path: &str) -> Option<OidcConfig> {
+        let instance = self.entra_instance(o, path);
         let tenant = self
             .required_string(o, "tenant")
             .and_then(|t| match Tenant::parse(&t) {
@@ -1011,8 +1078,18 @@ impl<'e> Reader<'e> {
         })
     }
 
-    fn saml(&mut self, o: &mut Obj<'_>, path: &str) -> Option<SamlConfig> {
+    /// `preset`: the IdP and Graph settings the Entra preset derived (its own keys for them
+    /// are then not read, so giving them is an error).
+    fn saml(
+        &mut self,
+        o: &mut Obj<'_>,
+        path: &str,
+        preset: Option<(SamlIdp, Option<SamlGraph>)>,
+    ) -> Option<SamlConfig> {
         let entity_id = self.required_string(o, "entity_id");
+        if let Some((idp, graph)) = preset {
+            return self.saml_rest(o, path, entity_id, Some(idp), graph);
+        }
         let url = |r: &mut Self, key: &str, v: Option<String>| -> Option<Url> {
             let v = v?;
             match Url::parse(&v) {
@@ -1087,6 +1164,55 @@ impl<'e> Reader<'e> {
                 _ => None,
             }
         };
+        let graph = match self.string(o, "graph_client_id") {
+            Some(client_id) => {
+                let client_secret = self.secret(o, "graph_client_secret");
+                let gurl = self.string(o, "graph_url");
+                let gurl =
+                    url(self, "graph_url", gurl).or_else(|| Url::parse(entra::DEFAULT_GRAPH).ok());
+                let turl = self.string(o, "graph_token_url");
+                let token_url = url(self, "graph_token_url", turl);
+                let cache_ttl = self
+                    .duration(o, "groups_cache_ttl")
+                    .unwrap_or(Duration::from_secs(600));
+                match (client_secret, gurl) {
+                    (Some(client_secret), Some(url)) => Some(SamlGraph {
+                        client_id,
+                        client_secret,
+                        url,
+                        token_url,
+                        cache_ttl,
+                    }),
+                    _ => None,
+                }
+            }
+            None => {
+                for key in [
+                    "graph_client_secret",
+                    "graph_client_secret_file",
+                    "graph_url",
+                    "graph_token_url",
+                    "groups_cache_ttl",
+                ] {
+                    if self.get(o, key).is_some() {
+                        self.err(join(path, key), "needs graph_client_id");
+                    }
+                }
+                None
+            }
+        };
+        self.saml_rest(o, path, entity_id, idp, graph)
+    }
+
+    /// The SAML settings that do not name the IdP.
+    fn saml_rest(
+        &mut self,
+        o: &mut Obj<'_>,
+        path: &str,
+        entity_id: Option<String>,
+        idp: Option<SamlIdp>,
+        graph: Option<SamlGraph>,
+    ) -> Option<SamlConfig> {
         let name_id_format = match self.string(o, "name_id_format").as_deref() {
             None | Some("emailAddress") => {
                 "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".to_string()
@@ -1157,43 +1283,6 @@ impl<'e> Reader<'e> {
                     path,
                     "sp_key_file and sp_cert_file go together (AuthnRequest signing)",
                 );
-                None
-            }
-        };
-        let graph = match self.string(o, "graph_client_id") {
-            Some(client_id) => {
-                let client_secret = self.secret(o, "graph_client_secret");
-                let gurl = self.string(o, "graph_url");
-                let gurl =
-                    url(self, "graph_url", gurl).or_else(|| Url::parse(entra::DEFAULT_GRAPH).ok());
-                let turl = self.string(o, "graph_token_url");
-                let token_url = url(self, "graph_token_url", turl);
-                let cache_ttl = self
-                    .duration(o, "groups_cache_ttl")
-                    .unwrap_or(Duration::from_secs(600));
-                match (client_secret, gurl) {
-                    (Some(client_secret), Some(url)) => Some(SamlGraph {
-                        client_id,
-                        client_secret,
-                        url,
-                        token_url,
-                        cache_ttl,
-                    }),
-                    _ => None,
-                }
-            }
-            None => {
-                for key in [
-                    "graph_client_secret",
-                    "graph_client_secret_file",
-                    "graph_url",
-                    "graph_token_url",
-                    "groups_cache_ttl",
-                ] {
-                    if self.get(o, key).is_some() {
-                        self.err(join(path, key), "needs graph_client_id");
-                    }
-                }
                 None
             }
         };
@@ -1743,6 +1832,47 @@ session:
         assert_eq!(admin.email_domains, vec!["contoso.example"]);
         assert!(admin.require_assignment);
         assert!(c.routes[1].policy.is_empty());
+    }
+
+    #[test]
+    fn entra_saml_derives_the_federation_metadata_url() {
+        let text = ENTRA.replace(
+            "    allowed_tenants: [\"72F988BF-86F1-41AF-91AB-2D7CD011DB47\"]\n    api_audience: \"api://authgate\"\n",
+            "    protocol: saml\n    entity_id: \"https://app.example/saml\"\n",
+        ).replace("tenant: organizations", "tenant: 72f988bf-86f1-41af-91ab-2d7cd011db47");
+        let c = Config::parse(&text, &env).expect("valid");
+        let ProviderKind::Saml(s) = &c.providers[0].kind else {
+            panic!("protocol: saml is a SAML provider");
+        };
+        assert_eq!(
+            s.idp,
+            SamlIdp::MetadataUrl(Url::parse("https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/federationmetadata/2007-06/federationmetadata.xml?appid=11111111-2222-3333-4444-555555555555").unwrap())
+        );
+        let g = s
+            .graph
+            .as_ref()
+            .expect("client_secret enables Graph for overage");
+        assert_eq!(
+            g.token_url.as_ref().map(Url::as_str),
+            Some("https://login.microsoftonline.com/organizations/oauth2/v2.0/token")
+        );
+        // Multi-tenant SAML and OIDC-only keys are refused, with their paths.
+        let bad = text
+            .replace(
+                "tenant: 72f988bf-86f1-41af-91ab-2d7cd011db47",
+                "tenant: common",
+            )
+            .replace(
+                "    protocol: saml\n",
+                "    protocol: saml\n    api_audience: x\n",
+            );
+        let errs = Config::parse(&bad, &env).expect_err("invalid").0;
+        for path in ["providers[0].tenant", "providers[0].api_audience"] {
+            assert!(
+                errs.iter().any(|e| e.path == path),
+                "{path} missing in {errs:?}"
+            );
+        }
     }
 
     #[test]
