@@ -94,6 +94,13 @@ fn topology() -> Topology {
         &op.issuer,
         upstream.port,
         "forward_auth:\n  enabled: true\n  trusted_proxies: [\"127.0.0.1/32\"]",
+    )
+    .replace(
+        "routes:\n",
+        &format!(
+            "routes:\n  - name: admin\n    path_prefix: /admin\n    upstream: \"127.0.0.1:{}\"\n    allow:\n      roles: [Admin]\n",
+            upstream.port
+        ),
     );
     let gw = start_gateway(gw_port, admin, &yaml);
     let conf =
@@ -156,6 +163,12 @@ fn behind_nginx_auth_request_sign_in_then_identity_headers_reach_the_app() {
             .unwrap(),
     );
     assert!(seen["headers"].get("x-auth-roles").is_none(), "{seen}");
+
+    // The route's policy holds behind the ingress too: Bob lacks the Admin role.
+    let r = b2.get(&format!("{}/admin/", t.front));
+    assert_eq!(r.status(), 403, "nginx relays the gateway's 403");
+    assert_eq!(b.get(&format!("{}/admin/", t.front)).status(), 200);
+    assert!(t.gw.log_text().contains("access to route admin denied"));
 
     let metrics = api()
         .get(format!("{}/metrics", t.gw.admin))

@@ -302,6 +302,13 @@ impl OidcProvider {
         Ok(refreshed)
     }
 
+    fn jwks_refresh_due(&self) -> bool {
+        self.jwks_refresh
+            .try_lock()
+            .map(|last| last.elapsed() >= MIN_JWKS_REFRESH)
+            .unwrap_or(false)
+    }
+
     /// Builds the authorization redirect and the state to keep until the callback.
     pub fn begin(&self, return_to: String) -> Result<(Url, PendingLogin), IdpError> {
         let loaded = self.current()?;
@@ -557,7 +564,9 @@ impl OidcProvider {
                         .map_err(|e| bad(format!("bad signature: {e}")))?;
                     break;
                 }
-                None if !refreshed => {
+                // Anyone can send a token with a made-up kid: refresh only when no refresh
+                // happened lately, and never make the caller wait for one.
+                None if !refreshed && self.jwks_refresh_due() => {
                     loaded = self.refresh_jwks(&loaded).await?;
                     refreshed = true;
                 }
