@@ -96,7 +96,7 @@ fn shipped_gateway_yaml_is_valid() {
     );
     assert!(ok, "{out}");
     assert!(
-        out.contains("OK (2 route(s), 1 provider(s), 0 warning(s))"),
+        out.contains("OK (3 route(s), 1 provider(s), 0 warning(s))"),
         "{out}"
     );
     // Without the session secret in the environment, it says which variable is missing.
