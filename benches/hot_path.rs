@@ -10,7 +10,7 @@ use authgate::headers::HeaderPlan;
 use authgate::identity::Identity;
 use authgate::policy::{self, Policy};
 use authgate::route::{normalize_path, RouteTable};
-use authgate::session::{now_secs, Sessions};
+use authgate::session::{now_secs, Sessions, Ticket};
 use criterion::{criterion_group, criterion_main, Criterion};
 use pingora::http::RequestHeader;
 
@@ -45,6 +45,10 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
+    // What the harness itself costs (block_on): subtract it from session_check.
+    c.bench_function("block_on_empty", |b| {
+        b.iter(|| rt.block_on(async { black_box(1) }))
+    });
     for store in [StoreKind::Cookie, StoreKind::Memory] {
         let sessions = Sessions::new(SessionConfig {
             cookie_name: "authgate_session".into(),
@@ -58,8 +62,17 @@ fn bench(c: &mut Criterion) {
         .unwrap();
         let cookie = rt.block_on(sessions.create(identity())).unwrap();
         let now = now_secs();
+        // A cookie this process has opened before: the steady state of a signed-in user.
         c.bench_function(&format!("session_check_{store:?}"), |b| {
             b.iter(|| rt.block_on(sessions.check(black_box(&cookie), now)))
+        });
+        // The first request with a cookie (or after a restart): decrypt and parse.
+        c.bench_function(&format!("session_open_cold_{store:?}"), |b| {
+            b.iter(|| {
+                sessions
+                    .sealer()
+                    .open::<Ticket>("authgate_session", black_box(&cookie))
+            })
         });
     }
 
