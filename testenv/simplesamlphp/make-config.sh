@@ -2,7 +2,7 @@
 # Writes a SimpleSAMLphp (Debian package) IdP configuration into DIR, shaped like an Entra
 # enterprise app: entity ID https://sts.windows.net/<tid>/, attribute names are Entra's claim
 # URIs, RSA-SHA256. One remote SP per signing mode, named <SP_BASE>-{assertion,response,both,none}.
-# Usage: make-config.sh DIR PORT SP_BASE_ENTITY ACS_BASE_URL
+# Usage: [EXTRA_SP="entity|acs"] make-config.sh DIR PORT SP_BASE_ENTITY ACS_BASE_URL
 #   ACS for mode M is ${ACS_BASE_URL}-M/acs, SLO ${ACS_BASE_URL}-M/slo.
 set -euo pipefail
 DIR=$1; PORT=$2; SP=$3; ACS=$4
@@ -88,4 +88,10 @@ PHP
   echo "  'saml20.sign.assertion' => true, 'validate.authnrequest' => true, 'certificate' => '$DIR/cert/sp.crt',"
   echo "  'signature.algorithm' => 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',"
   echo "  'NameIDFormat' => 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress'];"
+  # EXTRA_SP="entity|acs": one more SP (the benchmark's mod_auth_mellon), assertion signed.
+  if [ -n "${EXTRA_SP:-}" ]; then
+    echo "\$metadata['${EXTRA_SP%%|*}'] = ['AssertionConsumerService' => '${EXTRA_SP#*|}',"
+    echo "  'saml20.sign.assertion' => true, 'signature.algorithm' => 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',"
+    echo "  'NameIDFormat' => 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress'];"
+  fi
 } > "$DIR/metadata/saml20-sp-remote.php"

@@ -1,0 +1,417 @@
+#!/usr/bin/env python3
+"""Side-by-side load benchmark: authgate against the gateways platform teams use today.
+
+Everything runs on 127.0.0.1 on ephemeral ports, with the same upstream (nginx answering a
+static 200), the same load generator (wrk), the same concurrency and duration:
+
+  direct            wrk -> upstream
+  nginx proxy       wrk -> nginx (plain reverse proxy, no auth) -> upstream
+  authgate public   wrk -> authgate public route -> upstream
+  authgate session  wrk -> authgate, valid session cookie, route policy allows -> upstream
+  mellon            wrk -> Apache + mod_auth_mellon, valid session -> upstream
+  mod_auth_openidc  wrk -> Apache + mod_auth_openidc, valid session -> upstream
+
+Each system is signed in once for real (the OpenID provider in testenv/ for authgate and
+mod_auth_openidc, Debian's SimpleSAMLphp for mellon) to get its session cookie. A run whose
+responses are not all 2xx aborts the benchmark: a benchmark of error pages is worthless.
+Then p99 latency is measured for `direct` and `authgate session` at the same fixed rate, half
+of authgate's maximum, and the difference is reported.
+
+Usage (after scripts/setup.sh and a release build; benches/load.sh does both):
+  benches/load.py [--duration 10] [--connections 32] [--threads 2] [--rounds 2]
+"""
+import argparse
+import html
+import http.cookiejar
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTENV = os.path.join(ROOT, "testenv")
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+MODULES = "/usr/lib/apache2/modules"
+procs = []
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start(cmd, name, env=None, cwd=None, stdout=subprocess.DEVNULL):
+    p = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd, stdout=stdout,
+                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
+    procs.append((name, p))
+    return p
+
+
+def stop_all():
+    for _, p in reversed(procs):
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for _, p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def wait_port(port, what, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"{what} did not listen on {port}")
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    pass
+
+
+def browser():
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    opener.addheaders = [("Accept", "text/html"), ("User-Agent", "authgate-bench")]
+    return opener, jar
+
+
+def form_of(page):
+    m = re.search(r'<form[^>]*action="([^"]*)"', page)
+    fields = dict((n, html.unescape(v)) for n, v in re.findall(
+        r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page))
+    return (html.unescape(m.group(1)) if m else None), fields
+
+
+def cookie(jar, name):
+    for c in jar:
+        if c.name == name:
+            return c.value
+    sys.exit(f"sign-in did not leave a {name} cookie")
+
+
+def oidc_sign_in(start_url, user):
+    """Through the OpenID provider's login form, as a browser would."""
+    opener, jar = browser()
+    r = opener.open(start_url)
+    action, _ = form_of(r.read().decode())
+    action = urllib.parse.urljoin(r.geturl(), action)
+    data = urllib.parse.urlencode({"prompt": "login", "login": user, "password": "x"}).encode()
+    r = opener.open(action, data)
+    assert r.status == 200, f"OIDC sign-in ended with {r.status}"
+    return jar
+
+
+def saml_sign_in(start_url, user, password):
+    """Through SimpleSAMLphp's login form and the auto-POST of the response."""
+    opener, jar = browser()
+    r = opener.open(start_url)
+    page = r.read().decode()
+    action, fields = form_of(page)
+    action = urllib.parse.urljoin(r.geturl(), action or r.geturl())
+    data = urllib.parse.urlencode({"username": user, "password": password,
+                                   "AuthState": fields["AuthState"]}).encode()
+    r = opener.open(action, data)
+    action, fields = form_of(r.read().decode())
+    data = urllib.parse.urlencode({k: fields[k] for k in ("SAMLResponse", "RelayState") if k in fields}).encode()
+    r = opener.open(urllib.parse.urljoin(r.geturl(), action), data)
+    assert r.status == 200, f"SAML sign-in ended with {r.status}"
+    return jar
+
+
+def check_200(url, cookie_header=None):
+    req = urllib.request.Request(url, headers={"Cookie": cookie_header} if cookie_header else {})
+    opener = urllib.request.build_opener(NoRedirectHandler())
+    try:
+        r = opener.open(req)
+        status = r.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    if status != 200:
+        sys.exit(f"{url} answers {status} with the benchmark's cookie: refusing to benchmark error pages")
+
+
+class NoRedirectHandler(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+PACE_LUA = """
+local d = tonumber(os.getenv("WRK_DELAY_MS"))
+function delay() return d end
+"""
+
+
+def wrk(name, url, args, cookie_header=None, delay_ms=None, workdir=None):
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]
+    if cookie_header:
+        cmd += ["-H", f"Cookie: {cookie_header}"]
+    env = dict(os.environ)
+    if delay_ms is not None:
+        lua = os.path.join(workdir, "pace.lua")
+        with open(lua, "w") as f:
+            f.write(PACE_LUA)
+        cmd += ["-s", lua]
+        env["WRK_DELAY_MS"] = f"{delay_ms:.3f}"
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, env=env).stdout
+    if "Non-2xx" in out or "Socket errors" in out and "timeout" in out:
+        print(out)
+        sys.exit(f"{name}: non-2xx responses or socket errors: benchmark invalid")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)", out, re.M))
+    return {"name": name, "rps": rps, "p50": ms(lat["50"]), "p99": ms(lat["99"])}
+
+
+def ms(v):
+    n, unit = re.match(r"([\d.]+)(\w+)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def apache(name, port, work, body, modules):
+    d = os.path.join(work, name)
+    os.makedirs(d, exist_ok=True)
+    loads = "\n".join(f"LoadModule {m}_module {MODULES}/mod_{m}.so" for m in
+                      ["mpm_event", "authn_core", "authz_core", "authz_user", "proxy", "proxy_http", "headers"] + modules)
+    conf = f"""ServerRoot {d}
+{loads}
+Listen 127.0.0.1:{port}
+ServerName 127.0.0.1
+PidFile {d}/httpd.pid
+ErrorLog {d}/error.log
+LogLevel warn
+User nobody
+Group nogroup
+DefaultRuntimeDir {d}
+StartServers 2
+ServerLimit 4
+ThreadsPerChild 25
+MaxRequestWorkers 100
+KeepAlive On
+MaxKeepAliveRequests 0
+{body}
+"""
+    path = os.path.join(d, "httpd.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    os.chmod(d, 0o755)
+    start(["apache2", "-f", path, "-DFOREGROUND"], f"apache-{name}")
+    wait_port(port, f"apache {name}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2, help="runs per system; the best is kept")
+    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--hold", action="store_true",
+                    help="after signing in, print the systems as JSON and wait (for profiling)")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="authgate-bench-")
+    os.chmod(work, 0o755)
+    try:
+        run(args, work)
+    finally:
+        stop_all()
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args, work):
+    up, ngx, gw, adm, oidc_ap, mel_ap, op_port, ssp_port = (free_port() for _ in range(8))
+    # The upstream, and nginx as a plain reverse proxy in front of it.
+    with open(os.path.join(work, "nginx.conf"), "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/nginx.err;
+events {{ worker_connections 4096; }}
+http {{ access_log off;
+  upstream app {{ server 127.0.0.1:{up}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{up}; keepalive_requests 1000000;
+    location / {{ default_type text/plain; return 200 "hello from upstream\\n"; }} }}
+  server {{ listen 127.0.0.1:{ngx}; keepalive_requests 1000000;
+    location / {{ proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://app; }} }}
+}}
+""")
+    start(["nginx", "-c", f"{work}/nginx.conf", "-p", work], "nginx")
+    wait_port(up, "upstream")
+
+    # The OpenID provider (for authgate and mod_auth_openidc) and SimpleSAMLphp (mellon).
+    gw_url, aoi_url, mel_url = (f"http://127.0.0.1:{p}" for p in (gw, oidc_ap, mel_ap))
+    op_out = os.path.join(work, "op.json")
+    start(["node", "oidc-provider.mjs"], "oidc-provider", cwd=TESTENV, env={
+        "PORT": str(op_port), "TENANT_ID": TENANT, "CLIENT_ID": "bench", "CLIENT_SECRET": "bench-secret",
+        "REDIRECT_URIS": f"{gw_url}/_authgate/callback/entra,{aoi_url}/redirect_uri"},
+        stdout=open(op_out, "w"))
+    wait_port(op_port, "oidc-provider")
+    instance = f"http://127.0.0.1:{op_port}"
+    issuer = f"{instance}/{TENANT}/v2.0"
+
+    ssp = os.path.join(work, "ssp")
+    mel_entity = f"{mel_url}/mellon/metadata"
+    subprocess.run([os.path.join(TESTENV, "simplesamlphp/make-config.sh"), ssp, str(ssp_port),
+                    f"{gw_url}/sp/ssp", f"{gw_url}/_authgate/saml/ssp"], check=True,
+                   env={**os.environ, "EXTRA_SP": f"{mel_entity}|{mel_url}/mellon/postResponse"})
+    start(["php", "-S", f"127.0.0.1:{ssp_port}", "-t", "/usr/share/simplesamlphp/www"], "simplesamlphp",
+          env={"SIMPLESAMLPHP_CONFIG_DIR": ssp, "PHP_CLI_SERVER_WORKERS": "4"}, cwd=ssp)
+    wait_port(ssp_port, "SimpleSAMLphp")
+
+    # authgate: the Entra preset against the local provider, one public and one protected route.
+    secret = os.urandom(36).hex()
+    with open(os.path.join(work, "gateway.yaml"), "w") as f:
+        f.write(f"""listen: ["127.0.0.1:{gw}"]
+public_url: "{gw_url}"
+admin: {{ listen: "127.0.0.1:{adm}" }}
+providers:
+  - {{ name: entra, type: entra, instance: "{instance}", tenant: "{TENANT}", client_id: bench, client_secret: "${{BENCH_SECRET}}" }}
+routes:
+  - {{ name: app, upstream: "127.0.0.1:{up}", allow: {{ tenants: ["{TENANT}"] }} }}
+  - {{ name: public, path_prefix: /public, upstream: "127.0.0.1:{up}", public: true }}
+session: {{ secret: "${{BENCH_SESSION_SECRET}}" }}
+""")
+    start([os.path.join(ROOT, "target/release/authgate"), "run", "-c", f"{work}/gateway.yaml"], "authgate",
+          env={"BENCH_SECRET": "bench-secret", "BENCH_SESSION_SECRET": secret, "AUTHGATE_LOG": "warn"})
+    wait_port(adm, "authgate admin")
+    for _ in range(100):
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{adm}/readyz").status == 200:
+                break
+        except Exception:
+            time.sleep(0.1)
+
+    # Apache + mod_auth_openidc against the same provider.
+    apache("openidc", oidc_ap, work, f"""
+OIDCProviderMetadataURL {issuer}/.well-known/openid-configuration
+OIDCClientID bench
+OIDCClientSecret bench-secret
+OIDCProviderTokenEndpointAuth client_secret_basic
+OIDCRedirectURI {aoi_url}/redirect_uri
+OIDCCryptoPassphrase {os.urandom(16).hex()}
+OIDCScope "openid profile email"
+OIDCPKCEMethod S256
+OIDCRemoteUserClaim oid
+OIDCSessionInactivityTimeout 3600
+<Location />
+  AuthType openid-connect
+  Require valid-user
+</Location>
+ProxyPass /redirect_uri !
+ProxyPass / http://127.0.0.1:{up}/ keepalive=On
+""", ["auth_openidc"])
+
+    # Apache + mod_auth_mellon against SimpleSAMLphp.
+    md = urllib.request.urlopen(f"http://127.0.0.1:{ssp_port}/saml2/idp/metadata.php").read()
+    mdir = os.path.join(work, "mellon")
+    os.makedirs(mdir, exist_ok=True)
+    with open(os.path.join(mdir, "idp.xml"), "wb") as f:
+        f.write(md)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
+                    "-subj", "/CN=mellon-bench", "-keyout", f"{mdir}/sp.key", "-out", f"{mdir}/sp.crt"],
+                   check=True, capture_output=True)
+    cert = "".join(l for l in open(f"{mdir}/sp.crt").read().splitlines() if "CERTIFICATE" not in l)
+    with open(os.path.join(mdir, "sp.xml"), "w") as f:
+        f.write(f"""<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{mel_entity}">
+<SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+<KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>{cert}</X509Certificate></X509Data></KeyInfo></KeyDescriptor>
+<SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{mel_url}/mellon/logout"/>
+<AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{mel_url}/mellon/postResponse" index="0"/>
+</SPSSODescriptor></EntityDescriptor>
+""")
+    for n in os.listdir(mdir):
+        os.chmod(os.path.join(mdir, n), 0o644)
+    os.chmod(mdir, 0o755)
+    apache("mellon", mel_ap, work, f"""
+<Location />
+  MellonEnable auth
+  MellonEndpointPath /mellon
+  MellonSPPrivateKeyFile {mdir}/sp.key
+  MellonSPCertFile {mdir}/sp.crt
+  MellonSPMetadataFile {mdir}/sp.xml
+  MellonIdPMetadataFile {mdir}/idp.xml
+  MellonCookieSameSite lax
+  AuthType Mellon
+  Require valid-user
+</Location>
+ProxyPass /mellon !
+ProxyPass / http://127.0.0.1:{up}/ keepalive=On
+""", ["auth_mellon"])
+
+    # One real sign-in per system.
+    ag = cookie(oidc_sign_in(f"{gw_url}/", "alice"), "authgate_session")
+    aoi = cookie(oidc_sign_in(f"{aoi_url}/", "alice"), "mod_auth_openidc_session")
+    mel = cookie(saml_sign_in(f"{mel_url}/", "alice", "alice-pw"), "mellon-cookie")
+    systems = [
+        ("direct", f"http://127.0.0.1:{up}/", None),
+        ("nginx proxy", f"http://127.0.0.1:{ngx}/", None),
+        ("authgate public", f"{gw_url}/public/x", None),
+        ("authgate session", f"{gw_url}/x", f"authgate_session={ag}"),
+        ("mellon", f"{mel_url}/x", f"mellon-cookie={mel}"),
+        ("mod_auth_openidc", f"{aoi_url}/x", f"mod_auth_openidc_session={aoi}"),
+    ]
+    for name, url, c in systems:
+        check_200(url, c)
+    if args.hold:
+        pids = {n: p.pid for n, p in procs}
+        print(json.dumps({"systems": systems, "pids": pids}), flush=True)
+        while True:
+            time.sleep(3600)
+
+    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {os.cpu_count()} cores shared by "
+          f"wrk and every server; best of {args.rounds} interleaved rounds", flush=True)
+    best = {}
+    for rnd in range(args.rounds):
+        for name, url, c in systems:
+            r = wrk(name, url, args, c)
+            print(f"  round {rnd + 1}: {name:<18} {r['rps']:>10.0f} req/s", flush=True)
+            if name not in best or r["rps"] > best[name]["rps"]:
+                best[name] = r
+
+    # p99 at half of authgate's maximum, the same fixed rate for direct and authgate.
+    rate = best["authgate session"]["rps"] / 2
+    delay_ms = args.connections * 1000.0 / rate
+    half = {}
+    for name, url, c in systems:
+        if name in ("direct", "authgate session"):
+            half[name] = wrk(name, url, args, c, delay_ms=delay_ms, workdir=work)
+
+    a = best["authgate session"]["rps"]
+    print()
+    print(f"| system | req/s | p50 ms | p99 ms | authgate session ÷ this |")
+    print(f"|---|---:|---:|---:|---:|")
+    for name, _, _ in systems:
+        r = best[name]
+        print(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {a / r['rps']:.2f} |")
+    ratio = a / best["authgate public"]["rps"]
+    added = half["authgate session"]["p99"] - half["direct"]["p99"]
+    print()
+    print(f"authgate session ÷ authgate public: {ratio:.3f} (target ≥ 0.95)")
+    print(f"authgate session ÷ nginx proxy:     {a / best['nginx proxy']['rps']:.2f} (target ≥ 1)")
+    print(f"authgate session ÷ mellon:          {a / best['mellon']['rps']:.2f} (target ≥ 2)")
+    print(f"authgate session ÷ mod_auth_openidc:{a / best['mod_auth_openidc']['rps']:.2f} (target ≥ 4)")
+    print(f"p99 at {rate:.0f} req/s (half of authgate's maximum): direct {half['direct']['p99']:.2f} ms, "
+          f"authgate {half['authgate session']['p99']:.2f} ms, added {added:.2f} ms (target ≤ 1 ms)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"best": best, "half_load": half, "rate": rate}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

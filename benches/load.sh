@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The side-by-side load benchmark (see benches/load.py and BENCHMARKS.md): installs the peers
+# (nginx, wrk, Apache with mod_auth_mellon and mod_auth_openidc, from Debian), builds authgate
+# in release mode and runs everything on 127.0.0.1.
+# Usage: benches/load.sh [--duration 10] [--connections 32] [--rounds 2] [--json out.json]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+need=()
+for pkg in wrk apache2 libapache2-mod-auth-mellon libapache2-mod-auth-openidc; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+cargo build --release --locked --bin authgate
+exec python3 benches/load.py "$@"
