@@ -26,6 +26,8 @@ pub fn normalize(name: &str) -> String {
 /// The compiled header plan: normalized names to strip and exact names to inject.
 #[derive(Debug, Clone)]
 pub struct HeaderPlan {
+    /// Tells identities' prepared headers of this plan from another's (after a reload).
+    id: u64,
     owned: Vec<String>,
     names: [HeaderName; 7],
     /// Provider name → group ID → readable name (the providers' `group_names`).
@@ -35,7 +37,9 @@ pub struct HeaderPlan {
 impl HeaderPlan {
     pub fn new(h: &HeaderNames) -> Result<Self, http::header::InvalidHeaderName> {
         let mk = |s: &str| HeaderName::from_bytes(s.as_bytes());
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Self {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             owned: h.all().iter().map(|n| normalize(n)).collect(),
             names: [
                 mk(&h.user)?,
@@ -85,11 +89,17 @@ impl HeaderPlan {
         doomed.len()
     }
 
-    /// Sets the identity headers on a request to the upstream.
+    /// Sets the identity headers on a request to the upstream. They are built once per
+    /// identity (a session's identity is shared by all its requests) and reused.
     pub fn inject(&self, req: &mut RequestHeader, id: &Identity) {
-        self.each(id, |name, value| {
-            let _ = req.insert_header(name.clone(), value);
+        let prepared = id.prepared.get_or_build(self.id, || {
+            let mut out = Vec::with_capacity(7);
+            self.each(id, |name, value| out.push((name.clone(), value)));
+            out
         });
+        for (name, value) in prepared.iter() {
+            let _ = req.insert_header(name.clone(), value.clone());
+        }
     }
 
     /// Calls `f` with every identity header for `id`. Values that are not valid header values
@@ -200,6 +210,38 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         mapped.inject(&mut req, &id);
         assert_eq!(req.headers["x-auth-groups"], "Admins,g2");
+    }
+
+    #[test]
+    fn prepared_headers_follow_the_plan() {
+        let id = Identity {
+            provider: "demo".into(),
+            user: "u1".into(),
+            ..Default::default()
+        };
+        let a = plan();
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        a.inject(&mut req, &id);
+        a.inject(&mut req, &id);
+        assert_eq!(req.headers["x-auth-user"], "u1");
+        // A reloaded configuration that renames the header: the cached set is not reused.
+        let names = HeaderNames {
+            user: "X-Remote-User".into(),
+            email: "X-Auth-Email".into(),
+            name: "X-Auth-Name".into(),
+            groups: "X-Auth-Groups".into(),
+            roles: "X-Auth-Roles".into(),
+            tenant: "X-Auth-Tenant".into(),
+            provider: "X-Auth-Provider".into(),
+        };
+        let b = HeaderPlan::new(&names).unwrap();
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        b.inject(&mut req, &id);
+        assert_eq!(req.headers["x-remote-user"], "u1");
+        assert!(req.headers.get("x-auth-user").is_none());
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        a.inject(&mut req, &id);
+        assert!(req.headers.get("x-remote-user").is_none());
     }
 
     #[test]

@@ -227,6 +227,9 @@ struct Opened {
     seen: u64,
     /// The identity (cookie store); `None` with a server-side store.
     identity: Option<Arc<Identity>>,
+    /// The re-issued value (idle clock reset) and when it was sealed: every request with this
+    /// old value in the same refresh window gets the same new one, sealed once.
+    renewed: std::sync::Mutex<Option<(u64, String)>>,
 }
 
 /// How long an opened cookie is remembered, and how many.
@@ -312,6 +315,7 @@ impl Sessions {
                     exp: t.exp,
                     seen: t.seen,
                     identity: t.id.map(Arc::new),
+                    renewed: std::sync::Mutex::new(None),
                 });
                 self.opened.insert(sealed.to_string(), opened.clone());
                 opened
@@ -343,6 +347,15 @@ impl Sessions {
         // for short idle timeouts.
         let refresh_after = (idle / 4).clamp(1, 60);
         let refreshed = if now.saturating_sub(ticket.seen) >= refresh_after {
+            let mut memo = ticket.renewed.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, v)) = memo.as_ref() {
+                if now.saturating_sub(*at) < refresh_after && *at <= now {
+                    return Check::Valid {
+                        identity,
+                        refreshed: Some(v.clone()),
+                    };
+                }
+            }
             let t = Ticket {
                 v: TICKET_VERSION,
                 sid: ticket.sid.clone(),
@@ -354,7 +367,9 @@ impl Sessions {
                     Some(_) => None,
                 },
             };
-            self.sealer.seal(&self.cfg.cookie_name, &t)
+            let sealed = self.sealer.seal(&self.cfg.cookie_name, &t);
+            *memo = sealed.clone().map(|v| (now, v));
+            sealed
         } else {
             None
         };

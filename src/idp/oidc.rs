@@ -634,6 +634,7 @@ impl OidcProvider {
             roles,
             name_id: None,
             session_index: None,
+            prepared: Default::default(),
         };
         if let Some(e) = &self.cfg.entra {
             if !app_only {
@@ -744,6 +745,7 @@ pub fn identity_from_claims(
         roles: list_claim(claims, "roles"),
         name_id: None,
         session_index: None,
+        prepared: Default::default(),
     })
 }
 

@@ -449,6 +449,7 @@ impl SamlProvider {
             roles: list(&a.roles),
             name_id: Some(v.name_id.clone()),
             session_index: v.session_index.clone(),
+            prepared: Default::default(),
         }
     }
 
