@@ -1193,21 +1193,21 @@ impl ProxyHttp for Gateway {
             core.headers.inject(upstream, id);
         }
         // The gateway's cookies are its own business.
-        let cookies: Vec<String> = upstream
+        let name = core.sessions.cfg.cookie_name.as_str();
+        let has_ours = upstream
             .headers
             .get_all(http::header::COOKIE)
             .iter()
-            .filter_map(|h| h.to_str().ok().map(str::to_string))
-            .collect();
-        if cookies
-            .iter()
-            .any(|c| c.contains(core.sessions.cfg.cookie_name.as_str()))
-        {
-            upstream.remove_header(&http::header::COOKIE);
-            let kept: Vec<String> = cookies
+            .any(|h| h.to_str().is_ok_and(|c| c.contains(name)));
+        if has_ours {
+            let kept: Vec<String> = upstream
+                .headers
+                .get_all(http::header::COOKIE)
                 .iter()
+                .filter_map(|h| h.to_str().ok())
                 .filter_map(|c| without_cookies(c, |n| core.is_own_cookie(n)))
                 .collect();
+            upstream.remove_header(&http::header::COOKIE);
             if !kept.is_empty() {
                 upstream.insert_header(http::header::COOKIE, kept.join("; "))?;
             }

@@ -9,6 +9,8 @@ use pingora::http::RequestHeader;
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
+
 use crate::config::HeaderNames;
 use crate::identity::Identity;
 use crate::policy::GroupNames;
@@ -30,6 +32,9 @@ pub struct HeaderPlan {
     id: u64,
     owned: Vec<String>,
     names: [HeaderName; 7],
+    /// The same names as configured (their case goes on the wire), built once: pingora would
+    /// otherwise title-case and allocate a name on every insert.
+    case_names: [Bytes; 7],
     /// Provider name → group ID → readable name (the providers' `group_names`).
     group_names: HashMap<String, GroupNames>,
 }
@@ -51,6 +56,16 @@ impl HeaderPlan {
                 mk(&h.provider)?,
             ],
             group_names: HashMap::new(),
+            case_names: [
+                &h.user,
+                &h.email,
+                &h.name,
+                &h.groups,
+                &h.roles,
+                &h.tenant,
+                &h.provider,
+            ]
+            .map(|n| Bytes::from(n.to_string())),
         })
     }
 
@@ -94,11 +109,15 @@ impl HeaderPlan {
     pub fn inject(&self, req: &mut RequestHeader, id: &Identity) {
         let prepared = id.prepared.get_or_build(self.id, || {
             let mut out = Vec::with_capacity(7);
-            self.each(id, |name, value| out.push((name.clone(), value)));
+            self.each(id, |name, value| {
+                if let Some(i) = self.names.iter().position(|n| n == name) {
+                    out.push((i, value));
+                }
+            });
             out
         });
-        for (name, value) in prepared.iter() {
-            let _ = req.insert_header(name.clone(), value.clone());
+        for (i, value) in prepared.iter() {
+            let _ = req.insert_header(self.case_names[*i].clone(), value.clone());
         }
     }
 

@@ -36,7 +36,8 @@ pub struct Identity {
 #[derive(Default)]
 pub struct Prepared(std::sync::OnceLock<(u64, PreparedHeaders)>);
 
-pub type PreparedHeaders = Vec<(http::HeaderName, http::HeaderValue)>;
+/// (index of the header in the plan, value).
+pub type PreparedHeaders = Vec<(usize, http::HeaderValue)>;
 
 impl Prepared {
     /// The headers for plan `plan`, building them with `build` the first time. Another plan

@@ -1,0 +1,219 @@
+//! CPU cost per request, counted in instructions (callgrind), which unlike req/s on a shared
+//! machine does not move with whatever else runs: the gateway under `valgrind --tool=callgrind`,
+//! a real upstream, N requests on one keep-alive connection to a public route, then N with a
+//! valid session (cookie store, identity with 20 groups, route policy that allows), counters
+//! zeroed and dumped around each phase.
+//!
+//! Prints instructions per request for both and their ratio (target: the session costs at
+//! most 5% more). Run: cargo bench --bench cpu_per_request [-- N]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use authgate::config::{Secret, SessionConfig, StoreKind};
+use authgate::identity::Identity;
+use authgate::session::Sessions;
+
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const SECRET: &str = "bench-session-secret-0123456789abcdef0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn wait_port(port: u16, limit: Duration) {
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < limit, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `n` GETs on one keep-alive connection; every answer must be 200.
+fn drive(port: u16, path: &str, cookie: Option<&str>, n: usize) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let cookie = cookie
+        .map(|c| format!("Cookie: authgate_session={c}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bench\r\nAccept: */*\r\n{cookie}\r\n"
+    );
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    for i in 0..n {
+        s.write_all(req.as_bytes()).expect("write");
+        let mut status = String::new();
+        r.read_line(&mut status).expect("status line");
+        assert!(status.contains(" 200 "), "request {i} to {path}: {status}");
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).expect("header");
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).expect("body");
+    }
+}
+
+fn callgrind(pid: u32, arg: &str) {
+    let ok = Command::new("callgrind_control")
+        .args([arg, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "callgrind_control {arg} failed");
+}
+
+/// Total instructions in the newest dump in `dir`.
+fn last_dump_ir(dir: &std::path::Path) -> u64 {
+    let mut dumps: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("cg.out"))
+        .collect();
+    dumps.sort_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
+    let text = std::fs::read_to_string(dumps.last().expect("a dump").path()).expect("read dump");
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("summary: ")
+                .or_else(|| l.strip_prefix("totals: "))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("summary line")
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(3000);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Upstream: nginx answering a static 200.
+    let up = free_port();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(&conf, format!(
+        "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/nginx.err;\nevents {{ worker_connections 256; }}\nhttp {{ access_log off; server {{ listen 127.0.0.1:{up}; keepalive_requests 1000000; location / {{ default_type text/plain; return 200 \"hello\\n\"; }} }} }}\n",
+        d = dir.path().display()
+    )).expect("nginx.conf");
+    let mut nginx = Command::new("nginx")
+        .args([
+            "-c",
+            &conf.display().to_string(),
+            "-p",
+            &dir.path().display().to_string(),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx (apt install nginx)");
+    wait_port(up, Duration::from_secs(10));
+
+    // The gateway, under callgrind. Its identity provider is never asked: the session is
+    // minted with the gateway's own secret, as a sign-in would make it.
+    let (gw, admin, idp) = (free_port(), free_port(), free_port());
+    let yaml = format!(
+        r#"listen: ["127.0.0.1:{gw}"]
+public_url: "http://127.0.0.1:{gw}"
+admin: {{ listen: "127.0.0.1:{admin}" }}
+server: {{ threads: 1 }}
+providers:
+  - {{ name: entra, type: entra, instance: "http://127.0.0.1:{idp}", tenant: "{TENANT}", client_id: bench, client_secret: "${{BENCH_SECRET}}" }}
+routes:
+  - {{ name: app, upstream: "127.0.0.1:{up}", allow: {{ tenants: ["{TENANT}"] }} }}
+  - {{ name: public, path_prefix: /public, upstream: "127.0.0.1:{up}", public: true }}
+session: {{ secret: "${{BENCH_SESSION_SECRET}}" }}
+"#
+    );
+    let cfg = dir.path().join("gateway.yaml");
+    std::fs::write(&cfg, yaml).expect("gateway.yaml");
+    let mut gateway = Command::new("valgrind")
+        .args([
+            "--tool=callgrind",
+            "--collect-atstart=yes",
+            &format!("--callgrind-out-file={}/cg.out.%p", dir.path().display()),
+            env!("CARGO_BIN_EXE_authgate"),
+            "run",
+            "-c",
+            &cfg.display().to_string(),
+        ])
+        .env("BENCH_SECRET", "x")
+        .env("BENCH_SESSION_SECRET", SECRET)
+        .env("AUTHGATE_LOG", "error")
+        .current_dir(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("valgrind (apt install valgrind)");
+    wait_port(gw, Duration::from_secs(120));
+
+    let sessions = Sessions::new(SessionConfig {
+        cookie_name: "authgate_session".into(),
+        lifetime: Duration::from_secs(8 * 3600),
+        idle_timeout: Duration::from_secs(3600),
+        secure: false,
+        secret: Secret(SECRET.into()),
+        store: StoreKind::Cookie,
+        max_sessions: 1000,
+    })
+    .expect("sessions");
+    let identity = Identity {
+        provider: "entra".into(),
+        user: "00000000-0000-0000-66f3-3332eca7ea81".into(),
+        email: Some("alice@contoso.example".into()),
+        name: Some("Alice Example".into()),
+        tenant: Some(TENANT.into()),
+        groups: (0..20)
+            .map(|i| format!("6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1{i:02}"))
+            .collect(),
+        roles: vec!["Reader".into(), "Admin".into()],
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let cookie = rt.block_on(sessions.create(identity)).expect("session");
+
+    // Warm both paths (connection pool, caches), then count.
+    drive(gw, "/public/x", None, 200);
+    drive(gw, "/x", Some(&cookie), 200);
+    let pid = gateway.id();
+    let mut per = Vec::new();
+    for (name, path, c) in [
+        ("public route", "/public/x", None),
+        ("with a session", "/x", Some(cookie.as_str())),
+    ] {
+        callgrind(pid, "-z");
+        drive(gw, path, c, n);
+        callgrind(pid, "-d");
+        let ir = last_dump_ir(dir.path());
+        per.push(ir as f64 / n as f64);
+        println!(
+            "{name:<16} {:>10.0} instructions/request",
+            ir as f64 / n as f64
+        );
+    }
+    println!(
+        "session ÷ public: {:.3} (target ≤ 1.05), over {n} requests each",
+        per[1] / per[0]
+    );
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        // For callgrind_annotate: the two dumps (public, then session) stay.
+        println!("dumps kept in {}", dir.keep().display());
+    }
+}

@@ -1,0 +1,99 @@
+//! Memory held by server-side sessions (`session.store: memory`): resident size before and
+//! after creating N sessions (default 100,000) with Entra-sized identities (oid, tid, email,
+//! name, G group IDs (default 20), 2 roles), then after each of them has been checked once (the
+//! opened-cookie cache fills too). Target: the gateway with 100,000 live sessions stays within
+//! 128 MiB resident. Run: cargo bench --bench session_memory [-- N [G]]
+
+use std::time::{Duration, Instant};
+
+use authgate::config::{Secret, SessionConfig, StoreKind};
+use authgate::identity::Identity;
+use authgate::session::{now_secs, Check, Sessions};
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let nums: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let n = nums.first().copied().unwrap_or(100_000);
+    let group_count = nums.get(1).copied().unwrap_or(20);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let sessions = Sessions::new(SessionConfig {
+        cookie_name: "authgate_session".into(),
+        lifetime: Duration::from_secs(8 * 3600),
+        idle_timeout: Duration::from_secs(3600),
+        secure: true,
+        secret: Secret("m".repeat(48)),
+        store: StoreKind::Memory,
+        max_sessions: 1_000_000,
+    })
+    .expect("sessions");
+    let before = rss_kib();
+    let started = Instant::now();
+    let mut cookies = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let identity = Identity {
+            provider: "entra".into(),
+            user: format!("00000000-0000-0000-0000-{i:012}"),
+            email: Some(format!("user{i}@contoso.example")),
+            name: Some(format!("User {i}")),
+            tenant: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
+            groups: (0..group_count)
+                .map(|g| format!("6e6a3c0c-1d87-4d39-9b9a-{:06}{g:06}", i % 1_000_000))
+                .collect(),
+            roles: vec!["Reader".into(), "Admin".into()],
+            ..Default::default()
+        };
+        cookies.push(rt.block_on(sessions.create(identity)).expect("create"));
+    }
+    let created = started.elapsed();
+    // The cookies themselves live in the browsers, not the gateway: measure without them.
+    let cookie_bytes: usize = cookies.iter().map(|c| c.len() + 24).sum();
+    let after_create = rss_kib();
+    let now = now_secs();
+    let mut valid = 0u64;
+    for c in &cookies {
+        if matches!(rt.block_on(sessions.check(c, now)), Check::Valid { .. }) {
+            valid += 1;
+        }
+    }
+    assert_eq!(valid, n, "every session checks valid");
+    let after_check = rss_kib();
+    assert_eq!(sessions.stored_sessions(), Some(n));
+    let mib = |k: u64| k as f64 / 1024.0;
+    let cookies_mib = cookie_bytes as f64 / 1048576.0;
+    println!("sessions:                       {n} ({group_count} groups each)");
+    println!("resident before:                {:.1} MiB", mib(before));
+    println!(
+        "after creating them:            {:.1} MiB (+{:.1} MiB, of which {:.1} MiB are this benchmark's copies of the cookies)",
+        mib(after_create),
+        mib(after_create - before),
+        cookies_mib
+    );
+    println!(
+        "after checking each once:       {:.1} MiB (+{:.1} MiB: the opened-cookie cache, bounded at 100,000)",
+        mib(after_check),
+        mib(after_check.saturating_sub(after_create))
+    );
+    println!(
+        "per session, server side:       {:.2} KiB",
+        (after_check - before) as f64 / n as f64 - cookie_bytes as f64 / 1024.0 / n as f64
+    );
+    println!(
+        "creation rate:                  {:.0} sessions/s",
+        n as f64 / created.as_secs_f64()
+    );
+}
