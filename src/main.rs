@@ -74,7 +74,7 @@ fn main() -> ExitCode {
     let conf = ServerConf {
         threads: cfg.threads,
         // Each worker thread keeps its own connections: no cross-thread wake-ups per request.
-        work_stealing: std::env::var("AUTHGATE_WORK_STEALING").is_ok(),
+        work_stealing: false,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(cfg.shutdown_grace.as_secs()),
         ..ServerConf::default()

@@ -232,9 +232,10 @@ struct Opened {
     renewed: std::sync::Mutex<Option<(u64, String)>>,
 }
 
-/// How long an opened cookie is remembered, and how many.
+/// How long an opened cookie is remembered, and how many bytes of them at most (weighed by
+/// the cookie text and the identity it carries).
 const OPENED_TTL: Duration = Duration::from_secs(300);
-const OPENED_MAX: u64 = 100_000;
+const OPENED_MAX_BYTES: u64 = 32 * 1024 * 1024;
 
 impl Sessions {
     pub fn new(cfg: SessionConfig) -> Option<Self> {
@@ -253,7 +254,16 @@ impl Sessions {
             store,
             revoked,
             opened: Cache::builder()
-                .max_capacity(OPENED_MAX)
+                .max_capacity(OPENED_MAX_BYTES)
+                .weigher(|k: &String, v: &Arc<Opened>| {
+                    let id = v.identity.as_ref().map_or(0, |i| {
+                        256 + 64 * (i.groups.len() + i.roles.len())
+                            + i.user.len()
+                            + i.email.as_ref().map_or(0, String::len)
+                            + i.name.as_ref().map_or(0, String::len)
+                    });
+                    u32::try_from(k.len() + 160 + id).unwrap_or(u32::MAX)
+                })
                 .time_to_live(OPENED_TTL)
                 .build_with_hasher(ahash::RandomState::new()),
         })
@@ -299,7 +309,15 @@ impl Sessions {
 
     /// Checks a presented cookie value at time `now` (seconds).
     pub async fn check(&self, sealed: &str, now: u64) -> Check {
-        let ticket = match self.opened.get(sealed) {
+        // With a server-side store the ticket is small and quick to open, and the memory is
+        // better spent on the sessions themselves: only the cookie store remembers openings.
+        let remember = self.store.is_none();
+        let cached = if remember {
+            self.opened.get(sealed)
+        } else {
+            None
+        };
+        let ticket = match cached {
             Some(hit) => hit,
             None => {
                 let Some(t) = self
@@ -317,7 +335,9 @@ impl Sessions {
                     identity: t.id.map(Arc::new),
                     renewed: std::sync::Mutex::new(None),
                 });
-                self.opened.insert(sealed.to_string(), opened.clone());
+                if remember {
+                    self.opened.insert(sealed.to_string(), opened.clone());
+                }
                 opened
             }
         };

@@ -503,6 +503,28 @@ impl Graph {
         Ok(token)
     }
 
+    /// Replaces the identity's groups with the ones Graph lists for `oid` (overage), or says
+    /// why it could not: the caller refuses the sign-in then, never keeps "no groups".
+    pub async fn resolve_into(
+        &self,
+        provider: &str,
+        identity: &mut crate::identity::Identity,
+        oid: &str,
+    ) -> Result<(), String> {
+        let tid = identity.tenant.clone().unwrap_or_default();
+        let groups = self
+            .member_groups(&tid, oid)
+            .await
+            .map_err(|why| format!("groups overage and Graph lookup failed: {why}"))?;
+        log::info!(
+            "provider {provider}: groups overage for {}: {} groups from Graph",
+            identity.user,
+            groups.len()
+        );
+        identity.groups = groups.as_ref().clone();
+        Ok(())
+    }
+
     /// Every group (transitive) of user `oid` in tenant `tid`.
     pub async fn member_groups(&self, tid: &str, oid: &str) -> Result<Arc<Vec<String>>, String> {
         if !is_guid(tid) || !is_guid(oid) {

@@ -482,23 +482,10 @@ impl OidcProvider {
                 ));
             };
             let oid = claims.get("oid").and_then(Value::as_str).unwrap_or("");
-            match graph.member_groups(&tid, oid).await {
-                Ok(groups) => {
-                    log::info!(
-                        "provider {}: groups overage for {}: {} groups from Graph",
-                        self.name,
-                        identity.user,
-                        groups.len()
-                    );
-                    identity.groups = groups.as_ref().clone();
-                }
-                Err(why) => {
-                    return Err(IdpError::Denied(
-                        Deny::GroupsUnresolved,
-                        format!("groups overage and Graph lookup failed: {why}"),
-                    ))
-                }
-            }
+            graph
+                .resolve_into(&self.name, identity, oid)
+                .await
+                .map_err(|why| IdpError::Denied(Deny::GroupsUnresolved, why))?;
         }
         Ok(())
     }

@@ -396,23 +396,10 @@ impl SamlProvider {
             .and_then(|o| o.first())
             .cloned()
             .unwrap_or_default();
-        let tid = identity.tenant.clone().unwrap_or_default();
-        match graph.member_groups(&tid, &oid).await {
-            Ok(groups) => {
-                log::info!(
-                    "provider {}: groups overage for {}: {} groups from Graph",
-                    self.name,
-                    identity.user,
-                    groups.len()
-                );
-                identity.groups = groups.as_ref().clone();
-                Ok(())
-            }
-            Err(why) => Err((
-                Deny::GroupsUnresolved,
-                format!("groups overage and Graph lookup failed: {why}"),
-            )),
-        }
+        graph
+            .resolve_into(&self.name, identity, &oid)
+            .await
+            .map_err(|why| (Deny::GroupsUnresolved, why))
     }
 
     fn identity(&self, v: &Verified) -> Identity {
