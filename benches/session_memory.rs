@@ -25,7 +25,12 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let n = nums.first().copied().unwrap_or(100_000);
+    // Without `--bench` (cargo test --all-targets): a small smoke run.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let n = nums
+        .first()
+        .copied()
+        .unwrap_or(if bench { 100_000 } else { 2_000 });
     let group_count = nums.get(1).copied().unwrap_or(20);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

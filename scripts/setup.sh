@@ -20,6 +20,8 @@ done
 # The end-to-end browser test drives Debian's Chromium with npm playwright-core (which must
 # not download a browser of its own: there is no network for that here).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# The instruction-count benchmark (run briefly by the test command too) uses callgrind.
+command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 # Peers: the OpenID provider and the upstream in tests/demo run on Node.js.
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
