@@ -147,7 +147,7 @@ fn standalone_renders_hardened_deployment_and_opt_in_objects() {
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "admin");
     let (ok, out) = check_rendered_config(&docs);
     assert!(ok, "rendered gateway.yaml is not valid: {out}");
-    assert!(out.contains("OK (2 route(s), 1 provider(s)"), "{out}");
+    assert!(out.contains("OK (3 route(s), 1 provider(s)"), "{out}");
 }
 
 #[test]
