@@ -919,15 +919,8 @@ impl Gateway {
         }
         if let Some((identity, refreshed)) = self.session_of(core, req).await {
             if let Err(deny) = policy::decide(&route.policy, &identity) {
-                self.deny(deny.label());
-                log::warn!(
-                    "access to route {} denied for user {} (tenant {}, forward-auth): {}",
-                    route.name,
-                    identity.user,
-                    identity.tenant.as_deref().unwrap_or("-"),
-                    deny.label()
-                );
-                return json_error(session, 403, deny.label(), deny.explain().1).await;
+                // Traefik shows this answer to the browser; ingress-nginx only reads the 403.
+                return self.forbid(session, &route, &identity, deny).await;
             }
             let mut headers: Vec<(String, String)> = Vec::new();
             core.headers.each(&identity, |name, value| {

@@ -116,7 +116,7 @@ impl HeaderPlan {
             });
             out
         });
-        for (i, value) in prepared.iter() {
+        for (i, value) in prepared.1.iter() {
             let _ = req.insert_header(self.case_names[*i].clone(), value.clone());
         }
     }
@@ -178,7 +178,11 @@ mod tests {
     use super::*;
 
     fn plan() -> HeaderPlan {
-        HeaderPlan::new(&HeaderNames {
+        HeaderPlan::new(&names()).unwrap()
+    }
+
+    fn names() -> HeaderNames {
+        HeaderNames {
             user: "X-Auth-User".into(),
             email: "X-Auth-Email".into(),
             name: "X-Auth-Name".into(),
@@ -186,8 +190,7 @@ mod tests {
             roles: "X-Auth-Roles".into(),
             tenant: "X-Auth-Tenant".into(),
             provider: "X-Auth-Provider".into(),
-        })
-        .unwrap()
+        }
     }
 
     #[test]
@@ -246,12 +249,7 @@ mod tests {
         // A reloaded configuration that renames the header: the cached set is not reused.
         let names = HeaderNames {
             user: "X-Remote-User".into(),
-            email: "X-Auth-Email".into(),
-            name: "X-Auth-Name".into(),
-            groups: "X-Auth-Groups".into(),
-            roles: "X-Auth-Roles".into(),
-            tenant: "X-Auth-Tenant".into(),
-            provider: "X-Auth-Provider".into(),
+            ..names()
         };
         let b = HeaderPlan::new(&names).unwrap();
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();

@@ -32,29 +32,32 @@ pub struct Identity {
 }
 
 /// Identity headers ready to send, for the header plan whose id they carry: a session used
-/// again pays neither validation nor joining of lists, only the inserts.
-#[derive(Default)]
-pub struct Prepared(std::sync::OnceLock<(u64, PreparedHeaders)>);
+/// again pays neither validation nor joining of lists, only the inserts. After a reload
+/// changes the plan, the next request rebuilds them once and they are kept again.
+pub struct Prepared(arc_swap::ArcSwapOption<(u64, PreparedHeaders)>);
 
 /// (index of the header in the plan, value).
 pub type PreparedHeaders = Vec<(usize, http::HeaderValue)>;
 
 impl Prepared {
-    /// The headers for plan `plan`, building them with `build` the first time. Another plan
-    /// (after a reload changed the names) builds them afresh without caching.
+    /// The headers for plan `plan`, built with `build` when none are kept for it.
     pub fn get_or_build(
         &self,
         plan: u64,
-        build: impl Fn() -> PreparedHeaders,
-    ) -> std::borrow::Cow<'_, PreparedHeaders> {
-        if self.0.get().is_none() {
-            // Two requests racing here both build; one result is kept. Harmless.
-            let _ = self.0.set((plan, build()));
+        build: impl FnOnce() -> PreparedHeaders,
+    ) -> std::sync::Arc<(u64, PreparedHeaders)> {
+        if let Some(kept) = self.0.load_full().filter(|k| k.0 == plan) {
+            return kept;
         }
-        match self.0.get() {
-            Some((id, headers)) if *id == plan => std::borrow::Cow::Borrowed(headers),
-            _ => std::borrow::Cow::Owned(build()),
-        }
+        let fresh = std::sync::Arc::new((plan, build()));
+        self.0.store(Some(fresh.clone()));
+        fresh
+    }
+}
+
+impl Default for Prepared {
+    fn default() -> Self {
+        Prepared(arc_swap::ArcSwapOption::const_empty())
     }
 }
 

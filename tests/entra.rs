@@ -106,27 +106,14 @@ fn start(tenant: &str, provider_extra: &str, session_extra: &str) -> Entra {
     }
 }
 
-fn metric(gw: &Gateway, needle: &str) -> f64 {
-    let text = api()
-        .get(format!("{}/metrics", gw.admin))
-        .send()
-        .expect("metrics")
-        .text()
-        .expect("metrics text");
-    text.lines()
-        .filter(|l| l.starts_with(needle))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+/// A series of the gateway's metrics (0 when absent).
+fn gw_metric(gw: &Gateway, series: &str) -> f64 {
+    metric(&scrape(&gw.admin), series)
 }
 
 /// What the upstream saw of a request from this browser (JSON, not the HTML page).
 fn seen(b: &Browser, url: &str) -> Value {
-    let r = b
-        .client
-        .get(url)
-        .header("accept", "application/json")
-        .send()
-        .expect("request");
+    let r = b.api_get(url);
     assert_eq!(r.status(), 200, "{url}");
     echo(r)
 }
@@ -207,8 +194,8 @@ fn single_tenant_identity_and_route_policies() {
     assert_eq!(r.status(), 403);
     assert!(r.text().unwrap().contains("not_assigned"));
 
-    assert!(metric(&t.gw, "authgate_denials_total{reason=\"missing_group\"}") >= 2.0);
-    assert!(metric(&t.gw, "authgate_denials_total{reason=\"not_assigned\"}") >= 1.0);
+    assert!(gw_metric(&t.gw, "authgate_denials_total{reason=\"missing_group\"}") >= 2.0);
+    assert!(gw_metric(&t.gw, "authgate_denials_total{reason=\"not_assigned\"}") >= 1.0);
     let log = t.gw.log_text();
     assert!(
         log.contains("access to route admin denied") && log.contains("missing_group"),
@@ -355,7 +342,7 @@ fn groups_overage_resolved_through_graph_or_denied() {
     assert!(olivia.cookie(&gw_down.url, "authgate_session").is_none());
     assert!(gw_down.log_text().contains("Graph unreachable"));
     assert_eq!(
-        metric(
+        gw_metric(
             &gw_down,
             "authgate_sign_ins_total{provider=\"entra\",result=\"groups_unresolved\"}"
         ),
@@ -405,7 +392,7 @@ fn real_aadsts50105_redirect_renders_the_denial_page() {
     assert!(b.cookie(&t.gw.url, "authgate_session").is_none());
     assert!(t.gw.log_text().contains("returned an error (not_assigned)"));
     assert_eq!(
-        metric(
+        gw_metric(
             &t.gw,
             "authgate_sign_ins_total{provider=\"entra\",result=\"not_assigned\"}"
         ),
@@ -428,7 +415,7 @@ fn sign_in_loop_is_broken() {
     assert!(r.text().unwrap().contains("going around in circles"));
     assert!(t.gw.log_text().contains("sign-in loop"));
     assert_eq!(
-        metric(&t.gw, "authgate_denials_total{reason=\"sign_in_loop\"}"),
+        gw_metric(&t.gw, "authgate_denials_total{reason=\"sign_in_loop\"}"),
         1.0
     );
     // Another browser is not affected.
@@ -512,7 +499,7 @@ fn bearer_tokens_for_api_clients() {
         "{body}"
     );
 
-    assert!(metric(&t.gw, "authgate_denials_total{reason=\"invalid_token\"}") >= 5.0);
+    assert!(gw_metric(&t.gw, "authgate_denials_total{reason=\"invalid_token\"}") >= 5.0);
     let log = t.gw.log_text();
     assert!(log.contains("bearer token on route api refused"), "{log}");
 }

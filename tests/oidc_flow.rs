@@ -10,14 +10,6 @@ use common::*;
 const ALICE_OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";
 
 /// An API request carrying the browser's cookies (JSON back from the upstream).
-fn api_get(b: &Browser, url: &str) -> reqwest::blocking::Response {
-    b.client
-        .get(url)
-        .header("accept", "application/json")
-        .send()
-        .expect("request")
-}
-
 #[test]
 fn sign_in_reaches_upstream_with_identity_headers_and_without_gateway_cookies() {
     let env = start_env("");
@@ -30,7 +22,7 @@ fn sign_in_reaches_upstream_with_identity_headers_and_without_gateway_cookies() 
         "returns to the first URL"
     );
 
-    let seen = echo(api_get(&b, &format!("{}/reports/q3", env.gw.url)));
+    let seen = echo(b.api_get(&format!("{}/reports/q3", env.gw.url)));
     let h = &seen["headers"];
     assert_eq!(h["x-auth-user"], ALICE_OID);
     assert_eq!(h["x-auth-email"], "alice@contoso.example");
@@ -56,7 +48,7 @@ fn sign_in_reaches_upstream_with_identity_headers_and_without_gateway_cookies() 
     // Bob has no roles: the roles header is absent rather than empty.
     let b2 = Browser::new();
     b2.sign_in(&format!("{}/", env.gw.url), "bob");
-    let seen = echo(api_get(&b2, &format!("{}/", env.gw.url)));
+    let seen = echo(b2.api_get(&format!("{}/", env.gw.url)));
     assert_eq!(
         seen["headers"]["x-auth-user"],
         "00000000-0000-0000-a1c4-7f3e2b1d9c55"
@@ -398,7 +390,7 @@ fn sign_out_ends_the_session_and_goes_to_the_provider() {
         let b = Browser::new();
         b.sign_in(&format!("{}/", env.gw.url), "alice");
         let cookie = b.cookie(&env.gw.url, "authgate_session").unwrap();
-        assert_eq!(api_get(&b, &format!("{}/x", env.gw.url)).status(), 200);
+        assert_eq!(b.api_get(&format!("{}/x", env.gw.url)).status(), 200);
 
         let r = b.get(&format!("{}/_authgate/sign_out", env.gw.url));
         assert_eq!(r.status(), 302);

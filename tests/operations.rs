@@ -4,69 +4,11 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Parses the Prometheus text exposition format strictly enough to catch malformed output:
-/// every line is a comment (`# HELP`/`# TYPE`) or `name{labels} value`.
-fn scrape(admin: &str) -> HashMap<String, f64> {
-    let text = api()
-        .get(format!("{admin}/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let mut out = HashMap::new();
-    let mut typed = std::collections::HashSet::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut parts = rest.split(' ');
-            let name = parts.next().unwrap();
-            let kind = parts.next().unwrap();
-            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
-            assert!(
-                name.starts_with("authgate_"),
-                "metric without the authgate_ prefix: {line}"
-            );
-            if kind == "counter" {
-                assert!(name.ends_with("_total"), "counter without _total: {line}");
-            }
-            typed.insert(name.to_string());
-            continue;
-        }
-        if line.starts_with("# HELP ") {
-            continue;
-        }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("bad line {line:?}"));
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
-        let name = series.split('{').next().unwrap();
-        let base = name
-            .trim_end_matches("_bucket")
-            .trim_end_matches("_sum")
-            .trim_end_matches("_count");
-        assert!(
-            typed.contains(name) || typed.contains(base),
-            "sample before its TYPE: {line}"
-        );
-        if let Some(labels) = series.split_once('{').map(|(_, l)| l) {
-            assert!(labels.ends_with('}'), "{line}");
-        }
-        out.insert(series.to_string(), value);
-    }
-    out
-}
-
-fn metric(m: &HashMap<String, f64>, series: &str) -> f64 {
-    m.get(series).copied().unwrap_or(0.0)
-}
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);

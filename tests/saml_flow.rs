@@ -84,13 +84,7 @@ fn start() -> Saml {
 }
 
 fn json_get(b: &Browser, url: &str) -> serde_json::Value {
-    echo(
-        b.client
-            .get(url)
-            .header("accept", "application/json")
-            .send()
-            .unwrap(),
-    )
+    echo(b.api_get(url))
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! synchronization: readiness is a line on stdout or a 200 from /readyz.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -469,6 +470,16 @@ impl Browser {
         self.follow(&callback)
     }
 
+    /// An API call with this browser's cookies: `Accept: application/json`, so the upstream
+    /// echo answers in JSON.
+    pub fn api_get(&self, url: &str) -> Response {
+        self.client
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
     /// The gateway session cookie's value, if the jar holds one for `url`.
     pub fn cookie(&self, url: &str, name: &str) -> Option<String> {
         let url = reqwest::Url::parse(url).ok()?;
@@ -506,6 +517,64 @@ pub fn get_with_session(url: &str, session: &str) -> Response {
         .header("cookie", format!("authgate_session={session}"))
         .send()
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// Parses the Prometheus text exposition format strictly enough to catch malformed output:
+/// every line is a comment (`# HELP`/`# TYPE`) or `name{labels} value`.
+pub fn scrape(admin: &str) -> HashMap<String, f64> {
+    let text = api()
+        .get(format!("{admin}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let mut out = HashMap::new();
+    let mut typed = std::collections::HashSet::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            let name = parts.next().unwrap();
+            let kind = parts.next().unwrap();
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            assert!(
+                name.starts_with("authgate_"),
+                "metric without the authgate_ prefix: {line}"
+            );
+            if kind == "counter" {
+                assert!(name.ends_with("_total"), "counter without _total: {line}");
+            }
+            typed.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let name = series.split('{').next().unwrap();
+        let base = name
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_sum")
+            .trim_end_matches("_count");
+        assert!(
+            typed.contains(name) || typed.contains(base),
+            "sample before its TYPE: {line}"
+        );
+        if let Some(labels) = series.split_once('{').map(|(_, l)| l) {
+            assert!(labels.ends_with('}'), "{line}");
+        }
+        out.insert(series.to_string(), value);
+    }
+    out
+}
+
+/// One series' value in a scrape (0 when absent).
+pub fn metric(m: &HashMap<String, f64>, series: &str) -> f64 {
+    m.get(series).copied().unwrap_or(0.0)
 }
 
 /// A plain API client (no cookies kept, no redirects followed).
