@@ -22,6 +22,8 @@ done
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # The instruction-count benchmark (run briefly by the test command too) uses callgrind.
 command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
+# The tests' watchdog prints every thread's stack with gdb when a test binary hangs.
+command -v gdb >/dev/null 2>&1 || need_apt+=(gdb)
 # Peers: the OpenID provider and the upstream in tests/demo run on Node.js.
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)

@@ -9,7 +9,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, Response};
@@ -56,7 +57,129 @@ pub struct Proc {
     pub name: &'static str,
 }
 
+/// What the watchdog needs to know of a running child: its pid, whether it leads a process
+/// group of its own (stopped as a group), and a log worth showing.
+struct Registered {
+    pid: u32,
+    name: &'static str,
+    group: bool,
+    log: Option<PathBuf>,
+}
+
+/// Every child the harness has started and not yet stopped.
+static CHILDREN: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+
+fn register(child: &Child, name: &'static str, group: bool, log: Option<PathBuf>) {
+    watchdog();
+    if let Ok(mut list) = CHILDREN.lock() {
+        list.push(Registered {
+            pid: child.id(),
+            name,
+            group,
+            log,
+        });
+    }
+}
+
+fn unregister(pid: u32) {
+    if let Ok(mut list) = CHILDREN.lock() {
+        list.retain(|r| r.pid != pid);
+    }
+}
+
+/// A limit on the whole test binary (`AUTHGATE_TEST_LIMIT` seconds, default 600). A test
+/// that hangs would otherwise hold CI until its own timeout, with nothing said about where.
+/// When the limit passes, this prints every thread's stack (gdb attached to this process;
+/// libtest names each thread after its test), what each child was and the tail of its log,
+/// stops the children, and exits with 124.
+pub fn watchdog() {
+    static START: Once = Once::new();
+    START.call_once(|| {
+        let limit = std::env::var("AUTHGATE_TEST_LIMIT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(600u64);
+        std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                std::thread::sleep(Duration::from_secs(limit));
+                watchdog_fire(limit);
+            })
+            .expect("start the watchdog thread");
+    });
+}
+
+fn watchdog_fire(limit: u64) -> ! {
+    let me = std::env::args().next().unwrap_or_default();
+    eprintln!("\nwatchdog: {me} still running after {limit} s: the stacks of its threads:");
+    let gdb = Command::new("gdb")
+        .args(["-p", &std::process::id().to_string(), "-batch", "-nx"])
+        .args([
+            "-ex",
+            "set print frame-arguments none",
+            "-ex",
+            "info threads",
+        ])
+        .args(["-ex", "thread apply all bt 40"])
+        .stdin(Stdio::null())
+        .spawn();
+    match gdb {
+        Ok(mut gdb) => {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while matches!(gdb.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = gdb.kill();
+            let _ = gdb.wait();
+        }
+        Err(e) => eprintln!("watchdog: gdb did not start ({e}); no stacks"),
+    }
+    let children = CHILDREN
+        .lock()
+        .map(|l| {
+            l.iter()
+                .map(|r| (r.pid, r.name, r.group, r.log.clone()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for (pid, name, group, log) in children {
+        eprintln!("watchdog: child {name} (pid {pid}) was still running");
+        if let Some(text) = log.and_then(|l| std::fs::read_to_string(l).ok()) {
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!(
+                "watchdog: the last lines of {name}'s log:\n{}",
+                tail.join("\n")
+            );
+        }
+        if group {
+            signal_group(pid, libc::SIGKILL);
+        } else {
+            signal(pid, libc::SIGKILL);
+        }
+    }
+    std::process::exit(124);
+}
+
 impl Proc {
+    /// Takes charge of `child`: stopped on drop, and by the watchdog if the binary hangs.
+    pub fn new(child: Child, name: &'static str) -> Self {
+        register(&child, name, false, None);
+        Self { child, name }
+    }
+
+    /// As `new`, for a child that leads its own process group (the watchdog stops the group).
+    pub fn group_leader(child: Child, name: &'static str) -> Self {
+        register(&child, name, true, None);
+        Self { child, name }
+    }
+
+    /// As `new`, with a log file the watchdog shows if the binary hangs.
+    pub fn logging_to(child: Child, name: &'static str, log: PathBuf) -> Self {
+        register(&child, name, false, Some(log));
+        Self { child, name }
+    }
+
     /// Sends SIGTERM (a graceful stop) and waits up to `limit` for the exit.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         signal(self.child.id(), libc::SIGTERM);
@@ -80,24 +203,69 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         // nginx's workers outlive a SIGKILLed master: stop it the way it wants to be stopped.
-        if self.name == "nginx" && self.terminate(Duration::from_secs(5)).is_some() {
-            return;
+        if !(self.name == "nginx" && self.terminate(Duration::from_secs(5)).is_some()) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        unregister(self.child.id());
     }
 }
 
-/// A port that was free a moment ago (for processes that cannot report their own).
+/// A free port for a server that cannot report its own (the gateway, nginx, php).
+///
+/// Taken from *below* the kernel's ephemeral range, so that between this check and the
+/// server's own bind nothing else can take it: every server started with port 0 and every
+/// outgoing connection's local port comes from the ephemeral range. (A port handed out
+/// from that range could be taken by a test running in parallel, or by a connection to
+/// the port itself while nothing listens yet: a TCP self-connect that looks like a server.)
+/// Each binary starts at its own offset; within a binary no port is handed out twice.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    watchdog();
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (first, span) = (10_000u32, low.saturating_sub(10_000).max(1_000));
+    let offset = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = first + (offset + n) % span;
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free port below the ephemeral range ({first}..{})",
+        first + span
+    );
 }
 
 /// Spawns a node script and waits for its one JSON line on stdout.
+///
+/// A peer that prints nothing within 30 s is stopped and started once more, loudly: once
+/// in CI an oidc-provider loaded its modules and then never reached its listen callback,
+/// and the test waited for it until CI's own limit. What the stuck process was doing
+/// (its state and kernel wait channel) is printed, so a repeat can be told apart from a
+/// gateway bug. A second failure fails the test.
 fn spawn_node(script: &str, envs: &[(&str, String)], name: &'static str) -> (Proc, Value) {
+    match try_spawn_node(script, envs, name) {
+        Ok(started) => started,
+        Err(why) => {
+            eprintln!("harness: {why}; starting {script} once more");
+            try_spawn_node(script, envs, name).unwrap_or_else(|why| panic!("{why}"))
+        }
+    }
+}
+
+fn try_spawn_node(
+    script: &str,
+    envs: &[(&str, String)],
+    name: &'static str,
+) -> Result<(Proc, Value), String> {
     let mut cmd = Command::new("node");
     cmd.arg(testenv().join(script))
         .current_dir(testenv())
@@ -111,22 +279,58 @@ fn spawn_node(script: &str, envs: &[(&str, String)], name: &'static str) -> (Pro
         .spawn()
         .unwrap_or_else(|e| panic!("spawn node {script}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .unwrap_or_else(|e| panic!("{script} output: {e}"));
-    // Keep reading what it prints later: a closed pipe would kill it on its next write.
+    let proc = Proc::new(child, name);
+    // The first line says it is listening. Read it on a thread, so that a peer that never
+    // starts is a failure with a reason, not a hang; then keep draining what it prints
+    // later (a closed pipe would kill it on its next write).
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let first = reader.read_line(&mut line).map(|_| line);
+        if tx.send(first).is_err() {
+            return;
+        }
         let mut sink = String::new();
         while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
             eprint!("[{name}] {sink}");
             sink.clear();
         }
     });
+    let line = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(line)) => line,
+        Ok(Err(e)) => return Err(format!("{script} output: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "{script} (pid {}) printed nothing within 30 s; {}",
+                proc.pid(),
+                process_state(proc.pid())
+            ))
+        }
+    };
     let info: Value = serde_json::from_str(line.trim())
-        .unwrap_or_else(|e| panic!("{script} did not start (printed {line:?}): {e}"));
-    (Proc { child, name }, info)
+        .map_err(|e| format!("{script} did not start (printed {line:?}): {e}"))?;
+    Ok((proc, info))
+}
+
+/// What the kernel says a process is doing: its state, threads and wait channel.
+fn process_state(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or("?")
+            .to_string()
+    };
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    format!(
+        "state {}, {} threads, waiting in {:?}",
+        field("State:"),
+        field("Threads:"),
+        wchan
+    )
 }
 
 pub struct Upstream {
@@ -300,10 +504,7 @@ pub fn start_gateway(port: u16, admin: u16, yaml: &str) -> Gateway {
         .spawn()
         .expect("spawn authgate");
     let gw = Gateway {
-        proc: Proc {
-            child,
-            name: "authgate",
-        },
+        proc: Proc::logging_to(child, "authgate", log.clone()),
         url: format!("http://127.0.0.1:{port}"),
         admin: format!("http://127.0.0.1:{admin}"),
         dir,
@@ -643,14 +844,9 @@ pub fn start_nginx(port: u16, http_body: &str) -> (Proc, tempfile::TempDir) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn nginx (apt install nginx)");
+    let proc = Proc::logging_to(child, "nginx", dir.path().join("error.log"));
     wait_for_port(port, "nginx");
-    (
-        Proc {
-            child,
-            name: "nginx",
-        },
-        dir,
-    )
+    (proc, dir)
 }
 
 /// Debian's SimpleSAMLphp as a SAML IdP (testenv/simplesamlphp/make-config.sh), served by
@@ -723,16 +919,14 @@ pub fn start_simplesamlphp(sp_base: &str, acs_base: &str) -> SimpleSaml {
         .spawn()
         .expect("php (apt install simplesamlphp php-cli php-xml php-mbstring)");
     let pgid = child.id();
+    let _proc = Proc::group_leader(child, "simplesamlphp");
     wait_for_port(port, "SimpleSAMLphp");
     SimpleSaml {
         port,
         base: format!("http://127.0.0.1:{port}"),
         dir,
         pgid,
-        _proc: Proc {
-            child,
-            name: "simplesamlphp",
-        },
+        _proc,
     }
 }
 
