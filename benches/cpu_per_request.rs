@@ -180,7 +180,7 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}" }}
         groups: (0..20)
             .map(|i| format!("6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1{i:02}"))
             .collect(),
-        roles: vec!["Reader".into(), "Admin".into()],
+        roles: ["Reader", "Admin"].into(),
         ..Default::default()
     };
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -24,21 +24,13 @@ fn identity() -> Identity {
         groups: (0..20)
             .map(|i| format!("6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1{i:02}"))
             .collect(),
-        roles: vec!["Reader".into(), "Admin".into()],
+        roles: ["Reader", "Admin"].into(),
         ..Default::default()
     }
 }
 
 fn header_names() -> HeaderNames {
-    HeaderNames {
-        user: "X-Auth-User".into(),
-        email: "X-Auth-Email".into(),
-        name: "X-Auth-Name".into(),
-        groups: "X-Auth-Groups".into(),
-        roles: "X-Auth-Roles".into(),
-        tenant: "X-Auth-Tenant".into(),
-        provider: "X-Auth-Provider".into(),
-    }
+    HeaderNames::default()
 }
 
 fn bench(c: &mut Criterion) {

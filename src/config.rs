@@ -232,6 +232,21 @@ pub struct HeaderNames {
     pub provider: String,
 }
 
+/// The documented defaults: `X-Auth-User`, `X-Auth-Email`, ...
+impl Default for HeaderNames {
+    fn default() -> Self {
+        HeaderNames {
+            user: "X-Auth-User".into(),
+            email: "X-Auth-Email".into(),
+            name: "X-Auth-Name".into(),
+            groups: "X-Auth-Groups".into(),
+            roles: "X-Auth-Roles".into(),
+            tenant: "X-Auth-Tenant".into(),
+            provider: "X-Auth-Provider".into(),
+        }
+    }
+}
+
 impl HeaderNames {
     pub fn all(&self) -> [&str; 7] {
         [
@@ -1569,14 +1584,15 @@ impl<'e> Reader<'e> {
             }
             v
         };
+        let d = HeaderNames::default();
         let h = HeaderNames {
-            user: take(self, "user", "X-Auth-User"),
-            email: take(self, "email", "X-Auth-Email"),
-            name: take(self, "name", "X-Auth-Name"),
-            groups: take(self, "groups", "X-Auth-Groups"),
-            roles: take(self, "roles", "X-Auth-Roles"),
-            tenant: take(self, "tenant", "X-Auth-Tenant"),
-            provider: take(self, "provider", "X-Auth-Provider"),
+            user: take(self, "user", &d.user),
+            email: take(self, "email", &d.email),
+            name: take(self, "name", &d.name),
+            groups: take(self, "groups", &d.groups),
+            roles: take(self, "roles", &d.roles),
+            tenant: take(self, "tenant", &d.tenant),
+            provider: take(self, "provider", &d.provider),
         };
         self.finish(o);
         let mut seen = HashSet::new();

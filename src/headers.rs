@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use crate::config::HeaderNames;
-use crate::identity::Identity;
+use crate::identity::{Identity, List};
 use crate::policy::GroupNames;
 
 /// Lower-case with `_` mapped to `-`: the form two spellings of one header share.
@@ -139,22 +139,27 @@ impl HeaderPlan {
         put(name, id.name.as_deref());
         put(tenant, id.tenant.as_deref());
         put(provider, Some(&id.provider));
-        if !id.groups.is_empty() {
-            match self.group_names.get(&id.provider) {
-                None => put(groups, Some(&id.groups.join(","))),
-                Some(names) => {
-                    let mapped: Vec<&str> = id
-                        .groups
-                        .iter()
-                        .map(|g| names.get(g).map_or(g.as_str(), String::as_str))
-                        .collect();
-                    put(groups, Some(&mapped.join(",")));
-                }
+        // Lists are kept joined: the header is one copy of them, unless group IDs are
+        // mapped to names.
+        let mut list = |name: &HeaderName, l: &List| match l.header_value() {
+            Some(v) => f(name, v),
+            None if !l.is_empty() => log::warn!(
+                "identity header {name} dropped: value has characters a header cannot carry"
+            ),
+            None => {}
+        };
+        match self.group_names.get(&id.provider) {
+            Some(names) if !id.groups.is_empty() => {
+                let mapped: List = id
+                    .groups
+                    .iter()
+                    .map(|g| names.get(g).map_or(g, String::as_str))
+                    .collect();
+                list(groups, &mapped);
             }
+            _ => list(groups, &id.groups),
         }
-        if !id.roles.is_empty() {
-            put(roles, Some(&id.roles.join(",")));
-        }
+        list(roles, &id.roles);
     }
 }
 
@@ -182,15 +187,7 @@ mod tests {
     }
 
     fn names() -> HeaderNames {
-        HeaderNames {
-            user: "X-Auth-User".into(),
-            email: "X-Auth-Email".into(),
-            name: "X-Auth-Name".into(),
-            groups: "X-Auth-Groups".into(),
-            roles: "X-Auth-Roles".into(),
-            tenant: "X-Auth-Tenant".into(),
-            provider: "X-Auth-Provider".into(),
-        }
+        HeaderNames::default()
     }
 
     #[test]
@@ -218,7 +215,7 @@ mod tests {
             user: "u1".into(),
             email: Some("a@b".into()),
             name: Some("evil\r\nX-Injected: 1".into()),
-            groups: vec!["g1".into(), "g2".into()],
+            groups: List::from(["g1", "g2"]),
             ..Default::default()
         };
         plan().inject(&mut req, &id);
@@ -259,6 +256,33 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         a.inject(&mut req, &id);
         assert!(req.headers.get("x-remote-user").is_none());
+    }
+
+    #[test]
+    fn prepared_headers_are_kept_for_a_bounded_number_of_identities() {
+        let a = plan();
+        let ids: Vec<Identity> = (0..40_000)
+            .map(|i| Identity {
+                provider: "demo".into(),
+                user: format!("user-{i:06}"),
+                ..Default::default()
+            })
+            .collect();
+        for id in &ids {
+            let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+            a.inject(&mut req, id);
+            assert_eq!(req.headers["x-auth-user"], id.user.as_str());
+        }
+        crate::identity::Prepared::settle();
+        let kept = ids.iter().filter(|i| i.prepared.is_kept()).count();
+        // 16 MiB at ~800 bytes each: about 20,000 kept, the rest dropped.
+        assert!((1_000..30_000).contains(&kept), "{kept} kept");
+        // A dropped set is prepared again on the identity's next request.
+        let dropped = ids.iter().find(|i| !i.prepared.is_kept()).unwrap();
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        a.inject(&mut req, dropped);
+        assert_eq!(req.headers["x-auth-user"], dropped.user.as_str());
+        assert!(dropped.prepared.is_kept());
     }
 
     #[test]

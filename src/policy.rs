@@ -133,7 +133,7 @@ pub fn decide(policy: &Policy, id: &Identity) -> Result<(), Deny> {
     if !policy.users.is_empty() && !policy.users.contains(&id.user) {
         return Err(Deny::UserNotAllowed);
     }
-    if !policy.roles.is_empty() && !id.roles.iter().any(|r| policy.roles.contains(r)) {
+    if !policy.roles.is_empty() && !id.roles.iter().any(|r| policy.roles.iter().any(|p| p == r)) {
         return Err(Deny::MissingRole);
     }
     if !policy.groups.is_empty()
@@ -166,6 +166,7 @@ pub fn decide(policy: &Policy, id: &Identity) -> Result<(), Deny> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::List;
 
     fn alice() -> Identity {
         Identity {
@@ -173,8 +174,8 @@ mod tests {
             user: "oid-alice".into(),
             email: Some("alice@Contoso.example".into()),
             tenant: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
-            groups: vec!["6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1".into()],
-            roles: vec!["Reader".into()],
+            groups: List::from(["6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1"]),
+            roles: List::from(["Reader"]),
             ..Default::default()
         }
     }
@@ -231,7 +232,7 @@ mod tests {
         );
         assert_eq!(p(&|p| p.require_assignment = true), Ok(()));
         let mut unassigned = a.clone();
-        unassigned.roles.clear();
+        unassigned.roles = List::default();
         let ra = Policy {
             require_assignment: true,
             ..Default::default()

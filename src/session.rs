@@ -257,7 +257,9 @@ impl Sessions {
                 .max_capacity(OPENED_MAX_BYTES)
                 .weigher(|k: &String, v: &Arc<Opened>| {
                     let id = v.identity.as_ref().map_or(0, |i| {
-                        256 + 64 * (i.groups.len() + i.roles.len())
+                        // The struct, the lists (kept joined) and the other strings.
+                        320 + i.groups.joined().len()
+                            + i.roles.joined().len()
                             + i.user.len()
                             + i.email.as_ref().map_or(0, String::len)
                             + i.name.as_ref().map_or(0, String::len)

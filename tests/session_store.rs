@@ -11,7 +11,7 @@ async fn conformance(store: &dyn SessionStore) {
     let alice = Arc::new(Identity {
         provider: "p".into(),
         user: "alice".into(),
-        groups: vec!["g".into()],
+        groups: authgate::identity::List::from(["g"]),
         ..Default::default()
     });
     assert!(

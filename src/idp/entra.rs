@@ -12,8 +12,8 @@
 //! - AADSTS errors (§16–18): the code, trace and correlation IDs out of `error_description`,
 //!   and what each code means for the person looking at the page.
 
+use crate::identity::List;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -398,7 +398,7 @@ pub struct Graph {
     client_secret: String,
     http: reqwest::Client,
     tokens: moka::future::Cache<String, (String, Instant)>,
-    groups: moka::future::Cache<String, Arc<Vec<String>>>,
+    groups: moka::future::Cache<String, List>,
 }
 
 /// Largest Graph response read (11,000 GUIDs in quotes is about 450 KB).
@@ -521,12 +521,12 @@ impl Graph {
             identity.user,
             groups.len()
         );
-        identity.groups = groups.as_ref().clone();
+        identity.groups = groups;
         Ok(())
     }
 
     /// Every group (transitive) of user `oid` in tenant `tid`.
-    pub async fn member_groups(&self, tid: &str, oid: &str) -> Result<Arc<Vec<String>>, String> {
+    pub async fn member_groups(&self, tid: &str, oid: &str) -> Result<List, String> {
         if !is_guid(tid) || !is_guid(oid) {
             return Err("tid and oid must be GUIDs to ask Graph".into());
         }
@@ -557,7 +557,7 @@ impl Graph {
                 .unwrap_or("no error given");
             return Err(format!("Graph getMemberObjects answered {status}: {msg}"));
         }
-        let ids: Vec<String> = body
+        let ids: List = body
             .get("value")
             .and_then(Value::as_array)
             .ok_or("Graph getMemberObjects response has no value list")?
@@ -566,7 +566,6 @@ impl Graph {
             .filter(|s| is_guid(s))
             .map(str::to_ascii_lowercase)
             .collect();
-        let ids = Arc::new(ids);
         self.groups.insert(key, ids.clone()).await;
         Ok(ids)
     }

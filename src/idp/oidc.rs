@@ -617,8 +617,8 @@ impl OidcProvider {
                 string_claim(&claims, "name")
             },
             tenant: string_claim(&claims, "tid"),
-            groups: list_claim(&claims, "groups"),
-            roles,
+            groups: list_claim(&claims, "groups").into(),
+            roles: roles.into(),
             name_id: None,
             session_index: None,
             prepared: Default::default(),
@@ -728,8 +728,8 @@ pub fn identity_from_claims(
         email: string_claim(claims, "email"),
         name: string_claim(claims, "name").or_else(|| string_claim(claims, "preferred_username")),
         tenant: string_claim(claims, "tid"),
-        groups: list_claim(claims, "groups"),
-        roles: list_claim(claims, "roles"),
+        groups: list_claim(claims, "groups").into(),
+        roles: list_claim(claims, "roles").into(),
         name_id: None,
         session_index: None,
         prepared: Default::default(),
@@ -739,6 +739,7 @@ pub fn identity_from_claims(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::List;
     use serde_json::json;
 
     #[test]
@@ -748,8 +749,8 @@ mod tests {
         let id = identity_from_claims("p", "oid", &c).unwrap();
         assert_eq!(id.user, "o");
         assert_eq!(id.tenant.as_deref(), Some("t"));
-        assert_eq!(id.groups, vec!["g1"]);
-        assert_eq!(id.roles, vec!["R"]);
+        assert_eq!(id.groups, List::from(["g1"]));
+        assert_eq!(id.roles, List::from(["R"]));
         assert!(identity_from_claims("p", "upn", &c).is_err());
     }
 }

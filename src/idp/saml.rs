@@ -432,8 +432,8 @@ impl SamlProvider {
             name: first(&a.name)
                 .or_else(|| first("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name")),
             tenant: first(&a.tenant),
-            groups: list(&a.groups),
-            roles: list(&a.roles),
+            groups: list(&a.groups).into(),
+            roles: list(&a.roles).into(),
             name_id: Some(v.name_id.clone()),
             session_index: v.session_index.clone(),
             prepared: Default::default(),
