@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use authgate::config::{HeaderNames, Secret, SessionConfig, StoreKind};
 use authgate::headers::HeaderPlan;
-use authgate::identity::Identity;
+use authgate::identity::{shared, Identity};
 use authgate::session::{now_secs, Check, Sessions};
 
 fn rss_kib() -> u64 {
@@ -53,11 +53,12 @@ fn main() {
     let mut cookies = Vec::with_capacity(n as usize);
     for i in 0..n {
         let identity = Identity {
-            provider: "entra".into(),
+            // As the sign-in mappers make them: provider name and tenant ID shared.
+            provider: shared("entra"),
             user: format!("00000000-0000-0000-0000-{i:012}"),
             email: Some(format!("user{i}@contoso.example")),
             name: Some(format!("User {i}")),
-            tenant: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
+            tenant: Some(shared("72f988bf-86f1-41af-91ab-2d7cd011db47")),
             groups: (0..group_count)
                 .map(|g| format!("6e6a3c0c-1d87-4d39-9b9a-{:06}{g:06}", i % 1_000_000))
                 .collect(),

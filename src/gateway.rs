@@ -640,7 +640,7 @@ impl Gateway {
                 self.count_sign_in(provider, "success");
                 audit["provider"] = provider.into();
                 audit["user"] = user.into();
-                audit["tenant"] = tenant.into();
+                audit["tenant"] = tenant.as_deref().into();
                 crate::logging::audit("sign_in", audit);
                 let mut cookies = vec![core.sessions.set_cookie(&sealed)];
                 cookies.extend(clear);
@@ -1059,7 +1059,7 @@ impl Gateway {
                 );
                 core.providers
                     .iter()
-                    .find(|p| p.name() == id.provider)
+                    .find(|p| p.name() == &*id.provider)
                     .and_then(|p| match p.as_ref() {
                         Provider::Oidc(o) => o.end_session_url(&signed_out),
                         Provider::Saml(s) => s.logout_url(id),

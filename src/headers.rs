@@ -148,7 +148,7 @@ impl HeaderPlan {
             ),
             None => {}
         };
-        match self.group_names.get(&id.provider) {
+        match self.group_names.get(&*id.provider) {
             Some(names) if !id.groups.is_empty() => {
                 let mapped: List = id
                     .groups

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct Identity {
     /// Name of the configured provider that signed the user in.
     #[serde(rename = "p")]
-    pub provider: String,
+    pub provider: Arc<str>,
     /// The stable user key (the provider's `user_claim`, `sub` by default).
     #[serde(rename = "u")]
     pub user: String,
@@ -18,7 +18,7 @@ pub struct Identity {
     #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
+    pub tenant: Option<Arc<str>>,
     #[serde(rename = "g", default, skip_serializing_if = "List::is_empty")]
     pub groups: List,
     #[serde(rename = "r", default, skip_serializing_if = "List::is_empty")]
@@ -31,6 +31,24 @@ pub struct Identity {
     /// The identity headers, built once per identity and header plan (never serialized).
     #[serde(skip)]
     pub prepared: Prepared,
+}
+
+/// One shared copy of a short string many identities carry (provider names, tenant IDs):
+/// 100,000 sessions of one tenant hold one tenant ID, not 100,000. Bounded: a string the
+/// table has dropped is simply copied again.
+pub fn shared(text: &str) -> Arc<str> {
+    static TABLE: std::sync::OnceLock<moka::sync::Cache<Arc<str>, (), ahash::RandomState>> =
+        std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .build_with_hasher(ahash::RandomState::new())
+    });
+    if text.len() > 256 {
+        return text.into();
+    }
+    let fresh: Arc<str> = text.into();
+    table.entry(fresh.clone()).or_insert(()).key().clone()
 }
 
 /// Identity headers ready to send, for the header plan whose id they carry: a session used
@@ -242,6 +260,16 @@ mod tests {
         assert_eq!(empty.iter().count(), 0);
         // Control characters: no header, but the values stay for policy decisions.
         assert!(List::new(["x\ny"]).header_value().is_none());
+    }
+
+    #[test]
+    fn shared_strings_are_one_copy() {
+        let a = shared("72f988bf-86f1-41af-91ab-2d7cd011db47");
+        let b = shared(&String::from("72f988bf-86f1-41af-91ab-2d7cd011db47"));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &shared("f8cdef31-a31e-4b4a-93e4-5f571e91255a")));
+        let long = "x".repeat(300);
+        assert_eq!(&*shared(&long), long.as_str());
     }
 
     #[test]

@@ -148,7 +148,25 @@ pub trait SessionStore: Send + Sync {
 
 /// In-process store (moka): bounded, entries expire at the session's absolute expiry.
 pub struct MemoryStore {
-    cache: Cache<String, (Arc<Identity>, u64)>,
+    cache: Cache<SidKey, (Arc<Identity>, u64)>,
+}
+
+/// A session id as a key held inline (ids are 24 characters): no string allocated per
+/// session besides the one moka makes for every key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct SidKey {
+    len: u8,
+    bytes: [u8; 32],
+}
+
+impl SidKey {
+    /// None for an id longer than any this gateway makes (such an id is never stored).
+    fn new(sid: &str) -> Option<Self> {
+        let len = u8::try_from(sid.len()).ok().filter(|&n| n <= 32)?;
+        let mut bytes = [0u8; 32];
+        bytes[..sid.len()].copy_from_slice(sid.as_bytes());
+        Some(SidKey { len, bytes })
+    }
 }
 
 impl MemoryStore {
@@ -174,9 +192,12 @@ impl MemoryStore {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn load(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
+        let Some(key) = SidKey::new(sid) else {
+            return Ok(None);
+        };
         Ok(self
             .cache
-            .get(sid)
+            .get(&key)
             .filter(|(_, exp)| *exp > now_secs())
             .map(|(id, _)| id))
     }
@@ -187,13 +208,18 @@ impl SessionStore for MemoryStore {
         identity: Arc<Identity>,
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        let key = SidKey::new(sid).ok_or_else(|| {
+            StoreError::Unavailable(format!("session id of {} bytes is too long", sid.len()))
+        })?;
         self.cache
-            .insert(sid.to_string(), (identity, now_secs() + ttl.as_secs()));
+            .insert(key, (identity, now_secs() + ttl.as_secs()));
         Ok(())
     }
 
     async fn remove(&self, sid: &str) -> Result<(), StoreError> {
-        self.cache.invalidate(sid);
+        if let Some(key) = SidKey::new(sid) {
+            self.cache.invalidate(&key);
+        }
         Ok(())
     }
 

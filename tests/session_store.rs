@@ -42,6 +42,16 @@ async fn conformance(store: &dyn SessionStore) {
     store.remove("s1").await.unwrap();
     assert!(store.load("s1").await.unwrap().is_none());
     assert_eq!(store.load("s2").await.unwrap().unwrap().user, "alice");
+    // Real ids are 24 characters; ids that share a prefix are different sessions; an id
+    // longer than any the gateway makes loads nothing.
+    let real = "Qk3xv9_TnRz0aB-1cD2eF3gH";
+    store
+        .save(real, bob.clone(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(store.load(real).await.unwrap().unwrap().user, "bob");
+    assert!(store.load(&real[..23]).await.unwrap().is_none());
+    assert!(store.load(&"x".repeat(300)).await.unwrap().is_none());
     // A zero TTL is expired at once.
     store
         .save("s3", alice.clone(), Duration::ZERO)

@@ -27,7 +27,7 @@ use url::Url;
 use super::entra::{self, Graph};
 use super::IdpError;
 use crate::config::OidcConfig;
-use crate::identity::Identity;
+use crate::identity::{shared, Identity};
 use crate::policy::Deny;
 
 type Client = CoreClient<
@@ -608,7 +608,7 @@ impl OidcProvider {
             .or_else(|| string_claim(&claims, "sub"))
             .ok_or_else(|| bad("token names no subject".into()))?;
         let mut identity = Identity {
-            provider: self.name.clone(),
+            provider: shared(&self.name),
             user,
             email: None,
             name: if app_only {
@@ -616,7 +616,7 @@ impl OidcProvider {
             } else {
                 string_claim(&claims, "name")
             },
-            tenant: string_claim(&claims, "tid"),
+            tenant: string_claim(&claims, "tid").map(|t| shared(&t)),
             groups: list_claim(&claims, "groups").into(),
             roles: roles.into(),
             name_id: None,
@@ -723,11 +723,11 @@ pub fn identity_from_claims(
         ))
     })?;
     Ok(Identity {
-        provider: provider.to_string(),
+        provider: shared(provider),
         user,
         email: string_claim(claims, "email"),
         name: string_claim(claims, "name").or_else(|| string_claim(claims, "preferred_username")),
-        tenant: string_claim(claims, "tid"),
+        tenant: string_claim(claims, "tid").map(|t| shared(&t)),
         groups: list_claim(claims, "groups").into(),
         roles: list_claim(claims, "roles").into(),
         name_id: None,

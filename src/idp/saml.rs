@@ -19,7 +19,7 @@ use super::entra::{self, Graph};
 use super::saml_verify::{self, Expect, Rejection, Trust, Verified};
 use super::IdpError;
 use crate::config::{SamlConfig, SamlIdp, RESERVED_PREFIX};
-use crate::identity::Identity;
+use crate::identity::{shared, Identity};
 use crate::metrics::Metrics;
 use crate::policy::Deny;
 
@@ -426,12 +426,12 @@ impl SamlProvider {
             .and_then(first)
             .unwrap_or_else(|| v.name_id.clone());
         Identity {
-            provider: self.name.clone(),
+            provider: shared(&self.name),
             user,
             email: first(&a.email),
             name: first(&a.name)
                 .or_else(|| first("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name")),
-            tenant: first(&a.tenant),
+            tenant: first(&a.tenant).map(|t| shared(&t)),
             groups: list(&a.groups).into(),
             roles: list(&a.roles).into(),
             name_id: Some(v.name_id.clone()),
