@@ -917,7 +917,15 @@ impl Gateway {
         if route.public {
             return respond(session, 200, "text/plain", Vec::new(), &[]).await;
         }
-        if let Some((identity, refreshed)) = self.session_of(core, req).await {
+        // The proxy passes the client's headers along: an API client's bearer token is judged
+        // here as it would be on a proxied route (a bad one is answered 401/403 now).
+        let found = match self.bearer(core, session, &route).await? {
+            Bearer::Answered => return Ok(()),
+            Bearer::Verified(identity) => Some((identity, None)),
+            Bearer::Absent => self.session_of(core, session.req_header()).await,
+        };
+        let req = session.req_header();
+        if let Some((identity, refreshed)) = found {
             if let Err(deny) = policy::decide(&route.policy, &identity) {
                 // Traefik shows this answer to the browser; ingress-nginx only reads the 403.
                 return self.forbid(session, &route, &identity, deny).await;

@@ -267,7 +267,10 @@ mod tests {
         let a = shared("72f988bf-86f1-41af-91ab-2d7cd011db47");
         let b = shared(&String::from("72f988bf-86f1-41af-91ab-2d7cd011db47"));
         assert!(Arc::ptr_eq(&a, &b));
-        assert!(!Arc::ptr_eq(&a, &shared("f8cdef31-a31e-4b4a-93e4-5f571e91255a")));
+        assert!(!Arc::ptr_eq(
+            &a,
+            &shared("f8cdef31-a31e-4b4a-93e4-5f571e91255a")
+        ));
         let long = "x".repeat(300);
         assert_eq!(&*shared(&long), long.as_str());
     }

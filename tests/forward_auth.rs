@@ -96,6 +96,10 @@ fn topology() -> Topology {
         "forward_auth:\n  enabled: true\n  trusted_proxies: [\"127.0.0.1/32\"]",
     )
     .replace(
+        "    user_claim: oid\n",
+        "    user_claim: oid\n    api_audience: \"api://authgate\"\n",
+    )
+    .replace(
         "routes:\n",
         &format!(
             "routes:\n  - name: admin\n    path_prefix: /admin\n    upstream: \"127.0.0.1:{}\"\n    allow:\n      roles: [Admin]\n",
@@ -259,4 +263,65 @@ fn traefik_forward_auth_dialect_and_trust_rules() {
     assert!(strict
         .log_text()
         .contains("not in forward_auth.trusted_proxies"));
+}
+
+#[test]
+fn bearer_tokens_are_judged_by_forward_auth() {
+    let t = topology();
+    let good = t._op.app_token(TENANT, "daemon", "api://authgate");
+    // Through nginx (auth_request passes the client's Authorization header to the gateway):
+    // the app reaches the upstream with the token's identity, not the forged header.
+    let r = api()
+        .get(format!("{}/app/report", t.front))
+        .header("accept", "application/json")
+        .header("X-Auth-User", "forged-admin")
+        .bearer_auth(&good)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = &echo(r)["headers"];
+    assert_eq!(h["x-auth-name"], "daemon");
+    assert_eq!(h["x-auth-roles"], "Reports.Read");
+    assert_eq!(h["x-auth-tenant"], TENANT);
+    assert_ne!(h["x-auth-user"], "forged-admin");
+    // The route policy holds for tokens too: /admin needs the Admin role.
+    let r = api()
+        .get(format!("{}/admin/", t.front))
+        .bearer_auth(&good)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403, "nginx relays the gateway's 403");
+
+    // At the gateway in Traefik's dialect: a bad token is refused with its reason and a
+    // challenge, never sent to sign in.
+    let gw_auth = format!("{}/_authgate/auth", t.gw.url);
+    let traefik = |token: &str| {
+        api()
+            .get(&gw_auth)
+            .header("X-Forwarded-Proto", "http")
+            .header("X-Forwarded-Host", t.front.trim_start_matches("http://"))
+            .header("X-Forwarded-Uri", "/app/report")
+            .header("accept", "text/html")
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+    };
+    let r = traefik(&good);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-auth-name"], "daemon");
+    let wrong_aud = t._op.app_token(TENANT, "daemon", "api://someone-else");
+    for bad in [wrong_aud.as_str(), "not-a-jwt"] {
+        let r = traefik(bad);
+        assert_eq!(r.status(), 401);
+        let challenge = r.headers()["www-authenticate"].to_str().unwrap();
+        assert!(challenge.contains("invalid_token"), "{challenge}");
+        assert!(r.headers().get("x-auth-user").is_none());
+    }
+    let unassigned = t._op.app_token(TENANT, "daemon-norole", "api://authgate");
+    let r = traefik(&unassigned);
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("x-auth-user").is_none());
+    let m = scrape(&t.gw.admin);
+    assert!(metric(&m, r#"authgate_denials_total{reason="invalid_token"}"#) >= 2.0);
+    let _ = &t.upstream;
 }
