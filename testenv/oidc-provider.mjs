@@ -11,6 +11,9 @@
 //
 // App-only tokens: the client-credentials grant with Entra's `scope=<resource>/.default`
 // gives a JWT access token for that resource (aud), with tid/oid/azp/idtyp/roles claims.
+// Delegated tokens: the authorization code flow with `resource=<resource>` and scope
+// `<resource>/access_as_user` gives the client a JWT access token for that resource with the
+// user's tid/oid/name/upn/groups/roles and `scp: access_as_user` (no idtyp), as Entra does.
 //
 // Microsoft Graph stand-in (no network reaches Microsoft), under /graph:
 //   POST /graph/v1.0/users/{oid}/getMemberObjects  → {"value": [group ids]}
@@ -160,7 +163,9 @@ function configuration(tid, graphResource) {
         async getResourceServerInfo(ctx, resource, client) {
           const ttl = DAEMONS[client.clientId]?.ttl ?? 3600;
           return {
-            scope: `${resource}/.default`,
+            // .default for apps (client credentials); access_as_user for a signed-in user's
+            // delegated token (authorization code with resource=<resource>).
+            scope: `${resource}/.default ${resource}/access_as_user`,
             audience: resource,
             accessTokenTTL: ttl,
             accessTokenFormat: 'jwt',
@@ -170,6 +175,19 @@ function configuration(tid, graphResource) {
       },
     },
     async extraTokenClaims(ctx, token) {
+      // A delegated token, as Entra's v2 access tokens for an API carry them: the user's
+      // tid/oid/name/upn, the API's app roles assigned to them, groups, and `scp`.
+      if (token.kind === 'AccessToken' && token.accountId && USERS[token.accountId]) {
+        const u = USERS[token.accountId];
+        const scp = String(token.scope || '').split(' ')
+          .filter((s) => s.endsWith('/access_as_user'))
+          .map((s) => s.slice(s.lastIndexOf('/') + 1))
+          .join(' ');
+        return {
+          tid: u.tid, oid: u.oid, name: u.name, preferred_username: u.preferred_username,
+          upn: u.upn, groups: u.groups, roles: u.roles, azp: token.clientId, ver: '2.0', scp,
+        };
+      }
       if (token.kind !== 'ClientCredentials') return undefined;
       const id = token.clientId;
       const roles = id === clientId
@@ -196,6 +214,9 @@ function configuration(tid, graphResource) {
       });
       grant.addOIDCScope('openid profile email');
       grant.addOIDCClaims(['tid', 'oid', 'upn', 'groups', 'roles', 'xms_edov', '_claim_names', '_claim_sources']);
+      // A sign-in that names an API (resource=...) consents to its delegated scope.
+      const resource = ctx.oidc.params.resource;
+      if (typeof resource === 'string' && resource) grant.addResourceScope(resource, `${resource}/access_as_user`);
       await grant.save();
       return grant;
     },

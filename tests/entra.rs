@@ -566,3 +566,60 @@ fn real_browser_signs_in_and_sees_the_denial_page() {
         );
     }
 }
+
+#[test]
+fn delegated_bearer_tokens_for_signed_in_users() {
+    let t = start(TENANT, "    api_audience: \"api://authgate\"", "");
+    let callback = format!("{}/_authgate/callback/entra", t.gw.url);
+    // alice's token, got by an app she signed in to (authorization code + resource=).
+    let alice =
+        t.op.user_token(TENANT, "alice", &callback, "api://authgate");
+    let (status, body, _) = json_get(&format!("{}/reports/q1", t.gw.url), None, Some(&alice));
+    assert_eq!(status, 200, "{body}");
+    let h = &body["headers"];
+    assert_eq!(h["x-auth-user"], ALICE_OID);
+    assert_eq!(h["x-auth-tenant"], TENANT);
+    assert_eq!(h["x-auth-roles"], "Reader,Admin");
+    assert_eq!(h["x-auth-groups"], format!("Admins,{STAFF}"));
+    assert_eq!(h["x-auth-email"], "alice@contoso.example", "the UPN");
+    let (status, _, _) = json_get(&format!("{}/admin/", t.gw.url), None, Some(&alice));
+    assert_eq!(status, 200, "alice is in Admins");
+
+    // bob has no app role: a delegated token needs none (only app-only tokens do), but the
+    // routes that ask for a role or an assignment still say no.
+    let bob = t.op.user_token(TENANT, "bob", &callback, "api://authgate");
+    let (status, body, _) = json_get(&format!("{}/contoso/x", t.gw.url), None, Some(&bob));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["headers"]["x-auth-user"],
+        "00000000-0000-0000-a1c4-7f3e2b1d9c55"
+    );
+    let (status, body, _) = json_get(&format!("{}/", t.gw.url), None, Some(&bob));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("not_assigned"))
+    );
+    let (status, body, _) = json_get(&format!("{}/reports/q1", t.gw.url), None, Some(&bob));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("missing_role"))
+    );
+
+    // A user token for another API, and one from another tenant: refused.
+    let elsewhere =
+        t.op.user_token(TENANT, "alice", &callback, "api://someone-else");
+    let (status, body, _) = json_get(&format!("{}/reports/q1", t.gw.url), None, Some(&elsewhere));
+    assert_eq!(status, 401);
+    assert!(
+        body["message"].as_str().unwrap().contains("audience"),
+        "{body}"
+    );
+    let mallory =
+        t.op.user_token(OTHER_TENANT, "mallory", &callback, "api://authgate");
+    let (status, body, _) = json_get(&format!("{}/contoso/x", t.gw.url), None, Some(&mallory));
+    assert_eq!(status, 401);
+    assert!(
+        body["message"].as_str().unwrap().contains("issuer"),
+        "{body}"
+    );
+}

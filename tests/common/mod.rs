@@ -369,14 +369,90 @@ impl OpenIdProvider {
             ])
             .send()
             .expect("token request");
-        let status = r.status();
-        let body: Value = r.json().expect("token response");
-        assert_eq!(status, 200, "client credentials refused: {body}");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string()
+        access_token(r, "client credentials")
     }
+}
+
+impl OpenIdProvider {
+    /// A delegated access token for `resource`, as an app gets one for a signed-in user: the
+    /// authorization code flow (with PKCE and `resource=`) as `user`, through the provider's
+    /// login form, redeemed by the gateway's client at the token endpoint. `redirect_uri` is a
+    /// registered one (a gateway callback); the code is taken from it, not followed.
+    pub fn user_token(
+        &self,
+        tenant: &str,
+        user: &str,
+        redirect_uri: &str,
+        resource: &str,
+    ) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let verifier = b64.encode(rand_bytes());
+        let challenge = b64.encode(openssl::sha::sha256(verifier.as_bytes()));
+        let base = format!("{}/{tenant}/v2.0", self.instance());
+        let discovery: Value = api()
+            .get(format!("{base}/.well-known/openid-configuration"))
+            .send()
+            .and_then(|r| r.json())
+            .expect("discovery");
+        let mut auth = reqwest::Url::parse(
+            discovery["authorization_endpoint"]
+                .as_str()
+                .expect("authorization_endpoint"),
+        )
+        .expect("authorization endpoint");
+        auth.query_pairs_mut()
+            .append_pair("client_id", CLIENT_ID)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", &format!("openid {resource}/access_as_user"))
+            .append_pair("resource", resource)
+            .append_pair("state", "delegated")
+            .append_pair("nonce", "delegated")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        let callback = Browser::new().login_until_callback(auth.as_str(), user);
+        let callback = reqwest::Url::parse(&callback).expect("callback URL");
+        let code = callback
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| panic!("no code in {callback}"));
+        let r = api()
+            .post(
+                discovery["token_endpoint"]
+                    .as_str()
+                    .expect("token_endpoint"),
+            )
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", &verifier),
+                ("resource", resource),
+            ])
+            .send()
+            .expect("token request");
+        access_token(r, "code redemption")
+    }
+}
+
+/// The access token of a token endpoint's answer, which must be a 200.
+fn access_token(r: Response, grant: &str) -> String {
+    let status = r.status();
+    let body: Value = r.json().expect("token response");
+    assert_eq!(status, 200, "{grant} refused: {body}");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    openssl::rand::rand_bytes(&mut b).expect("random bytes");
+    b
 }
 
 /// Starts the OpenID provider; `port` 0 = ephemeral. Each start has a new signing key.
