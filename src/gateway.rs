@@ -611,11 +611,7 @@ impl Gateway {
         self.deny(deny.label());
         log::warn!("sign-in with {provider} denied ({}): {why}", deny.label());
         let (title, message) = deny.explain();
-        let status = if deny == Deny::GroupsUnresolved {
-            503
-        } else {
-            403
-        };
+        let status = deny.status();
         let detail = format!("Reason: {}\n{why}", deny.label());
         let clear: Vec<(&str, String)> = clear.into_iter().map(|c| ("set-cookie", c)).collect();
         page_with(session, status, title, message, Some(&detail), None, &clear).await
@@ -986,7 +982,7 @@ impl Gateway {
                     route.name,
                     deny.label()
                 );
-                json_error(session, 403, deny.label(), deny.explain().1).await?;
+                json_error(session, deny.status(), deny.label(), deny.explain().1).await?;
                 Ok(Bearer::Answered)
             }
             Err(e) => {

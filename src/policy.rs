@@ -54,6 +54,15 @@ impl Deny {
         }
     }
 
+    /// The HTTP status: 403, except groups that could not be looked up (Graph down), a
+    /// condition on our side that a retry may clear: 503.
+    pub fn status(self) -> u16 {
+        match self {
+            Deny::GroupsUnresolved => 503,
+            _ => 403,
+        }
+    }
+
     /// What the person reading the denial page should know and do.
     pub fn explain(self) -> (&'static str, &'static str) {
         match self {

@@ -186,6 +186,8 @@ function configuration(tid, graphResource) {
         return {
           tid: u.tid, oid: u.oid, name: u.name, preferred_username: u.preferred_username,
           upn: u.upn, groups: u.groups, roles: u.roles, azp: token.clientId, ver: '2.0', scp,
+          // Too many groups: the overage marker instead, as in her ID token.
+          ...(u._claim_names ? { _claim_names: u._claim_names, _claim_sources: u._claim_sources } : {}),
         };
       }
       if (token.kind !== 'ClientCredentials') return undefined;

@@ -300,7 +300,8 @@ fn groups_overage_resolved_through_graph_or_denied() {
         0,
         &[],
     );
-    let graph = format!("    graph_url: \"{}/graph\"", op.instance());
+    let api = "    api_audience: \"api://authgate\"";
+    let graph = format!("    graph_url: \"{}/graph\"\n{api}", op.instance());
     // 230 group IDs do not fit a cookie: overage tenants keep sessions server-side.
     let memory = "  store: memory";
     let gw = start_gateway(
@@ -318,9 +319,20 @@ fn groups_overage_resolved_through_graph_or_denied() {
     assert_eq!(groups.split(',').count(), 230);
     assert!(groups.split(',').any(|g| g == "Admins"));
     assert!(gw.log_text().contains("230 groups from Graph"));
+    // Her API token has the same overage: its groups come from Graph too.
+    let token = op.user_token(
+        TENANT,
+        "olivia",
+        &format!("{}/_authgate/callback/entra", gw.url),
+        "api://authgate",
+    );
+    let (status, body, _) = json_get(&format!("{}/admin/", gw.url), None, Some(&token));
+    assert_eq!(status, 200, "{body}");
+    let groups = body["headers"]["x-auth-groups"].as_str().unwrap();
+    assert_eq!(groups.split(',').count(), 230);
 
     let closed = free_port();
-    let down = format!("    graph_url: \"http://127.0.0.1:{closed}\"");
+    let down = format!("    graph_url: \"http://127.0.0.1:{closed}\"\n{api}");
     let gw_down = start_gateway(
         port_down,
         admin_down,
@@ -347,6 +359,12 @@ fn groups_overage_resolved_through_graph_or_denied() {
             "authgate_sign_ins_total{provider=\"entra\",result=\"groups_unresolved\"}"
         ),
         1.0
+    );
+    // Her API token: refused with the same reason, as a retryable 503.
+    let (status, body, _) = json_get(&format!("{}/admin/", gw_down.url), None, Some(&token));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("groups_unresolved"))
     );
     // Alice's groups fit in her token: Graph being down does not matter to her.
     let alice = Browser::new();

@@ -493,7 +493,8 @@ impl OidcProvider {
     /// Validates an `Authorization: Bearer` access token for this provider's `api_audience`:
     /// signature against the provider's JWKS (RS256/PS256/ES256 only, refreshed once on an
     /// unknown key), `aud`, `exp`/`nbf` with the clock skew, the issuer (Entra: per-tenant
-    /// template, v1 or v2), then the tenant allow-list. An app-only token (`idtyp: app`, or no
+    /// template, v1 or v2), then the Entra identity rules of a sign-in (tenant allow-list,
+    /// trusted email, groups overage through Graph). An app-only token (`idtyp: app`, or no
     /// `scp`) must carry `roles`: Entra hands app tokens to any app that asks, assigned or not.
     pub fn accepts_bearer(&self) -> bool {
         self.cfg.api_audience.is_some()
@@ -624,23 +625,9 @@ impl OidcProvider {
             prepared: Default::default(),
         };
         if let Some(e) = &self.cfg.entra {
-            if !app_only {
-                identity.email = entra::trusted_email(&claims);
-            }
-            let tid = identity.tenant.clone().unwrap_or_default();
-            if !e.allowed_tenants.allows(&tid) {
-                return Err(IdpError::Denied(
-                    Deny::WrongTenant,
-                    format!("tenant {tid} is not in allowed_tenants"),
-                ));
-            }
-            if entra::groups_overage(&claims) {
-                return Err(IdpError::Denied(
-                    Deny::GroupsUnresolved,
-                    "bearer token has a groups overage; groups are not looked up for API calls"
-                        .into(),
-                ));
-            }
+            // The same rules as at sign-in: allowed tenants, the nOAuth-safe email (an app
+            // has none), and a groups overage looked up in Graph (cached per user).
+            self.entra_identity(e, &claims, &mut identity).await?;
         } else {
             identity.email = string_claim(&claims, "email");
         }
