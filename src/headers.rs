@@ -183,11 +183,7 @@ mod tests {
     use super::*;
 
     fn plan() -> HeaderPlan {
-        HeaderPlan::new(&names()).unwrap()
-    }
-
-    fn names() -> HeaderNames {
-        HeaderNames::default()
+        HeaderPlan::new(&HeaderNames::default()).unwrap()
     }
 
     #[test]
@@ -246,7 +242,7 @@ mod tests {
         // A reloaded configuration that renames the header: the cached set is not reused.
         let names = HeaderNames {
             user: "X-Remote-User".into(),
-            ..names()
+            ..HeaderNames::default()
         };
         let b = HeaderPlan::new(&names).unwrap();
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();

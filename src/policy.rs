@@ -142,7 +142,7 @@ pub fn decide(policy: &Policy, id: &Identity) -> Result<(), Deny> {
     if !policy.users.is_empty() && !policy.users.contains(&id.user) {
         return Err(Deny::UserNotAllowed);
     }
-    if !policy.roles.is_empty() && !id.roles.iter().any(|r| policy.roles.iter().any(|p| p == r)) {
+    if !policy.roles.is_empty() && !policy.roles.iter().any(|p| id.roles.contains(p)) {
         return Err(Deny::MissingRole);
     }
     if !policy.groups.is_empty()

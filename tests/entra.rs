@@ -623,21 +623,16 @@ fn delegated_bearer_tokens_for_signed_in_users() {
         (403, Some("missing_role"))
     );
 
-    // A user token for another API, and one from another tenant: refused.
+    // A user token for another API, and one from another tenant: refused, with the reason.
+    let refused = |path: &str, token: &str, reason: &str| {
+        let (status, body, _) = json_get(&format!("{}{path}", t.gw.url), None, Some(token));
+        assert_eq!(status, 401);
+        assert!(body["message"].as_str().unwrap().contains(reason), "{body}");
+    };
     let elsewhere =
         t.op.user_token(TENANT, "alice", &callback, "api://someone-else");
-    let (status, body, _) = json_get(&format!("{}/reports/q1", t.gw.url), None, Some(&elsewhere));
-    assert_eq!(status, 401);
-    assert!(
-        body["message"].as_str().unwrap().contains("audience"),
-        "{body}"
-    );
+    refused("/reports/q1", &elsewhere, "audience");
     let mallory =
         t.op.user_token(OTHER_TENANT, "mallory", &callback, "api://authgate");
-    let (status, body, _) = json_get(&format!("{}/contoso/x", t.gw.url), None, Some(&mallory));
-    assert_eq!(status, 401);
-    assert!(
-        body["message"].as_str().unwrap().contains("issuer"),
-        "{body}"
-    );
+    refused("/contoso/x", &mallory, "issuer");
 }
