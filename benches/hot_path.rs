@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the hot path pieces: a request with a valid session pays for route
-//! matching, path normalization, header stripping, opening the sealed cookie, and injecting
+//! matching, the canonical request reading, header stripping, opening the sealed cookie, and injecting
 //! identity headers, and the route's policy decision. Run: cargo bench --bench hot_path
 
 use std::hint::black_box;
@@ -9,7 +9,8 @@ use authgate::config::{HeaderNames, RouteConfig, Secret, SessionConfig, StoreKin
 use authgate::headers::HeaderPlan;
 use authgate::identity::Identity;
 use authgate::policy::{self, Policy};
-use authgate::route::{normalize_path, RouteTable};
+use authgate::canonical::{self, Exceptions};
+use authgate::route::RouteTable;
 use authgate::session::{now_secs, Sessions, Ticket};
 use criterion::{criterion_group, criterion_main, Criterion};
 use pingora::http::RequestHeader;
@@ -86,7 +87,7 @@ fn bench(c: &mut Criterion) {
                 req
             },
             |mut req| {
-                plan.strip(&mut req);
+                plan.strip(&mut req, false);
                 plan.inject(&mut req, &id);
                 req
             },
@@ -107,6 +108,7 @@ fn bench(c: &mut Criterion) {
             public: false,
             provider: 0,
             policy: Policy::default(),
+            exceptions: Exceptions::default(),
         })
         .chain(std::iter::once(RouteConfig {
             name: "root".into(),
@@ -120,6 +122,7 @@ fn bench(c: &mut Criterion) {
             public: false,
             provider: 0,
             policy: Policy::default(),
+            exceptions: Exceptions::default(),
         }))
         .collect();
     let table = RouteTable::new(&routes);
@@ -150,8 +153,16 @@ fn bench(c: &mut Criterion) {
     c.bench_function("policy_decide_group_and_role", |b| {
         b.iter(|| policy::decide(black_box(&admin), black_box(&id)))
     });
-    c.bench_function("normalize_path", |b| {
-        b.iter(|| normalize_path(black_box("/app/some/page/with/segments")))
+    c.bench_function("canonical_request", |b| {
+        b.iter(|| {
+            canonical::read(
+                black_box(b"/app/some/page/with/segments?x=1"),
+                black_box(&[b"gw.example:8443"]),
+                None,
+                true,
+                Exceptions::default(),
+            )
+        })
     });
 }
 

@@ -63,6 +63,11 @@ pub struct Config {
     pub session: SessionConfig,
     pub headers: HeaderNames,
     pub forward_auth: ForwardAuth,
+    /// Peers whose `Forwarded` / `X-Forwarded-*` headers are kept (and appended to); from
+    /// anyone else the gateway removes them and sets its own.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The whole request head must arrive within this time (slow-header clients).
+    pub request_header_timeout: Duration,
     pub log_format: LogFormat,
     /// Reload when the file changes (besides SIGHUP).
     pub watch_config: bool,
@@ -82,6 +87,8 @@ pub struct RouteConfig {
     pub provider: usize,
     /// Who may pass, beyond being signed in (`allow:`); group names already resolved to IDs.
     pub policy: Policy,
+    /// Path forms this route accepts although some upstreams read them differently.
+    pub exceptions: crate::canonical::Exceptions,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -221,6 +228,16 @@ pub struct SessionConfig {
     pub max_sessions: u64,
 }
 
+impl SessionConfig {
+    /// The name pending sign-ins and other path-scoped cookies derive theirs from: the
+    /// session cookie's without the `__Host-` prefix (which requires `Path=/`).
+    pub fn base_name(&self) -> &str {
+        self.cookie_name
+            .strip_prefix("__Host-")
+            .unwrap_or(&self.cookie_name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeaderNames {
     pub user: String,
@@ -230,6 +247,8 @@ pub struct HeaderNames {
     pub roles: String,
     pub tenant: String,
     pub provider: String,
+    /// More client headers to remove (`headers.strip`): exact names, or prefixes ending `*`.
+    pub strip: Vec<String>,
 }
 
 /// The documented defaults: `X-Auth-User`, `X-Auth-Email`, ...
@@ -243,6 +262,7 @@ impl Default for HeaderNames {
             roles: "X-Auth-Roles".into(),
             tenant: "X-Auth-Tenant".into(),
             provider: "X-Auth-Provider".into(),
+            strip: Vec::new(),
         }
     }
 }
@@ -273,6 +293,18 @@ pub enum LogFormat {
 pub struct ForwardAuth {
     pub enabled: bool,
     pub trusted_proxies: Vec<Cidr>,
+    /// Which headers describe the original request: never guessed from what arrived.
+    pub dialect: Dialect,
+}
+
+/// How an ingress controller describes the request it asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// ingress-nginx `auth-url`: `X-Original-URL` only.
+    #[default]
+    Nginx,
+    /// Traefik ForwardAuth: `X-Forwarded-Proto`, `-Host`, `-Uri` only.
+    Traefik,
 }
 
 /// An address range such as `10.0.0.0/8` or `::1/128`.
@@ -676,8 +708,15 @@ impl<'e> Reader<'e> {
             }
         };
         let watch_config = self.bool(&mut server, "watch_config").unwrap_or(false);
+        let request_header_timeout = self
+            .duration(&mut server, "request_header_timeout")
+            .unwrap_or(Duration::from_secs(15));
+        if request_header_timeout.is_zero() {
+            self.err("server.request_header_timeout", "must be more than 0s");
+        }
         self.finish(server);
-        let forward_auth = self.forward_auth(&mut top);
+        let trusted_proxies = self.cidrs(&mut top, "trusted_proxies");
+        let forward_auth = self.forward_auth(&mut top, &trusted_proxies);
 
         let providers = self.providers(&mut top);
         let routes = self.routes(&mut top, &providers);
@@ -702,22 +741,20 @@ impl<'e> Reader<'e> {
             session: session?,
             headers: headers?,
             forward_auth,
+            trusted_proxies,
+            request_header_timeout,
             log_format,
             watch_config,
             warnings: Vec::new(),
         })
     }
 
-    fn forward_auth(&mut self, top: &mut Obj<'_>) -> ForwardAuth {
-        let mut o = {
-            let v = self.get(top, "forward_auth");
-            self.obj("forward_auth", v)
-        };
-        let enabled = self.bool(&mut o, "enabled").unwrap_or(false);
-        let mut trusted_proxies = Vec::new();
-        for (path, v) in self.list(&mut o, "trusted_proxies") {
+    /// A list of address ranges at `key` of `o`.
+    fn cidrs(&mut self, o: &mut Obj<'_>, key: &str) -> Vec<Cidr> {
+        let mut out = Vec::new();
+        for (path, v) in self.list(o, key) {
             match v.as_str().map(|s| (s, Cidr::parse(s))) {
-                Some((_, Some(c))) => trusted_proxies.push(c),
+                Some((_, Some(c))) => out.push(c),
                 Some((s, None)) => self.err(
                     path,
                     format!("{s:?} is not an address or range like 10.0.0.0/8"),
@@ -725,22 +762,48 @@ impl<'e> Reader<'e> {
                 None => self.err(path, "expected an address range string"),
             }
         }
+        out
+    }
+
+    fn forward_auth(&mut self, top: &mut Obj<'_>, trusted: &[Cidr]) -> ForwardAuth {
+        let mut o = {
+            let v = self.get(top, "forward_auth");
+            self.obj("forward_auth", v)
+        };
+        let enabled = self.bool(&mut o, "enabled").unwrap_or(false);
+        let own = o.map.is_some_and(|m| m.contains_key("trusted_proxies"));
+        let mut trusted_proxies = self.cidrs(&mut o, "trusted_proxies");
+        if !own {
+            trusted_proxies = trusted.to_vec();
+        }
+        let dialect = match self.string(&mut o, "dialect").as_deref() {
+            None | Some("nginx") => Dialect::Nginx,
+            Some("traefik") => Dialect::Traefik,
+            Some(other) => {
+                self.err(
+                    "forward_auth.dialect",
+                    format!("{other:?} is not nginx or traefik"),
+                );
+                Dialect::Nginx
+            }
+        };
         if enabled
             && trusted_proxies.is_empty()
             && !self
                 .errors
                 .iter()
-                .any(|e| e.path.starts_with("forward_auth"))
+                .any(|e| e.path.starts_with("forward_auth") || e.path.starts_with("trusted_proxies"))
         {
             self.err(
                 "forward_auth.trusted_proxies",
-                "required when forward_auth is enabled: the addresses of the ingress controllers whose X-Original-URL / X-Forwarded-* headers may be believed",
+                "required when forward_auth is enabled (or set the top-level trusted_proxies): the addresses of the ingress controllers whose X-Original-URL / X-Forwarded-* headers may be believed",
             );
         }
         self.finish(o);
         ForwardAuth {
             enabled,
             trusted_proxies,
+            dialect,
         }
     }
 
@@ -1353,7 +1416,15 @@ impl<'e> Reader<'e> {
                 .unwrap_or_else(|| "/".to_string());
             if !path_prefix.starts_with('/') {
                 self.err(join(&path, "path_prefix"), "must start with /");
-            } else if path_prefix.starts_with(RESERVED_PREFIX) {
+            } else if !path_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,=@".contains(&b))
+            {
+                self.err(
+                    join(&path, "path_prefix"),
+                    "use letters, digits and -._~!$&'()*+,=@ only (no %, ;, spaces or non-ASCII: requests are compared after normalization)",
+                );
+            } else if crate::canonical::has_prefix_ci(&path_prefix, RESERVED_PREFIX) {
                 self.err(
                     join(&path, "path_prefix"),
                     format!("{RESERVED_PREFIX} is reserved for the gateway's own endpoints"),
@@ -1367,6 +1438,23 @@ impl<'e> Reader<'e> {
             }
             let upstream = self.upstream(&mut o, &path);
             let public = self.bool(&mut o, "public").unwrap_or(false);
+            let mut exceptions = crate::canonical::Exceptions::default();
+            for e in self
+                .string_list(&mut o, "path_exceptions")
+                .unwrap_or_default()
+            {
+                match e.as_str() {
+                    "path_parameters" => exceptions.path_parameters = true,
+                    "encoded_slash" => exceptions.encoded_slash = true,
+                    other => self.err(
+                        join(&path, "path_exceptions"),
+                        format!(
+                            "unknown exception {other:?} (known: {})",
+                            crate::canonical::Exceptions::ALL.join(", ")
+                        ),
+                    ),
+                }
+            }
             let mut policy = self.policy(&mut o, &path);
             if public && !policy.is_empty() {
                 self.err(
@@ -1409,6 +1497,7 @@ impl<'e> Reader<'e> {
                     public,
                     provider,
                     policy,
+                    exceptions,
                 });
             }
         }
@@ -1553,6 +1642,14 @@ impl<'e> Reader<'e> {
             }
         };
         let max_sessions = self.uint(&mut o, "max_sessions").unwrap_or(1_000_000);
+        // Over https the session cookie is `__Host-` prefixed: a sibling subdomain cannot
+        // plant or overwrite it (no Domain, Path=/, Secure are then enforced by browsers).
+        let host_prefix = self.bool(&mut o, "host_prefix").unwrap_or(true);
+        let cookie_name = if secure && host_prefix && !cookie_name.starts_with("__") {
+            format!("__Host-{cookie_name}")
+        } else {
+            cookie_name
+        };
         self.finish(o);
         Some(SessionConfig {
             cookie_name,
@@ -1593,7 +1690,21 @@ impl<'e> Reader<'e> {
             roles: take(self, "roles", &d.roles),
             tenant: take(self, "tenant", &d.tenant),
             provider: take(self, "provider", &d.provider),
+            strip: self.string_list(&mut o, "strip").unwrap_or_default(),
         };
+        for n in &h.strip {
+            let name = n.strip_suffix('*').unwrap_or(n);
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                self.err(
+                    "headers.strip",
+                    format!("{n:?} is not a header name (or a prefix ending in *)"),
+                );
+            }
+        }
         self.finish(o);
         let mut seen = HashSet::new();
         for n in h.all() {

@@ -1,8 +1,9 @@
 //! The proxy: `impl ProxyHttp`, reading in the order a request flows.
 //!
-//! request_filter: gateway endpoints → path normalization → route match → strip spoofable
-//! identity headers → session check → (no session: sign-in redirect for browsers, 401 for
-//! API callers). upstream_request_filter: inject identity headers, drop the gateway's
+//! request_filter: the canonical request (or a 400) → gateway endpoints → route match →
+//! upstream target and Host set to what was read → strip spoofable identity and forwarding
+//! headers → authenticate (bearer or session, then policy; shared with forward-auth) → (no
+//! session: sign-in redirect for browsers, 401 for API callers). upstream_request_filter: inject identity headers, drop the gateway's
 //! cookies. response_filter: refreshed session cookie. logging: metrics.
 
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
-use crate::config::{Config, RESERVED_PREFIX};
+use crate::canonical::{self, Canonical, Refusal};
+use crate::config::{Config, Dialect, RESERVED_PREFIX};
 use crate::headers::{without_cookies, HeaderPlan};
 use crate::identity::Identity;
 use crate::idp::entra::AadError;
@@ -28,12 +30,34 @@ use crate::metrics::Metrics;
 use crate::pages;
 use crate::policy::{self, Deny};
 use crate::return_to;
-use crate::route::{normalize_path, Route, RouteTable};
-use crate::session::{find_cookie, now_secs, Check, Sessions};
+use crate::route::{NoRoute, Route, RouteTable};
+use crate::session::{all_cookies, now_secs, Check, Sessions};
 
 /// More trips to the IdP than this within `LOOP_WINDOW` is a sign-in loop.
 const LOOP_MAX: u32 = 5;
 const LOOP_WINDOW: Duration = Duration::from_secs(60);
+
+/// The sealed sign-in loop counter: trips to the IdP that followed a completed sign-in.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Trips {
+    n: u32,
+    t: u64,
+}
+
+/// What the shared authentication step (route → bearer or session → policy) came to.
+enum Auth {
+    /// A public route: nobody needs to be signed in.
+    Public,
+    Allowed {
+        identity: Arc<Identity>,
+        /// A re-issued session cookie value (idle timeout), to set on the answer.
+        refreshed: Option<String>,
+    },
+    /// No bearer token and no session: the caller must sign in.
+    NoSession,
+    /// Refused (bad token, policy denial); the answer is written.
+    Answered,
+}
 
 /// What an `Authorization: Bearer` header came to.
 enum Bearer {
@@ -58,8 +82,10 @@ pub struct Core {
     pub sessions: Arc<Sessions>,
     pub providers: Vec<Arc<Provider>>,
     login_prefix: String,
-    /// Counts this browser's trips to the IdP, to break sign-in loops.
+    /// Counts this browser's trips to the IdP after completed sign-ins, to break loops.
     loop_cookie: String,
+    /// Set when a sign-in completes: the next trip to the IdP counts as a loop round.
+    done_cookie: String,
 }
 
 impl Core {
@@ -106,8 +132,9 @@ impl Core {
                         .map(|p| (p.name.clone(), p.group_names.clone()))
                         .collect(),
                 ),
-            login_prefix: format!("{}_login_", cfg.session.cookie_name),
+            login_prefix: format!("{}_login_", cfg.session.base_name()),
             loop_cookie: format!("{}_loop", cfg.session.cookie_name),
+            done_cookie: format!("{}_done", cfg.session.cookie_name),
             sessions,
             providers,
             cfg,
@@ -118,6 +145,20 @@ impl Core {
         name == self.sessions.cfg.cookie_name
             || name.starts_with(&self.login_prefix)
             || name == self.loop_cookie
+            || name == self.done_cookie
+    }
+
+    /// The peer is a trusted proxy (`trusted_proxies`): its forwarding headers stand.
+    fn trusts(&self, session: &Session) -> bool {
+        session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .is_some_and(|a| self.cfg.trusted_proxies.iter().any(|c| c.contains(a.ip())))
+    }
+
+    /// A sealed value of cookie `name` that opens, if the request carries one.
+    fn sealed<T: serde::de::DeserializeOwned>(&self, req: &RequestHeader, name: &str) -> Option<T> {
+        cookie_values(req, name).find_map(|v| self.sessions.sealer().open::<T>(name, v))
     }
 
     fn login_cookie_name(&self, state: &str) -> String {
@@ -182,6 +223,11 @@ pub struct Ctx {
     set_cookie: Option<String>,
     started: Option<Instant>,
     upstream_sent: Option<Instant>,
+    /// The canonical `Host` and port (for `X-Forwarded-Host`/`-Port`).
+    authority: Option<String>,
+    port: Option<u16>,
+    /// The peer is a trusted proxy: its forwarding headers are kept and appended to.
+    trusted_peer: bool,
 }
 
 impl Gateway {
@@ -229,39 +275,47 @@ impl Gateway {
         let return_to = return_to::sanitize(path_and_query, &core.cfg.public_url);
         self.deny("unauthenticated");
         if wants_html(req) {
-            // A browser sent to sign in again and again within a minute is in a loop (its
-            // session cookie never sticks): say so instead of redirecting once more.
+            // A browser that completed a sign-in and yet comes back without a session, again
+            // and again within a minute, is in a loop (its session cookie never sticks): say
+            // so instead of redirecting once more. Tabs that merely start sign-ins do not
+            // count; the counter is sealed, so a client cannot set it.
             let now = now_secs();
-            let (trips, first) = cookie_values(req, &core.loop_cookie)
-                .find_map(|v| {
-                    let (n, t) = v.split_once('.')?;
-                    Some((n.parse::<u32>().ok()?, t.parse::<u64>().ok()?))
-                })
-                .filter(|(_, t)| now.saturating_sub(*t) < LOOP_WINDOW.as_secs())
-                .unwrap_or((0, now));
-            if trips >= LOOP_MAX {
+            let window = LOOP_WINDOW.as_secs();
+            let mut trips = core
+                .sealed::<Trips>(req, &core.loop_cookie)
+                .filter(|t| now.saturating_sub(t.t) < window)
+                .unwrap_or(Trips { n: 0, t: now });
+            let completed = core
+                .sealed::<u64>(req, &core.done_cookie)
+                .is_some_and(|t| now.saturating_sub(t) < window);
+            if completed {
+                trips.n += 1;
+            }
+            if trips.n >= LOOP_MAX {
                 self.deny("sign_in_loop");
                 log::warn!(
-                    "sign-in loop: this browser was sent to sign in {trips} times within {}s without keeping a session (route {}); check that cookies reach {} (public_url scheme and host, third-party cookie blocking, clock)",
-                    LOOP_WINDOW.as_secs(),
+                    "sign-in loop: this browser signed in {} times within {window}s without keeping a session (route {}); check that cookies reach {} (public_url scheme and host, third-party cookie blocking, clock)",
+                    trips.n,
                     route.name,
                     core.cfg.public_url
                 );
                 return page(
                     session,
-                    500,
+                    429,
                     "Sign-in is going around in circles",
                     "You signed in, but your browser keeps coming back without a session, so the gateway stopped sending you to sign in again. Check that cookies are allowed for this site, wait a minute, and reload. If it persists, tell your administrator: the gateway log names the cause.",
                     None,
                 )
                 .await;
             }
-            let counter = core.sessions.cookie(
-                &core.loop_cookie,
-                &format!("{}.{first}", trips + 1),
-                "/",
-                Some(LOOP_WINDOW),
-            );
+            let sealed = core.sessions.sealer().seal(&core.loop_cookie, &trips).unwrap_or_default();
+            let counter = core
+                .sessions
+                .cookie(&core.loop_cookie, &sealed, "/", Some(LOOP_WINDOW));
+            let mut extra = vec![counter];
+            if completed {
+                extra.push(core.sessions.cookie(&core.done_cookie, "", "/", Some(Duration::ZERO)));
+            }
             let pending_logins = core.count_login_cookies(req);
             return self
                 .start_sign_in(
@@ -270,7 +324,7 @@ impl Gateway {
                     route.provider,
                     return_to,
                     pending_logins,
-                    Some(counter),
+                    extra,
                 )
                 .await;
         }
@@ -302,7 +356,7 @@ impl Gateway {
         provider: usize,
         return_to: String,
         pending_logins: Vec<String>,
-        extra_cookie: Option<String>,
+        extra_cookies: Vec<String>,
     ) -> Result<()> {
         let Some(p) = core.providers.get(provider) else {
             return page(
@@ -350,7 +404,7 @@ impl Gateway {
                         .cookie(&name, &sealed, &login_path, Some(LOGIN_TTL))
                 };
                 let mut cookies = vec![pending_cookie];
-                cookies.extend(extra_cookie);
+                cookies.extend(extra_cookies);
                 // Many abandoned sign-ins: clear them so the Cookie header cannot grow forever.
                 if pending_logins.len() >= MAX_PENDING_LOGINS {
                     for old in pending_logins {
@@ -379,9 +433,10 @@ impl Gateway {
     }
 
     /// Requests under `/_authgate/`: the gateway's own endpoints.
-    async fn own_endpoint(&self, core: &Core, session: &mut Session) -> Result<()> {
-        let path = session.req_header().uri.path().to_string();
-        let rest = path.strip_prefix(RESERVED_PREFIX).unwrap_or("");
+    /// `path` is the canonical path, under the reserved prefix in some spelling of its case.
+    async fn own_endpoint(&self, core: &Core, session: &mut Session, path: &str) -> Result<()> {
+        let rest = path.get(RESERVED_PREFIX.len()..).unwrap_or("").to_string();
+        let rest = rest.as_str();
         match rest {
             "/sign_out" => self.sign_out(core, session).await,
             "/auth" => self.forward_auth(core, session).await,
@@ -407,7 +462,7 @@ impl Gateway {
                     return page(session, 404, "Unknown identity provider", "No provider by that name is configured.", None).await;
                 };
                 let pending = core.count_login_cookies(session.req_header());
-                self.start_sign_in(core, session, provider, return_to, pending, None)
+                self.start_sign_in(core, session, provider, return_to, pending, Vec::new())
                     .await
             }
             _ if rest.starts_with("/saml/") => {
@@ -640,6 +695,10 @@ impl Gateway {
                 crate::logging::audit("sign_in", audit);
                 let mut cookies = vec![core.sessions.set_cookie(&sealed)];
                 cookies.extend(clear);
+                // If this browser comes back without the session, it is a loop round.
+                if let Some(done) = core.sessions.sealer().seal(&core.done_cookie, &now_secs()) {
+                    cookies.push(core.sessions.cookie(&core.done_cookie, &done, "/", Some(LOOP_WINDOW)));
+                }
                 redirect(session, core.public(return_to), &cookies).await
             }
             Err(e) => {
@@ -843,8 +902,9 @@ impl Gateway {
     }
 
     /// Forward-auth (ingress-nginx `auth-url`, Traefik ForwardAuth): decide on the original
-    /// request an ingress controller describes in its headers. 2xx with the identity headers
-    /// when signed in; 401 otherwise (or, for Traefik browsers, a redirect to sign in).
+    /// request an ingress controller describes, read in the configured dialect and canonically.
+    /// 2xx with the identity headers when allowed; 401 otherwise (or, for Traefik browsers, a
+    /// redirect to sign in); the policy's 403.
     async fn forward_auth(&self, core: &Core, session: &mut Session) -> Result<()> {
         let fa = &core.cfg.forward_auth;
         if !fa.enabled {
@@ -872,92 +932,119 @@ impl Gateway {
             )
             .await;
         }
-        let req = session.req_header();
-        let Some(original) = OriginalRequest::from_headers(req) else {
-            self.deny("bad_request");
-            log::warn!(
-                "forward-auth refused: no X-Original-URL, nor X-Forwarded-Host and X-Forwarded-Uri"
-            );
-            return json_error(
-                session,
-                400,
-                "bad_request",
-                "missing X-Original-URL or X-Forwarded-Host/X-Forwarded-Uri",
-            )
-            .await;
-        };
-        let path = match normalize_path(&original.path) {
-            Ok(p) => p.unwrap_or_else(|| original.path.clone()),
+        let original = match crate::forward_auth::original(
+            session.req_header(),
+            fa.dialect,
+            core.routes.exceptions,
+        ) {
+            Ok(o) => o,
             Err(why) => {
-                self.deny("bad_path");
-                log::warn!("forward-auth refused: path {:?}: {why:?}", original.path);
-                return json_error(
-                    session,
-                    400,
-                    "bad_path",
-                    "the original request path is not acceptable",
-                )
-                .await;
+                self.deny(why.label());
+                log::warn!("forward-auth refused ({}): {why}", why.label());
+                return json_error(session, 400, why.label(), &why.to_string()).await;
             }
         };
-        let Some(route) = core.routes.find(Some(&original.host), &path).cloned() else {
-            self.deny("no_route");
-            return json_error(
-                session,
-                403,
-                "no_route",
-                "no route for the original request",
-            )
-            .await;
-        };
-        if route.public {
-            return respond(session, 200, "text/plain", Vec::new(), &[]).await;
-        }
-        // The proxy passes the client's headers along: an API client's bearer token is judged
-        // here as it would be on a proxied route (a bad one is answered 401/403 now).
-        let found = match self.bearer(core, session, &route).await? {
-            Bearer::Answered => return Ok(()),
-            Bearer::Verified(identity) => Some((identity, None)),
-            Bearer::Absent => self.session_of(core, session.req_header()).await,
-        };
-        let req = session.req_header();
-        if let Some((identity, refreshed)) = found {
-            if let Err(deny) = policy::decide(&route.policy, &identity) {
-                // Traefik shows this answer to the browser; ingress-nginx only reads the 403.
-                return self.forbid(session, &route, &identity, deny).await;
+        let route = match core.routes.route(&original.canonical) {
+            Ok(r) => r.clone(),
+            Err(NoRoute::Unknown) => {
+                self.deny("no_route");
+                return json_error(session, 403, "no_route", "no route for the original request")
+                    .await;
             }
-            let mut headers: Vec<(String, String)> = Vec::new();
-            core.headers.each(&identity, |name, value| {
-                if let Ok(v) = value.to_str() {
-                    headers.push((name.as_str().to_string(), v.to_string()));
+            Err(NoRoute::Refused(r)) => {
+                self.deny(r.label());
+                log::warn!(
+                    "forward-auth refused ({}): {} is not allowed on its route",
+                    r.label(),
+                    original.canonical.path
+                );
+                return json_error(session, 400, r.label(), "the original request path is not acceptable")
+                    .await;
+            }
+        };
+        let (identity, refreshed) = match self.authenticate(core, session, &route).await? {
+            Auth::Answered => return Ok(()),
+            Auth::Public => return respond(session, 200, "text/plain", Vec::new(), &[]).await,
+            Auth::Allowed {
+                identity,
+                refreshed,
+            } => (identity, refreshed),
+            Auth::NoSession => {
+                // Traefik passes the answer to the browser as is: send navigations to sign in.
+                // ingress-nginx accepts only 2xx/401/403 from auth-url and redirects itself.
+                let req = session.req_header();
+                if fa.dialect == Dialect::Traefik && wants_html(req) {
+                    let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
+                    let pending = core.count_login_cookies(req);
+                    return self
+                        .start_sign_in(core, session, route.provider, return_to, pending, Vec::new())
+                        .await;
                 }
-            });
-            if let Some(v) = refreshed {
-                headers.push(("set-cookie".into(), core.sessions.set_cookie(&v)));
+                self.deny("unauthenticated");
+                return json_error(session, 401, "unauthenticated", "no valid session; sign in first")
+                    .await;
             }
-            let headers: Vec<(&str, String)> = headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.clone()))
-                .collect();
-            return respond(session, 200, "text/plain", Vec::new(), &headers).await;
+        };
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        let mut names: Vec<(String, String)> = Vec::new();
+        core.headers.each(&identity, |name, value| {
+            if let Ok(v) = value.to_str() {
+                names.push((name.as_str().to_string(), v.to_string()));
+            }
+        });
+        headers.extend(names.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        if let Some(v) = refreshed {
+            headers.push(("set-cookie", core.sessions.set_cookie(&v)));
         }
-        self.deny("unauthenticated");
-        // Traefik passes the answer to the browser as is: send navigations to sign in.
-        // ingress-nginx accepts only 2xx/401/403 from auth-url and redirects via auth-signin.
-        if original.traefik && wants_html(req) {
-            let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
-            let pending = core.count_login_cookies(req);
-            return self
-                .start_sign_in(core, session, route.provider, return_to, pending, None)
-                .await;
+        respond(session, 200, "text/plain", Vec::new(), &headers).await
+    }
+
+    /// The one authentication step the proxy and forward-auth share: the route's bearer
+    /// token or session, then its policy.
+    async fn authenticate(&self, core: &Core, session: &mut Session, route: &Route) -> Result<Auth> {
+        if route.public {
+            return Ok(Auth::Public);
         }
-        json_error(
-            session,
-            401,
-            "unauthenticated",
-            "no valid session; sign in first",
-        )
-        .await
+        let (identity, refreshed) = match self.bearer(core, session, route).await? {
+            Bearer::Answered => return Ok(Auth::Answered),
+            Bearer::Verified(identity) => (identity, None),
+            Bearer::Absent => match self.session_of(core, session.req_header()).await {
+                Some(found) => found,
+                None => return Ok(Auth::NoSession),
+            },
+        };
+        if let Err(deny) = policy::decide(&route.policy, &identity) {
+            self.forbid(session, route, &identity, deny).await?;
+            return Ok(Auth::Answered);
+        }
+        Ok(Auth::Allowed {
+            identity,
+            refreshed,
+        })
+    }
+
+    /// A request the gateway cannot read unambiguously: 400, with the reason logged and counted.
+    async fn refuse(&self, session: &mut Session, why: Refusal) -> Result<()> {
+        self.deny(why.label());
+        let req = session.req_header();
+        let target = String::from_utf8_lossy(req.raw_path());
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+        log::warn!(
+            "request refused ({}): target {:?}, host {:?}",
+            why.label(),
+            target.chars().take(256).collect::<String>(),
+            host.map(|h| h.chars().take(256).collect::<String>())
+        );
+        let message = if why.is_host() {
+            "The request's host is missing, repeated, malformed or contradicts its target."
+        } else {
+            "The request path contains a form that web servers read in different ways, so the gateway does not pass it on."
+        };
+        let detail = format!("Reason: {}", why.label());
+        page(session, 400, "Bad request", message, Some(&detail)).await
     }
 
     /// `Authorization: Bearer` on a route whose provider accepts API tokens.
@@ -1052,9 +1139,71 @@ impl Gateway {
         .await
     }
 
+    /// Sign-out is a POST carrying a token bound to the session, from the page a GET shows:
+    /// a cross-site link or image cannot sign anyone out.
     async fn sign_out(&self, core: &Core, session: &mut Session) -> Result<()> {
-        let who = self.revoke_presented(core, session).await;
         let signed_out = core.public(&format!("{RESERVED_PREFIX}/signed_out"));
+        let token_name = format!("{}_sign_out", core.sessions.cfg.base_name());
+        let name = core.sessions.cfg.cookie_name.clone();
+        let presented: Vec<String> = cookie_values(session.req_header(), &name)
+            .map(|v| session_digest(v))
+            .collect();
+        if session.req_header().method != http::Method::POST {
+            if self.session_of(core, session.req_header()).await.is_none() {
+                return redirect(session, signed_out, &[core.sessions.clear_cookie()]).await;
+            }
+            let token = presented
+                .first()
+                .and_then(|d| core.sessions.sealer().seal(&token_name, &(d, now_secs())))
+                .unwrap_or_default();
+            let html = pages::confirm(
+                "Sign out?",
+                "This ends your session with this gateway and, where the identity provider supports it, with the provider too.",
+                &format!("{RESERVED_PREFIX}/sign_out"),
+                &[("token", &token)],
+                "Sign out",
+            );
+            return respond(session, 200, "text/html; charset=utf-8", html.into_bytes(), &[]).await;
+        }
+        let req = session.req_header();
+        let cross_site = req
+            .headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
+        let mut body = Vec::new();
+        while let Some(chunk) = session.read_request_body().await? {
+            body.extend_from_slice(&chunk);
+            if body.len() > 4096 {
+                break;
+            }
+        }
+        let token = url::form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let now = now_secs();
+        let valid = !cross_site
+            && body.len() <= 4096
+            && core
+                .sessions
+                .sealer()
+                .open::<(String, u64)>(&token_name, &token)
+                .is_some_and(|(d, t)| now.saturating_sub(t) < LOGIN_TTL.as_secs() && presented.contains(&d));
+        if !valid {
+            self.deny("sign_out_unconfirmed");
+            log::warn!("sign-out refused: no valid confirmation token (cross-site request, expired page, or another session's token)");
+            return page_with(
+                session,
+                403,
+                "Sign-out not confirmed",
+                "This sign-out did not come from the gateway's confirmation page, or the page is too old. Your session is unchanged.",
+                None,
+                Some((&format!("{RESERVED_PREFIX}/sign_out"), "Sign out")),
+                &[],
+            )
+            .await;
+        }
+        let who = self.revoke_presented(core, session).await;
         let location = match &who {
             Some(id) => {
                 crate::logging::audit(
@@ -1073,8 +1222,21 @@ impl Gateway {
             }
             None => signed_out,
         };
-        redirect(session, location, &[core.sessions.clear_cookie()]).await
+        let mut headers = vec![("location", location)];
+        for c in [
+            core.sessions.clear_cookie(),
+            core.sessions.cookie(&core.loop_cookie, "", "/", Some(Duration::ZERO)),
+        ] {
+            headers.push(("set-cookie", c));
+        }
+        respond(session, 303, "text/plain", Vec::new(), &headers).await
     }
+}
+
+/// What a sign-out token is bound to: a digest of the session cookie it was issued for.
+fn session_digest(cookie_value: &str) -> String {
+    let d = openssl::sha::sha256(cookie_value.as_bytes());
+    d[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[async_trait]
@@ -1090,76 +1252,71 @@ impl ProxyHttp for Gateway {
         let core = self.core.load_full();
         ctx.core = Some(core.clone());
         ctx.started = Some(Instant::now());
-        // 1. The gateway's own endpoints, on every host.
-        let path = session.req_header().uri.path();
-        if path == RESERVED_PREFIX || path.starts_with("/_authgate/") {
-            self.own_endpoint(&core, session).await?;
+        // 1. One reading of the request, or a refusal: what routing, policy and the upstream
+        //    all see.
+        let canonical: Canonical = match canonical::of(session.req_header(), core.routes.exceptions) {
+            Ok(c) => c,
+            Err(why) => {
+                self.refuse(session, why).await?;
+                return Ok(true);
+            }
+        };
+        // 2. The gateway's own endpoints, on every host and in every spelling.
+        if canonical.is_reserved(RESERVED_PREFIX) {
+            self.own_endpoint(&core, session, &canonical.route_path).await?;
             return Ok(true);
         }
-        // 2. Route on the path the upstream will see.
-        match normalize_path(path) {
-            Ok(None) => {}
-            Ok(Some(normal)) => set_path(session.req_header_mut(), &normal),
-            Err(why) => {
-                self.deny("bad_path");
-                log::warn!("request refused: path {path:?}: {why:?}");
+        // 3. The route, on the canonical host and path.
+        let route = match core.routes.route(&canonical) {
+            Ok(r) => r.clone(),
+            Err(NoRoute::Refused(why)) => {
+                self.refuse(session, why).await?;
+                return Ok(true);
+            }
+            Err(NoRoute::Unknown) => {
                 page(
                     session,
-                    400,
-                    "Bad request",
-                    "The request path is not acceptable.",
+                    404,
+                    "Not found",
+                    "No application is configured at this address.",
                     None,
                 )
                 .await?;
                 return Ok(true);
             }
-        }
-        let req = session.req_header();
-        let Some(route) = core.routes.find(request_host(req), req.uri.path()).cloned() else {
-            page(
-                session,
-                404,
-                "Not found",
-                "No application is configured at this address.",
-                None,
-            )
-            .await?;
-            return Ok(true);
         };
         ctx.route = Some(route.clone());
-        // 3. Nobody but the gateway sets identity headers.
-        let stripped = core.headers.strip(session.req_header_mut());
+        // 4. The upstream receives exactly what was read.
+        canonical::apply(session.req_header_mut(), &canonical)?;
+        ctx.trusted_peer = core.trusts(session);
+        ctx.authority = canonical.authority;
+        ctx.port = canonical.port;
+        // 5. Nobody but the gateway sets identity headers, nor (unless it is a trusted proxy)
+        //    forwarding headers.
+        let stripped = core.headers.strip(session.req_header_mut(), ctx.trusted_peer);
         if stripped > 0 {
             log::info!(
                 "stripped {stripped} client-sent identity header(s) on route {}",
                 route.name
             );
         }
-        if route.public {
-            return Ok(false);
+        // 6. A bearer token (API clients), or the session cookie, then the route's policy.
+        match self.authenticate(&core, session, &route).await? {
+            Auth::Public => Ok(false),
+            Auth::Allowed {
+                identity,
+                refreshed,
+            } => {
+                ctx.set_cookie = refreshed.map(|v| core.sessions.set_cookie(&v));
+                ctx.identity = Some(identity);
+                Ok(false)
+            }
+            Auth::NoSession => {
+                self.challenge(&core, session, &route).await?;
+                Ok(true)
+            }
+            Auth::Answered => Ok(true),
         }
-        // 4. A bearer token (API clients), or the session cookie, or sign in.
-        let identity = match self.bearer(&core, session, &route).await? {
-            Bearer::Verified(identity) => identity,
-            Bearer::Answered => return Ok(true),
-            Bearer::Absent => match self.session_of(&core, session.req_header()).await {
-                Some((identity, refreshed)) => {
-                    ctx.set_cookie = refreshed.map(|v| core.sessions.set_cookie(&v));
-                    identity
-                }
-                None => {
-                    self.challenge(&core, session, &route).await?;
-                    return Ok(true);
-                }
-            },
-        };
-        // 5. The route's policy.
-        if let Err(deny) = policy::decide(&route.policy, &identity) {
-            self.forbid(session, &route, &identity, deny).await?;
-            return Ok(true);
-        }
-        ctx.identity = Some(identity);
-        Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -1209,18 +1366,37 @@ impl ProxyHttp for Gateway {
                 upstream.insert_header(http::header::COOKIE, kept.join("; "))?;
             }
         }
-        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
+        // Forwarding headers: the gateway's own, appended to a trusted proxy's.
+        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        if let Some(ip) = peer {
             let xff = match upstream
                 .headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
+                .filter(|_| ctx.trusted_peer)
             {
-                Some(prev) => format!("{prev}, {}", addr.ip()),
-                None => addr.ip().to_string(),
+                Some(prev) => format!("{prev}, {ip}"),
+                None => ip.to_string(),
             };
             upstream.insert_header("x-forwarded-for", xff)?;
         }
-        upstream.insert_header("x-forwarded-proto", core.cfg.public_url.scheme())?;
+        let proto = core.cfg.public_url.scheme();
+        let keep = |h: &RequestHeader, n: &str| ctx.trusted_peer && h.headers.contains_key(n);
+        if !keep(upstream, "x-forwarded-proto") {
+            upstream.insert_header("x-forwarded-proto", proto)?;
+        }
+        if !keep(upstream, "x-forwarded-host") {
+            if let Some(a) = &ctx.authority {
+                upstream.insert_header("x-forwarded-host", a.as_str())?;
+            }
+        }
+        if !keep(upstream, "x-forwarded-port") {
+            let port = ctx
+                .port
+                .or(core.cfg.public_url.port_or_known_default())
+                .unwrap_or(80);
+            upstream.insert_header("x-forwarded-port", port.to_string())?;
+        }
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
@@ -1306,13 +1482,15 @@ fn status_label(status: u16) -> &'static str {
     }
 }
 
-/// The values of cookie `name` across every `Cookie` header of the request.
+/// Every value of cookie `name` across every `Cookie` header of the request (at most 8: each
+/// is tried in turn, so a planted cookie cannot hide the real one).
 fn cookie_values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator<Item = &'a str> {
     req.headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
-        .filter_map(move |h| find_cookie(h, name))
+        .flat_map(move |h| all_cookies(h, name))
+        .take(8)
 }
 
 /// A browser navigation (as opposed to an API/XHR call).
@@ -1349,24 +1527,6 @@ fn wants_html(req: &RequestHeader) -> bool {
         .any(|v| v.contains("text/html"))
 }
 
-fn request_host(req: &RequestHeader) -> Option<&str> {
-    req.uri.host().or_else(|| {
-        req.headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-    })
-}
-
-fn set_path(req: &mut RequestHeader, path: &str) {
-    let pq = match req.uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
-    if let Ok(uri) = pq.parse::<http::Uri>() {
-        req.set_uri(uri);
-    }
-}
-
 fn query_pairs(req: &RequestHeader) -> Vec<(String, String)> {
     req.uri
         .query()
@@ -1377,58 +1537,6 @@ fn query_pairs(req: &RequestHeader) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The request an ingress controller asks about.
-struct OriginalRequest {
-    /// Host without port, lower-case.
-    host: String,
-    /// Path (no query): what routing looks at.
-    path: String,
-    /// The full URL, for the return after sign-in.
-    url: String,
-    /// Described with Traefik's X-Forwarded-* (not ingress-nginx's X-Original-URL).
-    traefik: bool,
-}
-
-impl OriginalRequest {
-    /// Reads the controller's description without normalizing it: the path is checked by
-    /// `normalize_path` exactly as on the proxy path (a URL parser would resolve `%2e%2e`).
-    fn from_headers(req: &RequestHeader) -> Option<Self> {
-        let h = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
-        let (scheme, authority, target, traefik) = if let Some(u) = h("x-original-url") {
-            let (scheme, rest) = u.split_once("://")?;
-            let slash = rest.find('/').unwrap_or(rest.len());
-            (scheme, &rest[..slash], &rest[slash..], false)
-        } else {
-            (
-                h("x-forwarded-proto").unwrap_or("https"),
-                h("x-forwarded-host")?,
-                h("x-forwarded-uri")?,
-                true,
-            )
-        };
-        let target = if target.is_empty() { "/" } else { target };
-        if !matches!(scheme, "http" | "https")
-            || !target.starts_with('/')
-            || authority.is_empty()
-            || authority.contains(['@', '/', '\\', ' '])
-        {
-            return None;
-        }
-        let host = if authority.starts_with('[') {
-            authority.split_once(']').map(|(h, _)| &h[1..])?
-        } else {
-            authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-        };
-        let path = target.split(['?', '#']).next().unwrap_or("/");
-        Some(Self {
-            host: host.to_ascii_lowercase(),
-            path: path.to_string(),
-            url: format!("{scheme}://{authority}{target}"),
-            traefik,
-        })
-    }
 }
 
 async fn json_error(session: &mut Session, status: u16, error: &str, message: &str) -> Result<()> {

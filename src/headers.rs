@@ -25,12 +25,109 @@ pub fn normalize(name: &str) -> String {
         .collect()
 }
 
+/// Identity headers of other conventions (auth proxies, app platforms, Apache modules): an
+/// app also wired for one of them must not believe a client. Normalized; `*` = prefix.
+const FOREIGN_IDENTITY: &[&str] = &[
+    "remote-user",
+    "x-remote-*",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "x-auth-request-*",
+    "x-ms-client-principal*",
+    "x-ms-token-*",
+    "x-user",
+    "x-email",
+    "x-user-id",
+    "x-username",
+    "x-webauth-*",
+    "x-authenticated-*",
+    "x-pomerium-*",
+    "x-goog-authenticated-*",
+    "x-amzn-oidc-*",
+    "cf-access-*",
+    "oidc-claim-*",
+    "oidc-access-token*",
+    "oidc-id-token*",
+    "mellon-*",
+    "x-id-token",
+    "x-access-token",
+    "x-userinfo",
+    "x-ssl-client-*",
+    "ssl-client-*",
+    "x-client-cert*",
+    "x-client-verify",
+];
+
+/// Headers that describe the client or the original request: the gateway's to set. Removed
+/// from any peer that is not a trusted proxy. Normalized; `*` = prefix.
+const FORWARDING: &[&str] = &[
+    "forwarded",
+    "x-forwarded-*",
+    "x-real-ip",
+    "x-original-*",
+    "x-rewrite-url",
+    "x-host",
+    "x-http-host",
+    "x-proxyuser-ip",
+    "client-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-envoy-*",
+    "x-scheme",
+    "x-url-scheme",
+    "front-end-https",
+];
+
+/// Normalized header names and name prefixes, matched without allocating.
+#[derive(Debug, Clone, Default)]
+struct NameSet {
+    exact: std::collections::HashSet<String, ahash::RandomState>,
+    prefixes: Vec<String>,
+}
+
+impl NameSet {
+    fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut set = NameSet::default();
+        for n in names {
+            let n = normalize(n);
+            match n.strip_suffix('*') {
+                Some(p) => set.prefixes.push(p.to_string()),
+                None => {
+                    set.exact.insert(n);
+                }
+            }
+        }
+        set
+    }
+
+    /// `name` comes from the wire (pingora lower-cases it); `_` is read as `-`.
+    fn contains(&self, name: &str) -> bool {
+        let folded;
+        let name = if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
+            folded = normalize(name);
+            folded.as_str()
+        } else {
+            name
+        };
+        self.exact.contains(name) || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+    }
+}
+
 /// The compiled header plan: normalized names to strip and exact names to inject.
 #[derive(Debug, Clone)]
 pub struct HeaderPlan {
     /// Tells identities' prepared headers of this plan from another's (after a reload).
     id: u64,
-    owned: Vec<String>,
+    /// The injected names, other conventions' identity headers and `headers.strip`.
+    owned: NameSet,
+    /// Forwarding headers, removed unless the peer is a trusted proxy.
+    forwarding: NameSet,
     names: [HeaderName; 7],
     /// The same names as configured (their case goes on the wire), built once: pingora would
     /// otherwise title-case and allocate a name on every insert.
@@ -45,7 +142,13 @@ impl HeaderPlan {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Self {
             id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            owned: h.all().iter().map(|n| normalize(n)).collect(),
+            owned: NameSet::new(
+                h.all()
+                    .into_iter()
+                    .chain(FOREIGN_IDENTITY.iter().copied())
+                    .chain(h.strip.iter().map(String::as_str)),
+            ),
+            forwarding: NameSet::new(FORWARDING.iter().copied()),
             names: [
                 mk(&h.user)?,
                 mk(&h.email)?,
@@ -75,33 +178,29 @@ impl HeaderPlan {
         self
     }
 
-    fn is_owned(&self, name: &str) -> bool {
-        // Header names from the wire are already lower-case; compare without allocating.
-        self.owned.iter().any(|o| {
-            o.len() == name.len()
-                && o.bytes().zip(name.bytes()).all(|(a, b)| {
-                    let b = match b {
-                        b'_' => b'-',
-                        b => b.to_ascii_lowercase(),
-                    };
-                    a == b
-                })
-        })
-    }
-
-    /// Removes every inbound header the gateway owns, in any spelling. Returns how many names
+    /// Removes every inbound header the gateway owns, in any spelling, and (when the peer is
+    /// not a trusted proxy) every forwarding header. Returns how many identity header names
     /// were removed (for the log).
-    pub fn strip(&self, req: &mut RequestHeader) -> usize {
+    pub fn strip(&self, req: &mut RequestHeader, trusted_peer: bool) -> usize {
+        let mut identity = 0;
         let doomed: Vec<HeaderName> = req
             .headers
             .keys()
-            .filter(|k| self.is_owned(k.as_str()))
+            .filter(|k| {
+                let k = k.as_str();
+                if self.owned.contains(k) {
+                    identity += 1;
+                    true
+                } else {
+                    !trusted_peer && self.forwarding.contains(k)
+                }
+            })
             .cloned()
             .collect();
         for name in &doomed {
             req.remove_header(name);
         }
-        doomed.len()
+        identity
     }
 
     /// Sets the identity headers on a request to the upstream. They are built once per
@@ -198,9 +297,65 @@ mod tests {
         ] {
             req.append_header(n.to_string(), "spoof").unwrap();
         }
-        assert_eq!(plan().strip(&mut req), 4);
+        assert_eq!(plan().strip(&mut req, false), 4);
         let left: Vec<_> = req.headers.keys().map(|k| k.as_str().to_string()).collect();
         assert_eq!(left, vec!["x-other"]);
+    }
+
+    #[test]
+    fn strips_other_conventions_and_forwarding_headers() {
+        let names = HeaderNames {
+            strip: vec!["X-App-Role".into(), "X-Corp-*".into()],
+            ..HeaderNames::default()
+        };
+        let plan = HeaderPlan::new(&names).unwrap();
+        let identity = [
+            "remote-user",
+            "x-remote-user",
+            "X_Forwarded_User",
+            "x-forwarded-email",
+            "x-forwarded-groups",
+            "x-forwarded-preferred-username",
+            "x-auth-request-user",
+            "x-auth-request-email",
+            "x-ms-client-principal",
+            "x-ms-client-principal-name",
+            "x-ms-client-principal-id",
+            "oidc_claim_email",
+            "x-app-role",
+            "x-corp-user",
+        ];
+        let forwarding = [
+            "forwarded",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x-real-ip",
+            "x-original-url",
+            "x-original-host",
+            "x-rewrite-url",
+            "true-client-ip",
+        ];
+        let build = || {
+            let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+            for n in identity.iter().chain(forwarding.iter()).chain(["accept", "x-forwarded"].iter()) {
+                req.append_header(n.to_string(), "spoof").unwrap();
+            }
+            req
+        };
+        let mut req = build();
+        assert_eq!(plan.strip(&mut req, false), identity.len());
+        let mut left: Vec<_> = req.headers.keys().map(|k| k.as_str().to_string()).collect();
+        left.sort();
+        assert_eq!(left, vec!["accept", "x-forwarded"]);
+        // From a trusted proxy the forwarding headers stay; identity headers never do.
+        let mut req = build();
+        assert_eq!(plan.strip(&mut req, true), identity.len());
+        for n in forwarding {
+            assert!(req.headers.contains_key(n), "{n}");
+        }
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //! `pages` (what people see), `admin` and `metrics` (what operators see).
 
 pub mod admin;
+pub mod canonical;
 pub mod config;
+pub mod forward_auth;
 pub mod gateway;
+pub mod head_deadline;
 pub mod headers;
 pub mod identity;
 pub mod idp;
@@ -28,6 +31,7 @@ use arc_swap::ArcSwap;
 /// Everything `main` needs to start serving, built from a validated config.
 pub struct App {
     pub gateway: gateway::Gateway,
+    pub metrics: Arc<metrics::Metrics>,
     pub admin: admin::AdminApp,
     pub refresher: admin::MetadataRefresher,
     pub reloader: reload::Reloader,
@@ -42,6 +46,7 @@ pub fn build(cfg: config::Config, config_path: std::path::PathBuf) -> Result<App
     )?));
     Ok(App {
         gateway: gateway::Gateway::new(core.clone(), metrics.clone()),
+        metrics: metrics.clone(),
         admin: admin::AdminApp {
             metrics: metrics.clone(),
             core: core.clone(),

@@ -82,7 +82,15 @@ fn main() -> ExitCode {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, app.gateway);
+    // Every connection's request heads must arrive within server.request_header_timeout.
+    let mut proxy = Service::new(
+        "authgate proxy".to_string(),
+        authgate::head_deadline::HeadDeadline {
+            inner: std::sync::Arc::new(pingora::proxy::http_proxy(&server.configuration, app.gateway)),
+            limit: cfg.request_header_timeout,
+            metrics: app.metrics.clone(),
+        },
+    );
     for addr in &cfg.listen {
         proxy.add_tcp(&addr.to_string());
     }

@@ -16,6 +16,20 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// A page asking to confirm an action: a form POSTing `fields` to `action`.
+pub fn confirm(title: &str, message: &str, action: &str, fields: &[(&str, &str)], button: &str) -> String {
+    let inputs: String = fields
+        .iter()
+        .map(|(k, v)| format!(r#"<input type="hidden" name="{}" value="{}">"#, escape(k), escape(v)))
+        .collect();
+    let form = format!(
+        r#"<form method="post" action="{}">{inputs}<p><button class="btn" type="submit">{}</button></p></form>"#,
+        escape(action),
+        escape(button)
+    );
+    page(title, message, None, None).replace("</main>", &format!("{form}</main>"))
+}
+
 /// A page: `title` and `message` are plain text (escaped here); `detail` is shown as a
 /// preformatted block when present; `action` is a (href, label) link.
 pub fn page(
@@ -43,7 +57,7 @@ pub fn page(
 <style>body{{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f7f9;color:#1b1f24}}
 main{{max-width:36rem;margin:10vh auto;padding:2rem;background:#fff;border:1px solid #d0d7de;border-radius:8px}}
 h1{{font-size:1.4rem;margin-top:0}}pre{{white-space:pre-wrap;background:#f6f8fa;padding:.75rem;border-radius:6px;font-size:.85rem}}
-.btn{{display:inline-block;padding:.5rem 1rem;background:#0969da;color:#fff;border-radius:6px;text-decoration:none}}
+.btn{{display:inline-block;border:0;font:inherit;cursor:pointer;padding:.5rem 1rem;background:#0969da;color:#fff;border-radius:6px;text-decoration:none}}
 .btn:focus{{outline:3px solid #1b1f24}}</style></head>
 <body><main role="main"><h1>{t}</h1><p>{m}</p>{detail}{action}</main></body></html>
 "#,

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::canonical::{has_prefix_ci, Canonical, Exceptions, Refusal};
 use crate::config::{RouteConfig, Upstream};
 use crate::policy::Policy;
 
@@ -14,12 +15,25 @@ pub struct Route {
     pub public: bool,
     pub provider: usize,
     pub policy: Policy,
+    pub exceptions: Exceptions,
 }
 
 #[derive(Debug, Clone)]
 pub struct RouteTable {
     /// Most specific first: a host match beats any-host, then the longer prefix wins.
     routes: Vec<Arc<Route>>,
+    /// What any route allows: the canonical reading may accept no more than this.
+    pub exceptions: Exceptions,
+}
+
+/// Why a canonical request has no route to take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRoute {
+    /// Nothing is configured for this host and path.
+    Unknown,
+    /// The request needs a path exception its route does not allow, or its readings (with
+    /// `%2F` as a separator and as a character) lead to different routes.
+    Refused(Refusal),
 }
 
 impl RouteTable {
@@ -35,19 +49,48 @@ impl RouteTable {
                     public: r.public,
                     provider: r.provider,
                     policy: r.policy.clone(),
+                    exceptions: r.exceptions,
                 })
             })
             .collect();
+        let exceptions = routes
+            .iter()
+            .fold(Exceptions::default(), |a, r| a.union(r.exceptions));
         routes.sort_by(|a, b| {
             b.host
                 .is_some()
                 .cmp(&a.host.is_some())
                 .then(b.prefix.len().cmp(&a.prefix.len()))
         });
-        Self { routes }
+        Self { routes, exceptions }
     }
 
-    /// `host` may carry a port and any case; `path` is the request path.
+    /// The route for a canonical request. A request that used a path exception goes only to a
+    /// route allowing it, and every reading of an encoded slash must lead to the same route.
+    pub fn route(&self, c: &Canonical) -> Result<&Arc<Route>, NoRoute> {
+        let route = self
+            .find(c.host.as_deref(), &c.route_path)
+            .ok_or(NoRoute::Unknown)?;
+        if !route.exceptions.covers(c.used) {
+            return Err(NoRoute::Refused(if c.used.path_parameters {
+                Refusal::PathParameter
+            } else {
+                Refusal::EncodedSlash
+            }));
+        }
+        if c.used.encoded_slash {
+            let split = c.route_path.replace("%2F", "/");
+            let other = self.find(c.host.as_deref(), &split);
+            if !other.is_some_and(|o| Arc::ptr_eq(o, route)) {
+                return Err(NoRoute::Refused(Refusal::EncodedSlash));
+            }
+        }
+        Ok(route)
+    }
+
+    /// `host` may carry a port and any case; `path` is the request path, matched against
+    /// prefixes case-insensitively (`/ADMIN` meets `/admin`'s policy: case-insensitive
+    /// upstreams serve it as `/admin`).
     pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
         let host = host.map(strip_port);
         self.routes.iter().find(|r| {
@@ -68,14 +111,9 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-/// `/app` matches `/app`, `/app/` and `/app/x`, but not `/apple`.
+/// `/app` matches `/app`, `/app/` and `/app/x` (in any case), but not `/apple`.
 fn prefix_matches(prefix: &str, path: &str) -> bool {
-    if prefix == "/" {
-        return true;
-    }
-    let p = prefix.trim_end_matches('/');
-    path.strip_prefix(p)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    has_prefix_ci(path, prefix)
 }
 
 #[cfg(test)]
@@ -95,6 +133,7 @@ mod tests {
             public: false,
             provider: 0,
             policy: Policy::default(),
+            exceptions: Exceptions::default(),
         }
     }
 
@@ -112,6 +151,8 @@ mod tests {
             "host"
         );
         assert_eq!(t.find(None, "/").unwrap().name, "root");
+        assert_eq!(t.find(None, "/API/v1").unwrap().name, "api");
+        assert_eq!(t.find(None, "/Api").unwrap().name, "api");
     }
 
     #[test]
@@ -122,107 +163,3 @@ mod tests {
     }
 }
 
-/// Why a request path was refused before routing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BadPath {
-    /// `.` or `..` segments (also percent-encoded): the upstream could resolve them to a
-    /// path other than the one routed (`/public/../admin`).
-    DotSegment,
-    /// `%2F`, `%5C`, `\` or NUL: upstreams disagree on what they mean.
-    AmbiguousSeparator,
-    NotAbsolute,
-}
-
-/// Normalizes a request path so that what is routed is what the upstream sees: decodes
-/// percent-encoded unreserved characters (RFC 3986 §6.2.2.2), folds repeated slashes, and
-/// refuses dot segments and encoded separators. Returns `Ok(None)` when already normal.
-pub fn normalize_path(path: &str) -> Result<Option<String>, BadPath> {
-    if !path.starts_with('/') {
-        return if path == "*" {
-            Ok(None)
-        } else {
-            Err(BadPath::NotAbsolute)
-        };
-    }
-    let b = path.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'%' {
-            let hex = |x: u8| (x as char).to_digit(16);
-            let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|x| hex(*x)),
-                b.get(i + 2).and_then(|x| hex(*x)),
-            ) else {
-                out.push(c);
-                i += 1;
-                continue;
-            };
-            let v = (h * 16 + l) as u8;
-            if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') {
-                out.push(v);
-            } else if matches!(v, b'/' | b'\\' | 0) {
-                return Err(BadPath::AmbiguousSeparator);
-            } else {
-                out.extend_from_slice(&b[i..i + 3]);
-            }
-            i += 3;
-            continue;
-        }
-        if c == b'\\' || c == 0 {
-            return Err(BadPath::AmbiguousSeparator);
-        }
-        if c == b'/' && out.last() == Some(&b'/') {
-            i += 1;
-            continue;
-        }
-        out.push(c);
-        i += 1;
-    }
-    if out
-        .split(|c| *c == b'/')
-        .any(|seg| seg == b"." || seg == b"..")
-    {
-        return Err(BadPath::DotSegment);
-    }
-    if out == b {
-        return Ok(None);
-    }
-    // Only ASCII was decoded, so this cannot fail; refuse rather than unwrap anyway.
-    String::from_utf8(out)
-        .map(Some)
-        .map_err(|_| BadPath::AmbiguousSeparator)
-}
-
-#[cfg(test)]
-mod path_tests {
-    use super::*;
-
-    #[test]
-    fn path_tricks() {
-        assert_eq!(normalize_path("/a/b?x"), Ok(None));
-        assert_eq!(
-            normalize_path("//admin//x").unwrap().as_deref(),
-            Some("/admin/x")
-        );
-        assert_eq!(
-            normalize_path("/%61dmin").unwrap().as_deref(),
-            Some("/admin")
-        );
-        assert_eq!(normalize_path("/a%20b"), Ok(None));
-        for bad in [
-            "/public/../admin",
-            "/public/%2e%2e/admin",
-            "/./admin",
-            "/public/%2E%2E",
-            "/..",
-            "/a%2Fb",
-            "/a\\b",
-            "/a%5cb",
-            "/a%00",
-        ] {
-            assert!(normalize_path(bad).is_err(), "{bad}");
-        }
-    }
-}

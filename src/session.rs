@@ -506,6 +506,15 @@ pub enum CreateError {
 }
 
 /// Finds a cookie's value in a `Cookie` request header without allocating.
+/// Every value of cookie `name` in one `Cookie` header, in order (a sibling subdomain may
+/// plant a cookie of the same name: each is tried, not just the first).
+pub fn all_cookies<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> {
+    header.split(';').filter_map(move |pair| {
+        let (n, v) = pair.split_once('=')?;
+        (n.trim() == name).then(|| v.trim().trim_matches('"'))
+    })
+}
+
 pub fn find_cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header.split(';').find_map(|pair| {
         let (n, v) = pair.split_once('=')?;
@@ -625,5 +634,7 @@ mod tests {
         assert_eq!(find_cookie("a=1; sess=xyz; b=2", "sess"), Some("xyz"));
         assert_eq!(find_cookie("a=1;sess=\"q\"", "sess"), Some("q"));
         assert_eq!(find_cookie("xsess=1", "sess"), None);
+        let all: Vec<_> = all_cookies("sess=bad; a=1; sess=good", "sess").collect();
+        assert_eq!(all, ["bad", "good"]);
     }
 }
