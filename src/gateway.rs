@@ -932,6 +932,11 @@ impl Gateway {
             )
             .await;
         }
+        // ingress-nginx turns any auth answer but 2xx/401/403 into a 500: refuse with 403.
+        let refused = match fa.dialect {
+            Dialect::Nginx => 403,
+            Dialect::Traefik => 400,
+        };
         let original = match crate::forward_auth::original(
             session.req_header(),
             fa.dialect,
@@ -941,7 +946,7 @@ impl Gateway {
             Err(why) => {
                 self.deny(why.label());
                 log::warn!("forward-auth refused ({}): {why}", why.label());
-                return json_error(session, 400, why.label(), &why.to_string()).await;
+                return json_error(session, refused, why.label(), &why.to_string()).await;
             }
         };
         let route = match core.routes.route(&original.canonical) {
@@ -958,7 +963,7 @@ impl Gateway {
                     r.label(),
                     original.canonical.path
                 );
-                return json_error(session, 400, r.label(), "the original request path is not acceptable")
+                return json_error(session, refused, r.label(), "the original request path is not acceptable")
                     .await;
             }
         };

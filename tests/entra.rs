@@ -418,18 +418,41 @@ fn real_aadsts50105_redirect_renders_the_denial_page() {
     );
 }
 
-/// A browser whose session never sticks is sent to the IdP five times in a minute at most;
-/// then it gets a page saying so, not a sixth redirect.
+/// A browser that signs in but never keeps its session is sent to the IdP five times in a
+/// minute at most; then it gets a (4xx) page saying so, not a sixth redirect. Tabs that only
+/// start sign-ins are not a loop, and a client-made loop counter is not believed.
 #[test]
 fn sign_in_loop_is_broken() {
     let t = start(TENANT, "", "");
+    // Six tabs reopened at once, none finished yet: six redirects, no loop page.
+    let tabs = Browser::new();
+    for i in 0..6 {
+        assert_eq!(tabs.get(&format!("{}/app", t.gw.url)).status(), 302, "tab {i}");
+    }
+    // A forged counter (the loop cookie is sealed) is ignored, and is never a 5xx.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let r = api()
+        .get(format!("{}/app", t.gw.url))
+        .header("accept", "text/html")
+        .header("cookie", format!("authgate_session_loop=99.{now}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    // The real loop: each sign-in completes, and the session cookie is lost every time.
     let b = Browser::new();
+    let gw = reqwest::Url::parse(&t.gw.url).unwrap();
     for i in 0..5 {
-        let r = b.get(&format!("{}/app", t.gw.url));
-        assert_eq!(r.status(), 302, "trip {i}");
+        let callback = b.login_until_callback(&format!("{}/app", t.gw.url), "alice");
+        let r = b.get(&callback);
+        assert_eq!(r.status(), 302, "sign-in {i} completes");
+        b.jar.add_cookie_str("authgate_session=gone; Path=/; Max-Age=0", &gw);
+        assert!(b.cookie(&t.gw.url, "authgate_session").is_none());
     }
     let r = b.get(&format!("{}/app", t.gw.url));
-    assert_eq!(r.status(), 500);
+    assert_eq!(r.status(), 429);
     assert!(r.text().unwrap().contains("going around in circles"));
     assert!(t.gw.log_text().contains("sign-in loop"));
     assert_eq!(

@@ -7,6 +7,19 @@ mod common;
 
 use common::*;
 
+/// Sends a prepared request to another URL (same headers).
+trait SendTo {
+    fn send_to(self, url: &str) -> reqwest::blocking::Response;
+}
+
+impl SendTo for reqwest::blocking::RequestBuilder {
+    fn send_to(self, url: &str) -> reqwest::blocking::Response {
+        let mut req = self.build().expect("request");
+        *req.url_mut() = reqwest::Url::parse(url).expect("url");
+        api().execute(req).expect("send")
+    }
+}
+
 const ALICE_OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";
 
 struct Topology {
@@ -16,68 +29,23 @@ struct Topology {
     _nginx: (Proc, tempfile::TempDir),
     /// What the browser talks to: nginx, in front of the app and the gateway's endpoints.
     front: String,
+    /// The gateway's configuration (nginx dialect).
+    yaml: String,
 }
 
-fn nginx_like_ingress(gw_port: u16, app_port: u16) -> String {
-    let headers = [
-        "X-Auth-User",
-        "X-Auth-Email",
-        "X-Auth-Name",
-        "X-Auth-Groups",
-        "X-Auth-Roles",
-        "X-Auth-Tenant",
-        "X-Auth-Provider",
-    ];
-    let copy: String = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let var = h.to_ascii_lowercase().replace('-', "_");
-            format!("      auth_request_set $authHeader{i} $upstream_http_{var};\n      proxy_set_header '{h}' $authHeader{i};\n")
-        })
-        .collect();
-    format!(
-        r#"
-  server {{
-    listen 127.0.0.1:{{FRONT}};
-    # nginx.ingress.kubernetes.io/auth-url: http://authgate/_authgate/auth
-    location = /_external-auth-Lw {{
-      internal;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Forwarded-Proto "";
-      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-      proxy_set_header X-Original-Method $request_method;
-      proxy_set_header X-Sent-From "nginx-ingress-controller";
-      proxy_set_header X-Real-IP $remote_addr;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Auth-Request-Redirect $request_uri;
-      proxy_pass_request_headers on;
-      proxy_pass http://127.0.0.1:{gw_port}/_authgate/auth;
-    }}
-    # nginx.ingress.kubernetes.io/auth-signin: https://$host/_authgate/sign_in?rd=...
-    location @authgate-signin {{
-      internal;
-      add_header Set-Cookie $auth_cookie;
-      return 302 $scheme://$http_host/_authgate/sign_in?rd=$scheme://$http_host$request_uri;
-    }}
-    # The gateway's own endpoints (callback, sign-in, sign-out) on the app's host.
-    location /_authgate/ {{
-      proxy_set_header Host $http_host;
-      proxy_pass http://127.0.0.1:{gw_port};
-    }}
-    location / {{
-      auth_request /_external-auth-Lw;
-      auth_request_set $auth_cookie $upstream_http_set_cookie;
-      add_header Set-Cookie $auth_cookie;
-      # nginx.ingress.kubernetes.io/auth-response-headers: X-Auth-User, ...
-{copy}      error_page 401 = @authgate-signin;
-      proxy_set_header Host $http_host;
-      proxy_pass http://127.0.0.1:{app_port};
-    }}
-  }}
-"#
-    )
+impl Topology {
+    /// A second gateway with the same configuration in Traefik's dialect (Traefik calls the
+    /// gateway directly; the dialect is configuration, never guessed).
+    fn traefik_gateway(&self) -> Gateway {
+        let (port, admin) = (free_port(), free_port());
+        let yaml = self
+            .yaml
+            .replace(&self.gw.url.replace("http://", ""), &format!("127.0.0.1:{port}"))
+            .replace(&self.gw.admin.replace("http://", ""), &format!("127.0.0.1:{admin}"))
+            .replace("  enabled: true\n", "  enabled: true\n  dialect: traefik\n");
+        assert!(yaml.contains("dialect: traefik"));
+        start_gateway(port, admin, &yaml)
+    }
 }
 
 fn topology() -> Topology {
@@ -116,6 +84,7 @@ fn topology() -> Topology {
         gw,
         _nginx: nginx,
         front,
+        yaml,
     }
 }
 
@@ -190,7 +159,8 @@ fn behind_nginx_auth_request_sign_in_then_identity_headers_reach_the_app() {
 #[test]
 fn traefik_forward_auth_dialect_and_trust_rules() {
     let t = topology();
-    let gw_auth = format!("{}/_authgate/auth", t.gw.url);
+    let traefik_gw = t.traefik_gateway();
+    let gw_auth = format!("{}/_authgate/auth", traefik_gw.url);
     let fwd = |rb: reqwest::blocking::RequestBuilder| {
         rb.header("X-Forwarded-Proto", "http")
             .header("X-Forwarded-Host", t.front.trim_start_matches("http://"))
@@ -225,20 +195,29 @@ fn traefik_forward_auth_dialect_and_trust_rules() {
     );
 
     // A public route answers 2xx without identity; a path trick is refused.
-    let r = api()
-        .get(&gw_auth)
-        .header("X-Original-URL", format!("{}/public/x", t.front))
-        .send()
-        .unwrap();
+    let described = |uri: &str| {
+        api()
+            .get(&gw_auth)
+            .header("X-Forwarded-Proto", "http")
+            .header("X-Forwarded-Host", t.front.trim_start_matches("http://"))
+            .header("X-Forwarded-Uri", uri)
+    };
+    let r = described("/public/x").send().unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("x-auth-user").is_none());
-    let r = api()
-        .get(&gw_auth)
-        .header("X-Original-URL", format!("{}/public/%2e%2e/app", t.front))
+    assert_eq!(described("/public/%2e%2e/app").send().unwrap().status(), 400);
+    // Traefik passes client headers along: a client's X-Original-URL naming a public page
+    // next to Traefik's X-Forwarded-Uri is not believed.
+    let r = described("/app/secret")
+        .header("X-Original-URL", format!("{}/public/", t.front))
         .send()
         .unwrap();
-    assert_eq!(r.status(), 400);
-    // Neither dialect: refused.
+    assert_eq!(r.status(), 401);
+    // The nginx-dialect gateway, asked in Traefik's dialect, does not guess: refused.
+    let r = described("/public/x")
+        .send_to(&format!("{}/_authgate/auth", t.gw.url));
+    assert_eq!(r.status(), 403);
+    // Nothing describing the request: refused.
     assert_eq!(api().get(&gw_auth).send().unwrap().status(), 400);
 
     // A gateway that trusts only 10.0.0.0/8 refuses forward-auth from 127.0.0.1.
@@ -294,7 +273,8 @@ fn bearer_tokens_are_judged_by_forward_auth() {
 
     // At the gateway in Traefik's dialect: a bad token is refused with its reason and a
     // challenge, never sent to sign in.
-    let gw_auth = format!("{}/_authgate/auth", t.gw.url);
+    let traefik_gw = t.traefik_gateway();
+    let gw_auth = format!("{}/_authgate/auth", traefik_gw.url);
     let traefik = |token: &str| {
         api()
             .get(&gw_auth)
@@ -321,7 +301,7 @@ fn bearer_tokens_are_judged_by_forward_auth() {
     let r = traefik(&unassigned);
     assert_eq!(r.status(), 403);
     assert!(r.headers().get("x-auth-user").is_none());
-    let m = scrape(&t.gw.admin);
+    let m = scrape(&traefik_gw.admin);
     assert!(metric(&m, r#"authgate_denials_total{reason="invalid_token"}"#) >= 2.0);
     let _ = &t.upstream;
 }

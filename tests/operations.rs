@@ -217,7 +217,7 @@ fn json_logs_carry_structured_audit_lines_without_secrets() {
     let b = Browser::new();
     b.sign_in(&format!("{}/", gw.url), "alice");
     let cookie = b.cookie(&gw.url, "authgate_session").unwrap();
-    b.get(&format!("{}/_authgate/sign_out", gw.url));
+    b.sign_out(&gw.url);
 
     let log = gw.log_text();
     let lines: Vec<serde_json::Value> = log

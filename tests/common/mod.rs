@@ -747,6 +747,25 @@ impl Browser {
         self.follow(&callback)
     }
 
+    /// Signs out as a person does: GET the confirmation page, POST its form (with its token).
+    /// Returns the POST's answer (a 303 to the provider or the signed-out page).
+    pub fn sign_out(&self, gw: &str) -> Response {
+        let page = self.get(&format!("{gw}/_authgate/sign_out"));
+        assert_eq!(page.status(), 200, "sign-out confirmation page");
+        let html = page.text().unwrap_or_default();
+        let action = form_action(&html).expect("sign-out form");
+        let token = input_value(&html, "token").expect("sign-out token");
+        let r = self
+            .client
+            .post(format!("{gw}{action}"))
+            .header("origin", gw)
+            .form(&[("token", token)])
+            .send()
+            .expect("post sign-out");
+        assert_eq!(r.status(), 303, "sign-out answer");
+        r
+    }
+
     /// An API call with this browser's cookies: `Accept: application/json`, so the upstream
     /// echo answers in JSON.
     pub fn api_get(&self, url: &str) -> Response {
@@ -1077,4 +1096,69 @@ impl Browser {
             .send()
             .expect("post to ACS")
     }
+}
+
+/// nginx configured the way ingress-nginx renders the `auth-url`, `auth-signin` and
+/// `auth-response-headers` annotations, in front of the app on `app_port`; `{FRONT}` in the
+/// result is the port nginx listens on.
+pub fn nginx_like_ingress(gw_port: u16, app_port: u16) -> String {
+    let headers = [
+        "X-Auth-User",
+        "X-Auth-Email",
+        "X-Auth-Name",
+        "X-Auth-Groups",
+        "X-Auth-Roles",
+        "X-Auth-Tenant",
+        "X-Auth-Provider",
+    ];
+    let copy: String = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let var = h.to_ascii_lowercase().replace('-', "_");
+            format!("      auth_request_set $authHeader{i} $upstream_http_{var};\n      proxy_set_header '{h}' $authHeader{i};\n")
+        })
+        .collect();
+    format!(
+        r#"
+  server {{
+    listen 127.0.0.1:{{FRONT}};
+    # nginx.ingress.kubernetes.io/auth-url: http://authgate/_authgate/auth
+    location = /_external-auth-Lw {{
+      internal;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Forwarded-Proto "";
+      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Sent-From "nginx-ingress-controller";
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Auth-Request-Redirect $request_uri;
+      proxy_pass_request_headers on;
+      proxy_pass http://127.0.0.1:{gw_port}/_authgate/auth;
+    }}
+    # nginx.ingress.kubernetes.io/auth-signin: https://$host/_authgate/sign_in?rd=...
+    location @authgate-signin {{
+      internal;
+      add_header Set-Cookie $auth_cookie;
+      return 302 $scheme://$http_host/_authgate/sign_in?rd=$scheme://$http_host$request_uri;
+    }}
+    # The gateway's own endpoints (callback, sign-in, sign-out) on the app's host.
+    location /_authgate/ {{
+      proxy_set_header Host $http_host;
+      proxy_pass http://127.0.0.1:{gw_port};
+    }}
+    location / {{
+      auth_request /_external-auth-Lw;
+      auth_request_set $auth_cookie $upstream_http_set_cookie;
+      add_header Set-Cookie $auth_cookie;
+      # nginx.ingress.kubernetes.io/auth-response-headers: X-Auth-User, ...
+{copy}      error_page 401 = @authgate-signin;
+      proxy_set_header Host $http_host;
+      proxy_pass http://127.0.0.1:{app_port};
+    }}
+  }}
+"#
+    )
 }
