@@ -78,12 +78,17 @@ impl RouteTable {
                 Refusal::EncodedSlash
             }));
         }
-        if c.used.encoded_slash {
-            let split = c.route_path.replace("%2F", "/");
-            let other = self.find(c.host.as_deref(), &split);
-            if !other.is_some_and(|o| Arc::ptr_eq(o, route)) {
-                return Err(NoRoute::Refused(Refusal::EncodedSlash));
-            }
+        // Every reading must agree: with and without `;params`, `%2F` as a character and as a
+        // separator.
+        let agrees = |p: &str| {
+            self.find(c.host.as_deref(), p)
+                .is_some_and(|o| Arc::ptr_eq(o, route))
+        };
+        if c.used.path_parameters && !(agrees(&c.path) && agrees(&c.path.replace("%2F", "/"))) {
+            return Err(NoRoute::Refused(Refusal::PathParameter));
+        }
+        if c.used.encoded_slash && !agrees(&c.route_path.replace("%2F", "/")) {
+            return Err(NoRoute::Refused(Refusal::EncodedSlash));
         }
         Ok(route)
     }
@@ -163,3 +168,129 @@ mod tests {
     }
 }
 
+
+/// Property: for generated hostile paths and hosts, the route chosen for the raw request is
+/// the route every upstream reading of the forwarded request would be served under, or the
+/// request is refused.
+#[cfg(test)]
+mod property {
+    use super::*;
+    use crate::canonical;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    fn rc(name: &str, host: Option<&str>, prefix: &str, ex: Exceptions) -> RouteConfig {
+        RouteConfig {
+            name: name.into(),
+            host: host.map(Into::into),
+            path_prefix: prefix.into(),
+            upstream: Upstream {
+                addr: "127.0.0.1:1".into(),
+                tls: false,
+                sni: String::new(),
+            },
+            public: false,
+            provider: 0,
+            policy: Policy::default(),
+            exceptions: ex,
+        }
+    }
+
+    fn decode(s: &str) -> String {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    }
+
+    fn dots(p: &str) -> String {
+        let mut out: Vec<&str> = Vec::new();
+        for seg in p.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." => {
+                    out.pop();
+                }
+                s => out.push(s),
+            }
+        }
+        format!("/{}", out.join("/"))
+    }
+
+    /// How common servers read a forwarded path: RFC 3986, IIS, a servlet container, a
+    /// double-decoding app, NFKC.
+    fn readings(p: &str) -> [String; 5] {
+        let iis: Vec<String> = decode(&p.replace('\\', "/"))
+            .split('/')
+            .map(|s| s.split("::").next().unwrap_or("").trim_end_matches(['.', ' ']).to_string())
+            .collect();
+        let servlet: Vec<&str> = p.split('/').map(|s| s.split(';').next().unwrap_or("")).collect();
+        let nfkc: String = decode(p)
+            .chars()
+            .map(|c| match c as u32 {
+                0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+                _ => c,
+            })
+            .collect();
+        [
+            dots(&decode(p)),
+            dots(&iis.join("/")),
+            dots(&decode(&servlet.join("/"))),
+            dots(&decode(&decode(p))),
+            dots(&nfkc),
+        ]
+    }
+
+    #[test]
+    fn raw_route_equals_every_upstream_reading() {
+        let params = Exceptions { path_parameters: true, encoded_slash: false };
+        let slash = Exceptions { path_parameters: false, encoded_slash: true };
+        let table = RouteTable::new(&[
+            rc("root", None, "/", Exceptions::default()),
+            rc("admin", None, "/admin", Exceptions::default()),
+            rc("public", None, "/public", Exceptions::default()),
+            rc("legacy", None, "/legacy", params),
+            rc("pkg", None, "/pkg", slash),
+            rc("secret", Some("secret.test"), "/", Exceptions::default()),
+        ]);
+        let pieces = [
+            "admin", "ADMIN", "Admin", "%41dmin", "public", "legacy", "pkg", "x", "..", ".", "%2e",
+            "%2E%2E", "%252e", "%25", "%3b", ";", ";x=1", "", "\\", "%5c", "%2f", "%2F", "~1", "::$DATA",
+            "%20", "a.", "%c0%ae", "%ef%bc%8e", "%ef%bc%a1dmin", "%00", "%09", "%u002e", "caf%c3%a9",
+            "_authgate", "%5fauthgate",
+        ];
+        let hosts: [&[u8]; 6] = [b"app.test", b"secret.test", b"SECRET.test.", b"secret.test:80", b"secret.test:8080", b"a..b"];
+        let mut rng = StdRng::seed_from_u64(0xA17E);
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..50_000 {
+            let n = rng.gen_range(1..6);
+            let path: String = (0..n)
+                .map(|_| format!("/{}", pieces[rng.gen_range(0..pieces.len())]))
+                .collect();
+            let host = hosts[rng.gen_range(0..hosts.len())];
+            let Ok(c) = canonical::read(path.as_bytes(), &[host], None, true, table.exceptions) else {
+                refused += 1;
+                continue;
+            };
+            let Ok(route) = table.route(&c) else {
+                refused += 1;
+                continue;
+            };
+            accepted += 1;
+            // What the upstream receives: c.target() and Host c.authority; a vhost reads the
+            // host without port and trailing dot.
+            let vhost = c.authority.as_deref().map(|a| a.split(':').next().unwrap_or(a).trim_end_matches('.').to_ascii_lowercase());
+            let forwarded = c.target();
+            for reading in readings(&forwarded) {
+                let other = table.find(vhost.as_deref(), &reading);
+                assert!(
+                    other.is_some_and(|o| Arc::ptr_eq(o, route)),
+                    "{path} (host {:?}) routed to {}, but forwarded as {forwarded} it reads as {reading} -> {:?}",
+                    String::from_utf8_lossy(host),
+                    route.name,
+                    other.map(|o| &o.name)
+                );
+            }
+        }
+        // Both outcomes are exercised, so the property is not vacuous.
+        assert!(accepted > 2_000 && refused > 2_000, "{accepted} accepted, {refused} refused");
+    }
+}
