@@ -106,7 +106,7 @@ impl Metrics {
         let denials = IntCounterVec::new(
             Opts::new(
                 "authgate_denials_total",
-                "Requests refused, by reason (unauthenticated, untrusted_proxy, bad_path, no_route)",
+                "Requests refused, by reason (unauthenticated, no_route, policy denials, refused request forms, ...)",
             ),
             &["reason"],
         )?;

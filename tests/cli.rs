@@ -114,3 +114,55 @@ fn yaml_syntax_error_names_the_line() {
     assert!(!ok);
     assert!(out.contains("line "), "{out}");
 }
+
+#[test]
+fn request_reading_settings_are_checked_all_at_once() {
+    let (ok, out) = check(
+        r#"
+listen: ["127.0.0.1:8080"]
+public_url: "http://gw.example"
+trusted_proxies: ["10.0.0.0/8", "not-a-range"]
+server:
+  request_header_timeout: 0s
+forward_auth:
+  enabled: true
+  dialect: envoy
+providers:
+  - name: idp
+    type: oidc
+    issuer: "https://idp.example"
+    client_id: x
+    client_secret: "s"
+routes:
+  - upstream: "127.0.0.1:3000"
+    path_prefix: "/app;x"
+  - upstream: "127.0.0.1:3000"
+    path_prefix: "/_AUTHGATE/x"
+  - upstream: "127.0.0.1:3000"
+    path_prefix: "/legacy"
+    path_exceptions: [path_parameters, double_decoding]
+session:
+  secret: "0123456789abcdef0123456789abcdef"
+headers:
+  strip: ["X-Good", "X-Prefix-*", "bad name"]
+"#,
+        &[],
+    );
+    assert!(!ok, "check must fail:\n{out}");
+    for (path, says) in [
+        ("trusted_proxies[1]", "not an address or range"),
+        ("server.request_header_timeout", "more than 0s"),
+        ("forward_auth.dialect", "not nginx or traefik"),
+        ("routes[0].path_prefix", "no %, ;"),
+        ("routes[1].path_prefix", "reserved"),
+        ("routes[2].path_exceptions", "unknown exception \"double_decoding\""),
+        ("headers.strip", "\"bad name\""),
+    ] {
+        assert!(
+            out.lines().any(|l| l.contains(&format!("{path}: ")) && l.contains(says)),
+            "{path} ({says}) missing:\n{out}"
+        );
+    }
+    // forward_auth.trusted_proxies falls back to the top-level list: no error about it.
+    assert!(!out.contains("forward_auth.trusted_proxies"), "{out}");
+}
