@@ -33,6 +33,9 @@ use crate::return_to;
 use crate::route::{NoRoute, Route, RouteTable};
 use crate::session::{all_cookies, now_secs, Check, Sessions};
 
+mod forward;
+mod sign_out;
+
 /// More trips to the IdP than this within `LOOP_WINDOW` is a sign-in loop.
 const LOOP_MAX: u32 = 5;
 const LOOP_WINDOW: Duration = Duration::from_secs(60);
@@ -901,109 +904,6 @@ impl Gateway {
         self.metrics.denials.with_label_values(&[reason]).inc();
     }
 
-    /// Forward-auth (ingress-nginx `auth-url`, Traefik ForwardAuth): decide on the original
-    /// request an ingress controller describes, read in the configured dialect and canonically.
-    /// 2xx with the identity headers when allowed; 401 otherwise (or, for Traefik browsers, a
-    /// redirect to sign in); the policy's 403.
-    async fn forward_auth(&self, core: &Core, session: &mut Session) -> Result<()> {
-        let fa = &core.cfg.forward_auth;
-        if !fa.enabled {
-            return page(
-                session,
-                404,
-                "Not found",
-                "Forward-auth is not enabled on this gateway.",
-                None,
-            )
-            .await;
-        }
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        if !peer.is_some_and(|ip| fa.trusted_proxies.iter().any(|c| c.contains(ip))) {
-            self.deny("untrusted_proxy");
-            log::warn!("forward-auth refused: {peer:?} is not in forward_auth.trusted_proxies");
-            return json_error(
-                session,
-                403,
-                "untrusted_proxy",
-                "this address may not use forward-auth",
-            )
-            .await;
-        }
-        // ingress-nginx turns any auth answer but 2xx/401/403 into a 500: refuse with 403.
-        let refused = match fa.dialect {
-            Dialect::Nginx => 403,
-            Dialect::Traefik => 400,
-        };
-        let original = match crate::forward_auth::original(
-            session.req_header(),
-            fa.dialect,
-            core.routes.exceptions,
-        ) {
-            Ok(o) => o,
-            Err(why) => {
-                self.deny(why.label());
-                log::warn!("forward-auth refused ({}): {why}", why.label());
-                return json_error(session, refused, why.label(), &why.to_string()).await;
-            }
-        };
-        let route = match core.routes.route(&original.canonical) {
-            Ok(r) => r.clone(),
-            Err(NoRoute::Unknown) => {
-                self.deny("no_route");
-                return json_error(session, 403, "no_route", "no route for the original request")
-                    .await;
-            }
-            Err(NoRoute::Refused(r)) => {
-                self.deny(r.label());
-                log::warn!(
-                    "forward-auth refused ({}): {} is not allowed on its route",
-                    r.label(),
-                    original.canonical.path
-                );
-                return json_error(session, refused, r.label(), "the original request path is not acceptable")
-                    .await;
-            }
-        };
-        let (identity, refreshed) = match self.authenticate(core, session, &route).await? {
-            Auth::Answered => return Ok(()),
-            Auth::Public => return respond(session, 200, "text/plain", Vec::new(), &[]).await,
-            Auth::Allowed {
-                identity,
-                refreshed,
-            } => (identity, refreshed),
-            Auth::NoSession => {
-                // Traefik passes the answer to the browser as is: send navigations to sign in.
-                // ingress-nginx accepts only 2xx/401/403 from auth-url and redirects itself.
-                let req = session.req_header();
-                if fa.dialect == Dialect::Traefik && wants_html(req) {
-                    let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
-                    let pending = core.count_login_cookies(req);
-                    return self
-                        .start_sign_in(core, session, route.provider, return_to, pending, Vec::new())
-                        .await;
-                }
-                self.deny("unauthenticated");
-                return json_error(session, 401, "unauthenticated", "no valid session; sign in first")
-                    .await;
-            }
-        };
-        let mut headers: Vec<(&str, String)> = Vec::new();
-        let mut names: Vec<(String, String)> = Vec::new();
-        core.headers.each(&identity, |name, value| {
-            if let Ok(v) = value.to_str() {
-                names.push((name.as_str().to_string(), v.to_string()));
-            }
-        });
-        headers.extend(names.iter().map(|(k, v)| (k.as_str(), v.clone())));
-        if let Some(v) = refreshed {
-            headers.push(("set-cookie", core.sessions.set_cookie(&v)));
-        }
-        respond(session, 200, "text/plain", Vec::new(), &headers).await
-    }
-
     /// The one authentication step the proxy and forward-auth share: the route's bearer
     /// token or session, then its policy.
     async fn authenticate(&self, core: &Core, session: &mut Session, route: &Route) -> Result<Auth> {
@@ -1144,104 +1044,6 @@ impl Gateway {
         .await
     }
 
-    /// Sign-out is a POST carrying a token bound to the session, from the page a GET shows:
-    /// a cross-site link or image cannot sign anyone out.
-    async fn sign_out(&self, core: &Core, session: &mut Session) -> Result<()> {
-        let signed_out = core.public(&format!("{RESERVED_PREFIX}/signed_out"));
-        let token_name = format!("{}_sign_out", core.sessions.cfg.base_name());
-        let name = core.sessions.cfg.cookie_name.clone();
-        let presented: Vec<String> = cookie_values(session.req_header(), &name)
-            .map(|v| session_digest(v))
-            .collect();
-        if session.req_header().method != http::Method::POST {
-            if self.session_of(core, session.req_header()).await.is_none() {
-                return redirect(session, signed_out, &[core.sessions.clear_cookie()]).await;
-            }
-            let token = presented
-                .first()
-                .and_then(|d| core.sessions.sealer().seal(&token_name, &(d, now_secs())))
-                .unwrap_or_default();
-            let html = pages::confirm(
-                "Sign out?",
-                "This ends your session with this gateway and, where the identity provider supports it, with the provider too.",
-                &format!("{RESERVED_PREFIX}/sign_out"),
-                &[("token", &token)],
-                "Sign out",
-            );
-            return respond(session, 200, "text/html; charset=utf-8", html.into_bytes(), &[]).await;
-        }
-        let req = session.req_header();
-        let cross_site = req
-            .headers
-            .get("sec-fetch-site")
-            .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
-        let mut body = Vec::new();
-        while let Some(chunk) = session.read_request_body().await? {
-            body.extend_from_slice(&chunk);
-            if body.len() > 4096 {
-                break;
-            }
-        }
-        let token = url::form_urlencoded::parse(&body)
-            .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
-        let now = now_secs();
-        let valid = !cross_site
-            && body.len() <= 4096
-            && core
-                .sessions
-                .sealer()
-                .open::<(String, u64)>(&token_name, &token)
-                .is_some_and(|(d, t)| now.saturating_sub(t) < LOGIN_TTL.as_secs() && presented.contains(&d));
-        if !valid {
-            self.deny("sign_out_unconfirmed");
-            log::warn!("sign-out refused: no valid confirmation token (cross-site request, expired page, or another session's token)");
-            return page_with(
-                session,
-                403,
-                "Sign-out not confirmed",
-                "This sign-out did not come from the gateway's confirmation page, or the page is too old. Your session is unchanged.",
-                None,
-                Some((&format!("{RESERVED_PREFIX}/sign_out"), "Sign out")),
-                &[],
-            )
-            .await;
-        }
-        let who = self.revoke_presented(core, session).await;
-        let location = match &who {
-            Some(id) => {
-                crate::logging::audit(
-                    "sign_out",
-                    serde_json::json!({"provider": id.provider, "user": id.user, "tenant": id.tenant}),
-                );
-                core.providers
-                    .iter()
-                    .find(|p| p.name() == &*id.provider)
-                    .and_then(|p| match p.as_ref() {
-                        Provider::Oidc(o) => o.end_session_url(&signed_out),
-                        Provider::Saml(s) => s.logout_url(id),
-                    })
-                    .map(|u| u.to_string())
-                    .unwrap_or(signed_out)
-            }
-            None => signed_out,
-        };
-        let mut headers = vec![("location", location)];
-        for c in [
-            core.sessions.clear_cookie(),
-            core.sessions.cookie(&core.loop_cookie, "", "/", Some(Duration::ZERO)),
-        ] {
-            headers.push(("set-cookie", c));
-        }
-        respond(session, 303, "text/plain", Vec::new(), &headers).await
-    }
-}
-
-/// What a sign-out token is bound to: a digest of the session cookie it was issued for.
-fn session_digest(cookie_value: &str) -> String {
-    let d = openssl::sha::sha256(cookie_value.as_bytes());
-    d[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[async_trait]

@@ -402,6 +402,21 @@ fn topology() -> Topology {
     }
 }
 
+impl Topology {
+    /// Another gateway with this one's configuration passed through `edit`, on new ports;
+    /// returns it and its `host:port`.
+    fn another(&self, edit: impl Fn(String) -> String) -> (Gateway, String) {
+        let (port, admin) = (free_port(), free_port());
+        let yaml = self
+            .yaml
+            .replace(self.gw.url.trim_start_matches("http://"), &format!("127.0.0.1:{port}"))
+            .replace(self.gw.admin.trim_start_matches("http://"), &format!("127.0.0.1:{admin}"));
+        let gw = start_gateway(port, admin, &edit(yaml));
+        let addr = gw.url.trim_start_matches("http://").to_string();
+        (gw, addr)
+    }
+}
+
 /// Runs `cases` against `addr`; returns how many were refused or answered by the gateway.
 fn run(t: &Topology, addr: &str, mode: &str, cases: &[Case]) -> usize {
     let mut failures = Vec::new();
@@ -501,13 +516,7 @@ fn the_upstream_receives_the_gateways_forwarding_headers_only() {
     assert_eq!(header("x-forwarded-port").as_deref(), addr.rsplit(':').next());
 
     // A gateway that trusts the peer keeps its forwarding headers and appends to them.
-    let (port, admin) = (free_port(), free_port());
-    let yaml = t
-        .yaml
-        .replace(&addr, &format!("127.0.0.1:{port}"))
-        .replace(&t.gw.admin.replace("http://", ""), &format!("127.0.0.1:{admin}"));
-    let trusting = start_gateway(port, admin, &format!("{yaml}trusted_proxies: [\"127.0.0.1/32\"]\n"));
-    let taddr = trusting.url.trim_start_matches("http://").to_string();
+    let (_trusting, taddr) = t.another(|y| format!("{y}trusted_proxies: [\"127.0.0.1/32\"]\n"));
     let raw = format!("{}X-Case: trusted\r\n", request("/public/x", Some(&taddr), "X-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: https\r\nX-Remote-User: admin\r\n"));
     assert_eq!(send_raw(&taddr, &raw), 200);
     let head = t.upstream.received("trusted").expect("reached the upstream");
@@ -536,14 +545,8 @@ fn forward_auth_reads_the_original_request_the_same_way() {
 
     // Traefik: the gateway is asked directly; Traefik sets X-Forwarded-* itself and passes
     // the client's other headers (here a lying X-Original-URL) along.
-    let (port, admin) = (free_port(), free_port());
-    let yaml = t
-        .yaml
-        .replace(&gw_addr, &format!("127.0.0.1:{port}"))
-        .replace(&t.gw.admin.replace("http://", ""), &format!("127.0.0.1:{admin}"))
-        .replace("  enabled: true\n", "  enabled: true\n  dialect: traefik\n");
-    let traefik = start_gateway(port, admin, &yaml);
-    let taddr = traefik.url.trim_start_matches("http://").to_string();
+    let (_traefik, taddr) =
+        t.another(|y| y.replace("  enabled: true\n", "  enabled: true\n  dialect: traefik\n"));
     let mut failures = Vec::new();
     let mut checked = 0;
     for caller in [Caller::Anonymous, Caller::Bob] {
@@ -609,14 +612,9 @@ fn cookies_sign_out_and_slow_clients() {
     assert_eq!(send_raw(&addr, &request("/app/x", Some(&addr), &cookie)), 200, "still signed in");
 
     // A head trickled in one line at a time is cut off at the deadline (set to 2 s here).
-    let (port, admin) = (free_port(), free_port());
-    let yaml = t
-        .yaml
-        .replace(&addr, &format!("127.0.0.1:{port}"))
-        .replace(&t.gw.admin.replace("http://", ""), &format!("127.0.0.1:{admin}"))
-        .replace("  shutdown_grace: 1s\n", "  shutdown_grace: 1s\n  request_header_timeout: 2s\n");
-    let strict = start_gateway(port, admin, &yaml);
-    let saddr = strict.url.trim_start_matches("http://").to_string();
+    let (strict, saddr) = t.another(|y| {
+        y.replace("  shutdown_grace: 1s\n", "  shutdown_grace: 1s\n  request_header_timeout: 2s\n")
+    });
     let mut s = TcpStream::connect(&saddr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let started = Instant::now();
@@ -637,4 +635,75 @@ fn cookies_sign_out_and_slow_clients() {
     assert!(strict.log_text().contains("request head did not arrive within"), "{}", strict.log_text());
     // A normal request on the strict gateway still works.
     assert_eq!(send_raw(&saddr, &request("/public/", Some(&saddr), "")), 200);
+}
+
+/// Property: for generated hostile paths and hosts, the route chosen for the raw request is
+/// the route every upstream reading of the forwarded request is served under, or the request
+/// is refused (the library's reading and route table, no server needed).
+#[test]
+fn raw_route_equals_every_upstream_reading() {
+    use authgate::canonical::{self, Exceptions};
+    use authgate::config::{RouteConfig, Upstream as UpstreamAddr};
+    use authgate::route::RouteTable;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    let rc = |name: &str, host: Option<&str>, prefix: &str, exceptions: Exceptions| RouteConfig {
+        name: name.into(),
+        host: host.map(Into::into),
+        path_prefix: prefix.into(),
+        upstream: UpstreamAddr { addr: "127.0.0.1:1".into(), tls: false, sni: String::new() },
+        public: false,
+        provider: 0,
+        policy: Default::default(),
+        exceptions,
+    };
+    let params = Exceptions { path_parameters: true, encoded_slash: false };
+    let slash = Exceptions { path_parameters: false, encoded_slash: true };
+    let table = RouteTable::new(&[
+        rc("root", None, "/", Exceptions::default()),
+        rc("admin", None, "/admin", Exceptions::default()),
+        rc("public", None, "/public", Exceptions::default()),
+        rc("legacy", None, "/legacy", params),
+        rc("pkg", None, "/pkg", slash),
+        rc("secret", Some("secret.test"), "/", Exceptions::default()),
+    ]);
+    let pieces = [
+        "admin", "ADMIN", "Admin", "%41dmin", "public", "legacy", "pkg", "x", "..", ".", "%2e",
+        "%2E%2E", "%252e", "%25", "%3b", ";", ";x=1", "", "\\", "%5c", "%2f", "%2F", "~1", "::$DATA",
+        "%20", "a.", "%c0%ae", "%ef%bc%8e", "%ef%bc%a1dmin", "%00", "%09", "%u002e", "caf%c3%a9",
+        "_authgate", "%5fauthgate",
+    ];
+    let hosts: [&[u8]; 6] = [b"app.test", b"secret.test", b"SECRET.test.", b"secret.test:80", b"secret.test:8080", b"a..b"];
+    let mut rng = StdRng::seed_from_u64(0xA17E);
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..50_000 {
+        let n = rng.gen_range(1..6);
+        let path: String = (0..n).map(|_| format!("/{}", pieces[rng.gen_range(0..pieces.len())])).collect();
+        let host = hosts[rng.gen_range(0..hosts.len())];
+        let Ok(c) = canonical::read(path.as_bytes(), &[host], None, true, table.exceptions) else {
+            refused += 1;
+            continue;
+        };
+        let Ok(route) = table.route(&c) else {
+            refused += 1;
+            continue;
+        };
+        accepted += 1;
+        // The upstream receives c.target() with Host c.authority.
+        let head = format!("GET {} HTTP/1.1\r\nHost: {}\r\n", c.target(), c.authority.as_deref().unwrap_or(""));
+        let vhost = vhost(&head);
+        for (reading, p) in readings(&c.target()) {
+            let other = table.find(vhost.as_deref(), &p);
+            assert!(
+                other.is_some_and(|o| std::sync::Arc::ptr_eq(o, route)),
+                "{path} (host {:?}) routed to {}, but a {reading} server reads {} as {p} -> {:?}",
+                String::from_utf8_lossy(host),
+                route.name,
+                c.target(),
+                other.map(|o| &o.name)
+            );
+        }
+    }
+    // Both outcomes are exercised, so the property is not vacuous.
+    assert!(accepted > 2_000 && refused > 2_000, "{accepted} accepted, {refused} refused");
 }
