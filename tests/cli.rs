@@ -166,3 +166,22 @@ headers:
     // forward_auth.trusted_proxies falls back to the top-level list: no error about it.
     assert!(!out.contains("forward_auth.trusted_proxies"), "{out}");
 }
+
+/// Over https the session cookie is `__Host-` prefixed (a sibling subdomain cannot plant or
+/// shadow it); pending sign-ins keep the unprefixed base (they are scoped to /_authgate/).
+#[test]
+fn session_cookie_is_host_prefixed_over_https() {
+    let yaml = |url: &str, extra: &str| {
+        format!(
+            "listen: [\"127.0.0.1:8080\"]\npublic_url: \"{url}\"\nproviders:\n  - name: idp\n    type: oidc\n    issuer: \"https://idp.example\"\n    client_id: x\n    client_secret: s\nroutes:\n  - upstream: \"127.0.0.1:3000\"\nsession:\n  secret: \"0123456789abcdef0123456789abcdef\"\n{extra}"
+        )
+    };
+    let env = |_: &str| None;
+    let https = authgate::config::Config::parse(&yaml("https://gw.example", ""), &env).unwrap();
+    assert_eq!(https.session.cookie_name, "__Host-authgate_session");
+    assert_eq!(https.session.base_name(), "authgate_session");
+    let off = authgate::config::Config::parse(&yaml("https://gw.example", "  host_prefix: false\n"), &env).unwrap();
+    assert_eq!(off.session.cookie_name, "authgate_session");
+    let http = authgate::config::Config::parse(&yaml("http://gw.example", ""), &env).unwrap();
+    assert_eq!(http.session.cookie_name, "authgate_session");
+}

@@ -633,8 +633,22 @@ fn cookies_sign_out_and_slow_clients() {
     assert!(closed || elapsed < Duration::from_secs(10), "connection held for {elapsed:?}");
     assert!(!String::from_utf8_lossy(&out).contains("200 OK"));
     assert!(strict.log_text().contains("request head did not arrive within"), "{}", strict.log_text());
-    // A normal request on the strict gateway still works.
+    // A normal request on the strict gateway still works; a body may take longer than the
+    // head deadline, and so may the pause before a kept-alive connection's next request.
     assert_eq!(send_raw(&saddr, &request("/public/", Some(&saddr), "")), 200);
+    let mut s = TcpStream::connect(&saddr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(s, "POST /public/upload HTTP/1.1\r\nHost: {saddr}\r\nContent-Length: 6\r\n\r\nabc").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    s.write_all(b"def").unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "slow body");
+    std::thread::sleep(Duration::from_secs(3));
+    write!(s, "GET /public/again HTTP/1.1\r\nHost: {saddr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "idle keep-alive then a request: {out}");
 }
 
 /// Property: for generated hostile paths and hosts, the route chosen for the raw request is

@@ -97,9 +97,14 @@ session:
 headers:
 {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with .Values.config.trustedProxies }}
+trusted_proxies:
+{{- toYaml . | nindent 2 }}
+{{- end }}
 {{- if .Values.config.forwardAuth.enabled }}
 forward_auth:
   enabled: true
+  dialect: {{ .Values.config.forwardAuth.dialect | default "nginx" }}
   trusted_proxies:
 {{- toYaml .Values.config.forwardAuth.trustedProxies | nindent 4 }}
 {{- end }}
