@@ -111,7 +111,7 @@ fn main() {
         "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/nginx.err;\nevents {{ worker_connections 256; }}\nhttp {{ access_log off; server {{ listen 127.0.0.1:{up}; keepalive_requests 1000000; location / {{ default_type text/plain; return 200 \"hello\\n\"; }} }} }}\n",
         d = dir.path().display()
     )).expect("nginx.conf");
-    let mut nginx = Command::new("nginx")
+    let nginx = Command::new("nginx")
         .args([
             "-c",
             &conf.display().to_string(),
@@ -121,6 +121,9 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .expect("nginx (apt install nginx)");
+    // Stopped with SIGTERM (also on a panic): a SIGKILLed master leaves its worker running,
+    // holding the test command's output open.
+    let _nginx = Nginx(nginx);
     wait_port(up, Duration::from_secs(10));
 
     // The gateway, under callgrind. Its identity provider is never asked: the session is
@@ -214,10 +217,23 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}" }}
     );
     let _ = gateway.kill();
     let _ = gateway.wait();
-    let _ = nginx.kill();
-    let _ = nginx.wait();
     if std::env::var_os("BENCH_KEEP").is_some() {
         // For callgrind_annotate: the two dumps (public, then session) stay.
         println!("dumps kept in {}", dir.keep().display());
+    }
+}
+
+/// nginx, stopped the way that ends its workers too.
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            if pid > 1 {
+                // SAFETY: kill(2) on our own child's pid, never a group or -1.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        }
+        let _ = self.0.wait();
     }
 }
