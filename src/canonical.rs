@@ -408,7 +408,8 @@ fn read_path(raw: &str, allowed: Exceptions) -> Result<(String, String, Exceptio
     } else {
         out.clone()
     };
-    for path in [&out, &route_path] {
+    let paths: &[&String] = if used.path_parameters { &[&out, &route_path] } else { &[&out] };
+    for path in paths {
         for seg in path.split('/') {
             check_segment(seg)?;
         }
@@ -426,6 +427,7 @@ fn check_segment(seg: &str) -> Result<(), Refusal> {
     // Each segment as a decoding server sees it (servlets also cut at `;`).
     for part in seg.split(';') {
         let decoded = decode(part)?;
+        let decoded: &str = &decoded;
         if decoded == "." || decoded == ".." {
             return Err(Refusal::DotSegment);
         }
@@ -442,7 +444,7 @@ fn check_segment(seg: &str) -> Result<(), Refusal> {
         {
             return Err(Refusal::ShortName);
         }
-        if decoded.chars().any(is_lookalike) {
+        if !decoded.is_ascii() && decoded.chars().any(is_lookalike) {
             return Err(Refusal::Lookalike);
         }
     }
@@ -450,12 +452,14 @@ fn check_segment(seg: &str) -> Result<(), Refusal> {
 }
 
 /// Full percent-decoding of one segment (escapes are already validated); must be UTF-8.
-fn decode(seg: &str) -> Result<String, Refusal> {
+fn decode(seg: &str) -> Result<std::borrow::Cow<'_, str>, Refusal> {
     if !seg.contains('%') {
-        return Ok(seg.to_string());
+        return Ok(std::borrow::Cow::Borrowed(seg));
     }
     let bytes: Vec<u8> = percent_encoding::percent_decode_str(seg).collect();
-    String::from_utf8(bytes).map_err(|_| Refusal::BadUtf8)
+    String::from_utf8(bytes)
+        .map(std::borrow::Cow::Owned)
+        .map_err(|_| Refusal::BadUtf8)
 }
 
 /// Characters that Unicode compatibility normalization (NFKC, used by IIS/ASP.NET and some
