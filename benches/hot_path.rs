@@ -5,11 +5,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use authgate::canonical::{self, Exceptions};
 use authgate::config::{HeaderNames, RouteConfig, Secret, SessionConfig, StoreKind, Upstream};
 use authgate::headers::HeaderPlan;
 use authgate::identity::Identity;
 use authgate::policy::{self, Policy};
-use authgate::canonical::{self, Exceptions};
 use authgate::route::RouteTable;
 use authgate::session::{now_secs, Sessions, Ticket};
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -79,7 +79,10 @@ impl Refusal {
     pub fn is_host(self) -> bool {
         matches!(
             self,
-            Refusal::DuplicateHost | Refusal::MissingHost | Refusal::BadHost | Refusal::HostConflict
+            Refusal::DuplicateHost
+                | Refusal::MissingHost
+                | Refusal::BadHost
+                | Refusal::HostConflict
         )
     }
 }
@@ -113,7 +116,8 @@ impl Exceptions {
 
     /// Whether `self` permits everything `used` needs.
     pub fn covers(self, used: Exceptions) -> bool {
-        (self.path_parameters || !used.path_parameters) && (self.encoded_slash || !used.encoded_slash)
+        (self.path_parameters || !used.path_parameters)
+            && (self.encoded_slash || !used.encoded_slash)
     }
 }
 
@@ -256,8 +260,8 @@ pub fn read(
         None => (None, None),
     };
     let authority = host.as_ref().map(|h| match port {
-        Some(p) if p != 80 && p != 443 => format!("{h}:{p}"),
-        _ => h.clone(),
+        Some(p) => format!("{h}:{p}"),
+        None => h.clone(),
     });
     Ok(Canonical {
         host,
@@ -296,7 +300,11 @@ fn read_authority(a: &str) -> Result<(String, Option<u16>), Refusal> {
     let a = a.trim_matches([' ', '\t']);
     let (host, port) = if let Some(rest) = a.strip_prefix('[') {
         let (h, after) = rest.split_once(']').ok_or(Refusal::BadHost)?;
-        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if h.is_empty()
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return Err(Refusal::BadHost);
         }
         let port = match after {
@@ -408,7 +416,11 @@ fn read_path(raw: &str, allowed: Exceptions) -> Result<(String, String, Exceptio
     } else {
         out.clone()
     };
-    let paths: &[&String] = if used.path_parameters { &[&out, &route_path] } else { &[&out] };
+    let paths: &[&String] = if used.path_parameters {
+        &[&out, &route_path]
+    } else {
+        &[&out]
+    };
     for path in paths {
         for seg in path.split('/') {
             check_segment(seg)?;
@@ -485,12 +497,24 @@ mod tests {
     use super::*;
 
     fn ok(target: &str) -> Canonical {
-        read(target.as_bytes(), &[b"app.test"], None, true, Exceptions::default())
-            .unwrap_or_else(|e| panic!("{target}: {e}"))
+        read(
+            target.as_bytes(),
+            &[b"app.test"],
+            None,
+            true,
+            Exceptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{target}: {e}"))
     }
 
     fn refused(target: &str) -> Refusal {
-        match read(target.as_bytes(), &[b"app.test"], None, true, Exceptions::default()) {
+        match read(
+            target.as_bytes(),
+            &[b"app.test"],
+            None,
+            true,
+            Exceptions::default(),
+        ) {
             Ok(c) => panic!("{target} accepted as {c:?}"),
             Err(e) => e,
         }
@@ -547,7 +571,9 @@ mod tests {
 
     #[test]
     fn hosts() {
-        let r = |t: &str, hosts: &[&[u8]], h11: bool| read(t.as_bytes(), hosts, None, h11, Exceptions::default());
+        let r = |t: &str, hosts: &[&[u8]], h11: bool| {
+            read(t.as_bytes(), hosts, None, h11, Exceptions::default())
+        };
         let c = r("/", &[b"Secret.TEST.:80"], true).unwrap();
         assert_eq!(c.host.as_deref(), Some("secret.test"));
         assert_eq!(c.authority.as_deref(), Some("secret.test"));
@@ -559,13 +585,38 @@ mod tests {
         assert_eq!(c.host.as_deref(), Some("secret.test"));
         assert_eq!(c.target(), "/public/x");
         let c = r("HTTPS://secret.test:443", &[b"secret.test"], true).unwrap();
-        assert_eq!((c.host.as_deref(), c.path.as_str()), (Some("secret.test"), "/"));
-        assert_eq!(r("http://secret.test/", &[b"other.test"], true), Err(Refusal::HostConflict));
-        assert_eq!(r("/", &[b"a.test", b"b.test"], true), Err(Refusal::DuplicateHost));
+        assert_eq!(
+            (c.host.as_deref(), c.path.as_str()),
+            (Some("secret.test"), "/")
+        );
+        assert_eq!(
+            r("http://secret.test/", &[b"other.test"], true),
+            Err(Refusal::HostConflict)
+        );
+        assert_eq!(
+            r("/", &[b"a.test", b"b.test"], true),
+            Err(Refusal::DuplicateHost)
+        );
         assert_eq!(r("/", &[], true), Err(Refusal::MissingHost));
         assert_eq!(r("/", &[], false).unwrap().host, None);
-        for bad in ["", "a b", "user@host", "host%2etest", "a..b", "[zz]", "h:", "h:0", "h:99999", "h:8x", "h/x"] {
-            assert_eq!(r("/", &[bad.as_bytes()], true), Err(Refusal::BadHost), "{bad:?}");
+        for bad in [
+            "",
+            "a b",
+            "user@host",
+            "host%2etest",
+            "a..b",
+            "[zz]",
+            "h:",
+            "h:0",
+            "h:99999",
+            "h:8x",
+            "h/x",
+        ] {
+            assert_eq!(
+                r("/", &[bad.as_bytes()], true),
+                Err(Refusal::BadHost),
+                "{bad:?}"
+            );
         }
         assert_eq!(r("http://u@h.test/", &[], true), Err(Refusal::BadHost));
         assert_eq!(r("/caf\u{e9}", &[b"h"], true), Err(Refusal::RawByte));
@@ -573,24 +624,39 @@ mod tests {
 
     #[test]
     fn exceptions() {
-        let both = Exceptions { path_parameters: true, encoded_slash: true };
+        let both = Exceptions {
+            path_parameters: true,
+            encoded_slash: true,
+        };
         let c = read(b"/app/x;jsessionid=AB", &[b"h"], None, true, both).unwrap();
         assert_eq!(c.path, "/app/x;jsessionid=AB");
         assert_eq!(c.route_path, "/app/x");
         assert!(c.used.path_parameters && !c.used.encoded_slash);
         // `..;` is still a dot segment to the servlet reading.
-        assert_eq!(read(b"/public/..;/admin", &[b"h"], None, true, both), Err(Refusal::DotSegment));
+        assert_eq!(
+            read(b"/public/..;/admin", &[b"h"], None, true, both),
+            Err(Refusal::DotSegment)
+        );
         let c = read(b"/pkg/a%2fb", &[b"h"], None, true, both).unwrap();
         assert_eq!(c.path, "/pkg/a%2Fb");
         assert!(c.used.encoded_slash);
-        assert_eq!(read(b"/pkg/%2e%2e%2fadmin", &[b"h"], None, true, both), Err(Refusal::DotSegment));
+        assert_eq!(
+            read(b"/pkg/%2e%2e%2fadmin", &[b"h"], None, true, both),
+            Err(Refusal::DotSegment)
+        );
         assert!(!Exceptions::default().covers(c.used));
         assert!(both.covers(c.used));
     }
 
     #[test]
     fn reserved_prefix_in_every_spelling() {
-        for t in ["/_authgate/x", "//_authgate/x", "/%5fauthgate/x", "/_AUTHGATE/x", "/_authgate"] {
+        for t in [
+            "/_authgate/x",
+            "//_authgate/x",
+            "/%5fauthgate/x",
+            "/_AUTHGATE/x",
+            "/_authgate",
+        ] {
             assert!(ok(t).is_reserved("/_authgate"), "{t}");
         }
         assert!(!ok("/_authgatex").is_reserved("/_authgate"));

@@ -789,10 +789,9 @@ impl<'e> Reader<'e> {
         };
         if enabled
             && trusted_proxies.is_empty()
-            && !self
-                .errors
-                .iter()
-                .any(|e| e.path.starts_with("forward_auth") || e.path.starts_with("trusted_proxies"))
+            && !self.errors.iter().any(|e| {
+                e.path.starts_with("forward_auth") || e.path.starts_with("trusted_proxies")
+            })
         {
             self.err(
                 "forward_auth.trusted_proxies",

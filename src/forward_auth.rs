@@ -74,11 +74,15 @@ pub fn original(
             } else {
                 "http"
             };
-            (scheme, canonical::read(url, &[], None, true, allowed).map_err(refused)?)
+            (
+                scheme,
+                canonical::read(url, &[], None, true, allowed).map_err(refused)?,
+            )
         }
         // Traefik: `X-Forwarded-Proto`, `-Host` and `-Uri`, which Traefik sets itself.
         Dialect::Traefik => {
-            let host = one(req, "x-forwarded-host")?.ok_or(Unusable::Missing("X-Forwarded-Host"))?;
+            let host =
+                one(req, "x-forwarded-host")?.ok_or(Unusable::Missing("X-Forwarded-Host"))?;
             let uri = one(req, "x-forwarded-uri")?.ok_or(Unusable::Missing("X-Forwarded-Uri"))?;
             let scheme = match one(req, "x-forwarded-proto")? {
                 None => "https",
@@ -89,7 +93,10 @@ pub fn original(
             if !uri.starts_with(b"/") {
                 return Err(refused(Refusal::TargetForm));
             }
-            (scheme, canonical::read(uri, &[host], None, true, allowed).map_err(refused)?)
+            (
+                scheme,
+                canonical::read(uri, &[host], None, true, allowed).map_err(refused)?,
+            )
         }
     };
     let url = format!(
@@ -129,12 +136,21 @@ mod tests {
         let o = original(&r, Dialect::Nginx, ex).unwrap();
         assert_eq!(o.canonical.path, "/public/");
         assert_eq!(
-            original(&req(&[("x-forwarded-host", "a"), ("x-forwarded-uri", "/")]), Dialect::Nginx, ex)
-                .unwrap_err(),
+            original(
+                &req(&[("x-forwarded-host", "a"), ("x-forwarded-uri", "/")]),
+                Dialect::Nginx,
+                ex
+            )
+            .unwrap_err(),
             Unusable::Missing("X-Original-URL")
         );
         assert_eq!(
-            original(&req(&[("x-original-url", "http://a/")]), Dialect::Traefik, ex).unwrap_err(),
+            original(
+                &req(&[("x-original-url", "http://a/")]),
+                Dialect::Traefik,
+                ex
+            )
+            .unwrap_err(),
             Unusable::Missing("X-Forwarded-Host")
         );
     }
@@ -143,7 +159,14 @@ mod tests {
     fn descriptions_are_read_canonically() {
         let ex = Exceptions::default();
         let nginx = |u: &str| original(&req(&[("x-original-url", u)]), Dialect::Nginx, ex);
-        assert_eq!(nginx("http://App.Test.:80/x").unwrap().canonical.host.as_deref(), Some("app.test"));
+        assert_eq!(
+            nginx("http://App.Test.:80/x")
+                .unwrap()
+                .canonical
+                .host
+                .as_deref(),
+            Some("app.test")
+        );
         for bad in [
             "http://app.test/public/..;/admin",
             "http://app.test/public/%252e%252e/admin",
@@ -154,13 +177,20 @@ mod tests {
         ] {
             assert!(matches!(nginx(bad), Err(Unusable::Refused(_))), "{bad}");
         }
-        let twice = req(&[("x-original-url", "http://a/"), ("x-original-url", "http://b/")]);
+        let twice = req(&[
+            ("x-original-url", "http://a/"),
+            ("x-original-url", "http://b/"),
+        ]);
         assert_eq!(
             original(&twice, Dialect::Nginx, ex).unwrap_err(),
             Unusable::Repeated("x-original-url")
         );
         let traefik = |h: &str, u: &str| {
-            original(&req(&[("x-forwarded-host", h), ("x-forwarded-uri", u)]), Dialect::Traefik, ex)
+            original(
+                &req(&[("x-forwarded-host", h), ("x-forwarded-uri", u)]),
+                Dialect::Traefik,
+                ex,
+            )
         };
         assert!(traefik("app.test", "/ok").is_ok());
         assert!(traefik("app.test", "http://evil/").is_err());

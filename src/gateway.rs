@@ -311,13 +311,20 @@ impl Gateway {
                 )
                 .await;
             }
-            let sealed = core.sessions.sealer().seal(&core.loop_cookie, &trips).unwrap_or_default();
+            let sealed = core
+                .sessions
+                .sealer()
+                .seal(&core.loop_cookie, &trips)
+                .unwrap_or_default();
             let counter = core
                 .sessions
                 .cookie(&core.loop_cookie, &sealed, "/", Some(LOOP_WINDOW));
             let mut extra = vec![counter];
             if completed {
-                extra.push(core.sessions.cookie(&core.done_cookie, "", "/", Some(Duration::ZERO)));
+                extra.push(
+                    core.sessions
+                        .cookie(&core.done_cookie, "", "/", Some(Duration::ZERO)),
+                );
             }
             let pending_logins = core.count_login_cookies(req);
             return self
@@ -700,7 +707,12 @@ impl Gateway {
                 cookies.extend(clear);
                 // If this browser comes back without the session, it is a loop round.
                 if let Some(done) = core.sessions.sealer().seal(&core.done_cookie, &now_secs()) {
-                    cookies.push(core.sessions.cookie(&core.done_cookie, &done, "/", Some(LOOP_WINDOW)));
+                    cookies.push(core.sessions.cookie(
+                        &core.done_cookie,
+                        &done,
+                        "/",
+                        Some(LOOP_WINDOW),
+                    ));
                 }
                 redirect(session, core.public(return_to), &cookies).await
             }
@@ -906,7 +918,12 @@ impl Gateway {
 
     /// The one authentication step the proxy and forward-auth share: the route's bearer
     /// token or session, then its policy.
-    async fn authenticate(&self, core: &Core, session: &mut Session, route: &Route) -> Result<Auth> {
+    async fn authenticate(
+        &self,
+        core: &Core,
+        session: &mut Session,
+        route: &Route,
+    ) -> Result<Auth> {
         if route.public {
             return Ok(Auth::Public);
         }
@@ -1043,7 +1060,6 @@ impl Gateway {
         )
         .await
     }
-
 }
 
 #[async_trait]
@@ -1061,7 +1077,8 @@ impl ProxyHttp for Gateway {
         ctx.started = Some(Instant::now());
         // 1. One reading of the request, or a refusal: what routing, policy and the upstream
         //    all see.
-        let canonical: Canonical = match canonical::of(session.req_header(), core.routes.exceptions) {
+        let canonical: Canonical = match canonical::of(session.req_header(), core.routes.exceptions)
+        {
             Ok(c) => c,
             Err(why) => {
                 self.refuse(session, why).await?;
@@ -1070,7 +1087,8 @@ impl ProxyHttp for Gateway {
         };
         // 2. The gateway's own endpoints, on every host and in every spelling.
         if canonical.is_reserved(RESERVED_PREFIX) {
-            self.own_endpoint(&core, session, &canonical.route_path).await?;
+            self.own_endpoint(&core, session, &canonical.route_path)
+                .await?;
             return Ok(true);
         }
         // 3. The route, on the canonical host and path.
@@ -1100,7 +1118,9 @@ impl ProxyHttp for Gateway {
         ctx.port = canonical.port;
         // 5. Nobody but the gateway sets identity headers, nor (unless it is a trusted proxy)
         //    forwarding headers.
-        let stripped = core.headers.strip(session.req_header_mut(), ctx.trusted_peer);
+        let stripped = core
+            .headers
+            .strip(session.req_header_mut(), ctx.trusted_peer);
         if stripped > 0 {
             log::info!(
                 "stripped {stripped} client-sent identity header(s) on route {}",
@@ -1174,7 +1194,10 @@ impl ProxyHttp for Gateway {
             }
         }
         // Forwarding headers: the gateway's own, appended to a trusted proxy's.
-        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         if let Some(ip) = peer {
             let xff = match upstream
                 .headers

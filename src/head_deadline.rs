@@ -66,7 +66,9 @@ pub struct Deadlined {
 
 impl std::fmt::Debug for Deadlined {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deadlined").field("inner", &self.inner).finish()
+        f.debug_struct("Deadlined")
+            .field("inner", &self.inner)
+            .finish()
     }
 }
 
@@ -225,7 +227,11 @@ pub struct HeadDeadline<A> {
 
 #[async_trait]
 impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
-    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
         // A reused connection comes back wrapped: re-arm it for the next request's head.
         let mut wrapped: Box<Deadlined> = if stream.as_any().is::<Deadlined>() {
             stream.into_any().downcast::<Deadlined>().ok()?
@@ -255,15 +261,24 @@ mod tests {
     fn head_end_is_found_in_any_split() {
         let head = b"\r\nGET / HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\nBODY";
         for split in 0..head.len() {
-            let mut s = Scan { armed: true, ..Scan::default() };
+            let mut s = Scan {
+                armed: true,
+                ..Scan::default()
+            };
             let (a, b) = head.split_at(split);
             let done = s.feed(a) || s.feed(b);
             assert!(done, "split at {split}");
         }
-        let mut s = Scan { armed: true, ..Scan::default() };
+        let mut s = Scan {
+            armed: true,
+            ..Scan::default()
+        };
         assert!(!s.feed(b"\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n"));
         assert!(s.feed(b"\n"));
-        let mut s = Scan { armed: true, ..Scan::default() };
+        let mut s = Scan {
+            armed: true,
+            ..Scan::default()
+        };
         assert!(s.feed(b"GET / HTTP/1.0\n\n"));
     }
 }

@@ -340,7 +340,11 @@ mod tests {
         ];
         let build = || {
             let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-            for n in identity.iter().chain(forwarding.iter()).chain(["accept", "x-forwarded"].iter()) {
+            for n in identity
+                .iter()
+                .chain(forwarding.iter())
+                .chain(["accept", "x-forwarded"].iter())
+            {
                 req.append_header(n.to_string(), "spoof").unwrap();
             }
             req

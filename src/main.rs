@@ -86,7 +86,10 @@ fn main() -> ExitCode {
     let mut proxy = Service::new(
         "authgate proxy".to_string(),
         authgate::head_deadline::HeadDeadline {
-            inner: std::sync::Arc::new(pingora::proxy::http_proxy(&server.configuration, app.gateway)),
+            inner: std::sync::Arc::new(pingora::proxy::http_proxy(
+                &server.configuration,
+                app.gateway,
+            )),
             limit: cfg.request_header_timeout,
             metrics: app.metrics.clone(),
         },

@@ -17,10 +17,22 @@ pub fn escape(s: &str) -> String {
 }
 
 /// A page asking to confirm an action: a form POSTing `fields` to `action`.
-pub fn confirm(title: &str, message: &str, action: &str, fields: &[(&str, &str)], button: &str) -> String {
+pub fn confirm(
+    title: &str,
+    message: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+    button: &str,
+) -> String {
     let inputs: String = fields
         .iter()
-        .map(|(k, v)| format!(r#"<input type="hidden" name="{}" value="{}">"#, escape(k), escape(v)))
+        .map(|(k, v)| {
+            format!(
+                r#"<input type="hidden" name="{}" value="{}">"#,
+                escape(k),
+                escape(v)
+            )
+        })
         .collect();
     let form = format!(
         r#"<form method="post" action="{}">{inputs}<p><button class="btn" type="submit">{}</button></p></form>"#,

@@ -155,11 +155,15 @@ headers:
         ("forward_auth.dialect", "not nginx or traefik"),
         ("routes[0].path_prefix", "no %, ;"),
         ("routes[1].path_prefix", "reserved"),
-        ("routes[2].path_exceptions", "unknown exception \"double_decoding\""),
+        (
+            "routes[2].path_exceptions",
+            "unknown exception \"double_decoding\"",
+        ),
         ("headers.strip", "\"bad name\""),
     ] {
         assert!(
-            out.lines().any(|l| l.contains(&format!("{path}: ")) && l.contains(says)),
+            out.lines()
+                .any(|l| l.contains(&format!("{path}: ")) && l.contains(says)),
             "{path} ({says}) missing:\n{out}"
         );
     }
@@ -180,7 +184,11 @@ fn session_cookie_is_host_prefixed_over_https() {
     let https = authgate::config::Config::parse(&yaml("https://gw.example", ""), &env).unwrap();
     assert_eq!(https.session.cookie_name, "__Host-authgate_session");
     assert_eq!(https.session.base_name(), "authgate_session");
-    let off = authgate::config::Config::parse(&yaml("https://gw.example", "  host_prefix: false\n"), &env).unwrap();
+    let off = authgate::config::Config::parse(
+        &yaml("https://gw.example", "  host_prefix: false\n"),
+        &env,
+    )
+    .unwrap();
     assert_eq!(off.session.cookie_name, "authgate_session");
     let http = authgate::config::Config::parse(&yaml("http://gw.example", ""), &env).unwrap();
     assert_eq!(http.session.cookie_name, "authgate_session");

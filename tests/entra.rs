@@ -427,7 +427,11 @@ fn sign_in_loop_is_broken() {
     // Six tabs reopened at once, none finished yet: six redirects, no loop page.
     let tabs = Browser::new();
     for i in 0..6 {
-        assert_eq!(tabs.get(&format!("{}/app", t.gw.url)).status(), 302, "tab {i}");
+        assert_eq!(
+            tabs.get(&format!("{}/app", t.gw.url)).status(),
+            302,
+            "tab {i}"
+        );
     }
     // A forged counter (the loop cookie is sealed) is ignored, and is never a 5xx.
     let now = std::time::SystemTime::now()
@@ -448,7 +452,8 @@ fn sign_in_loop_is_broken() {
         let callback = b.login_until_callback(&format!("{}/app", t.gw.url), "alice");
         let r = b.get(&callback);
         assert_eq!(r.status(), 302, "sign-in {i} completes");
-        b.jar.add_cookie_str("authgate_session=gone; Path=/; Max-Age=0", &gw);
+        b.jar
+            .add_cookie_str("authgate_session=gone; Path=/; Max-Age=0", &gw);
         assert!(b.cookie(&t.gw.url, "authgate_session").is_none());
     }
     let r = b.get(&format!("{}/app", t.gw.url));

@@ -40,8 +40,14 @@ impl Topology {
         let (port, admin) = (free_port(), free_port());
         let yaml = self
             .yaml
-            .replace(&self.gw.url.replace("http://", ""), &format!("127.0.0.1:{port}"))
-            .replace(&self.gw.admin.replace("http://", ""), &format!("127.0.0.1:{admin}"))
+            .replace(
+                &self.gw.url.replace("http://", ""),
+                &format!("127.0.0.1:{port}"),
+            )
+            .replace(
+                &self.gw.admin.replace("http://", ""),
+                &format!("127.0.0.1:{admin}"),
+            )
             .replace("  enabled: true\n", "  enabled: true\n  dialect: traefik\n");
         assert!(yaml.contains("dialect: traefik"));
         start_gateway(port, admin, &yaml)
@@ -205,7 +211,10 @@ fn traefik_forward_auth_dialect_and_trust_rules() {
     let r = described("/public/x").send().unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("x-auth-user").is_none());
-    assert_eq!(described("/public/%2e%2e/app").send().unwrap().status(), 400);
+    assert_eq!(
+        described("/public/%2e%2e/app").send().unwrap().status(),
+        400
+    );
     // Traefik passes client headers along: a client's X-Original-URL naming a public page
     // next to Traefik's X-Forwarded-Uri is not believed.
     let r = described("/app/secret")
@@ -214,8 +223,7 @@ fn traefik_forward_auth_dialect_and_trust_rules() {
         .unwrap();
     assert_eq!(r.status(), 401);
     // The nginx-dialect gateway, asked in Traefik's dialect, does not guess: refused.
-    let r = described("/public/x")
-        .send_to(&format!("{}/_authgate/auth", t.gw.url));
+    let r = described("/public/x").send_to(&format!("{}/_authgate/auth", t.gw.url));
     assert_eq!(r.status(), 403);
     // Nothing describing the request: refused.
     assert_eq!(api().get(&gw_auth).send().unwrap().status(), 400);

@@ -68,9 +68,10 @@ fn serve(conn: TcpStream, log: Arc<Mutex<Vec<String>>>) {
             return;
         }
         log.lock().unwrap().push(head);
-        if w
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nContent-Type: text/plain\r\n\r\nupstream")
-            .is_err()
+        if w.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nContent-Type: text/plain\r\n\r\nupstream",
+        )
+        .is_err()
         {
             return;
         }
@@ -99,7 +100,10 @@ fn send_raw(addr: &str, raw: &str) -> u16 {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out);
-    text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -200,9 +204,16 @@ fn vhost(head: &str) -> Option<String> {
         let (n, v) = l.split_once(':')?;
         n.eq_ignore_ascii_case("host").then(|| {
             let v = v.trim().to_ascii_lowercase();
-            let v = v.rsplit_once(':').map_or(v.as_str(), |(h, p)| {
-                if p.bytes().all(|b| b.is_ascii_digit()) { h } else { v.as_str() }
-            }).to_string();
+            let v = v
+                .rsplit_once(':')
+                .map_or(v.as_str(), |(h, p)| {
+                    if p.bytes().all(|b| b.is_ascii_digit()) {
+                        h
+                    } else {
+                        v.as_str()
+                    }
+                })
+                .to_string();
             v.trim_end_matches('.').to_string()
         })
     })
@@ -279,7 +290,13 @@ const PATHS: &[&str] = &[
     "/public?x=%2e%2e",
 ];
 
-const HOSTS: &[&str] = &["app", "secret.test", "SECRET.TEST", "secret.test.", "secret.test:80"];
+const HOSTS: &[&str] = &[
+    "app",
+    "secret.test",
+    "SECRET.TEST",
+    "secret.test.",
+    "secret.test:80",
+];
 
 struct Case {
     label: String,
@@ -301,7 +318,11 @@ fn cases(app_host: &str) -> Vec<Case> {
         for (i, host) in HOSTS.iter().enumerate() {
             let host = if *host == "app" { app_host } else { host };
             // Every path under the gateway's own host; a sample under the others.
-            for path in PATHS.iter().filter(|_| i == 0).chain(PATHS.iter().take(12).filter(|_| i > 0)) {
+            for path in PATHS
+                .iter()
+                .filter(|_| i == 0)
+                .chain(PATHS.iter().take(12).filter(|_| i > 0))
+            {
                 out.push(Case {
                     label: format!("{path} host {host}"),
                     raw: request(path, Some(host), ""),
@@ -346,7 +367,13 @@ fn cases(app_host: &str) -> Vec<Case> {
             caller,
             expect: Some(400),
         });
-        for bad in ["secret test", "secret.test:x", "secret.test:0", "a..b", "%73ecret.test"] {
+        for bad in [
+            "secret test",
+            "secret.test:x",
+            "secret.test:0",
+            "a..b",
+            "%73ecret.test",
+        ] {
             out.push(Case {
                 label: format!("bad host {bad}"),
                 raw: request("/public/", Some(bad), ""),
@@ -355,7 +382,13 @@ fn cases(app_host: &str) -> Vec<Case> {
             });
         }
         // The reserved prefix in other spellings is handled, never proxied.
-        for p in ["/_authgate/nope", "//_authgate/nope", "/%5fauthgate/nope", "/_AUTHGATE/nope", "/_Authgate/signed_out"] {
+        for p in [
+            "/_authgate/nope",
+            "//_authgate/nope",
+            "/%5fauthgate/nope",
+            "/_AUTHGATE/nope",
+            "/_Authgate/signed_out",
+        ] {
             out.push(Case {
                 label: format!("reserved {p}"),
                 raw: request(p, Some(app_host), ""),
@@ -388,7 +421,8 @@ fn topology() -> Topology {
             "routes:\n  - name: secret\n    host: secret.test\n    upstream: \"127.0.0.1:{u}\"\n    allow:\n      groups: [\"{ADMINS}\"]\n  - name: admin\n    path_prefix: /admin\n    upstream: \"127.0.0.1:{u}\"\n    allow:\n      groups: [\"{ADMINS}\"]\n  - name: legacy\n    path_prefix: /legacy\n    upstream: \"127.0.0.1:{u}\"\n    path_exceptions: [path_parameters]\n"
         ),
     );
-    let yaml = format!("{yaml}forward_auth:\n  enabled: true\n  trusted_proxies: [\"127.0.0.1/32\"]\n");
+    let yaml =
+        format!("{yaml}forward_auth:\n  enabled: true\n  trusted_proxies: [\"127.0.0.1/32\"]\n");
     let gw = start_gateway(port, admin, &yaml);
     let b = Browser::new();
     b.sign_in(&format!("{base}/"), "bob");
@@ -409,8 +443,14 @@ impl Topology {
         let (port, admin) = (free_port(), free_port());
         let yaml = self
             .yaml
-            .replace(self.gw.url.trim_start_matches("http://"), &format!("127.0.0.1:{port}"))
-            .replace(self.gw.admin.trim_start_matches("http://"), &format!("127.0.0.1:{admin}"));
+            .replace(
+                self.gw.url.trim_start_matches("http://"),
+                &format!("127.0.0.1:{port}"),
+            )
+            .replace(
+                self.gw.admin.trim_start_matches("http://"),
+                &format!("127.0.0.1:{admin}"),
+            );
         let gw = start_gateway(port, admin, &edit(yaml));
         let addr = gw.url.trim_start_matches("http://").to_string();
         (gw, addr)
@@ -454,7 +494,12 @@ fn run(t: &Topology, addr: &str, mode: &str, cases: &[Case]) -> usize {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     stopped
 }
 
@@ -466,9 +511,19 @@ fn hostile_requests_never_reach_a_route_weaker_than_the_upstreams() {
     assert!(all.len() >= 200, "{} cases", all.len());
     let stopped = run(&t, &addr, "proxy", &all);
     // Controls: the suite is not passing because nothing gets through.
-    assert!(all.len() - stopped >= 5, "only {} of {} passed", all.len() - stopped, all.len());
+    assert!(
+        all.len() - stopped >= 5,
+        "only {} of {} passed",
+        all.len() - stopped,
+        all.len()
+    );
     let ok = |target: &str, caller: Caller| {
-        let c = [Case { label: target.into(), raw: request(target, Some(&addr), ""), caller, expect: Some(200) }];
+        let c = [Case {
+            label: target.into(),
+            raw: request(target, Some(&addr), ""),
+            caller,
+            expect: Some(200),
+        }];
         run(&t, &addr, &format!("control{target}{caller:?}"), &c);
     };
     ok("/public/x", Caller::Anonymous);
@@ -476,8 +531,17 @@ fn hostile_requests_never_reach_a_route_weaker_than_the_upstreams() {
     ok("/legacy/page;jsessionid=ABC", Caller::Bob);
     // The refusals are logged with their reason and counted.
     let log = t.gw.log_text();
-    for reason in ["path_parameter", "encoded_percent", "trailing_dot_or_space", "dot_segment", "bad_host"] {
-        assert!(log.contains(&format!("request refused ({reason})")), "{reason} not logged");
+    for reason in [
+        "path_parameter",
+        "encoded_percent",
+        "trailing_dot_or_space",
+        "dot_segment",
+        "bad_host",
+    ] {
+        assert!(
+            log.contains(&format!("request refused ({reason})")),
+            "{reason} not logged"
+        );
     }
     let m = scrape(&t.gw.admin);
     assert!(metric(&m, r#"authgate_denials_total{reason="encoded_percent"}"#) >= 2.0);
@@ -488,21 +552,50 @@ fn the_upstream_receives_the_gateways_forwarding_headers_only() {
     let t = topology();
     let addr = t.gw.url.trim_start_matches("http://").to_string();
     let spoofed = "X-Forwarded-Host: evil.example\r\nForwarded: for=1.2.3.4;host=evil.example\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 8443\r\nX-Forwarded-Prefix: /admin\r\nX-Real-IP: 1.2.3.4\r\nX-Original-URL: /admin/\r\nX-Rewrite-URL: /admin/\r\nTrue-Client-IP: 1.2.3.4\r\nRemote-User: admin\r\nX-Remote-User: admin\r\nX-Forwarded-User: admin\r\nX-Forwarded-Email: admin@evil.example\r\nX-Forwarded-Groups: Admins\r\nX-Auth-Request-User: admin\r\nX-MS-CLIENT-PRINCIPAL-NAME: admin\r\nX_Auth_User: admin\r\n";
-    let raw = format!("{}X-Case: fwd\r\n", request("/public/x", Some(&addr), spoofed));
+    let raw = format!(
+        "{}X-Case: fwd\r\n",
+        request("/public/x", Some(&addr), spoofed)
+    );
     assert_eq!(send_raw(&addr, &raw), 200);
     let head = t.upstream.received("fwd").expect("reached the upstream");
     let names: Vec<String> = head
         .lines()
         .skip(1)
-        .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim().to_ascii_lowercase()))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, _)| n.trim().to_ascii_lowercase())
+        })
         .collect();
-    for gone in ["forwarded", "x-forwarded-prefix", "x-forwarded-port", "x-real-ip", "x-original-url", "x-rewrite-url", "true-client-ip", "remote-user", "x-remote-user", "x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-auth-request-user", "x-ms-client-principal-name", "x_auth_user", "x-auth-user"] {
+    for gone in [
+        "forwarded",
+        "x-forwarded-prefix",
+        "x-forwarded-port",
+        "x-real-ip",
+        "x-original-url",
+        "x-rewrite-url",
+        "true-client-ip",
+        "remote-user",
+        "x-remote-user",
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-forwarded-groups",
+        "x-auth-request-user",
+        "x-ms-client-principal-name",
+        "x_auth_user",
+        "x-auth-user",
+    ] {
         if gone == "x-forwarded-port" {
             continue; // set by the gateway itself (checked below)
         }
-        assert!(!names.iter().any(|n| n == gone), "{gone} reached the upstream:\n{head}");
+        assert!(
+            !names.iter().any(|n| n == gone),
+            "{gone} reached the upstream:\n{head}"
+        );
     }
-    assert!(!head.contains("evil.example") && !head.contains("1.2.3.4"), "{head}");
+    assert!(
+        !head.contains("evil.example") && !head.contains("1.2.3.4"),
+        "{head}"
+    );
     let header = |n: &str| {
         head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
@@ -513,16 +606,36 @@ fn the_upstream_receives_the_gateways_forwarding_headers_only() {
     assert_eq!(header("x-forwarded-host").as_deref(), Some(addr.as_str()));
     assert_eq!(header("x-forwarded-proto").as_deref(), Some("http"));
     assert_eq!(header("host").as_deref(), Some(addr.as_str()));
-    assert_eq!(header("x-forwarded-port").as_deref(), addr.rsplit(':').next());
+    assert_eq!(
+        header("x-forwarded-port").as_deref(),
+        addr.rsplit(':').next()
+    );
 
     // A gateway that trusts the peer keeps its forwarding headers and appends to them.
     let (_trusting, taddr) = t.another(|y| format!("{y}trusted_proxies: [\"127.0.0.1/32\"]\n"));
-    let raw = format!("{}X-Case: trusted\r\n", request("/public/x", Some(&taddr), "X-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: https\r\nX-Remote-User: admin\r\n"));
+    let raw = format!(
+        "{}X-Case: trusted\r\n",
+        request(
+            "/public/x",
+            Some(&taddr),
+            "X-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: https\r\nX-Remote-User: admin\r\n"
+        )
+    );
     assert_eq!(send_raw(&taddr, &raw), 200);
-    let head = t.upstream.received("trusted").expect("reached the upstream");
+    let head = t
+        .upstream
+        .received("trusted")
+        .expect("reached the upstream");
     assert!(head.contains("10.1.2.3, 127.0.0.1"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("x-forwarded-proto: https"), "{head}");
-    assert!(!head.to_ascii_lowercase().contains("x-remote-user"), "identity headers never pass: {head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-forwarded-proto: https"),
+        "{head}"
+    );
+    assert!(
+        !head.to_ascii_lowercase().contains("x-remote-user"),
+        "identity headers never pass: {head}"
+    );
 }
 
 #[test]
@@ -533,12 +646,17 @@ fn forward_auth_reads_the_original_request_the_same_way() {
     // ingress-nginx in front: nginx asks the gateway about X-Original-URL, then proxies the
     // request as received to the (logging) app.
     let front_port = free_port();
-    let conf = nginx_like_ingress(gw_port, t.upstream.port).replace("{FRONT}", &front_port.to_string());
+    let conf =
+        nginx_like_ingress(gw_port, t.upstream.port).replace("{FRONT}", &front_port.to_string());
     let _nginx = start_nginx(front_port, &conf);
     let front = format!("127.0.0.1:{front_port}");
     let all: Vec<Case> = cases(&front)
         .into_iter()
-        .filter(|c| !c.label.starts_with("reserved") && !c.label.contains("absolute") && !c.label.contains("HTTP/1.0"))
+        .filter(|c| {
+            !c.label.starts_with("reserved")
+                && !c.label.contains("absolute")
+                && !c.label.contains("HTTP/1.0")
+        })
         .map(|c| Case { expect: None, ..c })
         .collect();
     run(&t, &front, "nginx", &all);
@@ -585,9 +703,23 @@ fn cookies_sign_out_and_slow_clients() {
     let t = topology();
     let addr = t.gw.url.trim_start_matches("http://").to_string();
     // A planted cookie of the same name does not hide the real one.
-    let raw = request("/app/x", Some(&addr), &format!("Cookie: authgate_session=planted-by-a-sibling; authgate_session={}\r\n", t.bob));
+    let raw = request(
+        "/app/x",
+        Some(&addr),
+        &format!(
+            "Cookie: authgate_session=planted-by-a-sibling; authgate_session={}\r\n",
+            t.bob
+        ),
+    );
     assert_eq!(send_raw(&addr, &raw), 200);
-    let raw = request("/app/x", Some(&addr), &format!("Cookie: authgate_session=planted\r\nCookie: authgate_session={}\r\n", t.bob));
+    let raw = request(
+        "/app/x",
+        Some(&addr),
+        &format!(
+            "Cookie: authgate_session=planted\r\nCookie: authgate_session={}\r\n",
+            t.bob
+        ),
+    );
     assert_eq!(send_raw(&addr, &raw), 200);
 
     // Sign-out cannot be triggered cross-site: GET shows a confirmation; a POST without the
@@ -601,7 +733,11 @@ fn cookies_sign_out_and_slow_clients() {
             body.len()
         )
     };
-    for (extra, body) in [("", ""), ("", "token=forged"), ("Sec-Fetch-Site: cross-site\r\n", "token=x")] {
+    for (extra, body) in [
+        ("", ""),
+        ("", "token=forged"),
+        ("Sec-Fetch-Site: cross-site\r\n", "token=x"),
+    ] {
         let mut s = TcpStream::connect(&addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(post(extra, body).as_bytes()).unwrap();
@@ -609,11 +745,18 @@ fn cookies_sign_out_and_slow_clients() {
         let _ = s.read_to_string(&mut out);
         assert!(out.starts_with("HTTP/1.1 403"), "{out}");
     }
-    assert_eq!(send_raw(&addr, &request("/app/x", Some(&addr), &cookie)), 200, "still signed in");
+    assert_eq!(
+        send_raw(&addr, &request("/app/x", Some(&addr), &cookie)),
+        200,
+        "still signed in"
+    );
 
     // A head trickled in one line at a time is cut off at the deadline (set to 2 s here).
     let (strict, saddr) = t.another(|y| {
-        y.replace("  shutdown_grace: 1s\n", "  shutdown_grace: 1s\n  request_header_timeout: 2s\n")
+        y.replace(
+            "  shutdown_grace: 1s\n",
+            "  shutdown_grace: 1s\n  request_header_timeout: 2s\n",
+        )
     });
     let mut s = TcpStream::connect(&saddr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
@@ -622,7 +765,9 @@ fn cookies_sign_out_and_slow_clients() {
     let mut closed = false;
     for i in 0..12 {
         std::thread::sleep(Duration::from_millis(500));
-        if s.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes()).is_err() {
+        if s.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+            .is_err()
+        {
             closed = true;
             break;
         }
@@ -630,25 +775,51 @@ fn cookies_sign_out_and_slow_clients() {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let elapsed = started.elapsed();
-    assert!(closed || elapsed < Duration::from_secs(10), "connection held for {elapsed:?}");
+    assert!(
+        closed || elapsed < Duration::from_secs(10),
+        "connection held for {elapsed:?}"
+    );
     assert!(!String::from_utf8_lossy(&out).contains("200 OK"));
-    assert!(strict.log_text().contains("request head did not arrive within"), "{}", strict.log_text());
+    assert!(
+        strict
+            .log_text()
+            .contains("request head did not arrive within"),
+        "{}",
+        strict.log_text()
+    );
     // A normal request on the strict gateway still works; a body may take longer than the
     // head deadline, and so may the pause before a kept-alive connection's next request.
-    assert_eq!(send_raw(&saddr, &request("/public/", Some(&saddr), "")), 200);
+    assert_eq!(
+        send_raw(&saddr, &request("/public/", Some(&saddr), "")),
+        200
+    );
     let mut s = TcpStream::connect(&saddr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    write!(s, "POST /public/upload HTTP/1.1\r\nHost: {saddr}\r\nContent-Length: 6\r\n\r\nabc").unwrap();
+    write!(
+        s,
+        "POST /public/upload HTTP/1.1\r\nHost: {saddr}\r\nContent-Length: 6\r\n\r\nabc"
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     s.write_all(b"def").unwrap();
     let mut buf = [0u8; 512];
     let n = s.read(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "slow body");
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "slow body"
+    );
     std::thread::sleep(Duration::from_secs(3));
-    write!(s, "GET /public/again HTTP/1.1\r\nHost: {saddr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET /public/again HTTP/1.1\r\nHost: {saddr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    assert!(out.starts_with("HTTP/1.1 200"), "idle keep-alive then a request: {out}");
+    assert!(
+        out.starts_with("HTTP/1.1 200"),
+        "idle keep-alive then a request: {out}"
+    );
 }
 
 /// Property: for generated hostile paths and hosts, the route chosen for the raw request is
@@ -665,14 +836,24 @@ fn raw_route_equals_every_upstream_reading() {
         name: name.into(),
         host: host.map(Into::into),
         path_prefix: prefix.into(),
-        upstream: UpstreamAddr { addr: "127.0.0.1:1".into(), tls: false, sni: String::new() },
+        upstream: UpstreamAddr {
+            addr: "127.0.0.1:1".into(),
+            tls: false,
+            sni: String::new(),
+        },
         public: false,
         provider: 0,
         policy: Default::default(),
         exceptions,
     };
-    let params = Exceptions { path_parameters: true, encoded_slash: false };
-    let slash = Exceptions { path_parameters: false, encoded_slash: true };
+    let params = Exceptions {
+        path_parameters: true,
+        encoded_slash: false,
+    };
+    let slash = Exceptions {
+        path_parameters: false,
+        encoded_slash: true,
+    };
     let table = RouteTable::new(&[
         rc("root", None, "/", Exceptions::default()),
         rc("admin", None, "/admin", Exceptions::default()),
@@ -682,17 +863,57 @@ fn raw_route_equals_every_upstream_reading() {
         rc("secret", Some("secret.test"), "/", Exceptions::default()),
     ]);
     let pieces = [
-        "admin", "ADMIN", "Admin", "%41dmin", "public", "legacy", "pkg", "x", "..", ".", "%2e",
-        "%2E%2E", "%252e", "%25", "%3b", ";", ";x=1", "", "\\", "%5c", "%2f", "%2F", "~1", "::$DATA",
-        "%20", "a.", "%c0%ae", "%ef%bc%8e", "%ef%bc%a1dmin", "%00", "%09", "%u002e", "caf%c3%a9",
-        "_authgate", "%5fauthgate",
+        "admin",
+        "ADMIN",
+        "Admin",
+        "%41dmin",
+        "public",
+        "legacy",
+        "pkg",
+        "x",
+        "..",
+        ".",
+        "%2e",
+        "%2E%2E",
+        "%252e",
+        "%25",
+        "%3b",
+        ";",
+        ";x=1",
+        "",
+        "\\",
+        "%5c",
+        "%2f",
+        "%2F",
+        "~1",
+        "::$DATA",
+        "%20",
+        "a.",
+        "%c0%ae",
+        "%ef%bc%8e",
+        "%ef%bc%a1dmin",
+        "%00",
+        "%09",
+        "%u002e",
+        "caf%c3%a9",
+        "_authgate",
+        "%5fauthgate",
     ];
-    let hosts: [&[u8]; 6] = [b"app.test", b"secret.test", b"SECRET.test.", b"secret.test:80", b"secret.test:8080", b"a..b"];
+    let hosts: [&[u8]; 6] = [
+        b"app.test",
+        b"secret.test",
+        b"SECRET.test.",
+        b"secret.test:80",
+        b"secret.test:8080",
+        b"a..b",
+    ];
     let mut rng = StdRng::seed_from_u64(0xA17E);
     let (mut accepted, mut refused) = (0, 0);
     for _ in 0..50_000 {
         let n = rng.gen_range(1..6);
-        let path: String = (0..n).map(|_| format!("/{}", pieces[rng.gen_range(0..pieces.len())])).collect();
+        let path: String = (0..n)
+            .map(|_| format!("/{}", pieces[rng.gen_range(0..pieces.len())]))
+            .collect();
         let host = hosts[rng.gen_range(0..hosts.len())];
         let Ok(c) = canonical::read(path.as_bytes(), &[host], None, true, table.exceptions) else {
             refused += 1;
@@ -704,7 +925,11 @@ fn raw_route_equals_every_upstream_reading() {
         };
         accepted += 1;
         // The upstream receives c.target() with Host c.authority.
-        let head = format!("GET {} HTTP/1.1\r\nHost: {}\r\n", c.target(), c.authority.as_deref().unwrap_or(""));
+        let head = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\n",
+            c.target(),
+            c.authority.as_deref().unwrap_or("")
+        );
         let vhost = vhost(&head);
         for (reading, p) in readings(&c.target()) {
             let other = table.find(vhost.as_deref(), &p);
@@ -719,5 +944,8 @@ fn raw_route_equals_every_upstream_reading() {
         }
     }
     // Both outcomes are exercised, so the property is not vacuous.
-    assert!(accepted > 2_000 && refused > 2_000, "{accepted} accepted, {refused} refused");
+    assert!(
+        accepted > 2_000 && refused > 2_000,
+        "{accepted} accepted, {refused} refused"
+    );
 }

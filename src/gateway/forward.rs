@@ -56,8 +56,13 @@ impl Gateway {
             Ok(r) => r.clone(),
             Err(NoRoute::Unknown) => {
                 self.deny("no_route");
-                return json_error(session, 403, "no_route", "no route for the original request")
-                    .await;
+                return json_error(
+                    session,
+                    403,
+                    "no_route",
+                    "no route for the original request",
+                )
+                .await;
             }
             Err(NoRoute::Refused(r)) => {
                 self.deny(r.label());
@@ -66,8 +71,13 @@ impl Gateway {
                     r.label(),
                     original.canonical.path
                 );
-                return json_error(session, refused, r.label(), "the original request path is not acceptable")
-                    .await;
+                return json_error(
+                    session,
+                    refused,
+                    r.label(),
+                    "the original request path is not acceptable",
+                )
+                .await;
             }
         };
         let (identity, refreshed) = match self.authenticate(core, session, &route).await? {
@@ -85,12 +95,24 @@ impl Gateway {
                     let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
                     let pending = core.count_login_cookies(req);
                     return self
-                        .start_sign_in(core, session, route.provider, return_to, pending, Vec::new())
+                        .start_sign_in(
+                            core,
+                            session,
+                            route.provider,
+                            return_to,
+                            pending,
+                            Vec::new(),
+                        )
                         .await;
                 }
                 self.deny("unauthenticated");
-                return json_error(session, 401, "unauthenticated", "no valid session; sign in first")
-                    .await;
+                return json_error(
+                    session,
+                    401,
+                    "unauthenticated",
+                    "no valid session; sign in first",
+                )
+                .await;
             }
         };
         let mut headers: Vec<(&str, String)> = Vec::new();
@@ -106,5 +128,4 @@ impl Gateway {
         }
         respond(session, 200, "text/plain", Vec::new(), &headers).await
     }
-
 }

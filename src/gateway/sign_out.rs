@@ -27,7 +27,14 @@ impl Gateway {
                 &[("token", &token)],
                 "Sign out",
             );
-            return respond(session, 200, "text/html; charset=utf-8", html.into_bytes(), &[]).await;
+            return respond(
+                session,
+                200,
+                "text/html; charset=utf-8",
+                html.into_bytes(),
+                &[],
+            )
+            .await;
         }
         let req = session.req_header();
         let cross_site = req
@@ -52,7 +59,9 @@ impl Gateway {
                 .sessions
                 .sealer()
                 .open::<(String, u64)>(&token_name, &token)
-                .is_some_and(|(d, t)| now.saturating_sub(t) < LOGIN_TTL.as_secs() && presented.contains(&d));
+                .is_some_and(|(d, t)| {
+                    now.saturating_sub(t) < LOGIN_TTL.as_secs() && presented.contains(&d)
+                });
         if !valid {
             self.deny("sign_out_unconfirmed");
             log::warn!("sign-out refused: no valid confirmation token (cross-site request, expired page, or another session's token)");
@@ -89,7 +98,8 @@ impl Gateway {
         let mut headers = vec![("location", location)];
         for c in [
             core.sessions.clear_cookie(),
-            core.sessions.cookie(&core.loop_cookie, "", "/", Some(Duration::ZERO)),
+            core.sessions
+                .cookie(&core.loop_cookie, "", "/", Some(Duration::ZERO)),
         ] {
             headers.push(("set-cookie", c));
         }
@@ -102,4 +112,3 @@ fn session_digest(cookie_value: &str) -> String {
     let d = openssl::sha::sha256(cookie_value.as_bytes());
     d[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
-
