@@ -107,6 +107,7 @@ fn bench(c: &mut Criterion) {
             },
             public: false,
             provider: 0,
+            accepts: vec!["demo".into()],
             policy: Policy::default(),
             exceptions: Exceptions::default(),
         })
@@ -121,6 +122,7 @@ fn bench(c: &mut Criterion) {
             },
             public: false,
             provider: 0,
+            accepts: vec!["demo".into()],
             policy: Policy::default(),
             exceptions: Exceptions::default(),
         }))

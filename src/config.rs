@@ -83,8 +83,11 @@ pub struct RouteConfig {
     pub path_prefix: String,
     pub upstream: Upstream,
     pub public: bool,
-    /// Index into `Config::providers`.
+    /// Index into `Config::providers`: the provider browsers are sent to sign in with.
     pub provider: usize,
+    /// Names of the providers whose sessions and tokens this route accepts (`provider` first).
+    /// An identity from any other provider is no session here.
+    pub accepts: Vec<String>,
     /// Who may pass, beyond being signed in (`allow:`); group names already resolved to IDs.
     pub policy: Policy,
     /// Path forms this route accepts although some upstreams read them differently.
@@ -183,6 +186,11 @@ pub struct OidcConfig {
     pub clock_skew: Duration,
     /// `Authorization: Bearer` access tokens for this audience are accepted on its routes.
     pub api_audience: Option<String>,
+    /// Which Entra access token versions `api_audience` accepts (`api_token_versions`).
+    pub api_versions: crate::idp::entra::Versions,
+    /// JWS algorithms accepted for ID and access tokens (`signing_algs`); symmetric ones only
+    /// when listed, and never for access tokens.
+    pub signing_algs: Vec<String>,
     /// Set by `type: entra`: Entra's issuer template, tenant rules, nOAuth and overage.
     pub entra: Option<EntraSettings>,
 }
@@ -1142,7 +1150,11 @@ impl<'e> Reader<'e> {
             .duration(o, "clock_skew")
             .unwrap_or(Duration::from_secs(60));
         let api_audience = self.string(o, "api_audience");
+        let api_versions = self.token_versions(o, path, entra.is_some());
+        let signing_algs = self.signing_algs(o, path);
         Some(OidcConfig {
+            api_versions,
+            signing_algs,
             issuer: issuer?,
             discovery_url: discovery_url?,
             client_id: client_id?,
@@ -1153,6 +1165,66 @@ impl<'e> Reader<'e> {
             api_audience,
             entra,
         })
+    }
+
+    /// `api_token_versions: [2]` (default), `[1]` or `[1, 2]`: Entra only, whose APIs get v1.0
+    /// access tokens unless their manifest sets `accessTokenAcceptedVersion: 2`.
+    fn token_versions(
+        &mut self,
+        o: &mut Obj<'_>,
+        path: &str,
+        entra: bool,
+    ) -> crate::idp::entra::Versions {
+        let key = join(path, "api_token_versions");
+        let v = self.get(o, "api_token_versions");
+        let Some(v) = v else {
+            return crate::idp::entra::Versions::V2;
+        };
+        if !entra {
+            self.err(key, "only for type: entra (the v1.0 issuer is Entra's)");
+            return crate::idp::entra::Versions::V2;
+        }
+        let mut out = crate::idp::entra::Versions {
+            v1: false,
+            v2: false,
+        };
+        match v.as_sequence() {
+            Some(items) if !items.is_empty() => {
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_u64() {
+                        Some(1) => out.v1 = true,
+                        Some(2) => out.v2 = true,
+                        _ => self.err(format!("{key}[{i}]"), "expected 1 or 2"),
+                    }
+                }
+            }
+            _ => self.err(key, "expected a list of versions: [2], [1] or [1, 2]"),
+        }
+        out
+    }
+
+    /// `signing_algs`: the JWS algorithms tokens may be signed with. Default RS256, PS256 and
+    /// ES256; HS256/384/512 (keyed with the client secret, ID tokens only) only when listed.
+    fn signing_algs(&mut self, o: &mut Obj<'_>, path: &str) -> Vec<String> {
+        const KNOWN: [&str; 11] = [
+            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "HS256",
+            "HS384", "HS512",
+        ];
+        let Some(list) = self.string_list(o, "signing_algs") else {
+            return vec!["RS256".into(), "PS256".into(), "ES256".into()];
+        };
+        if list.is_empty() {
+            self.err(join(path, "signing_algs"), "must name at least one algorithm");
+        }
+        for (i, a) in list.iter().enumerate() {
+            if !KNOWN.contains(&a.as_str()) {
+                self.err(
+                    format!("{}[{i}]", join(path, "signing_algs")),
+                    format!("{a:?} is not one of {}", KNOWN.join(", ")),
+                );
+            }
+        }
+        list
     }
 
     /// `preset`: the IdP and Graph settings the Entra preset derived (its own keys for them
@@ -1461,33 +1533,20 @@ impl<'e> Reader<'e> {
                     "a public route lets everyone in: drop public or allow",
                 );
             }
-            let provider = match self.string(&mut o, "provider") {
-                Some(p) => {
-                    let idx = providers
-                        .iter()
-                        .position(|c| c.as_ref().is_some_and(|c| c.name == p));
-                    if idx.is_none() {
-                        self.err(
-                            join(&path, "provider"),
-                            format!("no provider named {p:?} in providers"),
-                        );
-                    }
-                    idx
-                }
-                None if providers.len() > 1 => {
-                    self.err(
-                        join(&path, "provider"),
-                        "required when more than one provider is configured",
-                    );
-                    None
-                }
-                None => Some(0),
-            };
+            let accepts = self.route_providers(&mut o, &path, providers);
+            let provider = accepts.first().copied();
             self.finish(o);
             if let (Some(upstream), Some(provider)) = (upstream, provider) {
-                if let Some(Some(p)) = providers.get(provider) {
-                    policy.resolve_groups(&p.group_names);
-                }
+                let accepted: Vec<&ProviderConfig> = accepts
+                    .iter()
+                    .filter_map(|i| providers.get(*i).and_then(Option::as_ref))
+                    .collect();
+                let names: GroupNames = accepted
+                    .iter()
+                    .flat_map(|p| p.group_names.iter())
+                    .map(|(id, n)| (id.clone(), n.clone()))
+                    .collect();
+                policy.resolve_groups(&names);
                 out.push(RouteConfig {
                     name,
                     host,
@@ -1495,9 +1554,63 @@ impl<'e> Reader<'e> {
                     upstream,
                     public,
                     provider,
+                    accepts: accepted.iter().map(|p| p.name.clone()).collect(),
                     policy,
                     exceptions,
                 });
+            }
+        }
+        out
+    }
+
+    /// A route's `provider: name` or `providers: [a, b]`: the providers whose identities it
+    /// accepts, the first being the one browsers sign in with. Indices into `providers`.
+    fn route_providers(
+        &mut self,
+        o: &mut Obj<'_>,
+        path: &str,
+        providers: &[Option<ProviderConfig>],
+    ) -> Vec<usize> {
+        let one = self.string(o, "provider");
+        let list = self.string_list(o, "providers");
+        let names = match (one, list) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    join(path, "providers"),
+                    "give provider (one) or providers (a list), not both",
+                );
+                return Vec::new();
+            }
+            (Some(p), None) => vec![(join(path, "provider"), p)],
+            (None, Some(list)) if list.is_empty() => {
+                self.err(join(path, "providers"), "must name at least one provider");
+                return Vec::new();
+            }
+            (None, Some(list)) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| (format!("{}[{i}]", join(path, "providers")), p))
+                .collect(),
+            (None, None) if providers.len() > 1 => {
+                self.err(
+                    join(path, "provider"),
+                    "required when more than one provider is configured",
+                );
+                return Vec::new();
+            }
+            (None, None) => return vec![0],
+        };
+        let mut out = Vec::new();
+        for (at, name) in names {
+            match providers
+                .iter()
+                .position(|c| c.as_ref().is_some_and(|c| c.name == name))
+            {
+                Some(i) if out.contains(&i) => {
+                    self.err(at, format!("provider {name:?} is listed twice"))
+                }
+                Some(i) => out.push(i),
+                None => self.err(at, format!("no provider named {name:?} in providers")),
             }
         }
         out

@@ -931,6 +931,21 @@ impl Gateway {
             Bearer::Answered => return Ok(Auth::Answered),
             Bearer::Verified(identity) => (identity, None),
             Bearer::Absent => match self.session_of(core, session.req_header()).await {
+                Some((identity, _)) if !route.accepts(&identity.provider) => {
+                    // Signed in, but with a provider this route does not take: no session
+                    // here, so the browser signs in with the route's own provider.
+                    self.metrics
+                        .session_rejections
+                        .with_label_values(&["wrong_provider"])
+                        .inc();
+                    log::info!(
+                        "session of provider {} is not accepted on route {} (accepts {}): treated as no session",
+                        identity.provider,
+                        route.name,
+                        route.accepted().join(", ")
+                    );
+                    return Ok(Auth::NoSession);
+                }
                 Some(found) => found,
                 None => return Ok(Auth::NoSession),
             },
@@ -974,14 +989,23 @@ impl Gateway {
         let Some(token) = bearer_token(session.req_header()) else {
             return Ok(Bearer::Absent);
         };
-        let Some(Provider::Oidc(oidc)) = core.providers.get(route.provider).map(|p| p.as_ref())
-        else {
-            return Ok(Bearer::Absent);
-        };
-        if !oidc.accepts_bearer() {
+        // The route's providers that take API tokens; with several, the one whose issuer the
+        // token names (unverified: it only picks whose keys judge it).
+        let apis: Vec<&crate::idp::oidc::OidcProvider> = route
+            .accepted()
+            .iter()
+            .filter_map(|name| core.providers.iter().find(|p| p.name() == &**name))
+            .filter_map(|p| match p.as_ref() {
+                Provider::Oidc(o) if o.accepts_bearer() => Some(o),
+                _ => None,
+            })
+            .collect();
+        let oidc = match apis.as_slice() {
             // Not ours to judge: the header is for the upstream, and a session is still needed.
-            return Ok(Bearer::Absent);
-        }
+            [] => return Ok(Bearer::Absent),
+            [one] => *one,
+            several => crate::idp::oidc::pick_by_issuer(several, token),
+        };
         match oidc.verify_bearer(token).await {
             Ok(identity) => Ok(Bearer::Verified(Arc::new(identity))),
             Err(IdpError::Denied(deny, why)) => {

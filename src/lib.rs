@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod canonical;
 pub mod config;
+pub mod fetch;
 pub mod forward_auth;
 pub mod gateway;
 pub mod head_deadline;

@@ -14,6 +14,8 @@ pub struct Route {
     pub upstream: Upstream,
     pub public: bool,
     pub provider: usize,
+    /// The providers whose identities this route accepts (see `accepts`).
+    accepts: Vec<Arc<str>>,
     pub policy: Policy,
     pub exceptions: Exceptions,
 }
@@ -48,6 +50,7 @@ impl RouteTable {
                     upstream: r.upstream.clone(),
                     public: r.public,
                     provider: r.provider,
+                    accepts: r.accepts.iter().map(|n| Arc::from(n.as_str())).collect(),
                     policy: r.policy.clone(),
                     exceptions: r.exceptions,
                 })
@@ -117,6 +120,21 @@ fn strip_port(host: &str) -> &str {
 }
 
 /// `/app` matches `/app`, `/app/` and `/app/x` (in any case), but not `/apple`.
+impl Route {
+    /// Does this route accept an identity vouched for by `provider`? A session or token of
+    /// any other provider is no session here, whatever it claims.
+    pub fn accepts(&self, provider: &Arc<str>) -> bool {
+        self.accepts
+            .iter()
+            .any(|a| Arc::ptr_eq(a, provider) || **a == **provider)
+    }
+
+    /// The accepted providers' names, the sign-in provider first.
+    pub fn accepted(&self) -> &[Arc<str>] {
+        &self.accepts
+    }
+}
+
 fn prefix_matches(prefix: &str, path: &str) -> bool {
     has_prefix_ci(path, prefix)
 }
@@ -137,6 +155,7 @@ mod tests {
             },
             public: false,
             provider: 0,
+            accepts: vec!["p".into()],
             policy: Policy::default(),
             exceptions: Exceptions::default(),
         }

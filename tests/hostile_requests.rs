@@ -843,6 +843,7 @@ fn raw_route_equals_every_upstream_reading() {
         },
         public: false,
         provider: 0,
+        accepts: vec!["demo".into()],
         policy: Default::default(),
         exceptions,
     };

@@ -28,6 +28,9 @@ pub enum IdpError {
     TokenExchange(String),
     #[error("ID token rejected: {0}")]
     IdToken(String),
+    /// An `Authorization: Bearer` access token that failed a check (named in the text).
+    #[error("access token rejected: {0}")]
+    AccessToken(String),
     /// Signed in fine, but not let in (tenant, groups that could not be resolved, ...).
     #[error("access denied ({label}): {1}", label = .0.label())]
     Denied(crate::policy::Deny, String),
@@ -42,6 +45,7 @@ impl IdpError {
             IdpError::Callback(_) => "bad_callback",
             IdpError::TokenExchange(_) => "token_exchange",
             IdpError::IdToken(_) => "id_token_invalid",
+            IdpError::AccessToken(_) => "invalid_token",
             IdpError::Denied(d, _) => d.label(),
         }
     }

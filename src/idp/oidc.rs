@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+    CoreProviderMetadata,
 };
 use openidconnect::{
     AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
@@ -28,6 +29,7 @@ use super::entra::{self, Graph};
 use super::IdpError;
 use crate::config::OidcConfig;
 use crate::identity::{shared, Identity};
+use crate::session::now_secs;
 use crate::policy::Deny;
 
 type Client = CoreClient<
@@ -61,6 +63,13 @@ pub struct PendingLogin {
     pub t: u64,
 }
 
+/// A fetched key set and what the typed one drops.
+struct Keys {
+    set: CoreJsonWebKeySet,
+    issuers: HashMap<String, String>,
+    ambiguous: Vec<String>,
+}
+
 struct Loaded {
     metadata: CoreProviderMetadata,
     client: Client,
@@ -70,6 +79,11 @@ struct Loaded {
     issuer: String,
     /// `kid` → the key's own `issuer` member (Entra), which limits what it may sign for.
     key_issuers: HashMap<String, String>,
+    /// Kids that several keys of the set claim: their keys are dropped from the set.
+    ambiguous: Vec<String>,
+    /// The provider advertises RFC 9207 (`authorization_response_iss_parameter_supported`):
+    /// every callback must then carry `iss`.
+    iss_parameter: bool,
     fetched_at: Instant,
 }
 
@@ -83,6 +97,8 @@ pub struct OidcProvider {
     metrics: Arc<crate::metrics::Metrics>,
     /// Entra groups overage: Graph lookups (built once discovery names the token endpoint).
     graph: RwLock<Option<Arc<Graph>>>,
+    /// The signing algorithms accepted (`signing_algs`), whatever the provider advertises.
+    algs: Vec<CoreJwsSigningAlgorithm>,
 }
 
 impl OidcProvider {
@@ -92,14 +108,17 @@ impl OidcProvider {
         redirect_uri: Url,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, IdpError> {
-        let http = reqwest::Client::builder()
-            // Never follow redirects from the IdP's back channel (SSRF, token leaks).
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| IdpError::Setup(e.to_string()))?;
+        let http = crate::fetch::client(Duration::from_secs(10)).map_err(IdpError::Setup)?;
+        let algs = cfg
+            .signing_algs
+            .iter()
+            .map(|a| {
+                serde_json::from_value::<CoreJwsSigningAlgorithm>(Value::String(a.clone()))
+                    .map_err(|_| IdpError::Setup(format!("unknown signing algorithm {a:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
+            algs,
             name,
             cfg,
             http,
@@ -136,21 +155,9 @@ impl OidcProvider {
             if !resp.status().is_success() {
                 return Err(format!("{kind} fetch from {url}: HTTP {}", resp.status()));
             }
-            if resp.content_length().unwrap_or(0) as usize > MAX_DOC_BYTES {
-                return Err(format!(
-                    "{kind} from {url} is larger than {MAX_DOC_BYTES} bytes"
-                ));
-            }
-            let body = resp
-                .bytes()
+            crate::fetch::body(resp, MAX_DOC_BYTES)
                 .await
-                .map_err(|e| format!("{kind} fetch from {url} failed: {e}"))?;
-            if body.len() > MAX_DOC_BYTES {
-                return Err(format!(
-                    "{kind} from {url} is larger than {MAX_DOC_BYTES} bytes"
-                ));
-            }
-            Ok(body.to_vec())
+                .map_err(|e| format!("{kind} from {url} refused: {e}"))
         }
         .await;
         self.metrics
@@ -168,17 +175,35 @@ impl OidcProvider {
         result.map_err(IdpError::Discovery)
     }
 
-    async fn fetch_jwks(
-        &self,
-        uri: &Url,
-    ) -> Result<(CoreJsonWebKeySet, HashMap<String, String>), IdpError> {
+    /// The provider's key set, without the keys of a kid that several keys claim (logged):
+    /// which of them signed a token, and so which issuer rule applies, cannot be told.
+    async fn fetch_jwks(&self, uri: &Url) -> Result<Keys, IdpError> {
         let body = self.fetch_json(uri, "jwks").await?;
         let bad = |e: serde_json::Error| {
             IdpError::Discovery(format!("JWKS from {uri} does not parse: {e}"))
         };
-        let raw: Value = serde_json::from_slice(&body).map_err(bad)?;
-        let issuers = entra::key_issuers(&raw);
-        Ok((serde_json::from_value(raw).map_err(bad)?, issuers))
+        let mut raw: Value = serde_json::from_slice(&body).map_err(bad)?;
+        let (issuers, ambiguous) = entra::key_issuers(&raw);
+        if !ambiguous.is_empty() {
+            log::warn!(
+                "provider {}: the key set at {uri} lists more than one key under kid {}: tokens signed under {} are refused until it is fixed",
+                self.name,
+                ambiguous.join(", "),
+                if ambiguous.len() > 1 { "these kids" } else { "that kid" }
+            );
+            if let Some(keys) = raw.get_mut("keys").and_then(Value::as_array_mut) {
+                keys.retain(|k| {
+                    k.get("kid")
+                        .and_then(Value::as_str)
+                        .is_none_or(|kid| !ambiguous.iter().any(|a| a == kid))
+                });
+            }
+        }
+        Ok(Keys {
+            set: serde_json::from_value(raw).map_err(bad)?,
+            issuers,
+            ambiguous,
+        })
     }
 
     /// Fetches discovery and keys. On failure the last good copy stays in use.
@@ -210,19 +235,25 @@ impl OidcProvider {
             ));
         }
         let jwks_uri = metadata.jwks_uri().url().clone();
-        let (jwks, key_issuers) = self.fetch_jwks(&jwks_uri).await?;
+        let keys = self.fetch_jwks(&jwks_uri).await?;
+        let iss_parameter = raw
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let end_session = raw
             .get("end_session_endpoint")
             .and_then(Value::as_str)
             .and_then(|s| Url::parse(s).ok());
-        let metadata = metadata.set_jwks(jwks);
+        let metadata = metadata.set_jwks(keys.set);
         let loaded = Loaded {
             client: self.client_for(&metadata),
             metadata,
             jwks_uri,
             end_session,
             issuer,
-            key_issuers,
+            key_issuers: keys.issuers,
+            ambiguous: keys.ambiguous,
+            iss_parameter,
             fetched_at: Instant::now(),
         };
         if let (Some(e), Some(graph_url), Some(token)) = (
@@ -281,19 +312,21 @@ impl OidcProvider {
             tokio::time::sleep(wait).await;
         }
         *last = Instant::now();
-        let (jwks, key_issuers) = self.fetch_jwks(&current.jwks_uri).await?;
+        let keys = self.fetch_jwks(&current.jwks_uri).await?;
         log::info!(
             "provider {}: signing keys refreshed after an unknown key id",
             self.name
         );
-        let metadata = current.metadata.clone().set_jwks(jwks);
+        let metadata = current.metadata.clone().set_jwks(keys.set);
         let refreshed = Arc::new(Loaded {
             client: self.client_for(&metadata),
             metadata,
             jwks_uri: current.jwks_uri.clone(),
             end_session: current.end_session.clone(),
             issuer: current.issuer.clone(),
-            key_issuers,
+            key_issuers: keys.issuers,
+            ambiguous: keys.ambiguous,
+            iss_parameter: current.iss_parameter,
             fetched_at: current.fetched_at,
         });
         if let Ok(mut slot) = self.loaded.write() {
@@ -344,6 +377,11 @@ impl OidcProvider {
         iss: Option<&str>,
     ) -> Result<Identity, IdpError> {
         let mut loaded = self.current()?;
+        if iss.is_none() && loaded.iss_parameter {
+            return Err(IdpError::Callback(
+                "callback has no iss parameter although the provider advertises RFC 9207 (authorization_response_iss_parameter_supported): mix-up?".into(),
+            ));
+        }
         if let Some(iss) = iss {
             if !issuer_matches(&loaded.issuer, iss) {
                 return Err(IdpError::Callback(format!(
@@ -356,7 +394,10 @@ impl OidcProvider {
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| IdpError::Discovery(e.to_string()))?
             .set_pkce_verifier(PkceCodeVerifier::new(pending.v.clone()));
-        let token = request.request_async(&self.http).await.map_err(|e| {
+        let token = request
+            .request_async(&crate::fetch::oauth_client(&self.http))
+            .await
+            .map_err(|e| {
             use openidconnect::RequestTokenError as E;
             IdpError::TokenExchange(match e {
                 E::ServerResponse(r) => format!(
@@ -391,6 +432,12 @@ impl OidcProvider {
                     loaded = self.refresh_jwks(&loaded).await?;
                     refreshed = true;
                 }
+                Err(ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::NoMatchingKey,
+                )) => {
+                    let kid = jwt_kid(&id_token.to_string());
+                    return Err(IdpError::IdToken(no_key(&loaded, kid.as_deref())));
+                }
                 Err(e) => return Err(IdpError::IdToken(e.to_string())),
             }
         }
@@ -405,7 +452,9 @@ impl OidcProvider {
                 )));
             }
         }
-        self.entra_checks(&loaded, &raw, &claims, false)
+        id_token_claims(&claims, &self.cfg.client_id, now_secs(), self.cfg.clock_skew)
+            .map_err(IdpError::IdToken)?;
+        self.entra_checks(&loaded, &raw, &claims, entra::Versions::V2)
             .map_err(IdpError::IdToken)?;
         let mut identity = identity_from_claims(&self.name, &self.cfg.user_claim, &claims)?;
         if let Some(e) = &self.cfg.entra {
@@ -424,7 +473,18 @@ impl OidcProvider {
         // openidconnect checks `exp` against this clock and nothing against a future one:
         // running it `clock_skew` behind tolerates that much drift on expiry.
         let skew = chrono::Duration::from_std(self.cfg.clock_skew).unwrap_or_default();
-        let v = v.set_time_fn(move || chrono::Utc::now() - skew);
+        let v = v
+            .set_time_fn(move || chrono::Utc::now() - skew)
+            // Only the configured algorithms, never what the provider's metadata offers: a
+            // provider advertising HS256 must not turn the client secret into a signing key.
+            .set_allowed_algs(self.algs.iter().cloned())
+            .set_issue_time_verifier_fn(move |iat| {
+                if iat > chrono::Utc::now() + skew {
+                    Err(format!("iat {iat} is in the future"))
+                } else {
+                    Ok(())
+                }
+            });
         if self.cfg.entra.is_some() || loaded.issuer.contains(entra::TENANT_PLACEHOLDER) {
             v.require_issuer_match(false)
         } else {
@@ -432,13 +492,14 @@ impl OidcProvider {
         }
     }
 
-    /// Entra's issuer rules (template substitution, key issuer) on a verified token.
+    /// Entra's issuer rules (template substitution, token version, the signing key's own
+    /// issuer) on a verified token of any form: `entra::check_token`.
     fn entra_checks(
         &self,
         loaded: &Loaded,
         raw: &str,
         claims: &Value,
-        accept_v1: bool,
+        versions: entra::Versions,
     ) -> Result<(), String> {
         if self.cfg.entra.is_none() && !loaded.issuer.contains(entra::TENANT_PLACEHOLDER) {
             return Ok(());
@@ -447,7 +508,7 @@ impl OidcProvider {
         let key = kid
             .as_deref()
             .map(|k| (k, loaded.key_issuers.get(k).map(String::as_str)));
-        entra::check_issuer(&loaded.issuer, claims, key, accept_v1)
+        entra::check_token(&loaded.issuer, claims, key, versions)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -502,20 +563,20 @@ impl OidcProvider {
 
     pub async fn verify_bearer(&self, token: &str) -> Result<Identity, IdpError> {
         use openidconnect::JsonWebKey;
-        let bad = |m: String| IdpError::IdToken(m);
+        let bad = IdpError::AccessToken;
         let Some(audience) = &self.cfg.api_audience else {
             return Err(bad(
                 "this provider accepts no bearer tokens (no api_audience)".into(),
             ));
         };
         if token.len() > 16 * 1024 {
-            return Err(bad("bearer token is too large".into()));
+            return Err(bad("token is larger than 16 KiB".into()));
         }
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(sig), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(bad("bearer token is not a signed JWT".into()));
+            return Err(bad("not a signed JWT (three dot-separated parts)".into()));
         };
         let header = jwt_part(token, 0).ok_or_else(|| bad("JWT header is not JSON".into()))?;
         let alg: openidconnect::core::CoreJwsSigningAlgorithm = header
@@ -523,12 +584,14 @@ impl OidcProvider {
             .cloned()
             .and_then(|a| serde_json::from_value(a).ok())
             .ok_or_else(|| bad("JWT header has no known alg".into()))?;
-        use openidconnect::core::CoreJwsSigningAlgorithm as A;
-        if !matches!(
-            alg,
-            A::RsaSsaPkcs1V15Sha256 | A::RsaSsaPssSha256 | A::EcdsaP256Sha256
-        ) {
-            return Err(bad(format!("JWT alg {alg:?} is not accepted")));
+        // Symmetric algorithms never: an API token keyed with a secret the gateway shares
+        // (or with a public key read as one) proves nothing about who issued it.
+        use openidconnect::JwsSigningAlgorithm;
+        if alg.uses_shared_secret() || !self.algs.contains(&alg) {
+            return Err(bad(format!(
+                "signing algorithm {} is not accepted",
+                header.get("alg").map(|a| a.to_string()).unwrap_or_default()
+            )));
         }
         let kid = header
             .get("kid")
@@ -542,10 +605,19 @@ impl OidcProvider {
         let mut refreshed = false;
         loop {
             let keys = loaded.metadata.jwks().keys();
-            let key = keys.iter().find(|k| {
-                kid.as_deref()
-                    .is_none_or(|kid| k.key_id().map(|i| i.as_str()) == Some(kid))
-            });
+            let key = match kid.as_deref() {
+                // Ambiguous kids were dropped from the set: at most one key per kid is left.
+                Some(kid) => keys
+                    .iter()
+                    .find(|k| k.key_id().map(|i| i.as_str()) == Some(kid)),
+                // No kid: only a set of exactly one key says which key it is.
+                None if keys.len() == 1 && self.cfg.entra.is_none() => keys.first(),
+                None => {
+                    return Err(bad(
+                        "token header names no kid and the provider has several keys".into(),
+                    ))
+                }
+            };
             match key {
                 Some(key) => {
                     key.verify_signature(&alg, message.as_bytes(), &signature)
@@ -558,7 +630,7 @@ impl OidcProvider {
                     loaded = self.refresh_jwks(&loaded).await?;
                     refreshed = true;
                 }
-                None => return Err(bad("no signing key matches the token's kid".into())),
+                None => return Err(bad(no_key(&loaded, kid.as_deref()))),
             }
         }
         let claims = jwt_payload(token).ok_or_else(|| bad("JWT payload is not JSON".into()))?;
@@ -572,24 +644,12 @@ impl OidcProvider {
                 "token audience {audiences:?} is not this API ({audience:?})"
             )));
         }
-        let now = crate::session::now_secs();
-        let skew = self.cfg.clock_skew.as_secs();
-        let exp = claims.get("exp").and_then(Value::as_u64);
-        if exp.is_none_or(|exp| exp + skew <= now) {
-            return Err(bad("token expired".into()));
-        }
-        if claims
-            .get("nbf")
-            .and_then(Value::as_u64)
-            .is_some_and(|nbf| nbf > now + skew)
-        {
-            return Err(bad("token not yet valid".into()));
-        }
+        token_times(&claims, now_secs(), self.cfg.clock_skew).map_err(bad)?;
         if claims.get("nonce").is_some() {
             return Err(bad("an ID token is not an access token".into()));
         }
         if self.cfg.entra.is_some() {
-            self.entra_checks(&loaded, token, &claims, true)
+            self.entra_checks(&loaded, token, &claims, self.cfg.api_versions)
                 .map_err(bad)?;
         } else if claims.get("iss").and_then(Value::as_str) != Some(loaded.issuer.as_str()) {
             return Err(bad("token issuer is not this provider".into()));
@@ -642,6 +702,84 @@ impl OidcProvider {
             .append_pair("client_id", &self.cfg.client_id)
             .append_pair("post_logout_redirect_uri", post_logout_redirect);
         Some(url)
+    }
+}
+
+/// Of several providers taking API tokens on one route, the one whose issuer the (not yet
+/// verified) token names, or the first. Only whose keys and rules judge the token depends on
+/// this: a token naming one issuer and signed by another's keys fails that provider's checks.
+pub fn pick_by_issuer<'a>(providers: &[&'a OidcProvider], token: &str) -> &'a OidcProvider {
+    let iss = jwt_payload(token).and_then(|c| c.get("iss")?.as_str().map(str::to_string));
+    let named = iss.as_deref().and_then(|iss| {
+        providers.iter().copied().find(|p| {
+            p.current().is_ok_and(|l| {
+                issuer_matches(&l.issuer, iss)
+                    || (p.cfg.entra.is_some() && iss.starts_with(entra::V1_ISSUER_PREFIX))
+            })
+        })
+    });
+    named.unwrap_or(providers[0])
+}
+
+/// Why no key verifies a token under `kid`.
+fn no_key(loaded: &Loaded, kid: Option<&str>) -> String {
+    match kid {
+        Some(kid) if loaded.ambiguous.iter().any(|a| a == kid) => format!(
+            "the provider's key set lists kid {kid:?} more than once, so tokens under it are refused"
+        ),
+        Some(kid) => format!("no signing key of the provider has kid {kid:?}"),
+        None => "no signing key matches the token (it names no kid)".into(),
+    }
+}
+
+/// `exp` (required), `nbf` and `iat` against `now`, each with `skew` of tolerance.
+pub fn token_times(claims: &Value, now: u64, skew: Duration) -> Result<(), String> {
+    let skew = skew.as_secs();
+    let time = |name: &str| match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            .map(Some)
+            .ok_or_else(|| format!("{name} is not a time in seconds")),
+    };
+    match time("exp")? {
+        None => return Err("token has no exp".into()),
+        Some(exp) if exp.saturating_add(skew) <= now => {
+            return Err(format!("token expired {}s ago", now - exp))
+        }
+        Some(_) => {}
+    }
+    if let Some(nbf) = time("nbf")? {
+        if nbf > now.saturating_add(skew) {
+            return Err(format!("token not valid before {nbf} (now {now})"));
+        }
+    }
+    if let Some(iat) = time("iat")? {
+        if iat > now.saturating_add(skew) {
+            return Err(format!("token issued in the future (iat {iat}, now {now})"));
+        }
+    }
+    Ok(())
+}
+
+/// The ID token checks beyond the library's: `nbf`/`iat` (`token_times`), and `azp`, which
+/// must be this client when present, and present when the token has several audiences.
+pub fn id_token_claims(
+    claims: &Value,
+    client_id: &str,
+    now: u64,
+    skew: Duration,
+) -> Result<(), String> {
+    token_times(claims, now, skew)?;
+    let several = matches!(claims.get("aud"), Some(Value::Array(a)) if a.len() > 1);
+    match claims.get("azp") {
+        Some(Value::String(azp)) if azp == client_id => Ok(()),
+        Some(azp) => Err(format!(
+            "azp {azp} is not this client ({client_id:?}): the token was issued to another app"
+        )),
+        None if several => Err("token has several audiences but no azp".into()),
+        None => Ok(()),
     }
 }
 

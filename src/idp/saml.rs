@@ -82,11 +82,7 @@ impl SamlProvider {
         metrics: Arc<Metrics>,
     ) -> Result<Self, IdpError> {
         let base = public_url.as_str().trim_end_matches('/');
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| IdpError::Setup(e.to_string()))?;
+        let http = crate::fetch::client(Duration::from_secs(10)).map_err(IdpError::Setup)?;
         let signer = match &cfg.sp_signing {
             Some((key, cert)) => {
                 let read = |p: &std::path::Path| {
@@ -241,15 +237,10 @@ impl SamlProvider {
                 resp.status()
             )));
         }
-        let body = resp.bytes().await.map_err(|e| {
-            IdpError::Discovery(format!("SAML metadata fetch from {url} failed: {e}"))
-        })?;
-        if body.len() > MAX_METADATA_BYTES {
-            return Err(IdpError::Discovery(format!(
-                "SAML metadata from {url} is too large"
-            )));
-        }
-        String::from_utf8(body.to_vec())
+        let body = crate::fetch::body(resp, MAX_METADATA_BYTES)
+            .await
+            .map_err(|e| IdpError::Discovery(format!("SAML metadata from {url} refused: {e}")))?;
+        String::from_utf8(body)
             .map_err(|_| IdpError::Discovery("SAML metadata is not UTF-8".into()))
     }
 
@@ -371,7 +362,7 @@ impl SamlProvider {
         if !fresh {
             return Err(Rejection::Replay(verified.assertion_id.clone()));
         }
-        Ok((self.identity(&verified), verified))
+        Ok((self.identity(&verified)?, verified))
     }
 
     /// Entra leaves the groups out of an assertion with over 150 of them and sends
@@ -402,7 +393,10 @@ impl SamlProvider {
             .map_err(|why| (Deny::GroupsUnresolved, why))
     }
 
-    fn identity(&self, v: &Verified) -> Identity {
+    /// The identity an assertion vouches for. The user key is the configured attribute or the
+    /// NameID, as configured: an assertion without the attribute is refused, never keyed by
+    /// its NameID instead (which another account may hold equal to someone's object ID).
+    fn identity(&self, v: &Verified) -> Result<Identity, Rejection> {
         let a = &self.cfg.attributes;
         let first = |name: &str| {
             v.attribute(name)
@@ -419,13 +413,13 @@ impl SamlProvider {
                 .cloned()
                 .collect()
         };
-        let user = self
-            .cfg
-            .user_attribute
-            .as_deref()
-            .and_then(first)
-            .unwrap_or_else(|| v.name_id.clone());
-        Identity {
+        let user = match self.cfg.user_attribute.as_deref() {
+            Some(attr) => first(attr)
+                .filter(|u| u.len() <= 512)
+                .ok_or_else(|| Rejection::NoUserKey(attr.to_string()))?,
+            None => v.name_id.clone(),
+        };
+        Ok(Identity {
             provider: shared(&self.name),
             user,
             email: first(&a.email),
@@ -437,7 +431,7 @@ impl SamlProvider {
             name_id: Some(v.name_id.clone()),
             session_index: v.session_index.clone(),
             prepared: Default::default(),
-        }
+        })
     }
 
     /// What an admin pastes into the IdP (Entra: "Upload metadata file").

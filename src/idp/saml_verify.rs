@@ -115,6 +115,9 @@ pub enum Rejection {
     Replay(String),
     #[error("assertion has no NameID")]
     NoNameId,
+    /// The configured user key attribute is absent: the NameID never stands in for it.
+    #[error("assertion has no {0} attribute, the provider's user_attribute (set user_attribute: nameid to key users by their NameID instead)")]
+    NoUserKey(String),
 }
 
 impl Rejection {
@@ -139,6 +142,7 @@ impl Rejection {
             Rejection::Unsolicited => "unsolicited",
             Rejection::Replay(_) => "replay",
             Rejection::NoNameId => "no_name_id",
+            Rejection::NoUserKey(_) => "no_user_key",
         }
     }
 }
