@@ -34,6 +34,7 @@ use crate::route::{NoRoute, Route, RouteTable};
 use crate::session::{all_cookies, now_secs, Check, Sessions};
 
 mod forward;
+mod saml_logout;
 mod sign_out;
 
 /// More trips to the IdP than this within `LOOP_WINDOW` is a sign-in loop.
@@ -759,26 +760,18 @@ impl Gateway {
         }
         // The form, bounded: a hostile client does not get to stream megabytes into memory.
         let limit = saml_verify::MAX_RESPONSE_BYTES * 2;
-        let mut body = Vec::new();
-        while let Some(chunk) = session.read_request_body().await? {
-            body.extend_from_slice(&chunk);
-            if body.len() > limit {
-                fail("too_large");
-                log::warn!("SAML sign-in with {name} refused: POST body over {limit} bytes");
-                return page(
-                    session,
-                    413,
-                    "Sign-in failed",
-                    "The sign-in response is too large.",
-                    None,
-                )
-                .await;
-            }
-        }
-        let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
-            .take(16)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        let Some(form) = saml_logout::read_form(session, limit).await? else {
+            fail("too_large");
+            log::warn!("SAML sign-in with {name} refused: POST body over {limit} bytes");
+            return page(
+                session,
+                413,
+                "Sign-in failed",
+                "The sign-in response is too large.",
+                None,
+            )
+            .await;
+        };
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let Some(response) = get("SAMLResponse") else {
             fail("bad_callback");
@@ -843,47 +836,6 @@ impl Gateway {
                 sign_in_failed(session, status, message, Some(&detail), &restart, &clear).await
             }
         }
-    }
-
-    /// Single logout endpoint: the IdP's LogoutRequest (end this browser's session, answer with
-    /// a LogoutResponse), or the IdP's LogoutResponse to ours (show the signed-out page).
-    async fn saml_slo(
-        &self,
-        core: &Core,
-        session: &mut Session,
-        saml: &SamlProvider,
-    ) -> Result<()> {
-        let q = query_pairs(session.req_header());
-        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let signed_out = core.public(&format!("{RESERVED_PREFIX}/signed_out"));
-        if let Some(request) = get("SAMLRequest") {
-            let Some(id) = crate::idp::saml::logout_request_id(&request) else {
-                log::warn!(
-                    "SAML logout request for {} refused: not a readable LogoutRequest",
-                    saml.name
-                );
-                return page(
-                    session,
-                    400,
-                    "Sign-out failed",
-                    "The sign-out request could not be read.",
-                    None,
-                )
-                .await;
-            };
-            if let Some(who) = self.revoke_presented(core, session).await {
-                crate::logging::audit(
-                    "sign_out",
-                    serde_json::json!({"provider": who.provider, "user": who.user, "initiator": "idp"}),
-                );
-            }
-            let location = saml
-                .logout_response_url(&id, get("RelayState").as_deref())
-                .map(|u| u.to_string())
-                .unwrap_or(signed_out);
-            return redirect(session, location, &[core.sessions.clear_cookie()]).await;
-        }
-        redirect(session, signed_out, &[core.sessions.clear_cookie()]).await
     }
 
     /// Revokes every session cookie the request presents; returns the identity it belonged to.

@@ -11,6 +11,20 @@ pub fn sanitize(candidate: &str, origin: &Url) -> String {
     safe(candidate, origin).unwrap_or_else(|| "/".to_string())
 }
 
+/// Whether a RelayState received from an IdP may be sent back to it (SAML logout): an opaque
+/// token (`[A-Za-z0-9_.-]`, what IdPs use to find their own state), or a URL or path that
+/// `sanitize` would keep on one of `origins` (the gateway's, the IdP's). Anything else, such
+/// as `https://evil.example/after`, is dropped: echoing it would make the pair an open
+/// redirect.
+pub fn relay_state_ok(candidate: &str, origins: &[&Url]) -> bool {
+    let opaque = !candidate.is_empty()
+        && candidate.len() <= 512
+        && candidate
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    opaque || origins.iter().any(|o| safe(candidate, o).is_some())
+}
+
 fn safe(candidate: &str, origin: &Url) -> Option<String> {
     if candidate.len() > 4096 {
         return None;
@@ -69,6 +83,35 @@ fn is_plain_path(p: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relay_states_sent_back_to_the_idp() {
+        let gw = Url::parse("https://gw.example").unwrap();
+        let idp = Url::parse("https://idp.example:8443").unwrap();
+        let origins = [&gw, &idp];
+        for ok in [
+            "_7f3c0a9e1b",
+            "abc-DEF.123",
+            "/after",
+            "https://gw.example/after?x=1",
+            "https://idp.example:8443/logout/done",
+        ] {
+            assert!(relay_state_ok(ok, &origins), "{ok}");
+        }
+        for bad in [
+            "https://evil.example/after",
+            "//evil.example",
+            "/\\evil.example",
+            "https://idp.example/other-port",
+            "javascript:alert(1)",
+            "https://gw.example@evil.example/",
+            "",
+            "a b",
+            "%2F%2Fevil.example",
+        ] {
+            assert!(!relay_state_ok(bad, &origins), "{bad}");
+        }
+    }
 
     #[test]
     fn only_same_origin_paths() {

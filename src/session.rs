@@ -238,6 +238,11 @@ pub struct Sessions {
     /// Session ids signed out in this process, kept until their tickets would expire anyway,
     /// so a copied cookie stops working after sign-out even with the cookie store.
     revoked: Cache<String, ()>,
+    /// Sessions ended by their IdP (SAML logout), by (provider, NameID, SessionIndex or "")
+    /// → when: a session of that subject issued until then is void, wherever its cookie is.
+    ended_by_idp: Cache<(Arc<str>, String, String), u64>,
+    /// Set once anything was ended by an IdP: until then the hot path skips the lookup.
+    any_ended_by_idp: std::sync::atomic::AtomicBool,
     /// Cookie values already opened, by their exact sealed text: the hot path. Opening is
     /// deterministic (same text, same ticket), so a hit equals decrypting again; expiry, idle
     /// time and revocation are still checked on every request. Only values that opened are
@@ -274,11 +279,17 @@ impl Sessions {
             .max_capacity(1_000_000)
             .time_to_live(cfg.lifetime)
             .build();
+        let ended_by_idp = Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(cfg.lifetime)
+            .build();
         Some(Self {
             cfg,
             sealer,
             store,
             revoked,
+            ended_by_idp,
+            any_ended_by_idp: Default::default(),
             opened: Cache::builder()
                 .max_capacity(OPENED_MAX_BYTES)
                 .weigher(|k: &String, v: &Arc<Opened>| {
@@ -391,6 +402,9 @@ impl Sessions {
                 }
             },
         };
+        if self.ended_by_idp(&identity, ticket.iat) {
+            return Check::Rejected(Rejection::Revoked);
+        }
         // Re-issue the ticket (resetting the idle clock) at most once a minute, or sooner
         // for short idle timeouts.
         let refresh_after = (idle / 4).clamp(1, 60);
@@ -424,6 +438,55 @@ impl Sessions {
         Check::Valid {
             identity,
             refreshed,
+        }
+    }
+
+    /// The IdP ended the sessions of `name_id` with `provider` (SAML logout): those with one
+    /// of `session_indexes`, or all of them when none is given, issued until `now`.
+    pub fn end_by_idp(&self, provider: &str, name_id: &str, session_indexes: &[String], now: u64) {
+        let provider: Arc<str> = crate::identity::shared(provider);
+        let all = [String::new()];
+        let keys = if session_indexes.is_empty() {
+            &all[..]
+        } else {
+            session_indexes
+        };
+        for index in keys {
+            self.ended_by_idp
+                .insert((provider.clone(), name_id.to_string(), index.clone()), now);
+        }
+        self.any_ended_by_idp
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn ended_by_idp(&self, identity: &Identity, issued: u64) -> bool {
+        if !self
+            .any_ended_by_idp
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return false;
+        }
+        let Some(name_id) = &identity.name_id else {
+            return false;
+        };
+        let index = identity.session_index.clone().unwrap_or_default();
+        let ended = |index: String| {
+            self.ended_by_idp
+                .get(&(identity.provider.clone(), name_id.clone(), index))
+                .is_some_and(|at| issued <= at)
+        };
+        ended(String::new()) || (!index.is_empty() && ended(index))
+    }
+
+    /// Ends the session a cookie names if it is valid and its identity passes `which`.
+    pub async fn revoke_if(
+        &self,
+        sealed: &str,
+        which: impl Fn(&Identity) -> bool,
+    ) -> Option<Identity> {
+        match self.check(sealed, now_secs()).await {
+            Check::Valid { identity, .. } if which(&identity) => self.revoke(sealed).await,
+            _ => None,
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod entra;
 pub mod oidc;
 pub mod saml;
+pub mod saml_logout;
 pub mod saml_verify;
 
 use std::sync::Arc;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::entra::{self, Graph};
+use super::saml_logout::{self, LogoutRejection};
 use super::saml_verify::{self, Expect, Rejection, Trust, Verified};
 use super::IdpError;
 use crate::config::{SamlConfig, SamlIdp, RESERVED_PREFIX};
@@ -65,6 +66,8 @@ pub struct SamlProvider {
     idp: RwLock<Option<Arc<IdpInfo>>>,
     /// Assertion IDs seen, each kept until its assertion could no longer verify anyway.
     replay: Cache<String, ()>,
+    /// LogoutRequest IDs seen, kept as long as such a request is accepted.
+    logout_replay: Cache<String, ()>,
     metrics: Arc<Metrics>,
     /// Entra groups overage lookups (built when the IdP's sign-on URL is known).
     graph: RwLock<Option<Arc<Graph>>>,
@@ -82,6 +85,7 @@ impl SamlProvider {
         metrics: Arc<Metrics>,
     ) -> Result<Self, IdpError> {
         let base = public_url.as_str().trim_end_matches('/');
+        let cfg_skew = cfg.clock_skew;
         let http = crate::fetch::client(Duration::from_secs(10)).map_err(IdpError::Setup)?;
         let signer = match &cfg.sp_signing {
             Some((key, cert)) => {
@@ -115,6 +119,10 @@ impl SamlProvider {
             replay: Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(Duration::from_secs(26 * 3600))
+                .build(),
+            logout_replay: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(saml_logout::MAX_AGE + 2 * cfg_skew)
                 .build(),
             metrics,
             graph: RwLock::new(None),
@@ -441,6 +449,7 @@ impl SamlProvider {
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
   <md:SPSSODescriptor AuthnRequestsSigned="{signed}" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">{key}
     <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{slo}"/>
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{slo}"/>
     <md:NameIDFormat>{fmt}</md:NameIDFormat>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="0" isDefault="true"/>
   </md:SPSSODescriptor>
@@ -482,14 +491,62 @@ impl SamlProvider {
         Some(url)
     }
 
-    /// A LogoutResponse (HTTP-Redirect) answering an IdP's LogoutRequest.
+    /// Verifies an IdP's LogoutRequest (either binding) and marks its ID used. xmlsec and
+    /// RSA are CPU work: it runs on a blocking thread.
+    pub async fn logout_request(
+        &self,
+        input: LogoutInput,
+    ) -> Result<saml_logout::LogoutRequest, LogoutRejection> {
+        let idp = self
+            .idp()
+            .map_err(|_| LogoutRejection::Malformed("IdP metadata not loaded".into()))?;
+        let fingerprints = match &self.cfg.idp {
+            SamlIdp::Fingerprint { fingerprints, .. } => Some(fingerprints.clone()),
+            _ => None,
+        };
+        let (slo, skew) = (self.slo_url.clone(), self.cfg.clock_skew);
+        let request = tokio::task::spawn_blocking(move || {
+            let expect = saml_logout::Expect {
+                slo_url: &slo,
+                clock_skew: skew,
+            };
+            let mut trust = Trust {
+                idp_entity_id: idp.entity_id.clone(),
+                certs: idp.certs.clone(),
+            };
+            match input {
+                LogoutInput::Redirect(query) => {
+                    saml_logout::from_redirect(&query, &trust, &expect, Utc::now())
+                }
+                LogoutInput::Post(b64) => {
+                    if let (Some(f), Ok(xml)) = (&fingerprints, saml_verify::decode_post(&b64)) {
+                        trust.certs = certs_matching(&xml, f);
+                    }
+                    saml_logout::from_post(&b64, &trust, &expect, Utc::now())
+                }
+            }
+        })
+        .await
+        .map_err(|e| LogoutRejection::Malformed(format!("verification task failed: {e}")))??;
+        let mut fresh = false;
+        self.logout_replay
+            .entry(request.id.clone())
+            .or_insert_with(|| fresh = true);
+        if !fresh {
+            return Err(LogoutRejection::Replay(request.id));
+        }
+        Ok(request)
+    }
+
+    /// The LogoutResponse (HTTP-Redirect, signed when the SP has a key) answering an IdP's
+    /// LogoutRequest. `relay_state` must have passed `return_to::relay_state_ok`.
     pub fn logout_response_url(
         &self,
         in_response_to: &str,
         relay_state: Option<&str>,
     ) -> Option<Url> {
         let idp = self.idp().ok()?;
-        let mut url = idp.slo_url.clone()?;
+        let url = idp.slo_url.clone()?;
         let xml = format!(
             r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_{id}" Version="2.0" IssueInstant="{now}" Destination="{dest}" InResponseTo="{irt}"><saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:LogoutResponse>"#,
             id = hex(&random_bytes(20)),
@@ -498,43 +555,23 @@ impl SamlProvider {
             irt = xml_escape(in_response_to),
             issuer = xml_escape(&self.cfg.entity_id),
         );
-        url.query_pairs_mut()
-            .append_pair("SAMLResponse", &deflate_b64(&xml).ok()?);
-        if let Some(rs) = relay_state {
-            url.query_pairs_mut().append_pair("RelayState", rs);
-        }
-        Some(url)
+        self.redirect_url(&url, "SAMLResponse", &deflate_b64(&xml).ok()?, relay_state)
+            .ok()
+    }
+
+    /// The IdP's single logout URL, if it has one.
+    pub fn idp_slo_url(&self) -> Option<Url> {
+        self.idp().ok()?.slo_url.clone()
     }
 }
 
-/// Reads the ID of an HTTP-Redirect LogoutRequest (deflated, base64). Only the ID is used, to
-/// answer; the session ended is the one whose cookie the browser presents.
-pub fn logout_request_id(saml_request: &str) -> Option<String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(saml_request.trim())
-        .ok()?;
-    if bytes.len() > 64 * 1024 {
-        return None;
-    }
-    let mut xml = String::new();
-    std::io::Read::read_to_string(
-        &mut flate2::read::DeflateDecoder::new(&bytes[..]).take(256 * 1024),
-        &mut xml,
-    )
-    .ok()?;
-    if !xml.contains("LogoutRequest") || xml.to_ascii_uppercase().contains("<!DOCTYPE") {
-        return None;
-    }
-    let i = xml.find(" ID=\"")? + 5;
-    let id = &xml[i..i + xml[i..].find('"')?];
-    (id.len() <= 256
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)))
-    .then(|| id.to_string())
+/// A LogoutRequest as it arrived: the raw query (HTTP-Redirect) or the form's `SAMLRequest`
+/// (HTTP-POST).
+pub enum LogoutInput {
+    Redirect(String),
+    Post(String),
 }
 
-use std::io::Read as _;
 
 fn parse_metadata(text: &str) -> Result<IdpInfo, IdpError> {
     // Entra's federation metadata may start with a UTF-8 BOM.

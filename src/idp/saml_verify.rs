@@ -159,7 +159,8 @@ pub fn decode_post(b64: &str) -> Result<String, Rejection> {
     String::from_utf8(bytes).map_err(|_| Rejection::Encoding)
 }
 
-const ALLOWED: [AllowedSignatureAlgorithm; 5] = [
+/// Signature algorithms accepted on anything the IdP signs (no SHA-1).
+pub const ALLOWED: [AllowedSignatureAlgorithm; 5] = [
     AllowedSignatureAlgorithm::RsaSha256,
     AllowedSignatureAlgorithm::RsaSha384,
     AllowedSignatureAlgorithm::RsaSha512,
