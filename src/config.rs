@@ -1214,7 +1214,10 @@ impl<'e> Reader<'e> {
             return vec!["RS256".into(), "PS256".into(), "ES256".into()];
         };
         if list.is_empty() {
-            self.err(join(path, "signing_algs"), "must name at least one algorithm");
+            self.err(
+                join(path, "signing_algs"),
+                "must name at least one algorithm",
+            );
         }
         for (i, a) in list.iter().enumerate() {
             if !KNOWN.contains(&a.as_str()) {

@@ -276,24 +276,249 @@ fn sp_metadata_and_single_logout_both_ways() {
     assert!(page.text().unwrap().contains("You have signed out"));
     let r = get_with_session(&format!("{}/assertion/x", t.gw.url), &cookie);
     assert_eq!(r.status(), 401, "the session is over");
+}
 
-    // IdP-initiated: a LogoutRequest arriving at our SLO endpoint ends the browser's session and
-    // is answered with a LogoutResponse to the IdP.
-    let b = Browser::new();
-    let (acs, response, relay) =
-        b.saml_login_until_post(&format!("{}/both/", t.gw.url), "bob", "bob-pw");
-    assert_eq!(b.post_acs(&acs, &response, &relay).status(), 302);
-    let cookie = b.cookie(&t.gw.url, "authgate_session").unwrap();
-    let req = deflate_b64(&format!(
-        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_idp_logout_1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>https://sts.windows.net/{TENANT}/</saml:Issuer><saml:NameID>bob@contoso.example</saml:NameID></samlp:LogoutRequest>"#
-    ));
-    let r = b.get(&format!(
-        "{}/_authgate/saml/ssp-both/slo?SAMLRequest={}",
-        t.gw.url,
-        urlenc(&req)
-    ));
-    assert_eq!(r.status(), 302);
-    let loc = r.headers()["location"].to_str().unwrap();
+/// A LogoutRequest from the IdP, as SimpleSAMLphp would send it to the `assertion` SP.
+fn logout_xml(t: &Saml, id: &str, issuer: &str, name_id: &str, instant: &str) -> String {
+    format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{instant}" Destination="{gw}/_authgate/saml/ssp-assertion/slo"><saml:Issuer>{issuer}</saml:Issuer><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">{name_id}</saml:NameID></samlp:LogoutRequest>"#,
+        gw = t.gw.url
+    )
+}
+
+fn idp_key(t: &Saml, file: &str) -> openssl::pkey::PKey<openssl::pkey::Private> {
+    let pem = std::fs::read(t.idp.dir.path().join(file)).expect("key file");
+    openssl::pkey::PKey::private_key_from_pem(&pem).expect("key")
+}
+
+/// HTTP-Redirect binding: the query, signed with `key` (SAML bindings §3.4.4.1) unless None.
+fn redirect_query(
+    xml: &str,
+    relay: Option<&str>,
+    key: Option<&openssl::pkey::PKey<openssl::pkey::Private>>,
+) -> String {
+    redirect_query_with(
+        xml,
+        relay,
+        key,
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+        openssl::hash::MessageDigest::sha256(),
+    )
+}
+
+fn redirect_query_with(
+    xml: &str,
+    relay: Option<&str>,
+    key: Option<&openssl::pkey::PKey<openssl::pkey::Private>>,
+    alg: &str,
+    digest: openssl::hash::MessageDigest,
+) -> String {
+    use base64::Engine;
+    let mut q = format!("SAMLRequest={}", urlenc(&deflate_b64(xml)));
+    if let Some(r) = relay {
+        q.push_str(&format!("&RelayState={}", urlenc(r)));
+    }
+    if let Some(key) = key {
+        q.push_str(&format!("&SigAlg={}", urlenc(alg)));
+        let mut s = openssl::sign::Signer::new(digest, key).unwrap();
+        s.update(q.as_bytes()).unwrap();
+        let sig = base64::engine::general_purpose::STANDARD.encode(s.sign_to_vec().unwrap());
+        q.push_str(&format!("&Signature={}", urlenc(&sig)));
+    }
+    q
+}
+
+/// HTTP-POST binding: the request with an enveloped XML signature by `key` (xmlsec).
+fn signed_post(xml: &str, id: &str, key: &openssl::pkey::PKey<openssl::pkey::Private>) -> String {
+    use base64::Engine;
+    use samael::crypto::{Crypto, CryptoProvider};
+    let template = r##"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#ID"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue></ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue></ds:SignatureValue></ds:Signature>"##
+        .replace("#ID", &format!("#{id}"));
+    let at = xml.find("</saml:Issuer>").expect("issuer") + "</saml:Issuer>".len();
+    let with_template = format!("{}{template}{}", &xml[..at], &xml[at..]);
+    let signed =
+        Crypto::sign_xml(with_template, &key.private_key_to_der().unwrap()).expect("xmlsec signs");
+    base64::engine::general_purpose::STANDARD.encode(signed)
+}
+
+/// IdP-initiated single logout: only a LogoutRequest the IdP signed, naming the IdP and this
+/// SP, fresh and unused, ends anything; a genuine one, in either binding, ends the session
+/// wherever its cookie was copied; the RelayState goes back only when it is safe.
+#[test]
+fn idp_initiated_logout_must_be_signed_by_the_idp() {
+    let t = start();
+    let idp = idp_key(&t, "cert/idp.key");
+    let other = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let issuer = format!("https://sts.windows.net/{TENANT}/");
+    let now = chrono::Utc::now();
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let slo = format!("{}/_authgate/saml/ssp-assertion/slo", t.gw.url);
+    let sign_in = |user: &str, pw: &str| {
+        let b = Browser::new();
+        let (acs, response, relay) =
+            b.saml_login_until_post(&format!("{}/assertion/", t.gw.url), user, pw);
+        assert_eq!(b.post_acs(&acs, &response, &relay).status(), 302);
+        let cookie = b.cookie(&t.gw.url, "authgate_session").unwrap();
+        (b, cookie)
+    };
+    let alive = |cookie: &str| {
+        get_with_session(&format!("{}/assertion/x", t.gw.url), cookie).status() == 200
+    };
+    let (b, cookie) = sign_in("alice", "alice-pw");
+    let alice = "alice@contoso.example";
+    let n = std::sync::atomic::AtomicU32::new(0);
+    let id = || {
+        format!(
+            "_attack{}",
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        )
+    };
+    enum Bind {
+        Get(String),
+        Post(String),
+    }
+    let cases: Vec<(&str, Bind, &str)> = vec![
+        (
+            "unsigned, redirect",
+            Bind::Get(redirect_query(
+                &logout_xml(&t, &id(), &issuer, alice, &fmt(now)),
+                None,
+                None,
+            )),
+            "logout_unsigned",
+        ),
+        (
+            "signed by another key, redirect",
+            Bind::Get(redirect_query(
+                &logout_xml(&t, &id(), &issuer, alice, &fmt(now)),
+                None,
+                Some(&other),
+            )),
+            "logout_bad_signature",
+        ),
+        (
+            "foreign issuer, signed by the IdP, redirect",
+            Bind::Get(redirect_query(
+                &logout_xml(&t, &id(), "https://evil.example/", alice, &fmt(now)),
+                None,
+                Some(&idp),
+            )),
+            "logout_wrong_issuer",
+        ),
+        (
+            "a week old, redirect",
+            Bind::Get(redirect_query(
+                &logout_xml(
+                    &t,
+                    &id(),
+                    &issuer,
+                    alice,
+                    &fmt(now - chrono::Duration::days(7)),
+                ),
+                None,
+                Some(&idp),
+            )),
+            "logout_stale",
+        ),
+        (
+            "for another SP, redirect",
+            Bind::Get(redirect_query(
+                &logout_xml(&t, &id(), &issuer, alice, &fmt(now))
+                    .replace("ssp-assertion/slo", "ssp-none/slo"),
+                None,
+                Some(&idp),
+            )),
+            "logout_wrong_destination",
+        ),
+        (
+            "SHA-1, redirect",
+            Bind::Get(redirect_query_with(
+                &logout_xml(&t, &id(), &issuer, alice, &fmt(now)),
+                None,
+                Some(&idp),
+                "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+                openssl::hash::MessageDigest::sha1(),
+            )),
+            "logout_algorithm",
+        ),
+        (
+            "unsigned, POST",
+            Bind::Post({
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(logout_xml(
+                    &t,
+                    &id(),
+                    &issuer,
+                    alice,
+                    &fmt(now),
+                ))
+            }),
+            "logout_unsigned",
+        ),
+        (
+            "signed by another key, POST",
+            Bind::Post({
+                let i = id();
+                signed_post(&logout_xml(&t, &i, &issuer, alice, &fmt(now)), &i, &other)
+            }),
+            "logout_bad_signature",
+        ),
+        (
+            "foreign issuer, signed by the IdP, POST",
+            Bind::Post({
+                let i = id();
+                signed_post(
+                    &logout_xml(&t, &i, "https://evil.example/", alice, &fmt(now)),
+                    &i,
+                    &idp,
+                )
+            }),
+            "logout_wrong_issuer",
+        ),
+    ];
+    for (case, bind, reason) in cases {
+        let r = match bind {
+            Bind::Get(q) => b.get(&format!("{slo}?{q}")),
+            Bind::Post(body) => b
+                .client
+                .post(&slo)
+                .form(&[("SAMLRequest", body.as_str())])
+                .send()
+                .unwrap(),
+        };
+        assert_eq!(r.status(), 400, "{case}");
+        assert!(
+            r.text().unwrap_or_default().contains(reason),
+            "{case}: {reason}"
+        );
+        assert!(alive(&cookie), "{case}: the session survives");
+        assert!(
+            t.gw.log_text().contains(&format!("refused ({reason})")),
+            "{case}: logged"
+        );
+    }
+    // Fingerprint mode cannot check a redirect-bound request: refused, with the fix named.
+    let q = redirect_query(
+        &logout_xml(&t, &id(), &issuer, alice, &fmt(now)).replace("ssp-assertion", "ssp-both"),
+        None,
+        Some(&idp),
+    );
+    let r = b.get(&format!("{}/_authgate/saml/ssp-both/slo?{q}", t.gw.url));
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .unwrap_or_default()
+        .contains("logout_no_certificate"));
+
+    // Genuine, redirect binding: ends alice's session, also for the copied cookie; an unsafe
+    // RelayState is not sent back to the IdP.
+    let genuine = logout_xml(&t, "_genuine_redirect", &issuer, alice, &fmt(now));
+    let q = redirect_query(&genuine, Some("https://evil.example/after"), Some(&idp));
+    let (b2, bob_cookie) = sign_in("bob", "bob-pw");
+    let r = b.get(&format!("{slo}?{q}"));
+    assert_eq!(r.status(), 302, "{}", r.text().unwrap_or_default());
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
     assert!(
         loc.starts_with(&format!(
             "{}/saml2/idp/SingleLogoutService.php?SAMLResponse=",
@@ -301,8 +526,50 @@ fn sp_metadata_and_single_logout_both_ways() {
         )),
         "{loc}"
     );
-    let r = get_with_session(&format!("{}/both/x", t.gw.url), &cookie);
-    assert_eq!(r.status(), 401);
+    assert!(!loc.contains("evil.example"), "{loc}");
+    assert!(!alive(&cookie), "the copied cookie stops working");
+    assert!(alive(&bob_cookie), "another user's session is untouched");
+    // The same request again is a replay.
+    let r = b.get(&format!("{slo}?{q}"));
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap_or_default().contains("logout_replay"));
+
+    // Genuine, POST binding, for bob, presented by a different browser: bob's session ends
+    // everywhere; an opaque RelayState goes back.
+    let (_b3, bob_again) = sign_in("bob", "bob-pw");
+    let genuine = logout_xml(
+        &t,
+        "_genuine_post",
+        &issuer,
+        "bob@contoso.example",
+        &fmt(now),
+    );
+    let r = b2
+        .client
+        .post(&slo)
+        .form(&[
+            (
+                "SAMLRequest",
+                signed_post(&genuine, "_genuine_post", &idp).as_str(),
+            ),
+            ("RelayState", "_ssp_state_0123"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 302, "{}", r.text().unwrap_or_default());
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let relay = reqwest::Url::parse(&loc)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .map(|(_, v)| v.to_string());
+    assert_eq!(relay.as_deref(), Some("_ssp_state_0123"), "{loc}");
+    assert!(
+        !alive(&bob_cookie) && !alive(&bob_again),
+        "both of bob's sessions end"
+    );
+    let m = scrape(&t.gw.admin);
+    assert!(metric(&m, "authgate_denials_total{reason=\"logout_unsigned\"}") >= 2.0);
 }
 
 fn urlenc(s: &str) -> String {
@@ -519,4 +786,45 @@ session:
     let (acs, response, relay) =
         b.saml_login_until_post(&format!("{gw_url}/response/x"), "alice", "alice-pw");
     assert_eq!(b.post_acs(&acs, &response, &relay).status(), 302);
+}
+
+/// The user key is the configured attribute (Entra's object ID by default), never the NameID
+/// in its place: an account without the attribute is refused, even when its NameID equals
+/// another user's object ID.
+#[test]
+fn the_user_key_attribute_never_falls_back_to_the_name_id() {
+    let t = start();
+    for user in ["nokey", "mallory"] {
+        let b = Browser::new();
+        let (acs, response, relay) = b.saml_login_until_post(
+            &format!("{}/assertion/", t.gw.url),
+            user,
+            &format!("{user}-pw"),
+        );
+        let r = b.post_acs(&acs, &response, &relay);
+        assert_eq!(r.status(), 400, "{user}");
+        let page = r.text().unwrap_or_default();
+        assert!(page.contains("objectidentifier"), "{user}: {page}");
+        assert!(
+            b.cookie(&t.gw.url, "authgate_session").is_none(),
+            "{user}: no session"
+        );
+    }
+    assert!(t.gw.log_text().contains("refused (no_user_key)"));
+    let m = scrape(&t.gw.admin);
+    assert!(
+        metric(
+            &m,
+            "authgate_sign_ins_total{provider=\"ssp-assertion\",result=\"no_user_key\"}"
+        ) >= 2.0
+    );
+    // alice, who has the attribute, is keyed by it.
+    let b = Browser::new();
+    let (acs, response, relay) =
+        b.saml_login_until_post(&format!("{}/assertion/", t.gw.url), "alice", "alice-pw");
+    assert_eq!(b.post_acs(&acs, &response, &relay).status(), 302);
+    assert_eq!(
+        json_get(&b, &format!("{}/assertion/x", t.gw.url))["headers"]["x-auth-user"],
+        ALICE_OID
+    );
 }

@@ -19,7 +19,14 @@ impl Gateway {
         let (input, relay) = if session.req_header().method == http::Method::POST {
             let Some(form) = read_form(session, saml_verify::MAX_RESPONSE_BYTES * 2).await? else {
                 self.deny("logout_too_large");
-                return page(session, 413, "Sign-out failed", "The sign-out request is too large.", None).await;
+                return page(
+                    session,
+                    413,
+                    "Sign-out failed",
+                    "The sign-out request is too large.",
+                    None,
+                )
+                .await;
             };
             let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
             match get("SAMLRequest") {
@@ -29,7 +36,10 @@ impl Gateway {
         } else {
             let q = query_pairs(session.req_header());
             let has_request = q.iter().any(|(n, _)| n == "SAMLRequest");
-            let relay = q.iter().find(|(n, _)| n == "RelayState").map(|(_, v)| v.clone());
+            let relay = q
+                .iter()
+                .find(|(n, _)| n == "RelayState")
+                .map(|(_, v)| v.clone());
             let raw = session.req_header().uri.query().unwrap_or("").to_string();
             (has_request.then_some(LogoutInput::Redirect(raw)), relay)
         };

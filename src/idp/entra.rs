@@ -191,9 +191,13 @@ pub enum IssuerError {
     TenantNotGuid(String),
     #[error("token iss {iss:?} is not the issuer of its tenant ({expected:?})")]
     IssuerMismatch { iss: String, expected: String },
-    #[error("token header names no kid: Entra tokens always do, and each key signs only for its issuer")]
+    #[error(
+        "token header names no kid: Entra tokens always do, and each key signs only for its issuer"
+    )]
     NoKeyId,
-    #[error("signing key {kid:?} may only sign for {key_issuer:?}, not for tenant {tid} (iss {iss:?})")]
+    #[error(
+        "signing key {kid:?} may only sign for {key_issuer:?}, not for tenant {tid} (iss {iss:?})"
+    )]
     KeyIssuer {
         kid: String,
         key_issuer: String,
@@ -782,12 +786,19 @@ mod tests {
     /// v1.0 only when configured, and the refusal says how to fix it; `ver` must agree.
     #[test]
     fn token_versions() {
-        let v1 = json!({"tid": TID, "iss": format!("https://sts.windows.net/{TID}/"), "ver": "1.0"});
+        let v1 =
+            json!({"tid": TID, "iss": format!("https://sts.windows.net/{TID}/"), "ver": "1.0"});
         let v2 = json!({"tid": TID, "iss": format!("https://login.microsoftonline.com/{TID}/v2.0"), "ver": "2.0"});
         let e = check_token(TPL, &v1, ANY, Versions::V2).unwrap_err();
-        assert!(e.to_string().contains("accessTokenAcceptedVersion: 2"), "{e}");
+        assert!(
+            e.to_string().contains("accessTokenAcceptedVersion: 2"),
+            "{e}"
+        );
         assert!(check_token(TPL, &v1, ANY, BOTH).is_ok());
-        let only_v1 = Versions { v1: true, v2: false };
+        let only_v1 = Versions {
+            v1: true,
+            v2: false,
+        };
         assert!(check_token(TPL, &v1, ANY, only_v1).is_ok());
         assert!(matches!(
             check_token(TPL, &v2, ANY, only_v1),
@@ -795,12 +806,21 @@ mod tests {
         ));
         for (iss, ver) in [
             (format!("https://sts.windows.net/{TID}/"), json!("2.0")),
-            (format!("https://login.microsoftonline.com/{TID}/v2.0"), json!("1.0")),
-            (format!("https://login.microsoftonline.com/{TID}/v2.0"), json!(2)),
+            (
+                format!("https://login.microsoftonline.com/{TID}/v2.0"),
+                json!("1.0"),
+            ),
+            (
+                format!("https://login.microsoftonline.com/{TID}/v2.0"),
+                json!(2),
+            ),
         ] {
             let c = json!({"tid": TID, "iss": iss, "ver": ver});
             assert!(
-                matches!(check_token(TPL, &c, ANY, BOTH), Err(IssuerError::VersionClaim { .. })),
+                matches!(
+                    check_token(TPL, &c, ANY, BOTH),
+                    Err(IssuerError::VersionClaim { .. })
+                ),
                 "{c}"
             );
         }

@@ -29,8 +29,8 @@ use super::entra::{self, Graph};
 use super::IdpError;
 use crate::config::OidcConfig;
 use crate::identity::{shared, Identity};
-use crate::session::now_secs;
 use crate::policy::Deny;
+use crate::session::now_secs;
 
 type Client = CoreClient<
     EndpointSet,
@@ -398,20 +398,20 @@ impl OidcProvider {
             .request_async(&crate::fetch::oauth_client(&self.http))
             .await
             .map_err(|e| {
-            use openidconnect::RequestTokenError as E;
-            IdpError::TokenExchange(match e {
-                E::ServerResponse(r) => format!(
-                    "{}{}",
-                    r.error().as_ref(),
-                    r.error_description()
-                        .map(|d| format!(": {d}"))
-                        .unwrap_or_default()
-                ),
-                E::Request(e) => format!("token endpoint unreachable: {e}"),
-                E::Parse(e, _) => format!("token response does not parse: {e}"),
-                E::Other(e) => e,
-            })
-        })?;
+                use openidconnect::RequestTokenError as E;
+                IdpError::TokenExchange(match e {
+                    E::ServerResponse(r) => format!(
+                        "{}{}",
+                        r.error().as_ref(),
+                        r.error_description()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
+                    ),
+                    E::Request(e) => format!("token endpoint unreachable: {e}"),
+                    E::Parse(e, _) => format!("token response does not parse: {e}"),
+                    E::Other(e) => e,
+                })
+            })?;
         use openidconnect::TokenResponse;
         let id_token = token
             .id_token()
@@ -452,8 +452,13 @@ impl OidcProvider {
                 )));
             }
         }
-        id_token_claims(&claims, &self.cfg.client_id, now_secs(), self.cfg.clock_skew)
-            .map_err(IdpError::IdToken)?;
+        id_token_claims(
+            &claims,
+            &self.cfg.client_id,
+            now_secs(),
+            self.cfg.clock_skew,
+        )
+        .map_err(IdpError::IdToken)?;
         self.entra_checks(&loaded, &raw, &claims, entra::Versions::V2)
             .map_err(IdpError::IdToken)?;
         let mut identity = identity_from_claims(&self.name, &self.cfg.user_claim, &claims)?;

@@ -572,7 +572,6 @@ pub enum LogoutInput {
     Post(String),
 }
 
-
 fn parse_metadata(text: &str) -> Result<IdpInfo, IdpError> {
     // Entra's federation metadata may start with a UTF-8 BOM.
     let text = text.trim_start_matches('\u{feff}');

@@ -45,9 +45,13 @@ pub enum LogoutRejection {
     Malformed(String),
     #[error("the logout request's issuer is {got:?}, not the IdP ({expected:?})")]
     WrongIssuer { expected: String, got: String },
-    #[error("the logout request is for {got:?}, not this service provider's logout URL {expected:?}")]
+    #[error(
+        "the logout request is for {got:?}, not this service provider's logout URL {expected:?}"
+    )]
     WrongDestination { expected: String, got: String },
-    #[error("the logout request was issued at {0}, outside the accepted window (check the clocks)")]
+    #[error(
+        "the logout request was issued at {0}, outside the accepted window (check the clocks)"
+    )]
     Stale(String),
     #[error("logout request {0} was already used (replay)")]
     Replay(String),
@@ -327,6 +331,9 @@ fn parse(xml: &str) -> Result<Parsed, LogoutRejection> {
                     text.clear();
                 }
                 depth += 1;
+            }
+            Event::Empty(e) if depth == 1 && e.local_name().as_ref() == b"EncryptedID" => {
+                return Err(bad("encrypted NameIDs are not supported"));
             }
             Event::Text(t) if depth == 2 && field.is_some() => {
                 text.push_str(&t.decode().map_err(|e| bad(&e.to_string()))?);

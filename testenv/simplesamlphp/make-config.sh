@@ -51,6 +51,16 @@ cat > "$DIR/authsources.php" <<PHP
       '$M/displayname' => ['Bob Example'], '$M/tenantid' => ['$TID'],
       '$M/objectidentifier' => ['00000000-0000-0000-a1c4-7f3e2b1d9c55'],
     ],
+    // No object ID attribute: refused by an SP keyed on it, never keyed by the NameID.
+    'nokey:nokey-pw' => [
+      '$C/name' => ['nokey@contoso.example'], '$C/emailaddress' => ['nokey@contoso.example'],
+      '$M/displayname' => ['No Key'], '$M/tenantid' => ['$TID'],
+    ],
+    // No object ID attribute, and a NameID equal to alice's object ID.
+    'mallory:mallory-pw' => [
+      '$C/emailaddress' => ['00000000-0000-0000-66f3-3332eca7ea81'],
+      '$M/displayname' => ['Mallory'], '$M/tenantid' => ['$TID'],
+    ],
     // Over 150 groups: Entra sends groups.link instead of the groups (ENTRA.md §9).
     'olivia:olivia-pw' => [
       '$C/name' => ['olivia@contoso.example'], '$C/emailaddress' => ['olivia@contoso.example'],

@@ -4,6 +4,8 @@
 //! synchronization: readiness is a line on stdout or a 200 from /readyz.
 #![allow(dead_code)]
 
+pub mod rogue_op;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
