@@ -193,3 +193,62 @@ fn session_cookie_is_host_prefixed_over_https() {
     let http = authgate::config::Config::parse(&yaml("http://gw.example", ""), &env).unwrap();
     assert_eq!(http.session.cookie_name, "authgate_session");
 }
+
+/// Which providers a route believes, which token versions and algorithms a provider takes:
+/// every mistake reported at once with its path.
+#[test]
+fn provider_trust_settings_are_checked_all_at_once() {
+    let (ok, out) = check(
+        r#"
+listen: ["127.0.0.1:8080"]
+public_url: "http://gw.example"
+providers:
+  - name: org
+    type: entra
+    tenant: organizations
+    allowed_tenants: any
+    client_id: x
+    client_secret: "s"
+    api_audience: "api://x"
+    api_token_versions: [1, 3]
+    signing_algs: [RS256, none]
+  - name: plain
+    type: oidc
+    issuer: "https://idp.example"
+    client_id: x
+    client_secret: "s"
+    api_token_versions: [1]
+routes:
+  - upstream: "127.0.0.1:3000"
+    providers: [org, nope]
+  - upstream: "127.0.0.1:3000"
+    provider: org
+    providers: [plain]
+  - upstream: "127.0.0.1:3000"
+    providers: []
+  - upstream: "127.0.0.1:3000"
+    providers: [plain, plain]
+  - upstream: "127.0.0.1:3000"
+session:
+  secret: "0123456789abcdef0123456789abcdef"
+"#,
+        &[],
+    );
+    assert!(!ok, "check must fail:\n{out}");
+    for (path, says) in [
+        ("providers[0].api_token_versions[1]", "expected 1 or 2"),
+        ("providers[0].signing_algs[1]", "\"none\" is not one of"),
+        ("providers[1].api_token_versions", "only for type: entra"),
+        ("routes[0].providers[1]", "no provider named \"nope\""),
+        ("routes[1].providers", "not both"),
+        ("routes[2].providers", "at least one"),
+        ("routes[3].providers[1]", "listed twice"),
+        ("routes[4].provider", "required when more than one provider"),
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!("{path}: ")) && l.contains(says)),
+            "{path} ({says}) missing:\n{out}"
+        );
+    }
+}
