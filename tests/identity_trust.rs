@@ -391,10 +391,6 @@ fn finish(
 }
 
 fn urlencode(s: &str) -> String {
-    url_escape(s)
-}
-
-fn url_escape(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -450,7 +446,8 @@ fn id_token_checks_beyond_the_signature() {
         );
     }
     // Signatures the provider's metadata tempts the gateway to accept.
-    let forged: Vec<(&str, fn(&World, &Value) -> String)> = vec![
+    type Forge = fn(&World, &Value) -> String;
+    let forged: Vec<(&str, Forge)> = vec![
         ("alg none", |_, c| rogue_op::unsigned("good", c)),
         ("HS256 keyed with the RSA public key", |w, c| {
             rogue_op::hs256("good", &w.good.public_pem(), c)
