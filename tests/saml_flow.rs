@@ -828,3 +828,115 @@ fn the_user_key_attribute_never_falls_back_to_the_name_id() {
         ALICE_OID
     );
 }
+
+/// Two real providers on one gateway, SimpleSAMLphp (SAML) and the oidc-provider (OIDC): a
+/// session of one is no session on the other's routes (browsers are sent to sign in there,
+/// API callers get 401), and a route naming both accepts both.
+#[test]
+fn saml_and_oidc_sessions_stay_on_their_own_routes() {
+    let port = free_port();
+    let admin = free_port();
+    let gw_url = format!("http://127.0.0.1:{port}");
+    let sp_base = format!("{gw_url}/sp/ssp");
+    let idp = start_simplesamlphp(&sp_base, &format!("{gw_url}/_authgate/saml/ssp"));
+    let op = start_op(&gw_url, 0);
+    let upstream = start_upstream();
+    let up = upstream.port;
+    let yaml = format!(
+        r#"listen: ["127.0.0.1:{port}"]
+public_url: "{gw_url}"
+admin:
+  listen: "127.0.0.1:{admin}"
+server:
+  threads: 2
+  shutdown_grace: 1s
+providers:
+  - name: ssp-assertion
+    type: saml
+    entity_id: "{sp_base}-assertion"
+    idp_metadata_url: "{md}"
+  - name: test-idp
+    type: oidc
+    issuer: "{issuer}"
+    client_id: {CLIENT_ID}
+    client_secret: "${{TEST_CLIENT_SECRET}}"
+    user_claim: oid
+routes:
+  - name: saml-app
+    path_prefix: /saml
+    upstream: "127.0.0.1:{up}"
+    provider: ssp-assertion
+  - name: oidc-app
+    path_prefix: /oidc
+    upstream: "127.0.0.1:{up}"
+    provider: test-idp
+  - name: both
+    path_prefix: /both
+    upstream: "127.0.0.1:{up}"
+    providers: [test-idp, ssp-assertion]
+session:
+  secret: "${{TEST_SESSION_SECRET}}"
+"#,
+        md = idp.metadata_url(),
+        issuer = op.issuer,
+    );
+    let gw = start_gateway(port, admin, &yaml);
+    let location = |b: &Browser, path: &str| {
+        let r = b.get(&format!("{gw_url}{path}"));
+        assert_eq!(r.status(), 302, "{path}");
+        r.headers()["location"].to_str().unwrap_or("").to_string()
+    };
+
+    // A SAML user (alice, same object ID as her OIDC self).
+    let saml = Browser::new();
+    let (acs, response, relay) =
+        saml.saml_login_until_post(&format!("{gw_url}/saml/"), "alice", "alice-pw");
+    assert_eq!(saml.post_acs(&acs, &response, &relay).status(), 302);
+    let saml_cookie = saml
+        .cookie(&gw_url, "authgate_session")
+        .expect("SAML session");
+    assert_eq!(
+        echo(saml.api_get(&format!("{gw_url}/saml/x")))["headers"]["x-auth-provider"],
+        "ssp-assertion"
+    );
+    let to = location(&saml, "/oidc/x");
+    assert!(
+        to.starts_with(&op.issuer),
+        "sent to the OIDC provider: {to}"
+    );
+    assert_eq!(
+        get_with_session(&format!("{gw_url}/oidc/x"), &saml_cookie).status(),
+        401
+    );
+    assert_eq!(
+        echo(get_with_session(&format!("{gw_url}/both/x"), &saml_cookie))["headers"]
+            ["x-auth-provider"],
+        "ssp-assertion"
+    );
+
+    // An OIDC user.
+    let oidc = Browser::new();
+    let (r, _) = oidc.sign_in(&format!("{gw_url}/oidc/x"), "alice");
+    assert_eq!(r.status(), 200);
+    let oidc_cookie = oidc
+        .cookie(&gw_url, "authgate_session")
+        .expect("OIDC session");
+    let to = location(&oidc, "/saml/x");
+    assert!(to.starts_with(&idp.base), "sent to the SAML IdP: {to}");
+    assert_eq!(
+        get_with_session(&format!("{gw_url}/saml/x"), &oidc_cookie).status(),
+        401
+    );
+    assert_eq!(
+        echo(get_with_session(&format!("{gw_url}/both/x"), &oidc_cookie))["headers"]
+            ["x-auth-provider"],
+        "test-idp"
+    );
+    let m = scrape(&gw.admin);
+    assert!(
+        metric(
+            &m,
+            "authgate_session_rejections_total{reason=\"wrong_provider\"}"
+        ) >= 4.0
+    );
+}
