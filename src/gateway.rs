@@ -339,10 +339,13 @@ impl Gateway {
                 )
                 .await;
         }
+        // With the route's own provider: a session of any other would not be accepted here.
+        let provider = core.providers.get(route.provider).map_or("", |p| p.name());
         let sign_in = format!(
-            "{}?rd={}",
+            "{}?rd={}&provider={}",
             core.public(&format!("{RESERVED_PREFIX}/sign_in")),
-            percent_encoding::utf8_percent_encode(&return_to, percent_encoding::NON_ALPHANUMERIC)
+            percent_encoding::utf8_percent_encode(&return_to, percent_encoding::NON_ALPHANUMERIC),
+            percent_encoding::utf8_percent_encode(provider, percent_encoding::NON_ALPHANUMERIC)
         );
         let body = serde_json::json!({
             "error": "unauthenticated",

@@ -532,6 +532,13 @@ fn sessions_are_bound_to_their_provider() {
         .expect("session cookie");
     let r = get_with_session(&format!("{}/org/panel", gw.url), &cookie);
     assert_eq!(r.status(), 401);
+    let body: Value = r.json().expect("JSON 401");
+    assert!(
+        body["sign_in"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("&provider=org")),
+        "the sign-in link names the route's provider: {body}"
+    );
     // A route that lists both providers takes it, and says which provider vouched.
     let both = echo(get_with_session(&format!("{}/both/x", gw.url), &cookie));
     assert_eq!(both["headers"]["x-auth-provider"], "plain");
