@@ -492,6 +492,9 @@ fn is_lookalike(c: char) -> bool {
     )
 }
 
+/// The path prefix the gateway keeps for itself on every host (callback, sign-out, ...).
+pub const RESERVED_PREFIX: &str = "/_authgate";
+
 #[cfg(test)]
 mod tests {
     use super::*;

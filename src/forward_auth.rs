@@ -8,7 +8,7 @@
 use pingora::http::RequestHeader;
 
 use crate::canonical::{self, Canonical, Exceptions, Refusal};
-use crate::config::Dialect;
+use crate::read::{Cidr, Obj, Reader};
 
 /// What the controller described, read once.
 #[derive(Debug)]
@@ -105,6 +105,69 @@ pub fn original(
         canonical.target()
     );
     Ok(Original { canonical, url })
+}
+
+/// Forward-auth mode (ingress-nginx `auth-url`, Traefik ForwardAuth): the original request's
+/// URL comes from the controller's headers, trusted only from these addresses.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ForwardAuth {
+    pub enabled: bool,
+    pub trusted_proxies: Vec<Cidr>,
+    /// Which headers describe the original request: never guessed from what arrived.
+    pub dialect: Dialect,
+}
+
+/// How an ingress controller describes the request it asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// ingress-nginx `auth-url`: `X-Original-URL` only.
+    #[default]
+    Nginx,
+    /// Traefik ForwardAuth: `X-Forwarded-Proto`, `-Host`, `-Uri` only.
+    Traefik,
+}
+
+impl Reader<'_> {
+    pub(crate) fn forward_auth(&mut self, top: &mut Obj<'_>, trusted: &[Cidr]) -> ForwardAuth {
+        let mut o = {
+            let v = self.get(top, "forward_auth");
+            self.obj("forward_auth", v)
+        };
+        let enabled = self.bool(&mut o, "enabled").unwrap_or(false);
+        let own = o.map.is_some_and(|m| m.contains_key("trusted_proxies"));
+        let mut trusted_proxies = self.cidrs(&mut o, "trusted_proxies");
+        if !own {
+            trusted_proxies = trusted.to_vec();
+        }
+        let dialect = match self.string(&mut o, "dialect").as_deref() {
+            None | Some("nginx") => Dialect::Nginx,
+            Some("traefik") => Dialect::Traefik,
+            Some(other) => {
+                self.err(
+                    "forward_auth.dialect",
+                    format!("{other:?} is not nginx or traefik"),
+                );
+                Dialect::Nginx
+            }
+        };
+        if enabled
+            && trusted_proxies.is_empty()
+            && !self.errors.iter().any(|e| {
+                e.path.starts_with("forward_auth") || e.path.starts_with("trusted_proxies")
+            })
+        {
+            self.err(
+                "forward_auth.trusted_proxies",
+                "required when forward_auth is enabled (or set the top-level trusted_proxies): the addresses of the ingress controllers whose X-Original-URL / X-Forwarded-* headers may be believed",
+            );
+        }
+        self.finish(o);
+        ForwardAuth {
+            enabled,
+            trusted_proxies,
+            dialect,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -243,6 +243,16 @@ impl<'de> Deserialize<'de> for List {
     }
 }
 
+/// A GUID as Entra writes tenant and object IDs: `8-4-4-4-12` hex digits.
+pub fn is_guid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,16 @@
 //! post-sign-in redirects), `gateway` (the pingora `ProxyHttp` tying them together),
 //! `pages` (what people see), `admin` and `metrics` (what operators see).
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
+pub mod answer;
+pub mod authenticate;
 pub mod canonical;
 pub mod config;
+pub mod cookies;
+pub mod endpoints;
+pub mod exchange;
 pub mod fetch;
 pub mod forward_auth;
 pub mod gateway;
@@ -20,10 +27,13 @@ pub mod logging;
 pub mod metrics;
 pub mod pages;
 pub mod policy;
+pub mod read;
 pub mod reload;
 pub mod return_to;
 pub mod route;
+pub mod seal;
 pub mod session;
+pub mod state;
 
 use std::sync::Arc;
 
@@ -39,8 +49,12 @@ pub struct App {
 }
 
 /// `config_path` is where reloads (SIGHUP, file change) read the configuration again.
-pub fn build(cfg: config::Config, config_path: std::path::PathBuf) -> Result<App, String> {
-    let metrics = Arc::new(metrics::Metrics::new().map_err(|e| e.to_string())?);
+pub fn build(
+    cfg: config::Config,
+    config_path: std::path::PathBuf,
+) -> Result<App, state::BuildError> {
+    let metrics =
+        Arc::new(metrics::Metrics::new().map_err(|e| state::BuildError::Metrics(e.to_string()))?);
     let watch = cfg.watch_config;
     let core = Arc::new(ArcSwap::from_pointee(gateway::Core::build(
         cfg, None, &metrics,

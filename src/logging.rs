@@ -6,8 +6,6 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 
-use crate::config::LogFormat;
-
 pub const AUDIT_TARGET: &str = "audit";
 
 pub fn init(format: LogFormat) {
@@ -43,4 +41,10 @@ pub fn init(format: LogFormat) {
 pub fn audit(event: &str, mut fields: Value) {
     fields["event"] = Value::String(event.to_string());
     log::info!(target: AUDIT_TARGET, "{fields}");
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }

@@ -188,3 +188,32 @@ impl Metrics {
         out
     }
 }
+/// Common codes by value, the rest by class: bounded label values.
+pub fn status_label(status: u16) -> &'static str {
+    const KNOWN: [(u16, &str); 13] = [
+        (200, "200"),
+        (204, "204"),
+        (301, "301"),
+        (302, "302"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+        (504, "504"),
+    ];
+    if let Some((_, label)) = KNOWN.iter().find(|(code, _)| *code == status) {
+        return label;
+    }
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "none",
+    }
+}

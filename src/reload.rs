@@ -24,12 +24,21 @@ pub struct Reloader {
     pub watch: bool,
 }
 
+/// Why a reload left the running configuration in place.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigErrors),
+    #[error("{0}")]
+    Build(#[from] crate::state::BuildError),
+}
+
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 impl Reloader {
     /// Reads, validates and swaps in the configuration at `path`.
-    pub fn reload(&self) -> Result<(), String> {
-        let cfg = Config::load(&self.path).map_err(|e| e.to_string())?;
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        let cfg = Config::load(&self.path)?;
         let current = self.core.load_full();
         let old = &current.cfg;
         if cfg.listen != old.listen

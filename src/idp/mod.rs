@@ -1,18 +1,23 @@
 //! Identity providers: the interface the proxy uses to start and finish a sign-in, whatever
 //! the protocol. Each protocol lives in its own file.
 
+pub mod claims;
 pub mod entra;
 pub mod oidc;
+pub mod read;
 pub mod saml;
 pub mod saml_logout;
 pub mod saml_verify;
+pub mod settings;
 
 use std::sync::Arc;
 
 use url::Url;
 
-use crate::config::{ProviderConfig, ProviderKind, RESERVED_PREFIX};
+use crate::canonical::RESERVED_PREFIX;
+use crate::identity::Identity;
 use crate::metrics::Metrics;
+use settings::{ProviderConfig, ProviderKind};
 
 /// Why a sign-in could not start or finish. `reason()` is a bounded metric label.
 #[derive(Debug, thiserror::Error)]
@@ -52,66 +57,77 @@ impl IdpError {
     }
 }
 
-pub enum Provider {
-    Oidc(oidc::OidcProvider),
-    Saml(saml::SamlProvider),
+/// What starting a sign-in gives the gateway: where to send the browser, and what to keep
+/// (sealed, in a cookie named after `key`) until the IdP sends it back.
+pub struct Begun {
+    pub url: Url,
+    /// The random key the IdP echoes back (OIDC `state`, SAML `RelayState`).
+    pub key: String,
+    /// The protocol's pending sign-in (`PendingLogin`, `PendingSaml`), serialized.
+    pub pending: serde_json::Value,
+    /// The IdP answers with a cross-site POST (SAML's ACS): the cookie must be sent on it.
+    pub cross_site: bool,
 }
 
-impl Provider {
-    pub fn build(
-        cfg: &ProviderConfig,
-        public_url: &Url,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, IdpError> {
-        match &cfg.kind {
-            ProviderKind::Oidc(o) => {
-                let redirect = public_url
-                    .join(&callback_path(&cfg.name))
-                    .map_err(|e| IdpError::Setup(e.to_string()))?;
-                Ok(Provider::Oidc(oidc::OidcProvider::new(
-                    cfg.name.clone(),
-                    o.clone(),
-                    redirect,
-                    metrics,
-                )?))
-            }
-            ProviderKind::Saml(s) => Ok(Provider::Saml(saml::SamlProvider::new(
-                cfg.name.clone(),
-                s.clone(),
-                public_url,
-                metrics,
-            )?)),
-        }
-    }
-
+/// One identity provider, whatever its protocol: what the gateway asks of every provider.
+/// Each protocol implements it in its own file (`oidc.rs`, `saml.rs`); `build` is the one
+/// registration. A protocol with endpoints of its own (the OIDC callback, SAML's ACS,
+/// metadata and SLO) has its handlers in `crate::endpoints`, reached through `as_oidc` /
+/// `as_saml`.
+#[async_trait::async_trait]
+pub trait IdentityProvider: Send + Sync {
+    fn name(&self) -> &str;
+    /// `oidc` or `saml`: for audit lines.
+    fn protocol(&self) -> &'static str;
     /// Loads or refreshes the provider's metadata (discovery + keys, or SAML metadata).
-    pub async fn load(&self) -> Result<(), IdpError> {
-        match self {
-            Provider::Oidc(p) => p.load().await,
-            Provider::Saml(p) => p.load().await,
-        }
-    }
-
+    async fn load(&self) -> Result<(), IdpError>;
     /// How old the loaded metadata is (None: not loaded).
-    pub fn age(&self) -> Option<std::time::Duration> {
-        match self {
-            Provider::Oidc(p) => p.age(),
-            Provider::Saml(p) => p.age(),
-        }
+    fn age(&self) -> Option<std::time::Duration>;
+    fn is_ready(&self) -> bool;
+    /// Starts a sign-in that returns to `return_to` (a same-origin path).
+    fn begin(&self, return_to: String) -> Result<Begun, IdpError>;
+    /// Where the browser goes at sign-out to end the IdP's session too, if anywhere;
+    /// `signed_out` is the gateway's signed-out page.
+    fn sign_out_url(&self, identity: &Identity, signed_out: &str) -> Option<Url>;
+    /// The verifier of `Authorization: Bearer` tokens, when this provider takes them.
+    fn api(&self) -> Option<&oidc::OidcProvider> {
+        None
     }
-
-    pub fn name(&self) -> &str {
-        match self {
-            Provider::Oidc(p) => &p.name,
-            Provider::Saml(p) => &p.name,
-        }
+    fn as_oidc(&self) -> Option<&oidc::OidcProvider> {
+        None
     }
+    fn as_saml(&self) -> Option<&saml::SamlProvider> {
+        None
+    }
+}
 
-    pub fn is_ready(&self) -> bool {
-        match self {
-            Provider::Oidc(p) => p.is_ready(),
-            Provider::Saml(p) => p.is_ready(),
+/// A configured provider, shared by every request of one configuration.
+pub type Provider = dyn IdentityProvider;
+
+/// The one registration of provider types: a config section to a provider.
+pub fn build(
+    cfg: &ProviderConfig,
+    public_url: &Url,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<Provider>, IdpError> {
+    match &cfg.kind {
+        ProviderKind::Oidc(o) => {
+            let redirect = public_url
+                .join(&callback_path(&cfg.name))
+                .map_err(|e| IdpError::Setup(e.to_string()))?;
+            Ok(Arc::new(oidc::OidcProvider::new(
+                cfg.name.clone(),
+                o.clone(),
+                redirect,
+                metrics,
+            )?))
         }
+        ProviderKind::Saml(s) => Ok(Arc::new(saml::SamlProvider::new(
+            cfg.name.clone(),
+            s.clone(),
+            public_url,
+            metrics,
+        )?)),
     }
 }
 

@@ -25,9 +25,11 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use url::Url;
 
+pub use super::claims::{id_token_claims, identity_from_claims, token_times};
+use super::claims::{issuer_matches, jwt_kid, jwt_part, jwt_payload, list_claim, string_claim};
 use super::entra::{self, Graph};
-use super::IdpError;
-use crate::config::OidcConfig;
+use super::settings::OidcConfig;
+use super::{Begun, IdentityProvider, IdpError};
 use crate::identity::{shared, Identity};
 use crate::policy::Deny;
 use crate::session::now_secs;
@@ -522,7 +524,7 @@ impl OidcProvider {
     /// did not fit in the token (looked up in Graph, or the sign-in is refused).
     async fn entra_identity(
         &self,
-        e: &crate::config::EntraSettings,
+        e: &entra::EntraSettings,
         claims: &Value,
         identity: &mut Identity,
     ) -> Result<(), IdpError> {
@@ -737,150 +739,39 @@ fn no_key(loaded: &Loaded, kid: Option<&str>) -> String {
     }
 }
 
-/// `exp` (required), `nbf` and `iat` against `now`, each with `skew` of tolerance.
-pub fn token_times(claims: &Value, now: u64, skew: Duration) -> Result<(), String> {
-    let skew = skew.as_secs();
-    let time = |name: &str| match claims.get(name) {
-        None => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-            .map(Some)
-            .ok_or_else(|| format!("{name} is not a time in seconds")),
-    };
-    match time("exp")? {
-        None => return Err("token has no exp".into()),
-        Some(exp) if exp.saturating_add(skew) <= now => {
-            return Err(format!("token expired {}s ago", now - exp))
-        }
-        Some(_) => {}
+#[async_trait::async_trait]
+impl IdentityProvider for OidcProvider {
+    fn name(&self) -> &str {
+        &self.name
     }
-    if let Some(nbf) = time("nbf")? {
-        if nbf > now.saturating_add(skew) {
-            return Err(format!("token not valid before {nbf} (now {now})"));
-        }
+    fn protocol(&self) -> &'static str {
+        "oidc"
     }
-    if let Some(iat) = time("iat")? {
-        if iat > now.saturating_add(skew) {
-            return Err(format!("token issued in the future (iat {iat}, now {now})"));
-        }
+    async fn load(&self) -> Result<(), IdpError> {
+        OidcProvider::load(self).await
     }
-    Ok(())
-}
-
-/// The ID token checks beyond the library's: `nbf`/`iat` (`token_times`), and `azp`, which
-/// must be this client when present, and present when the token has several audiences.
-pub fn id_token_claims(
-    claims: &Value,
-    client_id: &str,
-    now: u64,
-    skew: Duration,
-) -> Result<(), String> {
-    token_times(claims, now, skew)?;
-    let several = matches!(claims.get("aud"), Some(Value::Array(a)) if a.len() > 1);
-    match claims.get("azp") {
-        Some(Value::String(azp)) if azp == client_id => Ok(()),
-        Some(azp) => Err(format!(
-            "azp {azp} is not this client ({client_id:?}): the token was issued to another app"
-        )),
-        None if several => Err("token has several audiences but no azp".into()),
-        None => Ok(()),
+    fn age(&self) -> Option<Duration> {
+        OidcProvider::age(self)
     }
-}
-
-fn jwt_part(jwt: &str, n: usize) -> Option<Value> {
-    let part = jwt.split('.').nth(n)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-fn jwt_payload(jwt: &str) -> Option<Value> {
-    jwt_part(jwt, 1)
-}
-
-fn jwt_kid(jwt: &str) -> Option<String> {
-    jwt_part(jwt, 0)?.get("kid")?.as_str().map(str::to_string)
-}
-
-/// The callback's `iss` against the discovery issuer (or `{tenantid}` template: any GUID).
-fn issuer_matches(issuer: &str, iss: &str) -> bool {
-    match issuer.split_once(entra::TENANT_PLACEHOLDER) {
-        None => iss == issuer,
-        Some((pre, post)) => iss
-            .strip_prefix(pre)
-            .and_then(|r| r.strip_suffix(post))
-            .is_some_and(entra::is_guid),
+    fn is_ready(&self) -> bool {
+        OidcProvider::is_ready(self)
     }
-}
-
-/// The most groups/roles an identity may carry, and the longest value kept.
-const MAX_LIST: usize = 1000;
-const MAX_VALUE: usize = 512;
-
-fn string_claim(claims: &Value, name: &str) -> Option<String> {
-    match claims.get(name)? {
-        Value::String(s) if !s.is_empty() && s.len() <= MAX_VALUE => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+    fn begin(&self, return_to: String) -> Result<Begun, IdpError> {
+        let (url, pending) = OidcProvider::begin(self, return_to)?;
+        Ok(Begun {
+            url,
+            key: pending.s.clone(),
+            pending: serde_json::to_value(&pending).map_err(|e| IdpError::Setup(e.to_string()))?,
+            cross_site: false,
+        })
     }
-}
-
-fn list_claim(claims: &Value, name: &str) -> Vec<String> {
-    match claims.get(name) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .filter(|s| !s.is_empty() && s.len() <= MAX_VALUE && !s.contains(','))
-            .take(MAX_LIST)
-            .map(str::to_string)
-            .collect(),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_VALUE => vec![s.clone()],
-        _ => Vec::new(),
+    fn sign_out_url(&self, _identity: &Identity, signed_out: &str) -> Option<Url> {
+        self.end_session_url(signed_out)
     }
-}
-
-/// Maps verified ID token claims to the gateway's identity.
-pub fn identity_from_claims(
-    provider: &str,
-    user_claim: &str,
-    claims: &Value,
-) -> Result<Identity, IdpError> {
-    let user = string_claim(claims, user_claim).ok_or_else(|| {
-        IdpError::IdToken(format!(
-            "ID token has no usable {user_claim:?} claim (the provider's user_claim)"
-        ))
-    })?;
-    Ok(Identity {
-        provider: shared(provider),
-        user,
-        email: string_claim(claims, "email"),
-        name: string_claim(claims, "name").or_else(|| string_claim(claims, "preferred_username")),
-        tenant: string_claim(claims, "tid").map(|t| shared(&t)),
-        groups: list_claim(claims, "groups").into(),
-        roles: list_claim(claims, "roles").into(),
-        name_id: None,
-        session_index: None,
-        prepared: Default::default(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::identity::List;
-    use serde_json::json;
-
-    #[test]
-    fn claims_map_to_identity() {
-        let c = json!({"sub":"s","oid":"o","tid":"t","email":"a@b","name":"A",
-            "groups":["g1","g,2",""],"roles":"R"});
-        let id = identity_from_claims("p", "oid", &c).unwrap();
-        assert_eq!(id.user, "o");
-        assert_eq!(id.tenant.as_deref(), Some("t"));
-        assert_eq!(id.groups, List::from(["g1"]));
-        assert_eq!(id.roles, List::from(["R"]));
-        assert!(identity_from_claims("p", "upn", &c).is_err());
+    fn api(&self) -> Option<&OidcProvider> {
+        self.accepts_bearer().then_some(self)
+    }
+    fn as_oidc(&self) -> Option<&OidcProvider> {
+        Some(self)
     }
 }

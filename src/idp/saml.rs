@@ -18,8 +18,9 @@ use url::Url;
 use super::entra::{self, Graph};
 use super::saml_logout::{self, LogoutRejection};
 use super::saml_verify::{self, Expect, Rejection, Trust, Verified};
-use super::IdpError;
-use crate::config::{SamlConfig, SamlIdp, RESERVED_PREFIX};
+use super::settings::{SamlConfig, SamlIdp};
+use super::{Begun, IdentityProvider, IdpError};
+use crate::canonical::RESERVED_PREFIX;
 use crate::identity::{shared, Identity};
 use crate::metrics::Metrics;
 use crate::policy::Deny;
@@ -674,4 +675,39 @@ fn hex(b: &[u8]) -> String {
 
 pub fn xml_escape(s: &str) -> String {
     crate::pages::escape(s)
+}
+
+#[async_trait::async_trait]
+impl IdentityProvider for SamlProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn protocol(&self) -> &'static str {
+        "saml"
+    }
+    async fn load(&self) -> Result<(), IdpError> {
+        SamlProvider::load(self).await
+    }
+    fn age(&self) -> Option<Duration> {
+        SamlProvider::age(self)
+    }
+    fn is_ready(&self) -> bool {
+        SamlProvider::is_ready(self)
+    }
+    fn begin(&self, return_to: String) -> Result<Begun, IdpError> {
+        let (url, pending) = SamlProvider::begin(self, return_to)?;
+        Ok(Begun {
+            url,
+            key: pending.k.clone(),
+            pending: serde_json::to_value(&pending).map_err(|e| IdpError::Setup(e.to_string()))?,
+            // The ACS is POSTed from the IdP's origin.
+            cross_site: true,
+        })
+    }
+    fn sign_out_url(&self, identity: &Identity, _signed_out: &str) -> Option<Url> {
+        self.logout_url(identity)
+    }
+    fn as_saml(&self) -> Option<&SamlProvider> {
+        Some(self)
+    }
 }

@@ -12,6 +12,7 @@
 //! - AADSTS errors (§16–18): the code, trace and correlation IDs out of `error_description`,
 //!   and what each code means for the person looking at the page.
 
+mod preset;
 mod tokens;
 
 use crate::identity::List;
@@ -77,15 +78,7 @@ impl Tenant {
     }
 }
 
-/// `8-4-4-4-12` hex digits.
-pub fn is_guid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
+pub use crate::identity::is_guid;
 
 /// `<instance>/<tenant>/v2.0`: the issuer Entra states for a tenant (or the template).
 pub fn authority(instance: &Url, tenant: &Tenant) -> String {
@@ -678,4 +671,15 @@ mod tests {
             "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token"
         );
     }
+}
+
+/// What `type: entra` adds to an OpenID provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntraSettings {
+    pub instance: Url,
+    pub tenant: Tenant,
+    pub allowed_tenants: TenantRule,
+    /// Microsoft Graph base URL for groups overage; `None` = deny overage users.
+    pub graph: Option<Url>,
+    pub groups_cache_ttl: Duration,
 }

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use crate::config::HeaderNames;
+mod read;
+
 use crate::identity::{Identity, List};
 use crate::policy::GroupNames;
 
@@ -262,19 +263,90 @@ impl HeaderPlan {
     }
 }
 
-/// Rewrites the `Cookie` header without the gateway's own cookies, so the session never
-/// reaches the upstream. Returns the new header value (None = remove the header).
-pub fn without_cookies(cookie_header: &str, is_ours: impl Fn(&str) -> bool) -> Option<String> {
-    let kept: Vec<&str> = cookie_header
-        .split(';')
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .filter(|c| {
-            let name = c.split_once('=').map_or(*c, |(n, _)| n).trim();
-            !is_ours(name)
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
+/// What the forwarding headers say about the request.
+pub struct Forwarding<'a> {
+    /// The TCP peer.
+    pub peer: Option<std::net::IpAddr>,
+    /// The peer is a trusted proxy: its forwarding headers are kept and appended to.
+    pub trusted: bool,
+    /// The public URL's scheme.
+    pub proto: &'a str,
+    /// The canonical `Host`.
+    pub authority: Option<&'a str>,
+    pub port: u16,
+}
+
+/// Sets the forwarding headers the upstream receives: the gateway's own, appended to (or,
+/// for `-Proto`/`-Host`/`-Port`, replaced by) a trusted proxy's.
+pub fn set_forwarding(upstream: &mut RequestHeader, f: &Forwarding<'_>) -> pingora::Result<()> {
+    if let Some(ip) = f.peer {
+        let xff = match upstream
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| f.trusted)
+        {
+            Some(prev) => format!("{prev}, {ip}"),
+            None => ip.to_string(),
+        };
+        upstream.insert_header("x-forwarded-for", xff)?;
+    }
+    let keep = |h: &RequestHeader, n: &str| f.trusted && h.headers.contains_key(n);
+    if !keep(upstream, "x-forwarded-proto") {
+        upstream.insert_header("x-forwarded-proto", f.proto)?;
+    }
+    if !keep(upstream, "x-forwarded-host") {
+        if let Some(a) = f.authority {
+            upstream.insert_header("x-forwarded-host", a)?;
+        }
+    }
+    if !keep(upstream, "x-forwarded-port") {
+        upstream.insert_header("x-forwarded-port", f.port.to_string())?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderNames {
+    pub user: String,
+    pub email: String,
+    pub name: String,
+    pub groups: String,
+    pub roles: String,
+    pub tenant: String,
+    pub provider: String,
+    /// More client headers to remove (`headers.strip`): exact names, or prefixes ending `*`.
+    pub strip: Vec<String>,
+}
+
+/// The documented defaults: `X-Auth-User`, `X-Auth-Email`, ...
+impl Default for HeaderNames {
+    fn default() -> Self {
+        HeaderNames {
+            user: "X-Auth-User".into(),
+            email: "X-Auth-Email".into(),
+            name: "X-Auth-Name".into(),
+            groups: "X-Auth-Groups".into(),
+            roles: "X-Auth-Roles".into(),
+            tenant: "X-Auth-Tenant".into(),
+            provider: "X-Auth-Provider".into(),
+            strip: Vec::new(),
+        }
+    }
+}
+
+impl HeaderNames {
+    pub fn all(&self) -> [&str; 7] {
+        [
+            &self.user,
+            &self.email,
+            &self.name,
+            &self.groups,
+            &self.roles,
+            &self.tenant,
+            &self.provider,
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -438,18 +510,5 @@ mod tests {
         a.inject(&mut req, dropped);
         assert_eq!(req.headers["x-auth-user"], dropped.user.as_str());
         assert!(dropped.prepared.is_kept());
-    }
-
-    #[test]
-    fn removes_own_cookies() {
-        let ours = |n: &str| n == "authgate_session" || n.starts_with("authgate_login_");
-        assert_eq!(
-            without_cookies("a=1; authgate_session=xyz; b=2", ours).as_deref(),
-            Some("a=1; b=2")
-        );
-        assert_eq!(
-            without_cookies("authgate_session=x;authgate_login_ab=y", ours),
-            None
-        );
     }
 }

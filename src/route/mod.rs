@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+mod read;
+
 use crate::canonical::{has_prefix_ci, Canonical, Exceptions, Refusal};
-use crate::config::{RouteConfig, Upstream};
 use crate::policy::Policy;
 
 #[derive(Debug, Clone)]
@@ -185,4 +186,31 @@ mod tests {
         assert!(t.find(None, "/other").is_none());
         assert!(t.find(None, "/api").is_some());
     }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Lower-case host to match, without port; `None` matches any host.
+    pub host: Option<String>,
+    pub path_prefix: String,
+    pub upstream: Upstream,
+    pub public: bool,
+    /// Index into `Config::providers`: the provider browsers are sent to sign in with.
+    pub provider: usize,
+    /// Names of the providers whose sessions and tokens this route accepts (`provider` first).
+    /// An identity from any other provider is no session here.
+    pub accepts: Vec<String>,
+    /// Who may pass, beyond being signed in (`allow:`); group names already resolved to IDs.
+    pub policy: Policy,
+    /// Path forms this route accepts although some upstreams read them differently.
+    pub exceptions: crate::canonical::Exceptions,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub addr: String,
+    pub tls: bool,
+    /// SNI / Host for TLS upstreams.
+    pub sni: String,
 }

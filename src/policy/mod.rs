@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+mod read;
+
 use crate::identity::Identity;
 
 /// Group ID → readable name, from the provider's `group_names`.

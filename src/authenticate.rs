@@ -1,0 +1,149 @@
+//! The one authentication step the proxy and forward-auth share: the route's bearer token or
+//! session, checked against the providers the route accepts, then the route's policy.
+
+use std::sync::Arc;
+
+use crate::answer::Answer;
+use crate::exchange::{bearer_token, wants_html, Downstream};
+use crate::identity::Identity;
+use crate::idp::oidc::{pick_by_issuer, OidcProvider};
+use crate::idp::IdpError;
+use crate::policy;
+use crate::route::Route;
+use crate::session::{now_secs, Check};
+use crate::state::{Core, Shared};
+
+/// What the authentication step came to.
+#[derive(Debug)]
+pub enum Auth {
+    /// A public route: nobody needs to be signed in.
+    Public,
+    Allowed {
+        identity: Arc<Identity>,
+        /// A re-issued session cookie value (idle timeout), to set on the answer.
+        refreshed: Option<String>,
+    },
+    /// No bearer token and no session the route accepts: the caller must sign in.
+    NoSession,
+    /// Refused (bad token, policy denial), with the answer to give.
+    Refused(Answer),
+}
+
+pub async fn authenticate(
+    shared: &Shared,
+    core: &Core,
+    down: &mut dyn Downstream,
+    route: &Route,
+) -> Auth {
+    if route.public {
+        return Auth::Public;
+    }
+    let (identity, refreshed) = match bearer(shared, core, down, route).await {
+        Bearer::Refused(answer) => return Auth::Refused(answer),
+        Bearer::Verified(identity) => (identity, None),
+        Bearer::Absent => match session_of(shared, core, down).await {
+            Some((identity, _)) if !route.accepts(&identity.provider) => {
+                // Signed in, but with a provider this route does not take: no session
+                // here, so the browser signs in with the route's own provider.
+                shared.session_rejected("wrong_provider");
+                log::info!(
+                    "session of provider {} is not accepted on route {} (accepts {}): treated as no session",
+                    identity.provider,
+                    route.name,
+                    route.accepted().join(", ")
+                );
+                return Auth::NoSession;
+            }
+            Some(found) => found,
+            None => return Auth::NoSession,
+        },
+    };
+    if let Err(deny) = policy::decide(&route.policy, &identity) {
+        shared.deny(deny.label());
+        log::warn!(
+            "access to route {} denied for user {} (tenant {}): {}",
+            route.name,
+            identity.user,
+            identity.tenant.as_deref().unwrap_or("-"),
+            deny.label()
+        );
+        let html = wants_html(down.req());
+        return Auth::Refused(Answer::forbidden(deny, &identity, &route.name, html));
+    }
+    Auth::Allowed {
+        identity,
+        refreshed,
+    }
+}
+
+/// The session, if the request carries a valid one (and the re-issued cookie value).
+pub async fn session_of(
+    shared: &Shared,
+    core: &Core,
+    down: &mut dyn Downstream,
+) -> Option<(Arc<Identity>, Option<String>)> {
+    let now = now_secs();
+    for value in core.cookies.sessions(down.req()) {
+        match core.sessions.check(value, now).await {
+            Check::Valid {
+                identity,
+                refreshed,
+            } => return Some((identity, refreshed)),
+            Check::Rejected(r) => {
+                log::debug!("session cookie rejected: {}", r.label());
+                shared.session_rejected(r.label());
+            }
+        }
+    }
+    None
+}
+
+/// What an `Authorization: Bearer` header came to.
+enum Bearer {
+    /// None, or no provider of the route takes bearer tokens.
+    Absent,
+    Verified(Arc<Identity>),
+    Refused(Answer),
+}
+
+/// `Authorization: Bearer` on a route whose providers accept API tokens.
+async fn bearer(shared: &Shared, core: &Core, down: &mut dyn Downstream, route: &Route) -> Bearer {
+    let Some(token) = bearer_token(down.req()) else {
+        return Bearer::Absent;
+    };
+    // The route's providers that take API tokens; with several, the one whose issuer the
+    // token names (unverified: it only picks whose keys judge it).
+    let apis: Vec<&OidcProvider> = route
+        .accepted()
+        .iter()
+        .filter_map(|name| core.provider(name))
+        .filter_map(|p| p.api())
+        .collect();
+    let oidc = match apis.as_slice() {
+        // Not ours to judge: the header is for the upstream, and a session is still needed.
+        [] => return Bearer::Absent,
+        [one] => *one,
+        several => pick_by_issuer(several, token),
+    };
+    match oidc.verify_bearer(token).await {
+        Ok(identity) => Bearer::Verified(Arc::new(identity)),
+        Err(IdpError::Denied(deny, why)) => {
+            shared.deny(deny.label());
+            log::warn!(
+                "bearer token on route {} denied ({}): {why}",
+                route.name,
+                deny.label()
+            );
+            Bearer::Refused(Answer::json_error(
+                deny.status(),
+                deny.label(),
+                deny.explain().1,
+            ))
+        }
+        Err(e) => {
+            shared.deny("invalid_token");
+            log::warn!("bearer token on route {} refused: {e}", route.name);
+            Bearer::Refused(Answer::invalid_token(&e))
+        }
+    }
+}

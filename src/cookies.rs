@@ -1,0 +1,395 @@
+//! Every cookie the gateway reads or writes, in one place: their names, their attributes,
+//! sealing, reading them from a request, and keeping them from the upstream.
+//!
+//! The cookies (with `session.cookie_name: authgate_session`):
+//! - `authgate_session`: the sealed session ticket (`session.rs` decides what it holds);
+//! - `authgate_login_<16 chars of the key>`: one per sign-in in flight, path `/_authgate/`,
+//!   holding the provider's pending sign-in (OIDC state/nonce/PKCE, SAML request ID);
+//! - `authgate_session_loop` and `authgate_session_done`: the sealed sign-in loop counter;
+//! - `authgate_sign_out`: never a cookie, but the name a sign-out token is sealed under.
+//!
+//! Every value is sealed with AES-256-GCM (cookie's `PrivateJar`, key derived by HKDF from
+//! `session.secret`), with the cookie's *name* as associated data: a value sealed for one
+//! cookie cannot be replayed as another.
+
+use std::time::Duration;
+
+use cookie::{Cookie, SameSite};
+use pingora::http::RequestHeader;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::canonical::RESERVED_PREFIX;
+use crate::idp::PendingSignIn;
+pub use crate::seal::{Sealer, MAX_COOKIE_VALUE};
+use crate::session::{now_secs, SessionConfig};
+
+/// How long a started sign-in may take before its cookie is void.
+pub const LOGIN_TTL: Duration = Duration::from_secs(600);
+/// The window of the sign-in loop counter.
+pub const LOOP_WINDOW: Duration = Duration::from_secs(60);
+/// More values of one cookie name than this in a request are not tried.
+const MAX_VALUES: usize = 8;
+
+/// The gateway's cookies for one configuration.
+#[derive(Clone)]
+pub struct Cookies {
+    sealer: Sealer,
+    secure: bool,
+    lifetime: Duration,
+    session: String,
+    login_prefix: String,
+    loop_name: String,
+    done_name: String,
+    sign_out_name: String,
+}
+
+impl Cookies {
+    pub fn new(cfg: &SessionConfig) -> Option<Self> {
+        Some(Self {
+            sealer: Sealer::new(cfg.secret.0.as_bytes())?,
+            secure: cfg.secure,
+            lifetime: cfg.lifetime,
+            session: cfg.cookie_name.clone(),
+            login_prefix: format!("{}_login_", cfg.base_name()),
+            loop_name: format!("{}_loop", cfg.cookie_name),
+            done_name: format!("{}_done", cfg.cookie_name),
+            sign_out_name: format!("{}_sign_out", cfg.base_name()),
+        })
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    pub fn session_name(&self) -> &str {
+        &self.session
+    }
+
+    /// A cookie the gateway reads or writes (never passed to the upstream).
+    pub fn is_own(&self, name: &str) -> bool {
+        name == self.session
+            || name.starts_with(&self.login_prefix)
+            || name == self.loop_name
+            || name == self.done_name
+    }
+
+    /// Every session cookie value the request presents.
+    pub fn sessions<'a>(&'a self, req: &'a RequestHeader) -> impl Iterator<Item = &'a str> {
+        values(req, &self.session)
+    }
+
+    /// `Set-Cookie` for a session cookie.
+    pub fn set_session(&self, value: &str) -> String {
+        self.build(&self.session, value, "/", Some(self.lifetime))
+    }
+
+    /// `Set-Cookie` that deletes the session cookie.
+    pub fn clear_session(&self) -> String {
+        self.build(&self.session, "", "/", Some(Duration::ZERO))
+    }
+
+    // --- Sign-ins in flight.
+
+    fn login_name(&self, key: &str) -> String {
+        let short = key.get(..16).unwrap_or(key);
+        format!("{}{short}", self.login_prefix)
+    }
+
+    /// `Set-Cookie` keeping a started sign-in until the IdP sends the browser back; `None`
+    /// when it cannot be sealed. `cross_site`: the IdP answers with a cross-site POST.
+    pub fn start_login(
+        &self,
+        key: &str,
+        pending: &serde_json::Value,
+        cross_site: bool,
+    ) -> Option<String> {
+        let name = self.login_name(key);
+        let sealed = self.sealer.seal(&name, pending)?;
+        let path = format!("{RESERVED_PREFIX}/");
+        Some(if cross_site {
+            self.cross_site(&name, &sealed, &path, Some(LOGIN_TTL))
+        } else {
+            self.build(&name, &sealed, &path, Some(LOGIN_TTL))
+        })
+    }
+
+    /// The sign-in this browser started with `key` (OIDC state, SAML RelayState), if its
+    /// sealed cookie is present, names this provider, matches the key and is not too old.
+    pub fn pending_login<T: PendingSignIn>(
+        &self,
+        req: &RequestHeader,
+        key: &str,
+        provider: &str,
+    ) -> Option<T> {
+        let name = self.login_name(key);
+        let found = values(req, &name).find_map(|v| self.sealer.open::<T>(&name, v));
+        found.filter(|p| {
+            constant_time_eq(p.key().as_bytes(), key.as_bytes())
+                && p.provider() == provider
+                && now_secs().saturating_sub(p.created()) < LOGIN_TTL.as_secs()
+        })
+    }
+
+    /// `Set-Cookie` that deletes the cookie of the sign-in started with `key`.
+    pub fn clear_login(&self, key: &str) -> String {
+        self.clear_login_named(&self.login_name(key))
+    }
+
+    fn clear_login_named(&self, name: &str) -> String {
+        self.build(
+            name,
+            "",
+            &format!("{RESERVED_PREFIX}/"),
+            Some(Duration::ZERO),
+        )
+    }
+
+    /// With this many sign-ins in flight in one browser, the next clears them all, so
+    /// abandoned sign-ins cannot grow the `Cookie` header forever.
+    pub fn clear_abandoned_logins(&self, req: &RequestHeader, max: usize) -> Vec<String> {
+        let names: Vec<String> = req
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .flat_map(|h| h.split(';'))
+            .filter_map(|c| c.split_once('=').map(|(n, _)| n.trim().to_string()))
+            .filter(|n| n.starts_with(&self.login_prefix))
+            .collect();
+        if names.len() < max {
+            return Vec::new();
+        }
+        names.iter().map(|n| self.clear_login_named(n)).collect()
+    }
+
+    // --- The sign-in loop counter.
+
+    /// The sealed trips counter, if present and within the window at `now`.
+    pub fn loop_trips<T: DeserializeOwned>(&self, req: &RequestHeader) -> Option<T> {
+        self.sealed(req, &self.loop_name)
+    }
+
+    pub fn set_loop_trips<T: Serialize>(&self, trips: &T) -> String {
+        let sealed = self.sealer.seal(&self.loop_name, trips).unwrap_or_default();
+        self.build(&self.loop_name, &sealed, "/", Some(LOOP_WINDOW))
+    }
+
+    pub fn clear_loop_trips(&self) -> String {
+        self.build(&self.loop_name, "", "/", Some(Duration::ZERO))
+    }
+
+    /// When this browser last completed a sign-in, if it did within the window.
+    pub fn sign_in_done(&self, req: &RequestHeader) -> Option<u64> {
+        self.sealed(req, &self.done_name)
+    }
+
+    pub fn set_sign_in_done(&self, at: u64) -> Option<String> {
+        let sealed = self.sealer.seal(&self.done_name, &at)?;
+        Some(self.build(&self.done_name, &sealed, "/", Some(LOOP_WINDOW)))
+    }
+
+    pub fn clear_sign_in_done(&self) -> String {
+        self.build(&self.done_name, "", "/", Some(Duration::ZERO))
+    }
+
+    // --- Sign-out confirmation tokens (a form field, sealed like a cookie).
+
+    pub fn seal_sign_out<T: Serialize>(&self, value: &T) -> Option<String> {
+        self.sealer.seal(&self.sign_out_name, value)
+    }
+
+    pub fn open_sign_out<T: DeserializeOwned>(&self, token: &str) -> Option<T> {
+        self.sealer.open(&self.sign_out_name, token)
+    }
+
+    // --- What the upstream receives.
+
+    /// Removes the gateway's cookies from the request the upstream receives.
+    pub fn keep_from_upstream(&self, upstream: &mut RequestHeader) -> pingora::Result<()> {
+        let has_ours = upstream
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .any(|h| h.to_str().is_ok_and(|c| c.contains(self.session.as_str())));
+        if !has_ours {
+            return Ok(());
+        }
+        let kept: Vec<String> = upstream
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .filter_map(|c| without_cookies(c, |n| self.is_own(n)))
+            .collect();
+        upstream.remove_header(&http::header::COOKIE);
+        if !kept.is_empty() {
+            upstream.insert_header(http::header::COOKIE, kept.join("; "))?;
+        }
+        Ok(())
+    }
+
+    // --- Attributes.
+
+    /// A sealed value of cookie `name` that opens, if the request carries one.
+    fn sealed<T: DeserializeOwned>(&self, req: &RequestHeader, name: &str) -> Option<T> {
+        values(req, name).find_map(|v| self.sealer.open::<T>(name, v))
+    }
+
+    /// A cookie that must come back on a cross-site POST (SAML's ACS is POSTed from the IdP's
+    /// origin, where SameSite=Lax cookies are not sent): SameSite=None, which browsers accept
+    /// only with Secure. Over plain http (demo, tests) it stays Lax.
+    pub fn cross_site(
+        &self,
+        name: &str,
+        value: &str,
+        path: &str,
+        max_age: Option<Duration>,
+    ) -> String {
+        let mut c = Cookie::parse(self.build(name, value, path, max_age)).map(|c| c.into_owned());
+        match (&mut c, self.secure) {
+            (Ok(c), true) => {
+                c.set_same_site(SameSite::None);
+                c.to_string()
+            }
+            _ => self.build(name, value, path, max_age),
+        }
+    }
+
+    /// A `Set-Cookie` value with the gateway's attributes (HttpOnly, SameSite=Lax, Secure as
+    /// configured).
+    pub fn build(&self, name: &str, value: &str, path: &str, max_age: Option<Duration>) -> String {
+        let mut c = Cookie::new(name.to_string(), value.to_string());
+        c.set_path(path.to_string());
+        c.set_http_only(true);
+        c.set_secure(self.secure);
+        c.set_same_site(SameSite::Lax);
+        if let Some(age) = max_age {
+            c.set_max_age(cookie::time::Duration::seconds(age.as_secs() as i64));
+        }
+        c.to_string()
+    }
+}
+
+/// Every value of cookie `name` across every `Cookie` header of the request (at most 8: each
+/// is tried in turn, so a planted cookie cannot hide the real one).
+pub fn values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator<Item = &'a str> {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(move |h| all_cookies(h, name))
+        .take(MAX_VALUES)
+}
+
+/// Every value of cookie `name` in one `Cookie` header, in order (a sibling subdomain may
+/// plant a cookie of the same name: each is tried, not just the first).
+pub fn all_cookies<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> {
+    header.split(';').filter_map(move |pair| {
+        let (n, v) = pair.split_once('=')?;
+        (n.trim() == name).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// Finds a cookie's value in a `Cookie` request header without allocating.
+pub fn find_cookie<'a>(header: &'a str, name: &'a str) -> Option<&'a str> {
+    all_cookies(header, name).next()
+}
+
+/// Rewrites the `Cookie` header without the gateway's own cookies, so the session never
+/// reaches the upstream. Returns the new header value (None = remove the header).
+pub fn without_cookies(cookie_header: &str, is_ours: impl Fn(&str) -> bool) -> Option<String> {
+    let kept: Vec<&str> = cookie_header
+        .split(';')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .filter(|c| {
+            let name = c.split_once('=').map_or(*c, |(n, _)| n).trim();
+            !is_ours(name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::Secret;
+    use crate::session::StoreKind;
+
+    fn cfg(secure: bool) -> SessionConfig {
+        SessionConfig {
+            cookie_name: "sess".into(),
+            lifetime: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(600),
+            secure,
+            secret: Secret("k".repeat(32)),
+            store: StoreKind::Cookie,
+            max_sessions: 10,
+        }
+    }
+
+    #[test]
+    fn cross_site_cookie_is_samesite_none_only_when_secure() {
+        let secure = Cookies::new(&cfg(true)).unwrap();
+        let c = secure.cross_site("n", "v", "/p/", Some(Duration::from_secs(60)));
+        assert!(
+            c.contains("SameSite=None") && c.contains("Secure") && c.contains("HttpOnly"),
+            "{c}"
+        );
+        let plain = Cookies::new(&cfg(false)).unwrap();
+        let c = plain.cross_site("n", "v", "/p/", None);
+        assert!(c.contains("SameSite=Lax") && !c.contains("Secure"), "{c}");
+    }
+
+    #[test]
+    fn name_is_bound_into_the_seal() {
+        let s = Sealer::new(&[7u8; 32]).unwrap();
+        let v = s.seal("a", &"x").unwrap();
+        assert_eq!(s.open::<String>("a", &v).as_deref(), Some("x"));
+        assert!(s.open::<String>("b", &v).is_none());
+    }
+
+    #[test]
+    fn finds_cookies() {
+        assert_eq!(find_cookie("a=1; sess=xyz; b=2", "sess"), Some("xyz"));
+        assert_eq!(find_cookie("a=1;sess=\"q\"", "sess"), Some("q"));
+        assert_eq!(find_cookie("xsess=1", "sess"), None);
+        let all: Vec<_> = all_cookies("sess=bad; a=1; sess=good", "sess").collect();
+        assert_eq!(all, ["bad", "good"]);
+    }
+
+    #[test]
+    fn removes_own_cookies() {
+        let ours = |n: &str| n == "authgate_session" || n.starts_with("authgate_login_");
+        assert_eq!(
+            without_cookies("a=1; authgate_session=xyz; b=2", ours).as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(
+            without_cookies("authgate_session=x;authgate_login_ab=y", ours),
+            None
+        );
+    }
+
+    #[test]
+    fn own_cookies_are_kept_from_the_upstream() {
+        let c = Cookies::new(&cfg(true)).unwrap();
+        let ours = |n: &str| c.is_own(n);
+        assert_eq!(
+            without_cookies("a=1; sess=xyz; b=2; sess_loop=1; sess_login_abc=2", ours).as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(without_cookies("sess=x;sess_login_ab=y", ours), None);
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("cookie", "keep=1; sess=v").unwrap();
+        req.append_header("cookie", "sess_done=2").unwrap();
+        c.keep_from_upstream(&mut req).unwrap();
+        let all: Vec<_> = req.headers.get_all("cookie").iter().collect();
+        assert_eq!(all, ["keep=1"]);
+    }
+}

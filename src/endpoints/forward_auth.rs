@@ -1,0 +1,101 @@
+//! The forward-auth endpoint (`/_authgate/auth`): the ingress controller's question (ingress-
+//! nginx `auth-url`, Traefik ForwardAuth), read in the configured dialect and canonically
+//! (`crate::forward_auth`), answered by the same authentication step as a proxied request:
+//! 2xx with the identity headers when allowed; 401 otherwise (or, for Traefik browsers, a
+//! redirect to sign in); the policy's 403.
+
+use crate::answer::Answer;
+use crate::authenticate::{authenticate, Auth};
+use crate::config::Dialect;
+use crate::exchange::{wants_html, Downstream};
+use crate::return_to;
+use crate::route::NoRoute;
+use crate::state::{Core, Shared};
+
+use super::sign_in;
+
+pub async fn forward_auth(shared: &Shared, core: &Core, down: &mut dyn Downstream) -> Answer {
+    let fa = &core.cfg.forward_auth;
+    if !fa.enabled {
+        return Answer::page(
+            404,
+            "Not found",
+            "Forward-auth is not enabled on this gateway.",
+            None,
+        );
+    }
+    let peer = down.peer();
+    if !peer.is_some_and(|ip| fa.trusted_proxies.iter().any(|c| c.contains(ip))) {
+        shared.deny("untrusted_proxy");
+        log::warn!("forward-auth refused: {peer:?} is not in forward_auth.trusted_proxies");
+        return Answer::json_error(
+            403,
+            "untrusted_proxy",
+            "this address may not use forward-auth",
+        );
+    }
+    // ingress-nginx turns any auth answer but 2xx/401/403 into a 500: refuse with 403.
+    let refused = match fa.dialect {
+        Dialect::Nginx => 403,
+        Dialect::Traefik => 400,
+    };
+    let original =
+        match crate::forward_auth::original(down.req(), fa.dialect, core.routes.exceptions) {
+            Ok(o) => o,
+            Err(why) => {
+                shared.deny(why.label());
+                log::warn!("forward-auth refused ({}): {why}", why.label());
+                return Answer::json_error(refused, why.label(), &why.to_string());
+            }
+        };
+    let route = match core.routes.route(&original.canonical) {
+        Ok(r) => r.clone(),
+        Err(NoRoute::Unknown) => {
+            shared.deny("no_route");
+            return Answer::json_error(403, "no_route", "no route for the original request");
+        }
+        Err(NoRoute::Refused(r)) => {
+            shared.deny(r.label());
+            log::warn!(
+                "forward-auth refused ({}): {} is not allowed on its route",
+                r.label(),
+                original.canonical.path
+            );
+            return Answer::json_error(
+                refused,
+                r.label(),
+                "the original request path is not acceptable",
+            );
+        }
+    };
+    let (identity, refreshed) = match authenticate(shared, core, down, &route).await {
+        Auth::Refused(answer) => return answer,
+        Auth::Public => return Answer::empty(200),
+        Auth::Allowed {
+            identity,
+            refreshed,
+        } => (identity, refreshed),
+        Auth::NoSession => {
+            // Traefik passes the answer to the browser as is: send navigations to sign in.
+            // ingress-nginx accepts only 2xx/401/403 from auth-url and redirects itself.
+            if fa.dialect == Dialect::Traefik && wants_html(down.req()) {
+                let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
+                return sign_in::start(shared, core, down, route.provider, return_to, Vec::new());
+            }
+            shared.deny("unauthenticated");
+            return Answer::unauthenticated(None);
+        }
+    };
+    let mut answer = Answer::empty(200);
+    core.headers.each(&identity, |name, value| {
+        if let Ok(v) = value.to_str() {
+            answer
+                .headers
+                .push((name.as_str().to_string().into(), v.to_string()));
+        }
+    });
+    if let Some(v) = refreshed {
+        answer = answer.cookie(core.cookies.set_session(&v));
+    }
+    answer
+}

@@ -1,0 +1,124 @@
+//! `/_authgate/callback/<provider>`: the OpenID Connect authorization response. The state
+//! must name a sign-in this browser started (its sealed cookie) and not have been used; an
+//! IdP error is explained (Entra's AADSTS codes with the IDs its support asks for), never
+//! answered with another redirect to the IdP; a code is exchanged and its ID token verified
+//! by the provider (`idp::oidc`).
+
+use crate::answer::Answer;
+use crate::config::RESERVED_PREFIX;
+use crate::exchange::{first, is_token, query_pairs, Downstream};
+use crate::idp::entra::AadError;
+use crate::idp::oidc::PendingLogin;
+use crate::idp::IdpError;
+use crate::state::{Core, Shared};
+
+use super::sign_in;
+
+pub async fn callback(
+    shared: &Shared,
+    core: &Core,
+    down: &mut dyn Downstream,
+    provider_name: &str,
+) -> Answer {
+    let Some(provider) = core.provider(provider_name).cloned() else {
+        return Answer::unknown_provider();
+    };
+    let q = query_pairs(down.req());
+    let get = |k: &str| first(&q, k);
+    let fail = |reason: &str| shared.count_sign_in(provider.name(), reason);
+    let restart = core.public(&format!("{RESERVED_PREFIX}/sign_in?rd=%2F"));
+
+    let Some(state) = get("state").filter(|s| is_token(s)) else {
+        fail("bad_state");
+        log::warn!("sign-in callback for {provider_name} refused: missing or malformed state");
+        return Answer::page(
+            400,
+            "Sign-in failed",
+            "The sign-in response had no valid state. Start again.",
+            None,
+        );
+    };
+    let clear = core.cookies.clear_login(state);
+    let pending: Option<PendingLogin> =
+        core.cookies.pending_login(down.req(), state, provider_name);
+    let Some(pending) = pending else {
+        fail("state_mismatch");
+        log::warn!("sign-in callback for {provider_name} refused: state does not match a sign-in started in this browser (expired, replayed across browsers, or cookies blocked)");
+        // The login cookie (if any) is left alone: it may belong to a genuine sign-in still
+        // in flight, and a forged callback must not be able to cancel it.
+        return Answer::sign_in_failed(
+            400,
+            "This sign-in was not started in this browser, or it took too long. Start again.",
+            None,
+            &restart,
+        );
+    };
+    if shared.used_states.contains_key(state) {
+        fail("replay");
+        log::warn!(
+            "sign-in callback for {provider_name} refused: this callback was already used (replay)"
+        );
+        return Answer::sign_in_failed(
+            400,
+            "This sign-in response was already used.",
+            None,
+            &restart,
+        )
+        .cookie(clear);
+    }
+    shared.used_states.insert(state.to_string(), ());
+
+    if let Some(err) = get("error") {
+        // Entra's errors carry an AADSTS code and the IDs its support asks for; other IdPs'
+        // parse the same way, without them. Never a redirect back to the IdP from here.
+        let e = AadError::parse(
+            err,
+            get("error_description").unwrap_or(""),
+            get("error_uri"),
+        );
+        fail(e.reason());
+        let detail = e.detail();
+        log::warn!(
+            "provider {provider_name} returned an error ({}): {}",
+            e.reason(),
+            detail.trim_end().replace('\n', "; ")
+        );
+        let (status, title, message) = e.explain();
+        return Answer::page(status, title, message, Some(&detail)).cookie(clear);
+    }
+    let Some(code) = get("code").filter(|c| !c.is_empty() && c.len() <= 4096) else {
+        fail("bad_callback");
+        return Answer::sign_in_failed(400, "The sign-in response had no code.", None, &restart)
+            .cookie(clear);
+    };
+    let Some(oidc) = provider.as_oidc() else {
+        return Answer::page(
+            404,
+            "Not found",
+            "This provider does not use this callback.",
+            None,
+        );
+    };
+    let identity = match oidc.finish(&pending, code, get("iss")).await {
+        Ok(id) => id,
+        Err(IdpError::Denied(deny, why)) => {
+            return sign_in::denied(shared, provider_name, deny, &why, vec![clear]);
+        }
+        Err(e) => {
+            fail(e.reason());
+            log::warn!("sign-in with {provider_name} failed ({}): {e}", e.reason());
+            return Answer::sign_in_error(&e, &restart).cookie(clear);
+        }
+    };
+    let audit = serde_json::json!({"protocol": "oidc"});
+    sign_in::complete(
+        shared,
+        core,
+        provider.name(),
+        identity,
+        &pending.r,
+        vec![clear],
+        audit,
+    )
+    .await
+}

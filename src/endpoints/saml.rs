@@ -1,0 +1,95 @@
+//! `/_authgate/saml/<provider>/acs` and `/metadata`: the assertion consumer service (the
+//! IdP's HTTP-POST of `SAMLResponse`, SP- or IdP-initiated) and the SP metadata an admin
+//! gives the IdP. Verification is the provider's (`idp::saml`, `idp::saml_verify`).
+
+use crate::answer::Answer;
+use crate::config::RESERVED_PREFIX;
+use crate::exchange::{first, is_token, read_form, Downstream};
+use crate::idp::saml::{PendingSaml, SamlProvider};
+use crate::idp::saml_verify;
+use crate::return_to;
+use crate::state::{Core, Shared};
+
+use super::sign_in;
+
+pub fn metadata(saml: &SamlProvider) -> Answer {
+    Answer::new(
+        200,
+        "application/samlmetadata+xml",
+        saml.sp_metadata().into_bytes(),
+    )
+}
+
+pub async fn acs(
+    shared: &Shared,
+    core: &Core,
+    down: &mut dyn Downstream,
+    saml: &SamlProvider,
+) -> pingora::Result<Answer> {
+    let name = saml.name.clone();
+    let fail = |reason: &str| shared.count_sign_in(&name, reason);
+    let restart = core.public(&format!("{RESERVED_PREFIX}/sign_in?rd=%2F&provider={name}"));
+    if down.req().method != http::Method::POST {
+        fail("bad_callback");
+        return Ok(Answer::page(
+            405,
+            "Sign-in failed",
+            "The SAML response must be POSTed here by the identity provider.",
+            None,
+        ));
+    }
+    // The form, bounded: a hostile client does not get to stream megabytes into memory.
+    let limit = saml_verify::MAX_RESPONSE_BYTES * 2;
+    let Some(form) = read_form(down, limit).await? else {
+        fail("too_large");
+        log::warn!("SAML sign-in with {name} refused: POST body over {limit} bytes");
+        return Ok(Answer::page(
+            413,
+            "Sign-in failed",
+            "The sign-in response is too large.",
+            None,
+        ));
+    };
+    let Some(response) = first(&form, "SAMLResponse") else {
+        fail("bad_callback");
+        return Ok(Answer::sign_in_failed(
+            400,
+            "The POST carried no SAMLResponse.",
+            None,
+            &restart,
+        ));
+    };
+    let relay = first(&form, "RelayState").unwrap_or("");
+    // SP-initiated: RelayState is the key of the sign-in this browser started.
+    let mut clear = Vec::new();
+    let pending: Option<PendingSaml> = if is_token(relay) {
+        clear.push(core.cookies.clear_login(relay));
+        core.cookies.pending_login(down.req(), relay, &name)
+    } else {
+        None
+    };
+    match saml.finish(response, pending.as_ref()).await {
+        Ok((mut identity, verified)) => {
+            if let Err((deny, why)) = saml.resolve_overage(&mut identity, &verified).await {
+                return Ok(sign_in::denied(shared, &name, deny, &why, clear));
+            }
+            // IdP-initiated: the RelayState may name a return URL, honoured only if same-origin.
+            let return_to = match &pending {
+                Some(p) => p.r.clone(),
+                None if !relay.is_empty() => return_to::sanitize(relay, &core.cfg.public_url),
+                None => "/".to_string(),
+            };
+            let audit = serde_json::json!({"protocol": "saml", "idp_initiated": pending.is_none(),
+                "assertion": verified.assertion_id});
+            Ok(sign_in::complete(shared, core, &name, identity, &return_to, clear, audit).await)
+        }
+        Err(rejection) => {
+            fail(rejection.reason());
+            log::warn!(
+                "SAML sign-in with {name} refused ({}): {rejection}",
+                rejection.reason()
+            );
+            Ok(Answer::saml_rejected(&rejection, &restart).cookies(clear))
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! SAML single logout at `/_authgate/saml/<name>/slo`: the IdP's LogoutRequest, in the
+//! HTTP-Redirect or HTTP-POST binding, believed only when the IdP signed it (see
+//! `idp::saml_logout`); it ends the sessions it names, this browser's and, through the
+//! session layer, any copy of their cookies. The answer is a LogoutResponse back to the IdP,
+//! signed when the SP has a key. The IdP's LogoutResponse to our own logout shows the
+//! signed-out page.
+
+use crate::answer::Answer;
+use crate::config::RESERVED_PREFIX;
+use crate::exchange::{first, query_pairs, read_form, Downstream};
+use crate::identity::Identity;
+use crate::idp::saml::{LogoutInput, SamlProvider};
+use crate::idp::saml_verify;
+use crate::return_to;
+use crate::session::now_secs;
+use crate::state::{Core, Shared};
+
+pub async fn slo(
+    shared: &Shared,
+    core: &Core,
+    down: &mut dyn Downstream,
+    saml: &SamlProvider,
+) -> pingora::Result<Answer> {
+    let signed_out = core.public(&format!("{RESERVED_PREFIX}/signed_out"));
+    let (input, relay) = if down.req().method == http::Method::POST {
+        let Some(form) = read_form(down, saml_verify::MAX_RESPONSE_BYTES * 2).await? else {
+            shared.deny("logout_too_large");
+            return Ok(Answer::page(
+                413,
+                "Sign-out failed",
+                "The sign-out request is too large.",
+                None,
+            ));
+        };
+        match first(&form, "SAMLRequest") {
+            Some(r) => (
+                Some(LogoutInput::Post(r.to_string())),
+                first(&form, "RelayState").map(str::to_string),
+            ),
+            None => (None, None),
+        }
+    } else {
+        let q = query_pairs(down.req());
+        let has_request = q.iter().any(|(n, _)| n == "SAMLRequest");
+        let relay = first(&q, "RelayState").map(str::to_string);
+        let raw = down.req().uri.query().unwrap_or("").to_string();
+        (has_request.then_some(LogoutInput::Redirect(raw)), relay)
+    };
+    let Some(input) = input else {
+        // The IdP's LogoutResponse to the logout this gateway started at sign-out, when the
+        // session was already revoked: nothing to believe, only a page to show.
+        return Ok(Answer::redirect(signed_out).cookie(core.cookies.clear_session()));
+    };
+    let request = match saml.logout_request(input).await {
+        Ok(r) => r,
+        Err(why) => {
+            shared.deny(why.reason());
+            log::warn!(
+                "SAML logout request for {} refused ({}): {why}",
+                saml.name,
+                why.reason()
+            );
+            let detail = format!("Reason: {}", why.reason());
+            return Ok(Answer::page(
+                400,
+                "Sign-out request refused",
+                "The identity provider's sign-out request could not be verified, so no session was ended.",
+                Some(&detail),
+            ));
+        }
+    };
+    let now = now_secs();
+    // This browser's own session, if it is one of them, ends here and now...
+    let names = |id: &Identity| {
+        *id.provider == *saml.name
+            && id.name_id.as_deref() == Some(request.name_id.as_str())
+            && (request.session_indexes.is_empty()
+                || id
+                    .session_index
+                    .as_ref()
+                    .is_some_and(|s| request.session_indexes.contains(s)))
+    };
+    let values: Vec<String> = core
+        .cookies
+        .sessions(down.req())
+        .map(str::to_string)
+        .collect();
+    let mut ended_here = false;
+    for v in values {
+        if let Some(id) = core.sessions.revoke_if(&v, names).await {
+            ended_here = true;
+            shared.signed_out(&id.provider);
+        }
+    }
+    // ...and every copy of the named sessions' cookies stops working too.
+    core.sessions
+        .end_by_idp(&saml.name, &request.name_id, &request.session_indexes, now);
+    crate::logging::audit(
+        "sign_out",
+        serde_json::json!({"provider": saml.name, "name_id": request.name_id,
+            "session_indexes": request.session_indexes, "initiator": "idp",
+            "request": request.id, "this_browser": ended_here}),
+    );
+    let relay = relay.filter(|r| {
+        let idp = saml.idp_slo_url();
+        let mut origins = vec![&core.cfg.public_url];
+        origins.extend(idp.as_ref());
+        let ok = return_to::relay_state_ok(r, &origins);
+        if !ok {
+            log::warn!(
+                "SAML logout request for {}: RelayState {:?} is neither opaque nor on the gateway's or the IdP's origin; not sent back",
+                saml.name,
+                r.chars().take(128).collect::<String>()
+            );
+        }
+        ok
+    });
+    let location = saml
+        .logout_response_url(&request.id, relay.as_deref())
+        .map(|u| u.to_string())
+        .unwrap_or(signed_out);
+    let answer = Answer::redirect(location);
+    Ok(if ended_here {
+        answer.cookie(core.cookies.clear_session())
+    } else {
+        answer
+    })
+}

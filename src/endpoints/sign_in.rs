@@ -1,0 +1,203 @@
+//! Starting and completing sign-ins, whatever the protocol: `/_authgate/sign_in`, the answer
+//! to a request without a session (`challenge`: a redirect for browsers, a 401 for API
+//! callers, a stop when a browser goes around in circles), and the protocol-independent end
+//! of every sign-in (`complete`, `denied`).
+
+use crate::answer::Answer;
+use crate::config::RESERVED_PREFIX;
+use crate::cookies::LOOP_WINDOW;
+use crate::exchange::{first, query_pairs, wants_html, Downstream};
+use crate::identity::Identity;
+use crate::policy::Deny;
+use crate::return_to;
+use crate::route::Route;
+use crate::session::now_secs;
+use crate::state::{Core, Shared};
+
+/// More trips to the IdP than this within `LOOP_WINDOW` is a sign-in loop.
+const LOOP_MAX: u32 = 5;
+/// More pending sign-ins than this in one browser: clear them instead of adding another.
+const MAX_PENDING_LOGINS: usize = 5;
+
+/// The sealed sign-in loop counter: trips to the IdP that followed a completed sign-in.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Trips {
+    n: u32,
+    t: u64,
+}
+
+/// `/_authgate/sign_in?rd=<return path>&provider=<name>`.
+pub fn sign_in(shared: &Shared, core: &Core, down: &mut dyn Downstream) -> Answer {
+    let q = query_pairs(down.req());
+    let return_to = return_to::sanitize(first(&q, "rd").unwrap_or("/"), &core.cfg.public_url);
+    let provider = match first(&q, "provider") {
+        Some(name) => core.providers.iter().position(|p| p.name() == name),
+        None => Some(0),
+    };
+    let Some(provider) = provider else {
+        return Answer::unknown_provider();
+    };
+    start(shared, core, down, provider, return_to, Vec::new())
+}
+
+/// No session: browsers are sent to sign in with the route's provider, API callers get a 401.
+pub fn challenge(shared: &Shared, core: &Core, down: &mut dyn Downstream, route: &Route) -> Answer {
+    let req = down.req();
+    let path_and_query = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let return_to = return_to::sanitize(path_and_query, &core.cfg.public_url);
+    shared.deny("unauthenticated");
+    if !wants_html(req) {
+        // With the route's own provider: a session of any other would not be accepted here.
+        let provider = core.providers.get(route.provider).map_or("", |p| p.name());
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let sign_in = format!(
+            "{}?rd={}&provider={}",
+            core.public(&format!("{RESERVED_PREFIX}/sign_in")),
+            enc(&return_to),
+            enc(provider)
+        );
+        return Answer::unauthenticated(Some(sign_in));
+    }
+    // A browser that completed a sign-in and yet comes back without a session, again and
+    // again within a minute, is in a loop (its session cookie never sticks): say so instead
+    // of redirecting once more. Tabs that merely start sign-ins do not count; the counter is
+    // sealed, so a client cannot set it.
+    let now = now_secs();
+    let window = LOOP_WINDOW.as_secs();
+    let mut trips = core
+        .cookies
+        .loop_trips::<Trips>(req)
+        .filter(|t| now.saturating_sub(t.t) < window)
+        .unwrap_or(Trips { n: 0, t: now });
+    let completed = core
+        .cookies
+        .sign_in_done(req)
+        .is_some_and(|t| now.saturating_sub(t) < window);
+    if completed {
+        trips.n += 1;
+    }
+    if trips.n >= LOOP_MAX {
+        shared.deny("sign_in_loop");
+        log::warn!(
+            "sign-in loop: this browser signed in {} times within {window}s without keeping a session (route {}); check that cookies reach {} (public_url scheme and host, third-party cookie blocking, clock)",
+            trips.n,
+            route.name,
+            core.cfg.public_url
+        );
+        return Answer::page(
+            429,
+            "Sign-in is going around in circles",
+            "You signed in, but your browser keeps coming back without a session, so the gateway stopped sending you to sign in again. Check that cookies are allowed for this site, wait a minute, and reload. If it persists, tell your administrator: the gateway log names the cause.",
+            None,
+        );
+    }
+    let mut extra = vec![core.cookies.set_loop_trips(&trips)];
+    if completed {
+        extra.push(core.cookies.clear_sign_in_done());
+    }
+    start(shared, core, down, route.provider, return_to, extra)
+}
+
+/// Sends the browser to provider number `provider`, keeping the pending sign-in sealed in a
+/// cookie named after its key; `extra` cookies are set on the same answer.
+pub fn start(
+    _shared: &Shared,
+    core: &Core,
+    down: &mut dyn Downstream,
+    provider: usize,
+    return_to: String,
+    extra: Vec<String>,
+) -> Answer {
+    let Some(p) = core.providers.get(provider) else {
+        return Answer::page(
+            500,
+            "Gateway misconfigured",
+            "This route names no identity provider.",
+            None,
+        );
+    };
+    let begun = match p.begin(return_to) {
+        Ok(b) => b,
+        Err(e) => {
+            log::warn!("sign-in could not start with provider {}: {e}", p.name());
+            return Answer::sign_in_unavailable(&e);
+        }
+    };
+    let Some(pending) = core
+        .cookies
+        .start_login(&begun.key, &begun.pending, begun.cross_site)
+    else {
+        return Answer::page(
+            500,
+            "Sign-in failed",
+            "Could not protect the sign-in state.",
+            None,
+        );
+    };
+    // Many abandoned sign-ins: clear them so the Cookie header cannot grow forever.
+    let abandoned = core
+        .cookies
+        .clear_abandoned_logins(down.req(), MAX_PENDING_LOGINS);
+    Answer::redirect(begun.url.to_string())
+        .cookie(pending)
+        .cookies(extra)
+        .cookies(abandoned)
+}
+
+/// The IdP vouched for the user, but the gateway will not let them in (tenant, groups that
+/// could not be resolved): a page with the reason, no session, no redirect to the IdP.
+pub fn denied(
+    shared: &Shared,
+    provider: &str,
+    deny: Deny,
+    why: &str,
+    clear: Vec<String>,
+) -> Answer {
+    shared.count_sign_in(provider, deny.label());
+    shared.deny(deny.label());
+    log::warn!("sign-in with {provider} denied ({}): {why}", deny.label());
+    Answer::sign_in_denied(deny, why).cookies(clear)
+}
+
+/// The protocol-independent end of every sign-in: the session, the audit line, the success
+/// count, and the redirect back (or the page saying the session failed). `clear` deletes the
+/// cookie of the pending sign-in.
+pub async fn complete(
+    shared: &Shared,
+    core: &Core,
+    provider: &str,
+    identity: Identity,
+    return_to: &str,
+    clear: Vec<String>,
+    mut audit: serde_json::Value,
+) -> Answer {
+    let (user, tenant) = (identity.user.clone(), identity.tenant.clone());
+    match core.sessions.create(identity).await {
+        Ok(sealed) => {
+            shared.count_sign_in(provider, "success");
+            audit["provider"] = provider.into();
+            audit["user"] = user.into();
+            audit["tenant"] = tenant.as_deref().into();
+            crate::logging::audit("sign_in", audit);
+            // If this browser comes back without the session, it is a loop round.
+            let done = core.cookies.set_sign_in_done(now_secs());
+            Answer::redirect(core.public(return_to))
+                .cookie(core.cookies.set_session(&sealed))
+                .cookies(clear)
+                .cookies(done)
+        }
+        Err(e) => {
+            shared.count_sign_in(provider, "session");
+            log::error!("sign-in with {provider} for {user}: session not created: {e}");
+            Answer::page(
+                500,
+                "Sign-in failed",
+                "The session could not be created.",
+                Some(&e.to_string()),
+            )
+            .cookies(clear)
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The proxy: `impl ProxyHttp`, each phase a few lines, in the order a request flows.
+//!
+//! request_filter → `admit`: the canonical request (or a 400) → the gateway's own endpoints
+//! (`crate::endpoints`) → the route → the upstream target and Host set to what was read →
+//! spoofable identity and forwarding headers stripped → `authenticate` (bearer or session,
+//! provider, policy; shared with forward-auth) → no session: `endpoints::sign_in::challenge`.
+//! upstream_request_filter: identity headers in, the gateway's cookies out, forwarding
+//! headers set. response_filter: the refreshed session cookie. logging: metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session};
+
+use crate::answer::Answer;
+use crate::authenticate::{authenticate, Auth};
+use crate::canonical::{self, Refusal};
+use crate::config::RESERVED_PREFIX;
+use crate::endpoints;
+use crate::exchange::Downstream;
+use crate::headers::{set_forwarding, Forwarding};
+use crate::identity::Identity;
+use crate::metrics::{status_label, Metrics};
+use crate::route::{NoRoute, Route};
+pub use crate::state::{BuildError, Core, Shared};
+
+pub struct Gateway {
+    core: Arc<ArcSwap<Core>>,
+    shared: Shared,
+}
+
+/// What one request carries from phase to phase.
+#[derive(Default)]
+pub struct Ctx {
+    core: Option<Arc<Core>>,
+    pub route: Option<Arc<Route>>,
+    pub identity: Option<Arc<Identity>>,
+    pub set_cookie: Option<String>,
+    started: Option<Instant>,
+    upstream_sent: Option<Instant>,
+    /// The canonical `Host` and port (for `X-Forwarded-Host`/`-Port`).
+    authority: Option<String>,
+    port: Option<u16>,
+    /// The peer is a trusted proxy: its forwarding headers are kept and appended to.
+    trusted_peer: bool,
+}
+
+impl Gateway {
+    pub fn new(core: Arc<ArcSwap<Core>>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            core,
+            shared: Shared::new(metrics),
+        }
+    }
+
+    /// The configuration requests are served with now.
+    pub fn core(&self) -> Arc<Core> {
+        self.core.load_full()
+    }
+
+    /// Decides on a request: `Some(answer)` to write instead of proxying, or `None` to pass
+    /// it upstream with what `ctx` now holds (route, identity, refreshed cookie). `down` is
+    /// rewritten to exactly what the upstream will receive.
+    pub async fn admit(
+        &self,
+        core: &Core,
+        down: &mut dyn Downstream,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Option<Answer>> {
+        let shared = &self.shared;
+        // 1. One reading of the request, or a refusal: what routing, policy and the upstream
+        //    all see.
+        let canonical = match canonical::of(down.req(), core.routes.exceptions) {
+            Ok(c) => c,
+            Err(why) => return Ok(Some(refuse(shared, down, why))),
+        };
+        // 2. The gateway's own endpoints, on every host and in every spelling.
+        if canonical.is_reserved(RESERVED_PREFIX) {
+            let answer = endpoints::serve(shared, core, down, &canonical.route_path).await?;
+            return Ok(Some(answer));
+        }
+        // 3. The route, on the canonical host and path.
+        let route = match core.routes.route(&canonical) {
+            Ok(r) => r.clone(),
+            Err(NoRoute::Refused(why)) => return Ok(Some(refuse(shared, down, why))),
+            Err(NoRoute::Unknown) => {
+                return Ok(Some(Answer::page(
+                    404,
+                    "Not found",
+                    "No application is configured at this address.",
+                    None,
+                )))
+            }
+        };
+        ctx.route = Some(route.clone());
+        // 4. The upstream receives exactly what was read.
+        canonical::apply(down.req_mut(), &canonical)?;
+        ctx.trusted_peer = core.trusts(down.peer());
+        ctx.authority = canonical.authority;
+        ctx.port = canonical.port;
+        // 5. Nobody but the gateway sets identity headers, nor (unless it is a trusted proxy)
+        //    forwarding headers.
+        let stripped = core.headers.strip(down.req_mut(), ctx.trusted_peer);
+        if stripped > 0 {
+            log::info!(
+                "stripped {stripped} client-sent identity header(s) on route {}",
+                route.name
+            );
+        }
+        // 6. A bearer token (API clients), or the session cookie, then the route's policy.
+        Ok(match authenticate(shared, core, down, &route).await {
+            Auth::Public => None,
+            Auth::Allowed {
+                identity,
+                refreshed,
+            } => {
+                ctx.set_cookie = refreshed.map(|v| core.cookies.set_session(&v));
+                ctx.identity = Some(identity);
+                None
+            }
+            Auth::NoSession => Some(endpoints::sign_in::challenge(shared, core, down, &route)),
+            Auth::Refused(answer) => Some(answer),
+        })
+    }
+}
+
+/// A request the gateway cannot read unambiguously: 400, with the reason logged and counted.
+fn refuse(shared: &Shared, down: &dyn Downstream, why: Refusal) -> Answer {
+    shared.deny(why.label());
+    let req = down.req();
+    let target = String::from_utf8_lossy(req.raw_path());
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+    log::warn!(
+        "request refused ({}): target {:?}, host {:?}",
+        why.label(),
+        target.chars().take(256).collect::<String>(),
+        host.map(|h| h.chars().take(256).collect::<String>())
+    );
+    Answer::refused(why)
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // The configuration this request is served with, even if a reload lands meanwhile.
+        let core = self.core.load_full();
+        ctx.core = Some(core.clone());
+        ctx.started = Some(Instant::now());
+        match self.admit(&core, session, ctx).await? {
+            Some(answer) => {
+                answer.write(session).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(route) = &ctx.route else {
+            return Error::e_explain(ErrorType::InternalError, "no route chosen");
+        };
+        let u = &route.upstream;
+        Ok(Box::new(HttpPeer::new(
+            u.addr.as_str(),
+            u.tls,
+            u.sni.clone(),
+        )))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(core) = ctx.core.clone() else {
+            return Error::e_explain(
+                ErrorType::InternalError,
+                "no configuration bound to request",
+            );
+        };
+        if let Some(id) = &ctx.identity {
+            core.headers.inject(upstream, id);
+        }
+        // The gateway's cookies are its own business.
+        core.cookies.keep_from_upstream(upstream)?;
+        let forwarding = Forwarding {
+            peer: Downstream::peer(session),
+            trusted: ctx.trusted_peer,
+            proto: core.cfg.public_url.scheme(),
+            authority: ctx.authority.as_deref(),
+            port: ctx
+                .port
+                .or(core.cfg.public_url.port_or_known_default())
+                .unwrap_or(80),
+        };
+        set_forwarding(upstream, &forwarding)?;
+        ctx.upstream_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let (Some(sent), Some(route)) = (ctx.upstream_sent.take(), &ctx.route) {
+            self.shared
+                .metrics
+                .upstream_duration
+                .with_label_values(&[&route.name])
+                .observe(sent.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(c) = ctx.set_cookie.take() {
+            response.append_header("set-cookie", c)?;
+        }
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let route = ctx.route.as_ref().map_or("_gateway", |r| r.name.as_str());
+        let metrics = &self.shared.metrics;
+        metrics
+            .requests
+            .with_label_values(&[route, status_label(status)])
+            .inc();
+        if let Some(started) = ctx.started {
+            metrics
+                .request_duration
+                .with_label_values(&[route])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        if let Some(e) = e {
+            // A client hanging up is routine (load generators, closed tabs); the rest is not.
+            if *e.esource() == pingora::ErrorSource::Downstream {
+                log::debug!("route {route}: client went away: {e}");
+            } else {
+                log::warn!("route {route}: request failed with {status}: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The validated settings of identity providers (read by `idp/read.rs` and, for the Entra
+//! preset, `idp/entra/preset.rs`).
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::idp::entra::EntraSettings;
+use crate::policy::GroupNames;
+use crate::read::Secret;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Group ID → readable name: policies may name groups, upstreams receive the names.
+    pub group_names: GroupNames,
+}
+
+// Built once per (re)load, never on the request path: boxing the larger variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderKind {
+    Oidc(OidcConfig),
+    Saml(SamlConfig),
+}
+
+/// A SAML 2.0 identity provider, as this gateway (the service provider) sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamlConfig {
+    /// The SP entity ID (Entra: "Identifier (Entity ID)"); the audience assertions must carry.
+    pub entity_id: String,
+    pub idp: SamlIdp,
+    /// Full NameID format URN requested in the AuthnRequest.
+    pub name_id_format: String,
+    pub clock_skew: Duration,
+    pub allow_idp_initiated: bool,
+    /// Attribute (claim URI) whose value is the user key; `None` = the NameID.
+    pub user_attribute: Option<String>,
+    pub attributes: SamlAttributes,
+    /// PEM key and certificate to sign AuthnRequests (RSA-SHA256), if the IdP requires it.
+    pub sp_signing: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Entra groups overage (`groups.link`): Graph credentials of the app behind the
+    /// enterprise app; `None` = such users are refused.
+    pub graph: Option<SamlGraph>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamlGraph {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub url: Url,
+    /// `None`: `<IdP sign-on URL origin>/organizations/oauth2/v2.0/token`, in the user's tenant.
+    pub token_url: Option<Url>,
+    pub cache_ttl: Duration,
+}
+
+/// How the IdP is known: the three options Entra admins are given.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SamlIdp {
+    MetadataUrl(Url),
+    MetadataFile(std::path::PathBuf),
+    /// Entity ID, sign-on URL and the signing certificate's thumbprint(s) (SHA-1 as Entra shows
+    /// it, or SHA-256), hex.
+    Fingerprint {
+        entity_id: String,
+        sso_url: Url,
+        slo_url: Option<Url>,
+        fingerprints: Vec<Vec<u8>>,
+    },
+}
+
+/// Claim URIs mapped to identity fields; Entra's by default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamlAttributes {
+    pub email: String,
+    pub name: String,
+    pub groups: String,
+    pub roles: String,
+    pub tenant: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OidcConfig {
+    pub issuer: Url,
+    pub discovery_url: Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scopes: Vec<String>,
+    /// The claim whose value goes into the user header (the stable user key).
+    pub user_claim: String,
+    /// Tolerance for `exp`/`iat`/`nbf` against this machine's clock.
+    pub clock_skew: Duration,
+    /// `Authorization: Bearer` access tokens for this audience are accepted on its routes.
+    pub api_audience: Option<String>,
+    /// Which Entra access token versions `api_audience` accepts (`api_token_versions`).
+    pub api_versions: crate::idp::entra::Versions,
+    /// JWS algorithms accepted for ID and access tokens (`signing_algs`); symmetric ones only
+    /// when listed, and never for access tokens.
+    pub signing_algs: Vec<String>,
+    /// Set by `type: entra`: Entra's issuer template, tenant rules, nOAuth and overage.
+    pub entra: Option<EntraSettings>,
+}

@@ -1,0 +1,214 @@
+//! Reading `routes:`, every error with its path.
+
+use std::collections::HashSet;
+
+use super::{RouteConfig, Upstream};
+use crate::canonical::RESERVED_PREFIX;
+use crate::idp::settings::ProviderConfig;
+use crate::policy::GroupNames;
+use crate::read::{join, valid_name, Obj, Reader};
+
+impl Reader<'_> {
+    pub(crate) fn routes(
+        &mut self,
+        top: &mut Obj<'_>,
+        providers: &[Option<ProviderConfig>],
+    ) -> Vec<RouteConfig> {
+        let items = self.list(top, "routes");
+        if items.is_empty() && !self.errors.iter().any(|e| e.path == "routes") {
+            self.err("routes", "at least one route is required");
+        }
+        let mut out = Vec::new();
+        let mut seen_names = HashSet::new();
+        let mut seen_keys = HashSet::new();
+        for (i, (path, v)) in items.into_iter().enumerate() {
+            let mut o = self.obj(&path, Some(v));
+            let name = self
+                .string(&mut o, "name")
+                .unwrap_or_else(|| format!("route{i}"));
+            if !valid_name(&name) {
+                self.err(join(&path, "name"), "use letters, digits, '-' and '_' only");
+            } else if !seen_names.insert(name.clone()) {
+                self.err(
+                    join(&path, "name"),
+                    format!("duplicate route name {name:?}"),
+                );
+            }
+            let host = self.string(&mut o, "host").map(|h| h.to_ascii_lowercase());
+            if let Some(h) = &host {
+                if h.is_empty() || h.contains(['/', ':', ' ']) {
+                    self.err(
+                        join(&path, "host"),
+                        "expected a bare host name, without port",
+                    );
+                }
+            }
+            let path_prefix = self
+                .string(&mut o, "path_prefix")
+                .unwrap_or_else(|| "/".to_string());
+            if !path_prefix.starts_with('/') {
+                self.err(join(&path, "path_prefix"), "must start with /");
+            } else if !path_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,=@".contains(&b))
+            {
+                self.err(
+                    join(&path, "path_prefix"),
+                    "use letters, digits and -._~!$&'()*+,=@ only (no %, ;, spaces or non-ASCII: requests are compared after normalization)",
+                );
+            } else if crate::canonical::has_prefix_ci(&path_prefix, RESERVED_PREFIX) {
+                self.err(
+                    join(&path, "path_prefix"),
+                    format!("{RESERVED_PREFIX} is reserved for the gateway's own endpoints"),
+                );
+            }
+            if !seen_keys.insert((host.clone(), path_prefix.clone())) {
+                self.err(
+                    &path,
+                    "another route already has the same host and path_prefix",
+                );
+            }
+            let upstream = self.upstream(&mut o, &path);
+            let public = self.bool(&mut o, "public").unwrap_or(false);
+            let mut exceptions = crate::canonical::Exceptions::default();
+            for e in self
+                .string_list(&mut o, "path_exceptions")
+                .unwrap_or_default()
+            {
+                match e.as_str() {
+                    "path_parameters" => exceptions.path_parameters = true,
+                    "encoded_slash" => exceptions.encoded_slash = true,
+                    other => self.err(
+                        join(&path, "path_exceptions"),
+                        format!(
+                            "unknown exception {other:?} (known: {})",
+                            crate::canonical::Exceptions::ALL.join(", ")
+                        ),
+                    ),
+                }
+            }
+            let mut policy = self.policy(&mut o, &path);
+            if public && !policy.is_empty() {
+                self.err(
+                    join(&path, "allow"),
+                    "a public route lets everyone in: drop public or allow",
+                );
+            }
+            let accepts = self.route_providers(&mut o, &path, providers);
+            let provider = accepts.first().copied();
+            self.finish(o);
+            if let (Some(upstream), Some(provider)) = (upstream, provider) {
+                let accepted: Vec<&ProviderConfig> = accepts
+                    .iter()
+                    .filter_map(|i| providers.get(*i).and_then(Option::as_ref))
+                    .collect();
+                let names: GroupNames = accepted
+                    .iter()
+                    .flat_map(|p| p.group_names.iter())
+                    .map(|(id, n)| (id.clone(), n.clone()))
+                    .collect();
+                policy.resolve_groups(&names);
+                out.push(RouteConfig {
+                    name,
+                    host,
+                    path_prefix,
+                    upstream,
+                    public,
+                    provider,
+                    accepts: accepted.iter().map(|p| p.name.clone()).collect(),
+                    policy,
+                    exceptions,
+                });
+            }
+        }
+        out
+    }
+
+    /// A route's `provider: name` or `providers: [a, b]`: the providers whose identities it
+    /// accepts, the first being the one browsers sign in with. Indices into `providers`.
+    pub(crate) fn route_providers(
+        &mut self,
+        o: &mut Obj<'_>,
+        path: &str,
+        providers: &[Option<ProviderConfig>],
+    ) -> Vec<usize> {
+        let one = self.string(o, "provider");
+        let list = self.string_list(o, "providers");
+        let names = match (one, list) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    join(path, "providers"),
+                    "give provider (one) or providers (a list), not both",
+                );
+                return Vec::new();
+            }
+            (Some(p), None) => vec![(join(path, "provider"), p)],
+            (None, Some(list)) if list.is_empty() => {
+                self.err(join(path, "providers"), "must name at least one provider");
+                return Vec::new();
+            }
+            (None, Some(list)) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| (format!("{}[{i}]", join(path, "providers")), p))
+                .collect(),
+            (None, None) if providers.len() > 1 => {
+                self.err(
+                    join(path, "provider"),
+                    "required when more than one provider is configured",
+                );
+                return Vec::new();
+            }
+            (None, None) => return vec![0],
+        };
+        let mut out = Vec::new();
+        for (at, name) in names {
+            match providers
+                .iter()
+                .position(|c| c.as_ref().is_some_and(|c| c.name == name))
+            {
+                Some(i) if out.contains(&i) => {
+                    self.err(at, format!("provider {name:?} is listed twice"))
+                }
+                Some(i) => out.push(i),
+                None => self.err(at, format!("no provider named {name:?} in providers")),
+            }
+        }
+        out
+    }
+
+    pub(crate) fn upstream(&mut self, o: &mut Obj<'_>, path: &str) -> Option<Upstream> {
+        let raw = self.required_string(o, "upstream")?;
+        let upath = join(path, "upstream");
+        let (tls, rest) = if let Some(r) = raw.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = raw.strip_prefix("http://") {
+            (false, r)
+        } else {
+            (false, raw.as_str())
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') {
+            self.err(upath, "give scheme, host and port only (no path)");
+            return None;
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().ok()),
+            None => (rest, Some(if tls { 443 } else { 80 })),
+        };
+        match port {
+            Some(port) if !host.is_empty() => Some(Upstream {
+                addr: format!("{host}:{port}"),
+                tls,
+                sni: host.trim_matches(['[', ']']).to_string(),
+            }),
+            _ => {
+                self.err(
+                    upath,
+                    format!("{raw:?} is not host:port, http://host:port or https://host:port"),
+                );
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The cookie store: the identity travels in the sealed ticket, so the store holds no
+//! sessions, only what a cookie cannot say about itself: that it was revoked. Revocations
+//! are this process's (a shared list is the Redis store's job).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::revocations::Revocations;
+use super::store::{SessionInfo, SessionStore, StoreError};
+use crate::identity::Identity;
+
+pub struct CookieStore {
+    revocations: Revocations,
+}
+
+impl CookieStore {
+    pub fn new(max_lifetime: Duration) -> Self {
+        Self {
+            revocations: Revocations::new(max_lifetime),
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for CookieStore {
+    fn kind(&self) -> &'static str {
+        "cookie"
+    }
+
+    fn keeps_identities(&self) -> bool {
+        false
+    }
+
+    async fn load(&self, _sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
+        Ok(None)
+    }
+
+    async fn save(&self, _: &str, _: Arc<Identity>, _: Duration) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported(
+            "cookie",
+            "hold identities (they travel in the ticket)",
+        ))
+    }
+
+    async fn remove(&self, _sid: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn revoke(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
+        self.revocations.revoke(sid);
+        Ok(None)
+    }
+
+    async fn revoke_user(&self, provider: &str, user: &str, now: u64) -> Result<u64, StoreError> {
+        self.revocations.revoke_user(provider, user, now);
+        Ok(0)
+    }
+
+    fn end_by_idp(&self, provider: &str, name_id: &str, session_indexes: &[String], now: u64) {
+        self.revocations
+            .end_by_idp(provider, name_id, session_indexes, now);
+    }
+
+    async fn sessions_of(&self, _: &str, _: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        Err(StoreError::Unsupported(
+            "cookie",
+            "list sessions (it holds none)",
+        ))
+    }
+
+    fn is_revoked(&self, sid: &str) -> bool {
+        self.revocations.is_revoked(sid)
+    }
+
+    fn is_ended(&self, identity: &Identity, issued: u64) -> bool {
+        self.revocations.is_ended(identity, issued)
+    }
+}

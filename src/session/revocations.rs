@@ -1,0 +1,93 @@
+//! The revocation lists a store keeps in this process: revoked session ids, users whose
+//! sessions issued until a time are void, and sessions ended by their IdP. Entries live as
+//! long as a session can (`session.lifetime`), then could not matter any more.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+
+use crate::identity::Identity;
+
+pub struct Revocations {
+    sids: Cache<String, ()>,
+    /// (provider, user) → sessions issued until then are void.
+    users: Cache<(Arc<str>, String), u64>,
+    /// (provider, NameID, SessionIndex or "") → sessions of that subject issued until then.
+    by_idp: Cache<(Arc<str>, String, String), u64>,
+    /// Set once a user or an IdP ended anything: until then the hot path skips the lookups.
+    any_ended: AtomicBool,
+}
+
+impl Revocations {
+    pub fn new(lifetime: Duration) -> Self {
+        Self {
+            sids: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(lifetime)
+                .build(),
+            users: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(lifetime)
+                .build(),
+            by_idp: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(lifetime)
+                .build(),
+            any_ended: AtomicBool::new(false),
+        }
+    }
+
+    pub fn revoke(&self, sid: &str) {
+        self.sids.insert(sid.to_string(), ());
+    }
+
+    pub fn is_revoked(&self, sid: &str) -> bool {
+        self.sids.contains_key(sid)
+    }
+
+    pub fn revoke_user(&self, provider: &str, user: &str, now: u64) {
+        self.users
+            .insert((crate::identity::shared(provider), user.to_string()), now);
+        self.any_ended.store(true, Ordering::Release);
+    }
+
+    pub fn end_by_idp(&self, provider: &str, name_id: &str, session_indexes: &[String], now: u64) {
+        let provider: Arc<str> = crate::identity::shared(provider);
+        let all = [String::new()];
+        let keys = if session_indexes.is_empty() {
+            &all[..]
+        } else {
+            session_indexes
+        };
+        for index in keys {
+            self.by_idp
+                .insert((provider.clone(), name_id.to_string(), index.clone()), now);
+        }
+        self.any_ended.store(true, Ordering::Release);
+    }
+
+    pub fn is_ended(&self, identity: &Identity, issued: u64) -> bool {
+        if !self.any_ended.load(Ordering::Acquire) {
+            return false;
+        }
+        let user_ended = self
+            .users
+            .get(&(identity.provider.clone(), identity.user.clone()))
+            .is_some_and(|at| issued <= at);
+        if user_ended {
+            return true;
+        }
+        let Some(name_id) = &identity.name_id else {
+            return false;
+        };
+        let index = identity.session_index.clone().unwrap_or_default();
+        let ended = |index: String| {
+            self.by_idp
+                .get(&(identity.provider.clone(), name_id.clone(), index))
+                .is_some_and(|at| issued <= at)
+        };
+        ended(String::new()) || (!index.is_empty() && ended(index))
+    }
+}

@@ -1,0 +1,80 @@
+//! Where sessions live: the `SessionStore` trait every store implements, and what it owns.
+//!
+//! A store keeps the sessions (or, for the cookie store, only what the cookies cannot:
+//! revocations) and owns their revocation: one session, every session of a user, and the
+//! sessions an IdP ended (SAML logout). `tests/session_store.rs` runs every store through
+//! the same conformance suite, with a clock it moves forward.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::identity::Identity;
+
+/// Seconds since the epoch, as the store sees them: the system clock, or a test's.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(super::now_secs)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+    #[error("the {0} session store cannot do this: {1}")]
+    Unsupported(&'static str, &'static str),
+}
+
+/// A stored session, as an admin lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: String,
+    /// Absolute expiry, seconds since the epoch.
+    pub expires: u64,
+}
+
+/// Server-side session storage and revocation. The in-memory and cookie stores live here; a
+/// shared one (Redis) joins behind the same trait and must pass the same conformance suite.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// `memory`, `cookie`, ...: for messages.
+    fn kind(&self) -> &'static str;
+    /// Whether identities live in the store (`true`) or in the cookie's ticket (`false`).
+    fn keeps_identities(&self) -> bool {
+        true
+    }
+    async fn load(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError>;
+    async fn save(
+        &self,
+        sid: &str,
+        identity: Arc<Identity>,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    async fn remove(&self, sid: &str) -> Result<(), StoreError>;
+
+    /// Ends one session: its id is void from now on, wherever its cookie is presented.
+    /// Returns the identity the store held for it, if it held one.
+    async fn revoke(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError>;
+    /// Ends every session of `user` (with `provider`) issued until `now`; returns how many
+    /// stored sessions it removed (the cookie store holds none, and says 0).
+    async fn revoke_user(&self, provider: &str, user: &str, now: u64) -> Result<u64, StoreError>;
+    /// The IdP ended the sessions of `name_id` (SAML logout): those with one of
+    /// `session_indexes`, or all of them when none is given, issued until `now`.
+    fn end_by_idp(&self, provider: &str, name_id: &str, session_indexes: &[String], now: u64);
+    /// The stored sessions of `user`.
+    async fn sessions_of(&self, provider: &str, user: &str)
+        -> Result<Vec<SessionInfo>, StoreError>;
+
+    /// On the hot path, before the identity is known: was this id revoked?
+    fn is_revoked(&self, sid: &str) -> bool;
+    /// On the hot path: is this identity's session, issued at `issued`, void (its user
+    /// revoked, or ended by its IdP)?
+    fn is_ended(&self, identity: &Identity, issued: u64) -> bool;
+
+    /// How many sessions the store holds, where it can tell cheaply (for a gauge).
+    fn len_hint(&self) -> Option<u64> {
+        None
+    }
+}
