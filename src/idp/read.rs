@@ -175,42 +175,6 @@ impl Reader<'_> {
         })
     }
 
-    /// `api_token_versions: [2]` (default), `[1]` or `[1, 2]`: Entra only, whose APIs get v1.0
-    /// access tokens unless their manifest sets `accessTokenAcceptedVersion: 2`.
-    pub(crate) fn token_versions(
-        &mut self,
-        o: &mut Obj<'_>,
-        path: &str,
-        entra: bool,
-    ) -> crate::idp::entra::Versions {
-        let key = join(path, "api_token_versions");
-        let v = self.get(o, "api_token_versions");
-        let Some(v) = v else {
-            return crate::idp::entra::Versions::V2;
-        };
-        if !entra {
-            self.err(key, "only for type: entra (the v1.0 issuer is Entra's)");
-            return crate::idp::entra::Versions::V2;
-        }
-        let mut out = crate::idp::entra::Versions {
-            v1: false,
-            v2: false,
-        };
-        match v.as_sequence() {
-            Some(items) if !items.is_empty() => {
-                for (i, item) in items.iter().enumerate() {
-                    match item.as_u64() {
-                        Some(1) => out.v1 = true,
-                        Some(2) => out.v2 = true,
-                        _ => self.err(format!("{key}[{i}]"), "expected 1 or 2"),
-                    }
-                }
-            }
-            _ => self.err(key, "expected a list of versions: [2], [1] or [1, 2]"),
-        }
-        out
-    }
-
     /// `signing_algs`: the JWS algorithms tokens may be signed with. Default RS256, PS256 and
     /// ES256; HS256/384/512 (keyed with the client secret, ID tokens only) only when listed.
     pub(crate) fn signing_algs(&mut self, o: &mut Obj<'_>, path: &str) -> Vec<String> {

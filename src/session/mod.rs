@@ -130,6 +130,7 @@ pub struct Sessions {
     /// Where sessions live and who owns their revocation (the cookie store keeps only
     /// revocations: a copied cookie stops working after sign-out there too).
     store: Arc<dyn SessionStore>,
+    clock: Clock,
     /// Cookie values already opened, by their exact sealed text: the hot path. Opening is
     /// deterministic (same text, same ticket), so a hit equals decrypting again; expiry, idle
     /// time and revocation are still checked on every request. Only values that opened are
@@ -156,16 +157,28 @@ const OPENED_TTL: Duration = Duration::from_secs(300);
 const OPENED_MAX_BYTES: u64 = 32 * 1024 * 1024;
 
 impl Sessions {
+    /// The manager for `cfg`, with the store it names. `None`: the secret is too short.
     pub fn new(cfg: SessionConfig) -> Option<Self> {
-        let sealer = Sealer::new(cfg.secret.0.as_bytes())?;
         let store: Arc<dyn SessionStore> = match cfg.store {
             StoreKind::Cookie => Arc::new(CookieStore::new(cfg.lifetime)),
             StoreKind::Memory => Arc::new(MemoryStore::new(cfg.max_sessions, cfg.lifetime)),
         };
+        Self::with_store(cfg, store, system_clock())
+    }
+
+    /// The manager for `cfg` over a given store and clock (sessions are issued at `clock()`;
+    /// the conformance suite moves its clock forward).
+    pub fn with_store(
+        cfg: SessionConfig,
+        store: Arc<dyn SessionStore>,
+        clock: Clock,
+    ) -> Option<Self> {
+        let sealer = Sealer::new(cfg.secret.0.as_bytes())?;
         Some(Self {
             cfg,
             sealer,
             store,
+            clock,
             opened: Cache::builder()
                 .max_capacity(OPENED_MAX_BYTES)
                 .weigher(|k: &String, v: &Arc<Opened>| {
@@ -200,7 +213,7 @@ impl Sessions {
 
     /// Starts a session; returns the sealed cookie value.
     pub async fn create(&self, identity: Identity) -> Result<String, CreateError> {
-        let now = now_secs();
+        let now = (self.clock)();
         let sid = random_token(18);
         let mut ticket = Ticket {
             v: TICKET_VERSION,
@@ -344,7 +357,7 @@ impl Sessions {
         sealed: &str,
         which: impl Fn(&Identity) -> bool,
     ) -> Option<Identity> {
-        match self.check(sealed, now_secs()).await {
+        match self.check(sealed, (self.clock)()).await {
             Check::Valid { identity, .. } if which(&identity) => self.revoke(sealed).await,
             _ => None,
         }

@@ -209,6 +209,42 @@ impl Reader<'_> {
         );
         oidc.filter(|_| complete)
     }
+
+    /// `api_token_versions: [2]` (default), `[1]` or `[1, 2]`: Entra only, whose APIs get v1.0
+    /// access tokens unless their manifest sets `accessTokenAcceptedVersion: 2`.
+    pub(crate) fn token_versions(
+        &mut self,
+        o: &mut Obj<'_>,
+        path: &str,
+        entra: bool,
+    ) -> super::Versions {
+        let key = join(path, "api_token_versions");
+        let v = self.get(o, "api_token_versions");
+        let Some(v) = v else {
+            return super::Versions::V2;
+        };
+        if !entra {
+            self.err(key, "only for type: entra (the v1.0 issuer is Entra's)");
+            return super::Versions::V2;
+        }
+        let mut out = super::Versions {
+            v1: false,
+            v2: false,
+        };
+        match v.as_sequence() {
+            Some(items) if !items.is_empty() => {
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_u64() {
+                        Some(1) => out.v1 = true,
+                        Some(2) => out.v2 = true,
+                        _ => self.err(format!("{key}[{i}]"), "expected 1 or 2"),
+                    }
+                }
+            }
+            _ => self.err(key, "expected a list of versions: [2], [1] or [1, 2]"),
+        }
+        out
+    }
 }
 
 /// A URL standing in for one the preset could not derive (the error is already reported).
