@@ -4,7 +4,7 @@
 //!
 //! Discovery is done by hand (fetch JSON, parse `CoreProviderMetadata`, fetch the JWKS) rather
 //! than with `discover_async`, so the gateway controls key refresh and can later accept
-//! Entra's templated multi-tenant issuer (see ENTRA.md §3) in the Entra module.
+//! Entra's templated multi-tenant issuer (see docs/entra.md §3) in the Entra module.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -270,7 +270,7 @@ impl OidcProvider {
                 self.cfg.client_secret.0.clone(),
                 e.groups_cache_ttl,
             )
-            .map_err(IdpError::Setup)?;
+            .map_err(|e| IdpError::Setup(e.to_string()))?;
             if let Ok(mut slot) = self.graph.write() {
                 if slot.is_none() {
                     *slot = Some(Arc::new(graph));
@@ -553,7 +553,7 @@ impl OidcProvider {
             graph
                 .resolve_into(&self.name, identity, oid)
                 .await
-                .map_err(|why| IdpError::Denied(Deny::GroupsUnresolved, why))?;
+                .map_err(|why| IdpError::Denied(Deny::GroupsUnresolved, why.to_string()))?;
         }
         Ok(())
     }

@@ -219,7 +219,7 @@ impl SamlProvider {
                 g.client_secret.0.clone(),
                 g.cache_ttl,
             )
-            .map_err(IdpError::Setup)?;
+            .map_err(|e| IdpError::Setup(e.to_string()))?;
             if let Ok(mut slot) = self.graph.write() {
                 if slot.is_none() {
                     *slot = Some(Arc::new(graph));
@@ -399,7 +399,7 @@ impl SamlProvider {
         graph
             .resolve_into(&self.name, identity, &oid)
             .await
-            .map_err(|why| (Deny::GroupsUnresolved, why))
+            .map_err(|why| (Deny::GroupsUnresolved, why.to_string()))
     }
 
     /// The identity an assertion vouches for. The user key is the configured attribute or the

@@ -1,4 +1,4 @@
-//! Microsoft Entra ID: every Entra quirk the gateway knows, in one place (ENTRA.md).
+//! Microsoft Entra ID: every Entra quirk the gateway knows, in one place (the facts and their sources: docs/entra.md).
 //!
 //! - Authorities: a tenant GUID, a verified domain, `organizations` or `common`, under an
 //!   instance (`https://login.microsoftonline.com`, or a sovereign cloud) → discovery URL.
@@ -170,7 +170,7 @@ pub fn trusted_email(claims: &Value) -> Option<String> {
     }
 }
 
-/// Did the token leave out the groups because there are too many (ENTRA.md §9)?
+/// Did the token leave out the groups because there are too many (docs/entra.md §9)?
 pub fn groups_overage(claims: &Value) -> bool {
     claims
         .get("_claim_names")
@@ -182,7 +182,7 @@ pub fn groups_overage(claims: &Value) -> bool {
 /// The SAML attribute that replaces the groups when there are over 150.
 pub const SAML_GROUPS_LINK: &str = "http://schemas.microsoft.com/claims/groups.link";
 
-/// An error Entra sent back to the redirect URI (ENTRA.md §16), with what it means.
+/// An error Entra sent back to the redirect URI (docs/entra.md §16), with what it means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AadError {
     pub error: String,
@@ -325,6 +325,33 @@ pub struct Graph {
     groups: moka::future::Cache<String, List>,
 }
 
+/// Why Microsoft Graph could not say which groups a user is in (the sign-in is refused then).
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("{0}")]
+    Client(String),
+    #[error("Graph token request failed: {0}")]
+    TokenRequest(String),
+    #[error("Graph token request refused ({status}): {message}")]
+    TokenRefused { status: String, message: String },
+    #[error("Graph token response has no access_token")]
+    NoAccessToken,
+    #[error("tid and oid must be GUIDs to ask Graph")]
+    NotGuids,
+    #[error("Graph unreachable: {0}")]
+    Unreachable(String),
+    #[error("Graph getMemberObjects answered {status}: {message}")]
+    Refused { status: String, message: String },
+    #[error("Graph getMemberObjects response has no value list")]
+    NoValue,
+    #[error("Graph response refused: {0}")]
+    Body(String),
+    #[error("Graph response is not JSON: {0}")]
+    NotJson(String),
+    #[error("groups overage and Graph lookup failed: {0}")]
+    Overage(Box<GraphError>),
+}
+
 /// Largest Graph response read (11,000 GUIDs in quotes is about 450 KB).
 const MAX_GRAPH_BYTES: usize = 1024 * 1024;
 
@@ -335,8 +362,8 @@ impl Graph {
         client_id: String,
         client_secret: String,
         cache_ttl: Duration,
-    ) -> Result<Graph, String> {
-        let http = crate::fetch::client(Duration::from_secs(10))?;
+    ) -> Result<Graph, GraphError> {
+        let http = crate::fetch::client(Duration::from_secs(10)).map_err(GraphError::Client)?;
         Ok(Graph {
             base,
             token_endpoint_template: token_endpoint,
@@ -373,7 +400,7 @@ impl Graph {
         u
     }
 
-    async fn app_token(&self, tid: &str) -> Result<String, String> {
+    async fn app_token(&self, tid: &str) -> Result<String, GraphError> {
         if let Some((tok, until)) = self.tokens.get(tid).await {
             if Instant::now() < until {
                 return Ok(tok);
@@ -394,22 +421,24 @@ impl Graph {
             ])
             .send()
             .await
-            .map_err(|e| format!("Graph token request failed: {e:?}"))?;
+            .map_err(|e| GraphError::TokenRequest(format!("{e:?}")))?;
         let status = resp.status();
         let body: Value = read_json(resp).await?;
         if !status.is_success() {
-            return Err(format!(
-                "Graph token request refused ({status}): {}",
-                body.get("error_description")
+            return Err(GraphError::TokenRefused {
+                status: status.to_string(),
+                message: body
+                    .get("error_description")
                     .or_else(|| body.get("error"))
                     .and_then(Value::as_str)
                     .unwrap_or("no error given")
-            ));
+                    .to_string(),
+            });
         }
         let token = body
             .get("access_token")
             .and_then(Value::as_str)
-            .ok_or("Graph token response has no access_token")?
+            .ok_or(GraphError::NoAccessToken)?
             .to_string();
         let ttl = body
             .get("expires_in")
@@ -429,12 +458,12 @@ impl Graph {
         provider: &str,
         identity: &mut crate::identity::Identity,
         oid: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), GraphError> {
         let tid = identity.tenant.clone().unwrap_or_default();
         let groups = self
             .member_groups(&tid, oid)
             .await
-            .map_err(|why| format!("groups overage and Graph lookup failed: {why}"))?;
+            .map_err(|why| GraphError::Overage(Box::new(why)))?;
         log::info!(
             "provider {provider}: groups overage for {}: {} groups from Graph",
             identity.user,
@@ -445,9 +474,9 @@ impl Graph {
     }
 
     /// Every group (transitive) of user `oid` in tenant `tid`.
-    pub async fn member_groups(&self, tid: &str, oid: &str) -> Result<List, String> {
+    pub async fn member_groups(&self, tid: &str, oid: &str) -> Result<List, GraphError> {
         if !is_guid(tid) || !is_guid(oid) {
-            return Err("tid and oid must be GUIDs to ask Graph".into());
+            return Err(GraphError::NotGuids);
         }
         let key = format!("{tid}/{oid}");
         if let Some(hit) = self.groups.get(&key).await {
@@ -465,21 +494,25 @@ impl Graph {
             .json(&serde_json::json!({"securityEnabledOnly": false}))
             .send()
             .await
-            .map_err(|e| format!("Graph unreachable: {e}"))?;
+            .map_err(|e| GraphError::Unreachable(e.to_string()))?;
         let status = resp.status();
         let body: Value = read_json(resp).await?;
         if !status.is_success() {
-            let msg = body
+            let message = body
                 .pointer("/error/message")
                 .or_else(|| body.pointer("/error/code"))
                 .and_then(Value::as_str)
-                .unwrap_or("no error given");
-            return Err(format!("Graph getMemberObjects answered {status}: {msg}"));
+                .unwrap_or("no error given")
+                .to_string();
+            return Err(GraphError::Refused {
+                status: status.to_string(),
+                message,
+            });
         }
         let ids: List = body
             .get("value")
             .and_then(Value::as_array)
-            .ok_or("Graph getMemberObjects response has no value list")?
+            .ok_or(GraphError::NoValue)?
             .iter()
             .filter_map(Value::as_str)
             .filter(|s| is_guid(s))
@@ -494,11 +527,11 @@ fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-async fn read_json(resp: reqwest::Response) -> Result<Value, String> {
+async fn read_json(resp: reqwest::Response) -> Result<Value, GraphError> {
     let bytes = crate::fetch::body(resp, MAX_GRAPH_BYTES)
         .await
-        .map_err(|e| format!("Graph response refused: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("Graph response is not JSON: {e}"))
+        .map_err(|e| GraphError::Body(e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| GraphError::NotJson(e.to_string()))
 }
 
 #[cfg(test)]

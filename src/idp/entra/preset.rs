@@ -15,7 +15,7 @@ use crate::read::{join, Obj, Reader};
 
 impl Reader<'_> {
     /// `type: entra`: an OpenID provider whose URLs, issuer rules and claim handling come from
-    /// the tenant and app ID (ENTRA.md §1–3).
+    /// the tenant and app ID (docs/entra.md §1–3).
     pub(crate) fn entra(&mut self, o: &mut Obj<'_>, path: &str) -> Option<ProviderKind> {
         match self.string(o, "protocol").as_deref() {
             None | Some("oidc") => self.entra_oidc(o, path).map(ProviderKind::Oidc),
