@@ -78,10 +78,15 @@ fn callgrind(pid: u32, arg: &str) {
 
 /// Total instructions in the newest dump in `dir`.
 fn last_dump_ir(dir: &std::path::Path) -> u64 {
+    last_dump_ir_named(dir, "cg.out")
+}
+
+/// Total instructions in the newest dump in `dir` whose name starts with `prefix`.
+fn last_dump_ir_named(dir: &std::path::Path, prefix: &str) -> u64 {
     let mut dumps: Vec<_> = std::fs::read_dir(dir)
         .expect("dir")
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("cg.out"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
         .collect();
     dumps.sort_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
     let text = std::fs::read_to_string(dumps.last().expect("a dump").path()).expect("read dump");
@@ -149,7 +154,7 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}" }}
             "--tool=callgrind",
             "--collect-atstart=yes",
             &format!("--callgrind-out-file={}/cg.out.%p", dir.path().display()),
-            env!("CARGO_BIN_EXE_authgate"),
+            &authgate_bin(),
             "run",
             "-c",
             &cfg.display().to_string(),
@@ -217,10 +222,62 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}" }}
     );
     let _ = gateway.kill();
     let _ = gateway.wait();
+
+    // The physical limit: bare pingora (examples/bare_pingora.rs, filters doing nothing),
+    // same pingora, same server options, under callgrind the same way.
+    match bare_pingora_bin() {
+        Some(bin) => {
+            let bp = free_port();
+            let mut bare = Command::new("valgrind")
+                .args([
+                    "--tool=callgrind",
+                    "--collect-atstart=yes",
+                    &format!("--callgrind-out-file={}/bare.out.%p", dir.path().display()),
+                    &bin.display().to_string(),
+                    &format!("127.0.0.1:{bp}"),
+                    &format!("127.0.0.1:{up}"),
+                    "1",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("valgrind");
+            wait_port(bp, Duration::from_secs(120));
+            drive(bp, "/x", None, warm);
+            callgrind(bare.id(), "-z");
+            drive(bp, "/x", None, n);
+            callgrind(bare.id(), "-d");
+            let ir = last_dump_ir_named(dir.path(), "bare.out.") as f64 / n as f64;
+            println!("{:<16} {ir:>10.0} instructions/request", "bare pingora");
+            println!(
+                "bare pingora ÷ public: {:.3} (target ≥ 0.97); bare pingora ÷ session: {:.3} (target ≥ 0.92)",
+                ir / per[0],
+                ir / per[1]
+            );
+            let _ = bare.kill();
+            let _ = bare.wait();
+        }
+        None => println!(
+            "bare pingora: not built (cargo build --release --example bare_pingora); no ratio to it"
+        ),
+    }
     if std::env::var_os("BENCH_KEEP").is_some() {
         // For callgrind_annotate: the two dumps (public, then session) stay.
         println!("dumps kept in {}", dir.keep().display());
     }
+}
+
+/// The gateway binary: this build's, or `AUTHGATE_BIN` (to compare two builds).
+fn authgate_bin() -> String {
+    std::env::var("AUTHGATE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_authgate").to_string())
+}
+
+/// examples/bare_pingora next to this build's binary (cargo builds examples with the tests;
+/// `cargo build --release --example bare_pingora` for the release profile).
+fn bare_pingora_bin() -> Option<std::path::PathBuf> {
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_authgate"));
+    let p = exe.parent()?.join("examples").join("bare_pingora");
+    p.exists().then_some(p)
 }
 
 /// nginx, stopped the way that ends its workers too.

@@ -15,5 +15,5 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
-cargo build --release --locked --bin authgate
+cargo build --release --locked --bin authgate --example bare_pingora
 exec python3 benches/load.py "$@"

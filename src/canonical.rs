@@ -169,16 +169,17 @@ pub fn has_prefix_ci(path: &str, prefix: &str) -> bool {
 /// Reads a request as pingora parsed it: the target's exact bytes, every `Host`, HTTP/2's
 /// `:authority`.
 pub fn of(req: &pingora::http::RequestHeader, allowed: Exceptions) -> Result<Canonical, Refusal> {
-    let hosts: Vec<&[u8]> = req
-        .headers
-        .get_all(http::header::HOST)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
+    // Two values are enough to know there is more than one (refused either way).
+    let mut hosts: [&[u8]; 2] = [b"", b""];
+    let mut n = 0;
+    for v in req.headers.get_all(http::header::HOST).iter().take(2) {
+        hosts[n] = v.as_bytes();
+        n += 1;
+    }
     let authority = req.uri.authority().map(|a| a.as_str());
     read(
         req.raw_path(),
-        &hosts,
+        &hosts[..n],
         authority,
         req.version >= http::Version::HTTP_11,
         allowed,
@@ -187,9 +188,19 @@ pub fn of(req: &pingora::http::RequestHeader, allowed: Exceptions) -> Result<Can
 
 /// Makes the request say exactly what was read: origin-form target, canonical `Host`.
 pub fn apply(req: &mut pingora::http::RequestHeader, c: &Canonical) -> pingora::Result<()> {
-    let target = c.target();
-    if req.raw_path() != target.as_bytes() || req.uri.authority().is_some() {
-        match target.parse::<http::Uri>() {
+    let raw = req.raw_path();
+    let path = c.path.as_bytes();
+    let same = match &c.query {
+        Some(q) => {
+            raw.len() == path.len() + 1 + q.len()
+                && raw.starts_with(path)
+                && raw[path.len()] == b'?'
+                && raw.ends_with(q.as_bytes())
+        }
+        None => raw == path,
+    };
+    if !same || req.uri.authority().is_some() {
+        match c.target().parse::<http::Uri>() {
             Ok(uri) => req.set_uri(uri),
             Err(_) => {
                 return pingora::Error::e_explain(

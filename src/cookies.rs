@@ -207,24 +207,20 @@ impl Cookies {
 
     /// Removes the gateway's cookies from the request the upstream receives.
     pub fn keep_from_upstream(&self, upstream: &mut RequestHeader) -> pingora::Result<()> {
-        let has_ours = upstream
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .any(|h| h.to_str().is_ok_and(|c| c.contains(self.session.as_str())));
-        if !has_ours {
+        let mut kept: Option<String> = None;
+        let mut ours = false;
+        for h in upstream.headers.get_all(http::header::COOKIE).iter() {
+            let Ok(c) = std::str::from_utf8(h.as_bytes()) else {
+                continue;
+            };
+            ours |= keep_foreign(c, |n| self.is_own(n), &mut kept);
+        }
+        if !ours {
             return Ok(());
         }
-        let kept: Vec<String> = upstream
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|h| h.to_str().ok())
-            .filter_map(|c| without_cookies(c, |n| self.is_own(n)))
-            .collect();
         upstream.remove_header(&http::header::COOKIE);
-        if !kept.is_empty() {
-            upstream.insert_header(http::header::COOKIE, kept.join("; "))?;
+        if let Some(kept) = kept {
+            upstream.insert_header(http::header::COOKIE, kept)?;
         }
         Ok(())
     }
@@ -299,16 +295,30 @@ pub fn find_cookie<'a>(header: &'a str, name: &'a str) -> Option<&'a str> {
 /// Rewrites the `Cookie` header without the gateway's own cookies, so the session never
 /// reaches the upstream. Returns the new header value (None = remove the header).
 pub fn without_cookies(cookie_header: &str, is_ours: impl Fn(&str) -> bool) -> Option<String> {
-    let kept: Vec<&str> = cookie_header
-        .split(';')
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .filter(|c| {
-            let name = c.split_once('=').map_or(*c, |(n, _)| n).trim();
-            !is_ours(name)
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
+    let mut kept = None;
+    keep_foreign(cookie_header, is_ours, &mut kept);
+    kept
+}
+
+/// Appends the cookies of `header` that are not ours to `kept` ("; "-separated, allocated
+/// only when there is one); returns whether the header held one of ours.
+fn keep_foreign(header: &str, is_ours: impl Fn(&str) -> bool, kept: &mut Option<String>) -> bool {
+    let mut ours = false;
+    for c in header.split(';').map(str::trim).filter(|c| !c.is_empty()) {
+        let name = c.split_once('=').map_or(c, |(n, _)| n).trim();
+        if is_ours(name) {
+            ours = true;
+            continue;
+        }
+        match kept {
+            Some(k) => {
+                k.push_str("; ");
+                k.push_str(c);
+            }
+            None => *kept = Some(c.to_string()),
+        }
+    }
+    ours
 }
 
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -60,6 +60,10 @@ pub struct Deadlined {
     inner: Stream,
     limit: Duration,
     scan: Scan,
+    /// When the current head's first byte arrived, if the head is still incomplete.
+    first_byte: Option<Instant>,
+    /// Set only while waiting for the rest of an incomplete head: a head that arrives whole
+    /// (the usual case) costs no timer and no clock read.
     timer: Option<Pin<Box<Sleep>>>,
     metrics: Arc<Metrics>,
 }
@@ -79,6 +83,7 @@ impl Deadlined {
             armed: true,
             ..Scan::default()
         };
+        self.first_byte = None;
         self.timer = None;
     }
 }
@@ -97,20 +102,22 @@ impl AsyncRead for Deadlined {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let new = &buf.filled()[before..];
-                if !new.is_empty() && this.timer.is_none() {
-                    this.timer = Some(Box::pin(tokio::time::sleep_until(
-                        Instant::now() + this.limit,
-                    )));
-                }
                 if this.scan.feed(new) {
+                    this.first_byte = None;
                     this.timer = None;
+                } else if !new.is_empty() && this.first_byte.is_none() {
+                    this.first_byte = Some(Instant::now());
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
+                if let (None, Some(first)) = (&this.timer, this.first_byte) {
+                    this.timer = Some(Box::pin(tokio::time::sleep_until(first + this.limit)));
+                }
                 if let Some(t) = this.timer.as_mut() {
                     if t.as_mut().poll(cx).is_ready() {
                         this.scan.armed = false;
+                        this.first_byte = None;
                         this.timer = None;
                         this.metrics
                             .denials
@@ -240,6 +247,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
                 inner: stream,
                 limit: self.limit,
                 scan: Scan::default(),
+                first_byte: None,
                 timer: None,
                 metrics: self.metrics.clone(),
             })

@@ -217,3 +217,92 @@ pub fn status_label(status: u16) -> &'static str {
         _ => "none",
     }
 }
+
+/// Status labels by slot: the known codes, then the classes (see `status_label`).
+const STATUS_SLOTS: usize = 20;
+
+fn status_slot(status: u16) -> usize {
+    const KNOWN: [u16; 13] = [
+        200, 204, 301, 302, 304, 400, 401, 403, 404, 500, 502, 503, 504,
+    ];
+    match KNOWN.iter().position(|c| *c == status) {
+        Some(i) => i,
+        None => match status / 100 {
+            1..=5 => 12 + usize::from(status / 100),
+            _ => 18,
+        },
+    }
+}
+
+/// One route's series, resolved on first use and then held, so a proxied request does no
+/// label lookups (hashing, a lock) to be counted.
+#[derive(Default)]
+pub struct RouteSeries(std::sync::OnceLock<RouteHandles>);
+
+struct RouteHandles {
+    request_duration: prometheus::Histogram,
+    upstream_duration: prometheus::Histogram,
+    requests: [std::sync::OnceLock<prometheus::IntCounter>; STATUS_SLOTS],
+}
+
+impl RouteSeries {
+    fn handles(&self, m: &Metrics, route: &str) -> &RouteHandles {
+        self.0.get_or_init(|| RouteHandles {
+            request_duration: m.request_duration.with_label_values(&[route]),
+            upstream_duration: m.upstream_duration.with_label_values(&[route]),
+            requests: Default::default(),
+        })
+    }
+
+    /// A request on this route ended with `status`, `secs` after it began.
+    pub fn finished(&self, m: &Metrics, route: &str, status: u16, secs: Option<f64>) {
+        let h = self.handles(m, route);
+        h.requests[status_slot(status)]
+            .get_or_init(|| m.requests.with_label_values(&[route, status_label(status)]))
+            .inc();
+        if let Some(s) = secs {
+            h.request_duration.observe(s);
+        }
+    }
+
+    /// The upstream's response header arrived `secs` after the request was sent to it.
+    pub fn upstream(&self, m: &Metrics, route: &str, secs: f64) {
+        self.handles(m, route).upstream_duration.observe(secs);
+    }
+}
+
+/// A copy starts unresolved (it resolves to the same series on first use).
+impl Clone for RouteSeries {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for RouteSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteSeries")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_slots_match_status_labels() {
+        // Two statuses share a slot exactly when they share a label.
+        let codes: Vec<u16> = (0..700).collect();
+        for a in &codes {
+            assert!(status_slot(*a) < STATUS_SLOTS);
+            for b in [
+                200u16, 204, 301, 302, 304, 400, 401, 403, 404, 429, 500, 502, 503, 504, 101, 0,
+            ] {
+                assert_eq!(
+                    status_slot(*a) == status_slot(b),
+                    status_label(*a) == status_label(b),
+                    "{a} and {b}"
+                );
+            }
+        }
+    }
+}

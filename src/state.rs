@@ -34,6 +34,9 @@ pub struct Core {
     pub sessions: Arc<Sessions>,
     pub cookies: Cookies,
     pub providers: Vec<Arc<Provider>>,
+    /// `X-Forwarded-Proto` and the default `X-Forwarded-Port`, from `public_url`, built once.
+    pub forwarded_proto: http::HeaderValue,
+    pub forwarded_port: http::HeaderValue,
 }
 
 impl Core {
@@ -76,6 +79,13 @@ impl Core {
                         .map(|p| (p.name.clone(), p.group_names.clone()))
                         .collect(),
                 ),
+            forwarded_proto: match cfg.public_url.scheme() {
+                "https" => http::HeaderValue::from_static("https"),
+                _ => http::HeaderValue::from_static("http"),
+            },
+            forwarded_port: http::HeaderValue::from(
+                cfg.public_url.port_or_known_default().unwrap_or(80),
+            ),
             sessions,
             cookies,
             providers,

@@ -91,6 +91,19 @@ const USERS = {
     roles: ['Reader'],
     graphGroups: [...manyGroups(229), ADMINS],
   },
+  // In 20 groups (the memory benchmark's realistic member: Entra claims, 20 group IDs).
+  many: {
+    sub: 'AAAAAAAAAAAAAAAAAAAAAM4nyM4nyM4nyM4nyM4nyM4',
+    oid: '00000000-0000-0000-0020-000000000020',
+    tid: TENANT_ID,
+    name: 'Many Groups',
+    preferred_username: 'many@contoso.example',
+    upn: 'many@contoso.example',
+    email: 'many@contoso.example',
+    xms_edov: true,
+    groups: manyGroups(20),
+    roles: ['Reader'],
+  },
   // Another tenant; its admin set her mail to a victim's address (nOAuth).
   mallory: {
     sub: 'AAAAAAAAAAAAAAAAAAAAAM4ll0ry0utS1d3T3n4nt00',

@@ -45,6 +45,8 @@ pub struct Ctx {
     /// The canonical `Host` and port (for `X-Forwarded-Host`/`-Port`).
     authority: Option<String>,
     port: Option<u16>,
+    /// The TCP peer, read once.
+    peer: Option<std::net::IpAddr>,
     /// The peer is a trusted proxy: its forwarding headers are kept and appended to.
     trusted_peer: bool,
 }
@@ -99,7 +101,8 @@ impl Gateway {
         ctx.route = Some(route.clone());
         // 4. The upstream receives exactly what was read.
         canonical::apply(down.req_mut(), &canonical)?;
-        ctx.trusted_peer = core.trusts(down.peer());
+        ctx.peer = down.peer();
+        ctx.trusted_peer = core.trusts(ctx.peer);
         ctx.authority = canonical.authority;
         ctx.port = canonical.port;
         // 5. Nobody but the gateway sets identity headers, nor (unless it is a trusted proxy)
@@ -182,7 +185,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
@@ -198,16 +201,16 @@ impl ProxyHttp for Gateway {
         // The gateway's cookies are its own business.
         core.cookies.keep_from_upstream(upstream)?;
         let forwarding = Forwarding {
-            peer: Downstream::peer(session),
+            peer: ctx.peer,
             trusted: ctx.trusted_peer,
-            proto: core.cfg.public_url.scheme(),
-            authority: ctx.authority.as_deref(),
-            port: ctx
-                .port
-                .or(core.cfg.public_url.port_or_known_default())
-                .unwrap_or(80),
+            proto: core.forwarded_proto.clone(),
+            authority: ctx.authority.take(),
+            port: match ctx.port {
+                Some(p) => http::HeaderValue::from(p),
+                None => core.forwarded_port.clone(),
+            },
         };
-        set_forwarding(upstream, &forwarding)?;
+        set_forwarding(upstream, forwarding)?;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
@@ -219,11 +222,10 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let (Some(sent), Some(route)) = (ctx.upstream_sent.take(), &ctx.route) {
-            self.shared
-                .metrics
-                .upstream_duration
-                .with_label_values(&[&route.name])
-                .observe(sent.elapsed().as_secs_f64());
+            let secs = sent.elapsed().as_secs_f64();
+            route
+                .series
+                .upstream(&self.shared.metrics, &route.name, secs);
         }
         Ok(())
     }
@@ -242,18 +244,29 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let route = ctx.route.as_ref().map_or("_gateway", |r| r.name.as_str());
         let metrics = &self.shared.metrics;
-        metrics
-            .requests
-            .with_label_values(&[route, status_label(status)])
-            .inc();
-        if let Some(started) = ctx.started {
-            metrics
-                .request_duration
-                .with_label_values(&[route])
-                .observe(started.elapsed().as_secs_f64());
-        }
+        let secs = ctx.started.map(|t| t.elapsed().as_secs_f64());
+        let route = match &ctx.route {
+            Some(r) => {
+                r.series.finished(metrics, &r.name, status, secs);
+                r.name.as_str()
+            }
+            None => {
+                // The gateway's own pages and refusals: not the hot path.
+                let route = "_gateway";
+                metrics
+                    .requests
+                    .with_label_values(&[route, status_label(status)])
+                    .inc();
+                if let Some(s) = secs {
+                    metrics
+                        .request_duration
+                        .with_label_values(&[route])
+                        .observe(s);
+                }
+                route
+            }
+        };
         if let Some(e) = e {
             // A client hanging up is routine (load generators, closed tabs); the rest is not.
             if *e.esource() == pingora::ErrorSource::Downstream {

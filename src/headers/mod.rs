@@ -264,21 +264,26 @@ impl HeaderPlan {
 }
 
 /// What the forwarding headers say about the request.
-pub struct Forwarding<'a> {
+pub struct Forwarding {
     /// The TCP peer.
     pub peer: Option<std::net::IpAddr>,
     /// The peer is a trusted proxy: its forwarding headers are kept and appended to.
     pub trusted: bool,
     /// The public URL's scheme.
-    pub proto: &'a str,
+    pub proto: HeaderValue,
     /// The canonical `Host`.
-    pub authority: Option<&'a str>,
-    pub port: u16,
+    pub authority: Option<String>,
+    pub port: HeaderValue,
+}
+
+/// A header value that takes the string's buffer instead of copying it.
+fn owned_value(s: String) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(Bytes::from(s)).ok()
 }
 
 /// Sets the forwarding headers the upstream receives: the gateway's own, appended to (or,
 /// for `-Proto`/`-Host`/`-Port`, replaced by) a trusted proxy's.
-pub fn set_forwarding(upstream: &mut RequestHeader, f: &Forwarding<'_>) -> pingora::Result<()> {
+pub fn set_forwarding(upstream: &mut RequestHeader, f: Forwarding) -> pingora::Result<()> {
     if let Some(ip) = f.peer {
         let xff = match upstream
             .headers
@@ -289,19 +294,21 @@ pub fn set_forwarding(upstream: &mut RequestHeader, f: &Forwarding<'_>) -> pingo
             Some(prev) => format!("{prev}, {ip}"),
             None => ip.to_string(),
         };
-        upstream.insert_header("x-forwarded-for", xff)?;
+        if let Some(v) = owned_value(xff) {
+            upstream.insert_header("x-forwarded-for", v)?;
+        }
     }
     let keep = |h: &RequestHeader, n: &str| f.trusted && h.headers.contains_key(n);
     if !keep(upstream, "x-forwarded-proto") {
         upstream.insert_header("x-forwarded-proto", f.proto)?;
     }
     if !keep(upstream, "x-forwarded-host") {
-        if let Some(a) = f.authority {
+        if let Some(a) = f.authority.and_then(owned_value) {
             upstream.insert_header("x-forwarded-host", a)?;
         }
     }
     if !keep(upstream, "x-forwarded-port") {
-        upstream.insert_header("x-forwarded-port", f.port.to_string())?;
+        upstream.insert_header("x-forwarded-port", f.port)?;
     }
     Ok(())
 }

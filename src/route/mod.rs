@@ -19,6 +19,8 @@ pub struct Route {
     accepts: Vec<Arc<str>>,
     pub policy: Policy,
     pub exceptions: Exceptions,
+    /// Its metric series, resolved once.
+    pub series: crate::metrics::RouteSeries,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +56,7 @@ impl RouteTable {
                     accepts: r.accepts.iter().map(|n| Arc::from(n.as_str())).collect(),
                     policy: r.policy.clone(),
                     exceptions: r.exceptions,
+                    series: Default::default(),
                 })
             })
             .collect();

@@ -155,6 +155,9 @@ struct Opened {
 /// the cookie text and the identity it carries).
 const OPENED_TTL: Duration = Duration::from_secs(300);
 const OPENED_MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// With a server-side store the openings carry no identity and only the recently active
+/// need to stay: a smaller bound keeps the memory for the sessions themselves.
+const OPENED_MAX_BYTES_STORED: u64 = 4 * 1024 * 1024;
 
 impl Sessions {
     /// The manager for `cfg`, with the store it names. `None`: the secret is too short.
@@ -174,13 +177,18 @@ impl Sessions {
         clock: Clock,
     ) -> Option<Self> {
         let sealer = Sealer::new(cfg.secret.0.as_bytes())?;
+        let opened_max = if store.keeps_identities() {
+            OPENED_MAX_BYTES_STORED
+        } else {
+            OPENED_MAX_BYTES
+        };
         Some(Self {
             cfg,
             sealer,
             store,
             clock,
             opened: Cache::builder()
-                .max_capacity(OPENED_MAX_BYTES)
+                .max_capacity(opened_max)
                 .weigher(|k: &String, v: &Arc<Opened>| {
                     let id = v.identity.as_ref().map_or(0, |i| {
                         // The struct, the lists (kept joined) and the other strings.
@@ -243,14 +251,10 @@ impl Sessions {
 
     /// Checks a presented cookie value at time `now` (seconds).
     pub async fn check(&self, sealed: &str, now: u64) -> Check {
-        // With a server-side store the ticket is small and quick to open, and the memory is
-        // better spent on the sessions themselves: only the cookie store remembers openings.
-        let remember = !self.store.keeps_identities();
-        let cached = if remember {
-            self.opened.get(sealed)
-        } else {
-            None
-        };
+        // Opening is an AES-GCM decryption with a fresh key schedule: every store remembers
+        // the openings of recently presented cookies (bounded, see OPENED_MAX_BYTES*).
+        let in_ticket = !self.store.keeps_identities();
+        let cached = self.opened.get(sealed);
         let ticket = match cached {
             Some(hit) => hit,
             None => {
@@ -269,9 +273,7 @@ impl Sessions {
                     identity: t.id.map(Arc::new),
                     renewed: std::sync::Mutex::new(None),
                 });
-                if remember {
-                    self.opened.insert(sealed.to_string(), opened.clone());
-                }
+                self.opened.insert(sealed.to_string(), opened.clone());
                 opened
             }
         };
@@ -285,7 +287,7 @@ impl Sessions {
         if self.store.is_revoked(&ticket.sid) {
             return Check::Rejected(Rejection::Revoked);
         }
-        let identity = match (remember, &ticket.identity) {
+        let identity = match (in_ticket, &ticket.identity) {
             (true, Some(id)) => id.clone(),
             (true, None) => return Check::Rejected(Rejection::Invalid),
             (false, _) => match self.store.load(&ticket.sid).await {
@@ -319,7 +321,7 @@ impl Sessions {
                 iat: ticket.iat,
                 exp: ticket.exp,
                 seen: now,
-                id: remember.then(|| identity.as_ref().clone()),
+                id: in_ticket.then(|| identity.as_ref().clone()),
             };
             let sealed = self.sealer.seal(&self.cfg.cookie_name, &t);
             *memo = sealed.clone().map(|v| (now, v));
