@@ -263,9 +263,10 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
 
-def pin(cpus):
-    """Moves every process this benchmark started (and their threads and children) to `cpus`."""
-    pgids = {p.pid for _, p in procs}
+def pin(cpus, names=None):
+    """Moves the processes this benchmark started (all, or those named), their threads and
+    children, to `cpus`."""
+    pgids = {p.pid for n, p in procs if names is None or n in names}
     ps = subprocess.run(["ps", "-e", "-o", "pid=,pgid="], capture_output=True, text=True).stdout
     for line in ps.splitlines():
         pid, pgid = (int(x) for x in line.split())
@@ -454,12 +455,15 @@ ProxyPass / http://127.0.0.1:{up}/ keepalive=On
     cores = os.cpu_count()
     variants = [("shared", None, None), ("pinned", "0", "1")] if cores >= 2 and not args.no_pinned else [("shared", None, None)]
     print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s; best of {args.rounds} interleaved rounds; "
-          f"shared: {cores} cores shared by wrk and every server; pinned: every server on CPU 0, wrk on CPU 1",
+          f"shared: {cores} cores shared by wrk and every server; pinned: the servers on CPU 0, wrk and the upstream on CPU 1",
           flush=True)
     best = {}
     for rnd in range(args.rounds):
         for variant, server_cpus, wrk_cpus in variants:
             pin(server_cpus or ",".join(str(i) for i in range(cores)))
+            if wrk_cpus:
+                # The upstream runs beside wrk: the core under test is the server's alone.
+                pin(wrk_cpus, {"nginx-upstream"})
             for size in ("tiny", "16 KB"):
                 for name, tiny, big, c in systems:
                     r = wrk(name, tiny if size == "tiny" else big, args, c(), cpus=wrk_cpus)
