@@ -2,7 +2,8 @@
 # The side-by-side load benchmark (see benches/load.py and BENCHMARKS.md): installs the peers
 # (nginx, wrk, Apache with mod_auth_mellon and mod_auth_openidc, from Debian), builds authgate
 # in release mode and runs everything on 127.0.0.1.
-# Usage: benches/load.sh [--duration 10] [--connections 32] [--rounds 2] [--json out.json]
+# Usage: benches/load.sh [--duration 8] [--connections 32] [--rounds 2] [--json out.json]
+#        benches/load.sh --memory [--sessions 20000]   (resident memory after real sign-ins)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -16,4 +17,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 cargo build --release --locked --bin authgate --example bare_pingora
+if [ "${1:-}" = "--memory" ]; then
+  shift
+  exec python3 benches/session_rss.py "$@"
+fi
 exec python3 benches/load.py "$@"
