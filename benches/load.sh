@@ -3,7 +3,7 @@
 # (nginx, wrk, Apache with mod_auth_mellon and mod_auth_openidc, from Debian), builds authgate
 # in release mode and runs everything on 127.0.0.1.
 # Usage: benches/load.sh [--duration 8] [--connections 32] [--rounds 2] [--json out.json]
-#        benches/load.sh --memory [--sessions 20000]   (resident memory after real sign-ins)
+#        benches/load.sh --memory [--sessions 30000]   (resident memory after real sign-ins)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
