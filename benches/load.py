@@ -277,6 +277,20 @@ def pin(cpus, names=None):
 BIG = 16 * 1024
 
 
+def start_authgate(cfg, name, admin, env=None):
+    """Starts the release gateway with `cfg` and waits until its admin port says ready."""
+    p = start([os.path.join(ROOT, "target/release/authgate"), "run", "-c", cfg], name,
+              env={"AUTHGATE_LOG": "warn", **(env or {})})
+    wait_port(admin, f"{name} admin")
+    for _ in range(100):
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz").status == 200:
+                break
+        except Exception:
+            time.sleep(0.1)
+    return p
+
+
 def run(args, work):
     up, ngx, bare, gw, gwm, adm, admm, oidc_ap, mel_ap, op_port, ssp_port = (free_port() for _ in range(11))
     # The upstream (its own nginx: a tiny 200 anywhere, 16 KB at .../big), and nginx as a
@@ -352,15 +366,7 @@ routes:
   - {{ name: public, path_prefix: /public, upstream: "127.0.0.1:{up}", public: true }}
 session: {{ secret: "${{BENCH_SESSION_SECRET}}", store: {store} }}
 """)
-        start([os.path.join(ROOT, "target/release/authgate"), "run", "-c", cfg], name,
-              env={"BENCH_SECRET": "bench-secret", "BENCH_SESSION_SECRET": secret, "AUTHGATE_LOG": "warn"})
-        wait_port(admin, f"{name} admin")
-        for _ in range(100):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz").status == 200:
-                    break
-            except Exception:
-                time.sleep(0.1)
+        start_authgate(cfg, name, admin, {"BENCH_SECRET": "bench-secret", "BENCH_SESSION_SECRET": secret})
 
     # Apache + mod_auth_openidc against the same provider.
     apache("openidc", oidc_ap, work, f"""

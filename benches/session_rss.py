@@ -67,15 +67,7 @@ routes:
   - {{ name: app, upstream: "127.0.0.1:{up}" }}
 session: {{ secret: "{os.urandom(24).hex()}", store: {store}, max_sessions: {max(n * 2, 1000)} }}
 """)
-    p = load.start([os.path.join(load.ROOT, "target/release/authgate"), "run", "-c", cfg], f"authgate-{store}",
-                   env={"AUTHGATE_LOG": "warn"})
-    load.wait_port(adm, "authgate admin")
-    for _ in range(100):
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{adm}/readyz").status == 200:
-                break
-        except Exception:
-            time.sleep(0.1)
+    p = load.start_authgate(cfg, f"authgate-{store}", adm)
     points = [(0, rss_kib(p.pid))]
     done = 0
     t0 = time.time()
