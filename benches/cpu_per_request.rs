@@ -272,8 +272,9 @@ fn authgate_bin() -> String {
     std::env::var("AUTHGATE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_authgate").to_string())
 }
 
-/// examples/bare_pingora next to this build's binary (cargo builds examples with the tests;
-/// `cargo build --release --example bare_pingora` for the release profile).
+/// examples/bare_pingora next to this build's binary: `cargo build [--release] --example
+/// bare_pingora` (benches/load.sh does). `cargo test` builds examples only as test harnesses,
+/// so the suite's smoke run reports the bare row as not built.
 fn bare_pingora_bin() -> Option<std::path::PathBuf> {
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_authgate"));
     let p = exe.parent()?.join("examples").join("bare_pingora");
