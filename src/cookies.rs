@@ -210,10 +210,18 @@ impl Cookies {
         let mut kept: Option<String> = None;
         let mut ours = false;
         for h in upstream.headers.get_all(http::header::COOKIE).iter() {
-            let Ok(c) = std::str::from_utf8(h.as_bytes()) else {
-                continue;
-            };
-            ours |= keep_foreign(c, |n| self.is_own(n), &mut kept);
+            match std::str::from_utf8(h.as_bytes()) {
+                Ok(c) => ours |= keep_foreign(c, |n| self.is_own(n), &mut kept),
+                // Not UTF-8: read the names as bytes; a header holding one of ours goes
+                // whole (the client's other cookies in it with it) rather than reach the
+                // upstream with ours inside.
+                Err(_) => {
+                    ours |= h.as_bytes().split(|b| *b == b';').any(|pair| {
+                        let name = pair.split(|b| *b == b'=').next().unwrap_or(pair);
+                        std::str::from_utf8(name.trim_ascii()).is_ok_and(|n| self.is_own(n))
+                    })
+                }
+            }
         }
         if !ours {
             return Ok(());
@@ -401,5 +409,19 @@ mod tests {
         c.keep_from_upstream(&mut req).unwrap();
         let all: Vec<_> = req.headers.get_all("cookie").iter().collect();
         assert_eq!(all, ["keep=1"]);
+        // A header that is not UTF-8 still gives ours away by name: it goes whole.
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        let odd = http::HeaderValue::from_bytes(b"x=\xff; sess=v").unwrap();
+        req.append_header("cookie", odd).unwrap();
+        req.append_header("cookie", "keep=1").unwrap();
+        c.keep_from_upstream(&mut req).unwrap();
+        let all: Vec<_> = req.headers.get_all("cookie").iter().collect();
+        assert_eq!(all, ["keep=1"]);
+        // Not UTF-8 and none of ours: left as the client sent it.
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("cookie", http::HeaderValue::from_bytes(b"x=\xff").unwrap())
+            .unwrap();
+        c.keep_from_upstream(&mut req).unwrap();
+        assert_eq!(req.headers["cookie"].as_bytes(), b"x=\xff");
     }
 }

@@ -80,7 +80,7 @@ pub async fn forward_auth(shared: &Shared, core: &Core, down: &mut dyn Downstrea
             // ingress-nginx accepts only 2xx/401/403 from auth-url and redirects itself.
             if fa.dialect == Dialect::Traefik && wants_html(down.req()) {
                 let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
-                return sign_in::start(shared, core, down, route.provider, return_to, Vec::new());
+                return sign_in::start(core, down, route.provider, return_to, Vec::new());
             }
             shared.deny("unauthenticated");
             return Answer::unauthenticated(None);

@@ -33,7 +33,7 @@ pub async fn serve(
         "/sign_out" => sign_out::sign_out(shared, core, down).await?,
         "/signed_out" => sign_out::signed_out(),
         "/auth" => forward_auth::forward_auth(shared, core, down).await,
-        "/sign_in" => sign_in::sign_in(shared, core, down),
+        "/sign_in" => sign_in::sign_in(core, down),
         _ if rest.starts_with("/saml/") => {
             let mut parts = rest["/saml/".len()..].splitn(2, '/');
             let (name, action) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));

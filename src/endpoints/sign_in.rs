@@ -27,7 +27,7 @@ struct Trips {
 }
 
 /// `/_authgate/sign_in?rd=<return path>&provider=<name>`.
-pub fn sign_in(shared: &Shared, core: &Core, down: &mut dyn Downstream) -> Answer {
+pub fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
     let q = query_pairs(down.req());
     let return_to = return_to::sanitize(first(&q, "rd").unwrap_or("/"), &core.cfg.public_url);
     let provider = match first(&q, "provider") {
@@ -37,7 +37,7 @@ pub fn sign_in(shared: &Shared, core: &Core, down: &mut dyn Downstream) -> Answe
     let Some(provider) = provider else {
         return Answer::unknown_provider();
     };
-    start(shared, core, down, provider, return_to, Vec::new())
+    start(core, down, provider, return_to, Vec::new())
 }
 
 /// No session: browsers are sent to sign in with the route's provider, API callers get a 401.
@@ -97,13 +97,12 @@ pub fn challenge(shared: &Shared, core: &Core, down: &mut dyn Downstream, route:
     if completed {
         extra.push(core.cookies.clear_sign_in_done());
     }
-    start(shared, core, down, route.provider, return_to, extra)
+    start(core, down, route.provider, return_to, extra)
 }
 
 /// Sends the browser to provider number `provider`, keeping the pending sign-in sealed in a
 /// cookie named after its key; `extra` cookies are set on the same answer.
 pub fn start(
-    _shared: &Shared,
     core: &Core,
     down: &mut dyn Downstream,
     provider: usize,
