@@ -177,6 +177,8 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}" }}
         secret: Secret(SECRET.into()),
         store: StoreKind::Cookie,
         max_sessions: 1000,
+        redis: None,
+        shared_revocation: false,
     })
     .expect("sessions");
     let identity = Identity {

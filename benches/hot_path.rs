@@ -51,6 +51,8 @@ fn bench(c: &mut Criterion) {
             secret: Secret("b".repeat(48)),
             store,
             max_sessions: 1000,
+            redis: None,
+            shared_revocation: false,
         })
         .unwrap();
         let cookie = rt.block_on(sessions.create(identity())).unwrap();

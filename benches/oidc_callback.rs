@@ -62,6 +62,8 @@ fn bench(c: &mut Criterion) {
         secret: Secret("s".repeat(48)),
         store: StoreKind::Cookie,
         max_sessions: 1000,
+        redis: None,
+        shared_revocation: false,
     })
     .expect("sessions");
     let rt = tokio::runtime::Builder::new_current_thread()

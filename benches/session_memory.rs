@@ -46,6 +46,8 @@ fn main() {
         secret: Secret("m".repeat(48)),
         store: StoreKind::Memory,
         max_sessions: 1_000_000,
+        redis: None,
+        shared_revocation: false,
     })
     .expect("sessions");
     let before = rss_kib();

@@ -211,6 +211,27 @@ impl Answer {
         )
     }
 
+    /// The session store (Redis) cannot be reached: no sign-in can start or finish, and a
+    /// session this replica has not read recently cannot be checked. 503, never a redirect
+    /// to the IdP (the user could not get a session at the end of it anyway).
+    pub fn store_unavailable(html: bool) -> Self {
+        let answer = if html {
+            Self::page(
+                503,
+                "Temporarily unavailable",
+                "The gateway cannot reach its session store right now, so it cannot check or start sessions. Try again in a minute; if it persists, tell your administrator.",
+                Some("Reason: store_unavailable"),
+            )
+        } else {
+            Self::json_error(
+                503,
+                "store_unavailable",
+                "the session store cannot be reached; try again shortly",
+            )
+        };
+        answer.header("retry-after", "5".to_string())
+    }
+
     /// A route's policy said no: a page for people (`html`), JSON for programs.
     pub fn forbidden(deny: Deny, identity: &Identity, route: &str, html: bool) -> Self {
         let (title, message) = deny.explain();

@@ -10,7 +10,7 @@ use crate::idp::oidc::{pick_by_issuer, OidcProvider};
 use crate::idp::IdpError;
 use crate::policy;
 use crate::route::Route;
-use crate::session::{now_secs, Check};
+use crate::session::{now_secs, Check, Rejection};
 use crate::state::{Core, Shared};
 
 /// What the authentication step came to.
@@ -42,7 +42,10 @@ pub async fn authenticate(
         Bearer::Refused(answer) => return Auth::Refused(answer),
         Bearer::Verified(identity) => (identity, None),
         Bearer::Absent => match session_of(shared, core, down).await {
-            Some((identity, _)) if !route.accepts(&identity.provider) => {
+            Err(StoreDown) => {
+                return Auth::Refused(Answer::store_unavailable(wants_html(down.req())))
+            }
+            Ok(Some((identity, _))) if !route.accepts(&identity.provider) => {
                 // Signed in, but with a provider this route does not take: no session
                 // here, so the browser signs in with the route's own provider.
                 shared.session_rejected("wrong_provider");
@@ -54,8 +57,8 @@ pub async fn authenticate(
                 );
                 return Auth::NoSession;
             }
-            Some(found) => found,
-            None => return Auth::NoSession,
+            Ok(Some(found)) => found,
+            Ok(None) => return Auth::NoSession,
         },
     };
     if let Err(deny) = policy::decide(&route.policy, &identity) {
@@ -76,26 +79,37 @@ pub async fn authenticate(
     }
 }
 
+/// A session cookie could not be checked: the session store does not answer (and this
+/// replica has not read that session recently enough to vouch for it).
+#[derive(Debug)]
+pub struct StoreDown;
+
 /// The session, if the request carries a valid one (and the re-issued cookie value).
 pub async fn session_of(
     shared: &Shared,
     core: &Core,
     down: &mut dyn Downstream,
-) -> Option<(Arc<Identity>, Option<String>)> {
+) -> Result<Option<(Arc<Identity>, Option<String>)>, StoreDown> {
     let now = now_secs();
+    let mut unchecked = false;
     for value in core.cookies.sessions(down.req()) {
         match core.sessions.check(value, now).await {
             Check::Valid {
                 identity,
                 refreshed,
-            } => return Some((identity, refreshed)),
+            } => return Ok(Some((identity, refreshed))),
             Check::Rejected(r) => {
                 log::debug!("session cookie rejected: {}", r.label());
                 shared.session_rejected(r.label());
+                unchecked |= r == Rejection::StoreError;
             }
         }
     }
-    None
+    if unchecked {
+        Err(StoreDown)
+    } else {
+        Ok(None)
+    }
 }
 
 /// What an `Authorization: Bearer` header came to.

@@ -348,6 +348,8 @@ mod tests {
             secret: Secret("k".repeat(32)),
             store: StoreKind::Cookie,
             max_sessions: 10,
+            redis: None,
+            shared_revocation: false,
         }
     }
 

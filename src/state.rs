@@ -1,11 +1,10 @@
 //! What a request is served with: `Core`, everything built from one configuration (swapped
 //! whole on reload), and `Shared`, what outlives configurations (metrics, used states).
 
-use moka::sync::Cache;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::cookies::{Cookies, LOGIN_TTL};
+use crate::cookies::Cookies;
 use crate::headers::HeaderPlan;
 use crate::idp::{self, IdpError, Provider};
 use crate::metrics::Metrics;
@@ -15,8 +14,8 @@ use crate::session::Sessions;
 /// Why a configuration could not be put to work (after it validated).
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("session.secret must be at least 32 bytes")]
-    SessionSecret,
+    #[error("{0}")]
+    Sessions(#[from] crate::session::SessionsError),
     #[error("provider {0}: {1}")]
     Provider(String, IdpError),
     #[error("headers: {0}")]
@@ -50,9 +49,10 @@ impl Core {
     ) -> Result<Core, BuildError> {
         let sessions = match previous {
             Some(p) if p.cfg.session == cfg.session => p.sessions.clone(),
-            _ => Arc::new(Sessions::new(cfg.session.clone()).ok_or(BuildError::SessionSecret)?),
+            _ => Arc::new(Sessions::new(cfg.session.clone())?),
         };
-        let cookies = Cookies::new(&cfg.session).ok_or(BuildError::SessionSecret)?;
+        let cookies = Cookies::new(&cfg.session)
+            .ok_or(BuildError::Sessions(crate::session::SessionsError::Secret))?;
         let mut providers = Vec::with_capacity(cfg.providers.len());
         for pc in &cfg.providers {
             let reused = previous.and_then(|p| {
@@ -116,22 +116,15 @@ impl Core {
     }
 }
 
-/// What outlives a configuration: the metrics, and the states of finished callbacks (a
-/// replayed callback is refused before reaching the IdP).
+/// What outlives a configuration: the metrics. (Single-use checks, such as the states of
+/// finished callbacks, belong to the session store: shared by every replica with Redis.)
 pub struct Shared {
     pub metrics: Arc<Metrics>,
-    pub used_states: Cache<String, ()>,
 }
 
 impl Shared {
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self {
-            metrics,
-            used_states: Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(LOGIN_TTL)
-                .build(),
-        }
+        Self { metrics }
     }
 
     pub fn count_sign_in(&self, provider: &str, result: &str) {

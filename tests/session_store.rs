@@ -116,6 +116,8 @@ fn session_config(store: StoreKind) -> SessionConfig {
         secret: Secret("k".repeat(32)),
         store,
         max_sessions: 1000,
+        redis: None,
+        shared_revocation: false,
     }
 }
 
@@ -171,14 +173,23 @@ async fn revocation(kind: StoreKind, make: impl Fn(Clock) -> Arc<dyn SessionStor
 
     // Ended by the IdP (SAML logout), by NameID and SessionIndex: only that subject.
     time.fetch_add(5, Ordering::SeqCst);
-    sessions.end_by_idp("p", "someone-else@idp", &[], now());
+    sessions
+        .end_by_idp("p", "someone-else@idp", &[], now())
+        .await
+        .unwrap();
     assert!(is_valid(&sessions.check(&a2, now()).await, "alice"));
-    sessions.end_by_idp("p", "alice@idp", &["idx-2".into()], now());
+    sessions
+        .end_by_idp("p", "alice@idp", &["idx-2".into()], now())
+        .await
+        .unwrap();
     assert!(
         is_valid(&sessions.check(&a2, now()).await, "alice"),
         "another SessionIndex"
     );
-    sessions.end_by_idp("p", "alice@idp", &["idx-1".into()], now());
+    sessions
+        .end_by_idp("p", "alice@idp", &["idx-1".into()], now())
+        .await
+        .unwrap();
     assert!(matches!(
         sessions.check(&a2, now()).await,
         Check::Rejected(Rejection::Revoked)
@@ -259,4 +270,223 @@ async fn memory_store_is_bounded() {
             .unwrap();
     }
     assert!(store.len() <= 100, "holds {} entries", store.len());
+}
+
+// ---- Redis: the same suite in each topology, then what only a shared store can do. ----
+
+mod common;
+
+use authgate::session::{system_clock, RedisStore};
+use common::redis::{start_cluster, start_sentinel, start_standalone, Redis};
+use std::time::Instant;
+
+/// A key prefix no other test uses: tests share each Redis deployment's keyspace.
+fn unique_prefix(what: &str) -> String {
+    format!(
+        "t{}:{what}:{}:",
+        std::process::id(),
+        authgate::session::random_token(6)
+    )
+}
+
+/// A Redis store that answers (and receives pushes) before the suite starts. The wait
+/// blocks this thread only: the store's I/O runs on a runtime of its own.
+fn ready_store(redis: &Redis, prefix: &str, keeps: bool, clock: Clock) -> Arc<RedisStore> {
+    let store = RedisStore::with_clock(
+        &redis.config(prefix),
+        Duration::from_secs(3600),
+        keeps,
+        clock,
+    )
+    .expect("redis store");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !(store.healthy() && store.subscribed()) {
+        assert!(Instant::now() < deadline, "{} Redis not ready", redis.kind);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Arc::new(store)
+}
+
+async fn single_use(store: &dyn SessionStore) {
+    let ttl = Duration::from_secs(60);
+    assert!(
+        store.first_use("state", "abc", ttl).await.unwrap(),
+        "first use"
+    );
+    assert!(
+        !store.first_use("state", "abc", ttl).await.unwrap(),
+        "second use refused"
+    );
+    assert!(
+        store.first_use("assertion", "abc", ttl).await.unwrap(),
+        "scopes are independent"
+    );
+    // Forgotten after its TTL (real time: Redis and moka expire on the wall clock).
+    assert!(store
+        .first_use("state", "short", Duration::from_secs(1))
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(
+        store
+            .first_use("state", "short", Duration::from_secs(1))
+            .await
+            .unwrap(),
+        "usable again once its TTL passed"
+    );
+}
+
+#[tokio::test]
+async fn local_stores_single_use() {
+    single_use(&MemoryStore::new(10, Duration::from_secs(3600))).await;
+    single_use(&CookieStore::new(Duration::from_secs(3600))).await;
+}
+
+/// The conformance suite and the replica tests against one Redis deployment.
+async fn redis_conforms(redis: &Redis) {
+    let (clock, time) = clock();
+    let store = ready_store(redis, &unique_prefix("storage"), true, clock);
+    storage(&*store, &time).await;
+    single_use(&*store).await;
+    for keeps in [true, false] {
+        let prefix = unique_prefix("revocation");
+        let kind = if keeps {
+            StoreKind::Redis
+        } else {
+            StoreKind::Cookie
+        };
+        revocation(kind, |clock| {
+            ready_store(redis, &prefix, keeps, clock) as Arc<dyn SessionStore>
+        })
+        .await;
+        replicas(redis, keeps).await;
+    }
+}
+
+/// Waits up to `limit` for `check` to hold; returns how long it took.
+async fn within<F, Fut>(limit: Duration, what: &str, check: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Several replicas on one Redis (`keeps`: `store: redis`; otherwise the cookie store with
+/// `revocation: redis`): a session made on one is good on the others; revoked on one, every
+/// other refuses it within a second (each had it cached), and so does a replica started
+/// after the revocation; a user revoked on one is refused everywhere; a single-use value
+/// is taken by exactly one of many concurrent attempts across replicas.
+async fn replicas(redis: &Redis, keeps: bool) {
+    let prefix = unique_prefix("replicas");
+    let kind = if keeps {
+        StoreKind::Redis
+    } else {
+        StoreKind::Cookie
+    };
+    let replica = || {
+        let store = ready_store(redis, &prefix, keeps, system_clock());
+        (
+            Sessions::with_store(session_config(kind), store.clone(), system_clock()).unwrap(),
+            store,
+        )
+    };
+    let now = authgate::session::now_secs;
+    let ((a, sa), (b, _), (c, _)) = (replica(), replica(), replica());
+    let alice = a.create(identity("alice")).await.unwrap();
+    let bob = a.create(identity("bob")).await.unwrap();
+    for s in [&a, &b, &c] {
+        assert!(
+            is_valid(&s.check(&alice, now()).await, "alice"),
+            "{} keeps={keeps}",
+            redis.kind
+        );
+    }
+    // Signed out on C: A and B, which have it cached, refuse it within a second.
+    c.revoke(&alice).await.expect("revoked");
+    for (name, s) in [("A", &a), ("B", &b)] {
+        let took = within(
+            Duration::from_secs(1),
+            &format!("replica {name} refuses"),
+            || async { matches!(s.check(&alice, now()).await, Check::Rejected(_)) },
+        )
+        .await;
+        eprintln!(
+            "{} keeps={keeps}: replica {name} refused a revoked session after {took:?}",
+            redis.kind
+        );
+    }
+    // A replica that started after the revocation never saw the push: Redis tells it.
+    let (d, _) = replica();
+    assert!(
+        matches!(d.check(&alice, now()).await, Check::Rejected(_)),
+        "late replica"
+    );
+    // A user's every session, revoked on B, is refused on A, C and D; bob is not.
+    let alice2 = a.create(identity("alice")).await.unwrap();
+    for s in [&b, &c, &d] {
+        assert!(is_valid(&s.check(&alice2, now()).await, "alice"));
+    }
+    b.revoke_user("p", "alice", now()).await.unwrap();
+    for s in [&a, &c, &d] {
+        within(
+            Duration::from_secs(1),
+            "user revoked everywhere",
+            || async { matches!(s.check(&alice2, now()).await, Check::Rejected(_)) },
+        )
+        .await;
+        assert!(
+            is_valid(&s.check(&bob, now()).await, "bob"),
+            "other users stand"
+        );
+    }
+    // One winner among concurrent takes of one value on different replicas.
+    let stores: Vec<Arc<RedisStore>> = (0..3)
+        .map(|_| ready_store(redis, &prefix, keeps, system_clock()))
+        .collect();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let s = stores[i % 3].clone();
+        tasks.push(tokio::spawn(async move {
+            s.first_use("state", "contested", Duration::from_secs(60))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1, "exactly one replica takes a single-use value");
+    assert!(sa.healthy());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_standalone_conforms() {
+    redis_conforms(&start_standalone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_conforms() {
+    let redis = start_cluster();
+    redis_conforms(&redis).await;
+    // The keys really are spread over the masters (not all on one node).
+    let holding = redis
+        .servers
+        .iter()
+        .filter(|s| s.cli(&["dbsize"]).trim().parse::<u64>().unwrap_or(0) > 0)
+        .count();
+    assert!(holding >= 2, "keys on {holding} of 3 masters");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_conforms() {
+    redis_conforms(&start_sentinel()).await;
 }

@@ -6,6 +6,7 @@
 
 use crate::answer::Answer;
 use crate::config::RESERVED_PREFIX;
+use crate::cookies::LOGIN_TTL;
 use crate::exchange::{first, is_token, query_pairs, Downstream};
 use crate::idp::entra::AadError;
 use crate::idp::oidc::PendingLogin;
@@ -53,20 +54,31 @@ pub async fn callback(
             &restart,
         );
     };
-    if shared.used_states.contains_key(state) {
-        fail("replay");
-        log::warn!(
-            "sign-in callback for {provider_name} refused: this callback was already used (replay)"
-        );
-        return Answer::sign_in_failed(
-            400,
-            "This sign-in response was already used.",
-            None,
-            &restart,
-        )
-        .cookie(clear);
+    // One use per state, on every replica (the store's single-use check): the answer to a
+    // replayed callback is refused before the code reaches the IdP.
+    match core.sessions.first_use("state", state, LOGIN_TTL).await {
+        Ok(true) => {}
+        Ok(false) => {
+            fail("replay");
+            log::warn!(
+                "sign-in callback for {provider_name} refused: this callback was already used (replay)"
+            );
+            return Answer::sign_in_failed(
+                400,
+                "This sign-in response was already used.",
+                None,
+                &restart,
+            )
+            .cookie(clear);
+        }
+        Err(e) => {
+            fail("store_unavailable");
+            log::warn!(
+                "sign-in callback for {provider_name} refused: single-use check failed: {e}"
+            );
+            return Answer::store_unavailable(true);
+        }
     }
-    shared.used_states.insert(state.to_string(), ());
 
     if let Some(err) = get("error") {
         // Entra's errors carry an AADSTS code and the IDs its support asks for; other IdPs'

@@ -68,7 +68,27 @@ pub async fn acs(
     } else {
         None
     };
-    match saml.finish(response, pending.as_ref()).await {
+    let finished = match saml.finish(response, pending.as_ref()).await {
+        // One use per assertion, on every replica.
+        Ok((identity, verified)) => {
+            let ttl = saml.replay_ttl(&verified);
+            match core
+                .sessions
+                .first_use("assertion", &verified.assertion_id, ttl)
+                .await
+            {
+                Ok(true) => Ok((identity, verified)),
+                Ok(false) => Err(saml_verify::Rejection::Replay(verified.assertion_id)),
+                Err(e) => {
+                    fail("store_unavailable");
+                    log::warn!("SAML sign-in with {name} refused: single-use check failed: {e}");
+                    return Ok(Answer::store_unavailable(true).cookies(clear));
+                }
+            }
+        }
+        Err(rejection) => Err(rejection),
+    };
+    match finished {
         Ok((mut identity, verified)) => {
             if let Err((deny, why)) = saml.resolve_overage(&mut identity, &verified).await {
                 return Ok(sign_in::denied(shared, &name, deny, &why, clear));

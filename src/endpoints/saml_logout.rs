@@ -10,6 +10,7 @@ use crate::config::RESERVED_PREFIX;
 use crate::exchange::{first, query_pairs, read_form, Downstream};
 use crate::identity::Identity;
 use crate::idp::saml::{LogoutInput, SamlProvider};
+use crate::idp::saml_logout::LogoutRejection;
 use crate::idp::saml_verify;
 use crate::return_to;
 use crate::session::now_secs;
@@ -51,7 +52,26 @@ pub async fn slo(
         // session was already revoked: nothing to believe, only a page to show.
         return Ok(Answer::redirect(signed_out).cookie(core.cookies.clear_session()));
     };
-    let request = match saml.logout_request(input).await {
+    let verified = match saml.logout_request(input).await {
+        // One use per LogoutRequest, on every replica.
+        Ok(r) => match core
+            .sessions
+            .first_use("logout", &r.id, saml.logout_replay_ttl())
+            .await
+        {
+            Ok(true) => Ok(r),
+            Ok(false) => Err(LogoutRejection::Replay(r.id)),
+            Err(e) => {
+                log::warn!(
+                    "SAML logout request for {}: single-use check failed: {e}",
+                    saml.name
+                );
+                return Ok(Answer::store_unavailable(true));
+            }
+        },
+        Err(why) => Err(why),
+    };
+    let request = match verified {
         Ok(r) => r,
         Err(why) => {
             shared.deny(why.reason());
@@ -93,8 +113,18 @@ pub async fn slo(
         }
     }
     // ...and every copy of the named sessions' cookies stops working too.
-    core.sessions
-        .end_by_idp(&saml.name, &request.name_id, &request.session_indexes, now);
+    if let Err(e) = core
+        .sessions
+        .end_by_idp(&saml.name, &request.name_id, &request.session_indexes, now)
+        .await
+    {
+        // This replica's copy has it (and refuses those sessions); the others would not.
+        log::error!(
+            "SAML logout request for {}: the sessions of {} could not be ended in the shared store: {e}",
+            saml.name, request.name_id
+        );
+        return Ok(Answer::store_unavailable(true));
+    }
     crate::logging::audit(
         "sign_out",
         serde_json::json!({"provider": saml.name, "name_id": request.name_id,

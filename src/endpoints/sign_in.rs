@@ -11,7 +11,7 @@ use crate::identity::Identity;
 use crate::policy::Deny;
 use crate::return_to;
 use crate::route::Route;
-use crate::session::now_secs;
+use crate::session::{now_secs, CreateError};
 use crate::state::{Core, Shared};
 
 /// More trips to the IdP than this within `LOOP_WINDOW` is a sign-in loop.
@@ -117,6 +117,15 @@ pub fn start(
             None,
         );
     };
+    // No session could be made at the end of it: say so now, not after the IdP round trip.
+    if !core.sessions.store().healthy() {
+        log::warn!(
+            "sign-in with {} not started: the {} session store does not answer",
+            p.name(),
+            core.sessions.store().kind()
+        );
+        return Answer::store_unavailable(true);
+    }
     let begun = match p.begin(return_to) {
         Ok(b) => b,
         Err(e) => {
@@ -186,6 +195,11 @@ pub async fn complete(
                 .cookie(core.cookies.set_session(&sealed))
                 .cookies(clear)
                 .cookies(done)
+        }
+        Err(CreateError::Store(e)) => {
+            shared.count_sign_in(provider, "store_unavailable");
+            log::error!("sign-in with {provider} for {user}: session not stored: {e}");
+            Answer::store_unavailable(true).cookies(clear)
         }
         Err(e) => {
             shared.count_sign_in(provider, "session");

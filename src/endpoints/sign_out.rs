@@ -35,10 +35,10 @@ pub async fn sign_out(
         .map(session_digest)
         .collect();
     if down.req().method != http::Method::POST {
-        if crate::authenticate::session_of(shared, core, down)
-            .await
-            .is_none()
-        {
+        if !matches!(
+            crate::authenticate::session_of(shared, core, down).await,
+            Ok(Some(_))
+        ) {
             return Ok(Answer::redirect(signed_out).cookie(core.cookies.clear_session()));
         }
         let token = presented

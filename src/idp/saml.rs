@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chrono::Utc;
-use moka::sync::Cache;
 use samael::crypto::CertificateDer;
 use samael::metadata::EntityDescriptor;
 use serde::{Deserialize, Serialize};
@@ -65,10 +64,6 @@ pub struct SamlProvider {
     pub slo_url: String,
     http: reqwest::Client,
     idp: RwLock<Option<Arc<IdpInfo>>>,
-    /// Assertion IDs seen, each kept until its assertion could no longer verify anyway.
-    replay: Cache<String, ()>,
-    /// LogoutRequest IDs seen, kept as long as such a request is accepted.
-    logout_replay: Cache<String, ()>,
     metrics: Arc<Metrics>,
     /// Entra groups overage lookups (built when the IdP's sign-on URL is known).
     graph: RwLock<Option<Arc<Graph>>>,
@@ -86,7 +81,6 @@ impl SamlProvider {
         metrics: Arc<Metrics>,
     ) -> Result<Self, IdpError> {
         let base = public_url.as_str().trim_end_matches('/');
-        let cfg_skew = cfg.clock_skew;
         let http = crate::fetch::client(Duration::from_secs(10)).map_err(IdpError::Setup)?;
         let signer = match &cfg.sp_signing {
             Some((key, cert)) => {
@@ -116,15 +110,6 @@ impl SamlProvider {
             cfg,
             http,
             idp: RwLock::new(None),
-            // Entra's assertions live at most a day; entries past their own window are harmless.
-            replay: Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(Duration::from_secs(26 * 3600))
-                .build(),
-            logout_replay: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(saml_logout::MAX_AGE + 2 * cfg_skew)
-                .build(),
             metrics,
             graph: RwLock::new(None),
         })
@@ -361,16 +346,8 @@ impl SamlProvider {
         })
         .await
         .map_err(|e| Rejection::Malformed(format!("verification task failed: {e}")))??;
-        // One use per assertion, on this replica.
-        let mut fresh = false;
-        self.replay
-            .entry(verified.assertion_id.clone())
-            .or_insert_with(|| {
-                fresh = true;
-            });
-        if !fresh {
-            return Err(Rejection::Replay(verified.assertion_id.clone()));
-        }
+        // One use per assertion: checked by the caller in the session store (shared by
+        // every replica with Redis), for `replay_ttl`.
         Ok((self.identity(&verified)?, verified))
     }
 
@@ -529,14 +506,21 @@ impl SamlProvider {
         })
         .await
         .map_err(|e| LogoutRejection::Malformed(format!("verification task failed: {e}")))??;
-        let mut fresh = false;
-        self.logout_replay
-            .entry(request.id.clone())
-            .or_insert_with(|| fresh = true);
-        if !fresh {
-            return Err(LogoutRejection::Replay(request.id));
-        }
         Ok(request)
+    }
+
+    /// How long a LogoutRequest id must be remembered: as long as such a request verifies.
+    pub fn logout_replay_ttl(&self) -> Duration {
+        saml_logout::MAX_AGE + 2 * self.cfg.clock_skew
+    }
+
+    /// How long an assertion id must be remembered: until the assertion could no longer
+    /// verify anyway (its validity plus the clock skew allowed).
+    pub fn replay_ttl(&self, verified: &saml_verify::Verified) -> Duration {
+        let left = (verified.valid_until - Utc::now()).num_seconds().max(0);
+        Duration::from_secs(u64::try_from(left).unwrap_or(0))
+            + self.cfg.clock_skew
+            + Duration::from_secs(1)
     }
 
     /// The LogoutResponse (HTTP-Redirect, signed when the SP has a key) answering an IdP's

@@ -7,18 +7,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::once::LocalOnce;
 use super::revocations::Revocations;
 use super::store::{SessionInfo, SessionStore, StoreError};
 use crate::identity::Identity;
 
 pub struct CookieStore {
     revocations: Revocations,
+    once: LocalOnce,
 }
 
 impl CookieStore {
     pub fn new(max_lifetime: Duration) -> Self {
         Self {
             revocations: Revocations::new(max_lifetime),
+            once: LocalOnce::default(),
         }
     }
 }
@@ -58,9 +61,20 @@ impl SessionStore for CookieStore {
         Ok(0)
     }
 
-    fn end_by_idp(&self, provider: &str, name_id: &str, session_indexes: &[String], now: u64) {
+    async fn end_by_idp(
+        &self,
+        provider: &str,
+        name_id: &str,
+        session_indexes: &[String],
+        now: u64,
+    ) -> Result<(), StoreError> {
         self.revocations
             .end_by_idp(provider, name_id, session_indexes, now);
+        Ok(())
+    }
+
+    async fn first_use(&self, scope: &str, id: &str, ttl: Duration) -> Result<bool, StoreError> {
+        Ok(self.once.first_use(scope, id, ttl))
     }
 
     async fn sessions_of(&self, _: &str, _: &str) -> Result<Vec<SessionInfo>, StoreError> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::sync::Cache;
 
+use super::once::LocalOnce;
 use super::revocations::Revocations;
 use super::store::{system_clock, Clock, SessionInfo, SessionStore, StoreError};
 use crate::identity::Identity;
@@ -14,6 +15,7 @@ use crate::identity::Identity;
 pub struct MemoryStore {
     cache: Cache<SidKey, (Arc<Identity>, u64)>,
     revocations: Revocations,
+    once: LocalOnce,
     clock: Clock,
 }
 
@@ -52,6 +54,7 @@ impl MemoryStore {
                 .time_to_live(max_lifetime)
                 .build(),
             revocations: Revocations::new(max_lifetime),
+            once: LocalOnce::default(),
             clock,
         }
     }
@@ -132,9 +135,20 @@ impl SessionStore for MemoryStore {
         Ok(ended.len() as u64)
     }
 
-    fn end_by_idp(&self, provider: &str, name_id: &str, session_indexes: &[String], now: u64) {
+    async fn end_by_idp(
+        &self,
+        provider: &str,
+        name_id: &str,
+        session_indexes: &[String],
+        now: u64,
+    ) -> Result<(), StoreError> {
         self.revocations
             .end_by_idp(provider, name_id, session_indexes, now);
+        Ok(())
+    }
+
+    async fn first_use(&self, scope: &str, id: &str, ttl: Duration) -> Result<bool, StoreError> {
+        Ok(self.once.first_use(scope, id, ttl))
     }
 
     async fn sessions_of(

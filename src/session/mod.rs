@@ -9,7 +9,9 @@
 
 mod cookie_store;
 mod memory;
+mod once;
 mod read;
+pub mod redis;
 mod revocations;
 mod store;
 
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::seal::{Sealer, MAX_COOKIE_VALUE};
 pub use cookie_store::CookieStore;
 pub use memory::MemoryStore;
+pub use redis::{RedisConfig, RedisStore, RedisTls, Topology};
 pub use store::{system_clock, Clock, SessionInfo, SessionStore, StoreError};
 
 use crate::identity::Identity;
@@ -99,6 +102,9 @@ pub enum StoreKind {
     Cookie,
     /// The cookie holds a sealed session id; the identity lives in this process (moka).
     Memory,
+    /// The cookie holds a sealed session id; the identity lives in Redis, shared by every
+    /// replica (with a short cache in each).
+    Redis,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +117,10 @@ pub struct SessionConfig {
     pub store: StoreKind,
     /// Upper bound for the in-memory store.
     pub max_sessions: u64,
+    /// `session.redis`: with `store: redis`, or the cookie store's `revocation: redis`.
+    pub redis: Option<RedisConfig>,
+    /// The cookie store keeps its revocation list (and single-use checks) in Redis.
+    pub shared_revocation: bool,
 }
 
 impl SessionConfig {
@@ -160,13 +170,24 @@ const OPENED_MAX_BYTES: u64 = 32 * 1024 * 1024;
 const OPENED_MAX_BYTES_STORED: u64 = 4 * 1024 * 1024;
 
 impl Sessions {
-    /// The manager for `cfg`, with the store it names. `None`: the secret is too short.
-    pub fn new(cfg: SessionConfig) -> Option<Self> {
+    /// The manager for `cfg`, with the store it names (connecting to Redis in the
+    /// background where it names Redis).
+    pub fn new(cfg: SessionConfig) -> Result<Self, SessionsError> {
+        let redis = |keeps: bool| match &cfg.redis {
+            Some(r) => RedisStore::connect(r, cfg.lifetime, keeps)
+                .map(|s| Arc::new(s) as Arc<dyn SessionStore>)
+                .map_err(SessionsError::Redis),
+            None => Err(SessionsError::Redis(
+                "session.redis is not configured".into(),
+            )),
+        };
         let store: Arc<dyn SessionStore> = match cfg.store {
+            StoreKind::Cookie if cfg.shared_revocation => redis(false)?,
             StoreKind::Cookie => Arc::new(CookieStore::new(cfg.lifetime)),
             StoreKind::Memory => Arc::new(MemoryStore::new(cfg.max_sessions, cfg.lifetime)),
+            StoreKind::Redis => redis(true)?,
         };
-        Self::with_store(cfg, store, system_clock())
+        Self::with_store(cfg, store, system_clock()).ok_or(SessionsError::Secret)
     }
 
     /// The manager for `cfg` over a given store and clock (sessions are issued at `clock()`;
@@ -190,14 +211,7 @@ impl Sessions {
             opened: Cache::builder()
                 .max_capacity(opened_max)
                 .weigher(|k: &String, v: &Arc<Opened>| {
-                    let id = v.identity.as_ref().map_or(0, |i| {
-                        // The struct, the lists (kept joined) and the other strings.
-                        320 + i.groups.joined().len()
-                            + i.roles.joined().len()
-                            + i.user.len()
-                            + i.email.as_ref().map_or(0, String::len)
-                            + i.name.as_ref().map_or(0, String::len)
-                    });
+                    let id = v.identity.as_deref().map_or(0, weight);
                     u32::try_from(k.len() + 160 + id).unwrap_or(u32::MAX)
                 })
                 .time_to_live(OPENED_TTL)
@@ -288,6 +302,16 @@ impl Sessions {
             return Check::Rejected(Rejection::Revoked);
         }
         let identity = match (in_ticket, &ticket.identity) {
+            (true, Some(id)) if self.store.confirms_tickets() => {
+                match self.store.confirm_ticket(&ticket.sid, id, ticket.iat).await {
+                    Ok(true) => id.clone(),
+                    Ok(false) => return Check::Rejected(Rejection::Revoked),
+                    Err(e) => {
+                        log::warn!("session store: {e}");
+                        return Check::Rejected(Rejection::StoreError);
+                    }
+                }
+            }
             (true, Some(id)) => id.clone(),
             (true, None) => return Check::Rejected(Rejection::Invalid),
             (false, _) => match self.store.load(&ticket.sid).await {
@@ -337,9 +361,26 @@ impl Sessions {
 
     /// The IdP ended the sessions of `name_id` with `provider` (SAML logout): those with one
     /// of `session_indexes`, or all of them when none is given, issued until `now`.
-    pub fn end_by_idp(&self, provider: &str, name_id: &str, session_indexes: &[String], now: u64) {
+    pub async fn end_by_idp(
+        &self,
+        provider: &str,
+        name_id: &str,
+        session_indexes: &[String],
+        now: u64,
+    ) -> Result<(), StoreError> {
         self.store
-            .end_by_idp(provider, name_id, session_indexes, now);
+            .end_by_idp(provider, name_id, session_indexes, now)
+            .await
+    }
+
+    /// Marks `id` used in `scope` for `ttl` (see `SessionStore::first_use`).
+    pub async fn first_use(
+        &self,
+        scope: &str,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.store.first_use(scope, id, ttl).await
     }
 
     /// Ends every session of `user` with `provider` issued until `now`, wherever their
@@ -379,12 +420,31 @@ impl Sessions {
     }
 }
 
+/// Roughly what an identity costs in memory: the struct, the lists (kept joined) and the
+/// other strings (cache weighers).
+pub(crate) fn weight(i: &Identity) -> usize {
+    320 + i.groups.joined().len()
+        + i.roles.joined().len()
+        + i.user.len()
+        + i.email.as_ref().map_or(0, String::len)
+        + i.name.as_ref().map_or(0, String::len)
+}
+
+/// Why the session manager could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionsError {
+    #[error("session.secret must be at least 32 bytes")]
+    Secret,
+    #[error("{0}")]
+    Redis(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
     #[error("could not seal the session cookie")]
     Seal,
     #[error(
-        "the identity is too large for a cookie ({0} bytes sealed); set session.store: memory"
+        "the identity is too large for a cookie ({0} bytes sealed); set session.store: memory or redis"
     )]
     TooLarge(usize),
     #[error("{0}")]
@@ -405,6 +465,8 @@ mod tests {
             secret: Secret("k".repeat(32)),
             store,
             max_sessions: 100,
+            redis: None,
+            shared_revocation: false,
         }
     }
 

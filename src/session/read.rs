@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{SessionConfig, StoreKind};
-use crate::read::{Obj, Reader};
+use super::{RedisConfig, RedisTls, SessionConfig, StoreKind, Topology};
+use crate::read::{Obj, Reader, Secret};
 
 impl Reader<'_> {
     pub(crate) fn session(
@@ -72,12 +72,55 @@ impl Reader<'_> {
         let store = match self.string(&mut o, "store").as_deref() {
             None | Some("cookie") => Some(StoreKind::Cookie),
             Some("memory") => Some(StoreKind::Memory),
+            Some("redis") => Some(StoreKind::Redis),
             Some(other) => {
                 self.err(
                     "session.store",
-                    format!("unknown store {other:?} (supported: cookie, memory)"),
+                    format!("unknown store {other:?} (supported: cookie, memory, redis)"),
                 );
                 None
+            }
+        };
+        let shared_revocation = match self.string(&mut o, "revocation").as_deref() {
+            None | Some("local") => false,
+            Some("redis") => {
+                if store.is_some_and(|s| s != StoreKind::Cookie) {
+                    self.err(
+                        "session.revocation",
+                        "applies to store: cookie only (the memory store is one process; the redis store shares revocations already)",
+                    );
+                }
+                true
+            }
+            Some(other) => {
+                self.err(
+                    "session.revocation",
+                    format!("unknown value {other:?} (supported: local, redis)"),
+                );
+                false
+            }
+        };
+        let wants_redis = store == Some(StoreKind::Redis) || shared_revocation;
+        let redis = {
+            let v = self.get(&mut o, "redis");
+            let r = self.obj("session.redis", v);
+            match (r.map.is_some(), wants_redis) {
+                (true, true) => self.redis(r),
+                (false, true) => {
+                    self.err(
+                        "session.redis",
+                        "is required with store: redis or revocation: redis",
+                    );
+                    None
+                }
+                (true, false) => {
+                    self.err(
+                        "session.redis",
+                        "is set but unused: set store: redis (or revocation: redis with the cookie store)",
+                    );
+                    None
+                }
+                (false, false) => None,
             }
         };
         let max_sessions = self.uint(&mut o, "max_sessions").unwrap_or(1_000_000);
@@ -98,6 +141,238 @@ impl Reader<'_> {
             secret: secret.filter(|s| s.0.len() >= 32)?,
             store: store?,
             max_sessions,
+            redis: if wants_redis { Some(redis?) } else { None },
+            shared_revocation,
         })
+    }
+
+    /// `session.redis`: exactly one of `url` (standalone), `sentinel` or `cluster`.
+    fn redis(&mut self, mut o: Obj<'_>) -> Option<RedisConfig> {
+        let url = self.string(&mut o, "url");
+        let sentinel = {
+            let v = self.get(&mut o, "sentinel");
+            self.obj("session.redis.sentinel", v)
+        };
+        let cluster = {
+            let v = self.get(&mut o, "cluster");
+            self.obj("session.redis.cluster", v)
+        };
+        let mut username = self.string(&mut o, "username");
+        let has_password = o
+            .map
+            .is_some_and(|m| m.contains_key("password") || m.contains_key("password_file"));
+        let mut password = if has_password {
+            self.secret(&mut o, "password")
+        } else {
+            None
+        };
+        let mut database = self.uint(&mut o, "database").and_then(|d| {
+            let ok = u8::try_from(d).ok().filter(|d| *d < 16);
+            if ok.is_none() {
+                self.err("session.redis.database", "must be 0 to 15");
+            }
+            ok
+        });
+        let mut tls = self.redis_tls(&mut o);
+        let given = [url.is_some(), sentinel.map.is_some(), cluster.map.is_some()];
+        if given.iter().filter(|g| **g).count() != 1 {
+            self.err(
+                "session.redis",
+                "give exactly one of url (standalone), sentinel or cluster",
+            );
+        }
+        let topology = if let Some(u) = url {
+            self.redis_url(&u, &mut username, &mut password, &mut database, &mut tls)
+        } else if sentinel.map.is_some() {
+            let mut s = sentinel;
+            let service_name = self.required_string(&mut s, "service_name");
+            let nodes = self.redis_nodes(&mut s);
+            self.finish(s);
+            Some(Topology::Sentinel {
+                service_name: service_name?,
+                nodes: nodes?,
+            })
+        } else if cluster.map.is_some() {
+            let mut c = cluster;
+            let nodes = self.redis_nodes(&mut c);
+            self.finish(c);
+            if database.is_some_and(|d| d != 0) {
+                self.err(
+                    "session.redis.database",
+                    "Redis Cluster has database 0 only",
+                );
+            }
+            Some(Topology::Cluster { nodes: nodes? })
+        } else {
+            None
+        };
+        let key_prefix = self
+            .string(&mut o, "key_prefix")
+            .unwrap_or_else(|| "authgate:".into());
+        let timeout = self
+            .duration(&mut o, "timeout")
+            .unwrap_or(Duration::from_millis(500));
+        if timeout.is_zero() || timeout > Duration::from_secs(10) {
+            self.err("session.redis.timeout", "must be between 1ms and 10s");
+        }
+        let pool_size = self.uint(&mut o, "pool_size").unwrap_or(4);
+        if !(1..=64).contains(&pool_size) {
+            self.err("session.redis.pool_size", "must be 1 to 64");
+        }
+        let cache_ttl = self
+            .duration(&mut o, "cache_ttl")
+            .unwrap_or(Duration::from_secs(5));
+        if cache_ttl > Duration::from_secs(300) {
+            self.err(
+                "session.redis.cache_ttl",
+                "must be at most 5m (revocations are pushed, but a cached session is only re-read this often)",
+            );
+        }
+        let cache_bytes = self
+            .uint(&mut o, "cache_mib")
+            .unwrap_or(32)
+            .saturating_mul(1024 * 1024);
+        let unavailable_grace = self
+            .duration(&mut o, "unavailable_grace")
+            .unwrap_or(Duration::from_secs(60));
+        self.finish(o);
+        Some(RedisConfig {
+            topology: topology?,
+            username,
+            password,
+            database,
+            tls,
+            key_prefix,
+            timeout,
+            pool_size: usize::try_from(pool_size).unwrap_or(4),
+            cache_ttl,
+            cache_bytes,
+            unavailable_grace,
+        })
+    }
+
+    /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS.
+    fn redis_url(
+        &mut self,
+        raw: &str,
+        username: &mut Option<String>,
+        password: &mut Option<Secret>,
+        database: &mut Option<u8>,
+        tls: &mut Option<RedisTls>,
+    ) -> Option<Topology> {
+        let path = "session.redis.url";
+        let Ok(u) = Url::parse(raw) else {
+            self.err(path, "is not a URL like redis://host:6379/0");
+            return None;
+        };
+        match u.scheme() {
+            "redis" => {}
+            "rediss" => {
+                tls.get_or_insert_with(RedisTls::default);
+            }
+            other => {
+                self.err(path, format!("scheme {other:?}: use redis:// or rediss://"));
+                return None;
+            }
+        }
+        let Some(host) = u.host_str().filter(|h| !h.is_empty()) else {
+            self.err(path, "names no host");
+            return None;
+        };
+        if !u.username().is_empty() {
+            *username = Some(u.username().to_string());
+        }
+        if let Some(p) = u.password() {
+            if password.is_some() {
+                self.err(
+                    path,
+                    "carries a password and session.redis.password is set too",
+                );
+            }
+            let p = percent_encoding::percent_decode_str(p).decode_utf8_lossy();
+            *password = Some(Secret(p.into_owned()));
+        }
+        match u.path().trim_start_matches('/') {
+            "" => {}
+            db => match db.parse::<u8>().ok().filter(|d| *d < 16) {
+                Some(d) => *database = Some(d),
+                None => self.err(path, format!("database {db:?} must be 0 to 15")),
+            },
+        }
+        if u.query().is_some() {
+            self.err(path, "takes no query; use the session.redis keys");
+        }
+        Some(Topology::Standalone {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port: u.port().unwrap_or(6379),
+        })
+    }
+
+    fn redis_nodes(&mut self, o: &mut Obj<'_>) -> Option<Vec<(String, u16)>> {
+        let path = crate::read::join(&o.path, "nodes");
+        let list = self.string_list(o, "nodes").unwrap_or_default();
+        if list.is_empty() {
+            self.err(&path, "is required: host:port of at least one node");
+            return None;
+        }
+        let mut out = Vec::new();
+        for (i, n) in list.iter().enumerate() {
+            match n
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+            {
+                Some((h, p)) if !h.is_empty() && p > 0 => out.push((h.to_string(), p)),
+                _ => self.err(format!("{path}[{i}]"), format!("{n:?} is not host:port")),
+            }
+        }
+        (out.len() == list.len()).then_some(out)
+    }
+
+    /// `tls: true`, or `tls: {ca_file: ...}` (the CA bundle is read now: a missing or
+    /// unreadable file is a configuration error, not a failure at first use).
+    fn redis_tls(&mut self, o: &mut Obj<'_>) -> Option<RedisTls> {
+        let path = "session.redis.tls";
+        match self.get(o, "tls") {
+            None | Some(serde_yaml::Value::Bool(false)) => None,
+            Some(serde_yaml::Value::Bool(true)) => Some(RedisTls::default()),
+            Some(v @ serde_yaml::Value::Mapping(_)) => {
+                let mut t = self.obj(path, Some(v));
+                let ca_file = self.string(&mut t, "ca_file");
+                self.finish(t);
+                let ca_pem = match &ca_file {
+                    None => None,
+                    Some(f) => match std::fs::read(f) {
+                        Ok(pem)
+                            if openssl::x509::X509::stack_from_pem(&pem)
+                                .is_ok_and(|s| !s.is_empty()) =>
+                        {
+                            Some(pem)
+                        }
+                        Ok(_) => {
+                            self.err(
+                                format!("{path}.ca_file"),
+                                format!("{f} holds no PEM certificate"),
+                            );
+                            None
+                        }
+                        Err(e) => {
+                            self.err(format!("{path}.ca_file"), format!("cannot read {f}: {e}"));
+                            None
+                        }
+                    },
+                };
+                Some(RedisTls {
+                    ca_file: ca_file.map(Into::into),
+                    ca_pem,
+                })
+            }
+            Some(_) => {
+                self.err(path, "expected true, false or a mapping with ca_file");
+                None
+            }
+        }
     }
 }

@@ -35,8 +35,8 @@ pub struct SessionInfo {
     pub expires: u64,
 }
 
-/// Server-side session storage and revocation. The in-memory and cookie stores live here; a
-/// shared one (Redis) joins behind the same trait and must pass the same conformance suite.
+/// Server-side session storage, revocation and single-use checks: the in-memory and cookie
+/// stores (this process only) and Redis (every replica), all through one conformance suite.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// `memory`, `cookie`, ...: for messages.
@@ -62,7 +62,13 @@ pub trait SessionStore: Send + Sync {
     async fn revoke_user(&self, provider: &str, user: &str, now: u64) -> Result<u64, StoreError>;
     /// The IdP ended the sessions of `name_id` (SAML logout): those with one of
     /// `session_indexes`, or all of them when none is given, issued until `now`.
-    fn end_by_idp(&self, provider: &str, name_id: &str, session_indexes: &[String], now: u64);
+    async fn end_by_idp(
+        &self,
+        provider: &str,
+        name_id: &str,
+        session_indexes: &[String],
+        now: u64,
+    ) -> Result<(), StoreError>;
     /// The stored sessions of `user`.
     async fn sessions_of(&self, provider: &str, user: &str)
         -> Result<Vec<SessionInfo>, StoreError>;
@@ -72,6 +78,39 @@ pub trait SessionStore: Send + Sync {
     /// On the hot path: is this identity's session, issued at `issued`, void (its user
     /// revoked, or ended by its IdP)?
     fn is_ended(&self, identity: &Identity, issued: u64) -> bool;
+
+    /// For stores whose revocation list is shared (Redis) while the identity travels in the
+    /// cookie: `confirm_ticket` must be asked on the hot path (it answers from a short cache).
+    fn confirms_tickets(&self) -> bool {
+        false
+    }
+    /// Whether the session `sid` of `identity`, issued at `issued`, still stands on the
+    /// shared list. Only called when `confirms_tickets()`.
+    async fn confirm_ticket(
+        &self,
+        _sid: &str,
+        _identity: &Identity,
+        _issued: u64,
+    ) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
+    /// Marks `id` used in `scope` (an OIDC state, a SAML assertion id) for `ttl`; `false`
+    /// if it was already used: on this replica, or with a shared store on any replica.
+    async fn first_use(&self, scope: &str, id: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Shared by every replica (sessions, revocations and single-use checks).
+    fn shared(&self) -> bool {
+        false
+    }
+    /// The store answers (`/readyz`; sign-ins are refused with 503 while it does not).
+    fn healthy(&self) -> bool {
+        true
+    }
+    /// Commands that failed since start (a counter).
+    fn errors(&self) -> u64 {
+        0
+    }
 
     /// How many sessions the store holds, where it can tell cheaply (for a gauge).
     fn len_hint(&self) -> Option<u64> {

@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod http;
 pub mod peers;
 pub mod process;
+pub mod redis;
 pub mod rogue_op;
 
 pub use builder::*;

@@ -1,0 +1,265 @@
+//! The connection to Redis: a pool of clients for commands and one subscriber for the
+//! revocation channel, on a runtime of their own; whether Redis answers (`/readyz`); and how
+//! many commands failed (a metric).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::prelude::*;
+use fred::types::config::{Server, TlsConnector};
+
+use super::{Keys, RedisConfig, Topology};
+use crate::session::StoreError;
+
+pub struct Link {
+    rt: Background,
+    pool: Pool,
+    pub(crate) keys: Keys,
+    timeout: Duration,
+    state: Arc<State>,
+    pub topology: &'static str,
+}
+
+/// What the background tasks and the callers share.
+struct State {
+    /// Redis answered the last command or ping.
+    healthy: AtomicBool,
+    /// The subscription is in place (pushes arrive).
+    subscribed: AtomicBool,
+    /// Bumped at every (re)subscription: pushes sent while it was down may be lost, so what
+    /// was read before must be read again.
+    epoch: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// The runtime Redis I/O runs on. Dropped without blocking, wherever the last reference goes
+/// (a reload may drop it on a proxy thread).
+struct Background(Option<tokio::runtime::Runtime>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Background {
+    fn handle(&self) -> Option<&tokio::runtime::Handle> {
+        self.0.as_ref().map(|rt| rt.handle())
+    }
+}
+
+fn server(host: &str, port: u16) -> Server {
+    Server::new(host, port)
+}
+
+fn fred_config(cfg: &RedisConfig) -> Result<Config, String> {
+    let server = match &cfg.topology {
+        Topology::Standalone { host, port } => ServerConfig::Centralized {
+            server: server(host, *port),
+        },
+        Topology::Sentinel {
+            service_name,
+            nodes,
+        } => ServerConfig::Sentinel {
+            hosts: nodes.iter().map(|(h, p)| server(h, *p)).collect(),
+            service_name: service_name.clone(),
+        },
+        Topology::Cluster { nodes } => ServerConfig::Clustered {
+            hosts: nodes.iter().map(|(h, p)| server(h, *p)).collect(),
+            policy: Default::default(),
+        },
+    };
+    let tls = match &cfg.tls {
+        None => None,
+        Some(t) => {
+            let mut b = native_tls::TlsConnector::builder();
+            b.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
+            if let Some(pem) = &t.ca_pem {
+                for cert in openssl::x509::X509::stack_from_pem(pem)
+                    .map_err(|e| format!("session.redis.tls.ca_file: {e}"))?
+                {
+                    let der = cert.to_der().map_err(|e| e.to_string())?;
+                    let c = native_tls::Certificate::from_der(&der).map_err(|e| e.to_string())?;
+                    b.add_root_certificate(c);
+                }
+            }
+            let connector = TlsConnector::try_from(b).map_err(|e| e.to_string())?;
+            Some(connector.into())
+        }
+    };
+    Ok(Config {
+        // Start even while Redis is down (requests that need it get 503 until it is back).
+        fail_fast: false,
+        username: cfg.username.clone(),
+        password: cfg.password.as_ref().map(|s| s.0.clone()),
+        database: cfg.database,
+        server,
+        tls,
+        ..Default::default()
+    })
+}
+
+impl Link {
+    /// Connects in the background; `on_push` receives every message on the revocation
+    /// channel. Fails only on a configuration the client refuses.
+    pub fn connect(
+        cfg: &RedisConfig,
+        on_push: Arc<dyn Fn(&str) + Send + Sync>,
+    ) -> Result<Arc<Link>, String> {
+        let config = fred_config(cfg)?;
+        let mut builder = Builder::from_config(config);
+        builder
+            .with_performance_config(|p| {
+                p.default_command_timeout = cfg.timeout;
+            })
+            .with_connection_config(|c| {
+                c.connection_timeout = cfg.timeout.max(Duration::from_millis(500));
+                c.internal_command_timeout = cfg.timeout.max(Duration::from_secs(1));
+                c.max_command_attempts = 2;
+                c.tcp.nodelay = Some(true);
+            })
+            // Reconnect for ever, quickly at first: Redis coming back is recovery, with no
+            // gateway restart.
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
+        let pool = builder
+            .build_pool(cfg.pool_size.max(1))
+            .map_err(|e| format!("session.redis: {e}"))?;
+        let subscriber = builder
+            .build_subscriber_client()
+            .map_err(|e| format!("session.redis: {e}"))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("authgate-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("session.redis: cannot start its runtime: {e}"))?;
+        let state = Arc::new(State {
+            healthy: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        });
+        let keys = Keys::new(&cfg.key_prefix);
+        let channel = keys.channel();
+        let timeout = cfg.timeout;
+        {
+            let (pool, state) = (pool.clone(), state.clone());
+            rt.spawn(async move {
+                let _ = pool.connect_pool();
+                let _ = subscriber.connect();
+                // Pushes: applied as they come.
+                let mut messages = subscriber.message_rx();
+                tokio::spawn(async move {
+                    while let Ok(m) = messages.recv().await {
+                        if let Some(text) = m.value.as_str() {
+                            on_push(&text);
+                        }
+                    }
+                });
+                // A reconnected subscriber must subscribe again (below), and what was read
+                // before it did is read again (the epoch).
+                let mut reconnects = subscriber.reconnect_rx();
+                let s = state.clone();
+                tokio::spawn(async move {
+                    while reconnects.recv().await.is_ok() {
+                        s.subscribed.store(false, Ordering::Release);
+                    }
+                });
+                // Health and subscription, twice a second.
+                loop {
+                    let ok = matches!(
+                        tokio::time::timeout(timeout, pool.next().ping::<String>(None)).await,
+                        Ok(Ok(_))
+                    );
+                    let was = state.healthy.swap(ok, Ordering::AcqRel);
+                    if was != ok {
+                        if ok {
+                            log::info!("session store: Redis answers again");
+                        } else {
+                            log::warn!("session store: Redis does not answer");
+                        }
+                    }
+                    if !ok {
+                        state.subscribed.store(false, Ordering::Release);
+                    } else if !state.subscribed.load(Ordering::Acquire) {
+                        let sub =
+                            tokio::time::timeout(timeout, subscriber.subscribe(channel.clone()))
+                                .await;
+                        if matches!(sub, Ok(Ok(()))) {
+                            state.epoch.fetch_add(1, Ordering::AcqRel);
+                            state.subscribed.store(true, Ordering::Release);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            });
+        }
+        Ok(Arc::new(Link {
+            rt: Background(Some(rt)),
+            pool,
+            keys,
+            timeout,
+            state,
+            topology: cfg.topology.label(),
+        }))
+    }
+
+    /// Runs `op` on the Redis runtime, waiting at most the configured timeout.
+    pub async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Pool) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, fred::error::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(rt) = self.rt.handle() else {
+            return Err(StoreError::Unavailable("Redis runtime stopped".into()));
+        };
+        let pool = self.pool.clone();
+        let task = rt.spawn(async move { op(pool).await });
+        let failure = match tokio::time::timeout(self.timeout, task).await {
+            Ok(Ok(Ok(v))) => return Ok(v),
+            Ok(Ok(Err(e))) => e.to_string(),
+            Ok(Err(e)) => format!("task failed: {e}"),
+            Err(_) => format!("no answer within {:?}", self.timeout),
+        };
+        self.state.errors.fetch_add(1, Ordering::Relaxed);
+        self.state.healthy.store(false, Ordering::Release);
+        log::warn!("session store: Redis {what} failed: {failure}");
+        Err(StoreError::Unavailable(format!("Redis {what}: {failure}")))
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.state.healthy.load(Ordering::Acquire)
+    }
+
+    /// Changes whenever pushes may have been missed (see `State::epoch`); 0 until the first
+    /// subscription.
+    pub fn epoch(&self) -> u64 {
+        self.state.epoch.load(Ordering::Acquire)
+    }
+
+    /// Pushes arrive: a revocation elsewhere reaches this process within moments.
+    pub fn subscribed(&self) -> bool {
+        self.state.subscribed.load(Ordering::Acquire)
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.state.errors.load(Ordering::Relaxed)
+    }
+
+    /// Waits (up to `limit`) until Redis answers and the subscription is in place.
+    pub async fn ready(&self, limit: Duration) -> bool {
+        let end = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < end {
+            if self.healthy() && self.subscribed() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+}

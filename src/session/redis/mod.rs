@@ -1,0 +1,121 @@
+//! Redis, shared by every replica: the connection (`Link`: a pool for commands, a subscriber
+//! for revocations pushed to every replica, health), the key layout, the revocation list
+//! (`shared`), and the session store on top (`store`). Standalone, Sentinel and Cluster are
+//! all spoken by the `fred` client; authgate only says which.
+//!
+//! Every command runs on a runtime of its own (one thread): the proxy's runtimes only wait
+//! for answers, bounded by `timeout`, so a slow or absent Redis costs a request at most that.
+
+mod link;
+mod shared;
+mod store;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use link::Link;
+pub use shared::SharedRevocations;
+pub use store::RedisStore;
+
+use crate::read::Secret;
+
+/// Where Redis is and how to reach it (`session.redis`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisConfig {
+    pub topology: Topology,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub database: Option<u8>,
+    /// TLS (`rediss://`, or `tls:` for Sentinel and Cluster), with an optional CA bundle.
+    pub tls: Option<RedisTls>,
+    pub key_prefix: String,
+    /// Longest wait for one command before the store counts Redis as unavailable.
+    pub timeout: Duration,
+    pub pool_size: usize,
+    /// How long a session read from Redis is used from this process's cache before it is
+    /// read again (revocations reach the cache sooner, pushed by pub/sub).
+    pub cache_ttl: Duration,
+    /// Upper bound of that cache, in bytes.
+    pub cache_bytes: u64,
+    /// While Redis is unavailable, sessions this process read within this long keep working;
+    /// others get 503. Zero: every request that needs Redis gets 503.
+    pub unavailable_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topology {
+    Standalone {
+        host: String,
+        port: u16,
+    },
+    Sentinel {
+        service_name: String,
+        nodes: Vec<(String, u16)>,
+    },
+    Cluster {
+        nodes: Vec<(String, u16)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RedisTls {
+    pub ca_file: Option<PathBuf>,
+    /// PEM of the CA bundle, read when the configuration was.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl Topology {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Topology::Standalone { .. } => "standalone",
+            Topology::Sentinel { .. } => "sentinel",
+            Topology::Cluster { .. } => "cluster",
+        }
+    }
+}
+
+/// The key layout, under `key_prefix`. Every command names one key (no multi-key commands),
+/// so Cluster needs no hash tags.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+/// Separates the parts of a composite key (provider, user): cannot occur in a provider name.
+const SEP: char = '\n';
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+        }
+    }
+    /// A session: its identity and absolute expiry, as JSON.
+    pub fn session(&self, sid: &str) -> String {
+        format!("{}s:{sid}", self.prefix)
+    }
+    /// The ids of a user's sessions (a set), for listing and revoking them.
+    pub fn user_sessions(&self, provider: &str, user: &str) -> String {
+        format!("{}u:{provider}{SEP}{user}", self.prefix)
+    }
+    /// A revoked session id.
+    pub fn revoked(&self, sid: &str) -> String {
+        format!("{}r:{sid}", self.prefix)
+    }
+    /// A user whose sessions issued until the stored time are void.
+    pub fn user_revoked(&self, provider: &str, user: &str) -> String {
+        format!("{}ru:{provider}{SEP}{user}", self.prefix)
+    }
+    /// A subject (and session index, or "") its IdP ended until the stored time.
+    pub fn idp_ended(&self, provider: &str, name_id: &str, index: &str) -> String {
+        format!("{}ri:{provider}{SEP}{name_id}{SEP}{index}", self.prefix)
+    }
+    /// A single-use value (OIDC state, SAML assertion or logout request id).
+    pub fn once(&self, scope: &str, id: &str) -> String {
+        format!("{}o:{scope}:{id}", self.prefix)
+    }
+    /// The pub/sub channel revocations are pushed on.
+    pub fn channel(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+}
