@@ -44,7 +44,14 @@ impl ServeHttp for AdminApp {
                     .filter(|p| !p.is_ready())
                     .map(|p| p.name())
                     .collect();
-                if waiting.is_empty() {
+                let store = core.sessions.store();
+                if !store.healthy() {
+                    let body = format!(
+                        "not ready: the {} session store does not answer\n",
+                        store.kind()
+                    );
+                    reply(503, "text/plain", body.into_bytes())
+                } else if waiting.is_empty() {
                     reply(200, "text/plain", b"ready\n".to_vec())
                 } else {
                     let body = format!(
@@ -55,10 +62,23 @@ impl ServeHttp for AdminApp {
                 }
             }
             "/metrics" => {
-                if let Some(n) = self.core.load().sessions.stored_sessions() {
+                let core = self.core.load();
+                if let Some(n) = core.sessions.stored_sessions() {
                     self.metrics.sessions_stored.set(n as i64);
                 }
+                let store = core.sessions.store();
+                self.metrics
+                    .session_store_up
+                    .set(i64::from(store.healthy()));
+                // The store counts; the counter catches up at each scrape.
+                let seen = self.metrics.session_store_errors.get();
+                self.metrics
+                    .session_store_errors
+                    .inc_by(store.errors().saturating_sub(seen));
                 reply(200, "text/plain; version=0.0.4", self.metrics.render())
+            }
+            path if path.starts_with(crate::admin_api::PREFIX) => {
+                crate::admin_api::serve(&self.core.load(), session).await
             }
             _ => reply(404, "text/plain", b"not found\n".to_vec()),
         }

@@ -32,6 +32,8 @@ pub struct Config {
     /// Scheme, host and port the browser uses to reach the gateway (no trailing slash).
     pub public_url: Url,
     pub admin_listen: SocketAddr,
+    /// The admin API's bearer secret (`admin.api_token`); no token, no API.
+    pub admin_api_token: Option<crate::read::Secret>,
     pub threads: usize,
     /// How long SIGTERM waits for in-flight requests.
     pub shutdown_grace: Duration,
@@ -131,6 +133,20 @@ impl Reader<'_> {
             Some(s) => self.socket_addr("admin.listen", &s),
             None => "127.0.0.1:9090".parse().ok(),
         };
+        let has_token = admin
+            .map
+            .is_some_and(|m| m.contains_key("api_token") || m.contains_key("api_token_file"));
+        let admin_api_token = if has_token {
+            self.secret(&mut admin, "api_token")
+        } else {
+            None
+        };
+        if admin_api_token.as_ref().is_some_and(|t| t.0.len() < 24) {
+            self.err(
+                "admin.api_token",
+                "must be at least 24 bytes (generate one with: openssl rand -base64 32)",
+            );
+        }
         self.finish(admin);
 
         let mut server = {
@@ -184,6 +200,7 @@ impl Reader<'_> {
             listen,
             public_url: public_url?,
             admin_listen: admin_listen?,
+            admin_api_token: admin_api_token.filter(|t| t.0.len() >= 24),
             threads,
             shutdown_grace,
             routes,

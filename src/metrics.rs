@@ -30,6 +30,10 @@ pub struct Metrics {
     /// Sessions held server-side (memory store).
     pub sessions_stored: IntGauge,
     pub config_reloads: IntCounterVec,
+    /// 1 while the session store answers (always 1 for the in-process stores).
+    pub session_store_up: IntGauge,
+    /// Session store commands that failed (Redis unavailable, timed out), since start.
+    pub session_store_errors: prometheus::IntCounter,
     /// Unix time at which the earliest trusted SAML IdP signing certificate expires.
     pub saml_cert_expiry: IntGaugeVec,
 }
@@ -122,6 +126,14 @@ impl Metrics {
             "authgate_sessions_stored",
             "Sessions held server-side by this replica (memory store; 0 with the cookie store)",
         )?;
+        let session_store_up = IntGauge::new(
+            "authgate_session_store_up",
+            "1 while the session store answers (Redis); always 1 for the cookie and memory stores",
+        )?;
+        let session_store_errors = prometheus::IntCounter::new(
+            "authgate_session_store_errors_total",
+            "Session store commands that failed (Redis unavailable or too slow)",
+        )?;
         let config_reloads = IntCounterVec::new(
             Opts::new(
                 "authgate_config_reloads_total",
@@ -143,6 +155,8 @@ impl Metrics {
         registry.register(Box::new(idp_fetch_duration.clone()))?;
         registry.register(Box::new(sessions_stored.clone()))?;
         registry.register(Box::new(config_reloads.clone()))?;
+        registry.register(Box::new(session_store_up.clone()))?;
+        registry.register(Box::new(session_store_errors.clone()))?;
         let saml_cert_expiry = IntGaugeVec::new(
             Opts::new(
                 "authgate_saml_idp_certificate_expiry_timestamp_seconds",
@@ -174,6 +188,8 @@ impl Metrics {
             denials,
             idp_fetch_duration,
             sessions_stored,
+            session_store_up,
+            session_store_errors,
             config_reloads,
             saml_cert_expiry,
         })

@@ -178,8 +178,13 @@ impl Redis {
 }
 
 pub fn start_standalone() -> Redis {
+    start_standalone_with("")
+}
+
+/// A standalone Redis with `extra` config lines (`appendonly yes` to survive a crash).
+pub fn start_standalone_with(extra: &str) -> Redis {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = RedisServer::start(dir.path(), free_port(), "");
+    let server = RedisServer::start(dir.path(), free_port(), extra);
     Redis {
         servers: vec![server],
         sentinels: Vec::new(),

@@ -103,6 +103,98 @@ fn fred_config(cfg: &RedisConfig) -> Result<Config, String> {
     })
 }
 
+/// With Sentinel: asks the Sentinels where the primary is, and moves the connections there
+/// when it changed. A demoted primary does not always close its clients' connections, and
+/// until a Sentinel reconfigures it, it still accepts writes: following the Sentinels'
+/// answer is what keeps every replica writing to the same primary after a failover.
+struct SentinelWatch {
+    service: String,
+    sentinels: Vec<Client>,
+    timeout: Duration,
+    /// The primary a reconnection was last forced for (not forced twice for one address).
+    forced: std::sync::Mutex<Option<(String, u16)>>,
+}
+
+impl SentinelWatch {
+    fn new(service: &str, nodes: &[(String, u16)], timeout: Duration) -> Result<Self, String> {
+        let mut sentinels = Vec::new();
+        for (host, port) in nodes {
+            let config = Config {
+                fail_fast: false,
+                server: ServerConfig::Centralized {
+                    server: server(host, *port),
+                },
+                ..Default::default()
+            };
+            let mut b = Builder::from_config(config);
+            b.with_performance_config(|p| p.default_command_timeout = timeout)
+                .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
+            sentinels.push(
+                b.build()
+                    .map_err(|e| format!("session.redis.sentinel: {e}"))?,
+            );
+        }
+        Ok(Self {
+            service: service.to_string(),
+            sentinels,
+            timeout,
+            forced: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn connect(&self) {
+        for s in &self.sentinels {
+            drop(s.connect());
+        }
+    }
+
+    /// Where the first Sentinel that answers says the primary is.
+    async fn primary(&self) -> Option<(String, u16)> {
+        for s in &self.sentinels {
+            let asked = s.custom::<Vec<String>, _>(
+                fred::types::CustomCommand::new_static(
+                    "SENTINEL",
+                    fred::types::ClusterHash::FirstKey,
+                    false,
+                ),
+                vec!["get-master-addr-by-name".to_string(), self.service.clone()],
+            );
+            if let Ok(Ok(addr)) = tokio::time::timeout(self.timeout, asked).await {
+                if let [host, port] = addr.as_slice() {
+                    if let Ok(port) = port.parse() {
+                        return Some((host.clone(), port));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    async fn follow(&self, pool: &Pool, subscriber: &fred::clients::SubscriberClient) {
+        let Some((host, port)) = self.primary().await else {
+            return;
+        };
+        let connected = pool.active_connections();
+        let elsewhere = connected
+            .iter()
+            .any(|c| c.port != port || &*c.host != host.as_str());
+        let again = {
+            let forced = self.forced.lock().unwrap_or_else(|p| p.into_inner());
+            forced.as_ref() == Some(&(host.clone(), port))
+        };
+        if !elsewhere || again || connected.is_empty() {
+            return;
+        }
+        log::warn!(
+            "session store: the Sentinels name {host}:{port} as primary of {}; moving the connections there",
+            self.service
+        );
+        *self.forced.lock().unwrap_or_else(|p| p.into_inner()) = Some((host, port));
+        let _ = pool.force_reconnection().await;
+        let _ = subscriber.force_reconnection().await;
+    }
+}
+
 impl Link {
     /// Connects in the background; `on_push` receives every message on the revocation
     /// channel. Fails only on a configuration the client refuses.
@@ -146,11 +238,18 @@ impl Link {
         let keys = Keys::new(&cfg.key_prefix);
         let channel = keys.channel();
         let timeout = cfg.timeout;
+        let watch = match &cfg.topology {
+            Topology::Sentinel {
+                service_name,
+                nodes,
+            } => Some(SentinelWatch::new(service_name, nodes, timeout)?),
+            _ => None,
+        };
         {
             let (pool, state) = (pool.clone(), state.clone());
             rt.spawn(async move {
                 let _ = pool.connect_pool();
-                let _ = subscriber.connect();
+                drop(subscriber.connect());
                 // Pushes: applied as they come.
                 let mut messages = subscriber.message_rx();
                 tokio::spawn(async move {
@@ -169,8 +268,14 @@ impl Link {
                         s.subscribed.store(false, Ordering::Release);
                     }
                 });
-                // Health and subscription, twice a second.
+                if let Some(w) = &watch {
+                    w.connect();
+                }
+                // Health, subscription and (Sentinel) the primary's address, twice a second.
                 loop {
+                    if let Some(w) = &watch {
+                        w.follow(&pool, &subscriber).await;
+                    }
                     let ok = matches!(
                         tokio::time::timeout(timeout, pool.next().ping::<String>(None)).await,
                         Ok(Ok(_))

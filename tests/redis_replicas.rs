@@ -1,0 +1,530 @@
+//! Several replicas of the real gateway binary sharing one real Redis (`session.store:
+//! redis`), as behind a Kubernetes Service: a session made on one works on the others, a
+//! sign-out or an admin revocation on one is refused by every other within a second, and a
+//! replayed OIDC callback or SAML response is refused by whichever replica it reaches.
+//! Then the faults: Redis stopped under traffic and restarted, and a Sentinel failover.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::redis::{start_sentinel, start_standalone, Redis};
+use common::*;
+
+const ALICE_OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";
+const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
+
+/// A replica: the shared config with its own ports, the public URL of the first replica
+/// (the address the browser knows, as behind a load balancer).
+fn replica(
+    public: &str,
+    op: &OpenIdProvider,
+    upstream: u16,
+    redis: &Redis,
+    prefix: &str,
+    extra: &str,
+) -> Gateway {
+    let (port, admin) = (free_port(), free_port());
+    let public = if public.is_empty() {
+        format!("http://127.0.0.1:{port}")
+    } else {
+        public.to_string()
+    };
+    let session = format!("  store: redis\n  redis:\n{}{extra}", redis.yaml(prefix));
+    let yaml = config_with(port, &public, admin, &op.issuer, upstream, &session).replace(
+        &format!("  listen: \"127.0.0.1:{admin}\"\n"),
+        &format!("  listen: \"127.0.0.1:{admin}\"\n  api_token: \"{ADMIN_TOKEN}\"\n"),
+    );
+    let mut gw = start_gateway(port, admin, &yaml);
+    // Requests go to this replica's own port; the browser-facing URL is the first one's.
+    gw.url = format!("http://127.0.0.1:{port}");
+    gw
+}
+
+/// Waits up to `limit` for `ok`; returns how long it took.
+fn within(limit: Duration, what: &str, ok: impl Fn() -> bool) -> Duration {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
+}
+
+fn status_with(url: &str, cookie: &str) -> u16 {
+    get_with_session(url, cookie).status().as_u16()
+}
+
+fn admin(method: reqwest::Method, url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut r = api().request(method, url);
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    let r = r.send().expect("admin call");
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(serde_json::Value::Null))
+}
+
+#[test]
+fn three_replicas_share_sessions_revocations_and_single_use() {
+    let redis = start_standalone();
+    let upstream = start_upstream();
+    let port_a = free_port();
+    let public = format!("http://127.0.0.1:{port_a}");
+    let op = start_op(&public, 0);
+    let prefix = "replicas:";
+    // Replica A listens on the public URL's port itself.
+    let a = {
+        let admin = free_port();
+        let session = format!("  store: redis\n  redis:\n{}", redis.yaml(prefix));
+        let yaml = config_with(port_a, &public, admin, &op.issuer, upstream.port, &session)
+            .replace(
+                &format!("  listen: \"127.0.0.1:{admin}\"\n"),
+                &format!("  listen: \"127.0.0.1:{admin}\"\n  api_token: \"{ADMIN_TOKEN}\"\n"),
+            );
+        start_gateway(port_a, admin, &yaml)
+    };
+    let b = replica(&public, &op, upstream.port, &redis, prefix, "");
+    let c = replica(&public, &op, upstream.port, &redis, prefix, "");
+    let all = [&a, &b, &c];
+
+    // Signed in on A: the same cookie works on B and C (they read it from Redis).
+    let alice = Browser::new();
+    let (r, _) = alice.sign_in(&format!("{}/secret", a.url), "alice");
+    assert_eq!(r.status(), 200);
+    let cookie = alice
+        .cookie(&format!("{}/", a.url), "authgate_session")
+        .expect("session cookie");
+    for gw in all {
+        let seen = echo(get_with_session(&format!("{}/secret", gw.url), &cookie));
+        assert_eq!(seen["headers"]["x-auth-user"], ALICE_OID, "on {}", gw.url);
+    }
+    // The cookie carries a sealed id, not the identity.
+    assert!(cookie.len() < 200, "cookie of {} bytes", cookie.len());
+
+    // Signed out on C: A and B (which have it cached) refuse the copied cookie within 1 s.
+    alice.sign_out(&c.url);
+    for gw in [&a, &b] {
+        let took = within(Duration::from_secs(1), "signed-out session refused", || {
+            status_with(&format!("{}/secret", gw.url), &cookie) == 401
+        });
+        eprintln!("{} refused the signed-out session after {took:?}", gw.url);
+    }
+
+    // The admin API: off without the token, refused with a wrong one.
+    let list = |gw: &Gateway| format!("{}/api/v1/sessions?user={ALICE_OID}", gw.admin);
+    assert_eq!(admin(reqwest::Method::GET, &list(&a), None).0, 401);
+    assert_eq!(
+        admin(
+            reqwest::Method::GET,
+            &list(&a),
+            Some("admin-token-for-tests-0123456780")
+        )
+        .0,
+        401
+    );
+    assert_eq!(admin(reqwest::Method::GET, &list(&a), Some("short")).0, 401);
+    // Alice signs in twice (two browsers), Bob once.
+    let (alice1, alice2, bob) = (Browser::new(), Browser::new(), Browser::new());
+    for (br, user) in [(&alice1, "alice"), (&alice2, "alice"), (&bob, "bob")] {
+        assert_eq!(
+            br.sign_in(&format!("{}/secret", a.url), user).0.status(),
+            200
+        );
+    }
+    let cookie_of = |br: &Browser| {
+        br.cookie(&format!("{}/", a.url), "authgate_session")
+            .unwrap()
+    };
+    let (c1, c2, cb) = (cookie_of(&alice1), cookie_of(&alice2), cookie_of(&bob));
+    for gw in all {
+        for ck in [&c1, &c2, &cb] {
+            assert_eq!(status_with(&format!("{}/secret", gw.url), ck), 200);
+        }
+    }
+    let (status, listed) = admin(reqwest::Method::GET, &list(&c), Some(ADMIN_TOKEN));
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["sessions"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    // One session revoked by id on B: only that browser is out, everywhere.
+    let one = listed["sessions"][0]["id"].as_str().unwrap().to_string();
+    let (status, _) = admin(
+        reqwest::Method::DELETE,
+        &format!("{}/api/v1/sessions/{one}", b.admin),
+        Some(ADMIN_TOKEN),
+    );
+    assert_eq!(status, 200);
+    let left = admin(reqwest::Method::GET, &list(&a), Some(ADMIN_TOKEN)).1;
+    assert_eq!(left["sessions"].as_array().map(Vec::len), Some(1), "{left}");
+    // Every session of Alice revoked on B: refused on every replica within 1 s; Bob stays.
+    let (status, body) = admin(reqwest::Method::DELETE, &list(&b), Some(ADMIN_TOKEN));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revoked"], 1, "{body}");
+    for gw in all {
+        within(Duration::from_secs(1), "revoked user refused", || {
+            status_with(&format!("{}/secret", gw.url), &c1) == 401
+                && status_with(&format!("{}/secret", gw.url), &c2) == 401
+        });
+        assert_eq!(
+            status_with(&format!("{}/secret", gw.url), &cb),
+            200,
+            "bob unaffected"
+        );
+    }
+    assert!(b.log_text().contains("admin_revoke_user"), "audit line");
+    // Alice can sign in again afterwards.
+    let again = Browser::new();
+    assert_eq!(
+        again
+            .sign_in(&format!("{}/secret", a.url), "alice")
+            .0
+            .status(),
+        200
+    );
+
+    // An OIDC callback completed on A and replayed to B: refused by B as already used,
+    // before the code reaches the provider.
+    let br = Browser::new();
+    let callback = br.login_until_callback(&format!("{}/secret", a.url), "alice");
+    let state: String = reqwest::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let login_name = format!("authgate_session_login_{}", &state[..16]);
+    let login = br
+        .cookie(&format!("{}/_authgate/", a.url), &login_name)
+        .unwrap();
+    assert_eq!(br.get(&callback).status(), 302);
+    let replayed = api()
+        .get(callback.replace(&a.url, &b.url))
+        .header("accept", "text/html")
+        .header("cookie", format!("{login_name}={login}"))
+        .send()
+        .unwrap();
+    assert_eq!(replayed.status(), 400);
+    assert!(replayed.text().unwrap().contains("already used"));
+    assert!(
+        !b.log_text().contains("token_exchange"),
+        "the code never reached the IdP from B"
+    );
+
+    // Metrics: the store is up on every replica.
+    for gw in all {
+        assert_eq!(metric(&scrape(&gw.admin), "authgate_session_store_up"), 1.0);
+    }
+}
+
+#[test]
+fn an_idp_initiated_saml_response_replayed_to_another_replica_is_refused() {
+    let redis = start_standalone();
+    let upstream = start_upstream();
+    let (port_a, port_b) = (free_port(), free_port());
+    let public = format!("http://127.0.0.1:{port_a}");
+    let sp = format!("{public}/sp/ssp");
+    let idp = start_simplesamlphp(&sp, &format!("{public}/_authgate/saml/ssp"));
+    let start = |port: u16| {
+        let admin = free_port();
+        let yaml = format!(
+            "listen: [\"127.0.0.1:{port}\"]\npublic_url: \"{public}\"\nadmin:\n  listen: \"127.0.0.1:{admin}\"\n\
+             server:\n  threads: 2\n  shutdown_grace: 1s\nproviders:\n  - name: ssp-both\n    type: saml\n\
+             \x20   entity_id: \"{sp}-both\"\n    idp_metadata_url: \"{md}\"\n    allow_idp_initiated: true\n\
+             routes:\n  - name: app\n    upstream: \"127.0.0.1:{up}\"\n    provider: ssp-both\n\
+             session:\n  secret: \"${{TEST_SESSION_SECRET}}\"\n  store: redis\n  redis:\n{redis}",
+            md = idp.metadata_url(),
+            up = upstream.port,
+            redis = redis.yaml("saml:"),
+        );
+        start_gateway(port, admin, &yaml)
+    };
+    let (a, b) = (start(port_a), start(port_b));
+    let br = Browser::new();
+    let unsolicited = format!(
+        "{}/saml2/idp/SSOService.php?spentityid={}",
+        idp.base,
+        percent_encoding::utf8_percent_encode(
+            &format!("{sp}-both"),
+            percent_encoding::NON_ALPHANUMERIC
+        )
+    );
+    let (acs, response, relay) = br.saml_login_until_post(&unsolicited, "alice", "alice-pw");
+    assert!(acs.starts_with(&a.url), "{acs}");
+    assert_eq!(
+        br.post_acs(&acs, &response, &relay).status(),
+        302,
+        "first use on A"
+    );
+    let on_b = acs.replace(&a.url, &format!("http://127.0.0.1:{port_b}"));
+    let r = Browser::new().post_acs(&on_b, &response, &relay);
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("already used (replay)"));
+    assert!(b.log_text().contains("replay"));
+}
+
+/// Requests in a loop on `url` with `cookie` until stopped; counts answers by class, and
+/// records any status outside `allowed`.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    unavailable: Arc<AtomicU64>,
+    other: Arc<std::sync::Mutex<Vec<u16>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Traffic {
+    fn start(url: String, cookie: String) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let unavailable = Arc::new(AtomicU64::new(0));
+        let other = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, o, u, x) = (stop.clone(), ok.clone(), unavailable.clone(), other.clone());
+        let handle = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match get_with_session(&url, &cookie).status().as_u16() {
+                    200 => o.fetch_add(1, Ordering::Relaxed),
+                    503 => u.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        x.lock().unwrap().push(other);
+                        0
+                    }
+                };
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Traffic {
+            stop,
+            ok,
+            unavailable,
+            other,
+            handle: Some(handle),
+        }
+    }
+
+    fn finish(mut self) -> (u64, u64, Vec<u16>) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            h.join().unwrap();
+        }
+        let other = self.other.lock().unwrap().clone();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.unavailable.load(Ordering::Relaxed),
+            other,
+        )
+    }
+}
+
+#[test]
+fn redis_stopped_under_traffic_then_restarted() {
+    // Redis keeps what it is told across the crash below (as a production Redis would).
+    let mut redis = common::redis::start_standalone_with("appendonly yes\nappendfsync always");
+    let upstream = start_upstream();
+    let port_a = free_port();
+    let public = format!("http://127.0.0.1:{port_a}");
+    let op = start_op(&public, 0);
+    let session = |grace: &str| {
+        format!(
+            "  store: redis\n  redis:\n{}    unavailable_grace: {grace}\n    timeout: 200ms\n",
+            redis.yaml("faults:")
+        )
+    };
+    let a = {
+        let admin = free_port();
+        let yaml = config_with(
+            port_a,
+            &public,
+            admin,
+            &op.issuer,
+            upstream.port,
+            &session("60s"),
+        );
+        start_gateway(port_a, admin, &yaml)
+    };
+    // B refuses to vouch for any session while Redis is away (grace 0).
+    let b = {
+        let (port, admin) = (free_port(), free_port());
+        let yaml = config_with(
+            port,
+            &public,
+            admin,
+            &op.issuer,
+            upstream.port,
+            &session("0s"),
+        );
+        let mut gw = start_gateway(port, admin, &yaml);
+        gw.url = format!("http://127.0.0.1:{port}");
+        gw
+    };
+    let br = Browser::new();
+    assert_eq!(
+        br.sign_in(&format!("{}/secret", a.url), "alice").0.status(),
+        200
+    );
+    let cookie = br
+        .cookie(&format!("{}/", a.url), "authgate_session")
+        .unwrap();
+    let second = Browser::new();
+    assert_eq!(
+        second
+            .sign_in(&format!("{}/secret", a.url), "bob")
+            .0
+            .status(),
+        200
+    );
+    let unread = second
+        .cookie(&format!("{}/", a.url), "authgate_session")
+        .unwrap();
+    assert_eq!(status_with(&format!("{}/secret", b.url), &cookie), 200);
+
+    let traffic = Traffic::start(format!("{}/secret", a.url), cookie.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    redis.servers[0].stop();
+    within(Duration::from_secs(5), "A unready", || {
+        api()
+            .get(format!("{}/readyz", a.admin))
+            .send()
+            .map(|r| r.status().as_u16())
+            .ok()
+            == Some(503)
+    });
+    // A: the session it read recently keeps working (grace); one it never read gets 503,
+    // never a redirect to sign in; a new sign-in gets 503 at once.
+    assert_eq!(
+        status_with(&format!("{}/secret", a.url), &cookie),
+        200,
+        "graced session"
+    );
+    let r = Browser::new().get(&format!("{}/secret", a.url));
+    let r_status = r.status().as_u16();
+    assert!(
+        r_status == 503 || r_status == 302,
+        "new visitor: {r_status}"
+    );
+    if r_status == 302 {
+        // Sent to the sign-in start, which answers 503 without going to the IdP.
+        let start = r.headers()["location"].to_str().unwrap().to_string();
+        let s = Browser::new().get(&start);
+        assert_eq!(s.status(), 503, "sign-in start while Redis is down");
+    }
+    let on_b = get_with_session(&format!("{}/secret", b.url), &unread);
+    assert_eq!(on_b.status(), 503);
+    assert_eq!(on_b.headers()["retry-after"], "5");
+    // B (grace 0) refuses even what it has cached: it cannot confirm it.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(status_with(&format!("{}/secret", b.url), &cookie), 503);
+    let html = api()
+        .get(format!("{}/secret", b.url))
+        .header("accept", "text/html")
+        .header("cookie", format!("authgate_session={unread}"))
+        .send()
+        .unwrap();
+    assert_eq!(html.status(), 503);
+    assert!(html.text().unwrap().contains("session store"));
+    let m = scrape(&a.admin);
+    assert_eq!(metric(&m, "authgate_session_store_up"), 0.0);
+    assert!(metric(&m, "authgate_session_store_errors_total") >= 1.0);
+
+    // Back: both recover without a restart, and the sessions Redis kept work again.
+    redis.servers[0].restart();
+    for gw in [&a, &b] {
+        within(Duration::from_secs(10), "ready again", || {
+            api()
+                .get(format!("{}/readyz", gw.admin))
+                .send()
+                .map(|r| r.status().as_u16())
+                .ok()
+                == Some(200)
+        });
+        within(Duration::from_secs(5), "sessions work again", || {
+            status_with(&format!("{}/secret", gw.url), &unread) == 200
+        });
+    }
+    let (ok, unavailable, other) = traffic.finish();
+    assert!(
+        other.is_empty(),
+        "answers other than 200/503 under traffic: {other:?}"
+    );
+    assert!(
+        ok > 10,
+        "{ok} successful requests under traffic ({unavailable} x 503)"
+    );
+    assert_eq!(unavailable, 0, "the graced session never got 503 on A");
+    for gw in [&a, &b] {
+        let log = gw.log_text();
+        assert!(!log.contains("panicked"), "{log}");
+        assert!(log.contains("Redis does not answer"));
+    }
+    let again = Browser::new();
+    assert_eq!(
+        again
+            .sign_in(&format!("{}/secret", a.url), "alice")
+            .0
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn a_sentinel_failover_under_traffic_keeps_sessions() {
+    let redis = start_sentinel();
+    let upstream = start_upstream();
+    let port_a = free_port();
+    let public = format!("http://127.0.0.1:{port_a}");
+    let op = start_op(&public, 0);
+    let a = {
+        let admin = free_port();
+        let session = format!("  store: redis\n  redis:\n{}", redis.yaml("failover:"));
+        let yaml = config_with(port_a, &public, admin, &op.issuer, upstream.port, &session);
+        start_gateway(port_a, admin, &yaml)
+    };
+    let br = Browser::new();
+    assert_eq!(
+        br.sign_in(&format!("{}/secret", a.url), "alice").0.status(),
+        200
+    );
+    let cookie = br
+        .cookie(&format!("{}/", a.url), "authgate_session")
+        .unwrap();
+    let before = redis.primary_port();
+    // The replica has the session before the primary goes (WAIT for one replica's ack).
+    common::redis::cli(before, &["wait", "1", "2000"]);
+    let traffic = Traffic::start(format!("{}/secret", a.url), cookie.clone());
+    let out = common::redis::cli(
+        redis.sentinels[0].port,
+        &["sentinel", "failover", "authgate"],
+    );
+    assert!(out.contains("OK"), "{out}");
+    within(Duration::from_secs(20), "new primary", || {
+        let p = redis.primary_port();
+        p != 0 && p != before
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, unavailable, other) = traffic.finish();
+    assert!(other.is_empty(), "answers other than 200/503: {other:?}");
+    assert!(ok > 10, "{ok} ok, {unavailable} unavailable");
+    // A second replica, which never read the session, finds it on the new primary; a new
+    // sign-in writes there.
+    let b = replica(&public, &op, upstream.port, &redis, "failover:", "");
+    within(
+        Duration::from_secs(10),
+        "session on the new primary",
+        || status_with(&format!("{}/secret", b.url), &cookie) == 200,
+    );
+    let bob = Browser::new();
+    assert_eq!(
+        bob.sign_in(&format!("{}/secret", a.url), "bob").0.status(),
+        200
+    );
+    let bob_cookie = bob
+        .cookie(&format!("{}/", a.url), "authgate_session")
+        .unwrap();
+    assert_eq!(status_with(&format!("{}/secret", b.url), &bob_cookie), 200);
+    assert!(!a.log_text().contains("panicked"));
+}
