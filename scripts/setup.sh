@@ -17,6 +17,8 @@ command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 for pkg in simplesamlphp php-cli php-xml php-mbstring php-curl openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# Shared sessions: Debian's Redis 7 (standalone, Cluster and Sentinel are all redis-server).
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # The end-to-end browser test drives Debian's Chromium with npm playwright-core (which must
 # not download a browser of its own: there is no network for that here).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
@@ -31,7 +33,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  # Packages must not start their services (redis-server, nginx would stay running after the
+  # tests): policy-rc.d says no for the length of the install, unless one exists already.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" || { [ -n "$policy" ] && $SUDO rm -f "$policy"; exit 1; }
+  [ -n "$policy" ] && $SUDO rm -f "$policy"
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')

@@ -70,6 +70,8 @@ fn check_rendered_config(docs: &[Value]) -> (bool, String) {
             "AUTHGATE_SESSION_SECRET",
             "0123456789abcdef0123456789abcdef0123456789abcdef",
         )
+        .env("AUTHGATE_REDIS_PASSWORD", "x")
+        .env("AUTHGATE_ADMIN_TOKEN", "0123456789abcdef0123456789abcdef")
         .output()
         .unwrap();
     let text = format!(
@@ -148,6 +150,93 @@ fn standalone_renders_hardened_deployment_and_opt_in_objects() {
     let (ok, out) = check_rendered_config(&docs);
     assert!(ok, "rendered gateway.yaml is not valid: {out}");
     assert!(out.contains("OK (3 route(s), 1 provider(s)"), "{out}");
+}
+
+#[test]
+fn redis_scenario_allows_replicas_and_the_hpa_with_its_password_and_admin_api() {
+    let docs = render("charts/authgate/ci/redis-values.yaml", &[]);
+    assert!(kind(&docs, "HorizontalPodAutoscaler").is_some());
+    let env = containers(&docs)[0]["env"].clone();
+    let names: Vec<&str> = env
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(names.contains(&"AUTHGATE_REDIS_PASSWORD"), "{names:?}");
+    assert!(names.contains(&"AUTHGATE_ADMIN_TOKEN"), "{names:?}");
+    let secret = kind(&docs, "Secret").unwrap();
+    assert!(secret["data"]["redis-password"].is_string());
+    assert!(secret["data"]["admin-token"].is_string());
+    let cm = kind(&docs, "ConfigMap").unwrap();
+    let yaml = cm["data"]["gateway.yaml"].as_str().unwrap();
+    assert!(
+        yaml.contains("store: redis") && yaml.contains("service_name: \"mymaster\""),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("password: \"${AUTHGATE_REDIS_PASSWORD}\""),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("api_token: \"${AUTHGATE_ADMIN_TOKEN}\""),
+        "{yaml}"
+    );
+    let (ok, out) = check_rendered_config(&docs);
+    assert!(ok, "rendered gateway.yaml is not valid: {out}");
+    // No bundled Redis unless asked for.
+    assert_eq!(docs.iter().filter(|d| d["kind"] == "Deployment").count(), 1);
+}
+
+#[test]
+fn bundled_redis_is_a_separate_workload_authgate_selectors_never_match() {
+    let docs = render(
+        "charts/authgate/ci/standalone-values.yaml",
+        &[
+            "--set",
+            "config.session.store=redis,redisBundled.enabled=true",
+        ],
+    );
+    let deployments: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Deployment").collect();
+    assert_eq!(deployments.len(), 2);
+    let labels_of = |d: &Value| d["spec"]["template"]["metadata"]["labels"].clone();
+    let selector_of = |d: &Value| d["spec"]["selector"]["matchLabels"].clone();
+    let (gw, redis) = if deployments[0]["metadata"]["name"] == "t-authgate" {
+        (deployments[0], deployments[1])
+    } else {
+        (deployments[1], deployments[0])
+    };
+    let matches = |selector: &Value, labels: &Value| {
+        selector
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    };
+    assert!(
+        !matches(&selector_of(gw), &labels_of(redis)),
+        "authgate's selector takes the redis pod"
+    );
+    assert!(
+        !matches(&selector_of(redis), &labels_of(gw)),
+        "redis's selector takes authgate pods"
+    );
+    let services: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Service").collect();
+    for svc in services {
+        let sel = svc["spec"]["selector"].clone();
+        assert!(
+            matches(&sel, &labels_of(gw)) != matches(&sel, &labels_of(redis)),
+            "{svc:?}"
+        );
+    }
+    let cm = kind(&docs, "ConfigMap").unwrap();
+    let yaml = cm["data"]["gateway.yaml"].as_str().unwrap();
+    assert!(
+        yaml.contains("url: redis://t-authgate-redis:6379/0"),
+        "{yaml}"
+    );
+    let (ok, out) = check_rendered_config(&docs);
+    assert!(ok, "rendered gateway.yaml is not valid: {out}");
 }
 
 #[test]
@@ -230,7 +319,28 @@ fn bad_and_contradictory_values_fail_with_a_reason() {
     let cases: &[(&[&str], &str)] = &[
         (&["--set", "mode=daemonset"], "mode"),
         (&["--set", "replicaCount=0"], "replicaCount"),
-        (&["--set", "config.session.store=redis"], "store"),
+        (&["--set", "config.session.store=redis"], "needs exactly one of"),
+        (
+            &["--set", "config.session.store=redis,config.session.redis.url=redis://r:6379,redisBundled.enabled=true"],
+            "needs exactly one of",
+        ),
+        (
+            &["--set", "config.session.redis.url=redis://r:6379"],
+            "set but unused",
+        ),
+        (
+            &["--set", "config.session.store=redis,config.session.revocation=redis,config.session.redis.url=redis://r:6379"],
+            "applies to store=cookie only",
+        ),
+        (
+            &["--set", "config.session.store=redis,config.session.redis.url=redis://r:6379,config.session.redis.usePassword=true"],
+            "usePassword needs secrets.redisPassword",
+        ),
+        (
+            &["--set", "config.session.store=redis,config.session.redis.url=ftp://r"],
+            "url",
+        ),
+        (&["--set", "adminApi.enabled=true"], "adminApi.enabled needs"),
         (&["--set", "config.publicUrl=ftp://x"], "publicUrl"),
         (&["--set", "containerPort=80"], "containerPort"),
         (

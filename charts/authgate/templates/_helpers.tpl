@@ -27,6 +27,12 @@ app.kubernetes.io/name: {{ include "authgate.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* The bundled Redis's pods: labels of their own (authgate's selectors never match them). */}}
+{{- define "authgate.redisLabels" -}}
+app.kubernetes.io/name: {{ include "authgate.name" . }}-redis
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
 {{- define "authgate.secretName" -}}
 {{- if .Values.secrets.existingSecret }}{{ .Values.secrets.existingSecret }}{{ else }}{{ include "authgate.fullname" . }}{{ end }}
 {{- end }}
@@ -46,8 +52,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (eq $v.mode "sidecar") (not $v.sidecar.app.image) }}
 {{- fail "mode=sidecar needs sidecar.app.image: the app container authgate sits in front of" }}
 {{- end }}
-{{- if and $v.secrets.existingSecret (or $v.secrets.clientSecret $v.secrets.sessionSecret $v.secrets.samlSpKey) }}
-{{- fail "secrets.existingSecret is set: leave secrets.clientSecret, sessionSecret and samlSpKey empty (they would be ignored)" }}
+{{- if and $v.secrets.existingSecret (or $v.secrets.clientSecret $v.secrets.sessionSecret $v.secrets.samlSpKey $v.secrets.redisPassword $v.secrets.adminToken) }}
+{{- fail "secrets.existingSecret is set: leave secrets.clientSecret, sessionSecret, samlSpKey, redisPassword and adminToken empty (they would be ignored)" }}
 {{- end }}
 {{- if and (not $v.secrets.create) (not $v.secrets.existingSecret) }}
 {{- fail "secrets.create=false needs secrets.existingSecret (keys client-secret, session-secret)" }}
@@ -56,7 +62,31 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "secrets.sessionSecret must be at least 32 bytes (openssl rand -base64 48), or use secrets.existingSecret" }}
 {{- end }}
 {{- if and (eq $v.config.session.store "memory") (or (gt (int $v.replicaCount) 1) $v.autoscaling.enabled) }}
-{{- fail "config.session.store=memory keeps sessions in one replica: use store=cookie with replicaCount > 1 or autoscaling" }}
+{{- fail "config.session.store=memory keeps sessions in one replica: use store=redis (or cookie) with replicaCount > 1 or autoscaling" }}
+{{- end }}
+{{- $r := $v.config.session.redis }}
+{{- $wantsRedis := or (eq $v.config.session.store "redis") (eq $v.config.session.revocation "redis") }}
+{{- $given := add (ternary 1 0 (ne $r.url "")) (ternary 1 0 (ne $r.sentinel.serviceName "")) (ternary 1 0 (gt (len $r.cluster.nodes) 0)) (ternary 1 0 $v.redisBundled.enabled) }}
+{{- if and $wantsRedis (ne (int $given) 1) }}
+{{- fail "config.session.store=redis (or revocation=redis) needs exactly one of config.session.redis.url, .sentinel, .cluster, or redisBundled.enabled" }}
+{{- end }}
+{{- if and (not $wantsRedis) (gt (int $given) 0) }}
+{{- fail "config.session.redis (or redisBundled) is set but unused: set config.session.store=redis" }}
+{{- end }}
+{{- if and (eq $v.config.session.revocation "redis") (ne $v.config.session.store "cookie") }}
+{{- fail "config.session.revocation=redis applies to store=cookie only (store=redis shares revocations already)" }}
+{{- end }}
+{{- if and (ne $r.sentinel.serviceName "") (not $r.sentinel.nodes) }}
+{{- fail "config.session.redis.sentinel.serviceName needs sentinel.nodes (the Sentinels' host:port)" }}
+{{- end }}
+{{- if and $r.usePassword $v.secrets.create (not $v.secrets.existingSecret) (not $v.secrets.redisPassword) }}
+{{- fail "config.session.redis.usePassword needs secrets.redisPassword (or secrets.existingSecret with key redis-password)" }}
+{{- end }}
+{{- if and $v.adminApi.enabled $v.secrets.create (not $v.secrets.existingSecret) (lt (len $v.secrets.adminToken) 24) }}
+{{- fail "adminApi.enabled needs secrets.adminToken of at least 24 bytes (openssl rand -base64 32), or secrets.existingSecret with key admin-token" }}
+{{- end }}
+{{- if and $v.redisBundled.enabled $r.usePassword }}
+{{- fail "redisBundled runs without a password (trials only): leave config.session.redis.usePassword false" }}
 {{- end }}
 {{- if and $v.podDisruptionBudget.enabled (not $v.autoscaling.enabled) (le (int $v.replicaCount) (int $v.podDisruptionBudget.minAvailable)) }}
 {{- fail "podDisruptionBudget.minAvailable must be below replicaCount, or no node could ever be drained" }}
@@ -72,6 +102,9 @@ listen: ["0.0.0.0:{{ .Values.containerPort }}"]
 public_url: {{ .Values.config.publicUrl | quote }}
 admin:
   listen: "0.0.0.0:{{ .Values.adminPort }}"
+  {{- if .Values.adminApi.enabled }}
+  api_token: "${AUTHGATE_ADMIN_TOKEN}"
+  {{- end }}
 server:
   threads: 0
   shutdown_grace: {{ .Values.config.shutdownGrace }}
@@ -93,6 +126,33 @@ session:
   store: {{ .Values.config.session.store }}
   secure: {{ hasPrefix "https://" .Values.config.publicUrl }}
   secret: "${AUTHGATE_SESSION_SECRET}"
+  {{- $r := .Values.config.session.redis }}
+  {{- if eq .Values.config.session.revocation "redis" }}
+  revocation: redis
+  {{- end }}
+  {{- if or (eq .Values.config.session.store "redis") (eq .Values.config.session.revocation "redis") }}
+  redis:
+    {{- if .Values.redisBundled.enabled }}
+    url: redis://{{ include "authgate.fullname" . }}-redis:6379/0
+    {{- else if $r.url }}
+    url: {{ $r.url | quote }}
+    {{- else if $r.sentinel.serviceName }}
+    sentinel:
+      service_name: {{ $r.sentinel.serviceName | quote }}
+      nodes: {{ toJson $r.sentinel.nodes }}
+    {{- else }}
+    cluster:
+      nodes: {{ toJson $r.cluster.nodes }}
+    {{- end }}
+    {{- if $r.tls }}
+    tls: true
+    {{- end }}
+    {{- if $r.usePassword }}
+    password: "${AUTHGATE_REDIS_PASSWORD}"
+    {{- end }}
+    key_prefix: {{ $r.keyPrefix | quote }}
+    unavailable_grace: {{ $r.unavailableGrace }}
+  {{- end }}
 {{- with .Values.config.headers }}
 headers:
 {{- toYaml . | nindent 2 }}
@@ -135,6 +195,20 @@ forward_auth:
         secretKeyRef:
           name: {{ include "authgate.secretName" . }}
           key: session-secret
+    {{- if .Values.config.session.redis.usePassword }}
+    - name: AUTHGATE_REDIS_PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: {{ include "authgate.secretName" . }}
+          key: redis-password
+    {{- end }}
+    {{- if .Values.adminApi.enabled }}
+    - name: AUTHGATE_ADMIN_TOKEN
+      valueFrom:
+        secretKeyRef:
+          name: {{ include "authgate.secretName" . }}
+          key: admin-token
+    {{- end }}
   livenessProbe:
     httpGet: {path: /healthz, port: admin}
     periodSeconds: 10
