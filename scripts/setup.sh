@@ -41,8 +41,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
     $SUDO chmod +x "$policy"
   fi
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" || { [ -n "$policy" ] && $SUDO rm -f "$policy"; exit 1; }
-  [ -n "$policy" ] && $SUDO rm -f "$policy"
+  status=0
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" || status=$?
+  if [ -n "$policy" ]; then $SUDO rm -f "$policy"; fi
+  if [ "$status" -ne 0 ]; then exit "$status"; fi
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
