@@ -376,3 +376,108 @@ impl Reader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::session::{StoreKind, Topology};
+
+    const BASE: &str = "listen: [\"127.0.0.1:8080\"]\npublic_url: \"http://127.0.0.1:8080\"\n\
+        providers:\n  - name: demo\n    type: oidc\n    issuer: \"http://127.0.0.1:4000/t/v2.0\"\n    client_id: app\n    client_secret: x\n\
+        routes:\n  - name: app\n    upstream: \"127.0.0.1:3000\"\n\
+        session:\n  secret: \"0123456789abcdef0123456789abcdef-long\"\n";
+
+    fn env(name: &str) -> Option<String> {
+        (name == "REDIS_PASSWORD").then(|| "pw from env".into())
+    }
+
+    fn parse(session: &str) -> Result<Config, String> {
+        Config::parse(&format!("{BASE}{session}"), &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn redis_topologies_and_their_options_read() {
+        let c = parse("  store: redis\n  redis:\n    url: redis://:p%40ss@cache.internal:6380/3\n")
+            .unwrap();
+        let r = c.session.redis.expect("redis");
+        assert_eq!(c.session.store, StoreKind::Redis);
+        assert_eq!(
+            r.topology,
+            Topology::Standalone {
+                host: "cache.internal".into(),
+                port: 6380
+            }
+        );
+        assert_eq!(r.database, Some(3));
+        assert_eq!(r.password.map(|p| p.0), Some("p@ss".into()));
+        assert!(r.tls.is_none());
+        assert_eq!(
+            (
+                r.key_prefix.as_str(),
+                r.cache_ttl.as_secs(),
+                r.unavailable_grace.as_secs()
+            ),
+            ("authgate:", 5, 60)
+        );
+        let c = parse("  store: redis\n  redis:\n    url: rediss://cache:6379\n    password: ${REDIS_PASSWORD}\n").unwrap();
+        let r = c.session.redis.unwrap();
+        assert!(r.tls.is_some(), "rediss:// is TLS");
+        assert_eq!(r.password.map(|p| p.0), Some("pw from env".into()));
+        let c = parse("  store: redis\n  redis:\n    sentinel:\n      service_name: mymaster\n      nodes: [\"s1:26379\", \"s2:26379\"]\n    tls: true\n").unwrap();
+        let r = c.session.redis.unwrap();
+        assert_eq!(
+            r.topology,
+            Topology::Sentinel {
+                service_name: "mymaster".into(),
+                nodes: vec![("s1".into(), 26379), ("s2".into(), 26379)]
+            }
+        );
+        let c = parse("  store: redis\n  redis:\n    cluster:\n      nodes: [\"c1:7000\"]\n    unavailable_grace: 0s\n").unwrap();
+        let r = c.session.redis.unwrap();
+        assert_eq!(
+            r.topology,
+            Topology::Cluster {
+                nodes: vec![("c1".into(), 7000)]
+            }
+        );
+        assert_eq!(r.unavailable_grace.as_secs(), 0);
+        let c = parse("  revocation: redis\n  redis:\n    url: redis://r\n").unwrap();
+        assert_eq!(c.session.store, StoreKind::Cookie);
+        assert!(c.session.shared_revocation && c.session.redis.is_some());
+    }
+
+    /// Every wrong `session.redis` is reported with its path, all at once.
+    #[test]
+    fn bad_redis_settings_are_reported_with_their_path() {
+        let cases: &[(&str, &[&str])] = &[
+            ("  store: redis\n", &["session.redis: is required with store: redis"]),
+            ("  store: rediss\n", &["session.store: unknown store \"rediss\""]),
+            ("  redis:\n    url: redis://r\n", &["session.redis: is set but unused"]),
+            ("  store: memory\n  revocation: redis\n  redis:\n    url: redis://r\n", &["session.revocation: applies to store: cookie only"]),
+            ("  revocation: everywhere\n", &["session.revocation: unknown value"]),
+            ("  store: redis\n  redis:\n    url: http://r\n", &["session.redis.url: scheme \"http\""]),
+            ("  store: redis\n  redis:\n    url: not a url\n", &["session.redis.url: is not a URL"]),
+            ("  store: redis\n  redis:\n    url: redis://r/42\n", &["session.redis.url: database \"42\""]),
+            ("  store: redis\n  redis:\n    url: redis://r?db=1\n", &["session.redis.url: takes no query"]),
+            ("  store: redis\n  redis:\n    url: redis://:a@r\n    password: b\n", &["carries a password and session.redis.password is set too"]),
+            ("  store: redis\n  redis: {}\n", &["session.redis: give exactly one of url"]),
+            ("  store: redis\n  redis:\n    url: redis://r\n    cluster:\n      nodes: [\"c:1\"]\n", &["session.redis: give exactly one of url"]),
+            ("  store: redis\n  redis:\n    sentinel:\n      nodes: [\"s:1\"]\n", &["session.redis.sentinel.service_name"]),
+            ("  store: redis\n  redis:\n    cluster:\n      nodes: []\n", &["session.redis.cluster.nodes: is required"]),
+            ("  store: redis\n  redis:\n    cluster:\n      nodes: [\"c1\", \"c2:x\", \"c3:7000\"]\n", &["session.redis.cluster.nodes[0]", "session.redis.cluster.nodes[1]"]),
+            ("  store: redis\n  redis:\n    cluster:\n      nodes: [\"c:7000\"]\n    database: 2\n", &["Redis Cluster has database 0 only"]),
+            ("  store: redis\n  redis:\n    url: redis://r\n    database: 16\n", &["session.redis.database: must be 0 to 15"]),
+            ("  store: redis\n  redis:\n    url: redis://r\n    timeout: 0s\n    pool_size: 0\n    cache_ttl: 1h\n", &["session.redis.timeout", "session.redis.pool_size", "session.redis.cache_ttl"]),
+            ("  store: redis\n  redis:\n    url: redis://r\n    tls:\n      ca_file: /nonexistent/ca.pem\n", &["session.redis.tls.ca_file: cannot read"]),
+            ("  store: redis\n  redis:\n    url: redis://r\n    tls: sometimes\n", &["session.redis.tls: expected true"]),
+            ("  store: redis\n  redis:\n    url: redis://r\n    passwrd: x\n", &["session.redis.passwrd"]),
+            ("  store: redis\n  redis:\n    url: redis://r\n    password: ${UNSET_VAR}\n", &["UNSET_VAR"]),
+        ];
+        for (session, expected) in cases {
+            let err = parse(session).expect_err(session);
+            for e in *expected {
+                assert!(err.contains(e), "{session:?}: expected {e:?} in:\n{err}");
+            }
+        }
+    }
+}
