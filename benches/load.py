@@ -12,6 +12,7 @@ duration:
   authgate public            wrk -> authgate public route -> upstream
   authgate session           wrk -> authgate, valid session (cookie store), policy allows
   authgate session (memory)  the same with session.store: memory
+  authgate session (redis)   the same with session.store: redis (a local redis-server)
   mellon                     wrk -> Apache + mod_auth_mellon, valid session -> upstream
   mod_auth_openidc           wrk -> Apache + mod_auth_openidc, valid session -> upstream
 
@@ -293,6 +294,7 @@ def start_authgate(cfg, name, admin, env=None):
 
 def run(args, work):
     up, ngx, bare, gw, gwm, adm, admm, oidc_ap, mel_ap, op_port, ssp_port = (free_port() for _ in range(11))
+    gwr, admr, redis_port = (free_port() for _ in range(3))
     # The upstream (its own nginx: a tiny 200 anywhere, 16 KB at .../big), and nginx as a
     # plain reverse proxy in front of it, in a process of its own.
     www = os.path.join(work, "www")
@@ -331,10 +333,15 @@ http {{ access_log off;
 
     # The OpenID provider (for authgate and mod_auth_openidc) and SimpleSAMLphp (mellon).
     gw_url, gwm_url, aoi_url, mel_url = (f"http://127.0.0.1:{p}" for p in (gw, gwm, oidc_ap, mel_ap))
+    gwr_url = f"http://127.0.0.1:{gwr}"
+    # Debian's redis-server for the Redis store: loopback, no persistence.
+    start(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+           "--appendonly", "no", "--dir", work], "redis-server")
+    wait_port(redis_port, "redis-server")
     op_out = os.path.join(work, "op.json")
     start(["node", "oidc-provider.mjs"], "oidc-provider", cwd=TESTENV, env={
         "PORT": str(op_port), "TENANT_ID": TENANT, "CLIENT_ID": "bench", "CLIENT_SECRET": "bench-secret",
-        "REDIRECT_URIS": f"{gw_url}/_authgate/callback/entra,{gwm_url}/_authgate/callback/entra,{aoi_url}/redirect_uri"},
+        "REDIRECT_URIS": f"{gw_url}/_authgate/callback/entra,{gwm_url}/_authgate/callback/entra,{gwr_url}/_authgate/callback/entra,{aoi_url}/redirect_uri"},
         stdout=open(op_out, "w"))
     wait_port(op_port, "oidc-provider")
     instance = f"http://127.0.0.1:{op_port}"
@@ -350,9 +357,11 @@ http {{ access_log off;
     wait_port(ssp_port, "SimpleSAMLphp")
 
     # authgate: the Entra preset against the local provider, one public and one protected
-    # route; twice, with the cookie store and with the memory store.
+    # route; with the cookie, the memory and the Redis store.
     secret = os.urandom(36).hex()
-    for name, port, admin, store in (("authgate", gw, adm, "cookie"), ("authgate-memory", gwm, admm, "memory")):
+    stores = (("authgate", gw, adm, "cookie"), ("authgate-memory", gwm, admm, "memory"),
+              ("authgate-redis", gwr, admr, f"redis, redis: {{ url: \"redis://127.0.0.1:{redis_port}/0\" }}"))
+    for name, port, admin, store in stores:
         url = f"http://127.0.0.1:{port}"
         cfg = os.path.join(work, f"{name}.yaml")
         with open(cfg, "w") as f:
@@ -443,6 +452,7 @@ ProxyPass / http://127.0.0.1:{up}/ keepalive=On
         ("authgate public", f"{gw_url}/public/x", f"{gw_url}/public/big", fixed(None)),
         ("authgate session", f"{gw_url}/x", f"{gw_url}/big", authgate_cookie(gw_url)),
         ("authgate session (memory)", f"{gwm_url}/x", f"{gwm_url}/big", authgate_cookie(gwm_url)),
+        ("authgate session (redis)", f"{gwr_url}/x", f"{gwr_url}/big", authgate_cookie(gwr_url)),
         ("mellon", f"{mel_url}/x", f"{mel_url}/big", fixed(f"mellon-cookie={mel}")),
         ("mod_auth_openidc", f"{aoi_url}/x", f"{aoi_url}/big", fixed(f"mod_auth_openidc_session={aoi}")),
     ]
@@ -512,6 +522,8 @@ ProxyPass / http://127.0.0.1:{up}/ keepalive=On
     print(f"  session ÷ bare pingora, tiny:  {ratio(v, 'tiny', 'authgate session', 'bare pingora'):.3f} (target ≥ 0.92)")
     print(f"  session ÷ bare pingora, 16 KB: {ratio(v, '16 KB', 'authgate session', 'bare pingora'):.3f} (target ≥ 0.95)")
     print(f"  public ÷ bare pingora, tiny:   {ratio(v, 'tiny', 'authgate public', 'bare pingora'):.3f} (target ≥ 0.97)")
+    print(f"  redis store ÷ cookie store, tiny:  {ratio(v, 'tiny', 'authgate session (redis)', 'authgate session'):.3f} (target ≥ 0.9)")
+    print(f"  redis store ÷ cookie store, 16 KB: {ratio(v, '16 KB', 'authgate session (redis)', 'authgate session'):.3f} (target ≥ 0.9)")
     print(f"  session ÷ mellon, tiny:        {ratio(v, 'tiny', 'authgate session', 'mellon'):.2f}")
     print(f"  session ÷ mod_auth_openidc:    {ratio(v, 'tiny', 'authgate session', 'mod_auth_openidc'):.2f}")
     if "authgate session" in half and "bare pingora" in half:
