@@ -2,7 +2,8 @@
 //! machine does not move with whatever else runs: the gateway under `valgrind --tool=callgrind`,
 //! a real upstream, N requests on one keep-alive connection to a public route, then N with a
 //! valid session (cookie store, identity with 20 groups, route policy that allows), counters
-//! zeroed and dumped around each phase.
+//! zeroed and dumped around each phase; then the same session held in a local redis-server
+//! (`session.store: redis`), when Debian's redis-server is installed.
 //!
 //! Prints instructions per request for both and their ratio (target: the session costs at
 //! most 5% more). Run: cargo bench --bench cpu_per_request [-- N]
@@ -107,7 +108,6 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(if bench { 3000 } else { 20 });
-    let root = env!("CARGO_MANIFEST_DIR");
     let dir = tempfile::tempdir().expect("tempdir");
     // Upstream: nginx answering a static 200.
     let up = free_port();
@@ -133,41 +133,7 @@ fn main() {
 
     // The gateway, under callgrind. Its identity provider is never asked: the session is
     // minted with the gateway's own secret, as a sign-in would make it.
-    let (gw, admin, idp) = (free_port(), free_port(), free_port());
-    let yaml = format!(
-        r#"listen: ["127.0.0.1:{gw}"]
-public_url: "http://127.0.0.1:{gw}"
-admin: {{ listen: "127.0.0.1:{admin}" }}
-server: {{ threads: 1 }}
-providers:
-  - {{ name: entra, type: entra, instance: "http://127.0.0.1:{idp}", tenant: "{TENANT}", client_id: bench, client_secret: "${{BENCH_SECRET}}" }}
-routes:
-  - {{ name: app, upstream: "127.0.0.1:{up}", allow: {{ tenants: ["{TENANT}"] }} }}
-  - {{ name: public, path_prefix: /public, upstream: "127.0.0.1:{up}", public: true }}
-session: {{ secret: "${{BENCH_SESSION_SECRET}}" }}
-"#
-    );
-    let cfg = dir.path().join("gateway.yaml");
-    std::fs::write(&cfg, yaml).expect("gateway.yaml");
-    let mut gateway = Command::new("valgrind")
-        .args([
-            "--tool=callgrind",
-            "--collect-atstart=yes",
-            &format!("--callgrind-out-file={}/cg.out.%p", dir.path().display()),
-            &authgate_bin(),
-            "run",
-            "-c",
-            &cfg.display().to_string(),
-        ])
-        .env("BENCH_SECRET", "x")
-        .env("BENCH_SESSION_SECRET", SECRET)
-        .env("AUTHGATE_LOG", "error")
-        .current_dir(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("valgrind (apt install valgrind)");
-    wait_port(gw, Duration::from_secs(120));
+    let (gw, mut gateway) = start_gateway(dir.path(), up, "", "cg.out.");
 
     let sessions = Sessions::new(SessionConfig {
         cookie_name: "authgate_session".into(),
@@ -194,9 +160,12 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}" }}
         ..Default::default()
     };
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("runtime");
-    let cookie = rt.block_on(sessions.create(identity)).expect("session");
+    let cookie = rt
+        .block_on(sessions.create(identity.clone()))
+        .expect("session");
 
     // Warm both paths (connection pool, caches), then count.
     let warm = if bench { 200 } else { 5 };
@@ -224,6 +193,52 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}" }}
     );
     let _ = gateway.kill();
     let _ = gateway.wait();
+
+    // The Redis store: the same request, the session held in a local redis-server (read
+    // from Redis once per cache_ttl, from the replica's cache in between).
+    match start_redis(dir.path()) {
+        Some(redis) => {
+            let url = format!("redis://127.0.0.1:{}/0", redis.port);
+            let session = format!(", store: redis, redis: {{ url: \"{url}\" }}");
+            let (gw, mut gateway) = start_gateway(dir.path(), up, &session, "redis.out.");
+            let stored = Sessions::new(SessionConfig {
+                cookie_name: "authgate_session".into(),
+                lifetime: Duration::from_secs(8 * 3600),
+                idle_timeout: Duration::from_secs(3600),
+                secure: false,
+                secret: Secret(SECRET.into()),
+                store: StoreKind::Redis,
+                max_sessions: 1000,
+                redis: Some(redis_config(redis.port)),
+                shared_revocation: false,
+            })
+            .expect("sessions");
+            let cookie = (0..50)
+                .find_map(|_| {
+                    let made = rt.block_on(stored.create(identity.clone())).ok();
+                    if made.is_none() {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    made
+                })
+                .expect("a session stored in Redis");
+            drive(gw, "/x", Some(&cookie), warm);
+            callgrind(gateway.id(), "-z");
+            drive(gw, "/x", Some(&cookie), n);
+            callgrind(gateway.id(), "-d");
+            let ir = last_dump_ir_named(dir.path(), "redis.out.") as f64 / n as f64;
+            println!(
+                "{:<16} {ir:>10.0} instructions/request (redis store)",
+                "with a session"
+            );
+            println!("redis store ÷ cookie store, session: {:.3}", ir / per[1]);
+            let _ = gateway.kill();
+            let _ = gateway.wait();
+        }
+        None => println!(
+            "redis store: redis-server not installed (apt install redis-server); not measured"
+        ),
+    }
 
     // The physical limit: bare pingora (examples/bare_pingora.rs, filters doing nothing),
     // same pingora, same server options, under callgrind the same way.
@@ -266,6 +281,105 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}" }}
     if std::env::var_os("BENCH_KEEP").is_some() {
         // For callgrind_annotate: the two dumps (public, then session) stay.
         println!("dumps kept in {}", dir.keep().display());
+    }
+}
+
+/// The gateway under callgrind, `session_extra` appended to its `session:` mapping; its
+/// callgrind dumps are named `<dumps>`<pid>.
+fn start_gateway(
+    dir: &std::path::Path,
+    up: u16,
+    session_extra: &str,
+    dumps: &str,
+) -> (u16, std::process::Child) {
+    let (gw, admin, idp) = (free_port(), free_port(), free_port());
+    let yaml = format!(
+        r#"listen: ["127.0.0.1:{gw}"]
+public_url: "http://127.0.0.1:{gw}"
+admin: {{ listen: "127.0.0.1:{admin}" }}
+server: {{ threads: 1 }}
+providers:
+  - {{ name: entra, type: entra, instance: "http://127.0.0.1:{idp}", tenant: "{TENANT}", client_id: bench, client_secret: "${{BENCH_SECRET}}" }}
+routes:
+  - {{ name: app, upstream: "127.0.0.1:{up}", allow: {{ tenants: ["{TENANT}"] }} }}
+  - {{ name: public, path_prefix: /public, upstream: "127.0.0.1:{up}", public: true }}
+session: {{ secret: "${{BENCH_SESSION_SECRET}}"{session_extra} }}
+"#
+    );
+    let cfg = dir.join(format!("gateway-{gw}.yaml"));
+    std::fs::write(&cfg, yaml).expect("gateway.yaml");
+    let gateway = Command::new("valgrind")
+        .args([
+            "--tool=callgrind",
+            "--collect-atstart=yes",
+            &format!("--callgrind-out-file={}/{dumps}%p", dir.display()),
+            &authgate_bin(),
+            "run",
+            "-c",
+            &cfg.display().to_string(),
+        ])
+        .env("BENCH_SECRET", "x")
+        .env("BENCH_SESSION_SECRET", SECRET)
+        .env("AUTHGATE_LOG", "error")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("valgrind (apt install valgrind)");
+    wait_port(gw, Duration::from_secs(120));
+    (gw, gateway)
+}
+
+/// A local redis-server (no persistence), stopped on drop; None if it is not installed.
+struct Redis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_redis(dir: &std::path::Path) -> Option<Redis> {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no", "--dir", &dir.display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let redis = Redis { port, child };
+    wait_port(port, Duration::from_secs(10));
+    Some(redis)
+}
+
+fn redis_config(port: u16) -> authgate::session::RedisConfig {
+    authgate::session::RedisConfig {
+        topology: authgate::session::Topology::Standalone {
+            host: "127.0.0.1".into(),
+            port,
+        },
+        username: None,
+        password: None,
+        database: None,
+        tls: None,
+        key_prefix: "authgate:".into(),
+        timeout: Duration::from_millis(500),
+        pool_size: 1,
+        cache_ttl: Duration::from_secs(5),
+        cache_bytes: 1024 * 1024,
+        unavailable_grace: Duration::from_secs(60),
     }
 }
 
