@@ -66,11 +66,17 @@ impl RedisStore {
         Ok(Self {
             shared,
             keeps,
+            // Weighed in units of WEIGHT_UNIT bytes, not bytes: moka sizes its bookkeeping
+            // by the capacity's count, and a capacity of 32 million "entries" costs far more
+            // memory than the sessions it bounds (measured: benches/session_memory.rs).
             cache: Cache::builder()
-                .max_capacity(cfg.cache_bytes)
+                .max_capacity(cfg.cache_bytes / WEIGHT_UNIT)
                 .weigher(|k: &String, v: &Arc<Cached>| {
                     let id = v.identity.as_deref().map_or(0, crate::session::weight);
-                    u32::try_from(k.len() + 96 + id).unwrap_or(u32::MAX)
+                    // ×3: what an entry really holds (the identity as parsed, its strings'
+                    // headers, moka's bookkeeping) against the estimate, as measured.
+                    let bytes = 3 * (k.len() + 96 + id) as u64;
+                    u32::try_from(bytes.div_ceil(WEIGHT_UNIT)).unwrap_or(u32::MAX)
                 })
                 .time_to_live(keep_for)
                 .build_with_hasher(ahash::RandomState::new()),
@@ -171,6 +177,9 @@ impl RedisStore {
             .collect())
     }
 }
+
+/// The cache's weight unit, in bytes.
+const WEIGHT_UNIT: u64 = 256;
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
