@@ -365,22 +365,7 @@ fn start_redis(dir: &std::path::Path) -> Option<Redis> {
 }
 
 fn redis_config(port: u16) -> authgate::session::RedisConfig {
-    authgate::session::RedisConfig {
-        topology: authgate::session::Topology::Standalone {
-            host: "127.0.0.1".into(),
-            port,
-        },
-        username: None,
-        password: None,
-        database: None,
-        tls: None,
-        key_prefix: "authgate:".into(),
-        timeout: Duration::from_millis(500),
-        pool_size: 1,
-        cache_ttl: Duration::from_secs(5),
-        cache_bytes: 1024 * 1024,
-        unavailable_grace: Duration::from_secs(60),
-    }
+    authgate::session::RedisConfig::standalone("127.0.0.1", port)
 }
 
 /// The gateway binary: this build's, or `AUTHGATE_BIN` (to compare two builds).

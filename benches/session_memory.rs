@@ -201,19 +201,8 @@ fn free_port() -> u16 {
 
 fn redis_config(port: u16) -> authgate::session::RedisConfig {
     authgate::session::RedisConfig {
-        topology: authgate::session::Topology::Standalone {
-            host: "127.0.0.1".into(),
-            port,
-        },
-        username: None,
-        password: None,
-        database: None,
-        tls: None,
         key_prefix: "bench:".into(),
         timeout: Duration::from_secs(2),
-        pool_size: 2,
-        cache_ttl: Duration::from_secs(5),
-        cache_bytes: 32 * 1024 * 1024,
-        unavailable_grace: Duration::from_secs(60),
+        ..authgate::session::RedisConfig::standalone("127.0.0.1", port)
     }
 }

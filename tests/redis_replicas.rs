@@ -18,22 +18,9 @@ const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
 /// A replica: the shared config with its own ports, the public URL of the first replica
 /// (the address the browser knows, as behind a load balancer).
-fn replica(
-    public: &str,
-    op: &OpenIdProvider,
-    upstream: u16,
-    redis: &Redis,
-    prefix: &str,
-    extra: &str,
-) -> Gateway {
-    let (port, admin) = (free_port(), free_port());
-    let public = if public.is_empty() {
-        format!("http://127.0.0.1:{port}")
-    } else {
-        public.to_string()
-    };
-    let session = format!("  store: redis\n  redis:\n{}{extra}", redis.yaml(prefix));
-    let yaml = config_with(port, &public, admin, &op.issuer, upstream, &session).replace(
+fn replica(port: u16, public: &str, op: &OpenIdProvider, upstream: u16, session: &str) -> Gateway {
+    let admin = free_port();
+    let yaml = config_with(port, public, admin, &op.issuer, upstream, session).replace(
         &format!("  listen: \"127.0.0.1:{admin}\"\n"),
         &format!("  listen: \"127.0.0.1:{admin}\"\n  api_token: \"{ADMIN_TOKEN}\"\n"),
     );
@@ -41,6 +28,25 @@ fn replica(
     // Requests go to this replica's own port; the browser-facing URL is the first one's.
     gw.url = format!("http://127.0.0.1:{port}");
     gw
+}
+
+/// The `session:` lines of `store: redis` on `redis` under `prefix`, plus `extra`.
+fn redis_session(redis: &Redis, prefix: &str, extra: &str) -> String {
+    format!("  store: redis\n  redis:\n{}{extra}", redis.yaml(prefix))
+}
+
+/// A browser signed in through `gw` as `user`, and its session cookie.
+fn signed_in(gw: &Gateway, user: &str) -> (Browser, String) {
+    let b = Browser::new();
+    assert_eq!(
+        b.sign_in(&format!("{}/secret", gw.url), user).0.status(),
+        200,
+        "{user} signs in"
+    );
+    let cookie = b
+        .cookie(&format!("{}/", gw.url), "authgate_session")
+        .expect("session cookie");
+    (b, cookie)
 }
 
 /// Waits up to `limit` for `ok`; returns how long it took.
@@ -76,27 +82,14 @@ fn three_replicas_share_sessions_revocations_and_single_use() {
     let op = start_op(&public, 0);
     let prefix = "replicas:";
     // Replica A listens on the public URL's port itself.
-    let a = {
-        let admin = free_port();
-        let session = format!("  store: redis\n  redis:\n{}", redis.yaml(prefix));
-        let yaml = config_with(port_a, &public, admin, &op.issuer, upstream.port, &session)
-            .replace(
-                &format!("  listen: \"127.0.0.1:{admin}\"\n"),
-                &format!("  listen: \"127.0.0.1:{admin}\"\n  api_token: \"{ADMIN_TOKEN}\"\n"),
-            );
-        start_gateway(port_a, admin, &yaml)
-    };
-    let b = replica(&public, &op, upstream.port, &redis, prefix, "");
-    let c = replica(&public, &op, upstream.port, &redis, prefix, "");
+    let session = redis_session(&redis, prefix, "");
+    let a = replica(port_a, &public, &op, upstream.port, &session);
+    let b = replica(free_port(), &public, &op, upstream.port, &session);
+    let c = replica(free_port(), &public, &op, upstream.port, &session);
     let all = [&a, &b, &c];
 
     // Signed in on A: the same cookie works on B and C (they read it from Redis).
-    let alice = Browser::new();
-    let (r, _) = alice.sign_in(&format!("{}/secret", a.url), "alice");
-    assert_eq!(r.status(), 200);
-    let cookie = alice
-        .cookie(&format!("{}/", a.url), "authgate_session")
-        .expect("session cookie");
+    let (alice, cookie) = signed_in(&a, "alice");
     for gw in all {
         let seen = echo(get_with_session(&format!("{}/secret", gw.url), &cookie));
         assert_eq!(seen["headers"]["x-auth-user"], ALICE_OID, "on {}", gw.url);
@@ -127,18 +120,11 @@ fn three_replicas_share_sessions_revocations_and_single_use() {
     );
     assert_eq!(admin(reqwest::Method::GET, &list(&a), Some("short")).0, 401);
     // Alice signs in twice (two browsers), Bob once.
-    let (alice1, alice2, bob) = (Browser::new(), Browser::new(), Browser::new());
-    for (br, user) in [(&alice1, "alice"), (&alice2, "alice"), (&bob, "bob")] {
-        assert_eq!(
-            br.sign_in(&format!("{}/secret", a.url), user).0.status(),
-            200
-        );
-    }
-    let cookie_of = |br: &Browser| {
-        br.cookie(&format!("{}/", a.url), "authgate_session")
-            .unwrap()
-    };
-    let (c1, c2, cb) = (cookie_of(&alice1), cookie_of(&alice2), cookie_of(&bob));
+    let ((_, c1), (_, c2), (_, cb)) = (
+        signed_in(&a, "alice"),
+        signed_in(&a, "alice"),
+        signed_in(&a, "bob"),
+    );
     for gw in all {
         for ck in [&c1, &c2, &cb] {
             assert_eq!(status_with(&format!("{}/secret", gw.url), ck), 200);
@@ -178,14 +164,7 @@ fn three_replicas_share_sessions_revocations_and_single_use() {
     }
     assert!(b.log_text().contains("admin_revoke_user"), "audit line");
     // Alice can sign in again afterwards.
-    let again = Browser::new();
-    assert_eq!(
-        again
-            .sign_in(&format!("{}/secret", a.url), "alice")
-            .0
-            .status(),
-        200
-    );
+    signed_in(&a, "alice");
 
     // An OIDC callback completed on A and replayed to B: refused by B as already used,
     // before the code reaches the provider.
@@ -330,57 +309,17 @@ fn redis_stopped_under_traffic_then_restarted() {
     let public = format!("http://127.0.0.1:{port_a}");
     let op = start_op(&public, 0);
     let session = |grace: &str| {
-        format!(
-            "  store: redis\n  redis:\n{}    unavailable_grace: {grace}\n    timeout: 200ms\n",
-            redis.yaml("faults:")
+        redis_session(
+            &redis,
+            "faults:",
+            &format!("    unavailable_grace: {grace}\n    timeout: 200ms\n"),
         )
     };
-    let a = {
-        let admin = free_port();
-        let yaml = config_with(
-            port_a,
-            &public,
-            admin,
-            &op.issuer,
-            upstream.port,
-            &session("60s"),
-        );
-        start_gateway(port_a, admin, &yaml)
-    };
+    let a = replica(port_a, &public, &op, upstream.port, &session("60s"));
     // B refuses to vouch for any session while Redis is away (grace 0).
-    let b = {
-        let (port, admin) = (free_port(), free_port());
-        let yaml = config_with(
-            port,
-            &public,
-            admin,
-            &op.issuer,
-            upstream.port,
-            &session("0s"),
-        );
-        let mut gw = start_gateway(port, admin, &yaml);
-        gw.url = format!("http://127.0.0.1:{port}");
-        gw
-    };
-    let br = Browser::new();
-    assert_eq!(
-        br.sign_in(&format!("{}/secret", a.url), "alice").0.status(),
-        200
-    );
-    let cookie = br
-        .cookie(&format!("{}/", a.url), "authgate_session")
-        .unwrap();
-    let second = Browser::new();
-    assert_eq!(
-        second
-            .sign_in(&format!("{}/secret", a.url), "bob")
-            .0
-            .status(),
-        200
-    );
-    let unread = second
-        .cookie(&format!("{}/", a.url), "authgate_session")
-        .unwrap();
+    let b = replica(free_port(), &public, &op, upstream.port, &session("0s"));
+    let (_alice, cookie) = signed_in(&a, "alice");
+    let (_bob, unread) = signed_in(&a, "bob");
     assert_eq!(status_with(&format!("{}/secret", b.url), &cookie), 200);
 
     let traffic = Traffic::start(format!("{}/secret", a.url), cookie.clone());
@@ -461,14 +400,7 @@ fn redis_stopped_under_traffic_then_restarted() {
         assert!(!log.contains("panicked"), "{log}");
         assert!(log.contains("Redis does not answer"));
     }
-    let again = Browser::new();
-    assert_eq!(
-        again
-            .sign_in(&format!("{}/secret", a.url), "alice")
-            .0
-            .status(),
-        200
-    );
+    signed_in(&a, "alice");
 }
 
 #[test]
@@ -478,20 +410,9 @@ fn a_sentinel_failover_under_traffic_keeps_sessions() {
     let port_a = free_port();
     let public = format!("http://127.0.0.1:{port_a}");
     let op = start_op(&public, 0);
-    let a = {
-        let admin = free_port();
-        let session = format!("  store: redis\n  redis:\n{}", redis.yaml("failover:"));
-        let yaml = config_with(port_a, &public, admin, &op.issuer, upstream.port, &session);
-        start_gateway(port_a, admin, &yaml)
-    };
-    let br = Browser::new();
-    assert_eq!(
-        br.sign_in(&format!("{}/secret", a.url), "alice").0.status(),
-        200
-    );
-    let cookie = br
-        .cookie(&format!("{}/", a.url), "authgate_session")
-        .unwrap();
+    let session = redis_session(&redis, "failover:", "");
+    let a = replica(port_a, &public, &op, upstream.port, &session);
+    let (_alice, cookie) = signed_in(&a, "alice");
     let before = redis.primary_port();
     // The replica has the session before the primary goes (WAIT for one replica's ack).
     common::redis::cli(before, &["wait", "1", "2000"]);
@@ -511,20 +432,13 @@ fn a_sentinel_failover_under_traffic_keeps_sessions() {
     assert!(ok > 10, "{ok} ok, {unavailable} unavailable");
     // A second replica, which never read the session, finds it on the new primary; a new
     // sign-in writes there.
-    let b = replica(&public, &op, upstream.port, &redis, "failover:", "");
+    let b = replica(free_port(), &public, &op, upstream.port, &session);
     within(
         Duration::from_secs(10),
         "session on the new primary",
         || status_with(&format!("{}/secret", b.url), &cookie) == 200,
     );
-    let bob = Browser::new();
-    assert_eq!(
-        bob.sign_in(&format!("{}/secret", a.url), "bob").0.status(),
-        200
-    );
-    let bob_cookie = bob
-        .cookie(&format!("{}/", a.url), "authgate_session")
-        .unwrap();
+    let (_bob, bob_cookie) = signed_in(&a, "bob");
     assert_eq!(status_with(&format!("{}/secret", b.url), &bob_cookie), 200);
     assert!(!a.log_text().contains("panicked"));
 }

@@ -148,16 +148,12 @@ impl Redis {
                     nodes: nodes(&self.sentinels),
                 },
             },
-            username: None,
-            password: None,
-            database: None,
-            tls: None,
             key_prefix: prefix.into(),
-            timeout: Duration::from_millis(500),
             pool_size: 2,
             cache_ttl: Duration::from_secs(2),
             cache_bytes: 8 * 1024 * 1024,
             unavailable_grace: Duration::from_secs(30),
+            ..RedisConfig::standalone("127.0.0.1", 0)
         }
     }
 

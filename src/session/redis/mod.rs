@@ -64,6 +64,29 @@ pub struct RedisTls {
     pub ca_pem: Option<Vec<u8>>,
 }
 
+impl RedisConfig {
+    /// A standalone Redis at `host:port` with the defaults `session.redis` documents (key
+    /// prefix `authgate:`, 500 ms timeout, 4 connections, 5 s cache of 32 MiB, 60 s grace).
+    pub fn standalone(host: &str, port: u16) -> Self {
+        Self {
+            topology: Topology::Standalone {
+                host: host.to_string(),
+                port,
+            },
+            username: None,
+            password: None,
+            database: None,
+            tls: None,
+            key_prefix: "authgate:".into(),
+            timeout: Duration::from_millis(500),
+            pool_size: 4,
+            cache_ttl: Duration::from_secs(5),
+            cache_bytes: 32 * 1024 * 1024,
+            unavailable_grace: Duration::from_secs(60),
+        }
+    }
+}
+
 impl Topology {
     pub fn label(&self) -> &'static str {
         match self {
