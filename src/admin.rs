@@ -77,7 +77,7 @@ impl ServeHttp for AdminApp {
                     .inc_by(store.errors().saturating_sub(seen));
                 reply(200, "text/plain; version=0.0.4", self.metrics.render())
             }
-            path if path.starts_with(crate::admin_api::PREFIX) => {
+            path if path.starts_with("/api/") => {
                 crate::admin_api::serve(&self.core.load(), session).await
             }
             _ => reply(404, "text/plain", b"not found\n".to_vec()),
