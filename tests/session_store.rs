@@ -214,6 +214,13 @@ async fn revocation(kind: StoreKind, make: impl Fn(Clock) -> Arc<dyn SessionStor
         &sessions.check(&other_provider, now()).await,
         "alice"
     ));
+    // Signed in again in the same second as the revocation: not born void.
+    let a5 = sessions.create(identity("alice")).await.unwrap();
+    assert!(
+        is_valid(&sessions.check(&a5, now()).await, "alice"),
+        "a session made after a revocation, in its second"
+    );
+    sessions.revoke(&a5).await.expect("revoked");
     time.fetch_add(1, Ordering::SeqCst);
     let a4 = sessions.create(identity("alice")).await.unwrap();
     assert!(

@@ -235,7 +235,13 @@ impl Sessions {
 
     /// Starts a session; returns the sealed cookie value.
     pub async fn create(&self, identity: Identity) -> Result<String, CreateError> {
-        let now = (self.clock)();
+        let mut now = (self.clock)();
+        // Revocations void sessions "issued until T", in whole seconds: a session made after
+        // a revocation in that same second counts as issued in the next, or it would be born
+        // void (and its user sent round a sign-in loop). The stores do the same.
+        if self.store.is_ended(&identity, now) {
+            now += 1;
+        }
         let sid = random_token(18);
         let mut ticket = Ticket {
             v: TICKET_VERSION,

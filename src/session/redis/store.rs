@@ -232,7 +232,11 @@ impl SessionStore for RedisStore {
                 "hold identities (they travel in the ticket)",
             ));
         }
-        let now = (self.clock)();
+        let mut now = (self.clock)();
+        if self.shared.local.is_ended(&identity, now) {
+            // Made after a revocation in this same second (see `Sessions::create`).
+            now += 1;
+        }
         let keys = self.shared.keys();
         let (key, set) = (
             keys.session(sid),
