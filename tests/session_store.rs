@@ -454,6 +454,25 @@ async fn replicas(redis: &Redis, keeps: bool) {
             "other users stand"
         );
     }
+    // Ended by its IdP (SAML logout) through one replica: the others refuse it too.
+    let saml = Identity {
+        name_id: Some("carol@idp".into()),
+        session_index: Some("idx-9".into()),
+        ..identity("carol")
+    };
+    let carol = a.create(saml).await.unwrap();
+    for s in [&b, &d] {
+        assert!(is_valid(&s.check(&carol, now()).await, "carol"));
+    }
+    c.end_by_idp("p", "carol@idp", &["idx-9".into()], now())
+        .await
+        .unwrap();
+    for s in [&a, &b, &d] {
+        within(Duration::from_secs(1), "IdP logout everywhere", || async {
+            matches!(s.check(&carol, now()).await, Check::Rejected(_))
+        })
+        .await;
+    }
     // One winner among concurrent takes of one value on different replicas.
     let stores: Vec<Arc<RedisStore>> = (0..3)
         .map(|_| ready_store(redis, &prefix, keeps, system_clock()))
@@ -496,4 +515,83 @@ async fn redis_cluster_conforms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sentinel_conforms() {
     redis_conforms(&start_sentinel()).await;
+}
+
+/// What lies in Redis is input too: a session record that does not parse, one of the wrong
+/// shape, and pushes on the revocation channel that are not ours. Each is "no session" or
+/// ignored (with a log line), never a crash or a pass; a well-formed push still works after
+/// them (whoever can write to Redis can revoke: the README calls Redis a trust boundary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_redis_records_and_pushes() {
+    let redis = start_standalone();
+    let prefix = unique_prefix("hostile");
+    let port = redis.servers[0].port;
+    let make = || {
+        let store = ready_store(&redis, &prefix, true, system_clock());
+        Sessions::with_store(session_config(StoreKind::Redis), store, system_clock()).unwrap()
+    };
+    let (a, b) = (make(), make());
+    let now = authgate::session::now_secs;
+    let sid_of = |s: &Sessions, cookie: &str| {
+        s.sealer()
+            .open::<authgate::session::Ticket>("sess", cookie)
+            .expect("ticket")
+            .sid
+    };
+    let records = [
+        "not json",
+        "{}",
+        "{\"id\": 5, \"iat\": 1, \"exp\": 99999999999}",
+        "{\"id\": {\"provider\": \"p\"}, \"iat\": \"x\", \"exp\": 1}",
+        "[1,2,3]",
+        "",
+    ];
+    for raw in records {
+        let cookie = a.create(identity("alice")).await.unwrap();
+        let key = format!("{prefix}s:{}", sid_of(&a, &cookie));
+        common::redis::cli(port, &["set", &key, raw]);
+        // B has never read it: it reads the record from Redis.
+        assert!(
+            matches!(
+                b.check(&cookie, now()).await,
+                Check::Rejected(Rejection::Unknown)
+            ),
+            "record {raw:?} is no session"
+        );
+    }
+    let good = a.create(identity("bob")).await.unwrap();
+    assert!(is_valid(&b.check(&good, now()).await, "bob"));
+    let channel = format!("{prefix}events");
+    let big = "x".repeat(100_000);
+    for push in [
+        "not json",
+        "{\"k\":\"sid\"}",
+        "{\"k\":\"user\",\"p\":1,\"u\":[],\"at\":\"now\"}",
+        "{\"k\":\"unknown\",\"sid\":\"x\"}",
+        big.as_str(),
+    ] {
+        common::redis::cli(port, &["publish", &channel, push]);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        is_valid(&a.check(&good, now()).await, "bob"),
+        "junk pushes change nothing"
+    );
+    assert!(is_valid(&b.check(&good, now()).await, "bob"));
+    // A well-formed push still arrives and is applied by every store.
+    let push = format!("{{\"k\":\"sid\",\"sid\":\"{}\"}}", sid_of(&a, &good));
+    common::redis::cli(port, &["publish", &channel, &push]);
+    for s in [&a, &b] {
+        within(
+            Duration::from_secs(1),
+            "a pushed revocation applies",
+            || async {
+                matches!(
+                    s.check(&good, now()).await,
+                    Check::Rejected(Rejection::Revoked)
+                )
+            },
+        )
+        .await;
+    }
 }
