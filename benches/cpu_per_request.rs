@@ -144,7 +144,6 @@ fn main() {
         store: StoreKind::Cookie,
         max_sessions: 1000,
         redis: None,
-        shared_revocation: false,
     })
     .expect("sessions");
     let identity = Identity {
@@ -210,7 +209,6 @@ fn main() {
                 store: StoreKind::Redis,
                 max_sessions: 1000,
                 redis: Some(redis_config(redis.port)),
-                shared_revocation: false,
             })
             .expect("sessions");
             let cookie = (0..50)

@@ -52,7 +52,6 @@ fn bench(c: &mut Criterion) {
             store,
             max_sessions: 1000,
             redis: None,
-            shared_revocation: false,
         })
         .unwrap();
         let cookie = rt.block_on(sessions.create(identity())).unwrap();

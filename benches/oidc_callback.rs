@@ -63,7 +63,6 @@ fn bench(c: &mut Criterion) {
         store: StoreKind::Cookie,
         max_sessions: 1000,
         redis: None,
-        shared_revocation: false,
     })
     .expect("sessions");
     let rt = tokio::runtime::Builder::new_current_thread()

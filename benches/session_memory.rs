@@ -60,7 +60,6 @@ fn main() {
         },
         max_sessions: 1_000_000,
         redis: redis_port.map(redis_config),
-        shared_revocation: false,
     })
     .expect("sessions");
     let store = if redis_port.is_some() {

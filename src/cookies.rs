@@ -349,7 +349,6 @@ mod tests {
             store: StoreKind::Cookie,
             max_sessions: 10,
             redis: None,
-            shared_revocation: false,
         }
     }
 

@@ -42,7 +42,12 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         "unknown id loads nothing"
     );
     store
-        .save("s1", alice.clone(), Duration::from_secs(60))
+        .save(
+            "s1",
+            alice.clone(),
+            time.load(Ordering::SeqCst),
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
     assert_eq!(store.load("s1").await.unwrap().as_deref(), Some(&*alice));
@@ -52,13 +57,23 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         ..(*alice).clone()
     });
     store
-        .save("s1", bob.clone(), Duration::from_secs(60))
+        .save(
+            "s1",
+            bob.clone(),
+            time.load(Ordering::SeqCst),
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
     assert_eq!(store.load("s1").await.unwrap().unwrap().user, "bob");
     // Independent keys; remove is idempotent.
     store
-        .save("s2", alice.clone(), Duration::from_secs(60))
+        .save(
+            "s2",
+            alice.clone(),
+            time.load(Ordering::SeqCst),
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
     store.remove("s1").await.unwrap();
@@ -69,7 +84,12 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
     // longer than any the gateway makes loads nothing.
     let real = "Qk3xv9_TnRz0aB-1cD2eF3gH";
     store
-        .save(real, bob.clone(), Duration::from_secs(60))
+        .save(
+            real,
+            bob.clone(),
+            time.load(Ordering::SeqCst),
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
     assert_eq!(store.load(real).await.unwrap().unwrap().user, "bob");
@@ -77,7 +97,12 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
     assert!(store.load(&"x".repeat(300)).await.unwrap().is_none());
     // A zero TTL is expired at once.
     store
-        .save("s3", alice.clone(), Duration::ZERO)
+        .save(
+            "s3",
+            alice.clone(),
+            time.load(Ordering::SeqCst),
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     assert!(
@@ -86,7 +111,12 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
     );
     // Expiry follows the clock: alive one second before its TTL, gone at it.
     store
-        .save("s4", alice.clone(), Duration::from_secs(30))
+        .save(
+            "s4",
+            alice.clone(),
+            time.load(Ordering::SeqCst),
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     time.fetch_add(29, Ordering::SeqCst);
@@ -98,7 +128,12 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
     assert!(store.load("s4").await.unwrap().is_none(), "gone at its TTL");
     // Revoking one id ends it and hands back what was held; the id stays void.
     store
-        .save("s5", alice.clone(), Duration::from_secs(60))
+        .save(
+            "s5",
+            alice.clone(),
+            time.load(Ordering::SeqCst),
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
     let held = store.revoke("s5").await.unwrap();
@@ -117,7 +152,6 @@ fn session_config(store: StoreKind) -> SessionConfig {
         store,
         max_sessions: 1000,
         redis: None,
-        shared_revocation: false,
     }
 }
 
@@ -272,7 +306,12 @@ async fn memory_store_is_bounded() {
     let id = Arc::new(Identity::default());
     for i in 0..1000 {
         store
-            .save(&format!("s{i}"), id.clone(), Duration::from_secs(60))
+            .save(
+                &format!("s{i}"),
+                id.clone(),
+                authgate::session::now_secs(),
+                Duration::from_secs(60),
+            )
             .await
             .unwrap();
     }

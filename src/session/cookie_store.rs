@@ -40,7 +40,7 @@ impl SessionStore for CookieStore {
         Ok(None)
     }
 
-    async fn save(&self, _: &str, _: Arc<Identity>, _: Duration) -> Result<(), StoreError> {
+    async fn save(&self, _: &str, _: Arc<Identity>, _: u64, _: Duration) -> Result<(), StoreError> {
         Err(StoreError::Unsupported(
             "cookie",
             "hold identities (they travel in the ticket)",

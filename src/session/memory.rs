@@ -101,13 +101,13 @@ impl SessionStore for MemoryStore {
         &self,
         sid: &str,
         identity: Arc<Identity>,
+        issued: u64,
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let key = SidKey::new(sid).ok_or_else(|| {
             StoreError::Unavailable(format!("session id of {} bytes is too long", sid.len()))
         })?;
-        self.cache
-            .insert(key, (identity, (self.clock)() + ttl.as_secs()));
+        self.cache.insert(key, (identity, issued + ttl.as_secs()));
         Ok(())
     }
 

@@ -119,11 +119,15 @@ pub struct SessionConfig {
     pub max_sessions: u64,
     /// `session.redis`: with `store: redis`, or the cookie store's `revocation: redis`.
     pub redis: Option<RedisConfig>,
-    /// The cookie store keeps its revocation list (and single-use checks) in Redis.
-    pub shared_revocation: bool,
 }
 
 impl SessionConfig {
+    /// The cookie store with `revocation: redis`: its revocation list (and single-use
+    /// checks) live in Redis.
+    pub fn shared_revocation(&self) -> bool {
+        self.store == StoreKind::Cookie && self.redis.is_some()
+    }
+
     /// The name pending sign-ins and other path-scoped cookies derive theirs from: the
     /// session cookie's without the `__Host-` prefix (which requires `Path=/`).
     pub fn base_name(&self) -> &str {
@@ -182,7 +186,7 @@ impl Sessions {
             )),
         };
         let store: Arc<dyn SessionStore> = match cfg.store {
-            StoreKind::Cookie if cfg.shared_revocation => redis(false)?,
+            StoreKind::Cookie if cfg.shared_revocation() => redis(false)?,
             StoreKind::Cookie => Arc::new(CookieStore::new(cfg.lifetime)),
             StoreKind::Memory => Arc::new(MemoryStore::new(cfg.max_sessions, cfg.lifetime)),
             StoreKind::Redis => redis(true)?,
@@ -238,7 +242,7 @@ impl Sessions {
         let mut now = (self.clock)();
         // Revocations void sessions "issued until T", in whole seconds: a session made after
         // a revocation in that same second counts as issued in the next, or it would be born
-        // void (and its user sent round a sign-in loop). The stores do the same.
+        // void (and its user sent round a sign-in loop). The store records the same time.
         if self.store.is_ended(&identity, now) {
             now += 1;
         }
@@ -253,7 +257,7 @@ impl Sessions {
         };
         if self.store.keeps_identities() {
             self.store
-                .save(&sid, Arc::new(identity), self.cfg.lifetime)
+                .save(&sid, Arc::new(identity), now, self.cfg.lifetime)
                 .await
                 .map_err(CreateError::Store)?;
         } else {
@@ -472,7 +476,6 @@ mod tests {
             store,
             max_sessions: 100,
             redis: None,
-            shared_revocation: false,
         }
     }
 

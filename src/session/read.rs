@@ -142,7 +142,6 @@ impl Reader<'_> {
             store: store?,
             max_sessions,
             redis: if wants_redis { Some(redis?) } else { None },
-            shared_revocation,
         })
     }
 
@@ -443,7 +442,7 @@ mod tests {
         assert_eq!(r.unavailable_grace.as_secs(), 0);
         let c = parse("  revocation: redis\n  redis:\n    url: redis://r\n").unwrap();
         assert_eq!(c.session.store, StoreKind::Cookie);
-        assert!(c.session.shared_revocation && c.session.redis.is_some());
+        assert!(c.session.shared_revocation() && c.session.redis.is_some());
     }
 
     /// Every wrong `session.redis` is reported with its path, all at once.

@@ -46,10 +46,13 @@ pub trait SessionStore: Send + Sync {
         true
     }
     async fn load(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError>;
+    /// Stores session `sid`, issued at `issued` (the ticket's issue time: what "sessions
+    /// issued until T are void" compares), for `ttl` from then.
     async fn save(
         &self,
         sid: &str,
         identity: Arc<Identity>,
+        issued: u64,
         ttl: Duration,
     ) -> Result<(), StoreError>;
     async fn remove(&self, sid: &str) -> Result<(), StoreError>;

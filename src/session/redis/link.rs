@@ -355,16 +355,4 @@ impl Link {
     pub fn errors(&self) -> u64 {
         self.state.errors.load(Ordering::Relaxed)
     }
-
-    /// Waits (up to `limit`) until Redis answers and the subscription is in place.
-    pub async fn ready(&self, limit: Duration) -> bool {
-        let end = std::time::Instant::now() + limit;
-        while std::time::Instant::now() < end {
-            if self.healthy() && self.subscribed() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
-    }
 }

@@ -73,15 +73,23 @@ impl SharedRevocations {
         &self.link.keys
     }
 
-    /// Writes `key = value` (for a session's lifetime) and pushes `push` to every replica.
-    async fn record(&self, key: String, value: String, push: &Push) -> Result<(), StoreError> {
+    /// Writes each of `keys` `= value` (for a session's lifetime), then pushes `push`, once,
+    /// to every replica.
+    async fn record(
+        &self,
+        keys: Vec<String>,
+        value: String,
+        push: &Push,
+    ) -> Result<(), StoreError> {
         let channel = self.keys().channel();
         let message = serde_json::to_string(push).unwrap_or_default();
         let ttl = secs(self.lifetime);
         self.link
             .run("revocation write", move |r| async move {
-                r.set::<(), _, _>(key, value, Some(Expiration::EX(ttl)), None, false)
-                    .await?;
+                for key in keys {
+                    r.set::<(), _, _>(key, value.as_str(), Some(Expiration::EX(ttl)), None, false)
+                        .await?;
+                }
                 r.next().publish::<(), _, _>(channel, message).await
             })
             .await
@@ -90,7 +98,7 @@ impl SharedRevocations {
     pub async fn revoke(&self, sid: &str) -> Result<(), StoreError> {
         self.local.revoke(sid);
         let push = Push::Sid { sid: sid.into() };
-        self.record(self.keys().revoked(sid), "1".into(), &push)
+        self.record(vec![self.keys().revoked(sid)], "1".into(), &push)
             .await
     }
 
@@ -107,7 +115,7 @@ impl SharedRevocations {
             at: now,
         };
         self.record(
-            self.keys().user_revoked(provider, user),
+            vec![self.keys().user_revoked(provider, user)],
             now.to_string(),
             &push,
         )
@@ -135,11 +143,11 @@ impl SharedRevocations {
         } else {
             session_indexes
         };
-        for index in indexes {
-            let key = self.keys().idp_ended(provider, name_id, index);
-            self.record(key, now.to_string(), &push).await?;
-        }
-        Ok(())
+        let keys = indexes
+            .iter()
+            .map(|index| self.keys().idp_ended(provider, name_id, index))
+            .collect();
+        self.record(keys, now.to_string(), &push).await
     }
 
     /// Asks Redis whether session `sid` of `identity`, issued at `issued`, still stands (its id

@@ -87,11 +87,6 @@ impl RedisStore {
         })
     }
 
-    /// Waits until Redis answers and pushes arrive (tests, and a replica's start).
-    pub async fn ready(&self, limit: Duration) -> bool {
-        self.shared.link.ready(limit).await
-    }
-
     /// Pushes from other replicas arrive.
     pub fn subscribed(&self) -> bool {
         self.link().subscribed()
@@ -224,6 +219,7 @@ impl SessionStore for RedisStore {
         &self,
         sid: &str,
         identity: Arc<Identity>,
+        issued: u64,
         ttl: Duration,
     ) -> Result<(), StoreError> {
         if !self.keeps {
@@ -231,11 +227,6 @@ impl SessionStore for RedisStore {
                 "cookie",
                 "hold identities (they travel in the ticket)",
             ));
-        }
-        let mut now = (self.clock)();
-        if self.shared.local.is_ended(&identity, now) {
-            // Made after a revocation in this same second (see `Sessions::create`).
-            now += 1;
         }
         let keys = self.shared.keys();
         let (key, set) = (
@@ -253,8 +244,8 @@ impl SessionStore for RedisStore {
         }
         let record = Record {
             id: (*identity).clone(),
-            iat: now,
-            exp: now + ttl.as_secs(),
+            iat: issued,
+            exp: issued + ttl.as_secs(),
         };
         let raw = serde_json::to_string(&record)
             .map_err(|e| StoreError::Unavailable(format!("session not serializable: {e}")))?;
@@ -273,7 +264,7 @@ impl SessionStore for RedisStore {
             Arc::new(Cached {
                 identity: Some(identity),
                 exp: record.exp,
-                fetched: now,
+                fetched: (self.clock)(),
                 epoch: self.link().epoch(),
             }),
         );
