@@ -10,6 +10,7 @@ use crate::idp::oidc::{pick_by_issuer, OidcProvider};
 use crate::idp::IdpError;
 use crate::policy;
 use crate::route::Route;
+use crate::scim::effects::Refusal;
 use crate::session::{now_secs, Check, Rejection};
 use crate::state::{Core, Shared};
 
@@ -139,8 +140,27 @@ async fn bearer(shared: &Shared, core: &Core, down: &mut dyn Downstream, route: 
         [one] => *one,
         several => pick_by_issuer(several, token),
     };
-    match oidc.verify_bearer(token).await {
-        Ok(identity) => Bearer::Verified(Arc::new(identity)),
+    let verified = oidc.verify_bearer(token).await.map(Arc::new);
+    let verified = match (verified, &core.scim) {
+        (Ok(identity), Some(scim)) => match scim.check_bearer(identity).await {
+            Ok(identity) => Ok(identity),
+            Err(Refusal::Deprovisioned) => Err(IdpError::Denied(
+                policy::Deny::Deprovisioned,
+                "the SCIM directory lists this user as inactive or deleted".into(),
+            )),
+            Err(e) => {
+                // The directory cannot be read: fail closed.
+                log::warn!(
+                    "bearer token on route {}: provisioning not checked: {e:?}",
+                    route.name
+                );
+                return Bearer::Refused(Answer::store_unavailable(false));
+            }
+        },
+        (other, _) => other,
+    };
+    match verified {
+        Ok(identity) => Bearer::Verified(identity),
         Err(IdpError::Denied(deny, why)) => {
             shared.deny(deny.label());
             log::warn!(

@@ -42,6 +42,8 @@ pub struct Config {
     pub session: SessionConfig,
     pub headers: HeaderNames,
     pub forward_auth: ForwardAuth,
+    /// SCIM provisioning (`scim:`); None: off.
+    pub scim: Option<crate::scim::ScimConfig>,
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are kept (and appended to); from
     /// anyone else the gateway removes them and sets its own.
     pub trusted_proxies: Vec<Cidr>,
@@ -188,7 +190,20 @@ impl Reader<'_> {
         let routes = self.routes(&mut top, &providers);
         let session = self.session(&mut top, public_url.as_ref());
         let headers = self.headers(&mut top);
+        let names: Vec<String> = providers.iter().flatten().map(|p| p.name.clone()).collect();
+        let has_scim = top.map.is_some_and(|m| m.contains_key("scim"));
+        let scim = self.scim(&mut top, &names);
         self.finish(top);
+        if !has_scim {
+            for (i, r) in routes.iter().enumerate() {
+                if r.policy.provisioned {
+                    self.err(
+                        format!("routes[{i}].allow.provisioned"),
+                        "needs SCIM provisioning (configure scim:)",
+                    );
+                }
+            }
+        }
 
         if let (Some(admin), false) = (admin_listen, listen.is_empty()) {
             if listen.contains(&admin) {
@@ -208,6 +223,7 @@ impl Reader<'_> {
             session: session?,
             headers: headers?,
             forward_auth,
+            scim,
             trusted_proxies,
             request_header_timeout,
             log_format,

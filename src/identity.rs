@@ -28,6 +28,16 @@ pub struct Identity {
     pub name_id: Option<String>,
     #[serde(rename = "si", default, skip_serializing_if = "Option::is_none")]
     pub session_index: Option<String>,
+    /// Provisioned (and active) in the SCIM directory when signing in.
+    #[serde(rename = "pv", default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisioned: bool,
+    /// The groups as upstreams see them, when the SCIM directory named some of them
+    /// (`groups` keeps the IDs, for policies written with IDs).
+    #[serde(rename = "gn", default, skip_serializing_if = "Option::is_none")]
+    pub group_names: Option<List>,
+    /// Provisioned attributes configured as headers (`scim.headers`): (attribute, value).
+    #[serde(rename = "x", default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<(String, String)>,
     /// The identity headers, built once per identity and header plan (never serialized).
     #[serde(skip)]
     pub prepared: Prepared,

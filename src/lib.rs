@@ -32,6 +32,7 @@ pub mod read;
 pub mod reload;
 pub mod return_to;
 pub mod route;
+pub mod scim;
 pub mod seal;
 pub mod session;
 pub mod state;

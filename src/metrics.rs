@@ -36,6 +36,13 @@ pub struct Metrics {
     pub session_store_errors: prometheus::IntCounter,
     /// Unix time at which the earliest trusted SAML IdP signing certificate expires.
     pub saml_cert_expiry: IntGaugeVec,
+    /// SCIM requests by resource, operation and result (`ok` or the SCIM error type).
+    pub scim_requests: IntCounterVec,
+    /// Users and groups in the SCIM directory (as last counted after a change here).
+    pub scim_users: IntGauge,
+    pub scim_groups: IntGauge,
+    /// Provisioning webhook calls by event and result.
+    pub scim_webhooks: IntCounterVec,
 }
 
 impl Metrics {
@@ -165,6 +172,32 @@ impl Metrics {
             &["provider"],
         )?;
         registry.register(Box::new(saml_cert_expiry.clone()))?;
+        let scim_requests = IntCounterVec::new(
+            Opts::new(
+                "authgate_scim_requests_total",
+                "SCIM provisioning requests, by resource, operation and result",
+            ),
+            &["resource", "op", "result"],
+        )?;
+        let scim_users = IntGauge::new(
+            "authgate_scim_users",
+            "Users in the SCIM directory (counted after each change through this replica)",
+        )?;
+        let scim_groups = IntGauge::new(
+            "authgate_scim_groups",
+            "Groups in the SCIM directory (counted after each change through this replica)",
+        )?;
+        let scim_webhooks = IntCounterVec::new(
+            Opts::new(
+                "authgate_scim_webhook_calls_total",
+                "Provisioning webhook calls, by event and result",
+            ),
+            &["event", "result"],
+        )?;
+        registry.register(Box::new(scim_requests.clone()))?;
+        registry.register(Box::new(scim_users.clone()))?;
+        registry.register(Box::new(scim_groups.clone()))?;
+        registry.register(Box::new(scim_webhooks.clone()))?;
         // Every label combination a dashboard or alert expects exists from the start.
         for result in ["success", "error"] {
             config_reloads.with_label_values(&[result]).inc_by(0);
@@ -192,6 +225,10 @@ impl Metrics {
             session_store_errors,
             config_reloads,
             saml_cert_expiry,
+            scim_requests,
+            scim_users,
+            scim_groups,
+            scim_webhooks,
         })
     }
 

@@ -22,6 +22,8 @@ pub enum BuildError {
     Headers(String),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("{0}")]
+    Scim(#[from] crate::scim::ScimBuildError),
 }
 
 /// Everything built from one configuration. A reload builds a new one and swaps it in whole;
@@ -33,6 +35,8 @@ pub struct Core {
     pub sessions: Arc<Sessions>,
     pub cookies: Cookies,
     pub providers: Vec<Arc<Provider>>,
+    /// SCIM provisioning (`scim:`), if configured.
+    pub scim: Option<Arc<crate::scim::Scim>>,
     /// `X-Forwarded-Proto` and the default `X-Forwarded-Port`, from `public_url`, built once.
     pub forwarded_proto: http::HeaderValue,
     pub forwarded_port: http::HeaderValue,
@@ -69,6 +73,15 @@ impl Core {
                     .map_err(|e| BuildError::Provider(pc.name.clone(), e))?,
             });
         }
+        let scim = match &cfg.scim {
+            None => None,
+            Some(sc) => Some(Arc::new(crate::scim::Scim::build(
+                sc,
+                &cfg.session,
+                previous.and_then(|p| p.scim.as_deref()),
+                metrics.clone(),
+            )?)),
+        };
         Ok(Core {
             routes: RouteTable::new(&cfg.routes),
             headers: HeaderPlan::new(&cfg.headers)
@@ -78,7 +91,8 @@ impl Core {
                         .iter()
                         .map(|p| (p.name.clone(), p.group_names.clone()))
                         .collect(),
-                ),
+                )
+                .with_attributes(cfg.scim.as_ref().map_or(&[][..], |s| &s.headers)),
             forwarded_proto: match cfg.public_url.scheme() {
                 "https" => http::HeaderValue::from_static("https"),
                 _ => http::HeaderValue::from_static("http"),
@@ -89,6 +103,7 @@ impl Core {
             sessions,
             cookies,
             providers,
+            scim,
             cfg,
         })
     }

@@ -6,7 +6,8 @@
 //! - `oidc`: `/callback/<provider>`, the OpenID Connect redirect back;
 //! - `saml`: `/saml/<provider>/{acs,metadata}`; `saml_logout`: `/saml/<provider>/slo`;
 //! - `sign_out`: `/sign_out` (confirmation page, then POST) and `/signed_out`;
-//! - `forward_auth`: `/auth`, an ingress controller's question.
+//! - `forward_auth`: `/auth`, an ingress controller's question;
+//! - `crate::scim::api`: `/scim/v2/...`, SCIM provisioning (its own module: a protocol).
 
 pub mod forward_auth;
 pub mod oidc;
@@ -34,6 +35,9 @@ pub async fn serve(
         "/signed_out" => sign_out::signed_out(),
         "/auth" => forward_auth::forward_auth(shared, core, down).await,
         "/sign_in" => sign_in::sign_in(core, down),
+        _ if starts_with_ignore_case(rest, crate::scim::PATH) => {
+            crate::scim::api::serve(core, down, &rest[crate::scim::PATH.len()..]).await
+        }
         _ if rest.starts_with("/saml/") => {
             let mut parts = rest["/saml/".len()..].splitn(2, '/');
             let (name, action) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -60,4 +64,11 @@ pub async fn serve(
             None => Answer::not_found(),
         },
     })
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len()
+        && s.is_char_boundary(prefix.len())
+        && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+        && (s.len() == prefix.len() || s[prefix.len()..].starts_with('/'))
 }

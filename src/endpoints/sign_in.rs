@@ -11,6 +11,7 @@ use crate::identity::Identity;
 use crate::policy::Deny;
 use crate::return_to;
 use crate::route::Route;
+use crate::scim::effects::Refusal;
 use crate::session::{now_secs, CreateError};
 use crate::state::{Core, Shared};
 
@@ -181,6 +182,38 @@ pub async fn complete(
     clear: Vec<String>,
     mut audit: serde_json::Value,
 ) -> Answer {
+    // Provisioning has its say before there is a session: deprovisioned users stop here.
+    let identity = match &core.scim {
+        None => identity,
+        Some(scim) => match scim.admit(core, identity).await {
+            Ok(identity) => identity,
+            Err(Refusal::Deprovisioned) => {
+                return denied(
+                    shared,
+                    provider,
+                    Deny::Deprovisioned,
+                    "the SCIM directory lists this user as inactive or deleted",
+                    clear,
+                )
+            }
+            Err(Refusal::Unavailable(e)) => {
+                shared.count_sign_in(provider, "store_unavailable");
+                log::error!("sign-in with {provider}: the SCIM directory cannot be read: {e}");
+                return Answer::store_unavailable(true).cookies(clear);
+            }
+            Err(Refusal::Webhook(why)) => {
+                shared.count_sign_in(provider, "webhook_failed");
+                log::error!("sign-in with {provider}: first-sign-in webhook failed: {why}");
+                return Answer::page(
+                    503,
+                    "Your account could not be set up",
+                    "The application could not create your account just now. Try again in a minute; if it persists, tell your administrator.",
+                    Some("Reason: webhook_failed"),
+                )
+                .cookies(clear);
+            }
+        },
+    };
     let (user, tenant) = (identity.user.clone(), identity.tenant.clone());
     match core.sessions.create(identity).await {
         Ok(sealed) => {

@@ -107,6 +107,10 @@ impl NameSet {
         set
     }
 
+    fn insert(&mut self, name: &str) {
+        self.exact.insert(normalize(name));
+    }
+
     /// `name` comes from the wire (pingora lower-cases it); `_` is read as `-`.
     fn contains(&self, name: &str) -> bool {
         let folded;
@@ -135,6 +139,9 @@ pub struct HeaderPlan {
     case_names: [Bytes; 7],
     /// Provider name → group ID → readable name (the providers' `group_names`).
     group_names: HashMap<String, GroupNames>,
+    /// Provisioned attributes sent as headers (`scim.headers`): (attribute, name, name as
+    /// configured).
+    attributes: Vec<(&'static str, HeaderName, Bytes)>,
 }
 
 impl HeaderPlan {
@@ -160,6 +167,7 @@ impl HeaderPlan {
                 mk(&h.provider)?,
             ],
             group_names: HashMap::new(),
+            attributes: Vec::new(),
             case_names: [
                 &h.user,
                 &h.email,
@@ -171,6 +179,18 @@ impl HeaderPlan {
             ]
             .map(|n| Bytes::from(n.to_string())),
         })
+    }
+
+    /// Provisioned attributes go upstream under these names (and no client may send them).
+    pub fn with_attributes(mut self, attrs: &[(crate::scim::Attribute, String)]) -> Self {
+        for (a, name) in attrs {
+            if let Ok(h) = HeaderName::from_bytes(name.as_bytes()) {
+                self.owned.insert(name);
+                self.attributes
+                    .push((a.key(), h, Bytes::from(name.clone())));
+            }
+        }
+        self
     }
 
     /// Upstreams receive these names instead of the group IDs they map.
@@ -210,14 +230,25 @@ impl HeaderPlan {
         let prepared = id.prepared.get_or_build(self.id, || {
             let mut out = Vec::with_capacity(7);
             self.each(id, |name, value| {
-                if let Some(i) = self.names.iter().position(|n| n == name) {
+                let i = self.names.iter().position(|n| n == name).or_else(|| {
+                    let j = self.attributes.iter().position(|(_, n, _)| n == name)?;
+                    Some(self.names.len() + j)
+                });
+                if let Some(i) = i {
                     out.push((i, value));
                 }
             });
             out
         });
         for (i, value) in prepared.1.iter() {
-            let _ = req.insert_header(self.case_names[*i].clone(), value.clone());
+            let name = match self.case_names.get(*i) {
+                Some(n) => n.clone(),
+                None => match self.attributes.get(*i - self.case_names.len()) {
+                    Some((_, _, n)) => n.clone(),
+                    None => continue,
+                },
+            };
+            let _ = req.insert_header(name, value.clone());
         }
     }
 
@@ -239,6 +270,11 @@ impl HeaderPlan {
         put(name, id.name.as_deref());
         put(tenant, id.tenant.as_deref());
         put(provider, Some(&id.provider));
+        for (attr, name, _) in &self.attributes {
+            if let Some((_, v)) = id.attributes.iter().find(|(a, _)| a == attr) {
+                put(name, Some(v));
+            }
+        }
         // Lists are kept joined: the header is one copy of them, unless group IDs are
         // mapped to names.
         let mut list = |name: &HeaderName, l: &List| match l.header_value() {
@@ -249,6 +285,12 @@ impl HeaderPlan {
             None => {}
         };
         match self.group_names.get(&*id.provider) {
+            // Named at sign-in from the SCIM directory (the static names included).
+            _ if id.group_names.is_some() => {
+                if let Some(named) = &id.group_names {
+                    list(groups, named);
+                }
+            }
             Some(names) if !id.groups.is_empty() => {
                 let mapped: List = id
                     .groups

@@ -135,6 +135,9 @@ pub fn identity_from_claims(
         roles: list_claim(claims, "roles").into(),
         name_id: None,
         session_index: None,
+        provisioned: false,
+        group_names: None,
+        attributes: Vec::new(),
         prepared: Default::default(),
     })
 }

@@ -689,6 +689,9 @@ impl OidcProvider {
             roles: roles.into(),
             name_id: None,
             session_index: None,
+            provisioned: false,
+            group_names: None,
+            attributes: Vec::new(),
             prepared: Default::default(),
         };
         if let Some(e) = &self.cfg.entra {

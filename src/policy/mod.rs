@@ -28,6 +28,8 @@ pub struct Policy {
     pub users: Vec<String>,
     /// A non-empty `roles` claim proves assignment to the app through an app role.
     pub require_assignment: bool,
+    /// Only users provisioned (and active) through SCIM (`allow.provisioned`).
+    pub provisioned: bool,
 }
 
 /// Why a user may not pass. `label()` is a bounded metric label.
@@ -41,6 +43,10 @@ pub enum Deny {
     UserNotAllowed,
     /// The IdP said the groups did not fit in the token and they could not be looked up.
     GroupsUnresolved,
+    /// Made inactive or deleted through SCIM provisioning.
+    Deprovisioned,
+    /// The route admits only users provisioned through SCIM, and this one is not.
+    NotProvisioned,
 }
 
 impl Deny {
@@ -53,6 +59,8 @@ impl Deny {
             Deny::EmailDomain => "email_domain",
             Deny::UserNotAllowed => "user_not_allowed",
             Deny::GroupsUnresolved => "groups_unresolved",
+            Deny::Deprovisioned => "deprovisioned",
+            Deny::NotProvisioned => "not_provisioned",
         }
     }
 
@@ -95,6 +103,14 @@ impl Deny {
             Deny::GroupsUnresolved => (
                 "Your group memberships could not be checked",
                 "You are in too many groups for the sign-in token to list them, and they could not be looked up right now. Try again in a few minutes; if it persists, tell your administrator.",
+            ),
+            Deny::Deprovisioned => (
+                "Your access has been removed",
+                "Your account has been deprovisioned from this application (unassigned, disabled or deleted in your organization's directory), so it cannot sign in here. If you think this is a mistake, ask your administrator.",
+            ),
+            Deny::NotProvisioned => (
+                "Your account is not set up for this application",
+                "This application admits only accounts your organization has provisioned to it, and yours has not been provisioned yet. Ask your administrator to assign you; provisioning can take up to 40 minutes, then sign in again.",
             ),
         }
     }
@@ -141,16 +157,22 @@ pub fn decide(policy: &Policy, id: &Identity) -> Result<(), Deny> {
     if policy.require_assignment && id.roles.is_empty() {
         return Err(Deny::NotAssigned);
     }
+    if policy.provisioned && !id.provisioned {
+        return Err(Deny::NotProvisioned);
+    }
     if !policy.users.is_empty() && !policy.users.contains(&id.user) {
         return Err(Deny::UserNotAllowed);
     }
     if !policy.roles.is_empty() && !policy.roles.iter().any(|p| id.roles.contains(p)) {
         return Err(Deny::MissingRole);
     }
+    // By ID, or by a name the SCIM directory gave the group.
+    let named = id.group_names.iter().flat_map(|n| n.iter());
     if !policy.groups.is_empty()
         && !id
             .groups
             .iter()
+            .chain(named)
             .any(|g| policy.groups.iter().any(|p| p.eq_ignore_ascii_case(g)))
     {
         return Err(Deny::MissingGroup);

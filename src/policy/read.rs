@@ -17,6 +17,7 @@ impl Reader<'_> {
         let email_domains = list(self, "email_domains");
         let users = list(self, "users");
         let require_assignment = self.bool(&mut a, "require_assignment").unwrap_or(false);
+        let provisioned = self.bool(&mut a, "provisioned").unwrap_or(false);
         self.finish(a);
         for t in &tenants {
             if !is_guid(t) {
@@ -36,6 +37,7 @@ impl Reader<'_> {
                 .collect(),
             users,
             require_assignment,
+            provisioned,
         }
     }
 }

@@ -438,6 +438,11 @@ pub(crate) fn weight(i: &Identity) -> usize {
         + i.user.len()
         + i.email.as_ref().map_or(0, String::len)
         + i.name.as_ref().map_or(0, String::len)
+        + i.group_names.as_ref().map_or(0, |g| g.joined().len())
+        + i.attributes
+            .iter()
+            .map(|(a, v)| 48 + a.len() + v.len())
+            .sum::<usize>()
 }
 
 /// Why the session manager could not be built.

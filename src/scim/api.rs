@@ -1,0 +1,502 @@
+//! The SCIM protocol endpoint: `/_authgate/scim/v2/{Users,Groups}[/<id>]` (create, get, list
+//! with `filter`, replace, PATCH, delete), `ServiceProviderConfig`, `Schemas`,
+//! `ResourceTypes`. Every request needs Entra's Secret Token; every answer is
+//! `application/scim+json`; every change is an audit line; every request is counted by
+//! resource, operation and result.
+
+use std::sync::Arc;
+
+use http::Method;
+use serde_json::{json, Value};
+
+use super::directory::{attr, attr_str, DirError, Kind};
+use super::path::{scalar_eq, Cond, Filter, Path, ENTERPRISE};
+use super::resource::{self, answer, Projection, ScimError, LIST_SCHEMA};
+use super::{discovery, patch, Scim};
+use crate::answer::Answer;
+use crate::config::RESERVED_PREFIX;
+use crate::exchange::{bearer_token, first, query_pairs, Downstream};
+use crate::state::Core;
+
+/// Most resources in one list page.
+pub const MAX_RESULTS: usize = 100;
+
+/// What a request was, for the metric's labels.
+struct Call {
+    resource: &'static str,
+    op: &'static str,
+}
+
+pub async fn serve(core: &Core, down: &mut dyn Downstream, rest: &str) -> Answer {
+    let Some(scim) = core.scim.clone() else {
+        return ScimError::new(404, None, "SCIM provisioning is off (configure scim:)").answer();
+    };
+    let segments: Vec<&str> = rest
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let kind = match segments.first().map(|s| s.to_ascii_lowercase()).as_deref() {
+        Some("users") => Some(Kind::User),
+        Some("groups") => Some(Kind::Group),
+        _ => None,
+    };
+    let method = down.req().method.clone();
+    let call = Call {
+        resource: match (kind, segments.first()) {
+            (Some(k), _) => k.name(),
+            (None, Some(_)) => "discovery",
+            (None, None) => "root",
+        },
+        op: match (&method, segments.len()) {
+            (&Method::GET, 1) if kind.is_some() => "list",
+            (&Method::GET, _) => "get",
+            (&Method::POST, _) => "create",
+            (&Method::PUT, _) => "replace",
+            (&Method::PATCH, _) => "patch",
+            (&Method::DELETE, _) => "delete",
+            _ => "other",
+        },
+    };
+    let peer = down.peer().map(|p| p.to_string()).unwrap_or_default();
+    if !scim.authorized(bearer_token(down.req())) {
+        log::warn!(
+            "SCIM: refused a {} {} from {peer} without the right token",
+            call.op,
+            call.resource
+        );
+        return finish(
+            &scim,
+            &call,
+            Err(ScimError::new(
+                401,
+                None,
+                "Authorization: Bearer <scim.token> required",
+            )),
+        );
+    }
+    let result = route(core, &scim, down, &method, kind, &segments).await;
+    if let Err(e) = &result {
+        log::warn!(
+            "SCIM: {} {} refused ({}): {}",
+            call.op,
+            call.resource,
+            e.label(),
+            e.detail
+        );
+    }
+    finish(&scim, &call, result)
+}
+
+fn finish(scim: &Scim, call: &Call, result: Result<Answer, ScimError>) -> Answer {
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.label(),
+    };
+    scim.metrics
+        .scim_requests
+        .with_label_values(&[call.resource, call.op, label])
+        .inc();
+    result.unwrap_or_else(|e| e.answer())
+}
+
+async fn route(
+    core: &Core,
+    scim: &Arc<Scim>,
+    down: &mut dyn Downstream,
+    method: &Method,
+    kind: Option<Kind>,
+    segments: &[&str],
+) -> Result<Answer, ScimError> {
+    let q = query_pairs(down.req());
+    let projection = Projection::new(first(&q, "attributes"), first(&q, "excludedAttributes"));
+    let Some(kind) = kind else {
+        return match (method, segments) {
+            (&Method::GET, _) => discovery::serve(core, segments),
+            (_, [s, ..]) if s.eq_ignore_ascii_case("Bulk") || s.eq_ignore_ascii_case(".search") => {
+                Err(ScimError::new(501, None, format!("{s} is not supported")))
+            }
+            _ => Err(ScimError::new(404, None, "no such SCIM endpoint")),
+        };
+    };
+    let store = |e: crate::session::StoreError| ScimError::new(503, None, e.to_string());
+    match (method, segments) {
+        (&Method::GET, [_]) => list(scim, kind, &q, &projection).await,
+        (&Method::POST, [_]) => {
+            let body = body(scim, down).await?;
+            let doc = resource::accept(kind, &body)?;
+            let id = format!("{:032x}", rand::random::<u128>());
+            let now = now_rfc3339();
+            let stored = resource::stored(kind, &id, doc, &now, &now, &location(core, kind, &id));
+            write(core, scim, kind, &id, &stored, None).await?;
+            Ok(answer(201, &stored).header("location", location(core, kind, &id)))
+        }
+        (_, [_, id]) => {
+            let old = scim.dir.get(kind, id).await.map_err(store)?;
+            let Some(old) = old else {
+                return Err(ScimError::not_found(kind, id));
+            };
+            match *method {
+                Method::GET => Ok(answer(200, &projection.apply(&old))),
+                Method::PUT => {
+                    let body = body(scim, down).await?;
+                    let doc = resource::accept(kind, &body)?;
+                    let stored = resource::stored(
+                        kind,
+                        id,
+                        doc,
+                        &resource::created(&old),
+                        &now_rfc3339(),
+                        &location(core, kind, id),
+                    );
+                    write(core, scim, kind, id, &stored, Some(&old)).await?;
+                    Ok(answer(200, &stored))
+                }
+                Method::PATCH => {
+                    let body = body(scim, down).await?;
+                    let mut doc = resource::editable(&old);
+                    patch::apply(kind, &mut doc, &body)?;
+                    let stored = resource::stored(
+                        kind,
+                        id,
+                        doc,
+                        &resource::created(&old),
+                        &now_rfc3339(),
+                        &location(core, kind, id),
+                    );
+                    write(core, scim, kind, id, &stored, Some(&old)).await?;
+                    // Entra expects 204 for groups (their members are not echoed back).
+                    Ok(match kind {
+                        Kind::User => answer(200, &stored),
+                        Kind::Group => Answer::new(204, resource::CONTENT_TYPE, Vec::new()),
+                    })
+                }
+                Method::DELETE => {
+                    scim.dir.delete(kind, id).await.map_err(store)?;
+                    if kind == Kind::User {
+                        after_user_change(core, scim, Some(&old), None).await?;
+                    }
+                    audit(kind, "deleted", &old);
+                    gauge(scim, kind).await;
+                    Ok(Answer::new(204, resource::CONTENT_TYPE, Vec::new()))
+                }
+                _ => Err(ScimError::new(405, None, "method not allowed here")),
+            }
+        }
+        _ => Err(ScimError::new(405, None, "method not allowed here")),
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn location(core: &Core, kind: Kind, id: &str) -> String {
+    core.public(&format!(
+        "{RESERVED_PREFIX}{}/{}/{id}",
+        super::PATH,
+        kind.endpoint()
+    ))
+}
+
+/// The JSON body, at most `max_body_bytes`.
+async fn body(scim: &Scim, down: &mut dyn Downstream) -> Result<Value, ScimError> {
+    if let Some(ct) = down.req().headers.get(http::header::CONTENT_TYPE) {
+        let ct = String::from_utf8_lossy(ct.as_bytes()).to_ascii_lowercase();
+        if !ct.contains("json") {
+            return Err(ScimError::new(415, None, "send application/scim+json"));
+        }
+    }
+    let raw = match down.body(scim.cfg.max_body).await {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return Err(ScimError::new(
+                413,
+                None,
+                format!("the body is larger than {} bytes", scim.cfg.max_body),
+            ))
+        }
+        Err(e) => {
+            return Err(ScimError::invalid_syntax(format!(
+                "the body could not be read: {e}"
+            )))
+        }
+    };
+    if raw.is_empty() {
+        return Err(ScimError::invalid_syntax("a JSON body is required"));
+    }
+    serde_json::from_slice(&raw)
+        .map_err(|e| ScimError::invalid_syntax(format!("the body is not JSON: {e}")))
+}
+
+/// Stores a created or changed resource, then what the change means for sessions.
+async fn write(
+    core: &Core,
+    scim: &Arc<Scim>,
+    kind: Kind,
+    id: &str,
+    doc: &Value,
+    old: Option<&Value>,
+) -> Result<(), ScimError> {
+    match scim.dir.put(kind, id, doc, old).await {
+        Ok(()) => {}
+        Err(DirError::Conflict(k, a)) => {
+            return Err(ScimError::new(
+                409,
+                Some("uniqueness"),
+                format!("another {k} already has this {a}"),
+            ))
+        }
+        Err(DirError::Store(e)) => return Err(ScimError::new(503, None, e.to_string())),
+    }
+    if kind == Kind::User {
+        after_user_change(core, scim, old, Some(doc)).await?;
+    }
+    audit(kind, if old.is_some() { "changed" } else { "created" }, doc);
+    gauge(scim, kind).await;
+    Ok(())
+}
+
+fn active(doc: &Value) -> bool {
+    attr(doc, "active").and_then(Value::as_bool).unwrap_or(true)
+}
+
+/// A user was created, changed or deleted (`new` None): tombstones kept right, and every
+/// session ended of a user now inactive or deleted (and of a key the user no longer has).
+/// Failing to end them is an error (503): Entra retries, and the retry ends them.
+async fn after_user_change(
+    core: &Core,
+    scim: &Arc<Scim>,
+    old: Option<&Value>,
+    new: Option<&Value>,
+) -> Result<(), ScimError> {
+    let m = scim.cfg.match_attribute;
+    let key = |d: Option<&Value>| d.and_then(|d| attr_str(d, m.attr())).map(str::to_string);
+    let (old_key, new_key) = (key(old), key(new));
+    let store = |e: crate::session::StoreError| ScimError::new(503, None, e.to_string());
+    let mut doomed = Vec::new();
+    match (new, &new_key) {
+        (Some(doc), Some(k)) => {
+            scim.dir
+                .set_tombstone(m.tag(), k, false)
+                .await
+                .map_err(store)?;
+            if !active(doc) {
+                doomed.push(k.clone());
+            }
+        }
+        (None, _) => {
+            if let Some(k) = &old_key {
+                scim.dir
+                    .set_tombstone(m.tag(), k, true)
+                    .await
+                    .map_err(store)?;
+            }
+        }
+        _ => {}
+    }
+    if let Some(k) = old_key.filter(|k| new.is_none() || Some(k) != new_key.as_ref()) {
+        doomed.push(k);
+    }
+    for k in &doomed {
+        let ended = scim.end_sessions(core, k).await.map_err(store)?;
+        crate::logging::audit(
+            "scim_sessions_ended",
+            json!({"user": k, "stored_sessions": ended}),
+        );
+    }
+    let was = old.is_some_and(active);
+    let is = new.is_some_and(active);
+    match (was, is, new.or(old)) {
+        (true, false, Some(d)) => scim.notify("deprovisioned", d),
+        (false, true, Some(d)) => scim.notify("provisioned", d),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn audit(kind: Kind, what: &str, doc: &Value) {
+    crate::logging::audit(
+        &format!("scim_{}_{what}", kind.name().to_ascii_lowercase()),
+        json!({
+            "id": attr_str(doc, "id"),
+            "externalId": attr_str(doc, "externalId"),
+            "userName": attr_str(doc, "userName"),
+            "displayName": attr_str(doc, "displayName"),
+            "active": (kind == Kind::User).then(|| active(doc)),
+        }),
+    );
+}
+
+async fn gauge(scim: &Scim, kind: Kind) {
+    if let Ok(n) = scim.dir.count(kind).await {
+        let g = match kind {
+            Kind::User => &scim.metrics.scim_users,
+            Kind::Group => &scim.metrics.scim_groups,
+        };
+        g.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+/// A filter condition the directory can answer (an attribute it knows), and whether it
+/// compares case-exactly.
+fn supported(kind: Kind, path: &Path) -> Result<bool, ScimError> {
+    let key = path.key();
+    let ent = ENTERPRISE.to_ascii_lowercase();
+    let ok: &[(&str, bool)] = match kind {
+        Kind::User => &[
+            ("id", true),
+            ("username", false),
+            ("externalid", false),
+            ("displayname", false),
+            ("active", false),
+            ("emails.value", false),
+            ("manager", true),
+            ("manager.value", true),
+        ],
+        Kind::Group => &[
+            ("id", true),
+            ("displayname", false),
+            ("externalid", false),
+            ("members", true),
+            ("members.value", true),
+        ],
+    };
+    let plain = match (&path.select, path.in_schema(Some(ENTERPRISE))) {
+        // `emails[type eq "work"].value`: the element's `value` is what is compared.
+        (Some(_), _) => format!(
+            "{}.{}",
+            path.attr.to_ascii_lowercase(),
+            path.sub.as_deref().unwrap_or("").to_ascii_lowercase()
+        ),
+        (None, true) => key.trim_start_matches(&format!("{ent}:")).to_string(),
+        (None, false) if path.schema.is_some() && !path.in_schema(None) => key,
+        (None, false) => key,
+    };
+    ok.iter()
+        .find(|(k, _)| *k == plain)
+        .map(|(_, exact)| *exact)
+        .ok_or_else(|| {
+            ScimError::new(
+                400,
+                Some("invalidFilter"),
+                format!("filtering on {} is not supported", path.key()),
+            )
+        })
+}
+
+/// Whether `doc` satisfies `cond`.
+fn matches(doc: &Value, cond: &Cond, exact: bool) -> bool {
+    let p = &cond.path;
+    let container = if p.in_schema(Some(ENTERPRISE))
+        || (p.attr.eq_ignore_ascii_case("manager") && p.in_schema(None))
+    {
+        attr(doc, ENTERPRISE)
+    } else {
+        Some(doc)
+    };
+    let Some(v) = container.and_then(|c| attr(c, &p.attr)) else {
+        return false;
+    };
+    let values: Vec<&Value> = match v {
+        Value::Array(items) => items
+            .iter()
+            .filter(|i| match &p.select {
+                Some((sel, want)) => attr(i, sel).is_some_and(|s| scalar_eq(s, want, false)),
+                None => true,
+            })
+            .filter_map(|i| attr(i, p.sub.as_deref().unwrap_or("value")))
+            .collect(),
+        Value::Object(_) => attr(v, p.sub.as_deref().unwrap_or("value"))
+            .into_iter()
+            .collect(),
+        scalar => vec![scalar],
+    };
+    values
+        .iter()
+        .any(|have| scalar_eq(have, &cond.value, exact))
+}
+
+async fn list(
+    scim: &Scim,
+    kind: Kind,
+    q: &[(String, String)],
+    projection: &Projection,
+) -> Result<Answer, ScimError> {
+    let store = |e: crate::session::StoreError| ScimError::new(503, None, e.to_string());
+    let number = |name: &str| -> Result<Option<usize>, ScimError> {
+        match first(q, name) {
+            None => Ok(None),
+            Some(s) => s
+                .trim()
+                .parse::<i64>()
+                .map(|n| Some(n.max(0) as usize))
+                .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer"))),
+        }
+    };
+    let start = number("startIndex")?.unwrap_or(1).max(1);
+    let count = number("count")?.unwrap_or(MAX_RESULTS).min(MAX_RESULTS);
+    let filter = match first(q, "filter") {
+        Some(f) => {
+            Some(Filter::parse(f).map_err(|e| ScimError::new(400, Some("invalidFilter"), e.0))?)
+        }
+        None => None,
+    };
+    let conds: Vec<(&Cond, bool)> = match &filter {
+        Some(f) => {
+            f.0.iter()
+                .map(|c| supported(kind, &c.path).map(|e| (c, e)))
+                .collect::<Result<_, _>>()?
+        }
+        None => Vec::new(),
+    };
+    // An indexed condition narrows the candidates to (at most) one.
+    let indexed = conds.iter().find_map(|(c, _)| {
+        let s = c.value.as_str()?;
+        let a = c.path.attr.as_str();
+        let unique = c.path.sub.is_none() && c.path.select.is_none() && c.path.in_schema(None);
+        unique.then_some((a, s))
+    });
+    let ids: Vec<String> = match indexed {
+        Some((a, v)) if a.eq_ignore_ascii_case("id") => vec![v.to_string()],
+        Some((a, v)) if kind.unique().iter().any(|(u, _)| u.eq_ignore_ascii_case(a)) => scim
+            .dir
+            .lookup(kind, a, v)
+            .await
+            .map_err(store)?
+            .into_iter()
+            .collect(),
+        _ => scim.dir.ids(kind).await.map_err(store)?,
+    };
+    let (total, page) = if conds.is_empty() {
+        // No filter: only the page is read.
+        let window: Vec<String> = ids.iter().skip(start - 1).take(count).cloned().collect();
+        let docs = scim.dir.get_many(kind, &window).await.map_err(store)?;
+        (ids.len(), docs)
+    } else {
+        let mut docs = Vec::new();
+        for chunk in ids.chunks(200) {
+            let got = scim.dir.get_many(kind, chunk).await.map_err(store)?;
+            docs.extend(
+                got.into_iter()
+                    .filter(|d| conds.iter().all(|(c, e)| matches(d, c, *e))),
+            );
+        }
+        let total = docs.len();
+        (
+            total,
+            docs.into_iter().skip(start - 1).take(count).collect(),
+        )
+    };
+    let page: Vec<Value> = page.iter().map(|d| projection.apply(d)).collect();
+    Ok(answer(
+        200,
+        &json!({
+            "schemas": [LIST_SCHEMA],
+            "totalResults": total,
+            "startIndex": start,
+            "itemsPerPage": page.len(),
+            "Resources": page,
+        }),
+    ))
+}

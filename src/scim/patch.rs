@@ -1,0 +1,387 @@
+//! PATCH (RFC 7644 §3.5.2) in both of Entra ID's dialects: the default one (capitalised
+//! `op`s, `"active": "False"`, members removed by a `value` list) and the compliant one a
+//! tenant URL with `aadOptscim062020` turns on (lower-case `op`s, booleans, a path-less
+//! `replace` whose keys are dotted paths, `members[value eq "…"]`). Both are read by one
+//! parser: `op` case-insensitively, booleans from strings where the attribute is boolean.
+//!
+//! The result is checked as a whole (`resource::check`) before it is stored.
+
+use serde_json::{Map, Value};
+
+use super::directory::Kind;
+use super::path::{scalar_eq, Path, ENTERPRISE};
+use super::resource::{check, ScimError, PATCH_SCHEMA};
+
+/// At most this many operations in one PATCH.
+const MAX_OPERATIONS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Add,
+    Replace,
+    Remove,
+}
+
+/// Applies the PatchOp `body` to `doc` (a stored resource without `id`/`meta`).
+pub fn apply(kind: Kind, doc: &mut Map<String, Value>, body: &Value) -> Result<(), ScimError> {
+    let Some(obj) = body.as_object() else {
+        return Err(ScimError::invalid_syntax("the body must be a JSON object"));
+    };
+    let find = |name: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let is_patch = matches!(find("schemas"), Some(Value::Array(s))
+        if s.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_SCHEMA))));
+    if !is_patch {
+        return Err(ScimError::invalid_syntax(format!(
+            "schemas must include {PATCH_SCHEMA}"
+        )));
+    }
+    let ops = match find("Operations") {
+        Some(Value::Array(ops)) if !ops.is_empty() && ops.len() <= MAX_OPERATIONS => ops,
+        Some(Value::Array(ops)) if !ops.is_empty() => {
+            return Err(ScimError::invalid_value(format!(
+                "at most {MAX_OPERATIONS} operations per PATCH"
+            )))
+        }
+        _ => {
+            return Err(ScimError::invalid_syntax(
+                "Operations must be a non-empty list",
+            ))
+        }
+    };
+    for o in ops {
+        operation(kind, doc, o)?;
+    }
+    check(kind, doc)
+}
+
+fn operation(kind: Kind, doc: &mut Map<String, Value>, o: &Value) -> Result<(), ScimError> {
+    let Some(o) = o.as_object() else {
+        return Err(ScimError::invalid_syntax(
+            "each operation must be an object",
+        ));
+    };
+    let field = |name: &str| {
+        o.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let op = match field("op")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("add") => Op::Add,
+        Some("replace") => Op::Replace,
+        Some("remove") => Op::Remove,
+        _ => {
+            return Err(ScimError::invalid_syntax(
+                "op must be add, replace or remove",
+            ))
+        }
+    };
+    let value = field("value").filter(|v| !v.is_null());
+    let path = match field("path") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => {
+            Some(Path::parse(p).map_err(|e| ScimError::new(400, Some("invalidPath"), e.0))?)
+        }
+        Some(_) => {
+            return Err(ScimError::new(
+                400,
+                Some("invalidPath"),
+                "path must be a string",
+            ))
+        }
+    };
+    match (path, op, value) {
+        (None, Op::Remove, _) => Err(ScimError::new(400, Some("noTarget"), "remove needs a path")),
+        (None, _, Some(Value::Object(values))) => {
+            // Path-less: each key is an attribute, a dotted path or a URN-qualified one.
+            for (k, v) in values {
+                if v.is_null() {
+                    continue;
+                }
+                if k.to_ascii_lowercase().starts_with("urn:")
+                    && v.is_object()
+                    && Path::parse(k).is_ok_and(|p| {
+                        p.attr.eq_ignore_ascii_case("User") || p.attr.eq_ignore_ascii_case("Group")
+                    })
+                {
+                    // `"urn:…:enterprise:2.0:User": {...}`: the extension's attributes.
+                    for (sk, sv) in v.as_object().into_iter().flatten() {
+                        let p = Path::parse(&format!("{k}:{sk}"))
+                            .map_err(|e| ScimError::new(400, Some("invalidPath"), e.0))?;
+                        set(kind, doc, &p, op, Some(sv))?;
+                    }
+                    continue;
+                }
+                let p =
+                    Path::parse(k).map_err(|e| ScimError::new(400, Some("invalidPath"), e.0))?;
+                set(kind, doc, &p, op, Some(v))?;
+            }
+            Ok(())
+        }
+        (None, _, _) => Err(ScimError::invalid_value(
+            "a path-less add or replace needs an object value",
+        )),
+        (Some(p), Op::Remove, v) => set(kind, doc, &p, op, v),
+        (Some(_), _, None) => Err(ScimError::invalid_value("add and replace need a value")),
+        (Some(p), _, v) => set(kind, doc, &p, op, v),
+    }
+}
+
+/// The key `name` has in `map`, if any (attribute names are case-insensitive).
+fn key_of(map: &Map<String, Value>, name: &str) -> Option<String> {
+    map.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+}
+
+/// `map[name]`, created with `empty` when absent (under `name` as given).
+fn slot<'a>(map: &'a mut Map<String, Value>, name: &str, empty: Value) -> &'a mut Value {
+    let key = key_of(map, name).unwrap_or_else(|| name.to_string());
+    map.entry(key).or_insert(empty)
+}
+
+/// A value as added: objects without their `null` fields (Entra's `"$ref": null`).
+fn clean(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(clean).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Two elements of a multi-valued attribute are the same element: same `value` if they
+/// have one, or equal.
+fn same_element(a: &Value, b: &Value) -> bool {
+    match (a.get("value"), b.get("value")) {
+        (Some(x), Some(y)) => scalar_eq(x, y, true),
+        _ => a == b,
+    }
+}
+
+/// The enterprise `manager`: `{"value": id}`, whether sent as that, as a bare id, or as
+/// Entra's one-element `[{"$ref": …, "value": id}]`.
+fn manager(v: &Value) -> Result<Value, ScimError> {
+    let pick = match v {
+        Value::Array(a) => a.first().cloned().unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    match pick {
+        Value::String(s) => Ok(serde_json::json!({ "value": s })),
+        Value::Object(m) if m.get("value").is_some_and(Value::is_string) => {
+            Ok(clean(&Value::Object(m)))
+        }
+        _ => Err(ScimError::invalid_value(
+            "manager must be an id or {\"value\": id}",
+        )),
+    }
+}
+
+fn set(
+    kind: Kind,
+    doc: &mut Map<String, Value>,
+    path: &Path,
+    op: Op,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    let top = path.attr.to_ascii_lowercase();
+    if path.in_schema(None) && ["id", "meta", "schemas"].contains(&top.as_str()) {
+        return Err(ScimError::new(
+            400,
+            Some("mutability"),
+            format!("{} cannot be changed", path.attr),
+        ));
+    }
+    // Where the attribute lives: the resource, or an extension's object inside it. Entra
+    // names the manager without its schema (`"path": "manager"`).
+    let is_manager = kind == Kind::User
+        && top == "manager"
+        && (path.in_schema(None) || path.in_schema(Some(ENTERPRISE)));
+    let container: &mut Map<String, Value> = match (&path.schema, is_manager) {
+        (_, true) => ext(doc, ENTERPRISE)?,
+        (Some(s), _) if !path.in_schema(None) => ext(doc, s)?,
+        _ => doc,
+    };
+    if is_manager && path.sub.is_none() && path.select.is_none() {
+        match (op, value) {
+            (Op::Remove, _) => {
+                if let Some(k) = key_of(container, "manager") {
+                    container.remove(&k);
+                }
+            }
+            (_, Some(v)) => {
+                let m = manager(v)?;
+                *slot(container, "manager", Value::Null) = m;
+            }
+            (_, None) => {}
+        }
+        return Ok(());
+    }
+    match (&path.select, &path.sub) {
+        (None, None) => {
+            let Some(k) = key_of(container, &path.attr) else {
+                if let (Op::Add | Op::Replace, Some(v)) = (op, value) {
+                    container.insert(path.attr.clone(), clean(v));
+                }
+                return Ok(());
+            };
+            match (op, value, container.get_mut(&k)) {
+                (Op::Remove, None, _) => {
+                    container.remove(&k);
+                }
+                (Op::Remove, Some(v), Some(Value::Array(items))) => {
+                    // Entra's default member removal: `"value": [{"value": id}, ...]`.
+                    let doomed: Vec<Value> = match v {
+                        Value::Array(a) => a.clone(),
+                        one => vec![one.clone()],
+                    };
+                    items.retain(|i| !doomed.iter().any(|d| same_element(i, d)));
+                }
+                (Op::Remove, Some(_), _) => {
+                    container.remove(&k);
+                }
+                (Op::Add, Some(v), Some(Value::Array(items))) => {
+                    let new: Vec<Value> = match v {
+                        Value::Array(a) => a.iter().map(clean).collect(),
+                        one => vec![clean(one)],
+                    };
+                    for n in new {
+                        if !items.iter().any(|i| same_element(i, &n)) {
+                            items.push(n);
+                        }
+                    }
+                }
+                (Op::Add | Op::Replace, Some(Value::Object(v)), Some(Value::Object(existing))) => {
+                    for (sk, sv) in v {
+                        if sv.is_null() {
+                            continue;
+                        }
+                        *slot(existing, sk, Value::Null) = clean(sv);
+                    }
+                }
+                (_, Some(v), Some(existing)) => *existing = clean(v),
+                _ => {}
+            }
+        }
+        (None, Some(sub)) => {
+            let parent = slot(container, &path.attr, Value::Object(Map::new()));
+            let Value::Object(parent) = parent else {
+                return Err(ScimError::new(
+                    400,
+                    Some("invalidPath"),
+                    format!("{} has no sub-attributes", path.attr),
+                ));
+            };
+            match (op, value) {
+                (Op::Remove, _) => {
+                    if let Some(k) = key_of(parent, sub) {
+                        parent.remove(&k);
+                    }
+                }
+                (_, Some(v)) => *slot(parent, sub, Value::Null) = clean(v),
+                (_, None) => {}
+            }
+            if parent.is_empty() {
+                if let Some(k) = key_of(container, &path.attr) {
+                    container.remove(&k);
+                }
+            }
+        }
+        (Some((sel, want)), sub) => {
+            let list = slot(container, &path.attr, Value::Array(Vec::new()));
+            let Value::Array(items) = list else {
+                return Err(ScimError::new(
+                    400,
+                    Some("invalidPath"),
+                    format!("{} is not multi-valued", path.attr),
+                ));
+            };
+            let matches = |i: &Value| {
+                i.as_object()
+                    .and_then(|m| key_of(m, sel).and_then(|k| m.get(&k)))
+                    .is_some_and(|v| scalar_eq(v, want, false))
+            };
+            match (op, sub, value) {
+                (Op::Remove, None, _) => items.retain(|i| !matches(i)),
+                (Op::Remove, Some(sub), _) => {
+                    for i in items.iter_mut().filter(|i| matches(i)) {
+                        if let Some(m) = i.as_object_mut() {
+                            if let Some(k) = key_of(m, sub) {
+                                m.remove(&k);
+                            }
+                        }
+                    }
+                }
+                (_, _, None) => {}
+                (_, sub, Some(v)) => {
+                    let mut found = false;
+                    for i in items.iter_mut().filter(|i| matches(i)) {
+                        found = true;
+                        let Some(m) = i.as_object_mut() else { continue };
+                        match (sub, v) {
+                            (Some(sub), v) => *slot(m, sub, Value::Null) = clean(v),
+                            (None, Value::Object(o)) => {
+                                for (sk, sv) in o {
+                                    *slot(m, sk, Value::Null) = clean(sv);
+                                }
+                            }
+                            (None, _) => {
+                                return Err(ScimError::invalid_value(
+                                    "a filtered path without a sub-attribute needs an object value",
+                                ))
+                            }
+                        }
+                    }
+                    if !found {
+                        // Entra replaces `emails[type eq "work"].value` on users without
+                        // one: the element is created.
+                        let mut m = Map::new();
+                        m.insert(sel.clone(), want.clone());
+                        match (sub, v) {
+                            (Some(sub), v) => {
+                                m.insert(sub.clone(), clean(v));
+                            }
+                            (None, Value::Object(o)) => {
+                                for (sk, sv) in o {
+                                    m.insert(sk.clone(), clean(sv));
+                                }
+                            }
+                            (None, _) => {
+                                return Err(ScimError::invalid_value(
+                                    "a filtered path without a sub-attribute needs an object value",
+                                ))
+                            }
+                        }
+                        items.push(Value::Object(m));
+                    }
+                }
+            }
+            if items.is_empty() {
+                if let Some(k) = key_of(container, &path.attr) {
+                    container.remove(&k);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The extension object `urn` inside `doc`, created when absent.
+fn ext<'a>(
+    doc: &'a mut Map<String, Value>,
+    urn: &str,
+) -> Result<&'a mut Map<String, Value>, ScimError> {
+    match slot(doc, urn, Value::Object(Map::new())) {
+        Value::Object(m) => Ok(m),
+        _ => Err(ScimError::invalid_value(format!("{urn} must be an object"))),
+    }
+}
