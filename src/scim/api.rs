@@ -131,6 +131,9 @@ async fn route(
             write(core, scim, kind, &id, &stored, None).await?;
             Ok(answer(201, &stored).header("location", location(core, kind, &id)))
         }
+        (m, [_, _]) if ![Method::GET, Method::PUT, Method::PATCH, Method::DELETE].contains(m) => {
+            Err(ScimError::new(405, None, "method not allowed here"))
+        }
         (_, [_, id]) => {
             let old = scim.dir.get(kind, id).await.map_err(store)?;
             let Some(old) = old else {
@@ -183,7 +186,8 @@ async fn route(
                 _ => Err(ScimError::new(405, None, "method not allowed here")),
             }
         }
-        _ => Err(ScimError::new(405, None, "method not allowed here")),
+        (_, [_]) => Err(ScimError::new(405, None, "method not allowed here")),
+        _ => Err(ScimError::new(404, None, "no such SCIM endpoint")),
     }
 }
 

@@ -385,3 +385,140 @@ fn ext<'a>(
         _ => Err(ScimError::invalid_value(format!("{urn} must be an object"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user() -> Map<String, Value> {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+            "userName": "Test_User_00aa00aa-bb11-cc22-dd33-44ee44ee44ee",
+            "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+            "active": true,
+            "emails": [{"primary": true, "type": "work", "value": "old@testuser.com"}],
+            "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"},
+        })
+        .as_object()
+        .cloned()
+        .unwrap()
+    }
+
+    fn group() -> Map<String, Value> {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Sales", "members": []})
+            .as_object()
+            .cloned()
+            .unwrap()
+    }
+
+    fn ops(ops: Value) -> Value {
+        json!({"schemas": [PATCH_SCHEMA], "Operations": ops})
+    }
+
+    #[test]
+    fn entra_default_dialect() {
+        let mut u = user();
+        apply(Kind::User, &mut u, &ops(json!([
+            {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "updatedEmail@microsoft.com"},
+            {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
+            {"op": "Replace", "path": "active", "value": "False"},
+            {"op": "Add", "path": "nickName", "value": "Babs"},
+            {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "value": "Eqpj"},
+            {"op": "Add", "path": "manager", "value": [{"$ref": "http://x/scim/Users/00aa", "value": "00aa"}]},
+        ]))).unwrap();
+        assert_eq!(u["emails"], json!([{"primary": true, "type": "work", "value": "updatedEmail@microsoft.com"}]));
+        assert_eq!(u["name"]["familyName"], json!("updatedFamilyName"));
+        assert_eq!(u["active"], json!(false));
+        assert_eq!(u["nickName"], json!("Babs"));
+        assert_eq!(u[ENTERPRISE]["employeeNumber"], json!("Eqpj"));
+        assert_eq!(u[ENTERPRISE]["manager"], json!({"$ref": "http://x/scim/Users/00aa", "value": "00aa"}));
+    }
+
+    #[test]
+    fn entra_compliant_dialect() {
+        let mut u = user();
+        apply(Kind::User, &mut u, &ops(json!([
+            {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "TestMhvaes@test.microsoft.com"},
+            {"op": "replace", "value": {
+                "displayName": "Bjfe",
+                "name.givenName": "Kkom",
+                "name.familyName": "Unua",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "Aklq"
+            }},
+            {"op": "replace", "path": "active", "value": false},
+        ]))).unwrap();
+        assert_eq!(u["displayName"], json!("Bjfe"));
+        assert_eq!(u["name"], json!({"formatted": "givenName familyName", "familyName": "Unua", "givenName": "Kkom"}));
+        assert_eq!(u[ENTERPRISE]["employeeNumber"], json!("Aklq"));
+        assert_eq!(u["active"], json!(false));
+        assert_eq!(u["emails"][0]["value"], json!("TestMhvaes@test.microsoft.com"));
+    }
+
+    #[test]
+    fn group_members_in_both_dialects() {
+        let mut g = group();
+        apply(Kind::Group, &mut g, &ops(json!([
+            {"op": "Add", "path": "members", "value": [{"$ref": null, "value": "u1"}, {"$ref": null, "value": "u2"}]},
+            {"op": "Add", "path": "members", "value": [{"value": "u2"}, {"value": "u3"}]},
+        ]))).unwrap();
+        assert_eq!(g["members"], json!([{"value": "u1"}, {"value": "u2"}, {"value": "u3"}]));
+        apply(Kind::Group, &mut g, &ops(json!([{"op": "Remove", "path": "members", "value": [{"value": "u1"}]}]))).unwrap();
+        apply(Kind::Group, &mut g, &ops(json!([{"op": "remove", "path": "members[value eq \"u3\"]"}]))).unwrap();
+        assert_eq!(g["members"], json!([{"value": "u2"}]));
+        apply(Kind::Group, &mut g, &ops(json!([{"op": "Replace", "path": "displayName", "value": "Sales EMEA"}]))).unwrap();
+        assert_eq!(g["displayName"], json!("Sales EMEA"));
+        apply(Kind::Group, &mut g, &ops(json!([{"op": "remove", "path": "members"}]))).unwrap();
+        assert!(!g.contains_key("members"));
+    }
+
+    #[test]
+    fn an_email_is_created_when_entra_replaces_one_that_is_not_there() {
+        let mut u = user();
+        u.remove("emails");
+        apply(Kind::User, &mut u, &ops(json!([{"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "a@b.c"}]))).unwrap();
+        assert_eq!(u["emails"], json!([{"type": "work", "value": "a@b.c"}]));
+    }
+
+    #[test]
+    fn bad_patches_are_refused_and_change_nothing_they_are_applied_to() {
+        let cases: Vec<(Value, &str)> = vec![
+            (json!([]), "invalidSyntax"),
+            (json!({"Operations": [{"op": "add", "path": "title", "value": "x"}]}), "invalidSyntax"),
+            (json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "Operations": [{"op": "add", "path": "title", "value": "x"}]}), "invalidSyntax"),
+            (ops(json!([])), "invalidSyntax"),
+            (ops(json!("x")), "invalidSyntax"),
+            (ops(json!(["x"])), "invalidSyntax"),
+            (ops(json!([{"op": "Merge", "path": "title", "value": "x"}])), "invalidSyntax"),
+            (ops(json!([{"path": "title", "value": "x"}])), "invalidSyntax"),
+            (ops(json!([{"op": "remove"}])), "noTarget"),
+            (ops(json!([{"op": "add", "value": "x"}])), "invalidValue"),
+            (ops(json!([{"op": "add", "path": "title"}])), "invalidValue"),
+            (ops(json!([{"op": "add", "path": 5, "value": "x"}])), "invalidPath"),
+            (ops(json!([{"op": "add", "path": "ti tle", "value": "x"}])), "invalidPath"),
+            (ops(json!([{"op": "add", "path": "emails[type ne \"work\"].value", "value": "x"}])), "invalidPath"),
+            (ops(json!([{"op": "replace", "path": "id", "value": "mine"}])), "mutability"),
+            (ops(json!([{"op": "replace", "path": "meta", "value": {}}])), "mutability"),
+            (ops(json!([{"op": "replace", "path": "schemas", "value": []}])), "mutability"),
+            (ops(json!([{"op": "replace", "path": "active", "value": "perhaps"}])), "invalidValue"),
+            (ops(json!([{"op": "replace", "path": "userName", "value": ""}])), "invalidValue"),
+            (ops(json!([{"op": "remove", "path": "userName"}])), "invalidValue"),
+            (ops(json!([{"op": "replace", "path": "userName", "value": ["a"]}])), "invalidValue"),
+            (ops(json!([{"op": "add", "path": "manager", "value": 7}])), "invalidValue"),
+            (ops(json!([{"op": "replace", "path": "userName.first", "value": "x"}])), "invalidPath"),
+            (ops(json!([{"op": "replace", "path": "name[type eq \"x\"].value", "value": "x"}])), "invalidPath"),
+        ];
+        for (body, want) in cases {
+            let mut u = user();
+            let e = apply(Kind::User, &mut u, &body).expect_err(&body.to_string());
+            assert_eq!(e.scim_type, Some(want), "{body}");
+            assert_eq!(e.status, 400, "{body}");
+        }
+        let many = ops(Value::Array(vec![json!({"op": "add", "path": "title", "value": "x"}); 1001]));
+        assert!(apply(Kind::User, &mut user(), &many).is_err());
+        // A group's members must keep their ids.
+        let mut g = group();
+        let e = apply(Kind::Group, &mut g, &ops(json!([{"op": "add", "path": "members", "value": [{"display": "no id"}]}]))).unwrap_err();
+        assert_eq!(e.scim_type, Some("invalidValue"));
+    }
+}
