@@ -10,6 +10,7 @@ pub mod http;
 pub mod peers;
 pub mod process;
 pub mod redis;
+pub mod replicas;
 pub mod rogue_op;
 
 pub use builder::*;
