@@ -25,7 +25,7 @@ pub mod effects;
 pub mod patch;
 pub mod path;
 mod read;
-mod redis_kv;
+pub mod redis_kv;
 pub mod resource;
 
 use std::sync::Arc;

@@ -144,3 +144,79 @@ impl Reader<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::scim::{Attribute, MatchAttribute, OnFailure};
+
+    const BASE: &str = "listen: [\"127.0.0.1:8080\"]\npublic_url: \"http://127.0.0.1:8080\"\n\
+        providers:\n  - name: demo\n    type: oidc\n    issuer: \"http://127.0.0.1:4000/t/v2.0\"\n    client_id: app\n    client_secret: x\n\
+        routes:\n  - name: app\n    upstream: \"127.0.0.1:3000\"\n\
+        session:\n  secret: \"0123456789abcdef0123456789abcdef-long\"\n";
+
+    fn env(name: &str) -> Option<String> {
+        (name == "SCIM_TOKEN").then(|| "scim-token-from-the-environment-0123".into())
+    }
+
+    fn parse(extra: &str) -> Result<Config, String> {
+        Config::parse(&format!("{BASE}{extra}"), &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_scim_section_reads() {
+        let c = parse(
+            "scim:\n  token: \"${SCIM_TOKEN}\"\n  match: userName\n  providers: [demo]\n  headers:\n    department: X-Auth-Department\n    manager: X-Auth-Manager\n  webhook:\n    url: https://app.internal/hooks/authgate\n    timeout: 3s\n    on_failure: allow\n  max_body_bytes: 65536\n",
+        )
+        .unwrap();
+        let s = c.scim.expect("scim");
+        assert_eq!(s.token.0, "scim-token-from-the-environment-0123");
+        assert_eq!(s.match_attribute, MatchAttribute::UserName);
+        assert_eq!(s.providers, ["demo"]);
+        assert_eq!(
+            s.headers,
+            [(Attribute::Department, "X-Auth-Department".to_string()), (Attribute::Manager, "X-Auth-Manager".to_string())]
+        );
+        let w = s.webhook.expect("webhook");
+        assert_eq!((w.timeout.as_secs(), w.on_failure), (3, OnFailure::Allow));
+        assert_eq!(s.max_body, 65536);
+        // Off without the section.
+        assert!(parse("").unwrap().scim.is_none());
+    }
+
+    #[test]
+    fn every_bad_scim_setting_is_reported_with_its_path() {
+        let cases: &[(&str, &str)] = &[
+            ("scim:\n  match: externalId\n", "scim.token"),
+            ("scim:\n  token: short\n", "scim.token"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  token_file: /etc/x\n", "scim.token"),
+            ("scim:\n  token_file: /nonexistent/scim-token\n", "scim.token_file"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  match: email\n", "scim.match"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  providers: [nope]\n", "scim.providers"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  headers:\n    salary: X-Salary\n", "scim.headers.salary"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  headers:\n    department: \"X Dept\"\n", "scim.headers.department"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  headers:\n    department: X-A\n    title: x-a\n", "scim.headers.title"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  webhook:\n    timeout: 1s\n", "scim.webhook.url"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  webhook:\n    url: ftp://x\n", "scim.webhook.url"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  webhook:\n    url: http://x\n    timeout: 0s\n", "scim.webhook.timeout"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  webhook:\n    url: http://x\n    timeout: 2m\n", "scim.webhook.timeout"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  webhook:\n    url: http://x\n    on_failure: maybe\n", "scim.webhook.on_failure"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  webhook:\n    url: http://x\n    retries: 3\n", "scim.webhook.retries"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  max_body_bytes: 10\n", "scim.max_body_bytes"),
+            ("scim:\n  token: \"${SCIM_TOKEN}\"\n  enabled: true\n", "scim.enabled"),
+            ("scim: [1]\n", "scim"),
+        ];
+        for (yaml, path) in cases {
+            let e = parse(yaml).expect_err(yaml);
+            assert!(e.contains(&format!("{path}:")), "{yaml}: want an error at {path}, got {e}");
+        }
+        // A provisioned-only route needs SCIM.
+        let e = Config::parse(
+            &BASE.replace("upstream: \"127.0.0.1:3000\"\n", "upstream: \"127.0.0.1:3000\"\n    allow:\n      provisioned: true\n"),
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("routes[0].allow.provisioned: needs SCIM"), "{e}");
+    }
+}

@@ -27,6 +27,11 @@ impl RedisKv {
         })
     }
 
+    /// Redis answers (tests wait for it before a conformance run).
+    pub fn healthy(&self) -> bool {
+        self.link.healthy()
+    }
+
     fn key(&self, k: &str) -> String {
         format!("{}{k}", self.prefix)
     }
