@@ -80,6 +80,11 @@ fn world() -> World {
 }
 
 fn gateway(w: &World, org_extra: &str) -> Gateway {
+    gateway_with(w, org_extra, "")
+}
+
+/// As `gateway`, with top-level sections `tail` after `session:`.
+fn gateway_with(w: &World, org_extra: &str, tail: &str) -> Gateway {
     let (port, admin) = (free_port(), free_port());
     let base = &w.op.base;
     let up = w.upstream.port;
@@ -134,6 +139,7 @@ routes:
     providers: [plain, org]
 session:
   secret: "${{TEST_SESSION_SECRET}}"
+{tail}
 "#
     );
     start_gateway(port, admin, &yaml)
@@ -592,4 +598,56 @@ fn endless_and_oversized_key_sets_are_cut_off() {
     );
     let log = gw.log_text();
     assert!(log.contains("refused: answer is larger than"), "{log}");
+}
+
+#[test]
+fn a_deprovisioned_users_bearer_tokens_stop_passing() {
+    let w = world();
+    let token = "scim-token-for-the-bearer-test-0123456789";
+    let gw = gateway_with(&w, "", &format!("scim:\n  token: \"{token}\"\n"));
+    let access = w.good.sign(json!({}), &access_claims(&w.op.base, false));
+    assert_eq!(
+        bearer(&gw, "/org/x", &access).status(),
+        200,
+        "not provisioned: SCIM has no say"
+    );
+    let scim = |method: &str, path: &str, body: Value| {
+        api()
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}/_authgate/scim/v2{path}", gw.url),
+            )
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    let created: Value = scim(
+        "POST",
+        "/Users",
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "alice@contoso.example", "externalId": ALICE_OID, "active": true
+        }),
+    )
+    .json()
+    .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        bearer(&gw, "/org/x", &access).status(),
+        200,
+        "provisioned and active"
+    );
+    let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    assert_eq!(scim("PATCH", &format!("/Users/{id}"), off).status(), 200);
+    let r = bearer(&gw, "/org/x", &access);
+    assert_eq!(
+        r.status(),
+        403,
+        "the same, still unexpired token after deprovisioning"
+    );
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"], "deprovisioned", "{body}");
 }

@@ -14,56 +14,131 @@ use common::redis::{start_cluster, start_standalone, Redis};
 use serde_json::json;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 async fn conformance(dir: &Directory) {
     let alice = json!({"userName": "Alice@Contoso.example", "externalId": "oid-a", "active": true});
     dir.put(Kind::User, "u1", &alice, None).await.unwrap();
-    assert_eq!(dir.get(Kind::User, "u1").await.unwrap(), Some(alice.clone()));
-    assert_eq!(dir.lookup(Kind::User, "userName", "alice@contoso.EXAMPLE").await.unwrap().as_deref(), Some("u1"));
-    assert_eq!(dir.lookup(Kind::User, "externalid", "OID-A").await.unwrap().as_deref(), Some("u1"));
-    assert_eq!(dir.lookup(Kind::User, "displayName", "x").await.unwrap(), None, "not an index");
+    assert_eq!(
+        dir.get(Kind::User, "u1").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        dir.lookup(Kind::User, "userName", "alice@contoso.EXAMPLE")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("u1")
+    );
+    assert_eq!(
+        dir.lookup(Kind::User, "externalid", "OID-A")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("u1")
+    );
+    assert_eq!(
+        dir.lookup(Kind::User, "displayName", "x").await.unwrap(),
+        None,
+        "not an index"
+    );
     // The same userName or externalId for someone else: refused, nothing half-written.
     let clash = json!({"userName": "bob@contoso.example", "externalId": "oid-a"});
-    assert!(matches!(dir.put(Kind::User, "u2", &clash, None).await, Err(DirError::Conflict("User", "externalId"))));
-    assert_eq!(dir.lookup(Kind::User, "userName", "bob@contoso.example").await.unwrap(), None, "claim released");
+    assert!(matches!(
+        dir.put(Kind::User, "u2", &clash, None).await,
+        Err(DirError::Conflict("User", "externalId"))
+    ));
+    assert_eq!(
+        dir.lookup(Kind::User, "userName", "bob@contoso.example")
+            .await
+            .unwrap(),
+        None,
+        "claim released"
+    );
     assert!(dir.get(Kind::User, "u2").await.unwrap().is_none());
     // Renamed: the old name is free, the new one found; writing the same again is fine.
-    let renamed = json!({"userName": "alice.new@contoso.example", "externalId": "oid-a", "active": false});
-    dir.put(Kind::User, "u1", &renamed, Some(&alice)).await.unwrap();
-    dir.put(Kind::User, "u1", &renamed, Some(&renamed)).await.unwrap();
-    assert_eq!(dir.lookup(Kind::User, "userName", "alice@contoso.example").await.unwrap(), None);
-    assert_eq!(dir.lookup(Kind::User, "userName", "alice.new@contoso.example").await.unwrap().as_deref(), Some("u1"));
+    let renamed =
+        json!({"userName": "alice.new@contoso.example", "externalId": "oid-a", "active": false});
+    dir.put(Kind::User, "u1", &renamed, Some(&alice))
+        .await
+        .unwrap();
+    dir.put(Kind::User, "u1", &renamed, Some(&renamed))
+        .await
+        .unwrap();
+    assert_eq!(
+        dir.lookup(Kind::User, "userName", "alice@contoso.example")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        dir.lookup(Kind::User, "userName", "alice.new@contoso.example")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("u1")
+    );
     let bob = json!({"userName": "alice@contoso.example", "externalId": "oid-b"});
     dir.put(Kind::User, "u2", &bob, None).await.unwrap();
     assert_eq!(dir.ids(Kind::User).await.unwrap(), ["u1", "u2"]);
     assert_eq!(dir.count(Kind::User).await.unwrap(), 2);
-    assert_eq!(dir.get_many(Kind::User, &["u2".into(), "nope".into(), "u1".into()]).await.unwrap(), vec![bob.clone(), renamed.clone()]);
+    assert_eq!(
+        dir.get_many(Kind::User, &["u2".into(), "nope".into(), "u1".into()])
+            .await
+            .unwrap(),
+        vec![bob.clone(), renamed.clone()]
+    );
 
     // Groups: the name tokens' group IDs get, following renames and deletes.
     let g = json!({"displayName": "Sales", "externalId": "G-1"});
     dir.put(Kind::Group, "g1", &g, None).await.unwrap();
-    assert_eq!(dir.group_names(&["g-1", "g-2"]).await.unwrap(), vec![Some("Sales".to_string()), None]);
+    assert_eq!(
+        dir.group_names(&["g-1", "g-2"]).await.unwrap(),
+        vec![Some("Sales".to_string()), None]
+    );
     let g2 = json!({"displayName": "Sales EMEA", "externalId": "g-1"});
     dir.put(Kind::Group, "g1", &g2, Some(&g)).await.unwrap();
-    assert_eq!(dir.group_names(&["G-1"]).await.unwrap(), vec![Some("Sales EMEA".to_string())]);
+    assert_eq!(
+        dir.group_names(&["G-1"]).await.unwrap(),
+        vec![Some("Sales EMEA".to_string())]
+    );
     assert!(matches!(
-        dir.put(Kind::Group, "g2", &json!({"displayName": "sales emea"}), None).await,
+        dir.put(
+            Kind::Group,
+            "g2",
+            &json!({"displayName": "sales emea"}),
+            None
+        )
+        .await,
         Err(DirError::Conflict("Group", "displayName"))
     ));
     assert_eq!(dir.delete(Kind::Group, "g1").await.unwrap(), Some(g2));
     assert_eq!(dir.group_names(&["g-1"]).await.unwrap(), vec![None]);
-    assert_eq!(dir.lookup(Kind::Group, "displayName", "Sales EMEA").await.unwrap(), None);
+    assert_eq!(
+        dir.lookup(Kind::Group, "displayName", "Sales EMEA")
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(dir.delete(Kind::Group, "g1").await.unwrap(), None);
 
     // Deleted users: indexes released, tombstones as told.
     dir.delete(Kind::User, "u2").await.unwrap();
-    assert_eq!(dir.lookup(Kind::User, "externalId", "oid-b").await.unwrap(), None);
+    assert_eq!(
+        dir.lookup(Kind::User, "externalId", "oid-b").await.unwrap(),
+        None
+    );
     assert_eq!(dir.ids(Kind::User).await.unwrap(), ["u1"]);
     dir.set_tombstone("x", "OID-B", true).await.unwrap();
     assert!(dir.tombstoned("x", "oid-b").await.unwrap());
-    assert!(!dir.tombstoned("un", "oid-b").await.unwrap(), "per attribute");
+    assert!(
+        !dir.tombstoned("un", "oid-b").await.unwrap(),
+        "per attribute"
+    );
     dir.set_tombstone("x", "oid-b", false).await.unwrap();
     assert!(!dir.tombstoned("x", "oid-b").await.unwrap());
     // First sign-in marks: once.

@@ -18,10 +18,15 @@ const BOB_OID: &str = "00000000-0000-0000-a1c4-7f3e2b1d9c55";
 
 fn scim(gw: &Gateway, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut r = api()
-        .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}/_authgate/scim/v2{path}", gw.url))
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}/_authgate/scim/v2{path}", gw.url),
+        )
         .header("authorization", format!("Bearer {TOKEN}"));
     if let Some(b) = body {
-        r = r.header("content-type", "application/scim+json").body(b.to_string());
+        r = r
+            .header("content-type", "application/scim+json")
+            .body(b.to_string());
     }
     let r = r.send().expect("SCIM call");
     let status = r.status().as_u16();
@@ -39,42 +44,94 @@ fn a_deprovisioning_through_one_replica_reaches_every_replica_within_two_seconds
     let port_a = free_port();
     let public = format!("http://127.0.0.1:{port_a}");
     let op = start_op(&public, 0);
-    let session = format!("{}\nscim:\n  token: \"{TOKEN}\"\n", redis_session(&redis, "scim-replicas:", ""));
+    let session = format!(
+        "{}\nscim:\n  token: \"{TOKEN}\"\n",
+        redis_session(&redis, "scim-replicas:", "")
+    );
     let a = replica(port_a, &public, &op, upstream.port, &session);
     let b = replica(free_port(), &public, &op, upstream.port, &session);
     let c = replica(free_port(), &public, &op, upstream.port, &session);
     let all = [&a, &b, &c];
 
     // Provisioned through B; A and C see the same directory.
-    let (status, alice) = scim(&b, "POST", "/Users", Some(user("alice@contoso.example", ALICE_OID)));
+    let (status, alice) = scim(
+        &b,
+        "POST",
+        "/Users",
+        Some(user("alice@contoso.example", ALICE_OID)),
+    );
     assert_eq!(status, 201, "{alice}");
     let id = alice["id"].as_str().unwrap().to_string();
-    assert_eq!(scim(&b, "POST", "/Users", Some(user("bob@contoso.example", BOB_OID))).0, 201);
+    assert_eq!(
+        scim(
+            &b,
+            "POST",
+            "/Users",
+            Some(user("bob@contoso.example", BOB_OID))
+        )
+        .0,
+        201
+    );
     for gw in all {
-        let (status, found) = scim(gw, "GET", &format!("/Users?filter=externalId%20eq%20%22{ALICE_OID}%22"), None);
-        assert_eq!((status, &found["totalResults"]), (200, &json!(1)), "on {}", gw.url);
+        let (status, found) = scim(
+            gw,
+            "GET",
+            &format!("/Users?filter=externalId%20eq%20%22{ALICE_OID}%22"),
+            None,
+        );
+        assert_eq!(
+            (status, &found["totalResults"]),
+            (200, &json!(1)),
+            "on {}",
+            gw.url
+        );
     }
-    assert_eq!(scim(&c, "POST", "/Users", Some(user("ALICE@contoso.example", "other"))).0, 409, "uniqueness across replicas");
+    assert_eq!(
+        scim(
+            &c,
+            "POST",
+            "/Users",
+            Some(user("ALICE@contoso.example", "other"))
+        )
+        .0,
+        409,
+        "uniqueness across replicas"
+    );
 
     let (_, alice_cookie) = signed_in(&a, "alice");
     let (_, bob_cookie) = signed_in(&a, "bob");
     for gw in all {
-        assert_eq!(status_with(&format!("{}/secret", gw.url), &alice_cookie), 200, "cached on {}", gw.url);
+        assert_eq!(
+            status_with(&format!("{}/secret", gw.url), &alice_cookie),
+            200,
+            "cached on {}",
+            gw.url
+        );
     }
     // Bob's traffic on every replica, all through the deprovisioning.
-    let traffic: Vec<Traffic> = all.iter().map(|gw| Traffic::start(format!("{}/secret", gw.url), bob_cookie.clone())).collect();
+    let traffic: Vec<Traffic> = all
+        .iter()
+        .map(|gw| Traffic::start(format!("{}/secret", gw.url), bob_cookie.clone()))
+        .collect();
 
     // Entra disables Alice through C.
     let started = Instant::now();
-    let (status, body) = scim(&c, "PATCH", &format!("/Users/{id}"), Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
-    })));
+    let (status, body) = scim(
+        &c,
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
+        })),
+    );
     assert_eq!((status, &body["active"]), (200, &json!(false)), "{body}");
     for gw in all {
-        within(Duration::from_secs(2), "deprovisioned session refused", || {
-            status_with(&format!("{}/secret", gw.url), &alice_cookie) == 401
-        });
+        within(
+            Duration::from_secs(2),
+            "deprovisioned session refused",
+            || status_with(&format!("{}/secret", gw.url), &alice_cookie) == 401,
+        );
     }
     let took = started.elapsed();
     eprintln!("every replica refused the deprovisioned session {took:?} after the PATCH was sent");

@@ -427,12 +427,18 @@ mod tests {
             {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "value": "Eqpj"},
             {"op": "Add", "path": "manager", "value": [{"$ref": "http://x/scim/Users/00aa", "value": "00aa"}]},
         ]))).unwrap();
-        assert_eq!(u["emails"], json!([{"primary": true, "type": "work", "value": "updatedEmail@microsoft.com"}]));
+        assert_eq!(
+            u["emails"],
+            json!([{"primary": true, "type": "work", "value": "updatedEmail@microsoft.com"}])
+        );
         assert_eq!(u["name"]["familyName"], json!("updatedFamilyName"));
         assert_eq!(u["active"], json!(false));
         assert_eq!(u["nickName"], json!("Babs"));
         assert_eq!(u[ENTERPRISE]["employeeNumber"], json!("Eqpj"));
-        assert_eq!(u[ENTERPRISE]["manager"], json!({"$ref": "http://x/scim/Users/00aa", "value": "00aa"}));
+        assert_eq!(
+            u[ENTERPRISE]["manager"],
+            json!({"$ref": "http://x/scim/Users/00aa", "value": "00aa"})
+        );
     }
 
     #[test]
@@ -449,10 +455,16 @@ mod tests {
             {"op": "replace", "path": "active", "value": false},
         ]))).unwrap();
         assert_eq!(u["displayName"], json!("Bjfe"));
-        assert_eq!(u["name"], json!({"formatted": "givenName familyName", "familyName": "Unua", "givenName": "Kkom"}));
+        assert_eq!(
+            u["name"],
+            json!({"formatted": "givenName familyName", "familyName": "Unua", "givenName": "Kkom"})
+        );
         assert_eq!(u[ENTERPRISE]["employeeNumber"], json!("Aklq"));
         assert_eq!(u["active"], json!(false));
-        assert_eq!(u["emails"][0]["value"], json!("TestMhvaes@test.microsoft.com"));
+        assert_eq!(
+            u["emails"][0]["value"],
+            json!("TestMhvaes@test.microsoft.com")
+        );
     }
 
     #[test]
@@ -462,13 +474,36 @@ mod tests {
             {"op": "Add", "path": "members", "value": [{"$ref": null, "value": "u1"}, {"$ref": null, "value": "u2"}]},
             {"op": "Add", "path": "members", "value": [{"value": "u2"}, {"value": "u3"}]},
         ]))).unwrap();
-        assert_eq!(g["members"], json!([{"value": "u1"}, {"value": "u2"}, {"value": "u3"}]));
-        apply(Kind::Group, &mut g, &ops(json!([{"op": "Remove", "path": "members", "value": [{"value": "u1"}]}]))).unwrap();
-        apply(Kind::Group, &mut g, &ops(json!([{"op": "remove", "path": "members[value eq \"u3\"]"}]))).unwrap();
+        assert_eq!(
+            g["members"],
+            json!([{"value": "u1"}, {"value": "u2"}, {"value": "u3"}])
+        );
+        apply(
+            Kind::Group,
+            &mut g,
+            &ops(json!([{"op": "Remove", "path": "members", "value": [{"value": "u1"}]}])),
+        )
+        .unwrap();
+        apply(
+            Kind::Group,
+            &mut g,
+            &ops(json!([{"op": "remove", "path": "members[value eq \"u3\"]"}])),
+        )
+        .unwrap();
         assert_eq!(g["members"], json!([{"value": "u2"}]));
-        apply(Kind::Group, &mut g, &ops(json!([{"op": "Replace", "path": "displayName", "value": "Sales EMEA"}]))).unwrap();
+        apply(
+            Kind::Group,
+            &mut g,
+            &ops(json!([{"op": "Replace", "path": "displayName", "value": "Sales EMEA"}])),
+        )
+        .unwrap();
         assert_eq!(g["displayName"], json!("Sales EMEA"));
-        apply(Kind::Group, &mut g, &ops(json!([{"op": "remove", "path": "members"}]))).unwrap();
+        apply(
+            Kind::Group,
+            &mut g,
+            &ops(json!([{"op": "remove", "path": "members"}])),
+        )
+        .unwrap();
         assert!(!g.contains_key("members"));
     }
 
@@ -484,29 +519,80 @@ mod tests {
     fn bad_patches_are_refused_and_change_nothing_they_are_applied_to() {
         let cases: Vec<(Value, &str)> = vec![
             (json!([]), "invalidSyntax"),
-            (json!({"Operations": [{"op": "add", "path": "title", "value": "x"}]}), "invalidSyntax"),
-            (json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "Operations": [{"op": "add", "path": "title", "value": "x"}]}), "invalidSyntax"),
+            (
+                json!({"Operations": [{"op": "add", "path": "title", "value": "x"}]}),
+                "invalidSyntax",
+            ),
+            (
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "Operations": [{"op": "add", "path": "title", "value": "x"}]}),
+                "invalidSyntax",
+            ),
             (ops(json!([])), "invalidSyntax"),
             (ops(json!("x")), "invalidSyntax"),
             (ops(json!(["x"])), "invalidSyntax"),
-            (ops(json!([{"op": "Merge", "path": "title", "value": "x"}])), "invalidSyntax"),
-            (ops(json!([{"path": "title", "value": "x"}])), "invalidSyntax"),
+            (
+                ops(json!([{"op": "Merge", "path": "title", "value": "x"}])),
+                "invalidSyntax",
+            ),
+            (
+                ops(json!([{"path": "title", "value": "x"}])),
+                "invalidSyntax",
+            ),
             (ops(json!([{"op": "remove"}])), "noTarget"),
             (ops(json!([{"op": "add", "value": "x"}])), "invalidValue"),
             (ops(json!([{"op": "add", "path": "title"}])), "invalidValue"),
-            (ops(json!([{"op": "add", "path": 5, "value": "x"}])), "invalidPath"),
-            (ops(json!([{"op": "add", "path": "ti tle", "value": "x"}])), "invalidPath"),
-            (ops(json!([{"op": "add", "path": "emails[type ne \"work\"].value", "value": "x"}])), "invalidPath"),
-            (ops(json!([{"op": "replace", "path": "id", "value": "mine"}])), "mutability"),
-            (ops(json!([{"op": "replace", "path": "meta", "value": {}}])), "mutability"),
-            (ops(json!([{"op": "replace", "path": "schemas", "value": []}])), "mutability"),
-            (ops(json!([{"op": "replace", "path": "active", "value": "perhaps"}])), "invalidValue"),
-            (ops(json!([{"op": "replace", "path": "userName", "value": ""}])), "invalidValue"),
-            (ops(json!([{"op": "remove", "path": "userName"}])), "invalidValue"),
-            (ops(json!([{"op": "replace", "path": "userName", "value": ["a"]}])), "invalidValue"),
-            (ops(json!([{"op": "add", "path": "manager", "value": 7}])), "invalidValue"),
-            (ops(json!([{"op": "replace", "path": "userName.first", "value": "x"}])), "invalidPath"),
-            (ops(json!([{"op": "replace", "path": "name[type eq \"x\"].value", "value": "x"}])), "invalidPath"),
+            (
+                ops(json!([{"op": "add", "path": 5, "value": "x"}])),
+                "invalidPath",
+            ),
+            (
+                ops(json!([{"op": "add", "path": "ti tle", "value": "x"}])),
+                "invalidPath",
+            ),
+            (
+                ops(json!([{"op": "add", "path": "emails[type ne \"work\"].value", "value": "x"}])),
+                "invalidPath",
+            ),
+            (
+                ops(json!([{"op": "replace", "path": "id", "value": "mine"}])),
+                "mutability",
+            ),
+            (
+                ops(json!([{"op": "replace", "path": "meta", "value": {}}])),
+                "mutability",
+            ),
+            (
+                ops(json!([{"op": "replace", "path": "schemas", "value": []}])),
+                "mutability",
+            ),
+            (
+                ops(json!([{"op": "replace", "path": "active", "value": "perhaps"}])),
+                "invalidValue",
+            ),
+            (
+                ops(json!([{"op": "replace", "path": "userName", "value": ""}])),
+                "invalidValue",
+            ),
+            (
+                ops(json!([{"op": "remove", "path": "userName"}])),
+                "invalidValue",
+            ),
+            (
+                ops(json!([{"op": "replace", "path": "userName", "value": ["a"]}])),
+                "invalidValue",
+            ),
+            (
+                ops(json!([{"op": "add", "path": "manager", "value": 7}])),
+                "invalidValue",
+            ),
+            (
+                ops(json!([{"op": "replace", "path": "userName.first", "value": "x"}])),
+                "invalidPath",
+            ),
+            (
+                ops(json!([{"op": "replace", "path": "name[type eq \"x\"].value", "value": "x"}])),
+                "invalidPath",
+            ),
         ];
         for (body, want) in cases {
             let mut u = user();
@@ -514,11 +600,19 @@ mod tests {
             assert_eq!(e.scim_type, Some(want), "{body}");
             assert_eq!(e.status, 400, "{body}");
         }
-        let many = ops(Value::Array(vec![json!({"op": "add", "path": "title", "value": "x"}); 1001]));
+        let many = ops(Value::Array(vec![
+            json!({"op": "add", "path": "title", "value": "x"});
+            1001
+        ]));
         assert!(apply(Kind::User, &mut user(), &many).is_err());
         // A group's members must keep their ids.
         let mut g = group();
-        let e = apply(Kind::Group, &mut g, &ops(json!([{"op": "add", "path": "members", "value": [{"display": "no id"}]}]))).unwrap_err();
+        let e = apply(
+            Kind::Group,
+            &mut g,
+            &ops(json!([{"op": "add", "path": "members", "value": [{"display": "no id"}]}])),
+        )
+        .unwrap_err();
         assert_eq!(e.scim_type, Some("invalidValue"));
     }
 }

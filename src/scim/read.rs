@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(s.providers, ["demo"]);
         assert_eq!(
             s.headers,
-            [(Attribute::Department, "X-Auth-Department".to_string()), (Attribute::Manager, "X-Auth-Manager".to_string())]
+            [
+                (Attribute::Department, "X-Auth-Department".to_string()),
+                (Attribute::Manager, "X-Auth-Manager".to_string())
+            ]
         );
         let w = s.webhook.expect("webhook");
         assert_eq!((w.timeout.as_secs(), w.on_failure), (3, OnFailure::Allow));
@@ -208,11 +211,17 @@ mod tests {
         ];
         for (yaml, path) in cases {
             let e = parse(yaml).expect_err(yaml);
-            assert!(e.contains(&format!("{path}:")), "{yaml}: want an error at {path}, got {e}");
+            assert!(
+                e.contains(&format!("{path}:")),
+                "{yaml}: want an error at {path}, got {e}"
+            );
         }
         // A provisioned-only route needs SCIM.
         let e = Config::parse(
-            &BASE.replace("upstream: \"127.0.0.1:3000\"\n", "upstream: \"127.0.0.1:3000\"\n    allow:\n      provisioned: true\n"),
+            &BASE.replace(
+                "upstream: \"127.0.0.1:3000\"\n",
+                "upstream: \"127.0.0.1:3000\"\n    allow:\n      provisioned: true\n",
+            ),
             &env,
         )
         .unwrap_err()

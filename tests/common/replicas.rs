@@ -13,7 +13,13 @@ pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
 /// A replica: the shared config with its own ports, the public URL of the first replica
 /// (the address the browser knows, as behind a load balancer).
-pub fn replica(port: u16, public: &str, op: &OpenIdProvider, upstream: u16, session: &str) -> Gateway {
+pub fn replica(
+    port: u16,
+    public: &str,
+    op: &OpenIdProvider,
+    upstream: u16,
+    session: &str,
+) -> Gateway {
     let admin = free_port();
     let yaml = config_with(port, public, admin, &op.issuer, upstream, session).replace(
         &format!("  listen: \"127.0.0.1:{admin}\"\n"),
@@ -110,4 +116,3 @@ impl Traffic {
         )
     }
 }
-
