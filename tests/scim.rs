@@ -86,6 +86,21 @@ fn call_with(
     }
 }
 
+/// `authgate_scim_requests_total` for one label set.
+fn scim_count(
+    m: &std::collections::HashMap<String, f64>,
+    op: &str,
+    resource: &str,
+    result: &str,
+) -> f64 {
+    metric(
+        m,
+        &format!(
+            r#"authgate_scim_requests_total{{op="{op}",resource="{resource}",result="{result}"}}"#
+        ),
+    )
+}
+
 fn scim_yaml(extra: &str) -> String {
     format!("scim:\n  token: \"{TOKEN}\"\n{extra}")
 }
@@ -467,18 +482,8 @@ fn entra_sequences_replayed_against_the_binary() {
     );
 
     let m = scrape(&env.gw.admin);
-    assert!(
-        metric(
-            &m,
-            r#"authgate_scim_requests_total{op="create",resource="User",result="ok"}"#
-        ) >= 2.0
-    );
-    assert!(
-        metric(
-            &m,
-            r#"authgate_scim_requests_total{op="create",resource="User",result="uniqueness"}"#
-        ) >= 2.0
-    );
+    assert!(scim_count(&m, "create", "User", "ok") >= 2.0);
+    assert!(scim_count(&m, "create", "User", "uniqueness") >= 2.0);
     assert_eq!(metric(&m, "authgate_scim_users"), 1.0);
     assert_eq!(metric(&m, "authgate_scim_groups"), 0.0);
     let log = env.gw.log_text();
@@ -828,7 +833,16 @@ fn hostile_scim_input_gets_rfc_errors_and_stores_nothing() {
     );
     let j = "application/scim+json";
     // (method, path, body, auth, content type, status, scimType)
-    let cases: Vec<(&str, &str, Option<String>, Option<&str>, &str, u16, Option<&str>)> = vec![
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<String>,
+        Option<&'a str>,
+        &'a str,
+        u16,
+        Option<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
         ("GET", "/Users", None, None, j, 401, None),
         ("POST", "/Users", user(), None, j, 401, None),
         ("GET", "/Users", None, Some(TOKEN), j, 401, None),
@@ -918,18 +932,8 @@ fn hostile_scim_input_gets_rfc_errors_and_stores_nothing() {
         "refusals are logged"
     );
     let m = scrape(&env.gw.admin);
-    assert!(
-        metric(
-            &m,
-            r#"authgate_scim_requests_total{op="list",resource="User",result="unauthorized"}"#
-        ) >= 1.0
-    );
-    assert!(
-        metric(
-            &m,
-            r#"authgate_scim_requests_total{op="list",resource="User",result="invalidFilter"}"#
-        ) >= 5.0
-    );
+    assert!(scim_count(&m, "list", "User", "unauthorized") >= 1.0);
+    assert!(scim_count(&m, "list", "User", "invalidFilter") >= 5.0);
 }
 
 #[test]

@@ -141,9 +141,15 @@ async fn route(
             };
             match *method {
                 Method::GET => Ok(answer(200, &projection.apply(&old))),
-                Method::PUT => {
+                Method::PUT | Method::PATCH => {
                     let body = body(scim, down).await?;
-                    let doc = resource::accept(kind, &body)?;
+                    let doc = if *method == Method::PUT {
+                        resource::accept(kind, &body)?
+                    } else {
+                        let mut doc = resource::editable(&old);
+                        patch::apply(kind, &mut doc, &body)?;
+                        doc
+                    };
                     let stored = resource::stored(
                         kind,
                         id,
@@ -153,25 +159,12 @@ async fn route(
                         &location(core, kind, id),
                     );
                     write(core, scim, kind, id, &stored, Some(&old)).await?;
-                    Ok(answer(200, &stored))
-                }
-                Method::PATCH => {
-                    let body = body(scim, down).await?;
-                    let mut doc = resource::editable(&old);
-                    patch::apply(kind, &mut doc, &body)?;
-                    let stored = resource::stored(
-                        kind,
-                        id,
-                        doc,
-                        &resource::created(&old),
-                        &now_rfc3339(),
-                        &location(core, kind, id),
-                    );
-                    write(core, scim, kind, id, &stored, Some(&old)).await?;
-                    // Entra expects 204 for groups (their members are not echoed back).
-                    Ok(match kind {
-                        Kind::User => answer(200, &stored),
-                        Kind::Group => Answer::new(204, resource::CONTENT_TYPE, Vec::new()),
+                    // Entra expects a group PATCH to answer 204 (members are not echoed).
+                    Ok(match (kind, method) {
+                        (Kind::Group, &Method::PATCH) => {
+                            Answer::new(204, resource::CONTENT_TYPE, Vec::new())
+                        }
+                        _ => answer(200, &stored),
                     })
                 }
                 Method::DELETE => {

@@ -71,7 +71,7 @@ fn is_active(doc: &Value) -> bool {
 }
 
 /// An enterprise-extension (or, for `title`, core) string attribute of a user.
-fn attribute<'a>(doc: &'a Value, a: Attribute) -> Option<&'a str> {
+fn attribute(doc: &Value, a: Attribute) -> Option<&str> {
     match a {
         Attribute::Title => attr_str(doc, "title"),
         Attribute::Manager => attr(doc, ENTERPRISE)

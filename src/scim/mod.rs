@@ -137,7 +137,7 @@ pub struct ScimConfig {
 #[derive(Debug, Clone, PartialEq)]
 enum Backend {
     Memory,
-    Redis(RedisConfig),
+    Redis(Box<RedisConfig>),
 }
 
 /// The SCIM service, built from `scim:` (and `session.redis`).
@@ -167,7 +167,7 @@ impl Scim {
         metrics: Arc<Metrics>,
     ) -> Result<Scim, ScimBuildError> {
         let backend = match &session.redis {
-            Some(r) => Backend::Redis(r.clone()),
+            Some(r) => Backend::Redis(Box::new(r.clone())),
             None => Backend::Memory,
         };
         let kv: Arc<dyn Kv> = match (previous, &backend) {
@@ -208,6 +208,5 @@ impl Scim {
 }
 
 fn digest(b: &[u8]) -> [u8; 32] {
-    let d = openssl::sha::sha256(b);
-    d
+    openssl::sha::sha256(b)
 }

@@ -350,7 +350,7 @@ mod tests {
         ] {
             assert!(Filter::parse(f).is_err(), "accepted {f:?}");
         }
-        let many = vec![r#"userName eq "a""#; 10].join(" and ");
+        let many = [r#"userName eq "a""#; 10].join(" and ");
         assert!(Filter::parse(&many).is_err());
         assert!(Filter::parse(&"a".repeat(3000)).is_err());
     }

@@ -381,10 +381,7 @@ mod tests {
     use crate::config::Config;
     use crate::session::{StoreKind, Topology};
 
-    const BASE: &str = "listen: [\"127.0.0.1:8080\"]\npublic_url: \"http://127.0.0.1:8080\"\n\
-        providers:\n  - name: demo\n    type: oidc\n    issuer: \"http://127.0.0.1:4000/t/v2.0\"\n    client_id: app\n    client_secret: x\n\
-        routes:\n  - name: app\n    upstream: \"127.0.0.1:3000\"\n\
-        session:\n  secret: \"0123456789abcdef0123456789abcdef-long\"\n";
+    use crate::read::testing::BASE;
 
     fn env(name: &str) -> Option<String> {
         (name == "REDIS_PASSWORD").then(|| "pw from env".into())
