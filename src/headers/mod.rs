@@ -182,7 +182,7 @@ impl HeaderPlan {
     }
 
     /// Provisioned attributes go upstream under these names (and no client may send them).
-    pub fn with_attributes(mut self, attrs: &[(crate::scim::Attribute, String)]) -> Self {
+    pub fn with_attributes(mut self, attrs: &[(crate::scim::settings::Attribute, String)]) -> Self {
         for (a, name) in attrs {
             if let Ok(h) = HeaderName::from_bytes(name.as_bytes()) {
                 self.owned.insert(name);

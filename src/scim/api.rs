@@ -11,15 +11,12 @@ use serde_json::{json, Value};
 
 use super::directory::{attr, attr_str, DirError, Kind};
 use super::path::{scalar_eq, Cond, Filter, Path, ENTERPRISE};
-use super::resource::{self, answer, Projection, ScimError, LIST_SCHEMA};
+use super::resource::{self, answer, Projection, ScimError, LIST_SCHEMA, MAX_RESULTS};
 use super::{discovery, patch, Scim};
 use crate::answer::Answer;
 use crate::config::RESERVED_PREFIX;
 use crate::exchange::{bearer_token, first, query_pairs, Downstream};
 use crate::state::Core;
-
-/// Most resources in one list page.
-pub const MAX_RESULTS: usize = 100;
 
 /// What a request was, for the metric's labels.
 struct Call {

@@ -4,9 +4,8 @@
 
 use serde_json::{json, Value};
 
-use super::api::MAX_RESULTS;
 use super::path::ENTERPRISE;
-use super::resource::{answer, ScimError, GROUP_SCHEMA, LIST_SCHEMA, USER_SCHEMA};
+use super::resource::{answer, ScimError, GROUP_SCHEMA, LIST_SCHEMA, MAX_RESULTS, USER_SCHEMA};
 use crate::answer::Answer;
 use crate::config::RESERVED_PREFIX;
 use crate::state::Core;

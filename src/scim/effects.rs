@@ -4,13 +4,12 @@
 //! user's sessions everywhere; the webhook hears of first sign-ins and of changes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::directory::{attr, attr_str, Directory, Kind};
 use super::path::ENTERPRISE;
-use super::{Attribute, OnFailure, Scim, ScimConfig};
+use super::{Attribute, OnFailure, Scim, Status};
 use crate::identity::{Identity, List};
 use crate::session::{now_secs, StoreError};
 use crate::state::Core;
@@ -24,46 +23,6 @@ pub enum Refusal {
     Unavailable(StoreError),
     /// The first-sign-in webhook failed, and `on_failure: deny`.
     Webhook(String),
-}
-
-/// What the directory says of a user key.
-#[derive(Debug, Clone)]
-pub enum Status {
-    Active(Arc<Value>),
-    Deprovisioned,
-    Unknown,
-}
-
-pub(crate) struct Effects {
-    http: reqwest::Client,
-    /// Bearer tokens are checked on every request: their users' status, for a few seconds.
-    bearer: moka::sync::Cache<(Arc<str>, String), Status, ahash::RandomState>,
-}
-
-/// How long a bearer token's user status is reused: a deprovisioning reaches API callers
-/// within this (sessions end at once, by push).
-const BEARER_STATUS_TTL: Duration = Duration::from_secs(5);
-
-impl Effects {
-    pub(crate) fn new(cfg: &ScimConfig) -> Result<Self, String> {
-        let timeout = cfg
-            .webhook
-            .as_ref()
-            .map_or(Duration::from_secs(2), |w| w.timeout);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("webhook client: {e}"))?;
-        Ok(Self {
-            http,
-            bearer: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(BEARER_STATUS_TTL)
-                .build_with_hasher(ahash::RandomState::new()),
-        })
-    }
 }
 
 fn is_active(doc: &Value) -> bool {

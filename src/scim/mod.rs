@@ -27,110 +27,28 @@ pub mod path;
 mod read;
 pub mod redis_kv;
 pub mod resource;
+pub mod settings;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use directory::{Directory, Kv, MemoryKv};
+pub use settings::{Attribute, MatchAttribute, OnFailure, ScimConfig, WebhookConfig};
 
 use crate::metrics::Metrics;
-use crate::read::Secret;
 use crate::session::redis::RedisConfig;
 use crate::session::SessionConfig;
+use serde_json::Value;
 
 /// Where the SCIM API lives, under the reserved prefix.
 pub const PATH: &str = "/scim/v2";
 
-/// Which SCIM attribute of a user is the session's user key (the provider's `user_claim`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchAttribute {
-    /// Entra's object ID, when the provisioning mapping sends `objectId` → `externalId`
-    /// (and the provider's user key is `oid`, the Entra preset's default).
-    ExternalId,
-    /// The user principal name (with a `user_claim` such as `preferred_username`/`upn`).
-    UserName,
-}
-
-impl MatchAttribute {
-    pub fn attr(self) -> &'static str {
-        match self {
-            MatchAttribute::ExternalId => "externalId",
-            MatchAttribute::UserName => "userName",
-        }
-    }
-    /// Its index tag in the directory.
-    pub fn tag(self) -> &'static str {
-        match self {
-            MatchAttribute::ExternalId => "x",
-            MatchAttribute::UserName => "un",
-        }
-    }
-}
-
-/// A provisioned attribute that may become an identity header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attribute {
-    Department,
-    EmployeeNumber,
-    Manager,
-    CostCenter,
-    Division,
-    Organization,
-    Title,
-}
-
-impl Attribute {
-    pub const ALL: [Attribute; 7] = [
-        Attribute::Department,
-        Attribute::EmployeeNumber,
-        Attribute::Manager,
-        Attribute::CostCenter,
-        Attribute::Division,
-        Attribute::Organization,
-        Attribute::Title,
-    ];
-    /// The name in `scim.headers` and in the SCIM schema.
-    pub fn key(self) -> &'static str {
-        match self {
-            Attribute::Department => "department",
-            Attribute::EmployeeNumber => "employeeNumber",
-            Attribute::Manager => "manager",
-            Attribute::CostCenter => "costCenter",
-            Attribute::Division => "division",
-            Attribute::Organization => "organization",
-            Attribute::Title => "title",
-        }
-    }
-}
-
-/// When the webhook cannot be reached at a first sign-in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnFailure {
-    /// The sign-in fails (503) and is retried next time: the app has no account yet.
-    Deny,
-    /// The sign-in goes ahead; the failure is logged and counted.
-    Allow,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct WebhookConfig {
-    pub url: url::Url,
-    pub token: Option<Secret>,
-    pub timeout: Duration,
-    pub on_failure: OnFailure,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScimConfig {
-    /// Entra's "Secret Token": the bearer secret every SCIM request must carry.
-    pub token: Secret,
-    pub match_attribute: MatchAttribute,
-    /// Providers whose users SCIM speaks for (empty: all).
-    pub providers: Vec<String>,
-    /// Attribute → identity header name.
-    pub headers: Vec<(Attribute, String)>,
-    pub webhook: Option<WebhookConfig>,
-    pub max_body: usize,
+/// What the directory says of a user key.
+#[derive(Debug, Clone)]
+pub enum Status {
+    Active(Arc<Value>),
+    Deprovisioned,
+    Unknown,
 }
 
 /// Where the directory lives: with Redis when sessions are shared, else in this process.
@@ -149,7 +67,7 @@ pub struct Scim {
     /// SHA-256 of the token: presented tokens are compared digest to digest, in constant
     /// time, so neither content nor length leaks.
     token_digest: [u8; 32],
-    pub(crate) effects: effects::Effects,
+    pub(crate) effects: Effects,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -177,7 +95,7 @@ impl Scim {
                 Arc::new(redis_kv::RedisKv::connect(r).map_err(ScimBuildError)?)
             }
         };
-        let effects = effects::Effects::new(cfg).map_err(ScimBuildError)?;
+        let effects = Effects::new(cfg).map_err(ScimBuildError)?;
         Ok(Scim {
             cfg: cfg.clone(),
             dir: Directory::new(kv.clone()),
@@ -209,4 +127,37 @@ impl Scim {
 
 fn digest(b: &[u8]) -> [u8; 32] {
     openssl::sha::sha256(b)
+}
+
+/// The webhook's HTTP client, and the bearer tokens' recent user statuses.
+pub(crate) struct Effects {
+    http: reqwest::Client,
+    /// Bearer tokens are checked on every request: their users' status, for a few seconds.
+    bearer: moka::sync::Cache<(Arc<str>, String), Status, ahash::RandomState>,
+}
+
+/// How long a bearer token's user status is reused: a deprovisioning reaches API callers
+/// within this (sessions end at once, by push).
+const BEARER_STATUS_TTL: Duration = Duration::from_secs(5);
+
+impl Effects {
+    pub(crate) fn new(cfg: &ScimConfig) -> Result<Self, String> {
+        let timeout = cfg
+            .webhook
+            .as_ref()
+            .map_or(Duration::from_secs(2), |w| w.timeout);
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("webhook client: {e}"))?;
+        Ok(Self {
+            http,
+            bearer: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(BEARER_STATUS_TTL)
+                .build_with_hasher(ahash::RandomState::new()),
+        })
+    }
 }

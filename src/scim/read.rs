@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Attribute, MatchAttribute, OnFailure, ScimConfig, WebhookConfig};
+use super::settings::{Attribute, MatchAttribute, OnFailure, ScimConfig, WebhookConfig};
 use crate::read::{join, Obj, Reader};
 
 impl Reader<'_> {

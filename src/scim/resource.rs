@@ -22,6 +22,9 @@ pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const ENTRA_GROUP_SCHEMA: &str =
     "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
 
+/// Most resources in one list page.
+pub const MAX_RESULTS: usize = 100;
+
 /// Longest value of a string attribute the gateway reads (userName, externalId, displayName).
 const MAX_NAME: usize = 512;
 
