@@ -653,6 +653,9 @@ fn group_names_policies_provisioned_only_routes_and_attribute_headers() {
 
     let staff = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Staff Team", "externalId": STAFF});
     assert_eq!(call(gw, "POST", "/Groups", Some(&staff)).status, 201);
+    // A name a header cannot carry (non-ASCII, or a comma): the ID is sent instead.
+    let admins = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Café, Ops", "externalId": ADMINS});
+    assert_eq!(call(gw, "POST", "/Groups", Some(&admins)).status, 201);
     let bob = call(
         gw,
         "POST",

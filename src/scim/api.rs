@@ -181,6 +181,10 @@ async fn route(
     }
 }
 
+/// Largest stored resource (a group of ~50,000 members): PATCHes cannot grow one without
+/// bound.
+const MAX_RESOURCE: usize = 4 << 20;
+
 fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -232,6 +236,17 @@ async fn write(
     doc: &Value,
     old: Option<&Value>,
 ) -> Result<(), ScimError> {
+    let size = doc.to_string().len();
+    if size > MAX_RESOURCE {
+        return Err(ScimError::new(
+            400,
+            Some("invalidValue"),
+            format!(
+                "the {} would be {size} bytes; at most {MAX_RESOURCE}",
+                kind.name()
+            ),
+        ));
+    }
     match scim.dir.put(kind, id, doc, old).await {
         Ok(()) => {}
         Err(DirError::Conflict(k, a)) => {
@@ -291,6 +306,14 @@ async fn after_user_change(
     }
     if let Some(k) = old_key.filter(|k| new.is_none() || Some(k) != new_key.as_ref()) {
         doomed.push(k);
+    }
+    let gone = new.is_none_or(|d| !active(d));
+    if gone && doomed.is_empty() {
+        log::warn!(
+            "SCIM: user {:?} deprovisioned but has no {}: no session could be matched to end (map the attribute in Entra's provisioning settings)",
+            new.or(old).and_then(|d| attr_str(d, "userName")).unwrap_or("?"),
+            m.attr()
+        );
     }
     for k in &doomed {
         let ended = scim.end_sessions(core, k).await.map_err(store)?;

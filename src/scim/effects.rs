@@ -131,7 +131,12 @@ impl Scim {
                 if let Some(n) = fixed.and_then(|f| f.get(*id)) {
                     return n.clone();
                 }
-                match name.filter(|n| !n.is_empty() && !n.contains(',')) {
+                // A name a header cannot carry as one list entry (a comma, non-ASCII) would
+                // cost the whole header: the ID is sent instead.
+                let sendable = |n: &String| {
+                    !n.is_empty() && n.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b',')
+                };
+                match name.filter(sendable) {
                     Some(n) => {
                         any = true;
                         n
