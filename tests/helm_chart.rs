@@ -72,6 +72,7 @@ fn check_rendered_config(docs: &[Value]) -> (bool, String) {
         )
         .env("AUTHGATE_REDIS_PASSWORD", "x")
         .env("AUTHGATE_ADMIN_TOKEN", "0123456789abcdef0123456789abcdef")
+        .env("AUTHGATE_SCIM_TOKEN", "0123456789abcdef0123456789abcdef")
         .output()
         .unwrap();
     let text = format!(
@@ -165,9 +166,11 @@ fn redis_scenario_allows_replicas_and_the_hpa_with_its_password_and_admin_api() 
         .collect();
     assert!(names.contains(&"AUTHGATE_REDIS_PASSWORD"), "{names:?}");
     assert!(names.contains(&"AUTHGATE_ADMIN_TOKEN"), "{names:?}");
+    assert!(names.contains(&"AUTHGATE_SCIM_TOKEN"), "{names:?}");
     let secret = kind(&docs, "Secret").unwrap();
     assert!(secret["data"]["redis-password"].is_string());
     assert!(secret["data"]["admin-token"].is_string());
+    assert!(secret["data"]["scim-token"].is_string());
     let cm = kind(&docs, "ConfigMap").unwrap();
     let yaml = cm["data"]["gateway.yaml"].as_str().unwrap();
     assert!(
@@ -180,6 +183,12 @@ fn redis_scenario_allows_replicas_and_the_hpa_with_its_password_and_admin_api() 
     );
     assert!(
         yaml.contains("api_token: \"${AUTHGATE_ADMIN_TOKEN}\""),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("scim:\n  token: \"${AUTHGATE_SCIM_TOKEN}\"\n  match: externalId")
+            && yaml.contains("department: X-Auth-Department")
+            && yaml.contains("on_failure: deny"),
         "{yaml}"
     );
     let (ok, out) = check_rendered_config(&docs);
@@ -341,6 +350,19 @@ fn bad_and_contradictory_values_fail_with_a_reason() {
             "url",
         ),
         (&["--set", "adminApi.enabled=true"], "adminApi.enabled needs"),
+        (&["--set", "scim.enabled=true"], "scim.enabled needs secrets.scimToken"),
+        (
+            &["--set", "scim.enabled=true,secrets.scimToken=not-a-real-scim-token-0123456789"],
+            "scim.enabled with several replicas needs",
+        ),
+        (
+            &["--set", "scim.enabled=true,scim.match=email"],
+            "match",
+        ),
+        (
+            &["--set", "scim.enabled=true,scim.headers.salary=X-Salary"],
+            "salary",
+        ),
         (&["--set", "config.publicUrl=ftp://x"], "publicUrl"),
         (&["--set", "containerPort=80"], "containerPort"),
         (

@@ -52,8 +52,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (eq $v.mode "sidecar") (not $v.sidecar.app.image) }}
 {{- fail "mode=sidecar needs sidecar.app.image: the app container authgate sits in front of" }}
 {{- end }}
-{{- if and $v.secrets.existingSecret (or $v.secrets.clientSecret $v.secrets.sessionSecret $v.secrets.samlSpKey $v.secrets.redisPassword $v.secrets.adminToken) }}
-{{- fail "secrets.existingSecret is set: leave secrets.clientSecret, sessionSecret, samlSpKey, redisPassword and adminToken empty (they would be ignored)" }}
+{{- if and $v.secrets.existingSecret (or $v.secrets.clientSecret $v.secrets.sessionSecret $v.secrets.samlSpKey $v.secrets.redisPassword $v.secrets.adminToken $v.secrets.scimToken) }}
+{{- fail "secrets.existingSecret is set: leave secrets.clientSecret, sessionSecret, samlSpKey, redisPassword, adminToken and scimToken empty (they would be ignored)" }}
 {{- end }}
 {{- if and (not $v.secrets.create) (not $v.secrets.existingSecret) }}
 {{- fail "secrets.create=false needs secrets.existingSecret (keys client-secret, session-secret)" }}
@@ -84,6 +84,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- if and $v.adminApi.enabled $v.secrets.create (not $v.secrets.existingSecret) (lt (len $v.secrets.adminToken) 24) }}
 {{- fail "adminApi.enabled needs secrets.adminToken of at least 24 bytes (openssl rand -base64 32), or secrets.existingSecret with key admin-token" }}
+{{- end }}
+{{- if and $v.scim.enabled $v.secrets.create (not $v.secrets.existingSecret) (lt (len $v.secrets.scimToken) 24) }}
+{{- fail "scim.enabled needs secrets.scimToken of at least 24 bytes (openssl rand -base64 32: paste the same value into Entra as the Secret Token), or secrets.existingSecret with key scim-token" }}
+{{- end }}
+{{- if and $v.scim.enabled (not $wantsRedis) (or (gt (int $v.replicaCount) 1) $v.autoscaling.enabled) }}
+{{- fail "scim.enabled with several replicas needs config.session.store=redis (or revocation=redis): the provisioned directory and deprovisionings must reach every replica" }}
 {{- end }}
 {{- if and $v.redisBundled.enabled $r.usePassword }}
 {{- fail "redisBundled runs without a password (trials only): leave config.session.redis.usePassword false" }}
@@ -161,6 +167,21 @@ headers:
 trusted_proxies:
 {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- if .Values.scim.enabled }}
+scim:
+  token: "${AUTHGATE_SCIM_TOKEN}"
+  match: {{ .Values.scim.match }}
+  {{- with .Values.scim.headers }}
+  headers:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if .Values.scim.webhook.url }}
+  webhook:
+    url: {{ .Values.scim.webhook.url | quote }}
+    timeout: {{ .Values.scim.webhook.timeout }}
+    on_failure: {{ .Values.scim.webhook.onFailure }}
+  {{- end }}
+{{- end }}
 {{- if .Values.config.forwardAuth.enabled }}
 forward_auth:
   enabled: true
@@ -201,6 +222,13 @@ forward_auth:
         secretKeyRef:
           name: {{ include "authgate.secretName" . }}
           key: redis-password
+    {{- end }}
+    {{- if .Values.scim.enabled }}
+    - name: AUTHGATE_SCIM_TOKEN
+      valueFrom:
+        secretKeyRef:
+          name: {{ include "authgate.secretName" . }}
+          key: scim-token
     {{- end }}
     {{- if .Values.adminApi.enabled }}
     - name: AUTHGATE_ADMIN_TOKEN
