@@ -1,7 +1,36 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, and integration tests that run the real gateway binary
-# against a real OpenID provider (npm oidc-provider) and a real upstream on loopback.
+# against real peers (OpenID provider, SimpleSAMLphp, nginx, Redis, ...) on loopback.
+#
+# The tests run in a session of their own (setsid), so that afterwards every process they
+# started can be found, reparented or not (nginx workers, php's forks): if any is still
+# running, it is named, stopped, and the command fails. `scripts/test.sh | tee log` returns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo test --locked --all-targets "$@"
+
+sid_file=$(mktemp)
+trap 'rm -f "$sid_file"' EXIT
+# Ctrl-C or a CI timeout reaches this script only: pass it on to the tests' session.
+stop_session() {
+  sid=$(cat "$sid_file" 2>/dev/null || true)
+  if [ -n "$sid" ] && [ "$sid" -gt 1 ]; then kill -TERM -- "-$sid" 2>/dev/null || true; fi
+  exit 130
+}
+trap stop_session INT TERM
+
+status=0
+setsid --wait bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$sid_file" \
+  cargo test --locked --all-targets "$@" || status=$?
+
+# Anything still in the tests' session outlived the test that started it.
+sid=$(cat "$sid_file")
+sleep 0.5
+left=$(ps -e -o pid=,sid=,args= | awk -v s="$sid" '$2 == s { print }')
+if [ -n "$left" ]; then
+  echo "test.sh: these processes started by the tests are still running:" >&2
+  echo "$left" >&2
+  echo "$left" | awk '{ print $1 }' | xargs -r kill -KILL 2>/dev/null || true
+  [ "$status" -ne 0 ] || status=1
+fi
+exit "$status"
