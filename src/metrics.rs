@@ -43,6 +43,12 @@ pub struct Metrics {
     pub scim_groups: IntGauge,
     /// Provisioning webhook calls by event and result.
     pub scim_webhooks: IntCounterVec,
+    /// Proxying that failed at the upstream, by route and reason.
+    pub upstream_errors: IntCounterVec,
+    /// Listener certificate reloads from their files, by result.
+    pub tls_reloads: IntCounterVec,
+    /// When each listener certificate expires (Unix time), by its first name.
+    pub tls_expiry: IntGaugeVec,
 }
 
 impl Metrics {
@@ -159,6 +165,14 @@ impl Metrics {
         registry.register(Box::new(up.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(denials.clone()))?;
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "authgate_upstream_errors_total",
+                "Requests the upstream failed, by route and reason (tls_certificate, tls_handshake, connect_refused, timeout, ...)",
+            ),
+            &["route", "reason"],
+        )?;
+        registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(idp_fetch_duration.clone()))?;
         registry.register(Box::new(sessions_stored.clone()))?;
         registry.register(Box::new(config_reloads.clone()))?;
@@ -198,9 +212,26 @@ impl Metrics {
         registry.register(Box::new(scim_users.clone()))?;
         registry.register(Box::new(scim_groups.clone()))?;
         registry.register(Box::new(scim_webhooks.clone()))?;
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "authgate_tls_reloads_total",
+                "Listener certificate files re-read after a change, by result (an error keeps the previous certificates)",
+            ),
+            &["result"],
+        )?;
+        let tls_expiry = IntGaugeVec::new(
+            Opts::new(
+                "authgate_tls_certificate_expiry_timestamp_seconds",
+                "When each listener certificate expires (Unix time), by its first DNS name",
+            ),
+            &["name"],
+        )?;
+        registry.register(Box::new(tls_reloads.clone()))?;
+        registry.register(Box::new(tls_expiry.clone()))?;
         // Every label combination a dashboard or alert expects exists from the start.
         for result in ["success", "error"] {
             config_reloads.with_label_values(&[result]).inc_by(0);
+            tls_reloads.with_label_values(&[result]).inc_by(0);
         }
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -229,6 +260,9 @@ impl Metrics {
             scim_users,
             scim_groups,
             scim_webhooks,
+            upstream_errors,
+            tls_reloads,
+            tls_expiry,
         })
     }
 

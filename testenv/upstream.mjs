@@ -2,13 +2,24 @@
 // received, so the identity headers the gateway injects (and the ones it must strip) are
 // visible. JSON for API callers, a small HTML page for browsers.
 // PORT (0 = ephemeral); prints {"port": N} once listening.
+// TLS_CERT/TLS_KEY (PEM files): serve HTTPS; TLS_CLIENT_CA: require a client certificate
+// issued by that CA (mTLS), and report its subject as `client_cert`.
+// A websocket upgrade is accepted: the app sends one text message with the `x-auth-user` it
+// received, then answers each message it gets with `echo:<bytes received>`.
 import http from 'node:http';
+import https from 'node:https';
+import fs from 'node:fs';
+import crypto from 'node:crypto';
 
-const server = http.createServer((req, res) => {
+const handler = (req, res) => {
   let body = '';
   req.on('data', (c) => { body += c; if (body.length > 1 << 20) req.destroy(); });
   req.on('end', () => {
     const seen = { method: req.method, url: req.url, headers: req.headers, body };
+    if (req.socket.getPeerCertificate) {
+      const c = req.socket.getPeerCertificate();
+      seen.client_cert = c && c.subject ? c.subject.CN : null;
+    }
     if ((req.headers.accept || '').includes('text/html')) {
       const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
       const rows = Object.entries(req.headers)
@@ -27,6 +38,29 @@ tr.id{background:#e6f4ea}td{word-break:break-all}</style></head><body>
       res.end(JSON.stringify(seen));
     }
   });
+};
+const server = process.env.TLS_CERT
+  ? https.createServer({
+    cert: fs.readFileSync(process.env.TLS_CERT),
+    key: fs.readFileSync(process.env.TLS_KEY),
+    ...(process.env.TLS_CLIENT_CA
+      ? { ca: fs.readFileSync(process.env.TLS_CLIENT_CA), requestCert: true, rejectUnauthorized: true }
+      : {}),
+  }, handler)
+  : http.createServer(handler);
+const frame = (text) => {
+  const data = Buffer.from(text);
+  return Buffer.concat([Buffer.from([0x81, data.length]), data]);
+};
+server.on('upgrade', (req, socket) => {
+  if ((req.headers.upgrade || '').toLowerCase() !== 'websocket') { socket.destroy(); return; }
+  const accept = crypto.createHash('sha1')
+    .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+  socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+    + `Sec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  socket.write(frame(`user:${req.headers['x-auth-user'] || ''}`));
+  socket.on('data', (d) => socket.write(frame(`echo:${d.length}`)));
+  socket.on('error', () => {});
 });
 server.keepAliveTimeout = 65000;
 server.listen(Number(process.env.PORT ?? '0'), '127.0.0.1', () => {

@@ -840,6 +840,8 @@ fn raw_route_equals_every_upstream_reading() {
             addr: "127.0.0.1:1".into(),
             tls: false,
             sni: String::new(),
+            tls_options: None,
+            host_header: None,
         },
         public: false,
         provider: 0,

@@ -131,6 +131,37 @@ impl Gateway {
     }
 }
 
+/// The status to answer for a failed proxying, and the bounded reason counted for it.
+fn upstream_failure(e: &pingora::Error) -> (u16, &'static str) {
+    use pingora::ErrorType as T;
+    if let T::HTTPStatus(code) = e.etype() {
+        return (*code, "status");
+    }
+    match e.esource() {
+        pingora::ErrorSource::Upstream => {
+            let reason = match e.etype() {
+                T::InvalidCert => "tls_certificate",
+                T::TLSHandshakeFailure | T::TLSWantX509Lookup => "tls_handshake",
+                T::TLSHandshakeTimedout => "tls_timeout",
+                T::ConnectRefused => "connect_refused",
+                T::ConnectTimedout => "connect_timeout",
+                T::ConnectNoRoute | T::ConnectError | T::BindError | T::SocketError => "connect",
+                T::ReadTimedout | T::WriteTimedout => "timeout",
+                T::ConnectionClosed => "closed",
+                T::InvalidHTTPHeader | T::H1Error | T::H2Error | T::InvalidH2 => "bad_response",
+                _ => "other",
+            };
+            let code = if reason == "timeout" { 504 } else { 502 };
+            (code, reason)
+        }
+        pingora::ErrorSource::Downstream => match e.etype() {
+            T::WriteError | T::ReadError | T::ConnectionClosed => (0, "client_gone"),
+            _ => (400, "bad_request"),
+        },
+        _ => (500, "internal"),
+    }
+}
+
 /// A request the gateway cannot read unambiguously: 400, with the reason logged and counted.
 fn refuse(shared: &Shared, down: &dyn Downstream, why: Refusal) -> Answer {
     shared.deny(why.label());
@@ -176,11 +207,60 @@ impl ProxyHttp for Gateway {
             return Error::e_explain(ErrorType::InternalError, "no route chosen");
         };
         let u = &route.upstream;
-        Ok(Box::new(HttpPeer::new(
-            u.addr.as_str(),
-            u.tls,
-            u.sni.clone(),
-        )))
+        let mut peer = HttpPeer::new(u.addr.as_str(), u.tls, u.sni.clone());
+        if let Some(tls) = &u.tls_options {
+            tls.apply(&mut peer);
+        }
+        Ok(Box::new(peer))
+    }
+
+    /// The upstream could not be reached or spoke badly: a page instead of pingora's bare
+    /// status, and the reason logged and counted (`authgate_upstream_errors_total`).
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &pingora::Error,
+        ctx: &mut Ctx,
+    ) -> pingora::proxy::FailToProxy {
+        let route = ctx.route.as_ref().map_or("_gateway", |r| r.name.as_str());
+        let (code, reason) = upstream_failure(e);
+        if code == 0 {
+            // The client went away: nothing to answer.
+            return pingora::proxy::FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        if code == 502 || code == 504 {
+            self.shared
+                .metrics
+                .upstream_errors
+                .with_label_values(&[route, reason])
+                .inc();
+            log::warn!("route {route}: upstream failed ({reason}): {e}");
+        }
+        let answer = match code {
+            502 | 504 => Answer::page(
+                code,
+                "The application is not reachable",
+                "The gateway could not get an answer from the application behind it. Try again in a moment; if it persists, tell the application's operators.",
+                Some(reason),
+            ),
+            400 => Answer::page(400, "Bad request", "The request could not be read.", None),
+            _ => Answer::page(code, "Something went wrong", "The gateway could not complete this request.", None),
+        };
+        // This connection is closed after the answer: say so, or a keep-alive client sends
+        // its next request into a closing socket.
+        session.set_keepalive(None);
+        if session.response_written().is_some() {
+            // The answer had begun: all that is left is to close the connection.
+        } else if let Err(w) = answer.write(session).await {
+            log::debug!("route {route}: the error page could not be sent: {w}");
+        }
+        pingora::proxy::FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn upstream_request_filter(
@@ -197,6 +277,9 @@ impl ProxyHttp for Gateway {
         };
         if let Some(id) = &ctx.identity {
             core.headers.inject(upstream, id);
+        }
+        if let Some(h) = ctx.route.as_ref().and_then(|r| r.upstream.host_header.as_ref()) {
+            upstream.insert_header(http::header::HOST, h.as_str())?;
         }
         // The gateway's cookies are its own business.
         core.cookies.keep_from_upstream(upstream)?;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 mod read;
+pub mod upstream_tls;
 
 use crate::canonical::{has_prefix_ci, Canonical, Exceptions, Refusal};
 use crate::policy::Policy;
@@ -156,6 +157,8 @@ mod tests {
                 addr: "127.0.0.1:1".into(),
                 tls: false,
                 sni: String::new(),
+                tls_options: None,
+                host_header: None,
             },
             public: false,
             provider: 0,
@@ -216,4 +219,8 @@ pub struct Upstream {
     pub tls: bool,
     /// SNI / Host for TLS upstreams.
     pub sni: String,
+    /// `upstream_tls:` CA, client certificate, server name, verification.
+    pub tls_options: Option<Arc<upstream_tls::UpstreamTls>>,
+    /// `upstream_host:` the `Host` sent upstream instead of the request's.
+    pub host_header: Option<String>,
 }

@@ -68,7 +68,14 @@ impl Reader<'_> {
                     "another route already has the same host and path_prefix",
                 );
             }
-            let upstream = self.upstream(&mut o, &path);
+            let mut upstream = self.upstream(&mut o, &path);
+            let upstream_tls =
+                self.upstream_tls(&mut o, &path, upstream.as_ref().is_some_and(|u| u.tls));
+            let upstream_host = self.upstream_host(&mut o, &path);
+            if let Some(u) = upstream.as_mut() {
+                u.tls_options = upstream_tls;
+                u.host_header = upstream_host;
+            }
             let public = self.bool(&mut o, "public").unwrap_or(false);
             let mut exceptions = crate::canonical::Exceptions::default();
             for e in self
@@ -201,6 +208,8 @@ impl Reader<'_> {
                 addr: format!("{host}:{port}"),
                 tls,
                 sni: host.trim_matches(['[', ']']).to_string(),
+                tls_options: None,
+                host_header: None,
             }),
             _ => {
                 self.err(
@@ -209,6 +218,31 @@ impl Reader<'_> {
                 );
                 None
             }
+        }
+    }
+
+    /// `upstream_host:` the `Host` the upstream receives instead of the request's (apps that
+    /// know only their own name); `X-Forwarded-Host` still carries the request's.
+    pub(crate) fn upstream_host(&mut self, o: &mut Obj<'_>, path: &str) -> Option<String> {
+        let h = self.string(o, "upstream_host")?;
+        let (name, port) = match h.rsplit_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (h.as_str(), None),
+        };
+        let name_ok = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+        if name_ok && port_ok {
+            Some(h.to_ascii_lowercase())
+        } else {
+            self.err(
+                join(path, "upstream_host"),
+                format!("{h:?} is not host or host:port"),
+            );
+            None
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod builder;
 pub mod gateway;
 pub mod http;
 pub mod peers;
+pub mod pki;
 pub mod process;
 pub mod redis;
 pub mod replicas;
