@@ -52,6 +52,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Reload when the file changes (besides SIGHUP).
     pub watch_config: bool,
+    /// TLS on the listener (`tls:`); None: plain HTTP.
+    pub tls: Option<crate::tls::ListenerTls>,
     /// Non-fatal findings (inline secrets and the like), shown by `authgate check` and logged.
     pub warnings: Vec<ConfigError>,
 }
@@ -183,6 +185,17 @@ impl Reader<'_> {
             self.err("server.request_header_timeout", "must be more than 0s");
         }
         self.finish(server);
+        let tls = {
+            let v = self.get(&mut top, "tls");
+            let mut taken = listen.clone();
+            taken.extend(admin_listen);
+            self.listener_tls(v, &taken)
+        };
+        if let (Some(_), Some(u)) = (&tls, &public_url) {
+            if u.scheme() != "https" {
+                self.err("public_url", "must be https:// when the gateway serves TLS (tls:)");
+            }
+        }
         let trusted_proxies = self.cidrs(&mut top, "trusted_proxies");
         let forward_auth = self.forward_auth(&mut top, &trusted_proxies);
 
@@ -228,6 +241,7 @@ impl Reader<'_> {
             request_header_timeout,
             log_format,
             watch_config,
+            tls,
             warnings: Vec::new(),
         })
     }

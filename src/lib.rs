@@ -22,6 +22,7 @@ pub mod forward_auth;
 pub mod gateway;
 pub mod head_deadline;
 pub mod headers;
+pub mod https_redirect;
 pub mod identity;
 pub mod idp;
 pub mod logging;
@@ -36,6 +37,7 @@ pub mod scim;
 pub mod seal;
 pub mod session;
 pub mod state;
+pub mod tls;
 
 use std::sync::Arc;
 

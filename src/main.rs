@@ -9,7 +9,7 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-const USAGE: &str = "usage: authgate [run|check] [-c gateway.yaml]
+const USAGE: &str = "usage: authgate [run|check|version] [-c gateway.yaml]
   run     serve (default)
   check   validate the configuration, list every error, exit non-zero if any
   version print the version";
@@ -94,8 +94,27 @@ fn main() -> ExitCode {
             metrics: app.metrics.clone(),
         },
     );
+    let certs = match &cfg.tls {
+        Some(tls) => match authgate::tls::CertStore::new(tls, app.metrics.clone()) {
+            Ok(store) => Some((tls, store)),
+            Err(e) => {
+                eprintln!("cannot start: tls: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
     for addr in &cfg.listen {
-        proxy.add_tcp(&addr.to_string());
+        match &certs {
+            Some((tls, store)) => match store.settings(tls) {
+                Ok(settings) => proxy.add_tls_with_settings(&addr.to_string(), None, settings),
+                Err(e) => {
+                    eprintln!("cannot start: tls: {e}");
+                    return ExitCode::from(1);
+                }
+            },
+            None => proxy.add_tcp(&addr.to_string()),
+        }
     }
     let mut admin = Service::new("authgate admin".to_string(), app.admin);
     admin.add_tcp(&cfg.admin_listen.to_string());
@@ -104,6 +123,24 @@ fn main() -> ExitCode {
 
     server.add_service(proxy);
     server.add_service(admin);
+    if let Some((tls, store)) = certs {
+        server.add_service(background_service(
+            "tls certificates",
+            authgate::tls::CertWatcher(store),
+        ));
+        if !tls.redirect_listen.is_empty() {
+            let mut redirect = Service::new(
+                "authgate https redirect".to_string(),
+                pingora::apps::http_app::HttpServer::new_app(
+                    authgate::https_redirect::HttpsRedirect::new(&cfg.public_url),
+                ),
+            );
+            for addr in &tls.redirect_listen {
+                redirect.add_tcp(&addr.to_string());
+            }
+            server.add_service(redirect);
+        }
+    }
     server.add_service(refresher);
     server.add_service(reloader);
     log::info!(

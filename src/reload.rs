@@ -44,9 +44,10 @@ impl Reloader {
         if cfg.listen != old.listen
             || cfg.admin_listen != old.admin_listen
             || cfg.threads != old.threads
+            || cfg.tls != old.tls
         {
             log::warn!(
-                "configuration reload: listen, admin.listen and server.threads only change on restart; the running listeners stay"
+                "configuration reload: listen, admin.listen, server.threads and tls only change on restart (certificate files are re-read by themselves); the running listeners stay"
             );
         }
         for w in &cfg.warnings {

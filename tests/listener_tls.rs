@@ -1,0 +1,313 @@
+//! TLS on the gateway's listener, through the real binary: certificates from a test PKI made
+//! with openssl (a chain through an intermediate, a second certificate chosen by SNI), HTTP/2
+//! by ALPN (checked with curl), TLS 1.2 minimum, a sign-in over TLS, certificate rotation on
+//! disk without a restart (and a broken rotation that keeps the old certificate), the
+//! plain-HTTP redirect listener, and bad `tls:` settings reported with their path.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::pki::{make_ca, make_intermediate, make_leaf};
+use common::*;
+
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        make_ca(d, "root");
+        make_intermediate(d, "root", "issuing");
+        make_leaf(d, "issuing", "gw-leaf", "gw.test", "DNS:gw.test", "serverAuth");
+        make_leaf(d, "root", "other", "other.test", "DNS:other.test,DNS:*.apps.test", "serverAuth");
+        // The served chain: leaf then intermediate (clients trust only the root).
+        let chain = [read(d, "gw-leaf.pem"), read(d, "issuing.pem")].concat();
+        std::fs::write(d.join("gw.pem"), chain).expect("chain");
+        std::fs::copy(d.join("gw-leaf.key"), d.join("gw.key")).expect("key");
+        Self { dir }
+    }
+    fn path(&self, f: &str) -> String {
+        self.dir.path().join(f).display().to_string()
+    }
+}
+
+fn read(d: &Path, f: &str) -> Vec<u8> {
+    std::fs::read(d.join(f)).expect("read pki file")
+}
+
+/// curl over TLS to `host` (resolved to loopback) trusting only the test root; returns
+/// (exit code, body, HTTP version).
+fn curl(pki: &Pki, host: &str, port: u16, path: &str, extra: &[&str]) -> (i32, String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert", &pki.path("root.pem")])
+        .arg("--resolve")
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .args(["-w", "\n%{http_version} %{http_code}"])
+        .args(extra)
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .expect("curl (apt install curl)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (
+        out.status.code().unwrap_or(-1),
+        body.to_string(),
+        tail.to_string(),
+    )
+}
+
+/// The subject of the certificate the gateway serves for `sni` (None: no SNI sent).
+fn served_subject(port: u16, sni: Option<&str>, extra: &[&str]) -> Option<String> {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")]);
+    match sni {
+        Some(n) => cmd.args(["-servername", n]),
+        None => cmd.arg("-noservername"),
+    };
+    let out = cmd
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return None;
+    }
+    text.lines()
+        .find(|l| l.starts_with("subject="))
+        .map(|l| l.trim_start_matches("subject=").replace(' ', ""))
+}
+
+fn tls_yaml(pki: &Pki, redirect: u16) -> String {
+    format!(
+        "tls:\n  cert_file: {}\n  key_file: {}\n  certificates:\n    - cert_file: {}\n      key_file: {}\n  redirect_listen: [\"127.0.0.1:{redirect}\"]\n",
+        pki.path("gw.pem"),
+        pki.path("gw.key"),
+        pki.path("other.pem"),
+        pki.path("other.key"),
+    )
+}
+
+#[test]
+fn the_listener_serves_tls_with_http2_sni_and_a_sign_in() {
+    let pki = Pki::new();
+    let port = free_port();
+    let admin = free_port();
+    let redirect = free_port();
+    let public = format!("https://gw.test:{port}");
+    let upstream = start_upstream();
+    let op = start_op(&public, 0);
+    let yaml = config_with(port, &public, admin, &op.issuer, upstream.port, &tls_yaml(&pki, redirect));
+    let gw = start_gateway(port, admin, &yaml);
+
+    // HTTP/2 by ALPN, the chain through the intermediate accepted by a client that trusts
+    // only the root, and identity headers a client sends stripped on HTTP/2 as on HTTP/1.1.
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let (code, body, tail) = curl(
+            &pki,
+            "gw.test",
+            port,
+            "/public/x",
+            &[flag, "-H", "x-auth-user: mallory", "-H", "accept: application/json"],
+        );
+        assert_eq!(code, 0, "{flag}: curl failed: {body}\nlog:\n{}", gw.log_text());
+        assert_eq!(tail, format!("{version} 200"), "{flag}: {body}");
+        let seen: serde_json::Value = serde_json::from_str(&body).expect("echo");
+        assert!(seen["headers"]["x-auth-user"].is_null(), "{flag}: spoofed header kept: {body}");
+        assert_eq!(seen["headers"]["x-forwarded-proto"], "https", "{flag}");
+        assert_eq!(seen["headers"]["host"], format!("gw.test:{port}"), "{flag}");
+    }
+    // A protected route over HTTP/2 without a session: sent to sign in, not proxied.
+    let (_, body, tail) = curl(&pki, "gw.test", port, "/app", &["--http2", "-H", "accept: text/html"]);
+    assert_eq!(tail, "2 302", "{body}");
+
+    // SNI picks the certificate; a wildcard covers one label; no or unknown SNI gets the first.
+    let cases: [(Option<&str>, &str); 5] = [
+        (Some("gw.test"), "CN=gw.test"),
+        (Some("other.test"), "CN=other.test"),
+        (Some("x.apps.test"), "CN=other.test"),
+        (Some("a.b.apps.test"), "CN=gw.test"),
+        (None, "CN=gw.test"),
+    ];
+    for (sni, subject) in cases {
+        assert_eq!(served_subject(port, sni, &[]).as_deref(), Some(subject), "SNI {sni:?}");
+    }
+    let (code, _, tail) = curl(&pki, "other.test", port, "/public/", &[]);
+    assert_eq!((code, tail.as_str()), (0, "2 200"), "the second certificate verifies");
+
+    // TLS 1.2 minimum: 1.2 and 1.3 handshake, 1.1 and 1.0 do not (the client is allowed to
+    // offer them: only the gateway refuses).
+    let weak = ["-cipher", "DEFAULT:@SECLEVEL=0"];
+    assert!(served_subject(port, Some("gw.test"), &["-tls1_2"]).is_some());
+    assert!(served_subject(port, Some("gw.test"), &["-tls1_3"]).is_some());
+    for old in ["-tls1_1", "-tls1"] {
+        let args = [old, weak[0], weak[1]];
+        assert_eq!(served_subject(port, Some("gw.test"), &args), None, "{old} refused");
+    }
+
+    // A whole sign-in over TLS: Secure cookies, the callback on the https public URL.
+    let root = reqwest::Certificate::from_pem(&read(pki.dir.path(), "root.pem")).expect("root");
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar.clone())
+        .add_root_certificate(root)
+        .tls_built_in_root_certs(false)
+        .resolve("gw.test", ([127, 0, 0, 1], port).into())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client");
+    let browser = Browser { client, jar };
+    let (r, _) = browser.sign_in(&format!("{public}/"), "alice");
+    assert_eq!(r.status(), 200, "signed in over TLS");
+    let session = browser
+        .cookie(&public, "__Host-authgate_session")
+        .expect("session cookie");
+    // The session works over HTTP/2 too, with the verified identity injected.
+    let (_, body, tail) = curl(
+        &pki,
+        "gw.test",
+        port,
+        "/whoami",
+        &["--http2", "-H", &format!("cookie: __Host-authgate_session={session}"), "-H", "accept: application/json"],
+    );
+    assert_eq!(tail, "2 200", "{body}");
+    let seen: serde_json::Value = serde_json::from_str(&body).expect("echo");
+    assert!(seen["headers"]["x-auth-user"].as_str().is_some_and(|u| !u.is_empty()), "{body}");
+
+    // The redirect listener: the same path under the public URL, whatever Host says.
+    let client = api();
+    for (target, host) in [("/app/x?y=1", "evil.example"), ("/", "gw.test")] {
+        let r = client
+            .get(format!("http://127.0.0.1:{redirect}{target}"))
+            .header("host", host)
+            .send()
+            .expect("redirect listener");
+        assert_eq!(r.status(), 308);
+        assert_eq!(r.headers()["location"], format!("{public}{target}").as_str());
+    }
+    let m = scrape(&gw.admin);
+    let expiry = m
+        .iter()
+        .find(|(k, _)| k.starts_with("authgate_tls_certificate_expiry_timestamp_seconds{name=\"gw.test\"}"))
+        .map(|(_, v)| *v)
+        .expect("expiry gauge");
+    let now = chrono_now();
+    assert!(expiry > now && expiry < now + 3.0 * 86_400.0, "expiry {expiry}");
+}
+
+fn chrono_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn rotated_certificate_files_are_served_without_a_restart() {
+    let pki = Pki::new();
+    let port = free_port();
+    let admin = free_port();
+    let public = format!("https://gw.test:{port}");
+    let upstream = start_upstream();
+    let op = start_op(&public, 0);
+    let tls = format!(
+        "tls:\n  cert_file: {}\n  key_file: {}\n",
+        pki.path("gw.pem"),
+        pki.path("gw.key")
+    );
+    let yaml = config_with(port, &public, admin, &op.issuer, upstream.port, &tls);
+    let gw = start_gateway(port, admin, &yaml);
+    assert_eq!(served_subject(port, Some("gw.test"), &[]).as_deref(), Some("CN=gw.test"));
+
+    // cert-manager renews: a new key and certificate replace the files in place.
+    let d = pki.dir.path();
+    make_leaf(d, "root", "renewed", "gw.test renewed", "DNS:gw.test", "serverAuth");
+    std::fs::write(d.join("gw.key"), read(d, "renewed.key")).expect("key");
+    std::fs::write(d.join("gw.pem"), read(d, "renewed.pem")).expect("cert");
+    wait_for("the renewed certificate served", Duration::from_secs(8), || {
+        served_subject(port, Some("gw.test"), &[]).as_deref() == Some("CN=gw.testrenewed")
+    });
+    let (code, _, tail) = curl(&pki, "gw.test", port, "/public/", &[]);
+    assert_eq!((code, tail.as_str()), (0, "2 200"));
+    assert_eq!(metric(&scrape(&gw.admin), "authgate_tls_reloads_total{result=\"success\"}"), 1.0);
+
+    // A rotation caught half way (the key of another certificate): refused, logged,
+    // counted, and the renewed certificate stays in service.
+    std::fs::write(d.join("gw.key"), read(d, "other.key")).expect("key");
+    wait_for("the broken rotation counted", Duration::from_secs(8), || {
+        metric(&scrape(&gw.admin), "authgate_tls_reloads_total{result=\"error\"}") == 1.0
+    });
+    assert_eq!(
+        served_subject(port, Some("gw.test"), &[]).as_deref(),
+        Some("CN=gw.testrenewed")
+    );
+    let log = gw.log_text();
+    assert!(
+        log.contains("TLS certificate files changed but cannot be used (key_file: is not the key"),
+        "{log}"
+    );
+    // Not reported again on every poll.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(metric(&scrape(&gw.admin), "authgate_tls_reloads_total{result=\"error\"}"), 1.0);
+}
+
+#[test]
+fn bad_tls_settings_are_reported_with_their_path() {
+    let pki = Pki::new();
+    let base = |public: &str, tls: &str| {
+        format!(
+            "listen: [\"127.0.0.1:8443\"]\npublic_url: \"{public}\"\nadmin:\n  listen: \"127.0.0.1:9090\"\nproviders:\n  - name: demo\n    type: oidc\n    issuer: \"http://127.0.0.1:4000/t/v2.0\"\n    client_id: app\n    client_secret: x\nroutes:\n  - name: app\n    upstream: http://a:80\nsession:\n  secret: \"0123456789abcdef0123456789abcdef-long\"\n{tls}"
+        )
+    };
+    let (cert, key, other_key) = (pki.path("gw.pem"), pki.path("gw.key"), pki.path("other.key"));
+    let https = "https://gw.test:8443";
+    let cases: Vec<(&str, &str, String, &str)> = vec![
+        ("no files", https, "tls:\n  http2: true\n".into(), "tls: needs cert_file and key_file"),
+        ("cert without key", https, format!("tls:\n  cert_file: {cert}\n"), "tls: cert_file and key_file go together"),
+        ("missing cert", https, format!("tls:\n  cert_file: /nonexistent.pem\n  key_file: {key}\n"), "tls.cert_file: cannot read /nonexistent.pem"),
+        ("key of another cert", https, format!("tls:\n  cert_file: {cert}\n  key_file: {other_key}\n"), "tls.key_file: is not the key of the first certificate"),
+        ("key file is a cert", https, format!("tls:\n  cert_file: {cert}\n  key_file: {cert}\n"), "tls.key_file:"),
+        ("cert file is a key", https, format!("tls:\n  cert_file: {key}\n  key_file: {key}\n"), "tls.cert_file:"),
+        ("SNI entry without key", https, format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  certificates:\n    - cert_file: {cert}\n"), "tls.certificates[0].key_file"),
+        ("bad min_version", https, format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: \"1.1\"\n"), "tls.min_version: \"1.1\" is not"),
+        ("redirect on the listener", https, format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  redirect_listen: [\"127.0.0.1:8443\"]\n"), "tls.redirect_listen[0]: is already used"),
+        ("redirect on admin", https, format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  redirect_listen: [\"127.0.0.1:9090\"]\n"), "tls.redirect_listen[0]: is already used"),
+        ("http public URL", "http://gw.test:8443", format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n"), "public_url: must be https://"),
+        ("unknown key", https, format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  ciphers: all\n"), "tls.ciphers"),
+        ("not a mapping", https, "tls: yes\n".into(), "tls: expected a mapping"),
+    ];
+    for (what, public, tls, expect) in cases {
+        let (ok, text) = check(&base(public, &tls));
+        assert!(!ok, "{what}: accepted:\n{text}");
+        assert!(text.contains(expect), "{what}: expected {expect:?} in:\n{text}");
+    }
+    let (ok, text) = check(&base(https, &format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: \"1.3\"\n  http2: false\n")));
+    assert!(ok, "{text}");
+}
+
+fn check(yaml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, yaml).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("authgate check");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
