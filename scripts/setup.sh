@@ -57,8 +57,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# npm peers, pinned by testenv/package-lock.json.
-if [ ! -d testenv/node_modules/oidc-provider ] || [ ! -d testenv/node_modules/playwright-core ] || [ testenv/package-lock.json -nt testenv/node_modules/.package-lock.json ]; then
+# npm peers (and the Kubernetes schema validator for the chart tests), pinned by
+# testenv/package-lock.json.
+if [ ! -d testenv/node_modules/oidc-provider ] || [ ! -d testenv/node_modules/playwright-core ] || [ ! -d testenv/node_modules/kubernetes-models ] || [ testenv/package-lock.json -nt testenv/node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages in testenv/"
   (cd testenv && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi

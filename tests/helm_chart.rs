@@ -322,6 +322,124 @@ fn saml_scenario_mounts_the_sp_key() {
     assert!(ok, "rendered SAML gateway.yaml is not valid: {out}");
 }
 
+/// Runs testenv/validate-k8s.mjs (npm kubernetes-models: the Kubernetes API's OpenAPI schemas,
+/// and the Prometheus Operator's for ServiceMonitor) on a manifest stream.
+fn validate_k8s(manifests: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("node")
+        .arg(root().join("testenv/validate-k8s.mjs"))
+        .current_dir(root().join("testenv"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(manifests.as_bytes())
+        .expect("write manifests");
+    let out = child.wait_with_output().expect("validator");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn every_scenario_validates_against_the_kubernetes_schemas() {
+    let mut scenarios: Vec<(String, Vec<&str>)> = std::fs::read_dir(root().join(CHART).join("ci"))
+        .expect("ci dir")
+        .map(|e| {
+            let p = e.expect("entry").path();
+            (p.strip_prefix(root()).expect("rel").display().to_string(), vec![])
+        })
+        .collect();
+    scenarios.sort();
+    // The opt-in objects no scenario file turns on.
+    scenarios.push((
+        "charts/authgate/ci/standalone-values.yaml".into(),
+        vec!["--set", "config.session.store=redis,redisBundled.enabled=true"],
+    ));
+    let mut kinds = std::collections::BTreeSet::new();
+    for (values, extra) in &scenarios {
+        let mut args = vec!["template", "t", CHART, "-f", values.as_str()];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = helm(&args);
+        assert!(ok, "helm template {values} {extra:?}: {err}");
+        let (valid, report) = validate_k8s(&out);
+        assert!(valid, "{values} {extra:?} does not validate:\n{report}");
+        for line in report.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("report line");
+            kinds.insert(v["kind"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    for k in ["Deployment", "Service", "ConfigMap", "Secret", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy"] {
+        assert!(kinds.contains(k), "no scenario rendered a {k}: {kinds:?}");
+    }
+}
+
+#[test]
+fn the_schema_validator_refuses_what_the_api_server_would() {
+    let pod = |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n{spec}");
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("replicas as a string", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: \"two\"\n  selector: {matchLabels: {a: b}}\n  template: {spec: {containers: [{name: c, image: i}]}}\n".into(), "replicas must be integer"),
+        ("no selector", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template: {spec: {containers: [{name: c, image: i}]}}\n".into(), "required property selector"),
+        ("container without a name", pod("  containers: [{image: i}]\n"), "required property name"),
+        ("port as text", pod("  containers: [{name: c, image: i, ports: [{containerPort: http}]}]\n"), "containerPort must be integer"),
+        ("probe port as a list", pod("  containers: [{name: c, image: i, readinessProbe: {httpGet: {path: /, port: [1]}}}]\n"), "port"),
+        ("runAsNonRoot as text", pod("  securityContext: {runAsNonRoot: \"yes\"}\n  containers: [{name: c, image: i}]\n"), "runAsNonRoot must be boolean"),
+        ("unknown kind", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n".into(), "example.com/v1"),
+        ("unknown kind in a known group", "apiVersion: v1\nkind: Widget\nmetadata: {name: w}\n".into(), "no schema for v1 Widget"),
+    ];
+    for (what, doc, expect) in cases {
+        let (ok, report) = validate_k8s(&doc);
+        assert!(!ok, "{what}: accepted: {report}");
+        assert!(report.contains(expect), "{what}: expected {expect:?} in {report}");
+    }
+}
+
+#[test]
+fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
+    let docs = render("charts/authgate/ci/tls-values.yaml", &[]);
+    let dep = kind(&docs, "Deployment").expect("Deployment");
+    let volumes = dep["spec"]["template"]["spec"]["volumes"].as_sequence().expect("volumes");
+    let tls = volumes.iter().find(|v| v["name"] == "tls").expect("tls volume");
+    assert_eq!(tls["secret"]["secretName"], "legacy-example-com-tls");
+    let mount = containers(&docs)[0]["volumeMounts"]
+        .as_sequence()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["name"] == "tls")
+        .cloned()
+        .expect("tls mount");
+    assert_eq!(mount["mountPath"], "/etc/authgate/tls");
+    // A subPath mount would never see the renewed Secret.
+    assert!(mount.get("subPath").is_none());
+    // The rendered gateway.yaml, with the Secret's files made here, passes `authgate check`.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display().to_string();
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-keyout", &format!("{d}/tls.key"), "-out", &format!("{d}/tls.crt")])
+        .args(["-days", "2", "-subj", "/CN=legacy.example.com"])
+        .output()
+        .expect("openssl");
+    assert!(out.status.success());
+    let mut docs = docs;
+    for doc in docs.iter_mut() {
+        if doc["kind"] == "ConfigMap" {
+            let yaml = doc["data"]["gateway.yaml"].as_str().expect("gateway.yaml");
+            assert!(yaml.contains("cert_file: /etc/authgate/tls/tls.crt"), "{yaml}");
+            let yaml = yaml.replace("/etc/authgate/tls", &d);
+            doc["data"]["gateway.yaml"] = Value::String(yaml);
+        }
+    }
+    let (ok, out) = check_rendered_config(&docs);
+    assert!(ok, "rendered TLS gateway.yaml is not valid: {out}");
+}
+
 #[test]
 fn bad_and_contradictory_values_fail_with_a_reason() {
     let base = "charts/authgate/ci/standalone-values.yaml";
@@ -389,6 +507,12 @@ fn bad_and_contradictory_values_fail_with_a_reason() {
             &["--set", "config.publicUrl="],
             "config.publicUrl is required",
         ),
+        (&["--set", "tls.enabled=true"], "tls.enabled needs tls.secretName"),
+        (
+            &["--set", "tls.enabled=true,tls.secretName=s,config.publicUrl=http://app.example.com"],
+            "config.publicUrl must be https://",
+        ),
+        (&["--set", "tls.enabled=true,tls.secretName=s,tls.minVersion=1.1"], "minVersion"),
     ];
     for (extra, reason) in cases {
         let mut args = vec!["template", "t", CHART, "-f", base];

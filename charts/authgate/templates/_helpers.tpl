@@ -97,6 +97,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and $v.podDisruptionBudget.enabled (not $v.autoscaling.enabled) (le (int $v.replicaCount) (int $v.podDisruptionBudget.minAvailable)) }}
 {{- fail "podDisruptionBudget.minAvailable must be below replicaCount, or no node could ever be drained" }}
 {{- end }}
+{{- if and $v.tls.enabled (not $v.tls.secretName) }}
+{{- fail "tls.enabled needs tls.secretName: a kubernetes.io/tls Secret with tls.crt and tls.key (cert-manager's Certificate.spec.secretName)" }}
+{{- end }}
+{{- if and $v.tls.enabled (not (hasPrefix "https://" $v.config.publicUrl)) }}
+{{- fail "tls.enabled: config.publicUrl must be https://" }}
+{{- end }}
 {{- if and $v.config.forwardAuth.enabled (not $v.config.forwardAuth.trustedProxies) }}
 {{- fail "config.forwardAuth.enabled needs config.forwardAuth.trustedProxies (the ingress controllers' pod CIDR)" }}
 {{- end }}
@@ -111,6 +117,13 @@ admin:
   {{- if .Values.adminApi.enabled }}
   api_token: "${AUTHGATE_ADMIN_TOKEN}"
   {{- end }}
+{{- if .Values.tls.enabled }}
+tls:
+  cert_file: /etc/authgate/tls/tls.crt
+  key_file: /etc/authgate/tls/tls.key
+  http2: {{ .Values.tls.http2 }}
+  min_version: {{ .Values.tls.minVersion | quote }}
+{{- end }}
 server:
   threads: 0
   shutdown_grace: {{ .Values.config.shutdownGrace }}
@@ -265,6 +278,12 @@ forward_auth:
     {{- if or .Values.secrets.samlSpKey .Values.secrets.existingSecret }}
     - name: saml-sp-key
       mountPath: /etc/authgate/saml
+      readOnly: true
+    {{- end }}
+    {{- if .Values.tls.enabled }}
+    # Mounted as a directory (not subPath), so a renewed Secret reaches the pod.
+    - name: tls
+      mountPath: /etc/authgate/tls
       readOnly: true
     {{- end }}
 {{- end }}
