@@ -17,6 +17,7 @@ pub mod config;
 pub mod cookies;
 pub mod endpoints;
 pub mod exchange;
+pub mod explain;
 pub mod fetch;
 pub mod forward_auth;
 pub mod gateway;

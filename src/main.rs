@@ -10,16 +10,30 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 const USAGE: &str = "usage: authgate [run|check|version] [-c gateway.yaml]
+       authgate explain [-c gateway.yaml] [--provider NAME] [--at RFC3339-TIME] [INPUT | -]
   run     serve (default)
   check   validate the configuration, list every error, exit non-zero if any
+  explain show every check the gateway makes on INPUT (a base64 SAMLResponse, an ID or
+          access token, or the URL the IdP redirected to with error=...), passed or
+          failed, with the Entra setting to change; INPUT - (or none) reads stdin;
+          exit 0 if the gateway would accept it, 1 if not
   version print the version";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut command = "run".to_string();
     let mut path = PathBuf::from("gateway.yaml");
+    let (mut provider, mut at, mut input) = (None, None, None);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--provider" | "--at" if command == "explain" => match args.next() {
+                Some(v) if a == "--provider" => provider = Some(v),
+                Some(v) => at = Some(v),
+                None => {
+                    eprintln!("{a} needs a value\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "-c" | "--config" => match args.next() {
                 Some(p) => path = PathBuf::from(p),
                 None => {
@@ -27,7 +41,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
-            "run" | "check" | "version" => command = a,
+            "run" | "check" | "version" | "explain" => command = a,
+            _ if command == "explain" && input.is_none() => input = Some(a),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -49,6 +64,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if command == "explain" {
+        return explain(&cfg, provider.as_deref(), at.as_deref(), input.as_deref());
+    }
     authgate::logging::init(cfg.log_format);
     for w in &cfg.warnings {
         log::warn!("{}: warning: {w}", path.display());
@@ -151,4 +169,59 @@ fn main() -> ExitCode {
         cfg.public_url
     );
     server.run_forever()
+}
+
+/// `authgate explain`: reads the input, runs the checks on a small runtime of its own.
+fn explain(
+    cfg: &Config,
+    provider: Option<&str>,
+    at: Option<&str>,
+    input: Option<&str>,
+) -> ExitCode {
+    let at = match at.map(chrono::DateTime::parse_from_rfc3339) {
+        None => None,
+        Some(Ok(t)) => Some(t.with_timezone(&chrono::Utc)),
+        Some(Err(e)) => {
+            eprintln!("--at: not an RFC 3339 time (2024-03-21T12:58:00Z): {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let raw = match input {
+        Some(s) if s != "-" => s.to_string(),
+        _ => {
+            let mut s = String::new();
+            // The largest input worth reading is a SAML response (256 KiB, base64).
+            let limit = 512 * 1024;
+            use std::io::Read;
+            if let Err(e) = std::io::stdin().take(limit).read_to_string(&mut s) {
+                eprintln!("cannot read the input: {e}");
+                return ExitCode::from(2);
+            }
+            s
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(authgate::explain::explain(cfg, provider, &raw, at)) {
+        Ok(report) => {
+            print!("{report}");
+            if report.accepted() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("explain: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

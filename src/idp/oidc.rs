@@ -91,7 +91,7 @@ struct Loaded {
 
 pub struct OidcProvider {
     pub name: String,
-    cfg: OidcConfig,
+    pub cfg: OidcConfig,
     http: reqwest::Client,
     redirect_uri: RedirectUrl,
     loaded: RwLock<Option<Arc<Loaded>>>,
@@ -569,7 +569,6 @@ impl OidcProvider {
     }
 
     pub async fn verify_bearer(&self, token: &str) -> Result<Identity, IdpError> {
-        use openidconnect::JsonWebKey;
         let bad = IdpError::AccessToken;
         let Some(audience) = &self.cfg.api_audience else {
             return Err(bad(
@@ -579,67 +578,7 @@ impl OidcProvider {
         if token.len() > 16 * 1024 {
             return Err(bad("token is larger than 16 KiB".into()));
         }
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(sig), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("not a signed JWT (three dot-separated parts)".into()));
-        };
-        let header = jwt_part(token, 0).ok_or_else(|| bad("JWT header is not JSON".into()))?;
-        let alg: openidconnect::core::CoreJwsSigningAlgorithm = header
-            .get("alg")
-            .cloned()
-            .and_then(|a| serde_json::from_value(a).ok())
-            .ok_or_else(|| bad("JWT header has no known alg".into()))?;
-        // Symmetric algorithms never: an API token keyed with a secret the gateway shares
-        // (or with a public key read as one) proves nothing about who issued it.
-        use openidconnect::JwsSigningAlgorithm;
-        if alg.uses_shared_secret() || !self.algs.contains(&alg) {
-            return Err(bad(format!(
-                "signing algorithm {} is not accepted",
-                header.get("alg").map(|a| a.to_string()).unwrap_or_default()
-            )));
-        }
-        let kid = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(sig)
-            .map_err(|_| bad("JWT signature is not base64url".into()))?;
-        let message = format!("{h}.{p}");
-        let mut loaded = self.current()?;
-        let mut refreshed = false;
-        loop {
-            let keys = loaded.metadata.jwks().keys();
-            let key = match kid.as_deref() {
-                // Ambiguous kids were dropped from the set: at most one key per kid is left.
-                Some(kid) => keys
-                    .iter()
-                    .find(|k| k.key_id().map(|i| i.as_str()) == Some(kid)),
-                // No kid: only a set of exactly one key says which key it is.
-                None if keys.len() == 1 && self.cfg.entra.is_none() => keys.first(),
-                None => {
-                    return Err(bad(
-                        "token header names no kid and the provider has several keys".into(),
-                    ))
-                }
-            };
-            match key {
-                Some(key) => {
-                    key.verify_signature(&alg, message.as_bytes(), &signature)
-                        .map_err(|e| bad(format!("bad signature: {e}")))?;
-                    break;
-                }
-                // Anyone can send a token with a made-up kid: refresh only when no refresh
-                // happened lately, and never make the caller wait for one.
-                None if !refreshed && self.jwks_refresh_due() => {
-                    loaded = self.refresh_jwks(&loaded).await?;
-                    refreshed = true;
-                }
-                None => return Err(bad(no_key(&loaded, kid.as_deref()))),
-            }
-        }
+        let loaded = self.check_signature(token).await?;
         let claims = jwt_payload(token).ok_or_else(|| bad("JWT payload is not JSON".into()))?;
         let audiences: Vec<&str> = match claims.get("aud") {
             Some(Value::String(a)) => vec![a.as_str()],
@@ -702,6 +641,104 @@ impl OidcProvider {
             identity.email = string_claim(&claims, "email");
         }
         Ok(identity)
+    }
+
+    /// A JWT's signature against this provider's keys: RS256/PS256/ES256 only (never a
+    /// shared-secret algorithm), the key named by `kid` (refreshed once on an unknown key).
+    /// Returns the key set it was checked with.
+    async fn check_signature(&self, token: &str) -> Result<Arc<Loaded>, IdpError> {
+        use openidconnect::JsonWebKey;
+        let bad = IdpError::AccessToken;
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("not a signed JWT (three dot-separated parts)".into()));
+        };
+        let header = jwt_part(token, 0).ok_or_else(|| bad("JWT header is not JSON".into()))?;
+        let alg: openidconnect::core::CoreJwsSigningAlgorithm = header
+            .get("alg")
+            .cloned()
+            .and_then(|a| serde_json::from_value(a).ok())
+            .ok_or_else(|| bad("JWT header has no known alg".into()))?;
+        // Symmetric algorithms never: an API token keyed with a secret the gateway shares
+        // (or with a public key read as one) proves nothing about who issued it.
+        use openidconnect::JwsSigningAlgorithm;
+        if alg.uses_shared_secret() || !self.algs.contains(&alg) {
+            return Err(bad(format!(
+                "signing algorithm {} is not accepted",
+                header.get("alg").map(|a| a.to_string()).unwrap_or_default()
+            )));
+        }
+        let kid = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| bad("JWT signature is not base64url".into()))?;
+        let message = format!("{h}.{p}");
+        let mut loaded = self.current()?;
+        let mut refreshed = false;
+        loop {
+            let keys = loaded.metadata.jwks().keys();
+            let key = match kid.as_deref() {
+                // Ambiguous kids were dropped from the set: at most one key per kid is left.
+                Some(kid) => keys
+                    .iter()
+                    .find(|k| k.key_id().map(|i| i.as_str()) == Some(kid)),
+                // No kid: only a set of exactly one key says which key it is.
+                None if keys.len() == 1 && self.cfg.entra.is_none() => keys.first(),
+                None => {
+                    return Err(bad(
+                        "token header names no kid and the provider has several keys".into(),
+                    ))
+                }
+            };
+            match key {
+                Some(key) => {
+                    key.verify_signature(&alg, message.as_bytes(), &signature)
+                        .map_err(|e| bad(format!("bad signature: {e}")))?;
+                    break;
+                }
+                // Anyone can send a token with a made-up kid: refresh only when no refresh
+                // happened lately, and never make the caller wait for one.
+                None if !refreshed && self.jwks_refresh_due() => {
+                    loaded = self.refresh_jwks(&loaded).await?;
+                    refreshed = true;
+                }
+                None => return Err(bad(no_key(&loaded, kid.as_deref()))),
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// For `authgate explain`: the signature check, then Entra's issuer, version and key
+    /// rules (`id_token`: the v2.0 rules of a sign-in; else the API's `api_token_versions`),
+    /// exactly as the gateway makes them.
+    pub async fn explain_signature(
+        &self,
+        token: &str,
+        claims: &Value,
+        id_token: bool,
+    ) -> (Result<(), String>, Result<(), String>) {
+        let loaded = match self.check_signature(token).await {
+            Ok(l) => l,
+            Err(e) => return (Err(e.to_string()), Err("not checked: the signature failed".into())),
+        };
+        let versions = if id_token {
+            entra::Versions::V2
+        } else {
+            self.cfg.api_versions
+        };
+        let issuer = if self.cfg.entra.is_some() || loaded.issuer.contains(entra::TENANT_PLACEHOLDER) {
+            self.entra_checks(&loaded, token, claims, versions)
+        } else if claims.get("iss").and_then(Value::as_str) == Some(loaded.issuer.as_str()) {
+            Ok(())
+        } else {
+            Err(format!("token issuer is not this provider ({:?})", loaded.issuer))
+        };
+        (Ok(()), issuer)
     }
 
     /// Where to send the browser to end the IdP session, if the IdP advertises it.

@@ -69,6 +69,28 @@ pub struct SamlProvider {
     graph: RwLock<Option<Arc<Graph>>>,
 }
 
+/// What a response must match, owned (see `SamlProvider::expectation`).
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    pub sp_entity_id: String,
+    pub acs_url: String,
+    pub request_id: Option<String>,
+    pub allow_idp_initiated: bool,
+    pub clock_skew: Duration,
+}
+
+impl Expectation {
+    pub fn as_expect(&self) -> Expect<'_> {
+        Expect {
+            sp_entity_id: &self.sp_entity_id,
+            acs_url: &self.acs_url,
+            request_id: self.request_id.as_deref(),
+            allow_idp_initiated: self.allow_idp_initiated,
+            clock_skew: self.clock_skew,
+        }
+    }
+}
+
 pub fn acs_path(name: &str) -> String {
     format!("{RESERVED_PREFIX}/saml/{name}/acs")
 }
@@ -308,6 +330,33 @@ impl SamlProvider {
         Ok(url)
     }
 
+    /// Whom this provider believes for a decoded response, and what it expects of one: the
+    /// one setup both the ACS and `authgate explain` verify with. `request_id` is the ID of
+    /// the AuthnRequest this browser sent (None: unsolicited).
+    pub fn expectation(&self, xml: &str, request_id: Option<String>) -> Result<(Trust, Expectation), Rejection> {
+        let idp = self
+            .idp()
+            .map_err(|_| Rejection::Malformed("IdP metadata not loaded".into()))?;
+        let certs = match &self.cfg.idp {
+            SamlIdp::Fingerprint { fingerprints, .. } => certs_matching(xml, fingerprints),
+            _ => idp.certs.clone(),
+        };
+        let trust = Trust {
+            idp_entity_id: idp.entity_id.clone(),
+            certs,
+        };
+        Ok((
+            trust,
+            Expectation {
+                sp_entity_id: self.cfg.entity_id.clone(),
+                acs_url: self.acs_url.clone(),
+                request_id,
+                allow_idp_initiated: self.cfg.allow_idp_initiated,
+                clock_skew: self.cfg.clock_skew,
+            },
+        ))
+    }
+
     /// Verifies an ACS POST. `pending` is the sign-in this browser started (None: unsolicited).
     /// Verification is CPU-bound (xmlsec), so it runs on a blocking thread.
     pub async fn finish(
@@ -315,34 +364,10 @@ impl SamlProvider {
         saml_response: &str,
         pending: Option<&PendingSaml>,
     ) -> Result<(Identity, Verified), Rejection> {
-        let idp = self
-            .idp()
-            .map_err(|_| Rejection::Malformed("IdP metadata not loaded".into()))?;
         let xml = saml_verify::decode_post(saml_response)?;
-        let certs = match &self.cfg.idp {
-            SamlIdp::Fingerprint { fingerprints, .. } => certs_matching(&xml, fingerprints),
-            _ => idp.certs.clone(),
-        };
-        let trust = Trust {
-            idp_entity_id: idp.entity_id.clone(),
-            certs,
-        };
-        let (sp, acs, skew, idp_init) = (
-            self.cfg.entity_id.clone(),
-            self.acs_url.clone(),
-            self.cfg.clock_skew,
-            self.cfg.allow_idp_initiated,
-        );
-        let request_id = pending.map(|p| p.id.clone());
+        let (trust, expectation) = self.expectation(&xml, pending.map(|p| p.id.clone()))?;
         let verified = tokio::task::spawn_blocking(move || {
-            let expect = Expect {
-                sp_entity_id: &sp,
-                acs_url: &acs,
-                request_id: request_id.as_deref(),
-                allow_idp_initiated: idp_init,
-                clock_skew: skew,
-            };
-            saml_verify::verify(&xml, &trust, &expect, Utc::now())
+            saml_verify::verify(&xml, &trust, &expectation.as_expect(), Utc::now())
         })
         .await
         .map_err(|e| Rejection::Malformed(format!("verification task failed: {e}")))??;
@@ -382,7 +407,7 @@ impl SamlProvider {
     /// The identity an assertion vouches for. The user key is the configured attribute or the
     /// NameID, as configured: an assertion without the attribute is refused, never keyed by
     /// its NameID instead (which another account may hold equal to someone's object ID).
-    fn identity(&self, v: &Verified) -> Result<Identity, Rejection> {
+    pub fn identity(&self, v: &Verified) -> Result<Identity, Rejection> {
         let a = &self.cfg.attributes;
         let first = |name: &str| {
             v.attribute(name)
@@ -620,19 +645,32 @@ fn parse_metadata(text: &str) -> Result<IdpInfo, IdpError> {
 /// Fingerprint mode: the certificates a response carries whose SHA-1 or SHA-256 fingerprint
 /// is configured. Anything else in the document is ignored.
 fn certs_matching(xml: &str, fingerprints: &[Vec<u8>]) -> Vec<CertificateDer> {
-    let mut out = Vec::new();
+    embedded_certs(xml)
+        .into_iter()
+        .filter(|cert| {
+            let der = cert.der_data();
+            let sha1 = openssl::hash::hash(openssl::hash::MessageDigest::sha1(), der).ok();
+            let sha256 = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), der).ok();
+            fingerprints.iter().any(|f| {
+                sha1.as_deref() == Some(f.as_slice()) || sha256.as_deref() == Some(f.as_slice())
+            })
+        })
+        .collect()
+}
+
+/// The certificates a response carries in its KeyInfo (unverified: whoever made the response
+/// chose them), each once.
+pub fn embedded_certs(xml: &str) -> Vec<CertificateDer> {
+    let mut out: Vec<CertificateDer> = Vec::new();
     let mut rest = xml;
     while let Some(i) = rest.find("X509Certificate>") {
         let after = &rest[i + "X509Certificate>".len()..];
         if let Some(end) = after.find("</") {
+            // (A closing tag's "X509Certificate>" is followed by nothing to decode.)
             if let Ok(cert) = samael::crypto::decode_x509_cert(&after[..end]) {
-                let der = cert.der_data();
-                let sha1 = openssl::hash::hash(openssl::hash::MessageDigest::sha1(), der).ok();
-                let sha256 = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), der).ok();
-                let ok = fingerprints.iter().any(|f| {
-                    sha1.as_deref() == Some(f.as_slice()) || sha256.as_deref() == Some(f.as_slice())
-                });
-                if ok && !out.iter().any(|c: &CertificateDer| c.der_data() == der) {
+                if !cert.der_data().is_empty()
+                    && !out.iter().any(|c| c.der_data() == cert.der_data())
+                {
                     out.push(cert);
                 }
             }

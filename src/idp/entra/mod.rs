@@ -12,6 +12,7 @@
 //! - AADSTS errors (§16–18): the code, trace and correlation IDs out of `error_description`,
 //!   and what each code means for the person looking at the page.
 
+pub mod portal;
 mod preset;
 mod tokens;
 

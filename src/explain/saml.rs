@@ -1,0 +1,255 @@
+//! A SAML response through the provider's own verification (`saml_verify::verify` with the
+//! provider's trust and expectations, then its identity mapping).
+
+use chrono::{DateTime, Utc};
+use samael::crypto::CertificateDer;
+
+use super::{Check, Outcome, Report};
+use crate::idp::entra::portal::saml_fix;
+use crate::idp::saml::{embedded_certs, SamlProvider};
+use crate::idp::saml_verify::{verify, Rejection, Verified};
+
+/// The checks in the order the gateway makes them.
+const ORDER: [&str; 11] = [
+    "structure",
+    "IdP status",
+    "signature",
+    "issuer",
+    "destination",
+    "InResponseTo",
+    "time window",
+    "audience",
+    "subject confirmation",
+    "NameID",
+    "user key",
+];
+
+fn check_of(r: &Rejection) -> &'static str {
+    match r {
+        Rejection::TooLarge
+        | Rejection::Encoding
+        | Rejection::DocType
+        | Rejection::AssertionCount(_)
+        | Rejection::Encrypted
+        | Rejection::Malformed(_)
+        | Rejection::Replay(_) => "structure",
+        Rejection::IdpStatus { .. } => "IdP status",
+        Rejection::BadSignature => "signature",
+        Rejection::WrongIssuer { .. } => "issuer",
+        Rejection::WrongDestination { .. } => "destination",
+        Rejection::UnknownInResponseTo { .. } | Rejection::Unsolicited => "InResponseTo",
+        Rejection::NotYetValid { .. } | Rejection::Expired { .. } => "time window",
+        Rejection::WrongAudience { .. } => "audience",
+        Rejection::NoBearer | Rejection::WrongRecipient { .. } => "subject confirmation",
+        Rejection::NoNameId => "NameID",
+        Rejection::NoUserKey(_) => "user key",
+    }
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn thumbprints(cert: &CertificateDer) -> String {
+    let hex = |d: openssl::hash::MessageDigest| {
+        openssl::hash::hash(d, cert.der_data())
+            .map(|h| h.iter().map(|b| format!("{b:02X}")).collect::<String>())
+            .unwrap_or_default()
+    };
+    let subject = openssl::x509::X509::from_der(cert.der_data())
+        .ok()
+        .and_then(|c| {
+            c.subject_name()
+                .entries()
+                .last()
+                .and_then(|e| std::str::from_utf8(e.data().as_slice()).ok().map(str::to_string))
+        })
+        .unwrap_or_default();
+    format!(
+        "{subject:?}, SHA-1 thumbprint {} (as Entra shows it)",
+        hex(openssl::hash::MessageDigest::sha1())
+    )
+}
+
+pub async fn explain(p: &SamlProvider, xml: &str, at: DateTime<Utc>) -> Report {
+    let mut report = Report {
+        title: format!(
+            "SAML response, checked as provider {:?} would at {} (ACS {}, SP entity ID {})",
+            p.name,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            p.acs_url,
+            p.cfg.entity_id
+        ),
+        checks: Vec::new(),
+    };
+    if let Err(e) = crate::idp::IdentityProvider::load(p).await {
+        report.checks.push(
+            Check::new("IdP metadata", Outcome::Fail, format!("could not be loaded: {e}"))
+                .fix(Some("the provider's idp_metadata_url / idp_metadata_file must be reachable and valid".into())),
+        );
+        return report;
+    }
+    // Which sign-in this answers is known only to the browser that started it: take the
+    // response's word for it, and say so.
+    let in_response_to = xml
+        .parse::<samael::schema::Response>()
+        .ok()
+        .and_then(|r| r.in_response_to);
+    let (mut trust, mut expectation) = match p.expectation(xml, in_response_to.clone()) {
+        Ok(x) => x,
+        Err(e) => {
+            report.checks.push(Check::new("IdP metadata", Outcome::Fail, e.to_string()));
+            return report;
+        }
+    };
+    // What the provider expects, before any relaxing: what a passed check is reported as.
+    let (issuer, wanted) = (trust.idp_entity_id.clone(), expectation.clone());
+    let mut now = at;
+    let mut failures: Vec<Rejection> = Vec::new();
+    let mut signature_note = None;
+    let mut verified: Option<Verified> = None;
+    for _ in 0..16 {
+        let r = match verify(xml, &trust, &expectation.as_expect(), now) {
+            Ok(v) => {
+                verified = Some(v);
+                break;
+            }
+            Err(r) => r,
+        };
+        let skew = chrono::Duration::from_std(expectation.clock_skew).unwrap_or_default();
+        let one = chrono::Duration::seconds(1);
+        // Set the failed expectation to what the response says, to find the next failure.
+        let relaxed = match &r {
+            Rejection::Expired { not_on_or_after, .. } => parse_time(not_on_or_after)
+                .map(|t| now = t + skew - one)
+                .is_some(),
+            Rejection::NotYetValid { not_before, .. } => parse_time(not_before)
+                .map(|t| now = t - skew + one)
+                .is_some(),
+            Rejection::WrongAudience { got, .. } => match got.first() {
+                Some(a) => {
+                    expectation.sp_entity_id = a.clone();
+                    true
+                }
+                None => false,
+            },
+            Rejection::WrongDestination { got, .. } | Rejection::WrongRecipient { got, .. }
+                if !got.is_empty() =>
+            {
+                expectation.acs_url = got.clone();
+                true
+            }
+            Rejection::WrongIssuer { got, .. } => {
+                trust.idp_entity_id = got.clone();
+                true
+            }
+            Rejection::UnknownInResponseTo { got: Some(g) } => {
+                expectation.request_id = Some(g.clone());
+                true
+            }
+            Rejection::Unsolicited => {
+                expectation.allow_idp_initiated = true;
+                true
+            }
+            Rejection::BadSignature if signature_note.is_none() => {
+                let carried = embedded_certs(xml);
+                let novel: Vec<CertificateDer> = carried
+                    .into_iter()
+                    .filter(|c| !trust.certs.iter().any(|t| t.der_data() == c.der_data()))
+                    .collect();
+                if novel.is_empty() {
+                    signature_note = Some("no signature verifies with a trusted certificate, and the response carries no other certificate: it was altered, unsigned, or signed with SHA-1".to_string());
+                    false
+                } else {
+                    let names: Vec<String> = novel.iter().map(thumbprints).collect();
+                    signature_note = Some(format!(
+                        "signed with a certificate the gateway does not trust: {} (the checks below assume it were trusted)",
+                        names.join("; ")
+                    ));
+                    trust.certs = novel;
+                    true
+                }
+            }
+            _ => false,
+        };
+        let stop = !relaxed || failures.iter().any(|f| f == &r);
+        failures.push(r);
+        if stop {
+            break;
+        }
+    }
+    // The identity mapping, as at sign-in.
+    let mut identity = None;
+    if let Some(v) = &verified {
+        match p.identity(v) {
+            Ok(id) => identity = Some(id),
+            Err(r) => failures.push(r),
+        }
+    }
+    let reached_end = verified.is_some();
+    for name in ORDER {
+        let failed: Vec<&Rejection> = failures.iter().filter(|r| check_of(r) == name).collect();
+        if let Some(first) = failed.first() {
+            let mut detail = failed
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            if name == "signature" {
+                if let Some(note) = &signature_note {
+                    detail = format!("{detail} — {note}");
+                }
+            }
+            report
+                .checks
+                .push(Check::new(name, Outcome::Fail, detail).fix(saml_fix(first)));
+        } else if reached_end || name == "structure" {
+            let detail = match name {
+                "signature" => "signed by a trusted certificate, RSA/ECDSA with SHA-256 or stronger".into(),
+                "issuer" => issuer.clone(),
+                "destination" => format!("not elsewhere than {}", wanted.acs_url),
+                "subject confirmation" => format!("bearer, to {}", wanted.acs_url),
+                "audience" => wanted.sp_entity_id.clone(),
+                "InResponseTo" => match &in_response_to {
+                    Some(id) => format!("answers AuthnRequest {id} (the ACS accepts it only from the browser that started that sign-in, once)"),
+                    None => "unsolicited (IdP-initiated), allowed for this provider".into(),
+                },
+                "time window" => format!("valid at {}", now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                _ => "as expected".into(),
+            };
+            report.checks.push(Check::new(name, Outcome::Pass, detail));
+        } else {
+            report.checks.push(Check::new(
+                name,
+                Outcome::Skipped,
+                "not reached: the failure above stops the checks",
+            ));
+        }
+    }
+    if let (Some(v), Some(id)) = (&verified, &identity) {
+        report.checks.push(Check::new(
+            "identity",
+            Outcome::Info,
+            format!(
+                "user {:?}, email {:?}, name {:?}, tenant {:?}, {} group(s), {} role(s), NameID {:?}",
+                id.user,
+                id.email.as_deref().unwrap_or(""),
+                id.name.as_deref().unwrap_or(""),
+                id.tenant.as_deref().unwrap_or(""),
+                id.groups.len(),
+                id.roles.len(),
+                v.name_id
+            ),
+        ));
+        if v.attribute(crate::idp::entra::SAML_GROUPS_LINK).is_some() {
+            report.checks.push(Check::new(
+                "groups",
+                Outcome::Info,
+                "over 150 groups: Entra sent a groups.link instead; the gateway reads them from Microsoft Graph at sign-in (or refuses if it cannot)",
+            ));
+        }
+    }
+    report
+}
