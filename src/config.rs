@@ -193,7 +193,10 @@ impl Reader<'_> {
         };
         if let (Some(_), Some(u)) = (&tls, &public_url) {
             if u.scheme() != "https" {
-                self.err("public_url", "must be https:// when the gateway serves TLS (tls:)");
+                self.err(
+                    "public_url",
+                    "must be https:// when the gateway serves TLS (tls:)",
+                );
             }
         }
         let trusted_proxies = self.cidrs(&mut top, "trusted_proxies");

@@ -241,7 +241,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
     ) -> Option<Stream> {
         // HTTP/2 (chosen by ALPN) is binary framing with its own limits: the head scan
         // reads HTTP/1 only.
-        if matches!(stream.selected_alpn_proto(), Some(pingora::protocols::ALPN::H2)) {
+        if matches!(
+            stream.selected_alpn_proto(),
+            Some(pingora::protocols::ALPN::H2)
+        ) {
             return self.inner.process_new(stream, shutdown).await;
         }
         // A reused connection comes back wrapped: re-arm it for the next request's head.

@@ -62,7 +62,10 @@ mod tests {
         let r = HttpsRedirect::new(&"https://gw.example.com:8443".parse().expect("url"));
         let cases: [(&[u8], &str); 8] = [
             (b"/", "https://gw.example.com:8443/"),
-            (b"/app/x?a=1&b=%2F", "https://gw.example.com:8443/app/x?a=1&b=%2F"),
+            (
+                b"/app/x?a=1&b=%2F",
+                "https://gw.example.com:8443/app/x?a=1&b=%2F",
+            ),
             (b"//evil.example/x", "https://gw.example.com:8443/"),
             (b"http://evil.example/x", "https://gw.example.com:8443/"),
             (b"*", "https://gw.example.com:8443/"),
@@ -71,7 +74,12 @@ mod tests {
             (b"/\xff", "https://gw.example.com:8443/"),
         ];
         for (target, want) in cases {
-            assert_eq!(r.location(target), want, "{:?}", String::from_utf8_lossy(target));
+            assert_eq!(
+                r.location(target),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(target)
+            );
         }
     }
 }

@@ -60,10 +60,18 @@ pub struct Loaded {
 impl CertFiles {
     /// Reads and checks the pair; the error names the file at fault (`cert_file`/`key_file`).
     pub fn load(&self) -> Result<(Loaded, Vec<u8>), (&'static str, String)> {
-        let cert_pem = std::fs::read(&self.cert_file)
-            .map_err(|e| ("cert_file", format!("cannot read {}: {e}", self.cert_file.display())))?;
-        let key_pem = std::fs::read(&self.key_file)
-            .map_err(|e| ("key_file", format!("cannot read {}: {e}", self.key_file.display())))?;
+        let cert_pem = std::fs::read(&self.cert_file).map_err(|e| {
+            (
+                "cert_file",
+                format!("cannot read {}: {e}", self.cert_file.display()),
+            )
+        })?;
+        let key_pem = std::fs::read(&self.key_file).map_err(|e| {
+            (
+                "key_file",
+                format!("cannot read {}: {e}", self.key_file.display()),
+            )
+        })?;
         let chain = X509::stack_from_pem(&cert_pem)
             .ok()
             .filter(|c| !c.is_empty())
@@ -78,7 +86,10 @@ impl CertFiles {
         let leaf = &chain[0];
         if !leaf.public_key().is_ok_and(|p| p.public_eq(&key)) {
             let c = self.cert_file.display();
-            return Err(("key_file", format!("is not the key of the first certificate in {c}")));
+            return Err((
+                "key_file",
+                format!("is not the key of the first certificate in {c}"),
+            ));
         }
         let mut names: Vec<String> = leaf
             .subject_alt_names()
@@ -92,7 +103,11 @@ impl CertFiles {
             names.extend(
                 leaf.subject_name()
                     .entries_by_nid(openssl::nid::Nid::COMMONNAME)
-                    .filter_map(|e| std::str::from_utf8(e.data().as_slice()).ok().map(str::to_ascii_lowercase)),
+                    .filter_map(|e| {
+                        std::str::from_utf8(e.data().as_slice())
+                            .ok()
+                            .map(str::to_ascii_lowercase)
+                    }),
             );
         }
         let not_after = openssl::asn1::Asn1Time::from_unix(0)
@@ -158,7 +173,10 @@ impl CertStore {
         if let Some(host) = sni {
             let host = host.trim_end_matches('.').to_ascii_lowercase();
             let exact = all.iter().find(|l| l.names.iter().any(|n| *n == host));
-            let wild = || all.iter().find(|l| l.names.iter().any(|n| covers(n, &host)));
+            let wild = || {
+                all.iter()
+                    .find(|l| l.names.iter().any(|n| covers(n, &host)))
+            };
             if let Some(l) = exact.or_else(wild) {
                 return Some(l);
             }
@@ -202,9 +220,15 @@ impl CertStore {
                     .iter()
                     .flat_map(|l| l.names.first().map(String::as_str))
                     .collect();
-                log::info!("TLS certificates reloaded from their files ({})", names.join(", "));
+                log::info!(
+                    "TLS certificates reloaded from their files ({})",
+                    names.join(", ")
+                );
                 self.loaded.store(Arc::new(fresh));
-                self.metrics.tls_reloads.with_label_values(&["success"]).inc();
+                self.metrics
+                    .tls_reloads
+                    .with_label_values(&["success"])
+                    .inc();
                 self.publish();
             }
         }
@@ -233,7 +257,10 @@ impl CertStore {
             SslVersion::TLS1_2
         };
         s.set_min_proto_version(Some(min)).map_err(|e| {
-            pingora::Error::explain(pingora::ErrorType::InternalError, format!("TLS version: {e}"))
+            pingora::Error::explain(
+                pingora::ErrorType::InternalError,
+                format!("TLS version: {e}"),
+            )
         })?;
         if cfg.http2 {
             s.enable_h2();

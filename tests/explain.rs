@@ -15,7 +15,9 @@ use serde_json::json;
 use common::rogue_op::{b64, Answer, RogueOp};
 
 fn fixture(rel: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -29,11 +31,18 @@ const IN_WINDOW: &str = "2024-03-21T12:58:00Z";
 fn other_sha1() -> String {
     let out = Command::new("openssl")
         .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/saml/entra/aad_accesscontrol_2017_cert.pem"))
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/saml/entra/aad_accesscontrol_2017_cert.pem"),
+        )
         .output()
         .expect("openssl");
     let text = String::from_utf8_lossy(&out.stdout);
-    text.trim().rsplit('=').next().expect("fingerprint").to_string()
+    text.trim()
+        .rsplit('=')
+        .next()
+        .expect("fingerprint")
+        .to_string()
 }
 
 fn saml_config(dir: &Path, sp: &str, fingerprint: &str) -> PathBuf {
@@ -86,14 +95,19 @@ fn fix_of<'a>(out: &'a str, name: &str) -> &'a str {
     let mut lines = out.lines();
     while let Some(l) = lines.next() {
         if l.trim_start().starts_with(&format!("[FAIL] {name}:")) {
-            return lines.next().filter(|f| f.trim_start().starts_with("fix:")).unwrap_or_else(|| panic!("no fix for {name}:\n{out}"));
+            return lines
+                .next()
+                .filter(|f| f.trim_start().starts_with("fix:"))
+                .unwrap_or_else(|| panic!("no fix for {name}:\n{out}"));
         }
     }
     panic!("no failed {name} in:\n{out}");
 }
 
 fn count(out: &str, mark: &str) -> usize {
-    out.lines().filter(|l| l.trim_start().starts_with(&format!("[{mark}]"))).count()
+    out.lines()
+        .filter(|l| l.trim_start().starts_with(&format!("[{mark}]")))
+        .count()
 }
 
 #[test]
@@ -108,19 +122,47 @@ fn the_real_entra_saml_response_is_explained_check_by_check() {
     let (code, out) = explain(&good, &["--at", IN_WINDOW], &response);
     assert_eq!(code, 1, "{out}");
     assert_eq!(count(&out, "FAIL"), 1, "{out}");
-    assert!(line(&out, "FAIL", "subject confirmation").contains("got \"http://localhost:8080/saml/SSO\""), "{out}");
-    assert!(fix_of(&out, "subject confirmation").contains(&format!("Reply URL (Assertion Consumer Service URL): exactly {acs}")), "{out}");
-    for pass in ["structure", "IdP status", "signature", "issuer", "InResponseTo", "time window", "audience", "NameID", "user key"] {
+    assert!(
+        line(&out, "FAIL", "subject confirmation")
+            .contains("got \"http://localhost:8080/saml/SSO\""),
+        "{out}"
+    );
+    assert!(
+        fix_of(&out, "subject confirmation").contains(&format!(
+            "Reply URL (Assertion Consumer Service URL): exactly {acs}"
+        )),
+        "{out}"
+    );
+    for pass in [
+        "structure",
+        "IdP status",
+        "signature",
+        "issuer",
+        "InResponseTo",
+        "time window",
+        "audience",
+        "NameID",
+        "user key",
+    ] {
         line(&out, "PASS", pass);
     }
-    assert!(line(&out, "INFO", "identity").contains(&format!("tenant \"{ENTRA_TID}\"")), "{out}");
-    assert!(out.contains("verdict: the gateway would refuse this (1 check(s) failed)"), "{out}");
+    assert!(
+        line(&out, "INFO", "identity").contains(&format!("tenant \"{ENTRA_TID}\"")),
+        "{out}"
+    );
+    assert!(
+        out.contains("verdict: the gateway would refuse this (1 check(s) failed)"),
+        "{out}"
+    );
 
     // The same response today: expired as well, and both said at once.
     let (code, out) = explain(&good, &[], &response);
     assert_eq!(code, 1);
     assert_eq!(count(&out, "FAIL"), 2, "{out}");
-    assert!(line(&out, "FAIL", "time window").contains("expired: NotOnOrAfter 2024-03-21T13:57:27Z"), "{out}");
+    assert!(
+        line(&out, "FAIL", "time window").contains("expired: NotOnOrAfter 2024-03-21T13:57:27Z"),
+        "{out}"
+    );
     assert!(fix_of(&out, "time window").contains("clock"), "{out}");
 
     // Trusting another certificate: the signature fails, the certificate that did sign is
@@ -129,20 +171,33 @@ fn the_real_entra_saml_response_is_explained_check_by_check() {
     let (_, out) = explain(&other, &["--at", IN_WINDOW], &response);
     let sig = line(&out, "FAIL", "signature");
     assert!(sig.contains(&ENTRA_CERT_SHA1.replace(':', "")), "{out}");
-    assert!(fix_of(&out, "signature").contains("SAML Certificates"), "{out}");
+    assert!(
+        fix_of(&out, "signature").contains("SAML Certificates"),
+        "{out}"
+    );
     line(&out, "PASS", "audience");
 
     // A wrong Identifier: the audience fails with the exact value to enter (and a trailing
     // slash matters).
     let slash = saml_config(dir.path(), &format!("{ENTRA_SP}/"), ENTRA_CERT_SHA1);
     let (_, out) = explain(&slash, &["--at", IN_WINDOW], &response);
-    assert!(line(&out, "FAIL", "audience").contains(&format!("got [\"{ENTRA_SP}\"]")), "{out}");
-    assert!(fix_of(&out, "audience").contains(&format!("Identifier (Entity ID): add exactly {ENTRA_SP}/")), "{out}");
+    assert!(
+        line(&out, "FAIL", "audience").contains(&format!("got [\"{ENTRA_SP}\"]")),
+        "{out}"
+    );
+    assert!(
+        fix_of(&out, "audience")
+            .contains(&format!("Identifier (Entity ID): add exactly {ENTRA_SP}/")),
+        "{out}"
+    );
     assert_eq!(count(&out, "FAIL"), 2, "audience and Reply URL: {out}");
 
     // Altered (the NameID changed): no trusted signature, nothing after it is believed.
     let xml = fixture("saml/entra/entra2024_spring_demo_response.xml");
-    let altered = xml.replace("V6nCP3nUyEPB-MjBnY5I8hucjll7hJ9IYhsJ5zNdkcs", "V6nCP3nUyEPB-MjBnY5I8hucjll7hJ9IYhsJ5zNdkcX");
+    let altered = xml.replace(
+        "V6nCP3nUyEPB-MjBnY5I8hucjll7hJ9IYhsJ5zNdkcs",
+        "V6nCP3nUyEPB-MjBnY5I8hucjll7hJ9IYhsJ5zNdkcX",
+    );
     assert_ne!(altered, xml);
     let b64 = base64::engine::general_purpose::STANDARD.encode(altered);
     let (code, out) = explain(&good, &["--at", IN_WINDOW], &b64);
@@ -154,7 +209,11 @@ fn the_real_entra_saml_response_is_explained_check_by_check() {
     // The XML itself, and the form value still URL-encoded, are read too.
     let (_, out) = explain(&good, &["--at", IN_WINDOW], &xml);
     line(&out, "PASS", "signature");
-    let encoded = response.trim().replace('+', "%2B").replace('=', "%3D").replace('/', "%2F");
+    let encoded = response
+        .trim()
+        .replace('+', "%2B")
+        .replace('=', "%3D")
+        .replace('/', "%2F");
     let (_, out) = explain(&good, &["--at", IN_WINDOW], &encoded);
     line(&out, "PASS", "signature");
 }
@@ -173,10 +232,22 @@ fn an_aadsts_redirect_names_the_portal_setting_and_the_ids() {
         .expect("explain");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(line(&text, "FAIL", "sign-in").contains("AADSTS50105: The signed in user"), "{text}");
-    assert!(fix_of(&text, "sign-in").contains("Users and groups"), "{text}");
-    assert!(line(&text, "INFO", "what the user sees").contains("403"), "{text}");
-    assert!(line(&text, "INFO", "Correlation ID").contains("ba8b945c-1cd8-4344-b355-b40c63174248"), "{text}");
+    assert!(
+        line(&text, "FAIL", "sign-in").contains("AADSTS50105: The signed in user"),
+        "{text}"
+    );
+    assert!(
+        fix_of(&text, "sign-in").contains("Users and groups"),
+        "{text}"
+    );
+    assert!(
+        line(&text, "INFO", "what the user sees").contains("403"),
+        "{text}"
+    );
+    assert!(
+        line(&text, "INFO", "Correlation ID").contains("ba8b945c-1cd8-4344-b355-b40c63174248"),
+        "{text}"
+    );
 }
 
 /// The JWKS of a fake Entra instance: the real key of the v1 token's kid.
@@ -198,10 +269,12 @@ fn a_real_v1_access_token_is_explained_with_its_real_signature() {
     op.set(&format!("{base}/keys"), Answer::Json(v1_jwks()));
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("gateway.yaml");
-    let yaml = |audience: &str| format!(
+    let yaml = |audience: &str| {
+        format!(
         "listen: [\"127.0.0.1:18080\"]\npublic_url: \"https://api.example.com\"\nproviders:\n  - name: entra\n    type: entra\n    tenant: {TID}\n    instance: \"{}\"\n    client_id: bebfad57-efd7-419b-b74b-4b9dab7bd470\n    client_secret: x\n    api_audience: \"{audience}\"\nroutes:\n  - name: api\n    upstream: \"127.0.0.1:3000\"\nsession:\n  secret: \"0123456789abcdef0123456789abcdef-long\"\n",
         op.base
-    );
+    )
+    };
     std::fs::write(&config, yaml("spn:6514a8ca-d9e4-4155-b292-65258398f3aa")).expect("config");
     let token = fixture("oidc/bearer_flow__access_token.jwt");
 
@@ -212,25 +285,40 @@ fn a_real_v1_access_token_is_explained_with_its_real_signature() {
     line(&out, "PASS", "audience");
     line(&out, "PASS", "time window");
     line(&out, "PASS", "signature");
-    assert!(line(&out, "FAIL", "issuer and version").contains("v1.0 access token"), "{out}");
-    assert!(fix_of(&out, "issuer and version").contains("accessTokenAcceptedVersion 2"), "{out}");
+    assert!(
+        line(&out, "FAIL", "issuer and version").contains("v1.0 access token"),
+        "{out}"
+    );
+    assert!(
+        fix_of(&out, "issuer and version").contains("accessTokenAcceptedVersion 2"),
+        "{out}"
+    );
     assert!(line(&out, "INFO", "token").contains("ver 1.0"), "{out}");
 
     // Today: expired too.
     let (_, out) = explain(&config, &[], &token);
-    assert!(line(&out, "FAIL", "time window").contains("expired"), "{out}");
+    assert!(
+        line(&out, "FAIL", "time window").contains("expired"),
+        "{out}"
+    );
 
     // One byte of the signature changed: the real key refuses it.
     let mut forged = token.trim().to_string();
     let last = forged.pop().expect("char");
     forged.push(if last == 'A' { 'B' } else { 'A' });
     let (_, out) = explain(&config, &["--at", "2016-06-30T19:00:00Z"], &forged);
-    assert!(line(&out, "FAIL", "signature").contains("bad signature"), "{out}");
+    assert!(
+        line(&out, "FAIL", "signature").contains("bad signature"),
+        "{out}"
+    );
 
     // Another API's audience: the scope to request and the Application ID URI are named.
     std::fs::write(&config, yaml("api://other-api")).expect("config");
     let (_, out) = explain(&config, &["--at", "2016-06-30T19:00:00Z"], &token);
-    assert!(fix_of(&out, "audience").contains("api://other-api/.default"), "{out}");
+    assert!(
+        fix_of(&out, "audience").contains("api://other-api/.default"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -239,8 +327,14 @@ fn input_that_is_none_of_these_is_refused_with_a_reason() {
     let config = saml_config(dir.path(), ENTRA_SP, ENTRA_CERT_SHA1);
     let cases = [
         ("", "nothing to explain"),
-        ("hello world", "not a SAMLResponse, a token or a redirect URL"),
-        ("https://app.example.com/?code=abc&state=x", "no error= parameter"),
+        (
+            "hello world",
+            "not a SAMLResponse, a token or a redirect URL",
+        ),
+        (
+            "https://app.example.com/?code=abc&state=x",
+            "no error= parameter",
+        ),
         (&"A".repeat(600_000), "not a SAMLResponse"),
     ];
     for (input, expect) in cases {
@@ -251,7 +345,11 @@ fn input_that_is_none_of_these_is_refused_with_a_reason() {
     let (code, out) = explain(&config, &["--at", "yesterday"], "x");
     assert_eq!(code, 2);
     assert!(out.contains("--at"), "{out}");
-    let (code, out) = explain(&config, &["--provider", "nope"], &fixture("saml/entra/entra2024_spring_demo_response.b64"));
+    let (code, out) = explain(
+        &config,
+        &["--provider", "nope"],
+        &fixture("saml/entra/entra2024_spring_demo_response.b64"),
+    );
     assert_eq!(code, 2);
     assert!(out.contains("no provider named \"nope\""), "{out}");
 }

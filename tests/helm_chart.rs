@@ -353,14 +353,20 @@ fn every_scenario_validates_against_the_kubernetes_schemas() {
         .expect("ci dir")
         .map(|e| {
             let p = e.expect("entry").path();
-            (p.strip_prefix(root()).expect("rel").display().to_string(), vec![])
+            (
+                p.strip_prefix(root()).expect("rel").display().to_string(),
+                vec![],
+            )
         })
         .collect();
     scenarios.sort();
     // The opt-in objects no scenario file turns on.
     scenarios.push((
         "charts/authgate/ci/standalone-values.yaml".into(),
-        vec!["--set", "config.session.store=redis,redisBundled.enabled=true"],
+        vec![
+            "--set",
+            "config.session.store=redis,redisBundled.enabled=true",
+        ],
     ));
     let mut kinds = std::collections::BTreeSet::new();
     for (values, extra) in &scenarios {
@@ -375,14 +381,25 @@ fn every_scenario_validates_against_the_kubernetes_schemas() {
             kinds.insert(v["kind"].as_str().unwrap_or_default().to_string());
         }
     }
-    for k in ["Deployment", "Service", "ConfigMap", "Secret", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy"] {
+    for k in [
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "Secret",
+        "Ingress",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "NetworkPolicy",
+    ] {
         assert!(kinds.contains(k), "no scenario rendered a {k}: {kinds:?}");
     }
 }
 
 #[test]
 fn the_schema_validator_refuses_what_the_api_server_would() {
-    let pod = |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n{spec}");
+    let pod =
+        |spec: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n{spec}");
     let cases: Vec<(&str, String, &str)> = vec![
         ("replicas as a string", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: \"two\"\n  selector: {matchLabels: {a: b}}\n  template: {spec: {containers: [{name: c, image: i}]}}\n".into(), "replicas must be integer"),
         ("no selector", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template: {spec: {containers: [{name: c, image: i}]}}\n".into(), "required property selector"),
@@ -396,7 +413,10 @@ fn the_schema_validator_refuses_what_the_api_server_would() {
     for (what, doc, expect) in cases {
         let (ok, report) = validate_k8s(&doc);
         assert!(!ok, "{what}: accepted: {report}");
-        assert!(report.contains(expect), "{what}: expected {expect:?} in {report}");
+        assert!(
+            report.contains(expect),
+            "{what}: expected {expect:?} in {report}"
+        );
     }
 }
 
@@ -404,8 +424,13 @@ fn the_schema_validator_refuses_what_the_api_server_would() {
 fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
     let docs = render("charts/authgate/ci/tls-values.yaml", &[]);
     let dep = kind(&docs, "Deployment").expect("Deployment");
-    let volumes = dep["spec"]["template"]["spec"]["volumes"].as_sequence().expect("volumes");
-    let tls = volumes.iter().find(|v| v["name"] == "tls").expect("tls volume");
+    let volumes = dep["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .expect("volumes");
+    let tls = volumes
+        .iter()
+        .find(|v| v["name"] == "tls")
+        .expect("tls volume");
     assert_eq!(tls["secret"]["secretName"], "legacy-example-com-tls");
     let mount = containers(&docs)[0]["volumeMounts"]
         .as_sequence()
@@ -421,8 +446,21 @@ fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().display().to_string();
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-        .args(["-keyout", &format!("{d}/tls.key"), "-out", &format!("{d}/tls.crt")])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-keyout",
+            &format!("{d}/tls.key"),
+            "-out",
+            &format!("{d}/tls.crt"),
+        ])
         .args(["-days", "2", "-subj", "/CN=legacy.example.com"])
         .output()
         .expect("openssl");
@@ -431,7 +469,10 @@ fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
     for doc in docs.iter_mut() {
         if doc["kind"] == "ConfigMap" {
             let yaml = doc["data"]["gateway.yaml"].as_str().expect("gateway.yaml");
-            assert!(yaml.contains("cert_file: /etc/authgate/tls/tls.crt"), "{yaml}");
+            assert!(
+                yaml.contains("cert_file: /etc/authgate/tls/tls.crt"),
+                "{yaml}"
+            );
             let yaml = yaml.replace("/etc/authgate/tls", &d);
             doc["data"]["gateway.yaml"] = Value::String(yaml);
         }

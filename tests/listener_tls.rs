@@ -10,30 +10,37 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::pki::{make_ca, make_intermediate, make_leaf};
+use common::pki::{make_ca, make_intermediate, make_leaf, Pki};
 use common::*;
 
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        make_ca(d, "root");
-        make_intermediate(d, "root", "issuing");
-        make_leaf(d, "issuing", "gw-leaf", "gw.test", "DNS:gw.test", "serverAuth");
-        make_leaf(d, "root", "other", "other.test", "DNS:other.test,DNS:*.apps.test", "serverAuth");
-        // The served chain: leaf then intermediate (clients trust only the root).
-        let chain = [read(d, "gw-leaf.pem"), read(d, "issuing.pem")].concat();
-        std::fs::write(d.join("gw.pem"), chain).expect("chain");
-        std::fs::copy(d.join("gw-leaf.key"), d.join("gw.key")).expect("key");
-        Self { dir }
-    }
-    fn path(&self, f: &str) -> String {
-        self.dir.path().join(f).display().to_string()
-    }
+/// A root, an issuing intermediate, the gateway's chain (`gw.pem`) and a second certificate
+/// for SNI (`other.test`, `*.apps.test`).
+fn new_pki() -> Pki {
+    let pki = Pki::empty();
+    let d = pki.dir.path();
+    make_ca(d, "root");
+    make_intermediate(d, "root", "issuing");
+    make_leaf(
+        d,
+        "issuing",
+        "gw-leaf",
+        "gw.test",
+        "DNS:gw.test",
+        "serverAuth",
+    );
+    make_leaf(
+        d,
+        "root",
+        "other",
+        "other.test",
+        "DNS:other.test,DNS:*.apps.test",
+        "serverAuth",
+    );
+    // The served chain: leaf then intermediate (clients trust only the root).
+    let chain = [read(d, "gw-leaf.pem"), read(d, "issuing.pem")].concat();
+    std::fs::write(d.join("gw.pem"), chain).expect("chain");
+    std::fs::copy(d.join("gw-leaf.key"), d.join("gw.key")).expect("key");
+    pki
 }
 
 fn read(d: &Path, f: &str) -> Vec<u8> {
@@ -95,14 +102,21 @@ fn tls_yaml(pki: &Pki, redirect: u16) -> String {
 
 #[test]
 fn the_listener_serves_tls_with_http2_sni_and_a_sign_in() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let port = free_port();
     let admin = free_port();
     let redirect = free_port();
     let public = format!("https://gw.test:{port}");
     let upstream = start_upstream();
     let op = start_op(&public, 0);
-    let yaml = config_with(port, &public, admin, &op.issuer, upstream.port, &tls_yaml(&pki, redirect));
+    let yaml = config_with(
+        port,
+        &public,
+        admin,
+        &op.issuer,
+        upstream.port,
+        &tls_yaml(&pki, redirect),
+    );
     let gw = start_gateway(port, admin, &yaml);
 
     // HTTP/2 by ALPN, the chain through the intermediate accepted by a client that trusts
@@ -113,17 +127,37 @@ fn the_listener_serves_tls_with_http2_sni_and_a_sign_in() {
             "gw.test",
             port,
             "/public/x",
-            &[flag, "-H", "x-auth-user: mallory", "-H", "accept: application/json"],
+            &[
+                flag,
+                "-H",
+                "x-auth-user: mallory",
+                "-H",
+                "accept: application/json",
+            ],
         );
-        assert_eq!(code, 0, "{flag}: curl failed: {body}\nlog:\n{}", gw.log_text());
+        assert_eq!(
+            code,
+            0,
+            "{flag}: curl failed: {body}\nlog:\n{}",
+            gw.log_text()
+        );
         assert_eq!(tail, format!("{version} 200"), "{flag}: {body}");
         let seen: serde_json::Value = serde_json::from_str(&body).expect("echo");
-        assert!(seen["headers"]["x-auth-user"].is_null(), "{flag}: spoofed header kept: {body}");
+        assert!(
+            seen["headers"]["x-auth-user"].is_null(),
+            "{flag}: spoofed header kept: {body}"
+        );
         assert_eq!(seen["headers"]["x-forwarded-proto"], "https", "{flag}");
         assert_eq!(seen["headers"]["host"], format!("gw.test:{port}"), "{flag}");
     }
     // A protected route over HTTP/2 without a session: sent to sign in, not proxied.
-    let (_, body, tail) = curl(&pki, "gw.test", port, "/app", &["--http2", "-H", "accept: text/html"]);
+    let (_, body, tail) = curl(
+        &pki,
+        "gw.test",
+        port,
+        "/app",
+        &["--http2", "-H", "accept: text/html"],
+    );
     assert_eq!(tail, "2 302", "{body}");
 
     // SNI picks the certificate; a wildcard covers one label; no or unknown SNI gets the first.
@@ -135,10 +169,18 @@ fn the_listener_serves_tls_with_http2_sni_and_a_sign_in() {
         (None, "CN=gw.test"),
     ];
     for (sni, subject) in cases {
-        assert_eq!(served_subject(port, sni, &[]).as_deref(), Some(subject), "SNI {sni:?}");
+        assert_eq!(
+            served_subject(port, sni, &[]).as_deref(),
+            Some(subject),
+            "SNI {sni:?}"
+        );
     }
     let (code, _, tail) = curl(&pki, "other.test", port, "/public/", &[]);
-    assert_eq!((code, tail.as_str()), (0, "2 200"), "the second certificate verifies");
+    assert_eq!(
+        (code, tail.as_str()),
+        (0, "2 200"),
+        "the second certificate verifies"
+    );
 
     // TLS 1.2 minimum: 1.2 and 1.3 handshake, 1.1 and 1.0 do not (the client is allowed to
     // offer them: only the gateway refuses).
@@ -147,7 +189,11 @@ fn the_listener_serves_tls_with_http2_sni_and_a_sign_in() {
     assert!(served_subject(port, Some("gw.test"), &["-tls1_3"]).is_some());
     for old in ["-tls1_1", "-tls1"] {
         let args = [old, weak[0], weak[1]];
-        assert_eq!(served_subject(port, Some("gw.test"), &args), None, "{old} refused");
+        assert_eq!(
+            served_subject(port, Some("gw.test"), &args),
+            None,
+            "{old} refused"
+        );
     }
 
     // A whole sign-in over TLS: Secure cookies, the callback on the https public URL.
@@ -174,11 +220,22 @@ fn the_listener_serves_tls_with_http2_sni_and_a_sign_in() {
         "gw.test",
         port,
         "/whoami",
-        &["--http2", "-H", &format!("cookie: __Host-authgate_session={session}"), "-H", "accept: application/json"],
+        &[
+            "--http2",
+            "-H",
+            &format!("cookie: __Host-authgate_session={session}"),
+            "-H",
+            "accept: application/json",
+        ],
     );
     assert_eq!(tail, "2 200", "{body}");
     let seen: serde_json::Value = serde_json::from_str(&body).expect("echo");
-    assert!(seen["headers"]["x-auth-user"].as_str().is_some_and(|u| !u.is_empty()), "{body}");
+    assert!(
+        seen["headers"]["x-auth-user"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty()),
+        "{body}"
+    );
 
     // The redirect listener: the same path under the public URL, whatever Host says.
     let client = api();
@@ -189,16 +246,24 @@ fn the_listener_serves_tls_with_http2_sni_and_a_sign_in() {
             .send()
             .expect("redirect listener");
         assert_eq!(r.status(), 308);
-        assert_eq!(r.headers()["location"], format!("{public}{target}").as_str());
+        assert_eq!(
+            r.headers()["location"],
+            format!("{public}{target}").as_str()
+        );
     }
     let m = scrape(&gw.admin);
     let expiry = m
         .iter()
-        .find(|(k, _)| k.starts_with("authgate_tls_certificate_expiry_timestamp_seconds{name=\"gw.test\"}"))
+        .find(|(k, _)| {
+            k.starts_with("authgate_tls_certificate_expiry_timestamp_seconds{name=\"gw.test\"}")
+        })
         .map(|(_, v)| *v)
         .expect("expiry gauge");
     let now = chrono_now();
-    assert!(expiry > now && expiry < now + 3.0 * 86_400.0, "expiry {expiry}");
+    assert!(
+        expiry > now && expiry < now + 3.0 * 86_400.0,
+        "expiry {expiry}"
+    );
 }
 
 fn chrono_now() -> f64 {
@@ -218,7 +283,7 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn rotated_certificate_files_are_served_without_a_restart() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let port = free_port();
     let admin = free_port();
     let public = format!("https://gw.test:{port}");
@@ -231,26 +296,51 @@ fn rotated_certificate_files_are_served_without_a_restart() {
     );
     let yaml = config_with(port, &public, admin, &op.issuer, upstream.port, &tls);
     let gw = start_gateway(port, admin, &yaml);
-    assert_eq!(served_subject(port, Some("gw.test"), &[]).as_deref(), Some("CN=gw.test"));
+    assert_eq!(
+        served_subject(port, Some("gw.test"), &[]).as_deref(),
+        Some("CN=gw.test")
+    );
 
     // cert-manager renews: a new key and certificate replace the files in place.
     let d = pki.dir.path();
-    make_leaf(d, "root", "renewed", "gw.test renewed", "DNS:gw.test", "serverAuth");
+    make_leaf(
+        d,
+        "root",
+        "renewed",
+        "gw.test renewed",
+        "DNS:gw.test",
+        "serverAuth",
+    );
     std::fs::write(d.join("gw.key"), read(d, "renewed.key")).expect("key");
     std::fs::write(d.join("gw.pem"), read(d, "renewed.pem")).expect("cert");
-    wait_for("the renewed certificate served", Duration::from_secs(8), || {
-        served_subject(port, Some("gw.test"), &[]).as_deref() == Some("CN=gw.testrenewed")
-    });
+    wait_for(
+        "the renewed certificate served",
+        Duration::from_secs(8),
+        || served_subject(port, Some("gw.test"), &[]).as_deref() == Some("CN=gw.testrenewed"),
+    );
     let (code, _, tail) = curl(&pki, "gw.test", port, "/public/", &[]);
     assert_eq!((code, tail.as_str()), (0, "2 200"));
-    assert_eq!(metric(&scrape(&gw.admin), "authgate_tls_reloads_total{result=\"success\"}"), 1.0);
+    assert_eq!(
+        metric(
+            &scrape(&gw.admin),
+            "authgate_tls_reloads_total{result=\"success\"}"
+        ),
+        1.0
+    );
 
     // A rotation caught half way (the key of another certificate): refused, logged,
     // counted, and the renewed certificate stays in service.
     std::fs::write(d.join("gw.key"), read(d, "other.key")).expect("key");
-    wait_for("the broken rotation counted", Duration::from_secs(8), || {
-        metric(&scrape(&gw.admin), "authgate_tls_reloads_total{result=\"error\"}") == 1.0
-    });
+    wait_for(
+        "the broken rotation counted",
+        Duration::from_secs(8),
+        || {
+            metric(
+                &scrape(&gw.admin),
+                "authgate_tls_reloads_total{result=\"error\"}",
+            ) == 1.0
+        },
+    );
     assert_eq!(
         served_subject(port, Some("gw.test"), &[]).as_deref(),
         Some("CN=gw.testrenewed")
@@ -262,18 +352,28 @@ fn rotated_certificate_files_are_served_without_a_restart() {
     );
     // Not reported again on every poll.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(metric(&scrape(&gw.admin), "authgate_tls_reloads_total{result=\"error\"}"), 1.0);
+    assert_eq!(
+        metric(
+            &scrape(&gw.admin),
+            "authgate_tls_reloads_total{result=\"error\"}"
+        ),
+        1.0
+    );
 }
 
 #[test]
 fn bad_tls_settings_are_reported_with_their_path() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let base = |public: &str, tls: &str| {
         format!(
             "listen: [\"127.0.0.1:8443\"]\npublic_url: \"{public}\"\nadmin:\n  listen: \"127.0.0.1:9090\"\nproviders:\n  - name: demo\n    type: oidc\n    issuer: \"http://127.0.0.1:4000/t/v2.0\"\n    client_id: app\n    client_secret: x\nroutes:\n  - name: app\n    upstream: http://a:80\nsession:\n  secret: \"0123456789abcdef0123456789abcdef-long\"\n{tls}"
         )
     };
-    let (cert, key, other_key) = (pki.path("gw.pem"), pki.path("gw.key"), pki.path("other.key"));
+    let (cert, key, other_key) = (
+        pki.path("gw.pem"),
+        pki.path("gw.key"),
+        pki.path("other.key"),
+    );
     let https = "https://gw.test:8443";
     let cases: Vec<(&str, &str, String, &str)> = vec![
         ("no files", https, "tls:\n  http2: true\n".into(), "tls: needs cert_file and key_file"),
@@ -291,23 +391,13 @@ fn bad_tls_settings_are_reported_with_their_path() {
         ("not a mapping", https, "tls: yes\n".into(), "tls: expected a mapping"),
     ];
     for (what, public, tls, expect) in cases {
-        let (ok, text) = check(&base(public, &tls));
+        let (ok, text) = check_config(&base(public, &tls));
         assert!(!ok, "{what}: accepted:\n{text}");
-        assert!(text.contains(expect), "{what}: expected {expect:?} in:\n{text}");
+        assert!(
+            text.contains(expect),
+            "{what}: expected {expect:?} in:\n{text}"
+        );
     }
-    let (ok, text) = check(&base(https, &format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: \"1.3\"\n  http2: false\n")));
+    let (ok, text) = check_config(&base(https, &format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: \"1.3\"\n  http2: false\n")));
     assert!(ok, "{text}");
-}
-
-fn check(yaml: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("gateway.yaml");
-    std::fs::write(&path, yaml).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .expect("authgate check");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
 }

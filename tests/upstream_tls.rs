@@ -8,32 +8,43 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use common::pki::{make_ca, make_leaf};
+use common::pki::{make_ca, make_leaf, Pki};
 use common::*;
 
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        make_ca(d, "internal-ca");
-        make_ca(d, "other-ca");
-        make_ca(d, "client-ca");
-        make_leaf(d, "internal-ca", "app", "app.internal", "DNS:app.internal", "serverAuth");
-        make_leaf(d, "client-ca", "gateway-client", "authgate-gateway", "DNS:authgate", "clientAuth");
-        make_leaf(d, "other-ca", "stranger-client", "stranger", "DNS:stranger", "clientAuth");
-        Self { dir }
-    }
-    fn path(&self, f: &str) -> String {
-        self.dir.path().join(f).display().to_string()
-    }
+/// The internal CA and its server certificate, a CA nobody trusts, a client CA for mTLS.
+fn new_pki() -> Pki {
+    let pki = Pki::empty();
+    let d = pki.dir.path();
+    make_ca(d, "internal-ca");
+    make_ca(d, "other-ca");
+    make_ca(d, "client-ca");
+    make_leaf(
+        d,
+        "internal-ca",
+        "app",
+        "app.internal",
+        "DNS:app.internal",
+        "serverAuth",
+    );
+    make_leaf(
+        d,
+        "client-ca",
+        "gateway-client",
+        "authgate-gateway",
+        "DNS:authgate",
+        "clientAuth",
+    );
+    make_leaf(
+        d,
+        "other-ca",
+        "stranger-client",
+        "stranger",
+        "DNS:stranger",
+        "clientAuth",
+    );
+    pki
 }
 
 /// The real upstream over HTTPS (optionally requiring a client certificate from `client_ca`).
@@ -66,7 +77,7 @@ fn route(name: &str, upstream: &str, tls: &str) -> String {
 
 #[test]
 fn https_upstreams_are_verified_against_the_configured_ca_and_refusals_are_502_pages() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let plain = https_upstream(&pki, None);
     let mtls = https_upstream(&pki, Some("client-ca.pem"));
     let app = format!("https://127.0.0.1:{}", plain.port);
@@ -87,19 +98,97 @@ fn https_upstreams_are_verified_against_the_configured_ca_and_refusals_are_502_p
     // the pool before "wrong-ca" and the others ask; each must still be refused (pingora's
     // pool key does not cover the CA, so the gateway keys each setting's pool itself).
     let cases: Vec<(&str, String, String, u16, &str)> = vec![
-        ("good", app.clone(), format!("{ca}\nserver_name: app.internal"), 200, ""),
-        ("wrong-ca", app.clone(), format!("ca_file: {}\nserver_name: app.internal", pki.path("other-ca.pem")), 502, "tls_certificate"),
-        ("system-store", app.clone(), "server_name: app.internal".into(), 502, "tls_certificate"),
-        ("wrong-name", app.clone(), format!("{ca}\nserver_name: other.internal"), 502, "tls_certificate"),
+        (
+            "good",
+            app.clone(),
+            format!("{ca}\nserver_name: app.internal"),
+            200,
+            "",
+        ),
+        (
+            "wrong-ca",
+            app.clone(),
+            format!(
+                "ca_file: {}\nserver_name: app.internal",
+                pki.path("other-ca.pem")
+            ),
+            502,
+            "tls_certificate",
+        ),
+        (
+            "system-store",
+            app.clone(),
+            "server_name: app.internal".into(),
+            502,
+            "tls_certificate",
+        ),
+        (
+            "wrong-name",
+            app.clone(),
+            format!("{ca}\nserver_name: other.internal"),
+            502,
+            "tls_certificate",
+        ),
         // The IP literal is not a name in the certificate: a name must be given.
-        ("ip-as-name", app.clone(), ca.clone(), 502, "tls_certificate"),
-        ("client-ca-as-trust", app.clone(), format!("ca_file: {}\nserver_name: app.internal", pki.path("client-ca.pem")), 502, "tls_certificate"),
-        ("insecure", app.clone(), "insecure_skip_verify: true".into(), 200, ""),
-        ("mtls", mapp.clone(), format!("{ca}\nserver_name: app.internal\n{client}"), 200, ""),
-        ("mtls-no-cert", mapp.clone(), format!("{ca}\nserver_name: app.internal"), 502, ""),
-        ("mtls-wrong-cert", mapp.clone(), format!("{ca}\nserver_name: app.internal\n{stranger}"), 502, ""),
-        ("plain-to-https", format!("http://127.0.0.1:{}", plain.port), String::new(), 502, ""),
-        ("refused", format!("https://127.0.0.1:{}", free_port()), format!("{ca}\nserver_name: app.internal"), 502, "connect_refused"),
+        (
+            "ip-as-name",
+            app.clone(),
+            ca.clone(),
+            502,
+            "tls_certificate",
+        ),
+        (
+            "client-ca-as-trust",
+            app.clone(),
+            format!(
+                "ca_file: {}\nserver_name: app.internal",
+                pki.path("client-ca.pem")
+            ),
+            502,
+            "tls_certificate",
+        ),
+        (
+            "insecure",
+            app.clone(),
+            "insecure_skip_verify: true".into(),
+            200,
+            "",
+        ),
+        (
+            "mtls",
+            mapp.clone(),
+            format!("{ca}\nserver_name: app.internal\n{client}"),
+            200,
+            "",
+        ),
+        (
+            "mtls-no-cert",
+            mapp.clone(),
+            format!("{ca}\nserver_name: app.internal"),
+            502,
+            "",
+        ),
+        (
+            "mtls-wrong-cert",
+            mapp.clone(),
+            format!("{ca}\nserver_name: app.internal\n{stranger}"),
+            502,
+            "",
+        ),
+        (
+            "plain-to-https",
+            format!("http://127.0.0.1:{}", plain.port),
+            String::new(),
+            502,
+            "",
+        ),
+        (
+            "refused",
+            format!("https://127.0.0.1:{}", free_port()),
+            format!("{ca}\nserver_name: app.internal"),
+            502,
+            "connect_refused",
+        ),
     ];
     let port = free_port();
     let admin = free_port();
@@ -111,10 +200,8 @@ fn https_upstreams_are_verified_against_the_configured_ca_and_refusals_are_502_p
     routes.push_str(&format!(
         "  - name: host-override\n    path_prefix: /host-override\n    upstream: \"{app}\"\n    public: true\n    upstream_host: app.internal:8443\n    upstream_tls:\n      {ca}\n      server_name: app.internal\n"
     ));
-    let yaml = config(port, admin, &op.issuer, 1, "").replace(
-        "routes:\n",
-        &format!("routes:\n{routes}"),
-    );
+    let yaml =
+        config(port, admin, &op.issuer, 1, "").replace("routes:\n", &format!("routes:\n{routes}"));
     let gw = start_gateway(port, admin, &yaml);
     let client = api();
     for (name, _, _, status, _) in &cases {
@@ -125,7 +212,12 @@ fn https_upstreams_are_verified_against_the_configured_ca_and_refusals_are_502_p
             .unwrap_or_else(|e| panic!("route {name}: {e}\nlog:\n{}", gw.log_text()));
         let got = r.status().as_u16();
         let body = r.text().unwrap_or_default();
-        assert_eq!(got, *status, "route {name}: {body}\nlog:\n{}", gw.log_text());
+        assert_eq!(
+            got,
+            *status,
+            "route {name}: {body}\nlog:\n{}",
+            gw.log_text()
+        );
         if *status == 502 {
             assert!(
                 body.contains("not reachable"),
@@ -139,7 +231,10 @@ fn https_upstreams_are_verified_against_the_configured_ca_and_refusals_are_502_p
                 .expect("echo");
             assert_eq!(seen["url"], format!("/{name}/x"), "route {name}");
             if *name == "mtls" {
-                assert_eq!(seen["client_cert"], "authgate-gateway", "mTLS client identity");
+                assert_eq!(
+                    seen["client_cert"], "authgate-gateway",
+                    "mTLS client identity"
+                );
             }
         }
     }
@@ -155,7 +250,10 @@ fn https_upstreams_are_verified_against_the_configured_ca_and_refusals_are_502_p
                 })
                 .map(|(_, v)| v)
                 .sum();
-            assert!(counted >= 1.0, "route {name}: a failure counted with reason {reason:?}: {m:?}");
+            assert!(
+                counted >= 1.0,
+                "route {name}: a failure counted with reason {reason:?}: {m:?}"
+            );
         }
     }
     let log = gw.log_text();
@@ -183,7 +281,7 @@ fn https_upstreams_are_verified_against_the_configured_ca_and_refusals_are_502_p
 
 #[test]
 fn bad_upstream_tls_settings_are_reported_with_their_path() {
-    let pki = Pki::new();
+    let pki = new_pki();
     let base = |route: &str| {
         format!(
             "listen: [\"127.0.0.1:8080\"]\npublic_url: \"http://127.0.0.1:8080\"\nproviders:\n  - name: demo\n    type: oidc\n    issuer: \"http://127.0.0.1:4000/t/v2.0\"\n    client_id: app\n    client_secret: x\nroutes:\n{route}session:\n  secret: \"0123456789abcdef0123456789abcdef-long\"\n"
@@ -212,34 +310,17 @@ fn bad_upstream_tls_settings_are_reported_with_their_path() {
     ];
     for (what, route, expect) in cases {
         let yaml = base(&format!("  - name: app\n    {route}\n"));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("gateway.yaml");
-        std::fs::write(&path, &yaml).expect("write");
-        let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
-            .args(["check", "-c"])
-            .arg(&path)
-            .output()
-            .expect("authgate check");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let (ok, text) = check_config(&yaml);
+        assert!(!ok, "{what}: accepted:\n{yaml}\n{text}");
+        assert!(
+            text.contains(expect),
+            "{what}: expected {expect:?} in:\n{text}"
         );
-        assert!(!out.status.success(), "{what}: accepted:\n{yaml}\n{text}");
-        assert!(text.contains(expect), "{what}: expected {expect:?} in:\n{text}");
     }
     // A good one passes, insecure_skip_verify with a warning.
     let yaml = base("  - name: app\n    upstream: https://a\n    upstream_tls:\n      insecure_skip_verify: true\n");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path: PathBuf = dir.path().join("gateway.yaml");
-    std::fs::write(&path, &yaml).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .expect("authgate check");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = check_config(&yaml);
+    assert!(ok, "{text}");
     assert!(
         text.contains("routes[0].upstream_tls.insecure_skip_verify: the upstream's certificate is NOT verified"),
         "{text}"
@@ -249,8 +330,11 @@ fn bad_upstream_tls_settings_are_reported_with_their_path() {
 /// A websocket handshake on a raw connection; returns the response head and the stream.
 fn ws_connect(port: u16, path: &str, cookie: Option<&str>) -> (String, TcpStream) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Auth-User: mallory\r\n{cookie}\r\n"
@@ -293,7 +377,13 @@ fn websockets_pass_with_a_session_and_are_refused_without_one() {
     let session = b
         .cookie(&env.gw.url, "authgate_session")
         .expect("session cookie");
-    let port: u16 = env.gw.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let port: u16 = env
+        .gw
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
 
     // Without a session: a 401 or a redirect to sign in, never an upgrade.
     let (head, _) = ws_connect(port, "/ws", None);
@@ -303,7 +393,10 @@ fn websockets_pass_with_a_session_and_are_refused_without_one() {
     );
     // A forged cookie: the same.
     let (head, _) = ws_connect(port, "/ws", Some("authgate_session=forged"));
-    assert!(!head.contains(" 101 "), "no upgrade with a forged cookie: {head}");
+    assert!(
+        !head.contains(" 101 "),
+        "no upgrade with a forged cookie: {head}"
+    );
 
     // With one: upgraded, the upstream sees the verified user (not the spoofed header), and
     // messages flow both ways over the long-lived connection.
@@ -311,11 +404,18 @@ fn websockets_pass_with_a_session_and_are_refused_without_one() {
     assert!(head.starts_with("HTTP/1.1 101"), "upgraded: {head}");
     let log = || env.gw.log_text();
     let hello = ws_read(&mut s, &log);
-    assert!(hello.starts_with("user:") && hello != "user:" && !hello.contains("mallory"), "{hello}");
+    assert!(
+        hello.starts_with("user:") && hello != "user:" && !hello.contains("mallory"),
+        "{hello}"
+    );
     for i in 0..3 {
         // A masked client frame with 5 payload bytes.
         let mask = [1u8, 2, 3, 4];
-        let payload: Vec<u8> = b"hello".iter().enumerate().map(|(j, c)| c ^ mask[j % 4]).collect();
+        let payload: Vec<u8> = b"hello"
+            .iter()
+            .enumerate()
+            .map(|(j, c)| c ^ mask[j % 4])
+            .collect();
         let mut frame = vec![0x81, 0x80 | 5];
         frame.extend_from_slice(&mask);
         frame.extend_from_slice(&payload);

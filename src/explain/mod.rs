@@ -141,7 +141,10 @@ impl fmt::Display for Report {
         if failed == 0 {
             writeln!(f, "verdict: the gateway would accept this")
         } else {
-            writeln!(f, "verdict: the gateway would refuse this ({failed} check(s) failed)")
+            writeln!(
+                f,
+                "verdict: the gateway would refuse this ({failed} check(s) failed)"
+            )
         }
     }
 }
@@ -177,9 +180,8 @@ pub async fn explain(
                 )
             })?,
     };
-    let metrics = std::sync::Arc::new(
-        crate::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?,
-    );
+    let metrics =
+        std::sync::Arc::new(crate::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?);
     let built = crate::idp::build(chosen, &cfg.public_url, metrics).map_err(|e| e.to_string())?;
     match input {
         Input::ErrorRedirect(url) => Ok(aad::explain(&chosen.name, &url)),
@@ -210,9 +212,15 @@ mod tests {
 
     #[test]
     fn pasted_text_is_told_apart() {
-        assert!(matches!(classify("  https://app/?error=access_denied&state=x \n"), Ok(Input::ErrorRedirect(_))));
+        assert!(matches!(
+            classify("  https://app/?error=access_denied&state=x \n"),
+            Ok(Input::ErrorRedirect(_))
+        ));
         assert!(classify("https://app/?code=abc").is_err());
-        assert!(matches!(classify("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"), Ok(Input::Token(_))));
+        assert!(matches!(
+            classify("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"),
+            Ok(Input::Token(_))
+        ));
         assert!(matches!(classify("<samlp:Response/>"), Ok(Input::Saml(_))));
         // base64 of "<a/>", plain and URL-encoded.
         assert!(matches!(classify("PGEvPg=="), Ok(Input::Saml(x)) if x == "<a/>"));

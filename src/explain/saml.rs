@@ -61,10 +61,11 @@ fn thumbprints(cert: &CertificateDer) -> String {
     let subject = openssl::x509::X509::from_der(cert.der_data())
         .ok()
         .and_then(|c| {
-            c.subject_name()
-                .entries()
-                .last()
-                .and_then(|e| std::str::from_utf8(e.data().as_slice()).ok().map(str::to_string))
+            c.subject_name().entries().last().and_then(|e| {
+                std::str::from_utf8(e.data().as_slice())
+                    .ok()
+                    .map(str::to_string)
+            })
         })
         .unwrap_or_default();
     format!(
@@ -86,8 +87,15 @@ pub async fn explain(p: &SamlProvider, xml: &str, at: DateTime<Utc>) -> Report {
     };
     if let Err(e) = crate::idp::IdentityProvider::load(p).await {
         report.checks.push(
-            Check::new("IdP metadata", Outcome::Fail, format!("could not be loaded: {e}"))
-                .fix(Some("the provider's idp_metadata_url / idp_metadata_file must be reachable and valid".into())),
+            Check::new(
+                "IdP metadata",
+                Outcome::Fail,
+                format!("could not be loaded: {e}"),
+            )
+            .fix(Some(
+                "the provider's idp_metadata_url / idp_metadata_file must be reachable and valid"
+                    .into(),
+            )),
         );
         return report;
     }
@@ -100,7 +108,9 @@ pub async fn explain(p: &SamlProvider, xml: &str, at: DateTime<Utc>) -> Report {
     let (mut trust, mut expectation) = match p.expectation(xml, in_response_to.clone()) {
         Ok(x) => x,
         Err(e) => {
-            report.checks.push(Check::new("IdP metadata", Outcome::Fail, e.to_string()));
+            report
+                .checks
+                .push(Check::new("IdP metadata", Outcome::Fail, e.to_string()));
             return report;
         }
     };
@@ -122,7 +132,9 @@ pub async fn explain(p: &SamlProvider, xml: &str, at: DateTime<Utc>) -> Report {
         let one = chrono::Duration::seconds(1);
         // Set the failed expectation to what the response says, to find the next failure.
         let relaxed = match &r {
-            Rejection::Expired { not_on_or_after, .. } => parse_time(not_on_or_after)
+            Rejection::Expired {
+                not_on_or_after, ..
+            } => parse_time(not_on_or_after)
                 .map(|t| now = t + skew - one)
                 .is_some(),
             Rejection::NotYetValid { not_before, .. } => parse_time(not_before)

@@ -62,7 +62,10 @@ pub async fn explain(p: &OidcProvider, jwt: &str, at: DateTime<Utc>) -> Report {
     // Audience: an ID token is this client's; an access token this API's.
     let audiences: Vec<String> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
         _ => Vec::new(),
     };
     let wanted = if id_token {

@@ -278,7 +278,11 @@ impl ProxyHttp for Gateway {
         if let Some(id) = &ctx.identity {
             core.headers.inject(upstream, id);
         }
-        if let Some(h) = ctx.route.as_ref().and_then(|r| r.upstream.host_header.as_ref()) {
+        if let Some(h) = ctx
+            .route
+            .as_ref()
+            .and_then(|r| r.upstream.host_header.as_ref())
+        {
             upstream.insert_header(http::header::HOST, h.as_str())?;
         }
         // The gateway's cookies are its own business.

@@ -724,20 +724,29 @@ impl OidcProvider {
     ) -> (Result<(), String>, Result<(), String>) {
         let loaded = match self.check_signature(token).await {
             Ok(l) => l,
-            Err(e) => return (Err(e.to_string()), Err("not checked: the signature failed".into())),
+            Err(e) => {
+                return (
+                    Err(e.to_string()),
+                    Err("not checked: the signature failed".into()),
+                )
+            }
         };
         let versions = if id_token {
             entra::Versions::V2
         } else {
             self.cfg.api_versions
         };
-        let issuer = if self.cfg.entra.is_some() || loaded.issuer.contains(entra::TENANT_PLACEHOLDER) {
-            self.entra_checks(&loaded, token, claims, versions)
-        } else if claims.get("iss").and_then(Value::as_str) == Some(loaded.issuer.as_str()) {
-            Ok(())
-        } else {
-            Err(format!("token issuer is not this provider ({:?})", loaded.issuer))
-        };
+        let issuer =
+            if self.cfg.entra.is_some() || loaded.issuer.contains(entra::TENANT_PLACEHOLDER) {
+                self.entra_checks(&loaded, token, claims, versions)
+            } else if claims.get("iss").and_then(Value::as_str) == Some(loaded.issuer.as_str()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "token issuer is not this provider ({:?})",
+                    loaded.issuer
+                ))
+            };
         (Ok(()), issuer)
     }
 

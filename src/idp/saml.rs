@@ -333,7 +333,11 @@ impl SamlProvider {
     /// Whom this provider believes for a decoded response, and what it expects of one: the
     /// one setup both the ACS and `authgate explain` verify with. `request_id` is the ID of
     /// the AuthnRequest this browser sent (None: unsolicited).
-    pub fn expectation(&self, xml: &str, request_id: Option<String>) -> Result<(Trust, Expectation), Rejection> {
+    pub fn expectation(
+        &self,
+        xml: &str,
+        request_id: Option<String>,
+    ) -> Result<(Trust, Expectation), Rejection> {
         let idp = self
             .idp()
             .map_err(|_| Rejection::Malformed("IdP metadata not loaded".into()))?;

@@ -130,38 +130,36 @@ impl Reader<'_> {
         let key = self.string(&mut t, "client_key_file");
         let client = match (cert, key) {
             (None, None) => None,
-            (Some(c), Some(k)) => {
-                match (certificates(Path::new(&c)), private_key(Path::new(&k))) {
-                    (Ok((chain, cpem)), Ok((key, kpem))) => {
-                        let matches = chain[0]
-                            .public_key()
-                            .map(|p| p.public_eq(&key))
-                            .unwrap_or(false);
-                        if matches {
-                            files.push((PathBuf::from(&c), cpem));
-                            files.push((PathBuf::from(&k), kpem));
-                            Some(Arc::new(CertKey::new(chain, key)))
-                        } else {
-                            self.err(
-                                join(&at, "client_key_file"),
-                                format!("is not the key of the certificate in {c}"),
-                            );
-                            ok = false;
-                            None
-                        }
-                    }
-                    (c, k) => {
-                        if let Err(e) = c {
-                            self.err(join(&at, "client_cert_file"), e);
-                        }
-                        if let Err(e) = k {
-                            self.err(join(&at, "client_key_file"), e);
-                        }
+            (Some(c), Some(k)) => match (certificates(Path::new(&c)), private_key(Path::new(&k))) {
+                (Ok((chain, cpem)), Ok((key, kpem))) => {
+                    let matches = chain[0]
+                        .public_key()
+                        .map(|p| p.public_eq(&key))
+                        .unwrap_or(false);
+                    if matches {
+                        files.push((PathBuf::from(&c), cpem));
+                        files.push((PathBuf::from(&k), kpem));
+                        Some(Arc::new(CertKey::new(chain, key)))
+                    } else {
+                        self.err(
+                            join(&at, "client_key_file"),
+                            format!("is not the key of the certificate in {c}"),
+                        );
                         ok = false;
                         None
                     }
                 }
-            }
+                (c, k) => {
+                    if let Err(e) = c {
+                        self.err(join(&at, "client_cert_file"), e);
+                    }
+                    if let Err(e) = k {
+                        self.err(join(&at, "client_key_file"), e);
+                    }
+                    ok = false;
+                    None
+                }
+            },
             (Some(_), None) | (None, Some(_)) => {
                 self.err(
                     &at,
@@ -175,14 +173,10 @@ impl Reader<'_> {
         if let Some(n) = &server_name {
             let valid = !n.is_empty()
                 && n.len() <= 253
-                && n
-                    .bytes()
+                && n.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
             if !valid {
-                self.err(
-                    join(&at, "server_name"),
-                    format!("{n:?} is not a DNS name"),
-                );
+                self.err(join(&at, "server_name"), format!("{n:?} is not a DNS name"));
                 ok = false;
             }
         }

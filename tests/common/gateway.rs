@@ -150,3 +150,18 @@ pub fn start_env_edit(edit: impl Fn(String) -> String) -> Env {
     let gw = start_gateway(port, admin, &yaml);
     Env { gw, op, upstream }
 }
+
+/// `authgate check` on `yaml`: (accepted, stdout and stderr).
+pub fn check_config(yaml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("authgate check");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}

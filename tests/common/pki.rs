@@ -4,6 +4,23 @@
 use std::path::Path;
 use std::process::Command;
 
+/// A directory of test certificates and keys.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn empty() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+    /// The path of file `f` in it, as a string for a config.
+    pub fn path(&self, f: &str) -> String {
+        self.dir.path().join(f).display().to_string()
+    }
+}
+
 pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .current_dir(dir)
@@ -22,61 +39,63 @@ pub fn make_ca(dir: &Path, name: &str) {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"),
-            "-days", "2", "-subj", &format!("/CN={name}"),
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
 }
 
 /// A leaf certificate `<name>.pem`/`<name>.key` issued by `ca`, for `san`.
 pub fn make_leaf(dir: &Path, ca: &str, name: &str, cn: &str, san: &str, usage: &str) {
-    openssl(
-        dir,
-        &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"),
-            "-subj", &format!("/CN={cn}"),
-        ],
-    );
-    std::fs::write(
-        dir.join(format!("{name}.ext")),
-        format!("subjectAltName={san}\nextendedKeyUsage={usage}\n"),
-    )
-    .expect("ext file");
-    openssl(
-        dir,
-        &[
-            "x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{ca}.pem"),
-            "-CAkey", &format!("{ca}.key"), "-CAcreateserial", "-out", &format!("{name}.pem"),
-            "-days", "2", "-extfile", &format!("{name}.ext"),
-        ],
-    );
+    issue(dir, ca, name, cn, &format!("subjectAltName={san}\nextendedKeyUsage={usage}\n"));
 }
 
 /// An intermediate CA `<name>` issued by `parent`.
 pub fn make_intermediate(dir: &Path, parent: &str, name: &str) {
+    issue(dir, parent, name, name, "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n");
+}
+
+/// A new key `<name>.key` and its certificate `<name>.pem` (subject CN `cn`, extensions
+/// `ext`), signed by `ca`.
+fn issue(dir: &Path, ca: &str, name: &str, cn: &str, ext: &str) {
+    let (key, csr, pem, extfile) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
+    let subject = format!("/CN={cn}");
     openssl(
         dir,
         &[
             "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"),
-            "-subj", &format!("/CN={name}"),
+            "-keyout", &key, "-out", &csr, "-subj", &subject,
         ],
     );
-    std::fs::write(
-        dir.join(format!("{name}.ext")),
-        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
-    )
-    .expect("ext file");
+    std::fs::write(dir.join(&extfile), ext).expect("ext file");
+    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{parent}.pem"),
-            "-CAkey", &format!("{parent}.key"), "-CAcreateserial", "-out", &format!("{name}.pem"),
-            "-days", "2", "-extfile", &format!("{name}.ext"),
+            "x509", "-req", "-in", &csr, "-CA", &ca_pem, "-CAkey", &ca_key, "-CAcreateserial",
+            "-out", &pem, "-days", "2", "-extfile", &extfile,
         ],
     );
 }
