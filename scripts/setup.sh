@@ -29,6 +29,9 @@ command -v gdb >/dev/null 2>&1 || need_apt+=(gdb)
 # Peers: the OpenID provider and the upstream in tests/demo run on Node.js.
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The container image's runtime stage is checked without a container engine: mmdebstrap
+# builds a root filesystem from the Dockerfile's runtime packages (tests/runtime_image.rs).
+command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -89,11 +89,17 @@ pub fn start_gateway(port: u16, admin: u16, yaml: &str) -> Gateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("gateway.yaml");
     std::fs::write(&cfg, yaml).expect("write config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authgate"));
+    cmd.args(["run", "-c"]).arg(&cfg);
+    start_gateway_with(cmd, port, admin, dir)
+}
+
+/// Runs `cmd` (the gateway, however started: in a chroot, ...) with the test secrets in its
+/// environment and its log in `dir`, and waits until /readyz answers 200.
+pub fn start_gateway_with(mut cmd: Command, port: u16, admin: u16, dir: tempfile::TempDir) -> Gateway {
     let log = dir.path().join("gateway.log");
     let logf = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .args(["run", "-c"])
-        .arg(&cfg)
+    let child = cmd
         .env("TEST_CLIENT_SECRET", CLIENT_SECRET)
         .env("TEST_SESSION_SECRET", SESSION_SECRET)
         .env("AUTHGATE_LOG", "info")
