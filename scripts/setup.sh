@@ -29,6 +29,8 @@ command -v gdb >/dev/null 2>&1 || need_apt+=(gdb)
 # Peers: the OpenID provider and the upstream in tests/demo run on Node.js.
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# HTTP/2 requests with exact pseudo-headers, trailers and forbidden fields (tests/listener_tls.rs).
+command -v nghttp >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 # The container image's runtime stage is checked without a container engine: mmdebstrap
 # builds a root filesystem from the Dockerfile's runtime packages (tests/runtime_image.rs).
 command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)

@@ -15,7 +15,7 @@ const handler = (req, res) => {
   let body = '';
   req.on('data', (c) => { body += c; if (body.length > 1 << 20) req.destroy(); });
   req.on('end', () => {
-    const seen = { method: req.method, url: req.url, headers: req.headers, body };
+    const seen = { method: req.method, url: req.url, headers: req.headers, trailers: req.trailers, body };
     if (req.socket.getPeerCertificate) {
       const c = req.socket.getPeerCertificate();
       seen.client_cert = c && c.subject ? c.subject.CN : null;

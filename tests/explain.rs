@@ -353,3 +353,30 @@ fn input_that_is_none_of_these_is_refused_with_a_reason() {
     assert_eq!(code, 2);
     assert!(out.contains("no provider named \"nope\""), "{out}");
 }
+
+#[test]
+fn attack_vectors_are_refused_and_never_called_acceptable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = saml_config(dir.path(), ENTRA_SP, ENTRA_CERT_SHA1);
+    // (fixture, the check that must fail)
+    let cases = [
+        ("saml/attacks/ruby-saml/attackxee.xml", "structure"),
+        ("saml/attacks/ruby-saml/response_assertion_wrapped.xml", "structure"),
+        ("saml/attacks/ruby-saml/encrypted_new_attack.xml", "structure"),
+        ("saml/attacks/python3-saml/signature_wrapping_attack.xml", "structure"),
+        ("saml/attacks/python3-saml/signature_wrapping_attack2.xml", "structure"),
+        // (This one starts with a byte-order mark.)
+        ("saml/attacks/python3-saml/wrapped_response_2.xml", "signature"),
+        ("saml/attacks/python3-saml/unsigned_assertion.xml", "signature"),
+        ("saml/attacks/python3-saml/no_signature.xml", "signature"),
+        ("saml/attacks/python3-saml/multiple_assertions.xml", "structure"),
+        ("saml/attacks/python3-saml/bad_reference.xml", "signature"),
+    ];
+    for (file, check) in cases {
+        let xml = fixture(file);
+        let (code, out) = explain(&config, &["--at", IN_WINDOW], &xml);
+        assert_eq!(code, 1, "{file}: {out}");
+        line(&out, "FAIL", check);
+        assert!(out.contains("verdict: the gateway would refuse this"), "{file}: {out}");
+    }
+}

@@ -32,7 +32,8 @@ pub enum Input {
 
 /// Tells the pasted text's kind. Whitespace around it (a copied line) does not matter.
 pub fn classify(raw: &str) -> Result<Input, String> {
-    let text = raw.trim();
+    // A file saved by some editors starts with a byte-order mark.
+    let text = raw.trim().trim_start_matches('\u{feff}');
     if text.is_empty() {
         return Err("nothing to explain: paste a SAMLResponse, a token or a redirect URL".into());
     }
