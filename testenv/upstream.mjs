@@ -15,29 +15,34 @@ const handler = (req, res) => {
   let body = '';
   req.on('data', (c) => { body += c; if (body.length > 1 << 20) req.destroy(); });
   req.on('end', () => {
-    const seen = { method: req.method, url: req.url, headers: req.headers, trailers: req.trailers, body };
-    if (req.socket.getPeerCertificate) {
-      const c = req.socket.getPeerCertificate();
-      seen.client_cert = c && c.subject ? c.subject.CN : null;
-    }
-    if ((req.headers.accept || '').includes('text/html')) {
-      const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-      const rows = Object.entries(req.headers)
-        .map(([k, v]) => `<tr${k.startsWith('x-auth') ? ' class="id"' : ''}><th>${esc(k)}</th><td>${esc(v)}</td></tr>`)
-        .join('');
-      const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Upstream app</title>
+    // ?delay=<ms> (at most 10 s): answer late, as a slow app does.
+    const delay = Math.min(Number(new URL(req.url, 'http://x').searchParams.get('delay') || 0), 10000);
+    setTimeout(() => answer(req, res, body), delay);
+  });
+};
+const answer = (req, res, body) => {
+  const seen = { method: req.method, url: req.url, headers: req.headers, trailers: req.trailers, body };
+  if (req.socket.getPeerCertificate) {
+    const c = req.socket.getPeerCertificate();
+    seen.client_cert = c && c.subject ? c.subject.CN : null;
+  }
+  if ((req.headers.accept || '').includes('text/html')) {
+    const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+    const rows = Object.entries(req.headers)
+      .map(([k, v]) => `<tr${k.startsWith('x-auth') ? ' class="id"' : ''}><th>${esc(k)}</th><td>${esc(v)}</td></tr>`)
+      .join('');
+    const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Upstream app</title>
 <style>body{font:15px system-ui,sans-serif;margin:2rem;max-width:60rem}th{text-align:left;padding-right:1rem}
 tr.id{background:#e6f4ea}td{word-break:break-all}</style></head><body>
 <h1>Hello from the upstream app</h1><p>${esc(req.method)} ${esc(req.url)}. Headers this app received
 (identity headers set by authgate are highlighted):</p><table>${rows}</table>
 <p><a href="/_authgate/sign_out">Sign out</a></p></body></html>`;
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(html);
-    } else {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(seen));
-    }
-  });
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(html);
+  } else {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(seen));
+  }
 };
 const server = process.env.TLS_CERT
   ? https.createServer({

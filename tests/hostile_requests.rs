@@ -842,6 +842,7 @@ fn raw_route_equals_every_upstream_reading() {
             sni: String::new(),
             tls_options: None,
             host_header: None,
+            read_timeout: None,
         },
         public: false,
         provider: 0,

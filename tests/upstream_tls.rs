@@ -366,10 +366,21 @@ fn ws_read(s: &mut TcpStream, log: &dyn Fn() -> String) -> String {
 fn websockets_pass_with_a_session_and_are_refused_without_one() {
     // A short head deadline: a quiet websocket must outlive it (the deadline covers request
     // heads only, not an upgraded connection).
+    // Routes under /slow have a 1 s upstream read timeout.
     let env = start_env_edit(|y| {
+        let upstream = y
+            .lines()
+            .find(|l| l.trim_start().starts_with("upstream: \"127.0.0.1:"))
+            .expect("an upstream line")
+            .trim()
+            .to_string();
         y.replace(
             "  shutdown_grace: 1s\n",
             "  shutdown_grace: 1s\n  request_header_timeout: 1s\n",
+        )
+        .replace(
+            "routes:\n",
+            &format!("routes:\n  - name: slow\n    path_prefix: /slow\n    {upstream}\n    upstream_read_timeout: 1s\n"),
         )
     });
     let b = Browser::new();
@@ -400,9 +411,20 @@ fn websockets_pass_with_a_session_and_are_refused_without_one() {
 
     // With one: upgraded, the upstream sees the verified user (not the spoofed header), and
     // messages flow both ways over the long-lived connection.
+    let log = || env.gw.log_text();
+    // The app speaks first, right after its 101: the greeting must arrive every time (pingora
+    // tore such tunnels down now and then before vendor/pingora-proxy's patch).
+    // Each upgrade follows a plain request, so it goes out on a pooled upstream connection
+    // and the 101 comes back at once (the ordering that tore tunnels down).
+    for i in 0..50 {
+        let plain = get_with_session(&format!("{}/ws-warm", env.gw.url), &session);
+        assert_eq!(plain.status(), 200);
+        let (head, mut s) = ws_connect(port, "/ws", Some(&format!("authgate_session={session}")));
+        assert!(head.starts_with("HTTP/1.1 101"), "upgrade {i}: {head}");
+        assert!(ws_read(&mut s, &log).starts_with("user:"), "greeting {i}");
+    }
     let (head, mut s) = ws_connect(port, "/ws", Some(&format!("authgate_session={session}")));
     assert!(head.starts_with("HTTP/1.1 101"), "upgraded: {head}");
-    let log = || env.gw.log_text();
     let hello = ws_read(&mut s, &log);
     assert!(
         hello.starts_with("user:") && hello != "user:" && !hello.contains("mallory"),
@@ -424,4 +446,50 @@ fn websockets_pass_with_a_session_and_are_refused_without_one() {
         // Idle for longer than server.request_header_timeout between messages.
         std::thread::sleep(Duration::from_millis(1500));
     }
+}
+
+#[test]
+fn an_upstream_read_timeout_ends_slow_answers_and_idle_websockets() {
+    let env = start_env_edit(|y| {
+        let upstream = y
+            .lines()
+            .find(|l| l.trim_start().starts_with("upstream: \"127.0.0.1:"))
+            .expect("an upstream line")
+            .trim()
+            .to_string();
+        y.replace(
+            "routes:\n",
+            &format!("routes:\n  - name: slow\n    path_prefix: /slow\n    {upstream}\n    upstream_read_timeout: 1s\n"),
+        )
+    });
+    let b = Browser::new();
+    b.sign_in(&format!("{}/", env.gw.url), "alice");
+    // Within the limit: answered; beyond it: a 504 page, counted with its reason.
+    let r = b.api_get(&format!("{}/slow/a?delay=200", env.gw.url));
+    assert_eq!(r.status(), 200);
+    let r = b.get(&format!("{}/slow/b?delay=2500", env.gw.url));
+    assert_eq!(r.status(), 504);
+    assert!(r.text().unwrap_or_default().contains("not reachable"));
+    // Other routes have no limit.
+    let r = b.api_get(&format!("{}/other?delay=1500", env.gw.url));
+    assert_eq!(r.status(), 200);
+    let m = scrape(&env.gw.admin);
+    assert_eq!(
+        metric(&m, "authgate_upstream_errors_total{reason=\"timeout\",route=\"slow\"}"),
+        1.0,
+        "{m:?}"
+    );
+    // A websocket on the limited route is closed after 1 s of silence from the app.
+    let session = b
+        .cookie(&env.gw.url, "authgate_session")
+        .expect("session cookie");
+    let port: u16 = env.gw.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let (head, mut s) = ws_connect(port, "/slow/ws", Some(&format!("authgate_session={session}")));
+    assert!(head.starts_with("HTTP/1.1 101"), "upgraded: {head}");
+    let log = || env.gw.log_text();
+    assert!(ws_read(&mut s, &log).starts_with("user:"));
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut buf = [0u8; 16];
+    let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "the idle websocket is closed by the gateway");
 }

@@ -211,6 +211,7 @@ impl ProxyHttp for Gateway {
         if let Some(tls) = &u.tls_options {
             tls.apply(&mut peer);
         }
+        peer.options.read_timeout = u.read_timeout;
         Ok(Box::new(peer))
     }
 

@@ -159,6 +159,7 @@ mod tests {
                 sni: String::new(),
                 tls_options: None,
                 host_header: None,
+                read_timeout: None,
             },
             public: false,
             provider: 0,
@@ -223,4 +224,7 @@ pub struct Upstream {
     pub tls_options: Option<Arc<upstream_tls::UpstreamTls>>,
     /// `upstream_host:` the `Host` sent upstream instead of the request's.
     pub host_header: Option<String>,
+    /// `upstream_read_timeout:` longest silence of the upstream (a response head, a body
+    /// chunk, a websocket message) before the request fails (504) or the connection closes.
+    pub read_timeout: Option<std::time::Duration>,
 }

@@ -72,9 +72,14 @@ impl Reader<'_> {
             let upstream_tls =
                 self.upstream_tls(&mut o, &path, upstream.as_ref().is_some_and(|u| u.tls));
             let upstream_host = self.upstream_host(&mut o, &path);
+            let read_timeout = self.duration(&mut o, "upstream_read_timeout");
+            if read_timeout.is_some_and(|d| d.is_zero()) {
+                self.err(join(&path, "upstream_read_timeout"), "must be more than 0s (leave it out for no limit)");
+            }
             if let Some(u) = upstream.as_mut() {
                 u.tls_options = upstream_tls;
                 u.host_header = upstream_host;
+                u.read_timeout = read_timeout;
             }
             let public = self.bool(&mut o, "public").unwrap_or(false);
             let mut exceptions = crate::canonical::Exceptions::default();
@@ -210,6 +215,7 @@ impl Reader<'_> {
                 sni: host.trim_matches(['[', ']']).to_string(),
                 tls_options: None,
                 host_header: None,
+                read_timeout: None,
             }),
             _ => {
                 self.err(
