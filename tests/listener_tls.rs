@@ -498,6 +498,39 @@ fn http2_request_forms_are_read_as_the_upstream_reads_them() {
     assert!(!trailers.iter().any(|k| k.starts_with("x-auth-")), "trailers reached the upstream: {seen}");
     assert_eq!(seen["body"], "payload", "{seen}");
 
+    // A body of unknown length (no content-length: the last DATA frame is empty and ends the
+    // stream) goes upstream chunked and ends once: the pooled upstream connection stays in
+    // step, and the requests after it on that connection get their own answers.
+    for round in 0..5 {
+        let up = Command::new("curl")
+            .args(["-sS", "--http2", "--max-time", "10", "--cacert", &pki.path("root.pem")])
+            .arg("--resolve")
+            .arg(format!("gw.test:{port}:127.0.0.1"))
+            .args(["-H", "accept: application/json", "-H", "content-length:", "-T", "-", "-w", "\n%{http_code} %{http_version}"])
+            .arg(format!("https://gw.test:{port}/public/upload"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("curl");
+        let out = {
+            use std::io::Write;
+            let mut up = up;
+            up.stdin.take().expect("stdin").write_all(b"streamed body").expect("write");
+            up.wait_with_output().expect("curl")
+        };
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "round {round}: {text}\nlog:\n{}", gw.log_text());
+        assert!(text.contains("{\"method\""), "round {round}: {text}\nlog:\n{}", gw.log_text());
+        let seen = echo_in(&text);
+        assert_eq!(seen["body"], "streamed body", "round {round}: {seen}");
+        for n in 0..4 {
+            let (code, body, tail) = curl(&pki, "gw.test", port, &format!("/public/after{n}"), &["--http1.1", "-H", "accept: application/json"]);
+            assert_eq!((code, tail.as_str()), (0, "1.1 200"), "round {round}, request {n}: {body}");
+            assert!(body.contains(&format!("/public/after{n}")), "round {round}: another request's answer: {body}");
+        }
+    }
+
     // HTTP/1-only framing headers are refused or dropped, never passed on to an HTTP/1
     // upstream where they would frame the body differently.
     for framing in ["transfer-encoding: chunked", "connection: keep-alive, x-auth-user", "upgrade: websocket"] {

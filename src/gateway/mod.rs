@@ -167,10 +167,12 @@ fn refuse(shared: &Shared, down: &dyn Downstream, why: Refusal) -> Answer {
     shared.deny(why.label());
     let req = down.req();
     let target = String::from_utf8_lossy(req.raw_path());
+    // HTTP/2 names the host in `:authority` (the URI), HTTP/1 in `Host`.
     let host = req
         .headers
         .get(http::header::HOST)
-        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .or_else(|| req.uri.authority().map(|a| a.to_string()));
     log::warn!(
         "request refused ({}): target {:?}, host {:?}",
         why.label(),

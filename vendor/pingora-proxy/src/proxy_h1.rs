@@ -1091,7 +1091,11 @@ pub(crate) async fn send_body_to1(
         match task {
             HttpTask::Body(data, end) => {
                 body_done = end;
-                if let Some(d) = data {
+                // authgate patch (pingora#935): an empty payload is nothing to write. Written
+                // to a chunked body it would be a zero-length chunk, which is the body's end:
+                // an HTTP/2 request ended by an empty DATA frame got its terminator twice, and
+                // the upstream read the second as the start of another request.
+                if let Some(d) = data.filter(|d| !d.is_empty()) {
                     let m = client_session.write_body(&d).await;
                     match m {
                         Ok(m) => match m {
@@ -1112,7 +1116,7 @@ pub(crate) async fn send_body_to1(
                 client_session.maybe_upgrade_body_writer();
 
                 body_done = end;
-                if let Some(d) = data {
+                if let Some(d) = data.filter(|d| !d.is_empty()) {
                     let m = client_session.write_body(&d).await;
                     match m {
                         Ok(m) => {
