@@ -100,14 +100,17 @@ fn main() -> ExitCode {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    let mut http = pingora::proxy::http_proxy(&server.configuration, app.gateway);
+    if let Some(tls) = &cfg.tls {
+        let mut options = pingora::apps::HttpServerOptions::default();
+        options.h2_idle_timeout = Some(tls.http2_idle_timeout);
+        http.server_options = Some(options);
+    }
     // Every connection's request heads must arrive within server.request_header_timeout.
     let mut proxy = Service::new(
         "authgate proxy".to_string(),
         authgate::head_deadline::HeadDeadline {
-            inner: std::sync::Arc::new(pingora::proxy::http_proxy(
-                &server.configuration,
-                app.gateway,
-            )),
+            inner: std::sync::Arc::new(http),
             limit: cfg.request_header_timeout,
             metrics: app.metrics.clone(),
         },

@@ -37,6 +37,9 @@ pub struct ListenerTls {
     pub http2: bool,
     /// TLS 1.3 only, instead of 1.2 and 1.3.
     pub tls13_only: bool,
+    /// An HTTP/2 connection with no request in flight for this long is closed (the
+    /// request-head deadline reads HTTP/1 only).
+    pub http2_idle_timeout: Duration,
     /// Plain-HTTP addresses that answer every request with a redirect to the public URL.
     pub redirect_listen: Vec<SocketAddr>,
 }
@@ -364,6 +367,12 @@ impl Reader<'_> {
             }
         }
         let http2 = self.bool(&mut t, "http2").unwrap_or(true);
+        let http2_idle_timeout = self
+            .duration(&mut t, "http2_idle_timeout")
+            .unwrap_or(Duration::from_secs(60));
+        if http2_idle_timeout.is_zero() {
+            self.err("tls.http2_idle_timeout", "must be more than 0s");
+        }
         let tls13_only = match self.string(&mut t, "min_version").as_deref() {
             None | Some("1.2") => false,
             Some("1.3") => true,
@@ -391,6 +400,7 @@ impl Reader<'_> {
             certificates,
             http2,
             tls13_only,
+            http2_idle_timeout,
             redirect_listen,
         })
     }

@@ -383,6 +383,7 @@ fn bad_tls_settings_are_reported_with_their_path() {
         ("key file is a cert", https, format!("tls:\n  cert_file: {cert}\n  key_file: {cert}\n"), "tls.key_file:"),
         ("cert file is a key", https, format!("tls:\n  cert_file: {key}\n  key_file: {key}\n"), "tls.cert_file:"),
         ("SNI entry without key", https, format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  certificates:\n    - cert_file: {cert}\n"), "tls.certificates[0].key_file"),
+        ("no idle time", https, format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  http2_idle_timeout: 0s\n"), "tls.http2_idle_timeout: must be more than 0s"),
         ("bad min_version", https, format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: \"1.1\"\n"), "tls.min_version: \"1.1\" is not"),
         ("redirect on the listener", https, format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  redirect_listen: [\"127.0.0.1:8443\"]\n"), "tls.redirect_listen[0]: is already used"),
         ("redirect on admin", https, format!("tls:\n  cert_file: {cert}\n  key_file: {key}\n  redirect_listen: [\"127.0.0.1:9090\"]\n"), "tls.redirect_listen[0]: is already used"),
@@ -551,4 +552,53 @@ fn http2_request_forms_are_read_as_the_upstream_reads_them() {
             assert!((400..500).contains(&status), "{framing}: {status} {body}");
         }
     }
+}
+
+/// An HTTP/2 connection (ALPN h2) that sends its preface and settings, then nothing: how long
+/// until the gateway closes it (None: still open after `wait`).
+fn idle_h2_closed_after(pki: &Pki, port: u16, wait: Duration) -> Option<Duration> {
+    use std::io::{Read, Write};
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).expect("ssl");
+    b.set_ca_file(pki.path("root.pem")).expect("root");
+    b.set_alpn_protos(b"\x02h2").expect("alpn");
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_millis(250))).expect("timeout");
+    let mut s = b.build().connect("gw.test", tcp).expect("tls");
+    assert_eq!(s.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").expect("preface");
+    let start = Instant::now();
+    let mut buf = [0u8; 256];
+    while start.elapsed() < wait {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {} // the server's SETTINGS, its ACK, a GOAWAY
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn idle_http2_connections_are_closed() {
+    let pki = new_pki();
+    let start = |idle: &str| {
+        let port = free_port();
+        let admin = free_port();
+        let public = format!("https://gw.test:{port}");
+        let tls = format!(
+            "tls:\n  cert_file: {}\n  key_file: {}\n{idle}",
+            pki.path("gw.pem"),
+            pki.path("gw.key")
+        );
+        let op = start_op(&public, 0);
+        let yaml = config_with(port, &public, admin, &op.issuer, 9, &tls);
+        (start_gateway(port, admin, &yaml), op, port)
+    };
+    let (_gw, _op, port) = start("  http2_idle_timeout: 1s\n");
+    let closed = idle_h2_closed_after(&pki, port, Duration::from_secs(6)).expect("closed");
+    assert!(closed >= Duration::from_millis(800), "closed after {closed:?}");
+    // The default (60 s) keeps it open well beyond that.
+    let (_gw, _op, port) = start("");
+    assert_eq!(idle_h2_closed_after(&pki, port, Duration::from_secs(3)), None);
 }
