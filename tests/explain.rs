@@ -312,6 +312,27 @@ fn a_real_v1_access_token_is_explained_with_its_real_signature() {
         "{out}"
     );
 
+    // A real v1.0 ID token of the same tenant, for the app it was issued to: audience (the
+    // client ID), time and signature pass; a v1.0 issuer is not what a v2.0 sign-in returns.
+    let id_token = fixture("oidc/oidc_implicit_flow__id_token.jwt");
+    let id_config = dir.path().join("id.yaml");
+    std::fs::write(
+        &id_config,
+        yaml("spn:6514a8ca-d9e4-4155-b292-65258398f3aa")
+            .replace("bebfad57-efd7-419b-b74b-4b9dab7bd470", "2abf3a52-7d86-460b-a1ef-77dc43de8aad"),
+    )
+    .expect("config");
+    let (code, out) = explain(&id_config, &["--at", "2016-08-16T02:30:00Z"], &id_token);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("ID token"), "{out}");
+    assert!(line(&out, "PASS", "audience").contains("2abf3a52-7d86-460b-a1ef-77dc43de8aad"), "{out}");
+    line(&out, "PASS", "time window");
+    line(&out, "PASS", "signature");
+    line(&out, "FAIL", "issuer and version");
+    // The same ID token against the API's configuration: issued to another app.
+    let (_, out) = explain(&config, &["--at", "2016-08-16T02:30:00Z"], &id_token);
+    assert!(fix_of(&out, "audience").contains("issued to another app"), "{out}");
+
     // Another API's audience: the scope to request and the Application ID URI are named.
     std::fs::write(&config, yaml("api://other-api")).expect("config");
     let (_, out) = explain(&config, &["--at", "2016-06-30T19:00:00Z"], &token);

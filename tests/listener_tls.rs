@@ -196,6 +196,30 @@ fn the_listener_serves_tls_with_http2_sni_and_a_sign_in() {
         );
     }
 
+    // What is not TLS on the TLS port gets no answer and harms nothing: plain HTTP, junk, a
+    // ClientHello cut short, an SNI that is not a name.
+    let junk: [&[u8]; 4] = [
+        b"GET /public/x HTTP/1.1\r\nHost: gw.test\r\nX-Auth-User: admin\r\n\r\n",
+        b"\x00\xff\x13\x37 not tls at all",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        b"",
+    ];
+    for bytes in junk {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.write_all(bytes).expect("write");
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        assert!(!String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"), "{answer:?}");
+    }
+    for sni in ["bad_name..", "a\u{1}b"] {
+        let _ = served_subject(port, Some(sni), &[]);
+    }
+    let (code, _, tail) = curl(&pki, "gw.test", port, "/public/after-junk", &[]);
+    assert_eq!((code, tail.as_str()), (0, "2 200"), "still serving:\n{}", gw.log_text());
+
     // A whole sign-in over TLS: Secure cookies, the callback on the https public URL.
     let root = reqwest::Certificate::from_pem(&read(pki.dir.path(), "root.pem")).expect("root");
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
