@@ -442,6 +442,13 @@ fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
     assert_eq!(mount["mountPath"], "/etc/authgate/tls");
     // A subPath mount would never see the renewed Secret.
     assert!(mount.get("subPath").is_none());
+    let ca = volumes.iter().find(|v| v["name"] == "internal-ca").expect("extra volume");
+    assert_eq!(ca["configMap"]["name"], "internal-ca-bundle");
+    assert!(containers(&docs)[0]["volumeMounts"]
+        .as_sequence()
+        .expect("mounts")
+        .iter()
+        .any(|m| m["mountPath"] == "/etc/authgate/internal-ca"));
     // The rendered gateway.yaml, with the Secret's files made here, passes `authgate check`.
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().display().to_string();
@@ -473,7 +480,11 @@ fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
                 yaml.contains("cert_file: /etc/authgate/tls/tls.crt"),
                 "{yaml}"
             );
-            let yaml = yaml.replace("/etc/authgate/tls", &d);
+            // The internal CA of the upstream (mounted from a ConfigMap by extraVolumes).
+            assert!(yaml.contains("ca_file: /etc/authgate/internal-ca/ca.crt"), "{yaml}");
+            let yaml = yaml
+                .replace("/etc/authgate/tls", &d)
+                .replace("/etc/authgate/internal-ca/ca.crt", &format!("{d}/tls.crt"));
             doc["data"]["gateway.yaml"] = Value::String(yaml);
         }
     }

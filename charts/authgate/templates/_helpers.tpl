@@ -286,4 +286,7 @@ forward_auth:
       mountPath: /etc/authgate/tls
       readOnly: true
     {{- end }}
+    {{- with .Values.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end }}
