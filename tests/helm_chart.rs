@@ -420,6 +420,100 @@ fn the_schema_validator_refuses_what_the_api_server_would() {
     }
 }
 
+/// Checkov's Kubernetes policies the chart does not follow, each on purpose.
+const CHECKOV_SKIPS: [(&str, &str); 5] = [
+    ("CKV_K8S_11", "no CPU limit by default: CFS throttling adds latency to every request of a proxy; set resources.limits.cpu to have one"),
+    ("CKV_K8S_43", "images by tag by default; pin a digest in image.tag (tag@sha256:...) in production"),
+    ("CKV_K8S_35", "secrets reach the configuration as ${ENV} references; authgate also reads *_file keys for those who mount them"),
+    ("CKV_K8S_15", "pull policy IfNotPresent: tags are immutable in the registries this is meant for, and Always makes every start depend on the registry"),
+    ("CKV2_K8S_6", "the NetworkPolicy is opt-in (networkPolicy.enabled, on in ci/standalone-values.yaml): it needs the cluster's CNI to enforce it and your monitoring namespace to be named"),
+];
+
+/// Runs checkov (PyPI, installed by scripts/setup.sh) on a directory of manifests:
+/// (passed, output).
+fn checkov(dir: &Path) -> (bool, String) {
+    let bin = root().join("testenv/.venv/bin/checkov");
+    assert!(bin.exists(), "checkov missing: run scripts/setup.sh");
+    let skips: Vec<&str> = CHECKOV_SKIPS.iter().map(|(id, _)| *id).collect();
+    let out = Command::new(bin)
+        .args(["--framework", "kubernetes", "--compact", "--quiet", "--skip-download", "-d"])
+        .arg(dir)
+        .arg("--skip-check")
+        .arg(skips.join(","))
+        .output()
+        .expect("run checkov");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn every_scenario_passes_checkovs_kubernetes_policies() {
+    // (checkov passes over directories whose names start with a dot, as tempdir's do)
+    let scan_dir = || tempfile::Builder::new().prefix("checkov-").tempdir().expect("tempdir");
+    let dir = scan_dir();
+    let mut scenarios: Vec<(String, Vec<&str>)> = std::fs::read_dir(root().join(CHART).join("ci"))
+        .expect("ci dir")
+        .map(|e| {
+            let p = e.expect("entry").path();
+            (p.strip_prefix(root()).expect("rel").display().to_string(), vec![])
+        })
+        .collect();
+    scenarios.push((
+        "charts/authgate/ci/standalone-values.yaml".into(),
+        vec!["--set", "config.session.store=redis,redisBundled.enabled=true"],
+    ));
+    for (i, (values, extra)) in scenarios.iter().enumerate() {
+        let mut args = vec!["template", "t", CHART, "-n", "authgate", "-f", values.as_str()];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = helm(&args);
+        assert!(ok, "helm template {values}: {err}");
+        std::fs::write(dir.path().join(format!("scenario-{i}.yaml")), out).expect("write");
+    }
+    let (ok, report) = checkov(dir.path());
+    assert!(ok && report.contains("Failed checks: 0"), "checkov findings:\n{report}");
+    assert!(!report.contains("Passed checks: 0,"), "nothing was checked:\n{report}");
+
+    // It does find what it should: a privileged container with no probes and no limits.
+    let bad = scan_dir();
+    std::fs::write(
+        bad.path().join("bad.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad, namespace: authgate}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers:\n        - name: c\n          image: nginx:1.25\n          securityContext: {privileged: true}\n",
+    )
+    .expect("write");
+    let (ok, report) = checkov(bad.path());
+    assert!(!ok, "{report}");
+    for id in ["CKV_K8S_16", "CKV_K8S_8", "CKV_K8S_13"] {
+        assert!(report.contains(id), "{id} not reported:\n{report}");
+    }
+}
+
+#[test]
+fn the_network_policy_opens_the_proxy_port_and_keeps_the_admin_port_to_monitoring() {
+    let docs = render("charts/authgate/ci/standalone-values.yaml", &[]);
+    let np = docs
+        .iter()
+        .find(|d| d["kind"] == "NetworkPolicy" && d["metadata"]["name"] == "t-authgate")
+        .expect("authgate's NetworkPolicy");
+    let dep = kind(&docs, "Deployment").expect("Deployment");
+    assert_eq!(
+        np["spec"]["podSelector"]["matchLabels"],
+        dep["spec"]["selector"]["matchLabels"]
+    );
+    let rules = np["spec"]["ingress"].as_sequence().expect("rules");
+    assert_eq!(rules[0]["ports"][0]["port"], "http");
+    assert!(rules[0].get("from").is_none(), "the proxy port is open to all: {rules:?}");
+    assert_eq!(rules[1]["ports"][0]["port"], "admin");
+    assert_eq!(
+        rules[1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    // Off by default.
+    let docs = render("charts/authgate/ci/saml-values.yaml", &[]);
+    assert!(!docs.iter().any(|d| d["kind"] == "NetworkPolicy"));
+}
+
 #[test]
 fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
     let docs = render("charts/authgate/ci/tls-values.yaml", &[]);
