@@ -150,6 +150,7 @@ fn the_real_entra_saml_response_is_explained_check_by_check() {
         line(&out, "INFO", "identity").contains(&format!("tenant \"{ENTRA_TID}\"")),
         "{out}"
     );
+    assert!(line(&out, "INFO", "groups").contains("Add a group claim"), "{out}");
     assert!(
         out.contains("verdict: the gateway would refuse this (1 check(s) failed)"),
         "{out}"
@@ -294,6 +295,9 @@ fn a_real_v1_access_token_is_explained_with_its_real_signature() {
         "{out}"
     );
     assert!(line(&out, "INFO", "token").contains("ver 1.0"), "{out}");
+    assert!(line(&out, "PASS", "tenant").contains("268da1a1-9db4-48b9-b1fe-683250ba90cc"), "{out}");
+    assert!(line(&out, "INFO", "groups").contains("no groups claim"), "{out}");
+    assert!(line(&out, "INFO", "roles").contains("no app roles"), "{out}");
 
     // Today: expired too.
     let (_, out) = explain(&config, &[], &token);
@@ -332,6 +336,22 @@ fn a_real_v1_access_token_is_explained_with_its_real_signature() {
     // The same ID token against the API's configuration: issued to another app.
     let (_, out) = explain(&config, &["--at", "2016-08-16T02:30:00Z"], &id_token);
     assert!(fix_of(&out, "audience").contains("issued to another app"), "{out}");
+
+    // A multi-tenant app that lets in another tenant only: the token's tenant is refused,
+    // with the setting named.
+    let multi = dir.path().join("multi.yaml");
+    std::fs::write(
+        &multi,
+        yaml("spn:6514a8ca-d9e4-4155-b292-65258398f3aa").replace(
+            &format!("tenant: {TID}\n"),
+            "tenant: organizations\n    allowed_tenants: [\"72f988bf-86f1-41af-91ab-2d7cd011db47\"]\n",
+        ),
+    )
+    .expect("config");
+    let (code, out) = explain(&multi, &["--at", "2016-06-30T19:00:00Z"], &token);
+    assert_eq!(code, 1, "{out}");
+    assert!(line(&out, "FAIL", "tenant").contains(TID), "{out}");
+    assert!(fix_of(&out, "tenant").contains("allowed_tenants"), "{out}");
 
     // Another API's audience: the scope to request and the Application ID URI are named.
     std::fs::write(&config, yaml("api://other-api")).expect("config");

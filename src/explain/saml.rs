@@ -259,6 +259,13 @@ pub async fn explain(p: &SamlProvider, xml: &str, at: DateTime<Utc>) -> Report {
                 v.name_id
             ),
         ));
+        if id.groups.is_empty() && v.attribute(crate::idp::entra::SAML_GROUPS_LINK).is_none() {
+            report.checks.push(Check::new(
+                "groups",
+                Outcome::Info,
+                "no groups in the assertion: routes with allow.groups will refuse this user; Single sign-on → Attributes & Claims → Add a group claim",
+            ));
+        }
         if v.attribute(crate::idp::entra::SAML_GROUPS_LINK).is_some() {
             report.checks.push(Check::new(
                 "groups",

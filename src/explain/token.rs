@@ -99,6 +99,7 @@ pub async fn explain(p: &OidcProvider, jwt: &str, at: DateTime<Utc>) -> Report {
             "nothing in Entra: tokens live about 60-90 minutes; paste a fresh one, or check the clocks".into(),
         )),
     });
+    report.checks.extend(entra_identity(p, &claims));
     if let Err(e) = crate::idp::IdentityProvider::load(p).await {
         report.checks.push(Check::new(
             "signature",
@@ -121,4 +122,48 @@ pub async fn explain(p: &OidcProvider, jwt: &str, at: DateTime<Utc>) -> Report {
         )),
     });
     report
+}
+
+/// Entra's identity rules at sign-in, on the token's claims: the tenant allow-list (the same
+/// `TenantRule::allows`), and what the groups and roles claims will give the upstream.
+fn entra_identity(p: &OidcProvider, claims: &Value) -> Vec<Check> {
+    let Some(e) = &p.cfg.entra else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let tid = claims.get("tid").and_then(Value::as_str).unwrap_or("");
+    out.push(if e.allowed_tenants.allows(tid) {
+        Check::new("tenant", Outcome::Pass, format!("{tid} is allowed"))
+    } else {
+        Check::new("tenant", Outcome::Fail, format!("tenant {tid:?} is not in allowed_tenants"))
+            .fix(Some("a user of another organization: add its tenant ID to allowed_tenants if it should get in, or have the user sign in with an account of your tenant".into()))
+    });
+    let count = |name: &str| claims.get(name).and_then(Value::as_array).map_or(0, Vec::len);
+    out.push(if crate::idp::entra::groups_overage(claims) {
+        Check::new(
+            "groups",
+            Outcome::Info,
+            match e.graph {
+                Some(_) => "too many groups for the token (overage): the gateway reads them from Microsoft Graph at sign-in (groups_overage: graph)",
+                None => "too many groups for the token (overage), and groups_overage is deny: this user is refused; App registrations → Token configuration → groups claim: \"Groups assigned to the application\" keeps the list short",
+            },
+        )
+    } else if claims.get("groups").is_none() {
+        Check::new(
+            "groups",
+            Outcome::Info,
+            "no groups claim: routes with allow.groups will refuse this user; App registrations → Token configuration → Add groups claim (Security groups)",
+        )
+    } else {
+        Check::new("groups", Outcome::Info, format!("{} group ID(s) in the token", count("groups")))
+    });
+    out.push(Check::new(
+        "roles",
+        Outcome::Info,
+        match count("roles") {
+            0 => "no app roles: routes with allow.roles (or require_assignment) will refuse this user; Enterprise applications → Users and groups assigns them".to_string(),
+            n => format!("{n} app role(s)"),
+        },
+    ));
+    out
 }

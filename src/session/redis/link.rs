@@ -111,8 +111,13 @@ struct SentinelWatch {
     service: String,
     sentinels: Vec<Client>,
     timeout: Duration,
-    /// The primary a reconnection was last forced for (not forced twice for one address).
-    forced: std::sync::Mutex<Option<(String, u16)>>,
+    /// The primary a reconnection was last forced for, and when: not forced again for the
+    /// same address within `REFORCE_AFTER`, but again after it if the connections are still
+    /// elsewhere (a reconnection that raced the Sentinels' switch can land on the old primary,
+    /// which keeps accepting writes until it is demoted, and then drops them).
+    /// At most `REFORCE_TIMES` times for one address, should the connections' addresses never
+    /// read the same as the Sentinels' (a name against an IP).
+    forced: std::sync::Mutex<Option<(String, u16, std::time::Instant, u32)>>,
 }
 
 impl SentinelWatch {
@@ -178,22 +183,36 @@ impl SentinelWatch {
         let elsewhere = connected
             .iter()
             .any(|c| c.port != port || &*c.host != host.as_str());
-        let again = {
+        let times = {
             let forced = self.forced.lock().unwrap_or_else(|p| p.into_inner());
-            forced.as_ref() == Some(&(host.clone(), port))
+            match forced.as_ref() {
+                Some((h, p, at, n)) if *h == host && *p == port => {
+                    if at.elapsed() < REFORCE_AFTER || *n >= REFORCE_TIMES {
+                        return;
+                    }
+                    n + 1
+                }
+                _ => 1,
+            }
         };
-        if !elsewhere || again || connected.is_empty() {
+        if !elsewhere || connected.is_empty() {
             return;
         }
         log::warn!(
             "session store: the Sentinels name {host}:{port} as primary of {}; moving the connections there",
             self.service
         );
-        *self.forced.lock().unwrap_or_else(|p| p.into_inner()) = Some((host, port));
+        *self.forced.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((host, port, std::time::Instant::now(), times));
         let _ = pool.force_reconnection().await;
         let _ = subscriber.force_reconnection().await;
     }
 }
+
+/// How long a forced move to one primary is given before it is forced again, and how many
+/// times at most.
+const REFORCE_AFTER: Duration = Duration::from_secs(2);
+const REFORCE_TIMES: u32 = 5;
 
 impl Link {
     /// Connects in the background; `on_push` receives every message on the revocation
