@@ -305,21 +305,39 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn rotated_certificate_files_are_served_without_a_restart() {
-    let pki = new_pki();
+/// A gateway serving `gw.pem` (plus `extra` lines under `tls:`), its provider and upstream.
+struct TlsEnv {
+    gw: Gateway,
+    port: u16,
+    _op: OpenIdProvider,
+    _upstream: Upstream,
+}
+
+fn start_tls(pki: &Pki, extra: &str) -> TlsEnv {
     let port = free_port();
     let admin = free_port();
     let public = format!("https://gw.test:{port}");
     let upstream = start_upstream();
     let op = start_op(&public, 0);
     let tls = format!(
-        "tls:\n  cert_file: {}\n  key_file: {}\n",
+        "tls:\n  cert_file: {}\n  key_file: {}\n{extra}",
         pki.path("gw.pem"),
         pki.path("gw.key")
     );
     let yaml = config_with(port, &public, admin, &op.issuer, upstream.port, &tls);
-    let gw = start_gateway(port, admin, &yaml);
+    TlsEnv {
+        gw: start_gateway(port, admin, &yaml),
+        port,
+        _op: op,
+        _upstream: upstream,
+    }
+}
+
+#[test]
+fn rotated_certificate_files_are_served_without_a_restart() {
+    let pki = new_pki();
+    let env = start_tls(&pki, "");
+    let (gw, port) = (&env.gw, env.port);
     assert_eq!(
         served_subject(port, Some("gw.test"), &[]).as_deref(),
         Some("CN=gw.test")
@@ -472,18 +490,8 @@ fn echo_in(out: &str) -> serde_json::Value {
 #[test]
 fn http2_request_forms_are_read_as_the_upstream_reads_them() {
     let pki = new_pki();
-    let port = free_port();
-    let admin = free_port();
-    let public = format!("https://gw.test:{port}");
-    let upstream = start_upstream();
-    let op = start_op(&public, 0);
-    let tls = format!(
-        "tls:\n  cert_file: {}\n  key_file: {}\n",
-        pki.path("gw.pem"),
-        pki.path("gw.key")
-    );
-    let yaml = config_with(port, &public, admin, &op.issuer, upstream.port, &tls);
-    let gw = start_gateway(port, admin, &yaml);
+    let env = start_tls(&pki, "");
+    let (gw, port) = (&env.gw, env.port);
     let authority = format!(":authority: gw.test:{port}");
     let json = "accept: application/json";
 
@@ -606,23 +614,10 @@ fn idle_h2_closed_after(pki: &Pki, port: u16, wait: Duration) -> Option<Duration
 #[test]
 fn idle_http2_connections_are_closed() {
     let pki = new_pki();
-    let start = |idle: &str| {
-        let port = free_port();
-        let admin = free_port();
-        let public = format!("https://gw.test:{port}");
-        let tls = format!(
-            "tls:\n  cert_file: {}\n  key_file: {}\n{idle}",
-            pki.path("gw.pem"),
-            pki.path("gw.key")
-        );
-        let op = start_op(&public, 0);
-        let yaml = config_with(port, &public, admin, &op.issuer, 9, &tls);
-        (start_gateway(port, admin, &yaml), op, port)
-    };
-    let (_gw, _op, port) = start("  http2_idle_timeout: 1s\n");
-    let closed = idle_h2_closed_after(&pki, port, Duration::from_secs(6)).expect("closed");
+    let env = start_tls(&pki, "  http2_idle_timeout: 1s\n");
+    let closed = idle_h2_closed_after(&pki, env.port, Duration::from_secs(6)).expect("closed");
     assert!(closed >= Duration::from_millis(800), "closed after {closed:?}");
     // The default (60 s) keeps it open well beyond that.
-    let (_gw, _op, port) = start("");
-    assert_eq!(idle_h2_closed_after(&pki, port, Duration::from_secs(3)), None);
+    let env = start_tls(&pki, "");
+    assert_eq!(idle_h2_closed_after(&pki, env.port, Duration::from_secs(3)), None);
 }
