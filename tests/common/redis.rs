@@ -189,13 +189,34 @@ pub fn start_standalone_with(extra: &str) -> Redis {
     }
 }
 
+/// A port for a Cluster node: free, and so is its cluster bus port (port + 10000), which
+/// must also stay out of the kernel's ephemeral range (where the tests' own client sockets
+/// could take it: a node whose bus port is taken exits, seen once as "did not listen").
+fn cluster_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    for _ in 0..1000 {
+        let port = free_port();
+        let bus = u32::from(port) + 10_000;
+        if bus < low
+            && u16::try_from(bus)
+                .is_ok_and(|b| std::net::TcpListener::bind(("127.0.0.1", b)).is_ok())
+        {
+            return port;
+        }
+    }
+    panic!("no port whose cluster bus port (+10000) is free below {low}");
+}
+
 pub fn start_cluster() -> Redis {
     let dir = tempfile::tempdir().expect("tempdir");
     let servers: Vec<RedisServer> = (0..3)
         .map(|_| {
             RedisServer::start(
                 dir.path(),
-                free_port(),
+                cluster_port(),
                 "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 2000",
             )
         })
