@@ -197,7 +197,9 @@ fn cluster_port() -> u16 {
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
         .unwrap_or(32768);
-    for _ in 0..1000 {
+    // From free_port's own sequence (so no two servers of this process get one port), until
+    // one has its bus port below `low`: at worst a walk over the upper ports, a few ms.
+    for _ in 0..low {
         let port = free_port();
         let bus = u32::from(port) + 10_000;
         if bus < low
