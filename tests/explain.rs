@@ -150,7 +150,10 @@ fn the_real_entra_saml_response_is_explained_check_by_check() {
         line(&out, "INFO", "identity").contains(&format!("tenant \"{ENTRA_TID}\"")),
         "{out}"
     );
-    assert!(line(&out, "INFO", "groups").contains("Add a group claim"), "{out}");
+    assert!(
+        line(&out, "INFO", "groups").contains("Add a group claim"),
+        "{out}"
+    );
     assert!(
         out.contains("verdict: the gateway would refuse this (1 check(s) failed)"),
         "{out}"
@@ -295,9 +298,18 @@ fn a_real_v1_access_token_is_explained_with_its_real_signature() {
         "{out}"
     );
     assert!(line(&out, "INFO", "token").contains("ver 1.0"), "{out}");
-    assert!(line(&out, "PASS", "tenant").contains("268da1a1-9db4-48b9-b1fe-683250ba90cc"), "{out}");
-    assert!(line(&out, "INFO", "groups").contains("no groups claim"), "{out}");
-    assert!(line(&out, "INFO", "roles").contains("no app roles"), "{out}");
+    assert!(
+        line(&out, "PASS", "tenant").contains("268da1a1-9db4-48b9-b1fe-683250ba90cc"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "INFO", "groups").contains("no groups claim"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "INFO", "roles").contains("no app roles"),
+        "{out}"
+    );
 
     // Today: expired too.
     let (_, out) = explain(&config, &[], &token);
@@ -322,20 +334,28 @@ fn a_real_v1_access_token_is_explained_with_its_real_signature() {
     let id_config = dir.path().join("id.yaml");
     std::fs::write(
         &id_config,
-        yaml("spn:6514a8ca-d9e4-4155-b292-65258398f3aa")
-            .replace("bebfad57-efd7-419b-b74b-4b9dab7bd470", "2abf3a52-7d86-460b-a1ef-77dc43de8aad"),
+        yaml("spn:6514a8ca-d9e4-4155-b292-65258398f3aa").replace(
+            "bebfad57-efd7-419b-b74b-4b9dab7bd470",
+            "2abf3a52-7d86-460b-a1ef-77dc43de8aad",
+        ),
     )
     .expect("config");
     let (code, out) = explain(&id_config, &["--at", "2016-08-16T02:30:00Z"], &id_token);
     assert_eq!(code, 1, "{out}");
     assert!(out.starts_with("ID token"), "{out}");
-    assert!(line(&out, "PASS", "audience").contains("2abf3a52-7d86-460b-a1ef-77dc43de8aad"), "{out}");
+    assert!(
+        line(&out, "PASS", "audience").contains("2abf3a52-7d86-460b-a1ef-77dc43de8aad"),
+        "{out}"
+    );
     line(&out, "PASS", "time window");
     line(&out, "PASS", "signature");
     line(&out, "FAIL", "issuer and version");
     // The same ID token against the API's configuration: issued to another app.
     let (_, out) = explain(&config, &["--at", "2016-08-16T02:30:00Z"], &id_token);
-    assert!(fix_of(&out, "audience").contains("issued to another app"), "{out}");
+    assert!(
+        fix_of(&out, "audience").contains("issued to another app"),
+        "{out}"
+    );
 
     // A multi-tenant app that lets in another tenant only: the token's tenant is refused,
     // with the setting named.
@@ -402,15 +422,36 @@ fn attack_vectors_are_refused_and_never_called_acceptable() {
     // (fixture, the check that must fail)
     let cases = [
         ("saml/attacks/ruby-saml/attackxee.xml", "structure"),
-        ("saml/attacks/ruby-saml/response_assertion_wrapped.xml", "structure"),
-        ("saml/attacks/ruby-saml/encrypted_new_attack.xml", "structure"),
-        ("saml/attacks/python3-saml/signature_wrapping_attack.xml", "structure"),
-        ("saml/attacks/python3-saml/signature_wrapping_attack2.xml", "structure"),
+        (
+            "saml/attacks/ruby-saml/response_assertion_wrapped.xml",
+            "structure",
+        ),
+        (
+            "saml/attacks/ruby-saml/encrypted_new_attack.xml",
+            "structure",
+        ),
+        (
+            "saml/attacks/python3-saml/signature_wrapping_attack.xml",
+            "structure",
+        ),
+        (
+            "saml/attacks/python3-saml/signature_wrapping_attack2.xml",
+            "structure",
+        ),
         // (This one starts with a byte-order mark.)
-        ("saml/attacks/python3-saml/wrapped_response_2.xml", "signature"),
-        ("saml/attacks/python3-saml/unsigned_assertion.xml", "signature"),
+        (
+            "saml/attacks/python3-saml/wrapped_response_2.xml",
+            "signature",
+        ),
+        (
+            "saml/attacks/python3-saml/unsigned_assertion.xml",
+            "signature",
+        ),
         ("saml/attacks/python3-saml/no_signature.xml", "signature"),
-        ("saml/attacks/python3-saml/multiple_assertions.xml", "structure"),
+        (
+            "saml/attacks/python3-saml/multiple_assertions.xml",
+            "structure",
+        ),
         ("saml/attacks/python3-saml/bad_reference.xml", "signature"),
     ];
     for (file, check) in cases {
@@ -418,6 +459,9 @@ fn attack_vectors_are_refused_and_never_called_acceptable() {
         let (code, out) = explain(&config, &["--at", IN_WINDOW], &xml);
         assert_eq!(code, 1, "{file}: {out}");
         line(&out, "FAIL", check);
-        assert!(out.contains("verdict: the gateway would refuse this"), "{file}: {out}");
+        assert!(
+            out.contains("verdict: the gateway would refuse this"),
+            "{file}: {out}"
+        );
     }
 }

@@ -436,7 +436,14 @@ fn checkov(dir: &Path) -> (bool, String) {
     assert!(bin.exists(), "checkov missing: run scripts/setup.sh");
     let skips: Vec<&str> = CHECKOV_SKIPS.iter().map(|(id, _)| *id).collect();
     let out = Command::new(bin)
-        .args(["--framework", "kubernetes", "--compact", "--quiet", "--skip-download", "-d"])
+        .args([
+            "--framework",
+            "kubernetes",
+            "--compact",
+            "--quiet",
+            "--skip-download",
+            "-d",
+        ])
         .arg(dir)
         .arg("--skip-check")
         .arg(skips.join(","))
@@ -451,29 +458,54 @@ fn checkov(dir: &Path) -> (bool, String) {
 #[test]
 fn every_scenario_passes_checkovs_kubernetes_policies() {
     // (checkov passes over directories whose names start with a dot, as tempdir's do)
-    let scan_dir = || tempfile::Builder::new().prefix("checkov-").tempdir().expect("tempdir");
+    let scan_dir = || {
+        tempfile::Builder::new()
+            .prefix("checkov-")
+            .tempdir()
+            .expect("tempdir")
+    };
     let dir = scan_dir();
     let mut scenarios: Vec<(String, Vec<&str>)> = std::fs::read_dir(root().join(CHART).join("ci"))
         .expect("ci dir")
         .map(|e| {
             let p = e.expect("entry").path();
-            (p.strip_prefix(root()).expect("rel").display().to_string(), vec![])
+            (
+                p.strip_prefix(root()).expect("rel").display().to_string(),
+                vec![],
+            )
         })
         .collect();
     scenarios.push((
         "charts/authgate/ci/standalone-values.yaml".into(),
-        vec!["--set", "config.session.store=redis,redisBundled.enabled=true"],
+        vec![
+            "--set",
+            "config.session.store=redis,redisBundled.enabled=true",
+        ],
     ));
     for (i, (values, extra)) in scenarios.iter().enumerate() {
-        let mut args = vec!["template", "t", CHART, "-n", "authgate", "-f", values.as_str()];
+        let mut args = vec![
+            "template",
+            "t",
+            CHART,
+            "-n",
+            "authgate",
+            "-f",
+            values.as_str(),
+        ];
         args.extend_from_slice(extra);
         let (ok, out, err) = helm(&args);
         assert!(ok, "helm template {values}: {err}");
         std::fs::write(dir.path().join(format!("scenario-{i}.yaml")), out).expect("write");
     }
     let (ok, report) = checkov(dir.path());
-    assert!(ok && report.contains("Failed checks: 0"), "checkov findings:\n{report}");
-    assert!(!report.contains("Passed checks: 0,"), "nothing was checked:\n{report}");
+    assert!(
+        ok && report.contains("Failed checks: 0"),
+        "checkov findings:\n{report}"
+    );
+    assert!(
+        !report.contains("Passed checks: 0,"),
+        "nothing was checked:\n{report}"
+    );
 
     // It does find what it should: a privileged container with no probes and no limits.
     let bad = scan_dir();
@@ -503,7 +535,10 @@ fn the_network_policy_opens_the_proxy_port_and_keeps_the_admin_port_to_monitorin
     );
     let rules = np["spec"]["ingress"].as_sequence().expect("rules");
     assert_eq!(rules[0]["ports"][0]["port"], "http");
-    assert!(rules[0].get("from").is_none(), "the proxy port is open to all: {rules:?}");
+    assert!(
+        rules[0].get("from").is_none(),
+        "the proxy port is open to all: {rules:?}"
+    );
     assert_eq!(rules[1]["ports"][0]["port"], "admin");
     assert_eq!(
         rules[1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
@@ -536,7 +571,10 @@ fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
     assert_eq!(mount["mountPath"], "/etc/authgate/tls");
     // A subPath mount would never see the renewed Secret.
     assert!(mount.get("subPath").is_none());
-    let ca = volumes.iter().find(|v| v["name"] == "internal-ca").expect("extra volume");
+    let ca = volumes
+        .iter()
+        .find(|v| v["name"] == "internal-ca")
+        .expect("extra volume");
     assert_eq!(ca["configMap"]["name"], "internal-ca-bundle");
     assert!(containers(&docs)[0]["volumeMounts"]
         .as_sequence()
@@ -575,7 +613,10 @@ fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
                 "{yaml}"
             );
             // The internal CA of the upstream (mounted from a ConfigMap by extraVolumes).
-            assert!(yaml.contains("ca_file: /etc/authgate/internal-ca/ca.crt"), "{yaml}");
+            assert!(
+                yaml.contains("ca_file: /etc/authgate/internal-ca/ca.crt"),
+                "{yaml}"
+            );
             let yaml = yaml
                 .replace("/etc/authgate/tls", &d)
                 .replace("/etc/authgate/internal-ca/ca.crt", &format!("{d}/tls.crt"));

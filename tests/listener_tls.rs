@@ -207,18 +207,27 @@ fn the_listener_serves_tls_with_http2_sni_and_a_sign_in() {
     for bytes in junk {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         s.write_all(bytes).expect("write");
         let _ = s.shutdown(std::net::Shutdown::Write);
         let mut answer = Vec::new();
         let _ = s.read_to_end(&mut answer);
-        assert!(!String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"), "{answer:?}");
+        assert!(
+            !String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"),
+            "{answer:?}"
+        );
     }
     for sni in ["bad_name..", "a\u{1}b"] {
         let _ = served_subject(port, Some(sni), &[]);
     }
     let (code, _, tail) = curl(&pki, "gw.test", port, "/public/after-junk", &[]);
-    assert_eq!((code, tail.as_str()), (0, "2 200"), "still serving:\n{}", gw.log_text());
+    assert_eq!(
+        (code, tail.as_str()),
+        (0, "2 200"),
+        "still serving:\n{}",
+        gw.log_text()
+    );
 
     // A whole sign-in over TLS: Secure cookies, the callback on the https public URL.
     let root = reqwest::Certificate::from_pem(&read(pki.dir.path(), "root.pem")).expect("root");
@@ -447,7 +456,13 @@ fn bad_tls_settings_are_reported_with_their_path() {
 
 /// One HTTP/2 request with nghttp (which sends pseudo-headers and headers as told, unlike
 /// curl): (status, nghttp's whole output: the frames sent and received, and the body).
-fn nghttp(port: u16, path: &str, headers: &[&str], data: Option<&str>, trailers: &[&str]) -> (u16, String) {
+fn nghttp(
+    port: u16,
+    path: &str,
+    headers: &[&str],
+    data: Option<&str>,
+    trailers: &[&str],
+) -> (u16, String) {
     let mut cmd = Command::new("nghttp");
     cmd.args(["-v", "--no-push"]);
     for h in headers {
@@ -469,7 +484,10 @@ fn nghttp(port: u16, path: &str, headers: &[&str], data: Option<&str>, trailers:
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let status = text
         .lines()
-        .find_map(|l| l.split_once(":status: ").map(|(_, s)| s.trim().parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.split_once(":status: ")
+                .map(|(_, s)| s.trim().parse().unwrap_or(0))
+        })
         .unwrap_or(0);
     // The body follows the last frame dump line.
     (status, text)
@@ -502,33 +520,83 @@ fn http2_request_forms_are_read_as_the_upstream_reads_them() {
 
     // (what, path, headers, expected status; 0 = any refusal (4xx) without reaching the upstream)
     let cases: Vec<(&str, &str, Vec<String>, u16)> = vec![
-        ("Host disagreeing with :authority", "/public/x", vec![authority.clone(), "host: admin.internal".into()], 400),
-        ("dot segments in :path", "/public/../app/x", vec![authority.clone()], 400),
-        ("encoded dot segments", "/public/%2e%2e/app/x", vec![authority.clone()], 400),
+        (
+            "Host disagreeing with :authority",
+            "/public/x",
+            vec![authority.clone(), "host: admin.internal".into()],
+            400,
+        ),
+        (
+            "dot segments in :path",
+            "/public/../app/x",
+            vec![authority.clone()],
+            400,
+        ),
+        (
+            "encoded dot segments",
+            "/public/%2e%2e/app/x",
+            vec![authority.clone()],
+            400,
+        ),
         ("encoded slash", "/public%2fx", vec![authority.clone()], 400),
-        ("backslash", "/public\\..\\app", vec![authority.clone()], 400),
-        ("bad :authority", "/public/x", vec![":authority: gw.test@evil.example".into()], 400),
+        (
+            "backslash",
+            "/public\\..\\app",
+            vec![authority.clone()],
+            400,
+        ),
+        (
+            "bad :authority",
+            "/public/x",
+            vec![":authority: gw.test@evil.example".into()],
+            400,
+        ),
     ];
     for (what, path, headers, want) in &cases {
         let hs: Vec<&str> = headers.iter().map(String::as_str).chain([json]).collect();
         let (status, body) = nghttp(port, path, &hs, None, &[]);
         assert_eq!(status, *want, "{what}: {body}");
-        assert!(!body.contains("\"url\""), "{what}: reached the upstream: {body}");
+        assert!(
+            !body.contains("\"url\""),
+            "{what}: reached the upstream: {body}"
+        );
     }
 
     // Identity headers in every spelling HTTP/2 allows, and in trailers, never reach the
     // upstream; a body with a trailer still arrives whole.
-    let spoofs = ["x-auth-user: admin", "x-auth-groups: Admins", "x-forwarded-for: 10.0.0.1"];
-    let hs: Vec<&str> = [authority.as_str(), json].into_iter().chain(spoofs).collect();
-    let (status, body) = nghttp(port, "/public/t", &hs, Some("payload"), &["x-auth-user: admin", "x-auth-roles: Admin"]);
+    let spoofs = [
+        "x-auth-user: admin",
+        "x-auth-groups: Admins",
+        "x-forwarded-for: 10.0.0.1",
+    ];
+    let hs: Vec<&str> = [authority.as_str(), json]
+        .into_iter()
+        .chain(spoofs)
+        .collect();
+    let (status, body) = nghttp(
+        port,
+        "/public/t",
+        &hs,
+        Some("payload"),
+        &["x-auth-user: admin", "x-auth-roles: Admin"],
+    );
     assert_eq!(status, 200, "{body}");
     let seen = echo_in(&body);
-    assert!(body.contains("x-auth-roles: Admin"), "nghttp sent the trailer: {body}");
+    assert!(
+        body.contains("x-auth-roles: Admin"),
+        "nghttp sent the trailer: {body}"
+    );
     assert!(seen["headers"]["x-auth-user"].is_null(), "{seen}");
     assert!(seen["headers"]["x-auth-groups"].is_null(), "{seen}");
     assert_ne!(seen["headers"]["x-forwarded-for"], "10.0.0.1", "{seen}");
-    let trailers = seen["trailers"].as_object().map(|t| t.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
-    assert!(!trailers.iter().any(|k| k.starts_with("x-auth-")), "trailers reached the upstream: {seen}");
+    let trailers = seen["trailers"]
+        .as_object()
+        .map(|t| t.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    assert!(
+        !trailers.iter().any(|k| k.starts_with("x-auth-")),
+        "trailers reached the upstream: {seen}"
+    );
     assert_eq!(seen["body"], "payload", "{seen}");
 
     // A body of unknown length (no content-length: the last DATA frame is empty and ends the
@@ -536,10 +604,26 @@ fn http2_request_forms_are_read_as_the_upstream_reads_them() {
     // step, and the requests after it on that connection get their own answers.
     for round in 0..5 {
         let up = Command::new("curl")
-            .args(["-sS", "--http2", "--max-time", "10", "--cacert", &pki.path("root.pem")])
+            .args([
+                "-sS",
+                "--http2",
+                "--max-time",
+                "10",
+                "--cacert",
+                &pki.path("root.pem"),
+            ])
             .arg("--resolve")
             .arg(format!("gw.test:{port}:127.0.0.1"))
-            .args(["-H", "accept: application/json", "-H", "content-length:", "-T", "-", "-w", "\n%{http_code} %{http_version}"])
+            .args([
+                "-H",
+                "accept: application/json",
+                "-H",
+                "content-length:",
+                "-T",
+                "-",
+                "-w",
+                "\n%{http_code} %{http_version}",
+            ])
             .arg(format!("https://gw.test:{port}/public/upload"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -549,30 +633,69 @@ fn http2_request_forms_are_read_as_the_upstream_reads_them() {
         let out = {
             use std::io::Write;
             let mut up = up;
-            up.stdin.take().expect("stdin").write_all(b"streamed body").expect("write");
+            up.stdin
+                .take()
+                .expect("stdin")
+                .write_all(b"streamed body")
+                .expect("write");
             up.wait_with_output().expect("curl")
         };
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "round {round}: {text}\nlog:\n{}", gw.log_text());
-        assert!(text.contains("{\"method\""), "round {round}: {text}\nlog:\n{}", gw.log_text());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "round {round}: {text}\nlog:\n{}",
+            gw.log_text()
+        );
+        assert!(
+            text.contains("{\"method\""),
+            "round {round}: {text}\nlog:\n{}",
+            gw.log_text()
+        );
         let seen = echo_in(&text);
         assert_eq!(seen["body"], "streamed body", "round {round}: {seen}");
         for n in 0..4 {
-            let (code, body, tail) = curl(&pki, "gw.test", port, &format!("/public/after{n}"), &["--http1.1", "-H", "accept: application/json"]);
-            assert_eq!((code, tail.as_str()), (0, "1.1 200"), "round {round}, request {n}: {body}");
-            assert!(body.contains(&format!("/public/after{n}")), "round {round}: another request's answer: {body}");
+            let (code, body, tail) = curl(
+                &pki,
+                "gw.test",
+                port,
+                &format!("/public/after{n}"),
+                &["--http1.1", "-H", "accept: application/json"],
+            );
+            assert_eq!(
+                (code, tail.as_str()),
+                (0, "1.1 200"),
+                "round {round}, request {n}: {body}"
+            );
+            assert!(
+                body.contains(&format!("/public/after{n}")),
+                "round {round}: another request's answer: {body}"
+            );
         }
     }
 
     // HTTP/1-only framing headers are refused or dropped, never passed on to an HTTP/1
     // upstream where they would frame the body differently.
-    for framing in ["transfer-encoding: chunked", "connection: keep-alive, x-auth-user", "upgrade: websocket"] {
+    for framing in [
+        "transfer-encoding: chunked",
+        "connection: keep-alive, x-auth-user",
+        "upgrade: websocket",
+    ] {
         let hs = [authority.as_str(), json, framing];
-        let (status, body) = nghttp(port, "/public/f", &hs, Some("0\r\n\r\nGET /app HTTP/1.1\r\n\r\n"), &[]);
+        let (status, body) = nghttp(
+            port,
+            "/public/f",
+            &hs,
+            Some("0\r\n\r\nGET /app HTTP/1.1\r\n\r\n"),
+            &[],
+        );
         if status == 200 {
             let seen = echo_in(&body);
             let name = framing.split(':').next().unwrap_or("");
-            assert!(seen["headers"][name].is_null() || name == "connection", "{framing} passed on: {seen}");
+            assert!(
+                seen["headers"][name].is_null() || name == "connection",
+                "{framing} passed on: {seen}"
+            );
             assert_eq!(seen["url"], "/public/f", "{framing}: {seen}");
         } else if status == 0 {
             // Refused by the HTTP/2 layer (RFC 9113 §8.2.2: connection-specific fields).
@@ -594,17 +717,23 @@ fn idle_h2_closed_after(pki: &Pki, port: u16, wait: Duration) -> Option<Duration
     b.set_ca_file(pki.path("root.pem")).expect("root");
     b.set_alpn_protos(b"\x02h2").expect("alpn");
     let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_millis(250))).expect("timeout");
+    tcp.set_read_timeout(Some(Duration::from_millis(250)))
+        .expect("timeout");
     let mut s = b.build().connect("gw.test", tcp).expect("tls");
     assert_eq!(s.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
-    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").expect("preface");
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .expect("preface");
     let start = Instant::now();
     let mut buf = [0u8; 256];
     while start.elapsed() < wait {
         match s.read(&mut buf) {
             Ok(0) => return Some(start.elapsed()),
             Ok(_) => {} // the server's SETTINGS, its ACK, a GOAWAY
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => return Some(start.elapsed()),
         }
     }
@@ -616,8 +745,14 @@ fn idle_http2_connections_are_closed() {
     let pki = new_pki();
     let env = start_tls(&pki, "  http2_idle_timeout: 1s\n");
     let closed = idle_h2_closed_after(&pki, env.port, Duration::from_secs(6)).expect("closed");
-    assert!(closed >= Duration::from_millis(800), "closed after {closed:?}");
+    assert!(
+        closed >= Duration::from_millis(800),
+        "closed after {closed:?}"
+    );
     // The default (60 s) keeps it open well beyond that.
     let env = start_tls(&pki, "");
-    assert_eq!(idle_h2_closed_after(&pki, env.port, Duration::from_secs(3)), None);
+    assert_eq!(
+        idle_h2_closed_after(&pki, env.port, Duration::from_secs(3)),
+        None
+    );
 }

@@ -51,7 +51,13 @@ fn the_dockerfile_runtime_stage_is_read_as_written() {
     assert_eq!(suite, "bookworm");
     assert_eq!(
         packages,
-        ["libssl3", "libxml2", "libxmlsec1", "libxmlsec1-openssl", "ca-certificates"]
+        [
+            "libssl3",
+            "libxml2",
+            "libxmlsec1",
+            "libxmlsec1-openssl",
+            "ca-certificates"
+        ]
     );
 }
 
@@ -114,13 +120,24 @@ fn the_binary_signs_a_user_in_from_the_runtime_stages_packages_alone() {
     let yaml = config(port, admin, &op.issuer, upstream.port, "");
     std::fs::create_dir_all(root.join("etc/authgate")).expect("etc/authgate");
     std::fs::write(root.join("etc/authgate/gateway.yaml"), &yaml).expect("config");
-    let (ok, check) = in_root(&root, &["/usr/local/bin/authgate", "check", "-c", "/etc/authgate/gateway.yaml"]);
+    let (ok, check) = in_root(
+        &root,
+        &[
+            "/usr/local/bin/authgate",
+            "check",
+            "-c",
+            "/etc/authgate/gateway.yaml",
+        ],
+    );
     // The secrets come from the environment at run time; check sees none and says so.
     assert!(!ok && check.contains("TEST_SESSION_SECRET"), "{check}");
     let mut cmd = Command::new("chroot");
-    cmd.arg("--userspec=65532:65532")
-        .arg(&root)
-        .args(["/usr/local/bin/authgate", "run", "-c", "/etc/authgate/gateway.yaml"]);
+    cmd.arg("--userspec=65532:65532").arg(&root).args([
+        "/usr/local/bin/authgate",
+        "run",
+        "-c",
+        "/etc/authgate/gateway.yaml",
+    ]);
     let log_dir = tempfile::tempdir().expect("tempdir");
     let gw = start_gateway_with(cmd, port, admin, log_dir);
 
@@ -130,7 +147,9 @@ fn the_binary_signs_a_user_in_from_the_runtime_stages_packages_alone() {
     let seen = echo(b.api_get(&format!("{}/hello", gw.url)));
     assert_eq!(seen["url"], "/hello");
     assert!(
-        seen["headers"]["x-auth-user"].as_str().is_some_and(|u| !u.is_empty()),
+        seen["headers"]["x-auth-user"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty()),
         "{seen}"
     );
     drop(gw);
@@ -142,7 +161,11 @@ fn the_binary_signs_a_user_in_from_the_runtime_stages_packages_alone() {
         .args(["dpkg", "--purge", "--force-depends", "libxmlsec1-openssl"])
         .output()
         .expect("dpkg");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (ok, text) = in_root(&root, &["/usr/local/bin/authgate", "version"]);
     assert!(!ok && text.contains("libxmlsec1-openssl"), "{text}");
 }

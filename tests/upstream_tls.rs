@@ -464,7 +464,10 @@ fn an_upstream_read_timeout_ends_slow_answers_and_idle_websockets() {
     assert_eq!(r.status(), 200);
     let m = scrape(&env.gw.admin);
     assert_eq!(
-        metric(&m, "authgate_upstream_errors_total{reason=\"timeout\",route=\"slow\"}"),
+        metric(
+            &m,
+            "authgate_upstream_errors_total{reason=\"timeout\",route=\"slow\"}"
+        ),
         1.0,
         "{m:?}"
     );
@@ -472,8 +475,18 @@ fn an_upstream_read_timeout_ends_slow_answers_and_idle_websockets() {
     let session = b
         .cookie(&env.gw.url, "authgate_session")
         .expect("session cookie");
-    let port: u16 = env.gw.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-    let (head, mut s) = ws_connect(port, "/slow/ws", Some(&format!("authgate_session={session}")));
+    let port: u16 = env
+        .gw
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let (head, mut s) = ws_connect(
+        port,
+        "/slow/ws",
+        Some(&format!("authgate_session={session}")),
+    );
     assert!(head.starts_with("HTTP/1.1 101"), "upgraded: {head}");
     let log = || env.gw.log_text();
     assert!(ws_read(&mut s, &log).starts_with("user:"));

@@ -138,7 +138,12 @@ fn entra_identity(p: &OidcProvider, claims: &Value) -> Vec<Check> {
         Check::new("tenant", Outcome::Fail, format!("tenant {tid:?} is not in allowed_tenants"))
             .fix(Some("a user of another organization: add its tenant ID to allowed_tenants if it should get in, or have the user sign in with an account of your tenant".into()))
     });
-    let count = |name: &str| claims.get(name).and_then(Value::as_array).map_or(0, Vec::len);
+    let count = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+    };
     out.push(if crate::idp::entra::groups_overage(claims) {
         Check::new(
             "groups",

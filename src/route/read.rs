@@ -74,7 +74,10 @@ impl Reader<'_> {
             let upstream_host = self.upstream_host(&mut o, &path);
             let read_timeout = self.duration(&mut o, "upstream_read_timeout");
             if read_timeout.is_some_and(|d| d.is_zero()) {
-                self.err(join(&path, "upstream_read_timeout"), "must be more than 0s (leave it out for no limit)");
+                self.err(
+                    join(&path, "upstream_read_timeout"),
+                    "must be more than 0s (leave it out for no limit)",
+                );
             }
             if let Some(u) = upstream.as_mut() {
                 u.tls_options = upstream_tls;

@@ -96,7 +96,12 @@ pub fn start_gateway(port: u16, admin: u16, yaml: &str) -> Gateway {
 
 /// Runs `cmd` (the gateway, however started: in a chroot, ...) with the test secrets in its
 /// environment and its log in `dir`, and waits until /readyz answers 200.
-pub fn start_gateway_with(mut cmd: Command, port: u16, admin: u16, dir: tempfile::TempDir) -> Gateway {
+pub fn start_gateway_with(
+    mut cmd: Command,
+    port: u16,
+    admin: u16,
+    dir: tempfile::TempDir,
+) -> Gateway {
     let log = dir.path().join("gateway.log");
     let logf = std::fs::File::create(&log).expect("log file");
     let child = cmd

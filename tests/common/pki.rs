@@ -64,12 +64,24 @@ pub fn make_ca(dir: &Path, name: &str) {
 
 /// A leaf certificate `<name>.pem`/`<name>.key` issued by `ca`, for `san`.
 pub fn make_leaf(dir: &Path, ca: &str, name: &str, cn: &str, san: &str, usage: &str) {
-    issue(dir, ca, name, cn, &format!("subjectAltName={san}\nextendedKeyUsage={usage}\n"));
+    issue(
+        dir,
+        ca,
+        name,
+        cn,
+        &format!("subjectAltName={san}\nextendedKeyUsage={usage}\n"),
+    );
 }
 
 /// An intermediate CA `<name>` issued by `parent`.
 pub fn make_intermediate(dir: &Path, parent: &str, name: &str) {
-    issue(dir, parent, name, name, "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n");
+    issue(
+        dir,
+        parent,
+        name,
+        name,
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    );
 }
 
 /// A new key `<name>.key` and its certificate `<name>.pem` (subject CN `cn`, extensions
@@ -85,8 +97,18 @@ fn issue(dir: &Path, ca: &str, name: &str, cn: &str, ext: &str) {
     openssl(
         dir,
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", &key, "-out", &csr, "-subj", &subject,
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &subject,
         ],
     );
     std::fs::write(dir.join(&extfile), ext).expect("ext file");
@@ -94,8 +116,21 @@ fn issue(dir: &Path, ca: &str, name: &str, cn: &str, ext: &str) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &csr, "-CA", &ca_pem, "-CAkey", &ca_key, "-CAcreateserial",
-            "-out", &pem, "-days", "2", "-extfile", &extfile,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &extfile,
         ],
     );
 }
