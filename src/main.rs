@@ -117,7 +117,7 @@ fn main() -> ExitCode {
     );
     let certs = match &cfg.tls {
         Some(tls) => match authgate::tls::CertStore::new(tls, app.metrics.clone()) {
-            Ok(store) => Some((tls, store)),
+            Ok(store) => Some(store),
             Err(e) => {
                 eprintln!("cannot start: tls: {e}");
                 return ExitCode::from(1);
@@ -127,7 +127,7 @@ fn main() -> ExitCode {
     };
     for addr in &cfg.listen {
         match &certs {
-            Some((tls, store)) => match store.settings(tls) {
+            Some(store) => match store.settings() {
                 Ok(settings) => proxy.add_tls_with_settings(&addr.to_string(), None, settings),
                 Err(e) => {
                     eprintln!("cannot start: tls: {e}");
@@ -144,7 +144,7 @@ fn main() -> ExitCode {
 
     server.add_service(proxy);
     server.add_service(admin);
-    if let Some((tls, store)) = certs {
+    if let (Some(tls), Some(store)) = (&cfg.tls, certs) {
         server.add_service(background_service(
             "tls certificates",
             authgate::tls::CertWatcher(store),

@@ -62,7 +62,7 @@ pub struct Loaded {
 
 impl CertFiles {
     /// Reads and checks the pair; the error names the file at fault (`cert_file`/`key_file`).
-    pub fn load(&self) -> Result<(Loaded, Vec<u8>), (&'static str, String)> {
+    pub fn load(&self) -> Result<Loaded, (&'static str, String)> {
         let cert_pem = std::fs::read(&self.cert_file).map_err(|e| {
             (
                 "cert_file",
@@ -117,17 +117,20 @@ impl CertFiles {
             .and_then(|epoch| epoch.diff(leaf.not_after()))
             .map(|d| i64::from(d.days) * 86_400 + i64::from(d.secs))
             .unwrap_or(0);
-        let mut bytes = cert_pem;
-        bytes.extend_from_slice(&key_pem);
-        Ok((
-            Loaded {
-                names,
-                chain,
-                key,
-                not_after,
-            },
-            bytes,
-        ))
+        Ok(Loaded {
+            names,
+            chain,
+            key,
+            not_after,
+        })
+    }
+
+    /// The pair's bytes as they are now (an unreadable file reads as nothing): what the
+    /// watcher compares to notice a change.
+    fn fingerprint(&self) -> Vec<u8> {
+        let mut bytes = std::fs::read(&self.cert_file).unwrap_or_default();
+        bytes.extend(std::fs::read(&self.key_file).unwrap_or_default());
+        bytes
     }
 }
 
@@ -143,9 +146,9 @@ fn covers(pattern: &str, host: &str) -> bool {
 
 /// The certificates in service, swapped whole when the files change.
 pub struct CertStore {
-    files: Vec<CertFiles>,
+    cfg: ListenerTls,
     loaded: ArcSwap<Vec<Loaded>>,
-    /// The files' bytes as last loaded (or last found broken), to notice changes.
+    /// The files' bytes when last read (loaded, or found broken), to notice changes.
     seen: Mutex<Vec<Vec<u8>>>,
     metrics: Arc<Metrics>,
 }
@@ -154,15 +157,18 @@ impl CertStore {
     /// Loads every pair; the configuration reader has checked them, so an error here means a
     /// file changed since, and is returned for `main` to report.
     pub fn new(cfg: &ListenerTls, metrics: Arc<Metrics>) -> Result<Arc<Self>, String> {
-        let mut loaded = Vec::new();
-        let mut seen = Vec::new();
-        for f in &cfg.certificates {
-            let (l, bytes) = f.load().map_err(|(_, e)| e)?;
-            loaded.push(l);
-            seen.push(bytes);
-        }
+        let seen = cfg
+            .certificates
+            .iter()
+            .map(CertFiles::fingerprint)
+            .collect();
+        let loaded = cfg
+            .certificates
+            .iter()
+            .map(|f| f.load().map_err(|(_, e)| e))
+            .collect::<Result<Vec<_>, _>>()?;
         let store = Arc::new(Self {
-            files: cfg.certificates.clone(),
+            cfg: cfg.clone(),
             loaded: ArcSwap::from_pointee(loaded),
             seen: Mutex::new(seen),
             metrics,
@@ -189,36 +195,34 @@ impl CertStore {
 
     /// Reads the files again; swaps in the new set if they changed and all load.
     pub fn refresh(&self) {
-        let mut fresh = Vec::new();
-        let mut bytes = Vec::new();
-        let mut failure = None;
-        for f in &self.files {
-            match f.load() {
-                Ok((l, b)) => {
-                    fresh.push(l);
-                    bytes.push(b);
-                }
-                Err((which, e)) => {
-                    failure = Some(format!("{which}: {e}"));
-                    // Remember what was seen, so one broken state is reported once.
-                    bytes.push(std::fs::read(&f.cert_file).unwrap_or_default());
-                }
+        let now: Vec<Vec<u8>> = self
+            .cfg
+            .certificates
+            .iter()
+            .map(CertFiles::fingerprint)
+            .collect();
+        {
+            let Ok(mut seen) = self.seen.lock() else {
+                return;
+            };
+            // Unchanged, or the same broken state already reported once.
+            if *seen == now {
+                return;
             }
+            *seen = now;
         }
-        let Ok(mut seen) = self.seen.lock() else {
-            return;
-        };
-        if *seen == bytes {
-            return;
-        }
-        *seen = bytes;
-        drop(seen);
-        match failure {
-            Some(e) => {
+        let fresh: Result<Vec<Loaded>, String> = self
+            .cfg
+            .certificates
+            .iter()
+            .map(|f| f.load().map_err(|(which, e)| format!("{which}: {e}")))
+            .collect();
+        match fresh {
+            Err(e) => {
                 log::error!("TLS certificate files changed but cannot be used ({e}); the previous certificates stay in service");
                 self.metrics.tls_reloads.with_label_values(&["error"]).inc();
             }
-            None => {
+            Ok(fresh) => {
                 let names: Vec<&str> = fresh
                     .iter()
                     .flat_map(|l| l.names.first().map(String::as_str))
@@ -251,7 +255,8 @@ impl CertStore {
     }
 
     /// The settings for one TLS listener, sharing this store.
-    pub fn settings(self: &Arc<Self>, cfg: &ListenerTls) -> pingora::Result<TlsSettings> {
+    pub fn settings(self: &Arc<Self>) -> pingora::Result<TlsSettings> {
+        let cfg = &self.cfg;
         let mut s = TlsSettings::with_callbacks(Box::new(Handshake(self.clone())))?;
         // Mozilla "intermediate" already starts at TLS 1.2; 1.3-only on request.
         let min = if cfg.tls13_only {
@@ -353,7 +358,7 @@ impl Reader<'_> {
                 key_file: PathBuf::from(k),
             };
             match files.load() {
-                Ok((l, _)) => {
+                Ok(l) => {
                     let now = chrono::Utc::now().timestamp();
                     if l.not_after < now {
                         self.warnings.push(crate::read::ConfigError {

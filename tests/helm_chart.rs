@@ -3,6 +3,8 @@
 //! manifests parsed and held to what each scenario promises, the rendered gateway.yaml
 //! validated by `authgate check`, and bad or contradictory values refused.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -584,26 +586,7 @@ fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
     // The rendered gateway.yaml, with the Secret's files made here, passes `authgate check`.
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().display().to_string();
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ])
-        .args([
-            "-keyout",
-            &format!("{d}/tls.key"),
-            "-out",
-            &format!("{d}/tls.crt"),
-        ])
-        .args(["-days", "2", "-subj", "/CN=legacy.example.com"])
-        .output()
-        .expect("openssl");
-    assert!(out.status.success());
+    common::pki::make_ca(dir.path(), "tls");
     let mut docs = docs;
     for doc in docs.iter_mut() {
         if doc["kind"] == "ConfigMap" {
@@ -618,8 +601,9 @@ fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
                 "{yaml}"
             );
             let yaml = yaml
-                .replace("/etc/authgate/tls", &d)
-                .replace("/etc/authgate/internal-ca/ca.crt", &format!("{d}/tls.crt"));
+                .replace("/etc/authgate/tls/tls.crt", &format!("{d}/tls.pem"))
+                .replace("/etc/authgate/tls/tls.key", &format!("{d}/tls.key"))
+                .replace("/etc/authgate/internal-ca/ca.crt", &format!("{d}/tls.pem"));
             doc["data"]["gateway.yaml"] = Value::String(yaml);
         }
     }

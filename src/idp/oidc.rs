@@ -499,6 +499,24 @@ impl OidcProvider {
         }
     }
 
+    /// Who may have issued a verified access token: Entra's rules (`entra_checks`) for the
+    /// Entra preset; otherwise exactly the provider's issuer.
+    fn issuer_rule(
+        &self,
+        loaded: &Loaded,
+        token: &str,
+        claims: &Value,
+        versions: entra::Versions,
+    ) -> Result<(), String> {
+        if self.cfg.entra.is_some() {
+            self.entra_checks(loaded, token, claims, versions)
+        } else if claims.get("iss").and_then(Value::as_str) != Some(loaded.issuer.as_str()) {
+            Err("token issuer is not this provider".into())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Entra's issuer rules (template substitution, token version, the signing key's own
     /// issuer) on a verified token of any form: `entra::check_token`.
     fn entra_checks(
@@ -594,12 +612,8 @@ impl OidcProvider {
         if claims.get("nonce").is_some() {
             return Err(bad("an ID token is not an access token".into()));
         }
-        if self.cfg.entra.is_some() {
-            self.entra_checks(&loaded, token, &claims, self.cfg.api_versions)
-                .map_err(bad)?;
-        } else if claims.get("iss").and_then(Value::as_str) != Some(loaded.issuer.as_str()) {
-            return Err(bad("token issuer is not this provider".into()));
-        }
+        self.issuer_rule(&loaded, token, &claims, self.cfg.api_versions)
+            .map_err(bad)?;
         let app_only = claims.get("idtyp").and_then(Value::as_str) == Some("app")
             || claims.get("scp").is_none();
         let roles = list_claim(&claims, "roles");
@@ -736,17 +750,7 @@ impl OidcProvider {
         } else {
             self.cfg.api_versions
         };
-        let issuer =
-            if self.cfg.entra.is_some() || loaded.issuer.contains(entra::TENANT_PLACEHOLDER) {
-                self.entra_checks(&loaded, token, claims, versions)
-            } else if claims.get("iss").and_then(Value::as_str) == Some(loaded.issuer.as_str()) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "token issuer is not this provider ({:?})",
-                    loaded.issuer
-                ))
-            };
+        let issuer = self.issuer_rule(&loaded, token, claims, versions);
         (Ok(()), issuer)
     }
 
