@@ -13,8 +13,8 @@ use pingora::services::background::BackgroundService;
 
 use arc_swap::ArcSwap;
 
-use crate::gateway::Core;
 use crate::metrics::Metrics;
+use crate::state::Core;
 
 pub struct AdminApp {
     pub metrics: Arc<Metrics>,

@@ -7,10 +7,10 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-use crate::canonical::Refusal;
-use crate::config::RESERVED_PREFIX;
+use crate::canonical::Unreadable;
+use crate::canonical::RESERVED_PREFIX;
 use crate::identity::Identity;
-use crate::idp::saml_verify::Rejection;
+use crate::idp::saml_verify::AssertionRejection;
 use crate::idp::IdpError;
 use crate::pages;
 use crate::policy::Deny;
@@ -152,7 +152,7 @@ impl Answer {
     }
 
     /// A request the gateway cannot read unambiguously.
-    pub fn refused(why: Refusal) -> Self {
+    pub fn refused(why: Unreadable) -> Self {
         let message = if why.is_host() {
             "The request's host is missing, repeated, malformed or contradicts its target."
         } else {
@@ -184,8 +184,8 @@ impl Answer {
     }
 
     /// A SAML response that could not be accepted: the IdP's own refusal is a 403.
-    pub fn saml_rejected(rejection: &Rejection, restart: &str) -> Self {
-        let status = if matches!(rejection, Rejection::IdpStatus { .. }) {
+    pub fn saml_rejected(rejection: &AssertionRejection, restart: &str) -> Self {
+        let status = if matches!(rejection, AssertionRejection::IdpStatus { .. }) {
             403
         } else {
             400

@@ -12,7 +12,7 @@ use crate::policy;
 use crate::route::Route;
 use crate::scim::effects::Refusal;
 use crate::session::{now_secs, Check, Rejection};
-use crate::state::{Core, Shared};
+use crate::state::Core;
 
 /// What the authentication step came to.
 #[derive(Debug)]
@@ -30,26 +30,21 @@ pub enum Auth {
     Refused(Answer),
 }
 
-pub async fn authenticate(
-    shared: &Shared,
-    core: &Core,
-    down: &mut dyn Downstream,
-    route: &Route,
-) -> Auth {
+pub async fn authenticate(core: &Core, down: &mut dyn Downstream, route: &Route) -> Auth {
     if route.public {
         return Auth::Public;
     }
-    let (identity, refreshed) = match bearer(shared, core, down, route).await {
+    let (identity, refreshed) = match bearer(core, down, route).await {
         Bearer::Refused(answer) => return Auth::Refused(answer),
         Bearer::Verified(identity) => (identity, None),
-        Bearer::Absent => match session_of(shared, core, down).await {
+        Bearer::Absent => match session_of(core, down).await {
             Err(StoreDown) => {
                 return Auth::Refused(Answer::store_unavailable(wants_html(down.req())))
             }
             Ok(Some((identity, _))) if !route.accepts(&identity.provider) => {
                 // Signed in, but with a provider this route does not take: no session
                 // here, so the browser signs in with the route's own provider.
-                shared.session_rejected("wrong_provider");
+                core.metrics.session_rejected("wrong_provider");
                 log::info!(
                     "session of provider {} is not accepted on route {} (accepts {}): treated as no session",
                     identity.provider,
@@ -63,7 +58,7 @@ pub async fn authenticate(
         },
     };
     if let Err(deny) = policy::decide(&route.policy, &identity) {
-        shared.deny(deny.label());
+        core.metrics.deny(deny.label());
         log::warn!(
             "access to route {} denied for user {} (tenant {}): {}",
             route.name,
@@ -87,7 +82,6 @@ pub struct StoreDown;
 
 /// The session, if the request carries a valid one (and the re-issued cookie value).
 pub async fn session_of(
-    shared: &Shared,
     core: &Core,
     down: &mut dyn Downstream,
 ) -> Result<Option<(Arc<Identity>, Option<String>)>, StoreDown> {
@@ -101,7 +95,7 @@ pub async fn session_of(
             } => return Ok(Some((identity, refreshed))),
             Check::Rejected(r) => {
                 log::debug!("session cookie rejected: {}", r.label());
-                shared.session_rejected(r.label());
+                core.metrics.session_rejected(r.label());
                 unchecked |= r == Rejection::StoreError;
             }
         }
@@ -122,7 +116,7 @@ enum Bearer {
 }
 
 /// `Authorization: Bearer` on a route whose providers accept API tokens.
-async fn bearer(shared: &Shared, core: &Core, down: &mut dyn Downstream, route: &Route) -> Bearer {
+async fn bearer(core: &Core, down: &mut dyn Downstream, route: &Route) -> Bearer {
     let Some(token) = bearer_token(down.req()) else {
         return Bearer::Absent;
     };
@@ -162,7 +156,7 @@ async fn bearer(shared: &Shared, core: &Core, down: &mut dyn Downstream, route: 
     match verified {
         Ok(identity) => Bearer::Verified(identity),
         Err(IdpError::Denied(deny, why)) => {
-            shared.deny(deny.label());
+            core.metrics.deny(deny.label());
             log::warn!(
                 "bearer token on route {} denied ({}): {why}",
                 route.name,
@@ -175,7 +169,7 @@ async fn bearer(shared: &Shared, core: &Core, down: &mut dyn Downstream, route: 
             ))
         }
         Err(e) => {
-            shared.deny("invalid_token");
+            core.metrics.deny("invalid_token");
             log::warn!("bearer token on route {} refused: {e}", route.name);
             Bearer::Refused(Answer::invalid_token(&e))
         }

@@ -12,7 +12,7 @@ use std::fmt;
 
 /// Why a request could not be read unambiguously. The label goes into metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum Unreadable {
     /// A byte outside printable ASCII in the request target (raw UTF-8, controls, spaces).
     RawByte,
     /// Neither origin-form (`/path`) nor an `http(s)://` absolute-form target.
@@ -51,27 +51,27 @@ pub enum Refusal {
     Lookalike,
 }
 
-impl Refusal {
+impl Unreadable {
     pub fn label(self) -> &'static str {
         match self {
-            Refusal::RawByte => "raw_byte",
-            Refusal::TargetForm => "target_form",
-            Refusal::DuplicateHost => "duplicate_host",
-            Refusal::MissingHost => "missing_host",
-            Refusal::BadHost => "bad_host",
-            Refusal::HostConflict => "host_conflict",
-            Refusal::DotSegment => "dot_segment",
-            Refusal::EncodedSlash => "encoded_slash",
-            Refusal::Backslash => "backslash",
-            Refusal::EncodedPercent => "encoded_percent",
-            Refusal::BadEscape => "bad_escape",
-            Refusal::Control => "control_byte",
-            Refusal::PathParameter => "path_parameter",
-            Refusal::TrailingDotOrSpace => "trailing_dot_or_space",
-            Refusal::AlternateStream => "alternate_stream",
-            Refusal::ShortName => "short_name",
-            Refusal::BadUtf8 => "bad_utf8",
-            Refusal::Lookalike => "unicode_lookalike",
+            Unreadable::RawByte => "raw_byte",
+            Unreadable::TargetForm => "target_form",
+            Unreadable::DuplicateHost => "duplicate_host",
+            Unreadable::MissingHost => "missing_host",
+            Unreadable::BadHost => "bad_host",
+            Unreadable::HostConflict => "host_conflict",
+            Unreadable::DotSegment => "dot_segment",
+            Unreadable::EncodedSlash => "encoded_slash",
+            Unreadable::Backslash => "backslash",
+            Unreadable::EncodedPercent => "encoded_percent",
+            Unreadable::BadEscape => "bad_escape",
+            Unreadable::Control => "control_byte",
+            Unreadable::PathParameter => "path_parameter",
+            Unreadable::TrailingDotOrSpace => "trailing_dot_or_space",
+            Unreadable::AlternateStream => "alternate_stream",
+            Unreadable::ShortName => "short_name",
+            Unreadable::BadUtf8 => "bad_utf8",
+            Unreadable::Lookalike => "unicode_lookalike",
         }
     }
 
@@ -79,15 +79,15 @@ impl Refusal {
     pub fn is_host(self) -> bool {
         matches!(
             self,
-            Refusal::DuplicateHost
-                | Refusal::MissingHost
-                | Refusal::BadHost
-                | Refusal::HostConflict
+            Unreadable::DuplicateHost
+                | Unreadable::MissingHost
+                | Unreadable::BadHost
+                | Unreadable::HostConflict
         )
     }
 }
 
-impl fmt::Display for Refusal {
+impl fmt::Display for Unreadable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())
     }
@@ -168,7 +168,10 @@ pub fn has_prefix_ci(path: &str, prefix: &str) -> bool {
 
 /// Reads a request as pingora parsed it: the target's exact bytes, every `Host`, HTTP/2's
 /// `:authority`.
-pub fn of(req: &pingora::http::RequestHeader, allowed: Exceptions) -> Result<Canonical, Refusal> {
+pub fn of(
+    req: &pingora::http::RequestHeader,
+    allowed: Exceptions,
+) -> Result<Canonical, Unreadable> {
     // Two values are enough to know there is more than one (refused either way).
     let mut hosts: [&[u8]; 2] = [b"", b""];
     let mut n = 0;
@@ -231,12 +234,12 @@ pub fn read(
     authority: Option<&str>,
     http11: bool,
     allowed: Exceptions,
-) -> Result<Canonical, Refusal> {
+) -> Result<Canonical, Unreadable> {
     if target.iter().any(|b| !(0x21..=0x7e).contains(b)) {
-        return Err(Refusal::RawByte);
+        return Err(Unreadable::RawByte);
     }
     // Only ASCII remains, so this cannot fail.
-    let target = std::str::from_utf8(target).map_err(|_| Refusal::RawByte)?;
+    let target = std::str::from_utf8(target).map_err(|_| Unreadable::RawByte)?;
     let (target_authority, path_and_query) = split_target(target)?;
     let (raw_path, query) = match path_and_query.split_once('?') {
         Some((p, q)) => (p, Some(q.to_string())),
@@ -246,23 +249,23 @@ pub fn read(
 
     // The host: the target's authority, `:authority` and `Host` must all agree.
     if hosts.len() > 1 {
-        return Err(Refusal::DuplicateHost);
+        return Err(Unreadable::DuplicateHost);
     }
     let mut named: Option<(String, Option<u16>)> = None;
     let header = match hosts.first() {
-        Some(h) => Some(std::str::from_utf8(h).map_err(|_| Refusal::BadHost)?),
+        Some(h) => Some(std::str::from_utf8(h).map_err(|_| Unreadable::BadHost)?),
         None => None,
     };
     for source in [target_authority, authority, header].into_iter().flatten() {
         let got = read_authority(source)?;
         match &named {
-            Some(prev) if *prev != got => return Err(Refusal::HostConflict),
+            Some(prev) if *prev != got => return Err(Unreadable::HostConflict),
             Some(_) => {}
             None => named = Some(got),
         }
     }
     if named.is_none() && http11 {
-        return Err(Refusal::MissingHost);
+        return Err(Unreadable::MissingHost);
     }
 
     let (path, route_path, used) = read_path(raw_path, allowed)?;
@@ -286,7 +289,7 @@ pub fn read(
 }
 
 /// Splits origin-form and absolute-form targets into (authority, path-and-query).
-fn split_target(target: &str) -> Result<(Option<&str>, &str), Refusal> {
+fn split_target(target: &str) -> Result<(Option<&str>, &str), Unreadable> {
     if target.starts_with('/') {
         return Ok((None, target));
     }
@@ -296,31 +299,31 @@ fn split_target(target: &str) -> Result<(Option<&str>, &str), Refusal> {
             (target.len() > s.len() && target[..s.len()].eq_ignore_ascii_case(s))
                 .then(|| &target[s.len()..])
         })
-        .ok_or(Refusal::TargetForm)?;
+        .ok_or(Unreadable::TargetForm)?;
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, pq) = rest.split_at(end);
     if authority.is_empty() {
-        return Err(Refusal::BadHost);
+        return Err(Unreadable::BadHost);
     }
     // `http://host?q` has the path `/` (the caller maps an empty path to it).
     Ok((Some(authority), pq))
 }
 
 /// `host[:port]` → (lower-case host without a trailing dot, port).
-fn read_authority(a: &str) -> Result<(String, Option<u16>), Refusal> {
+fn read_authority(a: &str) -> Result<(String, Option<u16>), Unreadable> {
     let a = a.trim_matches([' ', '\t']);
     let (host, port) = if let Some(rest) = a.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or(Refusal::BadHost)?;
+        let (h, after) = rest.split_once(']').ok_or(Unreadable::BadHost)?;
         if h.is_empty()
             || !h
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         {
-            return Err(Refusal::BadHost);
+            return Err(Unreadable::BadHost);
         }
         let port = match after {
             "" => None,
-            p => Some(p.strip_prefix(':').ok_or(Refusal::BadHost)?),
+            p => Some(p.strip_prefix(':').ok_or(Unreadable::BadHost)?),
         };
         (format!("[{}]", h.to_ascii_lowercase()), port)
     } else {
@@ -338,7 +341,7 @@ fn read_authority(a: &str) -> Result<(String, Option<u16>), Refusal> {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             });
         if !ok {
-            return Err(Refusal::BadHost);
+            return Err(Unreadable::BadHost);
         }
         (h.to_ascii_lowercase(), p)
     };
@@ -346,10 +349,10 @@ fn read_authority(a: &str) -> Result<(String, Option<u16>), Refusal> {
         None => None,
         Some(p) => {
             if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Refusal::BadHost);
+                return Err(Unreadable::BadHost);
             }
             match p.parse::<u16>() {
-                Ok(0) | Err(_) => return Err(Refusal::BadHost),
+                Ok(0) | Err(_) => return Err(Unreadable::BadHost),
                 Ok(n) => Some(n),
             }
         }
@@ -362,7 +365,7 @@ fn read_authority(a: &str) -> Result<(String, Option<u16>), Refusal> {
 /// Normalizes a path: decodes unreserved escapes (RFC 3986 §6.2.2.2), upper-cases the hex of
 /// the others, folds `//`, and refuses what upstream servers read in different ways. Returns
 /// (path for the upstream, path for routing, exceptions used).
-fn read_path(raw: &str, allowed: Exceptions) -> Result<(String, String, Exceptions), Refusal> {
+fn read_path(raw: &str, allowed: Exceptions) -> Result<(String, String, Exceptions), Unreadable> {
     let b = raw.as_bytes();
     let mut out = String::with_capacity(b.len());
     let mut used = Exceptions::default();
@@ -373,19 +376,19 @@ fn read_path(raw: &str, allowed: Exceptions) -> Result<(String, String, Exceptio
             b'%' => {
                 let hex = |x: Option<&u8>| x.and_then(|x| (*x as char).to_digit(16));
                 let (Some(h), Some(l)) = (hex(b.get(i + 1)), hex(b.get(i + 2))) else {
-                    return Err(Refusal::BadEscape);
+                    return Err(Unreadable::BadEscape);
                 };
                 let v = (h * 16 + l) as u8;
                 match v {
-                    b'%' => return Err(Refusal::EncodedPercent),
-                    b'\\' => return Err(Refusal::Backslash),
+                    b'%' => return Err(Unreadable::EncodedPercent),
+                    b'\\' => return Err(Unreadable::Backslash),
                     b'/' if allowed.encoded_slash => {
                         used.encoded_slash = true;
                         out.push_str("%2F");
                     }
-                    b'/' => return Err(Refusal::EncodedSlash),
-                    0..=0x1f | 0x7f => return Err(Refusal::Control),
-                    b';' if !allowed.path_parameters => return Err(Refusal::PathParameter),
+                    b'/' => return Err(Unreadable::EncodedSlash),
+                    0..=0x1f | 0x7f => return Err(Unreadable::Control),
+                    b';' if !allowed.path_parameters => return Err(Unreadable::PathParameter),
                     v if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') => {
                         out.push(v as char)
                     }
@@ -399,13 +402,13 @@ fn read_path(raw: &str, allowed: Exceptions) -> Result<(String, String, Exceptio
                 }
                 i += 3;
             }
-            b'\\' => return Err(Refusal::Backslash),
+            b'\\' => return Err(Unreadable::Backslash),
             b';' if allowed.path_parameters => {
                 used.path_parameters = true;
                 out.push(';');
                 i += 1;
             }
-            b';' => return Err(Refusal::PathParameter),
+            b';' => return Err(Unreadable::PathParameter),
             b'/' if out.ends_with('/') => i += 1,
             c => {
                 out.push(c as char);
@@ -446,43 +449,43 @@ fn read_path(raw: &str, allowed: Exceptions) -> Result<(String, String, Exceptio
     Ok((out, route_path, used))
 }
 
-fn check_segment(seg: &str) -> Result<(), Refusal> {
+fn check_segment(seg: &str) -> Result<(), Unreadable> {
     // Each segment as a decoding server sees it (servlets also cut at `;`).
     for part in seg.split(';') {
         let decoded = decode(part)?;
         let decoded: &str = &decoded;
         if decoded == "." || decoded == ".." {
-            return Err(Refusal::DotSegment);
+            return Err(Unreadable::DotSegment);
         }
         if decoded.ends_with(['.', ' ']) && !decoded.is_empty() {
-            return Err(Refusal::TrailingDotOrSpace);
+            return Err(Unreadable::TrailingDotOrSpace);
         }
         if decoded.contains("::") || decoded.contains(":$") {
-            return Err(Refusal::AlternateStream);
+            return Err(Unreadable::AlternateStream);
         }
         let bytes = decoded.as_bytes();
         if bytes
             .windows(2)
             .any(|w| w[0] == b'~' && w[1].is_ascii_digit())
         {
-            return Err(Refusal::ShortName);
+            return Err(Unreadable::ShortName);
         }
         if !decoded.is_ascii() && decoded.chars().any(is_lookalike) {
-            return Err(Refusal::Lookalike);
+            return Err(Unreadable::Lookalike);
         }
     }
     Ok(())
 }
 
 /// Full percent-decoding of one segment (escapes are already validated); must be UTF-8.
-fn decode(seg: &str) -> Result<std::borrow::Cow<'_, str>, Refusal> {
+fn decode(seg: &str) -> Result<std::borrow::Cow<'_, str>, Unreadable> {
     if !seg.contains('%') {
         return Ok(std::borrow::Cow::Borrowed(seg));
     }
     let bytes: Vec<u8> = percent_encoding::percent_decode_str(seg).collect();
     String::from_utf8(bytes)
         .map(std::borrow::Cow::Owned)
-        .map_err(|_| Refusal::BadUtf8)
+        .map_err(|_| Unreadable::BadUtf8)
 }
 
 /// Characters that Unicode compatibility normalization (NFKC, used by IIS/ASP.NET and some
@@ -521,7 +524,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{target}: {e}"))
     }
 
-    fn refused(target: &str) -> Refusal {
+    fn refused(target: &str) -> Unreadable {
         match read(
             target.as_bytes(),
             &[b"app.test"],
@@ -548,8 +551,8 @@ mod tests {
 
     #[test]
     fn refusals() {
-        use Refusal::*;
-        let table: &[(&str, Refusal)] = &[
+        use Unreadable::*;
+        let table: &[(&str, Unreadable)] = &[
             ("/public/../admin", DotSegment),
             ("/public/%2e%2e/admin", DotSegment),
             ("/./admin", DotSegment),
@@ -605,13 +608,13 @@ mod tests {
         );
         assert_eq!(
             r("http://secret.test/", &[b"other.test"], true),
-            Err(Refusal::HostConflict)
+            Err(Unreadable::HostConflict)
         );
         assert_eq!(
             r("/", &[b"a.test", b"b.test"], true),
-            Err(Refusal::DuplicateHost)
+            Err(Unreadable::DuplicateHost)
         );
-        assert_eq!(r("/", &[], true), Err(Refusal::MissingHost));
+        assert_eq!(r("/", &[], true), Err(Unreadable::MissingHost));
         assert_eq!(r("/", &[], false).unwrap().host, None);
         for bad in [
             "",
@@ -628,12 +631,12 @@ mod tests {
         ] {
             assert_eq!(
                 r("/", &[bad.as_bytes()], true),
-                Err(Refusal::BadHost),
+                Err(Unreadable::BadHost),
                 "{bad:?}"
             );
         }
-        assert_eq!(r("http://u@h.test/", &[], true), Err(Refusal::BadHost));
-        assert_eq!(r("/caf\u{e9}", &[b"h"], true), Err(Refusal::RawByte));
+        assert_eq!(r("http://u@h.test/", &[], true), Err(Unreadable::BadHost));
+        assert_eq!(r("/caf\u{e9}", &[b"h"], true), Err(Unreadable::RawByte));
     }
 
     #[test]
@@ -649,14 +652,14 @@ mod tests {
         // `..;` is still a dot segment to the servlet reading.
         assert_eq!(
             read(b"/public/..;/admin", &[b"h"], None, true, both),
-            Err(Refusal::DotSegment)
+            Err(Unreadable::DotSegment)
         );
         let c = read(b"/pkg/a%2fb", &[b"h"], None, true, both).unwrap();
         assert_eq!(c.path, "/pkg/a%2Fb");
         assert!(c.used.encoded_slash);
         assert_eq!(
             read(b"/pkg/%2e%2e%2fadmin", &[b"h"], None, true, both),
-            Err(Refusal::DotSegment)
+            Err(Unreadable::DotSegment)
         );
         assert!(!Exceptions::default().covers(c.used));
         assert!(both.covers(c.used));

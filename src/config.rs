@@ -20,8 +20,8 @@ pub use crate::idp::settings::{
     OidcConfig, ProviderConfig, ProviderKind, SamlAttributes, SamlConfig, SamlGraph, SamlIdp,
 };
 pub use crate::logging::LogFormat;
-use crate::read::Reader;
 pub use crate::read::{parse_duration, Cidr, ConfigError, ConfigErrors, Secret};
+use crate::read::{Obj, Reader};
 pub use crate::route::{RouteConfig, Upstream};
 pub use crate::session::{SessionConfig, StoreKind};
 
@@ -98,6 +98,15 @@ impl Config {
     }
 }
 
+/// What `server:` holds (copied into `Config`'s fields).
+struct ServerSettings {
+    threads: usize,
+    shutdown_grace: Duration,
+    log_format: LogFormat,
+    watch_config: bool,
+    request_header_timeout: Duration,
+}
+
 impl Reader<'_> {
     pub(crate) fn config(&mut self, root: &Value) -> Option<Config> {
         let mut top = self.obj("", Some(root));
@@ -106,85 +115,12 @@ impl Reader<'_> {
             return None;
         }
 
-        let listen_items = {
-            let present = top.map.and_then(|m| m.get("listen")).is_some();
-            if !present {
-                self.err(
-                    "listen",
-                    "is required (a list of addresses like 0.0.0.0:8080)",
-                );
-            }
-            self.list(&mut top, "listen")
-        };
-        let mut listen = Vec::new();
-        for (path, v) in listen_items {
-            match v.as_str().and_then(|s| self.expand(&path, s)) {
-                Some(s) => listen.extend(self.socket_addr(&path, &s)),
-                None if !v.is_string() => self.err(path, "expected an address string"),
-                None => {}
-            }
-        }
-
+        let listen = self.listen(&mut top);
         let public_url = self
             .required_string(&mut top, "public_url")
             .and_then(|s| self.public_url("public_url", &s));
-
-        let mut admin = {
-            let v = self.get(&mut top, "admin");
-            self.obj("admin", v)
-        };
-        let admin_listen = match self.string(&mut admin, "listen") {
-            Some(s) => self.socket_addr("admin.listen", &s),
-            None => "127.0.0.1:9090".parse().ok(),
-        };
-        let has_token = admin
-            .map
-            .is_some_and(|m| m.contains_key("api_token") || m.contains_key("api_token_file"));
-        let admin_api_token = if has_token {
-            self.secret(&mut admin, "api_token")
-        } else {
-            None
-        };
-        if admin_api_token.as_ref().is_some_and(|t| t.0.len() < 24) {
-            self.err(
-                "admin.api_token",
-                "must be at least 24 bytes (generate one with: openssl rand -base64 32)",
-            );
-        }
-        self.finish(admin);
-
-        let mut server = {
-            let v = self.get(&mut top, "server");
-            self.obj("server", v)
-        };
-        let threads = match self.uint(&mut server, "threads") {
-            Some(0) | None => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            Some(n) => n as usize,
-        };
-        let shutdown_grace = self
-            .duration(&mut server, "shutdown_grace")
-            .unwrap_or(Duration::from_secs(5));
-        let log_format = match self.string(&mut server, "log_format").as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                self.err(
-                    "server.log_format",
-                    format!("{other:?} is not text or json"),
-                );
-                LogFormat::Text
-            }
-        };
-        let watch_config = self.bool(&mut server, "watch_config").unwrap_or(false);
-        let request_header_timeout = self
-            .duration(&mut server, "request_header_timeout")
-            .unwrap_or(Duration::from_secs(15));
-        if request_header_timeout.is_zero() {
-            self.err("server.request_header_timeout", "must be more than 0s");
-        }
-        self.finish(server);
+        let (admin_listen, admin_api_token) = self.admin(&mut top);
+        let server = self.server(&mut top);
         let tls = {
             let v = self.get(&mut top, "tls");
             let mut taken = listen.clone();
@@ -231,9 +167,9 @@ impl Reader<'_> {
             listen,
             public_url: public_url?,
             admin_listen: admin_listen?,
-            admin_api_token: admin_api_token.filter(|t| t.0.len() >= 24),
-            threads,
-            shutdown_grace,
+            admin_api_token,
+            threads: server.threads,
+            shutdown_grace: server.shutdown_grace,
             routes,
             providers: providers.into_iter().flatten().collect(),
             session: session?,
@@ -241,12 +177,102 @@ impl Reader<'_> {
             forward_auth,
             scim,
             trusted_proxies,
-            request_header_timeout,
-            log_format,
-            watch_config,
+            request_header_timeout: server.request_header_timeout,
+            log_format: server.log_format,
+            watch_config: server.watch_config,
             tls,
             warnings: Vec::new(),
         })
+    }
+
+    /// `listen:`, required: the proxy's addresses.
+    fn listen(&mut self, top: &mut Obj) -> Vec<SocketAddr> {
+        if top.map.and_then(|m| m.get("listen")).is_none() {
+            self.err(
+                "listen",
+                "is required (a list of addresses like 0.0.0.0:8080)",
+            );
+        }
+        let mut listen = Vec::new();
+        for (path, v) in self.list(top, "listen") {
+            match v.as_str().and_then(|s| self.expand(&path, s)) {
+                Some(s) => listen.extend(self.socket_addr(&path, &s)),
+                None if !v.is_string() => self.err(path, "expected an address string"),
+                None => {}
+            }
+        }
+        listen
+    }
+
+    /// `admin:`: the admin listener's address and the admin API's token (at least 24 bytes).
+    fn admin(&mut self, top: &mut Obj) -> (Option<SocketAddr>, Option<Secret>) {
+        let mut admin = {
+            let v = self.get(top, "admin");
+            self.obj("admin", v)
+        };
+        let listen = match self.string(&mut admin, "listen") {
+            Some(s) => self.socket_addr("admin.listen", &s),
+            None => "127.0.0.1:9090".parse().ok(),
+        };
+        let has_token = admin
+            .map
+            .is_some_and(|m| m.contains_key("api_token") || m.contains_key("api_token_file"));
+        let token = if has_token {
+            self.secret(&mut admin, "api_token")
+        } else {
+            None
+        };
+        if token.as_ref().is_some_and(|t| t.0.len() < 24) {
+            self.err(
+                "admin.api_token",
+                "must be at least 24 bytes (generate one with: openssl rand -base64 32)",
+            );
+        }
+        self.finish(admin);
+        (listen, token.filter(|t| t.0.len() >= 24))
+    }
+
+    /// `server:`: threads, shutdown, logging, reloads and the request-head deadline.
+    fn server(&mut self, top: &mut Obj) -> ServerSettings {
+        let mut server = {
+            let v = self.get(top, "server");
+            self.obj("server", v)
+        };
+        let threads = match self.uint(&mut server, "threads") {
+            Some(0) | None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            Some(n) => n as usize,
+        };
+        let shutdown_grace = self
+            .duration(&mut server, "shutdown_grace")
+            .unwrap_or(Duration::from_secs(5));
+        let log_format = match self.string(&mut server, "log_format").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                self.err(
+                    "server.log_format",
+                    format!("{other:?} is not text or json"),
+                );
+                LogFormat::Text
+            }
+        };
+        let watch_config = self.bool(&mut server, "watch_config").unwrap_or(false);
+        let request_header_timeout = self
+            .duration(&mut server, "request_header_timeout")
+            .unwrap_or(Duration::from_secs(15));
+        if request_header_timeout.is_zero() {
+            self.err("server.request_header_timeout", "must be more than 0s");
+        }
+        self.finish(server);
+        ServerSettings {
+            threads,
+            shutdown_grace,
+            log_format,
+            watch_config,
+            request_header_timeout,
+        }
     }
 
     pub(crate) fn public_url(&mut self, path: &str, s: &str) -> Option<Url> {

@@ -7,7 +7,7 @@
 
 use pingora::http::RequestHeader;
 
-use crate::canonical::{self, Canonical, Exceptions, Refusal};
+use crate::canonical::{self, Canonical, Exceptions, Unreadable};
 use crate::read::{Cidr, Obj, Reader};
 
 /// What the controller described, read once.
@@ -26,7 +26,7 @@ pub enum Unusable {
     /// A header the dialect reads arrived more than once.
     Repeated(&'static str),
     /// The described request is refused by the canonical reading.
-    Refused(Refusal),
+    Refused(Unreadable),
 }
 
 impl Unusable {
@@ -88,10 +88,10 @@ pub fn original(
                 None => "https",
                 Some(p) if p.eq_ignore_ascii_case(b"http") => "http",
                 Some(p) if p.eq_ignore_ascii_case(b"https") => "https",
-                Some(_) => return Err(refused(Refusal::TargetForm)),
+                Some(_) => return Err(refused(Unreadable::TargetForm)),
             };
             if !uri.starts_with(b"/") {
-                return Err(refused(Refusal::TargetForm));
+                return Err(refused(Unreadable::TargetForm));
             }
             (
                 scheme,

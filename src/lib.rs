@@ -61,7 +61,7 @@ pub fn build(
     let metrics =
         Arc::new(metrics::Metrics::new().map_err(|e| state::BuildError::Metrics(e.to_string()))?);
     let watch = cfg.watch_config;
-    let core = Arc::new(ArcSwap::from_pointee(gateway::Core::build(
+    let core = Arc::new(ArcSwap::from_pointee(state::Core::build(
         cfg, None, &metrics,
     )?));
     Ok(App {

@@ -19,44 +19,67 @@ const USAGE: &str = "usage: authgate [run|check|version] [-c gateway.yaml]
           exit 0 if the gateway would accept it, 1 if not
   version print the version";
 
-fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let mut command = "run".to_string();
-    let mut path = PathBuf::from("gateway.yaml");
-    let (mut provider, mut at, mut input) = (None, None, None);
+/// What the command line asks for.
+struct Args {
+    command: String,
+    path: PathBuf,
+    provider: Option<String>,
+    at: Option<String>,
+    input: Option<String>,
+}
+
+/// Reads the arguments, or the exit code to leave with (help printed, or a usage error).
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, ExitCode> {
+    let mut out = Args {
+        command: "run".to_string(),
+        path: PathBuf::from("gateway.yaml"),
+        provider: None,
+        at: None,
+        input: None,
+    };
     while let Some(a) = args.next() {
+        let explain = out.command == "explain";
         match a.as_str() {
-            "--provider" | "--at" if command == "explain" => match args.next() {
-                Some(v) if a == "--provider" => provider = Some(v),
-                Some(v) => at = Some(v),
+            "--provider" | "--at" if explain => match args.next() {
+                Some(v) if a == "--provider" => out.provider = Some(v),
+                Some(v) => out.at = Some(v),
                 None => {
                     eprintln!("{a} needs a value\n{USAGE}");
-                    return ExitCode::from(2);
+                    return Err(ExitCode::from(2));
                 }
             },
             "-c" | "--config" => match args.next() {
-                Some(p) => path = PathBuf::from(p),
+                Some(p) => out.path = PathBuf::from(p),
                 None => {
                     eprintln!("{USAGE}");
-                    return ExitCode::from(2);
+                    return Err(ExitCode::from(2));
                 }
             },
-            "run" | "check" | "version" | "explain" => command = a,
-            _ if command == "explain" && input.is_none() => input = Some(a),
+            "run" | "check" | "version" | "explain" => out.command = a,
+            _ if explain && out.input.is_none() => out.input = Some(a),
             "-h" | "--help" => {
                 println!("{USAGE}");
-                return ExitCode::SUCCESS;
+                return Err(ExitCode::SUCCESS);
             }
             _ => {
                 eprintln!("unknown argument {a:?}\n{USAGE}");
-                return ExitCode::from(2);
+                return Err(ExitCode::from(2));
             }
         }
     }
-    if command == "version" {
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if args.command == "version" {
         println!("authgate {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    let path = args.path;
     let cfg = match Config::load(&path) {
         Ok(c) => c,
         Err(errors) => {
@@ -64,14 +87,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if command == "explain" {
-        return explain(&cfg, provider.as_deref(), at.as_deref(), input.as_deref());
+    if args.command == "explain" {
+        return explain(
+            &cfg,
+            args.provider.as_deref(),
+            args.at.as_deref(),
+            args.input.as_deref(),
+        );
     }
     authgate::logging::init(cfg.log_format);
     for w in &cfg.warnings {
         log::warn!("{}: warning: {w}", path.display());
     }
-    if command == "check" {
+    if args.command == "check" {
         println!(
             "{}: OK ({} route(s), {} provider(s), {} warning(s))",
             path.display(),
@@ -81,14 +109,18 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let app = match authgate::build(cfg.clone(), path.clone()) {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("cannot start: {e}");
-            return ExitCode::from(1);
+    match serve(cfg, path) {
+        Ok(never) => match never {},
+        Err(why) => {
+            eprintln!("cannot start: {why}");
+            ExitCode::from(1)
         }
-    };
+    }
+}
 
+/// Builds the gateway and its services, then serves until the process is stopped.
+fn serve(cfg: Config, path: PathBuf) -> Result<std::convert::Infallible, String> {
+    let app = authgate::build(cfg.clone(), path).map_err(|e| e.to_string())?;
     let conf = ServerConf {
         threads: cfg.threads,
         // Each worker thread keeps its own connections: no cross-thread wake-ups per request.
@@ -116,32 +148,23 @@ fn main() -> ExitCode {
         },
     );
     let certs = match &cfg.tls {
-        Some(tls) => match authgate::tls::CertStore::new(tls, app.metrics.clone()) {
-            Ok(store) => Some(store),
-            Err(e) => {
-                eprintln!("cannot start: tls: {e}");
-                return ExitCode::from(1);
-            }
-        },
+        Some(tls) => Some(
+            authgate::tls::CertStore::new(tls, app.metrics.clone())
+                .map_err(|e| format!("tls: {e}"))?,
+        ),
         None => None,
     };
     for addr in &cfg.listen {
         match &certs {
-            Some(store) => match store.settings() {
-                Ok(settings) => proxy.add_tls_with_settings(&addr.to_string(), None, settings),
-                Err(e) => {
-                    eprintln!("cannot start: tls: {e}");
-                    return ExitCode::from(1);
-                }
-            },
+            Some(store) => {
+                let settings = store.settings().map_err(|e| format!("tls: {e}"))?;
+                proxy.add_tls_with_settings(&addr.to_string(), None, settings)
+            }
             None => proxy.add_tcp(&addr.to_string()),
         }
     }
     let mut admin = Service::new("authgate admin".to_string(), app.admin);
     admin.add_tcp(&cfg.admin_listen.to_string());
-    let refresher = background_service("idp metadata", app.refresher);
-    let reloader = background_service("config reload", app.reloader);
-
     server.add_service(proxy);
     server.add_service(admin);
     if let (Some(tls), Some(store)) = (&cfg.tls, certs) {
@@ -162,8 +185,8 @@ fn main() -> ExitCode {
             server.add_service(redirect);
         }
     }
-    server.add_service(refresher);
-    server.add_service(reloader);
+    server.add_service(background_service("idp metadata", app.refresher));
+    server.add_service(background_service("config reload", app.reloader));
     log::info!(
         "authgate {} listening on {:?} (admin {}), public URL {}",
         env!("CARGO_PKG_VERSION"),

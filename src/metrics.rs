@@ -1,7 +1,7 @@
 //! Every Prometheus series the gateway exports, in one place, on its own registry.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Registry,
     TextEncoder,
 };
 
@@ -51,219 +51,197 @@ pub struct Metrics {
     pub tls_expiry: IntGaugeVec,
 }
 
+/// Latency buckets for request and upstream times (seconds).
+const REQUEST_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Latency buckets for identity provider fetches (seconds).
+const FETCH_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
 impl Metrics {
+    /// Every series, each named once and registered on the gateway's own registry.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
+        use prometheus::{
+            register_histogram_vec_with_registry, register_int_counter_vec_with_registry,
+            register_int_counter_with_registry, register_int_gauge_vec_with_registry,
+            register_int_gauge_with_registry,
+        };
+        let r = Registry::new();
+        let m = Self {
+            requests: register_int_counter_vec_with_registry!(
                 "authgate_requests_total",
                 "Requests handled, by route and status code",
-            ),
-            &["route", "status"],
-        )?;
-        let sign_ins = IntCounterVec::new(
-            Opts::new(
+                &["route", "status"],
+                r
+            )?,
+            sign_ins: register_int_counter_vec_with_registry!(
                 "authgate_sign_ins_total",
                 "Completed sign-in attempts, by provider and result",
-            ),
-            &["provider", "result"],
-        )?;
-        let upstream_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "authgate_upstream_duration_seconds",
-                "Time until the upstream's response header arrived, by route",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ]),
-            &["route"],
-        )?;
-        let session_rejections = IntCounterVec::new(
-            Opts::new(
+                &["provider", "result"],
+                r
+            )?,
+            upstream_duration: register_histogram_vec_with_registry!(
+                HistogramOpts::new(
+                    "authgate_upstream_duration_seconds",
+                    "Time until the upstream's response header arrived, by route",
+                )
+                .buckets(REQUEST_BUCKETS.to_vec()),
+                &["route"],
+                r
+            )?,
+            session_rejections: register_int_counter_vec_with_registry!(
                 "authgate_session_rejections_total",
                 "Session cookies presented but not accepted, by reason",
-            ),
-            &["reason"],
-        )?;
-        let idp_fetches = IntCounterVec::new(
-            Opts::new(
+                &["reason"],
+                r
+            )?,
+            idp_fetches: register_int_counter_vec_with_registry!(
                 "authgate_idp_fetches_total",
                 "Identity provider discovery and key fetches, by provider, kind and result",
-            ),
-            &["provider", "kind", "result"],
-        )?;
-        let idp_ready = IntGaugeVec::new(
-            Opts::new(
+                &["provider", "kind", "result"],
+                r
+            )?,
+            idp_ready: register_int_gauge_vec_with_registry!(
                 "authgate_idp_ready",
                 "1 when the provider's metadata and keys are loaded",
-            ),
-            &["provider"],
-        )?;
-        let build_info = IntGaugeVec::new(
-            Opts::new("authgate_build_info", "Build information; always 1"),
-            &["version"],
-        )?;
-        let sign_outs = IntCounterVec::new(
-            Opts::new("authgate_sign_outs_total", "Sign-outs, by provider"),
-            &["provider"],
-        )?;
-        let up = IntGauge::new("authgate_up", "1 while the gateway process is serving")?;
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "authgate_request_duration_seconds",
-                "Time from request to the end of the response, by route",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ]),
-            &["route"],
-        )?;
-        let denials = IntCounterVec::new(
-            Opts::new(
+                &["provider"],
+                r
+            )?,
+            build_info: register_int_gauge_vec_with_registry!(
+                "authgate_build_info",
+                "Build information; always 1",
+                &["version"],
+                r
+            )?,
+            sign_outs: register_int_counter_vec_with_registry!(
+                "authgate_sign_outs_total",
+                "Sign-outs, by provider",
+                &["provider"],
+                r
+            )?,
+            up: register_int_gauge_with_registry!("authgate_up", "1 while the gateway process is serving", r)?,
+            request_duration: register_histogram_vec_with_registry!(
+                HistogramOpts::new(
+                    "authgate_request_duration_seconds",
+                    "Time from request to the end of the response, by route",
+                )
+                .buckets(REQUEST_BUCKETS.to_vec()),
+                &["route"],
+                r
+            )?,
+            denials: register_int_counter_vec_with_registry!(
                 "authgate_denials_total",
                 "Requests refused, by reason (unauthenticated, no_route, policy denials, refused request forms, ...)",
-            ),
-            &["reason"],
-        )?;
-        let idp_fetch_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "authgate_idp_fetch_duration_seconds",
-                "Identity provider discovery and key fetch latency, by provider and kind",
-            )
-            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-            &["provider", "kind"],
-        )?;
-        let sessions_stored = IntGauge::new(
-            "authgate_sessions_stored",
-            "Sessions held server-side by this replica (memory store; 0 with the cookie store)",
-        )?;
-        let session_store_up = IntGauge::new(
-            "authgate_session_store_up",
-            "1 while the session store answers (Redis); always 1 for the cookie and memory stores",
-        )?;
-        let session_store_errors = prometheus::IntCounter::new(
-            "authgate_session_store_errors_total",
-            "Session store commands that failed (Redis unavailable or too slow)",
-        )?;
-        let config_reloads = IntCounterVec::new(
-            Opts::new(
-                "authgate_config_reloads_total",
-                "Configuration reloads, by result",
-            ),
-            &["result"],
-        )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(sign_ins.clone()))?;
-        registry.register(Box::new(upstream_duration.clone()))?;
-        registry.register(Box::new(session_rejections.clone()))?;
-        registry.register(Box::new(idp_fetches.clone()))?;
-        registry.register(Box::new(idp_ready.clone()))?;
-        registry.register(Box::new(build_info.clone()))?;
-        registry.register(Box::new(sign_outs.clone()))?;
-        registry.register(Box::new(up.clone()))?;
-        registry.register(Box::new(request_duration.clone()))?;
-        registry.register(Box::new(denials.clone()))?;
-        let upstream_errors = IntCounterVec::new(
-            Opts::new(
+                &["reason"],
+                r
+            )?,
+            upstream_errors: register_int_counter_vec_with_registry!(
                 "authgate_upstream_errors_total",
                 "Requests the upstream failed, by route and reason (tls_certificate, tls_handshake, connect_refused, timeout, ...)",
-            ),
-            &["route", "reason"],
-        )?;
-        registry.register(Box::new(upstream_errors.clone()))?;
-        registry.register(Box::new(idp_fetch_duration.clone()))?;
-        registry.register(Box::new(sessions_stored.clone()))?;
-        registry.register(Box::new(config_reloads.clone()))?;
-        registry.register(Box::new(session_store_up.clone()))?;
-        registry.register(Box::new(session_store_errors.clone()))?;
-        let saml_cert_expiry = IntGaugeVec::new(
-            Opts::new(
+                &["route", "reason"],
+                r
+            )?,
+            idp_fetch_duration: register_histogram_vec_with_registry!(
+                HistogramOpts::new(
+                    "authgate_idp_fetch_duration_seconds",
+                    "Identity provider discovery and key fetch latency, by provider and kind",
+                )
+                .buckets(FETCH_BUCKETS.to_vec()),
+                &["provider", "kind"],
+                r
+            )?,
+            sessions_stored: register_int_gauge_with_registry!(
+                "authgate_sessions_stored",
+                "Sessions held server-side by this replica (memory store; 0 with the cookie store)",
+                r
+            )?,
+            config_reloads: register_int_counter_vec_with_registry!(
+                "authgate_config_reloads_total",
+                "Configuration reloads, by result",
+                &["result"],
+                r
+            )?,
+            session_store_up: register_int_gauge_with_registry!(
+                "authgate_session_store_up",
+                "1 while the session store answers (Redis); always 1 for the cookie and memory stores",
+                r
+            )?,
+            session_store_errors: register_int_counter_with_registry!(
+                "authgate_session_store_errors_total",
+                "Session store commands that failed (Redis unavailable or too slow)",
+                r
+            )?,
+            saml_cert_expiry: register_int_gauge_vec_with_registry!(
                 "authgate_saml_idp_certificate_expiry_timestamp_seconds",
                 "When the earliest trusted SAML IdP signing certificate expires (Unix time)",
-            ),
-            &["provider"],
-        )?;
-        registry.register(Box::new(saml_cert_expiry.clone()))?;
-        let scim_requests = IntCounterVec::new(
-            Opts::new(
+                &["provider"],
+                r
+            )?,
+            scim_requests: register_int_counter_vec_with_registry!(
                 "authgate_scim_requests_total",
                 "SCIM provisioning requests, by resource, operation and result",
-            ),
-            &["resource", "op", "result"],
-        )?;
-        let scim_users = IntGauge::new(
-            "authgate_scim_users",
-            "Users in the SCIM directory (counted after each change through this replica)",
-        )?;
-        let scim_groups = IntGauge::new(
-            "authgate_scim_groups",
-            "Groups in the SCIM directory (counted after each change through this replica)",
-        )?;
-        let scim_webhooks = IntCounterVec::new(
-            Opts::new(
+                &["resource", "op", "result"],
+                r
+            )?,
+            scim_users: register_int_gauge_with_registry!(
+                "authgate_scim_users",
+                "Users in the SCIM directory (counted after each change through this replica)",
+                r
+            )?,
+            scim_groups: register_int_gauge_with_registry!(
+                "authgate_scim_groups",
+                "Groups in the SCIM directory (counted after each change through this replica)",
+                r
+            )?,
+            scim_webhooks: register_int_counter_vec_with_registry!(
                 "authgate_scim_webhook_calls_total",
                 "Provisioning webhook calls, by event and result",
-            ),
-            &["event", "result"],
-        )?;
-        registry.register(Box::new(scim_requests.clone()))?;
-        registry.register(Box::new(scim_users.clone()))?;
-        registry.register(Box::new(scim_groups.clone()))?;
-        registry.register(Box::new(scim_webhooks.clone()))?;
-        let tls_reloads = IntCounterVec::new(
-            Opts::new(
+                &["event", "result"],
+                r
+            )?,
+            tls_reloads: register_int_counter_vec_with_registry!(
                 "authgate_tls_reloads_total",
                 "Listener certificate files re-read after a change, by result (an error keeps the previous certificates)",
-            ),
-            &["result"],
-        )?;
-        let tls_expiry = IntGaugeVec::new(
-            Opts::new(
+                &["result"],
+                r
+            )?,
+            tls_expiry: register_int_gauge_vec_with_registry!(
                 "authgate_tls_certificate_expiry_timestamp_seconds",
                 "When each listener certificate expires (Unix time), by its first DNS name",
-            ),
-            &["name"],
-        )?;
-        registry.register(Box::new(tls_reloads.clone()))?;
-        registry.register(Box::new(tls_expiry.clone()))?;
+                &["name"],
+                r
+            )?,
+            registry: r,
+        };
         // Every label combination a dashboard or alert expects exists from the start.
         for result in ["success", "error"] {
-            config_reloads.with_label_values(&[result]).inc_by(0);
-            tls_reloads.with_label_values(&[result]).inc_by(0);
+            m.config_reloads.with_label_values(&[result]).inc_by(0);
+            m.tls_reloads.with_label_values(&[result]).inc_by(0);
         }
-        build_info
+        m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        up.set(1);
-        Ok(Self {
-            registry,
-            requests,
-            sign_ins,
-            upstream_duration,
-            session_rejections,
-            idp_fetches,
-            idp_ready,
-            build_info,
-            sign_outs,
-            up,
-            request_duration,
-            denials,
-            idp_fetch_duration,
-            sessions_stored,
-            session_store_up,
-            session_store_errors,
-            config_reloads,
-            saml_cert_expiry,
-            scim_requests,
-            scim_users,
-            scim_groups,
-            scim_webhooks,
-            upstream_errors,
-            tls_reloads,
-            tls_expiry,
-        })
+        m.up.set(1);
+        Ok(m)
+    }
+
+    /// A sign-in with `provider` ended with `result` (`success` or a bounded reason).
+    pub fn count_sign_in(&self, provider: &str, result: &str) {
+        self.sign_ins.with_label_values(&[provider, result]).inc();
+    }
+
+    /// A request refused, for a bounded `reason`.
+    pub fn deny(&self, reason: &str) {
+        self.denials.with_label_values(&[reason]).inc();
+    }
+
+    /// A presented session cookie not accepted, for a bounded `reason`.
+    pub fn session_rejected(&self, reason: &str) {
+        self.session_rejections.with_label_values(&[reason]).inc();
+    }
+
+    pub fn signed_out(&self, provider: &str) {
+        self.sign_outs.with_label_values(&[provider]).inc();
     }
 
     /// The Prometheus text exposition of every series.

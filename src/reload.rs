@@ -14,8 +14,8 @@ use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
-use crate::gateway::Core;
 use crate::metrics::Metrics;
+use crate::state::Core;
 
 pub struct Reloader {
     pub core: Arc<ArcSwap<Core>>,

@@ -1,5 +1,5 @@
 //! What a request is served with: `Core`, everything built from one configuration (swapped
-//! whole on reload), and `Shared`, what outlives configurations (metrics, used states).
+//! whole on reload), with the metrics that outlive configurations.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use crate::headers::HeaderPlan;
 use crate::idp::{self, IdpError, Provider};
 use crate::metrics::Metrics;
 use crate::route::RouteTable;
+use crate::scim::{ProviderNames, Scim, ScimContext};
 use crate::session::Sessions;
 
 /// Why a configuration could not be put to work (after it validated).
@@ -30,13 +31,15 @@ pub enum BuildError {
 /// in-flight requests finish with the one they started with.
 pub struct Core {
     pub cfg: Config,
+    /// The same series for every configuration (built once by `crate::build`).
+    pub metrics: Arc<Metrics>,
     pub routes: RouteTable,
     pub headers: HeaderPlan,
     pub sessions: Arc<Sessions>,
     pub cookies: Cookies,
     pub providers: Vec<Arc<Provider>>,
     /// SCIM provisioning (`scim:`), if configured.
-    pub scim: Option<Arc<crate::scim::Scim>>,
+    pub scim: Option<Arc<Scim>>,
     /// `X-Forwarded-Proto` and the default `X-Forwarded-Port`, from `public_url`, built once.
     pub forwarded_proto: http::HeaderValue,
     pub forwarded_port: http::HeaderValue,
@@ -75,11 +78,22 @@ impl Core {
         }
         let scim = match &cfg.scim {
             None => None,
-            Some(sc) => Some(Arc::new(crate::scim::Scim::build(
+            Some(sc) => Some(Arc::new(Scim::build(
                 sc,
-                &cfg.session,
+                ScimContext {
+                    session: &cfg.session,
+                    sessions: sessions.clone(),
+                    providers: cfg
+                        .providers
+                        .iter()
+                        .map(|p| ProviderNames {
+                            name: p.name.clone(),
+                            group_names: p.group_names.clone(),
+                        })
+                        .collect(),
+                    metrics: metrics.clone(),
+                },
                 previous.and_then(|p| p.scim.as_deref()),
-                metrics.clone(),
             )?)),
         };
         Ok(Core {
@@ -92,7 +106,12 @@ impl Core {
                         .map(|p| (p.name.clone(), p.group_names.clone()))
                         .collect(),
                 )
-                .with_attributes(cfg.scim.as_ref().map_or(&[][..], |s| &s.headers)),
+                .with_attributes(
+                    cfg.scim
+                        .iter()
+                        .flat_map(|s| &s.headers)
+                        .map(|(a, name)| (a.key(), name)),
+                ),
             forwarded_proto: match cfg.public_url.scheme() {
                 "https" => http::HeaderValue::from_static("https"),
                 _ => http::HeaderValue::from_static("http"),
@@ -104,6 +123,7 @@ impl Core {
             cookies,
             providers,
             scim,
+            metrics: metrics.clone(),
             cfg,
         })
     }
@@ -128,39 +148,5 @@ impl Core {
             .to_string();
         s.push_str(path);
         s
-    }
-}
-
-/// What outlives a configuration: the metrics. (Single-use checks, such as the states of
-/// finished callbacks, belong to the session store: shared by every replica with Redis.)
-pub struct Shared {
-    pub metrics: Arc<Metrics>,
-}
-
-impl Shared {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
-    }
-
-    pub fn count_sign_in(&self, provider: &str, result: &str) {
-        self.metrics
-            .sign_ins
-            .with_label_values(&[provider, result])
-            .inc();
-    }
-
-    pub fn deny(&self, reason: &str) {
-        self.metrics.denials.with_label_values(&[reason]).inc();
-    }
-
-    pub fn session_rejected(&self, reason: &str) {
-        self.metrics
-            .session_rejections
-            .with_label_values(&[reason])
-            .inc();
-    }
-
-    pub fn signed_out(&self, provider: &str) {
-        self.metrics.sign_outs.with_label_values(&[provider]).inc();
     }
 }

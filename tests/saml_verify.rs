@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use authgate::idp::saml_verify::{decode_post, verify, Expect, Rejection, Trust, Verified};
+use authgate::idp::saml_verify::{
+    decode_post, verify, AssertionRejection, Expect, Trust, Verified,
+};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use samael::crypto::CertificateDer;
@@ -116,7 +118,7 @@ fn entra_response_rejections_name_their_reason() {
     let expect = entra_expect();
     // Time: after NotOnOrAfter + skew, and before NotBefore - skew.
     match verify(&xml, &trust, &expect, at("2024-03-21T14:03:00Z")) {
-        Err(Rejection::Expired {
+        Err(AssertionRejection::Expired {
             not_on_or_after,
             now,
             skew_secs,
@@ -131,7 +133,7 @@ fn entra_response_rejections_name_their_reason() {
     assert!(verify(&xml, &trust, &expect, at("2024-03-21T14:02:00Z")).is_ok());
     assert!(matches!(
         verify(&xml, &trust, &expect, at("2024-03-21T12:45:00Z")),
-        Err(Rejection::NotYetValid { .. })
+        Err(AssertionRejection::NotYetValid { .. })
     ));
 
     // Audience: exact, trailing slash included — and the error says expected vs got.
@@ -140,7 +142,7 @@ fn entra_response_rejections_name_their_reason() {
         ..entra_expect()
     };
     match verify(&xml, &trust, &slash, at(IN_WINDOW)) {
-        Err(e @ Rejection::WrongAudience { .. }) => {
+        Err(e @ AssertionRejection::WrongAudience { .. }) => {
             let msg = e.to_string();
             assert!(
                 msg.contains("expected \"spn:95210223-1471-47de-8f76-c0f420c1738f/\""),
@@ -160,7 +162,7 @@ fn entra_response_rejections_name_their_reason() {
     };
     assert!(matches!(
         verify(&xml, &trust, &other_acs, at(IN_WINDOW)),
-        Err(Rejection::WrongRecipient { .. })
+        Err(AssertionRejection::WrongRecipient { .. })
     ));
     let other_req = Expect {
         request_id: Some("ARQ-someone-else"),
@@ -168,7 +170,7 @@ fn entra_response_rejections_name_their_reason() {
     };
     assert!(matches!(
         verify(&xml, &trust, &other_req, at(IN_WINDOW)),
-        Err(Rejection::UnknownInResponseTo { .. })
+        Err(AssertionRejection::UnknownInResponseTo { .. })
     ));
     // Solicited by someone, but not by this browser.
     let no_req = Expect {
@@ -177,7 +179,7 @@ fn entra_response_rejections_name_their_reason() {
     };
     assert!(matches!(
         verify(&xml, &trust, &no_req, at(IN_WINDOW)),
-        Err(Rejection::UnknownInResponseTo { .. })
+        Err(AssertionRejection::UnknownInResponseTo { .. })
     ));
     let other_tenant = Trust {
         idp_entity_id: "https://sts.windows.net/00000000-0000-0000-0000-000000000000/".into(),
@@ -185,7 +187,7 @@ fn entra_response_rejections_name_their_reason() {
     };
     assert!(matches!(
         verify(&xml, &other_tenant, &expect, at(IN_WINDOW)),
-        Err(Rejection::WrongIssuer { .. })
+        Err(AssertionRejection::WrongIssuer { .. })
     ));
     // Another certificate: the 2017 global key.
     let wrong_key = Trust {
@@ -196,7 +198,7 @@ fn entra_response_rejections_name_their_reason() {
     };
     assert_eq!(
         verify(&xml, &wrong_key, &expect, at(IN_WINDOW)),
-        Err(Rejection::BadSignature)
+        Err(AssertionRejection::BadSignature)
     );
     // Rollover: the new key among several trusted ones still verifies.
     let both = Trust {
@@ -232,7 +234,7 @@ fn tampered_entra_responses_fail_the_signature() {
         let tampered = xml.replacen(from, to, 1);
         assert_eq!(
             verify(&tampered, &trust, &expect, at(IN_WINDOW)),
-            Err(Rejection::BadSignature),
+            Err(AssertionRejection::BadSignature),
             "{from}"
         );
     }
@@ -242,7 +244,7 @@ fn tampered_entra_responses_fail_the_signature() {
     let unsigned = format!("{}{}", &xml[..start], &xml[end..]);
     assert_eq!(
         verify(&unsigned, &trust, &expect, at(IN_WINDOW)),
-        Err(Rejection::BadSignature)
+        Err(AssertionRejection::BadSignature)
     );
     // Two assertions (a second, unsigned one appended inside the Response).
     let a_start = xml.find("<Assertion").unwrap();
@@ -250,7 +252,7 @@ fn tampered_entra_responses_fail_the_signature() {
     let doubled = format!("{}{}{}", &xml[..a_end], &xml[a_start..a_end], &xml[a_end..]);
     assert_eq!(
         verify(&doubled, &trust, &expect, at(IN_WINDOW)),
-        Err(Rejection::AssertionCount(2))
+        Err(AssertionRejection::AssertionCount(2))
     );
 }
 
@@ -275,13 +277,13 @@ fn identitymodel_assertions_signature_checks() {
     let valid = fixture("entra/identitymodel_Saml2Token_Valid_assertion.xml");
     assert_eq!(
         verify(&valid, &trust, &expect, now),
-        Err(Rejection::NoBearer)
+        Err(AssertionRejection::NoBearer)
     );
     // The same assertion re-formatted with an extra tenantid value: modified after signing.
     let modified = fixture("entra/identitymodel_Saml2TokenFromAAD.xml");
     assert_eq!(
         verify(&modified, &trust, &expect, now),
-        Err(Rejection::BadSignature)
+        Err(AssertionRejection::BadSignature)
     );
 }
 
@@ -425,19 +427,25 @@ fn wrapped_unsigned_multiple_and_xxe_documents_are_rejected() {
         allow_idp_initiated: true,
         clock_skew: Duration::ZERO,
     };
-    assert_eq!(verify(&xxe, &t, &e, Utc::now()), Err(Rejection::DocType));
+    assert_eq!(
+        verify(&xxe, &t, &e, Utc::now()),
+        Err(AssertionRejection::DocType)
+    );
 }
 
 #[test]
 fn hostile_encodings_are_refused_cleanly() {
-    assert_eq!(decode_post("%%%not base64%%%"), Err(Rejection::Encoding));
+    assert_eq!(
+        decode_post("%%%not base64%%%"),
+        Err(AssertionRejection::Encoding)
+    );
     assert_eq!(
         decode_post(&base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe, 0x00])),
-        Err(Rejection::Encoding)
+        Err(AssertionRejection::Encoding)
     );
     assert_eq!(
         decode_post(&"A".repeat(300 * 1024)),
-        Err(Rejection::TooLarge)
+        Err(AssertionRejection::TooLarge)
     );
     let t = entra_trust();
     for junk in [
@@ -535,7 +543,7 @@ fn reduction_keeps_only_signed_content_of_a_wrapped_genuine_response() {
     );
     assert_eq!(
         verify(&wrapped, &entra_trust(), &entra_expect(), at(IN_WINDOW)),
-        Err(Rejection::AssertionCount(2))
+        Err(AssertionRejection::AssertionCount(2))
     );
 }
 
@@ -547,7 +555,7 @@ fn idp_error_status_is_reported_with_its_message() {
         r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_e1" Version="2.0" IssueInstant="2024-03-21T12:57:28Z" Destination="{ENTRA_ACS}" InResponseTo="{ENTRA_REQ}"><Issuer xmlns="urn:oasis:names:tc:SAML:2.0:assertion">https://sts.windows.net/{ENTRA_TID}/</Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported"/></samlp:StatusCode><samlp:StatusMessage>AADSTS75011: Authentication method by which the user authenticated with the service doesn't match requested authentication method.</samlp:StatusMessage></samlp:Status></samlp:Response>"#
     );
     match verify(&xml, &entra_trust(), &entra_expect(), at(IN_WINDOW)) {
-        Err(e @ Rejection::IdpStatus { .. }) => {
+        Err(e @ AssertionRejection::IdpStatus { .. }) => {
             let msg = e.to_string();
             assert!(
                 msg.contains("urn:oasis:names:tc:SAML:2.0:status:Requester"),

@@ -10,11 +10,11 @@ use crate::config::Dialect;
 use crate::exchange::{wants_html, Downstream};
 use crate::return_to;
 use crate::route::NoRoute;
-use crate::state::{Core, Shared};
+use crate::state::Core;
 
 use super::sign_in;
 
-pub async fn forward_auth(shared: &Shared, core: &Core, down: &mut dyn Downstream) -> Answer {
+pub async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answer {
     let fa = &core.cfg.forward_auth;
     if !fa.enabled {
         return Answer::page(
@@ -26,7 +26,7 @@ pub async fn forward_auth(shared: &Shared, core: &Core, down: &mut dyn Downstrea
     }
     let peer = down.peer();
     if !peer.is_some_and(|ip| fa.trusted_proxies.iter().any(|c| c.contains(ip))) {
-        shared.deny("untrusted_proxy");
+        core.metrics.deny("untrusted_proxy");
         log::warn!("forward-auth refused: {peer:?} is not in forward_auth.trusted_proxies");
         return Answer::json_error(
             403,
@@ -43,7 +43,7 @@ pub async fn forward_auth(shared: &Shared, core: &Core, down: &mut dyn Downstrea
         match crate::forward_auth::original(down.req(), fa.dialect, core.routes.exceptions) {
             Ok(o) => o,
             Err(why) => {
-                shared.deny(why.label());
+                core.metrics.deny(why.label());
                 log::warn!("forward-auth refused ({}): {why}", why.label());
                 return Answer::json_error(refused, why.label(), &why.to_string());
             }
@@ -51,11 +51,11 @@ pub async fn forward_auth(shared: &Shared, core: &Core, down: &mut dyn Downstrea
     let route = match core.routes.route(&original.canonical) {
         Ok(r) => r.clone(),
         Err(NoRoute::Unknown) => {
-            shared.deny("no_route");
+            core.metrics.deny("no_route");
             return Answer::json_error(403, "no_route", "no route for the original request");
         }
         Err(NoRoute::Refused(r)) => {
-            shared.deny(r.label());
+            core.metrics.deny(r.label());
             log::warn!(
                 "forward-auth refused ({}): {} is not allowed on its route",
                 r.label(),
@@ -68,7 +68,7 @@ pub async fn forward_auth(shared: &Shared, core: &Core, down: &mut dyn Downstrea
             );
         }
     };
-    let (identity, refreshed) = match authenticate(shared, core, down, &route).await {
+    let (identity, refreshed) = match authenticate(core, down, &route).await {
         Auth::Refused(answer) => return answer,
         Auth::Public => return Answer::empty(200),
         Auth::Allowed {
@@ -82,7 +82,7 @@ pub async fn forward_auth(shared: &Shared, core: &Core, down: &mut dyn Downstrea
                 let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
                 return sign_in::start(core, down, route.provider, return_to, Vec::new());
             }
-            shared.deny("unauthenticated");
+            core.metrics.deny("unauthenticated");
             return Answer::unauthenticated(None);
         }
     };

@@ -11,22 +11,17 @@ use crate::exchange::{first, is_token, query_pairs, Downstream};
 use crate::idp::entra::AadError;
 use crate::idp::oidc::PendingLogin;
 use crate::idp::IdpError;
-use crate::state::{Core, Shared};
+use crate::state::Core;
 
 use super::sign_in;
 
-pub async fn callback(
-    shared: &Shared,
-    core: &Core,
-    down: &mut dyn Downstream,
-    provider_name: &str,
-) -> Answer {
+pub async fn callback(core: &Core, down: &mut dyn Downstream, provider_name: &str) -> Answer {
     let Some(provider) = core.provider(provider_name).cloned() else {
         return Answer::unknown_provider();
     };
     let q = query_pairs(down.req());
     let get = |k: &str| first(&q, k);
-    let fail = |reason: &str| shared.count_sign_in(provider.name(), reason);
+    let fail = |reason: &str| core.metrics.count_sign_in(provider.name(), reason);
     let restart = core.public(&format!("{RESERVED_PREFIX}/sign_in?rd=%2F"));
 
     let Some(state) = get("state").filter(|s| is_token(s)) else {
@@ -103,7 +98,7 @@ pub async fn callback(
         return Answer::sign_in_failed(400, "The sign-in response had no code.", None, &restart)
             .cookie(clear);
     };
-    let Some(oidc) = provider.as_oidc() else {
+    let crate::idp::Provider::Oidc(oidc) = &*provider else {
         return Answer::page(
             404,
             "Not found",
@@ -114,7 +109,7 @@ pub async fn callback(
     let identity = match oidc.finish(&pending, code, get("iss")).await {
         Ok(id) => id,
         Err(IdpError::Denied(deny, why)) => {
-            return sign_in::denied(shared, provider_name, deny, &why, vec![clear]);
+            return sign_in::denied(core, provider_name, deny, &why, vec![clear]);
         }
         Err(e) => {
             fail(e.reason());
@@ -124,7 +119,6 @@ pub async fn callback(
     };
     let audit = serde_json::json!({"protocol": "oidc"});
     sign_in::complete(
-        shared,
         core,
         provider.name(),
         identity,

@@ -8,7 +8,7 @@ use crate::exchange::{first, is_token, read_form, Downstream};
 use crate::idp::saml::{PendingSaml, SamlProvider};
 use crate::idp::saml_verify;
 use crate::return_to;
-use crate::state::{Core, Shared};
+use crate::state::Core;
 
 use super::sign_in;
 
@@ -21,13 +21,12 @@ pub fn metadata(saml: &SamlProvider) -> Answer {
 }
 
 pub async fn acs(
-    shared: &Shared,
     core: &Core,
     down: &mut dyn Downstream,
     saml: &SamlProvider,
 ) -> pingora::Result<Answer> {
     let name = saml.name.clone();
-    let fail = |reason: &str| shared.count_sign_in(&name, reason);
+    let fail = |reason: &str| core.metrics.count_sign_in(&name, reason);
     let restart = core.public(&format!("{RESERVED_PREFIX}/sign_in?rd=%2F&provider={name}"));
     if down.req().method != http::Method::POST {
         fail("bad_callback");
@@ -78,7 +77,9 @@ pub async fn acs(
                 .await
             {
                 Ok(true) => Ok((identity, verified)),
-                Ok(false) => Err(saml_verify::Rejection::Replay(verified.assertion_id)),
+                Ok(false) => Err(saml_verify::AssertionRejection::Replay(
+                    verified.assertion_id,
+                )),
                 Err(e) => {
                     fail("store_unavailable");
                     log::warn!("SAML sign-in with {name} refused: single-use check failed: {e}");
@@ -91,7 +92,7 @@ pub async fn acs(
     match finished {
         Ok((mut identity, verified)) => {
             if let Err((deny, why)) = saml.resolve_overage(&mut identity, &verified).await {
-                return Ok(sign_in::denied(shared, &name, deny, &why, clear));
+                return Ok(sign_in::denied(core, &name, deny, &why, clear));
             }
             // IdP-initiated: the RelayState may name a return URL, honoured only if same-origin.
             let return_to = match &pending {
@@ -101,7 +102,7 @@ pub async fn acs(
             };
             let audit = serde_json::json!({"protocol": "saml", "idp_initiated": pending.is_none(),
                 "assertion": verified.assertion_id});
-            Ok(sign_in::complete(shared, core, &name, identity, &return_to, clear, audit).await)
+            Ok(sign_in::complete(core, &name, identity, &return_to, clear, audit).await)
         }
         Err(rejection) => {
             fail(rejection.reason());

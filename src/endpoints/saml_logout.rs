@@ -14,10 +14,9 @@ use crate::idp::saml_logout::LogoutRejection;
 use crate::idp::saml_verify;
 use crate::return_to;
 use crate::session::now_secs;
-use crate::state::{Core, Shared};
+use crate::state::Core;
 
 pub async fn slo(
-    shared: &Shared,
     core: &Core,
     down: &mut dyn Downstream,
     saml: &SamlProvider,
@@ -25,7 +24,7 @@ pub async fn slo(
     let signed_out = core.public(&format!("{RESERVED_PREFIX}/signed_out"));
     let (input, relay) = if down.req().method == http::Method::POST {
         let Some(form) = read_form(down, saml_verify::MAX_RESPONSE_BYTES * 2).await? else {
-            shared.deny("logout_too_large");
+            core.metrics.deny("logout_too_large");
             return Ok(Answer::page(
                 413,
                 "Sign-out failed",
@@ -74,7 +73,7 @@ pub async fn slo(
     let request = match verified {
         Ok(r) => r,
         Err(why) => {
-            shared.deny(why.reason());
+            core.metrics.deny(why.reason());
             log::warn!(
                 "SAML logout request for {} refused ({}): {why}",
                 saml.name,
@@ -109,7 +108,7 @@ pub async fn slo(
     for v in values {
         if let Some(id) = core.sessions.revoke_if(&v, names).await {
             ended_here = true;
-            shared.signed_out(&id.provider);
+            core.metrics.signed_out(&id.provider);
         }
     }
     // ...and every copy of the named sessions' cookies stops working too.

@@ -13,7 +13,7 @@ use crate::return_to;
 use crate::route::Route;
 use crate::scim::effects::Refusal;
 use crate::session::{now_secs, CreateError};
-use crate::state::{Core, Shared};
+use crate::state::Core;
 
 /// More trips to the IdP than this within `LOOP_WINDOW` is a sign-in loop.
 const LOOP_MAX: u32 = 5;
@@ -42,11 +42,11 @@ pub fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
 }
 
 /// No session: browsers are sent to sign in with the route's provider, API callers get a 401.
-pub fn challenge(shared: &Shared, core: &Core, down: &mut dyn Downstream, route: &Route) -> Answer {
+pub fn challenge(core: &Core, down: &mut dyn Downstream, route: &Route) -> Answer {
     let req = down.req();
     let path_and_query = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let return_to = return_to::sanitize(path_and_query, &core.cfg.public_url);
-    shared.deny("unauthenticated");
+    core.metrics.deny("unauthenticated");
     if !wants_html(req) {
         // With the route's own provider: a session of any other would not be accepted here.
         let provider = core.providers.get(route.provider).map_or("", |p| p.name());
@@ -80,7 +80,7 @@ pub fn challenge(shared: &Shared, core: &Core, down: &mut dyn Downstream, route:
         trips.n += 1;
     }
     if trips.n >= LOOP_MAX {
-        shared.deny("sign_in_loop");
+        core.metrics.deny("sign_in_loop");
         log::warn!(
             "sign-in loop: this browser signed in {} times within {window}s without keeping a session (route {}); check that cookies reach {} (public_url scheme and host, third-party cookie blocking, clock)",
             trips.n,
@@ -157,15 +157,9 @@ pub fn start(
 
 /// The IdP vouched for the user, but the gateway will not let them in (tenant, groups that
 /// could not be resolved): a page with the reason, no session, no redirect to the IdP.
-pub fn denied(
-    shared: &Shared,
-    provider: &str,
-    deny: Deny,
-    why: &str,
-    clear: Vec<String>,
-) -> Answer {
-    shared.count_sign_in(provider, deny.label());
-    shared.deny(deny.label());
+pub fn denied(core: &Core, provider: &str, deny: Deny, why: &str, clear: Vec<String>) -> Answer {
+    core.metrics.count_sign_in(provider, deny.label());
+    core.metrics.deny(deny.label());
     log::warn!("sign-in with {provider} denied ({}): {why}", deny.label());
     Answer::sign_in_denied(deny, why).cookies(clear)
 }
@@ -174,7 +168,6 @@ pub fn denied(
 /// count, and the redirect back (or the page saying the session failed). `clear` deletes the
 /// cookie of the pending sign-in.
 pub async fn complete(
-    shared: &Shared,
     core: &Core,
     provider: &str,
     identity: Identity,
@@ -185,11 +178,11 @@ pub async fn complete(
     // Provisioning has its say before there is a session: deprovisioned users stop here.
     let identity = match &core.scim {
         None => identity,
-        Some(scim) => match scim.admit(core, identity).await {
+        Some(scim) => match scim.admit(identity).await {
             Ok(identity) => identity,
             Err(Refusal::Deprovisioned) => {
                 return denied(
-                    shared,
+                    core,
                     provider,
                     Deny::Deprovisioned,
                     "the SCIM directory lists this user as inactive or deleted",
@@ -197,12 +190,12 @@ pub async fn complete(
                 )
             }
             Err(Refusal::Unavailable(e)) => {
-                shared.count_sign_in(provider, "store_unavailable");
+                core.metrics.count_sign_in(provider, "store_unavailable");
                 log::error!("sign-in with {provider}: the SCIM directory cannot be read: {e}");
                 return Answer::store_unavailable(true).cookies(clear);
             }
             Err(Refusal::Webhook(why)) => {
-                shared.count_sign_in(provider, "webhook_failed");
+                core.metrics.count_sign_in(provider, "webhook_failed");
                 log::error!("sign-in with {provider}: first-sign-in webhook failed: {why}");
                 return Answer::page(
                     503,
@@ -217,7 +210,7 @@ pub async fn complete(
     let (user, tenant) = (identity.user.clone(), identity.tenant.clone());
     match core.sessions.create(identity).await {
         Ok(sealed) => {
-            shared.count_sign_in(provider, "success");
+            core.metrics.count_sign_in(provider, "success");
             audit["provider"] = provider.into();
             audit["user"] = user.into();
             audit["tenant"] = tenant.as_deref().into();
@@ -230,12 +223,12 @@ pub async fn complete(
                 .cookies(done)
         }
         Err(CreateError::Store(e)) => {
-            shared.count_sign_in(provider, "store_unavailable");
+            core.metrics.count_sign_in(provider, "store_unavailable");
             log::error!("sign-in with {provider} for {user}: session not stored: {e}");
             Answer::store_unavailable(true).cookies(clear)
         }
         Err(e) => {
-            shared.count_sign_in(provider, "session");
+            core.metrics.count_sign_in(provider, "session");
             log::error!("sign-in with {provider} for {user}: session not created: {e}");
             Answer::page(
                 500,

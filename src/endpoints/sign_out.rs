@@ -9,7 +9,7 @@ use crate::exchange::Downstream;
 use crate::identity::Identity;
 use crate::pages;
 use crate::session::now_secs;
-use crate::state::{Core, Shared};
+use crate::state::Core;
 
 /// The most a sign-out form may weigh.
 const MAX_FORM: usize = 4096;
@@ -23,11 +23,7 @@ pub fn signed_out() -> Answer {
     )
 }
 
-pub async fn sign_out(
-    shared: &Shared,
-    core: &Core,
-    down: &mut dyn Downstream,
-) -> pingora::Result<Answer> {
+pub async fn sign_out(core: &Core, down: &mut dyn Downstream) -> pingora::Result<Answer> {
     let signed_out = core.public(&format!("{RESERVED_PREFIX}/signed_out"));
     let presented: Vec<String> = core
         .cookies
@@ -36,7 +32,7 @@ pub async fn sign_out(
         .collect();
     if down.req().method != http::Method::POST {
         if !matches!(
-            crate::authenticate::session_of(shared, core, down).await,
+            crate::authenticate::session_of(core, down).await,
             Ok(Some(_))
         ) {
             return Ok(Answer::redirect(signed_out).cookie(core.cookies.clear_session()));
@@ -78,7 +74,7 @@ pub async fn sign_out(
                 now.saturating_sub(t) < LOGIN_TTL.as_secs() && presented.contains(&d)
             });
     if !valid {
-        shared.deny("sign_out_unconfirmed");
+        core.metrics.deny("sign_out_unconfirmed");
         log::warn!("sign-out refused: no valid confirmation token (cross-site request, expired page, or another session's token)");
         return Ok(Answer::page_with(
             403,
@@ -88,7 +84,7 @@ pub async fn sign_out(
             Some((&format!("{RESERVED_PREFIX}/sign_out"), "Sign out")),
         ));
     }
-    let who = revoke_presented(shared, core, down).await;
+    let who = revoke_presented(core, down).await;
     let location = match &who {
         Some(id) => {
             crate::logging::audit(
@@ -108,11 +104,7 @@ pub async fn sign_out(
 }
 
 /// Revokes every session cookie the request presents; returns the identity it belonged to.
-async fn revoke_presented(
-    shared: &Shared,
-    core: &Core,
-    down: &mut dyn Downstream,
-) -> Option<Identity> {
+async fn revoke_presented(core: &Core, down: &mut dyn Downstream) -> Option<Identity> {
     let values: Vec<String> = core
         .cookies
         .sessions(down.req())
@@ -121,7 +113,7 @@ async fn revoke_presented(
     let mut who = None;
     for v in values {
         if let Some(id) = core.sessions.revoke(&v).await {
-            shared.signed_out(&id.provider);
+            core.metrics.signed_out(&id.provider);
             who = Some(id);
         }
     }

@@ -187,7 +187,7 @@ pub async fn explain(
     match input {
         Input::ErrorRedirect(url) => Ok(aad::explain(&chosen.name, &url)),
         Input::Saml(xml) => {
-            let Some(p) = built.as_saml() else {
+            let crate::idp::Provider::Saml(p) = &*built else {
                 return Err(format!(
                     "provider {:?} is not a SAML provider: this is a SAML response",
                     chosen.name
@@ -196,7 +196,7 @@ pub async fn explain(
             Ok(saml::explain(p, &xml, now).await)
         }
         Input::Token(jwt) => {
-            let Some(p) = built.as_oidc() else {
+            let crate::idp::Provider::Oidc(p) = &*built else {
                 return Err(format!(
                     "provider {:?} is not an OpenID Connect provider: this is a token",
                     chosen.name

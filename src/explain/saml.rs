@@ -7,7 +7,7 @@ use samael::crypto::CertificateDer;
 use super::{Check, Outcome, Report};
 use crate::idp::entra::portal::saml_fix;
 use crate::idp::saml::{embedded_certs, SamlProvider};
-use crate::idp::saml_verify::{verify, Rejection, Verified};
+use crate::idp::saml_verify::{verify, AssertionRejection, Verified};
 
 /// The checks in the order the gateway makes them.
 const ORDER: [&str; 11] = [
@@ -24,25 +24,31 @@ const ORDER: [&str; 11] = [
     "user key",
 ];
 
-fn check_of(r: &Rejection) -> &'static str {
+fn check_of(r: &AssertionRejection) -> &'static str {
     match r {
-        Rejection::TooLarge
-        | Rejection::Encoding
-        | Rejection::DocType
-        | Rejection::AssertionCount(_)
-        | Rejection::Encrypted
-        | Rejection::Malformed(_)
-        | Rejection::Replay(_) => "structure",
-        Rejection::IdpStatus { .. } => "IdP status",
-        Rejection::BadSignature => "signature",
-        Rejection::WrongIssuer { .. } => "issuer",
-        Rejection::WrongDestination { .. } => "destination",
-        Rejection::UnknownInResponseTo { .. } | Rejection::Unsolicited => "InResponseTo",
-        Rejection::NotYetValid { .. } | Rejection::Expired { .. } => "time window",
-        Rejection::WrongAudience { .. } => "audience",
-        Rejection::NoBearer | Rejection::WrongRecipient { .. } => "subject confirmation",
-        Rejection::NoNameId => "NameID",
-        Rejection::NoUserKey(_) => "user key",
+        AssertionRejection::TooLarge
+        | AssertionRejection::Encoding
+        | AssertionRejection::DocType
+        | AssertionRejection::AssertionCount(_)
+        | AssertionRejection::Encrypted
+        | AssertionRejection::Malformed(_)
+        | AssertionRejection::Replay(_) => "structure",
+        AssertionRejection::IdpStatus { .. } => "IdP status",
+        AssertionRejection::BadSignature => "signature",
+        AssertionRejection::WrongIssuer { .. } => "issuer",
+        AssertionRejection::WrongDestination { .. } => "destination",
+        AssertionRejection::UnknownInResponseTo { .. } | AssertionRejection::Unsolicited => {
+            "InResponseTo"
+        }
+        AssertionRejection::NotYetValid { .. } | AssertionRejection::Expired { .. } => {
+            "time window"
+        }
+        AssertionRejection::WrongAudience { .. } => "audience",
+        AssertionRejection::NoBearer | AssertionRejection::WrongRecipient { .. } => {
+            "subject confirmation"
+        }
+        AssertionRejection::NoNameId => "NameID",
+        AssertionRejection::NoUserKey(_) => "user key",
     }
 }
 
@@ -121,7 +127,7 @@ pub async fn explain(p: &SamlProvider, xml: &str, at: DateTime<Utc>) -> Report {
     // What the provider expects, before any relaxing: what a passed check is reported as.
     let (issuer, wanted) = (trust.idp_entity_id.clone(), expectation.clone());
     let mut now = at;
-    let mut failures: Vec<Rejection> = Vec::new();
+    let mut failures: Vec<AssertionRejection> = Vec::new();
     let mut signature_note = None;
     let mut verified: Option<Verified> = None;
     for _ in 0..16 {
@@ -136,40 +142,41 @@ pub async fn explain(p: &SamlProvider, xml: &str, at: DateTime<Utc>) -> Report {
         let one = chrono::Duration::seconds(1);
         // Set the failed expectation to what the response says, to find the next failure.
         let relaxed = match &r {
-            Rejection::Expired {
+            AssertionRejection::Expired {
                 not_on_or_after, ..
             } => parse_time(not_on_or_after)
                 .map(|t| now = t + skew - one)
                 .is_some(),
-            Rejection::NotYetValid { not_before, .. } => parse_time(not_before)
+            AssertionRejection::NotYetValid { not_before, .. } => parse_time(not_before)
                 .map(|t| now = t - skew + one)
                 .is_some(),
-            Rejection::WrongAudience { got, .. } => match got.first() {
+            AssertionRejection::WrongAudience { got, .. } => match got.first() {
                 Some(a) => {
                     expectation.sp_entity_id = a.clone();
                     true
                 }
                 None => false,
             },
-            Rejection::WrongDestination { got, .. } | Rejection::WrongRecipient { got, .. }
+            AssertionRejection::WrongDestination { got, .. }
+            | AssertionRejection::WrongRecipient { got, .. }
                 if !got.is_empty() =>
             {
                 expectation.acs_url = got.clone();
                 true
             }
-            Rejection::WrongIssuer { got, .. } => {
+            AssertionRejection::WrongIssuer { got, .. } => {
                 trust.idp_entity_id = got.clone();
                 true
             }
-            Rejection::UnknownInResponseTo { got: Some(g) } => {
+            AssertionRejection::UnknownInResponseTo { got: Some(g) } => {
                 expectation.request_id = Some(g.clone());
                 true
             }
-            Rejection::Unsolicited => {
+            AssertionRejection::Unsolicited => {
                 expectation.allow_idp_initiated = true;
                 true
             }
-            Rejection::BadSignature if signature_note.is_none() => {
+            AssertionRejection::BadSignature if signature_note.is_none() => {
                 let carried = embedded_certs(xml);
                 let novel: Vec<CertificateDer> = carried
                     .into_iter()
@@ -206,7 +213,8 @@ pub async fn explain(p: &SamlProvider, xml: &str, at: DateTime<Utc>) -> Report {
     }
     let reached_end = verified.is_some();
     for name in ORDER {
-        let failed: Vec<&Rejection> = failures.iter().filter(|r| check_of(r) == name).collect();
+        let failed: Vec<&AssertionRejection> =
+            failures.iter().filter(|r| check_of(r) == name).collect();
         if let Some(first) = failed.first() {
             let mut detail = failed
                 .iter()

@@ -18,7 +18,7 @@ use pingora::proxy::{ProxyHttp, Session};
 
 use crate::answer::Answer;
 use crate::authenticate::{authenticate, Auth};
-use crate::canonical::{self, Refusal};
+use crate::canonical::{self, Unreadable};
 use crate::config::RESERVED_PREFIX;
 use crate::endpoints;
 use crate::exchange::Downstream;
@@ -26,11 +26,12 @@ use crate::headers::{set_forwarding, Forwarding};
 use crate::identity::Identity;
 use crate::metrics::{status_label, Metrics};
 use crate::route::{NoRoute, Route};
-pub use crate::state::{BuildError, Core, Shared};
+use crate::state::Core;
 
 pub struct Gateway {
     core: Arc<ArcSwap<Core>>,
-    shared: Shared,
+    /// Outlives configurations: the same series before and after a reload.
+    metrics: Arc<Metrics>,
 }
 
 /// What one request carries from phase to phase.
@@ -53,10 +54,7 @@ pub struct Ctx {
 
 impl Gateway {
     pub fn new(core: Arc<ArcSwap<Core>>, metrics: Arc<Metrics>) -> Self {
-        Self {
-            core,
-            shared: Shared::new(metrics),
-        }
+        Self { core, metrics }
     }
 
     /// The configuration requests are served with now.
@@ -73,22 +71,21 @@ impl Gateway {
         down: &mut dyn Downstream,
         ctx: &mut Ctx,
     ) -> pingora::Result<Option<Answer>> {
-        let shared = &self.shared;
         // 1. One reading of the request, or a refusal: what routing, policy and the upstream
         //    all see.
         let canonical = match canonical::of(down.req(), core.routes.exceptions) {
             Ok(c) => c,
-            Err(why) => return Ok(Some(refuse(shared, down, why))),
+            Err(why) => return Ok(Some(refuse(core, down, why))),
         };
         // 2. The gateway's own endpoints, on every host and in every spelling.
         if canonical.is_reserved(RESERVED_PREFIX) {
-            let answer = endpoints::serve(shared, core, down, &canonical.route_path).await?;
+            let answer = endpoints::serve(core, down, &canonical.route_path).await?;
             return Ok(Some(answer));
         }
         // 3. The route, on the canonical host and path.
         let route = match core.routes.route(&canonical) {
             Ok(r) => r.clone(),
-            Err(NoRoute::Refused(why)) => return Ok(Some(refuse(shared, down, why))),
+            Err(NoRoute::Refused(why)) => return Ok(Some(refuse(core, down, why))),
             Err(NoRoute::Unknown) => {
                 return Ok(Some(Answer::page(
                     404,
@@ -115,7 +112,7 @@ impl Gateway {
             );
         }
         // 6. A bearer token (API clients), or the session cookie, then the route's policy.
-        Ok(match authenticate(shared, core, down, &route).await {
+        Ok(match authenticate(core, down, &route).await {
             Auth::Public => None,
             Auth::Allowed {
                 identity,
@@ -125,7 +122,7 @@ impl Gateway {
                 ctx.identity = Some(identity);
                 None
             }
-            Auth::NoSession => Some(endpoints::sign_in::challenge(shared, core, down, &route)),
+            Auth::NoSession => Some(endpoints::sign_in::challenge(core, down, &route)),
             Auth::Refused(answer) => Some(answer),
         })
     }
@@ -163,8 +160,8 @@ fn upstream_failure(e: &pingora::Error) -> (u16, &'static str) {
 }
 
 /// A request the gateway cannot read unambiguously: 400, with the reason logged and counted.
-fn refuse(shared: &Shared, down: &dyn Downstream, why: Refusal) -> Answer {
-    shared.deny(why.label());
+fn refuse(core: &Core, down: &dyn Downstream, why: Unreadable) -> Answer {
+    core.metrics.deny(why.label());
     let req = down.req();
     let target = String::from_utf8_lossy(req.raw_path());
     // HTTP/2 names the host in `:authority` (the URI), HTTP/1 in `Host`.
@@ -235,8 +232,7 @@ impl ProxyHttp for Gateway {
             };
         }
         if code == 502 || code == 504 {
-            self.shared
-                .metrics
+            self.metrics
                 .upstream_errors
                 .with_label_values(&[route, reason])
                 .inc();
@@ -313,9 +309,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let (Some(sent), Some(route)) = (ctx.upstream_sent.take(), &ctx.route) {
             let secs = sent.elapsed().as_secs_f64();
-            route
-                .series
-                .upstream(&self.shared.metrics, &route.name, secs);
+            route.series.upstream(&self.metrics, &route.name, secs);
         }
         Ok(())
     }
@@ -334,7 +328,7 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let metrics = &self.shared.metrics;
+        let metrics = &self.metrics;
         let secs = ctx.started.map(|t| t.elapsed().as_secs_f64());
         let route = match &ctx.route {
             Some(r) => {

@@ -182,12 +182,15 @@ impl HeaderPlan {
     }
 
     /// Provisioned attributes go upstream under these names (and no client may send them).
-    pub fn with_attributes(mut self, attrs: &[(crate::scim::settings::Attribute, String)]) -> Self {
-        for (a, name) in attrs {
+    /// Each pair is the attribute's key (as `Identity::attributes` names it) and the header.
+    pub fn with_attributes<'a>(
+        mut self,
+        attrs: impl IntoIterator<Item = (&'static str, &'a String)>,
+    ) -> Self {
+        for (key, name) in attrs {
             if let Ok(h) = HeaderName::from_bytes(name.as_bytes()) {
                 self.owned.insert(name);
-                self.attributes
-                    .push((a.key(), h, Bytes::from(name.clone())));
+                self.attributes.push((key, h, Bytes::from(name.clone())));
             }
         }
         self

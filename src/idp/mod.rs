@@ -2,6 +2,7 @@
 //! the protocol. Each protocol lives in its own file.
 
 pub mod claims;
+pub mod dialect;
 pub mod entra;
 pub mod oidc;
 pub mod read;
@@ -69,11 +70,10 @@ pub struct Begun {
     pub cross_site: bool,
 }
 
-/// One identity provider, whatever its protocol: what the gateway asks of every provider.
-/// Each protocol implements it in its own file (`oidc.rs`, `saml.rs`); `build` is the one
-/// registration. A protocol with endpoints of its own (the OIDC callback, SAML's ACS,
-/// metadata and SLO) has its handlers in `crate::endpoints`, reached through `as_oidc` /
-/// `as_saml`.
+/// One identity provider, whatever its protocol: the steps every protocol shares. Each
+/// protocol implements it in its own file (`oidc.rs`, `saml.rs`); `build` is the one
+/// registration. What only one protocol has (the OIDC callback and bearer tokens, SAML's
+/// ACS, metadata and SLO) is reached by matching on `Provider`.
 #[async_trait::async_trait]
 pub trait IdentityProvider: Send + Sync {
     fn name(&self) -> &str;
@@ -89,20 +89,34 @@ pub trait IdentityProvider: Send + Sync {
     /// Where the browser goes at sign-out to end the IdP's session too, if anywhere;
     /// `signed_out` is the gateway's signed-out page.
     fn sign_out_url(&self, identity: &Identity, signed_out: &str) -> Option<Url>;
-    /// The verifier of `Authorization: Bearer` tokens, when this provider takes them.
-    fn api(&self) -> Option<&oidc::OidcProvider> {
-        None
-    }
-    fn as_oidc(&self) -> Option<&oidc::OidcProvider> {
-        None
-    }
-    fn as_saml(&self) -> Option<&saml::SamlProvider> {
-        None
+}
+
+/// A configured provider, shared by every request of one configuration: one of the
+/// protocols. The steps they share are `IdentityProvider`'s, reached through `Deref`.
+pub enum Provider {
+    Oidc(oidc::OidcProvider),
+    Saml(saml::SamlProvider),
+}
+
+impl std::ops::Deref for Provider {
+    type Target = dyn IdentityProvider;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Provider::Oidc(p) => p,
+            Provider::Saml(p) => p,
+        }
     }
 }
 
-/// A configured provider, shared by every request of one configuration.
-pub type Provider = dyn IdentityProvider;
+impl Provider {
+    /// The verifier of `Authorization: Bearer` tokens, when this provider takes them.
+    pub fn api(&self) -> Option<&oidc::OidcProvider> {
+        match self {
+            Provider::Oidc(p) if p.accepts_bearer() => Some(p),
+            _ => None,
+        }
+    }
+}
 
 /// The one registration of provider types: a config section to a provider.
 pub fn build(
@@ -115,19 +129,19 @@ pub fn build(
             let redirect = public_url
                 .join(&callback_path(&cfg.name))
                 .map_err(|e| IdpError::Setup(e.to_string()))?;
-            Ok(Arc::new(oidc::OidcProvider::new(
+            Ok(Arc::new(Provider::Oidc(oidc::OidcProvider::new(
                 cfg.name.clone(),
                 o.clone(),
                 redirect,
                 metrics,
-            )?))
+            )?)))
         }
-        ProviderKind::Saml(s) => Ok(Arc::new(saml::SamlProvider::new(
+        ProviderKind::Saml(s) => Ok(Arc::new(Provider::Saml(saml::SamlProvider::new(
             cfg.name.clone(),
             s.clone(),
             public_url,
             metrics,
-        )?)),
+        )?))),
     }
 }
 

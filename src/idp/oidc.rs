@@ -27,7 +27,8 @@ use url::Url;
 
 pub use super::claims::{id_token_claims, identity_from_claims, token_times};
 use super::claims::{issuer_matches, jwt_kid, jwt_part, jwt_payload, list_claim, string_claim};
-use super::entra::{self, Graph};
+use super::dialect::{Dialect, IssuerFacts};
+use super::entra;
 use super::settings::OidcConfig;
 use super::{Begun, IdentityProvider, IdpError};
 use crate::identity::{shared, Identity};
@@ -97,8 +98,8 @@ pub struct OidcProvider {
     loaded: RwLock<Option<Arc<Loaded>>>,
     jwks_refresh: Mutex<Instant>,
     metrics: Arc<crate::metrics::Metrics>,
-    /// Entra groups overage: Graph lookups (built once discovery names the token endpoint).
-    graph: RwLock<Option<Arc<Graph>>>,
+    /// Standard or Entra: asked once at each step where they differ.
+    dialect: Dialect,
     /// The signing algorithms accepted (`signing_algs`), whatever the provider advertises.
     algs: Vec<CoreJwsSigningAlgorithm>,
 }
@@ -122,13 +123,13 @@ impl OidcProvider {
         Ok(Self {
             algs,
             name,
-            cfg,
             http,
             redirect_uri: RedirectUrl::from_url(redirect_uri),
             loaded: RwLock::new(None),
             jwks_refresh: Mutex::new(Instant::now() - MIN_JWKS_REFRESH),
             metrics,
-            graph: RwLock::new(None),
+            dialect: Dialect::of(&cfg),
+            cfg,
         })
     }
 
@@ -221,11 +222,7 @@ impl OidcProvider {
             ))
         })?;
         let issuer = metadata.issuer().as_str().to_string();
-        let issuer_ok = match &self.cfg.entra {
-            Some(e) => entra::discovery_issuer_ok(&e.instance, &e.tenant, &issuer),
-            None => issuer.trim_end_matches('/') == self.cfg.issuer.as_str().trim_end_matches('/'),
-        };
-        if !issuer_ok {
+        if !self.dialect.discovery_issuer_ok(&self.cfg.issuer, &issuer) {
             return Err(IdpError::Discovery(format!(
                 "discovery issuer {issuer:?} differs from the configured issuer {:?}",
                 self.cfg.issuer.as_str()
@@ -258,24 +255,8 @@ impl OidcProvider {
             iss_parameter,
             fetched_at: Instant::now(),
         };
-        if let (Some(e), Some(graph_url), Some(token)) = (
-            &self.cfg.entra,
-            self.cfg.entra.as_ref().and_then(|e| e.graph.clone()),
-            loaded.metadata.token_endpoint(),
-        ) {
-            let graph = Graph::new(
-                graph_url,
-                token.url().clone(),
-                self.cfg.client_id.clone(),
-                self.cfg.client_secret.0.clone(),
-                e.groups_cache_ttl,
-            )
-            .map_err(|e| IdpError::Setup(e.to_string()))?;
-            if let Ok(mut slot) = self.graph.write() {
-                if slot.is_none() {
-                    *slot = Some(Arc::new(graph));
-                }
-            }
+        if let Some(token) = loaded.metadata.token_endpoint() {
+            self.dialect.discovered(&self.cfg, token.url())?;
         }
         if let Ok(mut slot) = self.loaded.write() {
             *slot = Some(Arc::new(loaded));
@@ -461,17 +442,18 @@ impl OidcProvider {
             self.cfg.clock_skew,
         )
         .map_err(IdpError::IdToken)?;
-        self.entra_checks(&loaded, &raw, &claims, entra::Versions::V2)
+        self.dialect
+            .id_token_issuer(&loaded.facts(), &raw, &claims)
             .map_err(IdpError::IdToken)?;
         let mut identity = identity_from_claims(&self.name, &self.cfg.user_claim, &claims)?;
-        if let Some(e) = &self.cfg.entra {
-            self.entra_identity(e, &claims, &mut identity).await?;
-        }
+        self.dialect
+            .identity(&self.name, &claims, &mut identity)
+            .await?;
         Ok(identity)
     }
 
-    /// The verifier with this provider's clock skew, and (Entra) the issuer left to
-    /// `entra_checks`, which knows the `{tenantid}` template.
+    /// The verifier with this provider's clock skew, and (Entra) the issuer left to the
+    /// dialect, which knows the `{tenantid}` template.
     fn verifier<'a>(
         &self,
         loaded: &Loaded,
@@ -492,88 +474,11 @@ impl OidcProvider {
                     Ok(())
                 }
             });
-        if self.cfg.entra.is_some() || loaded.issuer.contains(entra::TENANT_PLACEHOLDER) {
-            v.require_issuer_match(false)
-        } else {
+        if self.dialect.library_checks_issuer(&loaded.issuer) {
             v
-        }
-    }
-
-    /// Who may have issued a verified access token: Entra's rules (`entra_checks`) for the
-    /// Entra preset; otherwise exactly the provider's issuer.
-    fn issuer_rule(
-        &self,
-        loaded: &Loaded,
-        token: &str,
-        claims: &Value,
-        versions: entra::Versions,
-    ) -> Result<(), String> {
-        if self.cfg.entra.is_some() {
-            self.entra_checks(loaded, token, claims, versions)
-        } else if claims.get("iss").and_then(Value::as_str) != Some(loaded.issuer.as_str()) {
-            Err("token issuer is not this provider".into())
         } else {
-            Ok(())
+            v.require_issuer_match(false)
         }
-    }
-
-    /// Entra's issuer rules (template substitution, token version, the signing key's own
-    /// issuer) on a verified token of any form: `entra::check_token`.
-    fn entra_checks(
-        &self,
-        loaded: &Loaded,
-        raw: &str,
-        claims: &Value,
-        versions: entra::Versions,
-    ) -> Result<(), String> {
-        if self.cfg.entra.is_none() && !loaded.issuer.contains(entra::TENANT_PLACEHOLDER) {
-            return Ok(());
-        }
-        let kid = jwt_kid(raw);
-        let key = kid
-            .as_deref()
-            .map(|k| (k, loaded.key_issuers.get(k).map(String::as_str)));
-        entra::check_token(&loaded.issuer, claims, key, versions)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    /// Entra identity rules: the tenant allow-list, the nOAuth-safe email, and groups that
-    /// did not fit in the token (looked up in Graph, or the sign-in is refused).
-    async fn entra_identity(
-        &self,
-        e: &entra::EntraSettings,
-        claims: &Value,
-        identity: &mut Identity,
-    ) -> Result<(), IdpError> {
-        let tid = identity.tenant.clone().unwrap_or_default();
-        if !e.allowed_tenants.allows(&tid) {
-            return Err(IdpError::Denied(
-                Deny::WrongTenant,
-                format!("tenant {tid} is not in allowed_tenants"),
-            ));
-        }
-        identity.email = entra::trusted_email(claims);
-        identity.groups = identity
-            .groups
-            .iter()
-            .map(|g| g.to_ascii_lowercase())
-            .collect();
-        if entra::groups_overage(claims) {
-            let graph = self.graph.read().ok().and_then(|g| g.clone());
-            let Some(graph) = graph else {
-                return Err(IdpError::Denied(
-                    Deny::GroupsUnresolved,
-                    "the token has too many groups to list and groups_overage is deny".into(),
-                ));
-            };
-            let oid = claims.get("oid").and_then(Value::as_str).unwrap_or("");
-            graph
-                .resolve_into(&self.name, identity, oid)
-                .await
-                .map_err(|why| IdpError::Denied(Deny::GroupsUnresolved, why.to_string()))?;
-        }
-        Ok(())
     }
 
     /// Validates an `Authorization: Bearer` access token for this provider's `api_audience`:
@@ -612,7 +517,8 @@ impl OidcProvider {
         if claims.get("nonce").is_some() {
             return Err(bad("an ID token is not an access token".into()));
         }
-        self.issuer_rule(&loaded, token, &claims, self.cfg.api_versions)
+        self.dialect
+            .token_issuer(&loaded.facts(), token, &claims, self.cfg.api_versions)
             .map_err(bad)?;
         let app_only = claims.get("idtyp").and_then(Value::as_str) == Some("app")
             || claims.get("scp").is_none();
@@ -631,7 +537,7 @@ impl OidcProvider {
         let mut identity = Identity {
             provider: shared(&self.name),
             user,
-            email: None,
+            email: string_claim(&claims, "email"),
             name: if app_only {
                 string_claim(&claims, "azp").or_else(|| string_claim(&claims, "appid"))
             } else {
@@ -640,20 +546,13 @@ impl OidcProvider {
             tenant: string_claim(&claims, "tid").map(|t| shared(&t)),
             groups: list_claim(&claims, "groups").into(),
             roles: roles.into(),
-            name_id: None,
-            session_index: None,
-            provisioned: false,
-            group_names: None,
-            attributes: Vec::new(),
-            prepared: Default::default(),
+            ..Default::default()
         };
-        if let Some(e) = &self.cfg.entra {
-            // The same rules as at sign-in: allowed tenants, the nOAuth-safe email (an app
-            // has none), and a groups overage looked up in Graph (cached per user).
-            self.entra_identity(e, &claims, &mut identity).await?;
-        } else {
-            identity.email = string_claim(&claims, "email");
-        }
+        // The same rules as at sign-in (Entra: allowed tenants, the nOAuth-safe email (an
+        // app has none), and a groups overage looked up in Graph, cached per user).
+        self.dialect
+            .identity(&self.name, &claims, &mut identity)
+            .await?;
         Ok(identity)
     }
 
@@ -702,7 +601,7 @@ impl OidcProvider {
                     .iter()
                     .find(|k| k.key_id().map(|i| i.as_str()) == Some(kid)),
                 // No kid: only a set of exactly one key says which key it is.
-                None if keys.len() == 1 && self.cfg.entra.is_none() => keys.first(),
+                None if keys.len() == 1 && self.dialect.kid_optional() => keys.first(),
                 None => {
                     return Err(bad(
                         "token header names no kid and the provider has several keys".into(),
@@ -750,7 +649,9 @@ impl OidcProvider {
         } else {
             self.cfg.api_versions
         };
-        let issuer = self.issuer_rule(&loaded, token, claims, versions);
+        let issuer = self
+            .dialect
+            .token_issuer(&loaded.facts(), token, claims, versions);
         (Ok(()), issuer)
     }
 
@@ -771,14 +672,21 @@ impl OidcProvider {
 pub fn pick_by_issuer<'a>(providers: &[&'a OidcProvider], token: &str) -> &'a OidcProvider {
     let iss = jwt_payload(token).and_then(|c| c.get("iss")?.as_str().map(str::to_string));
     let named = iss.as_deref().and_then(|iss| {
-        providers.iter().copied().find(|p| {
-            p.current().is_ok_and(|l| {
-                issuer_matches(&l.issuer, iss)
-                    || (p.cfg.entra.is_some() && iss.starts_with(entra::V1_ISSUER_PREFIX))
-            })
-        })
+        providers
+            .iter()
+            .copied()
+            .find(|p| p.current().is_ok_and(|l| p.dialect.names(&l.issuer, iss)))
     });
     named.unwrap_or(providers[0])
+}
+
+impl Loaded {
+    fn facts(&self) -> IssuerFacts<'_> {
+        IssuerFacts {
+            issuer: &self.issuer,
+            key_issuers: &self.key_issuers,
+        }
+    }
 }
 
 /// Why no key verifies a token under `kid`.
@@ -820,11 +728,5 @@ impl IdentityProvider for OidcProvider {
     }
     fn sign_out_url(&self, _identity: &Identity, signed_out: &str) -> Option<Url> {
         self.end_session_url(signed_out)
-    }
-    fn api(&self) -> Option<&OidcProvider> {
-        self.accepts_bearer().then_some(self)
-    }
-    fn as_oidc(&self) -> Option<&OidcProvider> {
-        Some(self)
     }
 }

@@ -16,7 +16,7 @@ use url::Url;
 
 use super::entra::{self, Graph};
 use super::saml_logout::{self, LogoutRejection};
-use super::saml_verify::{self, Expect, Rejection, Trust, Verified};
+use super::saml_verify::{self, AssertionRejection, Expect, Trust, Verified};
 use super::settings::{SamlConfig, SamlIdp};
 use super::{Begun, IdentityProvider, IdpError};
 use crate::canonical::RESERVED_PREFIX;
@@ -337,10 +337,10 @@ impl SamlProvider {
         &self,
         xml: &str,
         request_id: Option<String>,
-    ) -> Result<(Trust, Expectation), Rejection> {
+    ) -> Result<(Trust, Expectation), AssertionRejection> {
         let idp = self
             .idp()
-            .map_err(|_| Rejection::Malformed("IdP metadata not loaded".into()))?;
+            .map_err(|_| AssertionRejection::Malformed("IdP metadata not loaded".into()))?;
         let certs = match &self.cfg.idp {
             SamlIdp::Fingerprint { fingerprints, .. } => certs_matching(xml, fingerprints),
             _ => idp.certs.clone(),
@@ -367,14 +367,14 @@ impl SamlProvider {
         &self,
         saml_response: &str,
         pending: Option<&PendingSaml>,
-    ) -> Result<(Identity, Verified), Rejection> {
+    ) -> Result<(Identity, Verified), AssertionRejection> {
         let xml = saml_verify::decode_post(saml_response)?;
         let (trust, expectation) = self.expectation(&xml, pending.map(|p| p.id.clone()))?;
         let verified = tokio::task::spawn_blocking(move || {
             saml_verify::verify(&xml, &trust, &expectation.as_expect(), Utc::now())
         })
         .await
-        .map_err(|e| Rejection::Malformed(format!("verification task failed: {e}")))??;
+        .map_err(|e| AssertionRejection::Malformed(format!("verification task failed: {e}")))??;
         // One use per assertion: checked by the caller in the session store (shared by
         // every replica with Redis), for `replay_ttl`.
         Ok((self.identity(&verified)?, verified))
@@ -411,7 +411,7 @@ impl SamlProvider {
     /// The identity an assertion vouches for. The user key is the configured attribute or the
     /// NameID, as configured: an assertion without the attribute is refused, never keyed by
     /// its NameID instead (which another account may hold equal to someone's object ID).
-    pub fn identity(&self, v: &Verified) -> Result<Identity, Rejection> {
+    pub fn identity(&self, v: &Verified) -> Result<Identity, AssertionRejection> {
         let a = &self.cfg.attributes;
         let first = |name: &str| {
             v.attribute(name)
@@ -431,7 +431,7 @@ impl SamlProvider {
         let user = match self.cfg.user_attribute.as_deref() {
             Some(attr) => first(attr)
                 .filter(|u| u.len() <= 512)
-                .ok_or_else(|| Rejection::NoUserKey(attr.to_string()))?,
+                .ok_or_else(|| AssertionRejection::NoUserKey(attr.to_string()))?,
             None => v.name_id.clone(),
         };
         Ok(Identity {
@@ -735,8 +735,5 @@ impl IdentityProvider for SamlProvider {
     }
     fn sign_out_url(&self, identity: &Identity, _signed_out: &str) -> Option<Url> {
         self.logout_url(identity)
-    }
-    fn as_saml(&self) -> Option<&SamlProvider> {
-        Some(self)
     }
 }

@@ -68,7 +68,7 @@ impl Verified {
 /// Why a response was refused. `reason()` is a bounded metric label; `Display` tells an admin
 /// which setting to fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Rejection {
+pub enum AssertionRejection {
     #[error("SAMLResponse is larger than {MAX_RESPONSE_BYTES} bytes")]
     TooLarge,
     #[error("SAMLResponse is not base64 or not UTF-8")]
@@ -120,43 +120,43 @@ pub enum Rejection {
     NoUserKey(String),
 }
 
-impl Rejection {
+impl AssertionRejection {
     pub fn reason(&self) -> &'static str {
         match self {
-            Rejection::TooLarge => "too_large",
-            Rejection::Encoding => "encoding",
-            Rejection::DocType => "doctype",
-            Rejection::AssertionCount(_) => "assertion_count",
-            Rejection::IdpStatus { .. } => "idp_status",
-            Rejection::BadSignature => "bad_signature",
-            Rejection::Malformed(_) => "malformed",
-            Rejection::Encrypted => "encrypted",
-            Rejection::WrongIssuer { .. } => "wrong_issuer",
-            Rejection::WrongAudience { .. } => "wrong_audience",
-            Rejection::WrongDestination { .. } => "wrong_destination",
-            Rejection::WrongRecipient { .. } => "wrong_recipient",
-            Rejection::NotYetValid { .. } => "not_yet_valid",
-            Rejection::Expired { .. } => "expired",
-            Rejection::NoBearer => "no_bearer",
-            Rejection::UnknownInResponseTo { .. } => "unknown_in_response_to",
-            Rejection::Unsolicited => "unsolicited",
-            Rejection::Replay(_) => "replay",
-            Rejection::NoNameId => "no_name_id",
-            Rejection::NoUserKey(_) => "no_user_key",
+            AssertionRejection::TooLarge => "too_large",
+            AssertionRejection::Encoding => "encoding",
+            AssertionRejection::DocType => "doctype",
+            AssertionRejection::AssertionCount(_) => "assertion_count",
+            AssertionRejection::IdpStatus { .. } => "idp_status",
+            AssertionRejection::BadSignature => "bad_signature",
+            AssertionRejection::Malformed(_) => "malformed",
+            AssertionRejection::Encrypted => "encrypted",
+            AssertionRejection::WrongIssuer { .. } => "wrong_issuer",
+            AssertionRejection::WrongAudience { .. } => "wrong_audience",
+            AssertionRejection::WrongDestination { .. } => "wrong_destination",
+            AssertionRejection::WrongRecipient { .. } => "wrong_recipient",
+            AssertionRejection::NotYetValid { .. } => "not_yet_valid",
+            AssertionRejection::Expired { .. } => "expired",
+            AssertionRejection::NoBearer => "no_bearer",
+            AssertionRejection::UnknownInResponseTo { .. } => "unknown_in_response_to",
+            AssertionRejection::Unsolicited => "unsolicited",
+            AssertionRejection::Replay(_) => "replay",
+            AssertionRejection::NoNameId => "no_name_id",
+            AssertionRejection::NoUserKey(_) => "no_user_key",
         }
     }
 }
 
 /// Decodes the HTTP-POST binding's `SAMLResponse` value.
-pub fn decode_post(b64: &str) -> Result<String, Rejection> {
+pub fn decode_post(b64: &str) -> Result<String, AssertionRejection> {
     if b64.len() > MAX_RESPONSE_BYTES {
-        return Err(Rejection::TooLarge);
+        return Err(AssertionRejection::TooLarge);
     }
     let cleaned: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(cleaned)
-        .map_err(|_| Rejection::Encoding)?;
-    String::from_utf8(bytes).map_err(|_| Rejection::Encoding)
+        .map_err(|_| AssertionRejection::Encoding)?;
+    String::from_utf8(bytes).map_err(|_| AssertionRejection::Encoding)
 }
 
 /// Signature algorithms accepted on anything the IdP signs (no SHA-1).
@@ -174,16 +174,16 @@ pub fn verify(
     trust: &Trust,
     expect: &Expect<'_>,
     now: DateTime<Utc>,
-) -> Result<Verified, Rejection> {
+) -> Result<Verified, AssertionRejection> {
     if xml.len() > MAX_RESPONSE_BYTES {
-        return Err(Rejection::TooLarge);
+        return Err(AssertionRejection::TooLarge);
     }
     if xml.to_ascii_uppercase().contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
-        return Err(Rejection::DocType);
+        return Err(AssertionRejection::DocType);
     }
     let assertions = count_elements(xml, &["Assertion", "EncryptedAssertion"])?;
     if count_elements(xml, &["EncryptedAssertion"])? > 0 {
-        return Err(Rejection::Encrypted);
+        return Err(AssertionRejection::Encrypted);
     }
     // An IdP error (no assertion, often unsigned) is shown with its message; the message is
     // display-only and never grants anything.
@@ -196,16 +196,16 @@ pub fn verify(
                         .status_message
                         .and_then(|m| m.value)
                         .unwrap_or_default();
-                    return Err(Rejection::IdpStatus { code, message });
+                    return Err(AssertionRejection::IdpStatus { code, message });
                 }
             }
         }
     }
     if assertions != 1 {
-        return Err(Rejection::AssertionCount(assertions));
+        return Err(AssertionRejection::AssertionCount(assertions));
     }
     if trust.certs.is_empty() {
-        return Err(Rejection::BadSignature);
+        return Err(AssertionRejection::BadSignature);
     }
 
     // From here on, only signed content.
@@ -215,29 +215,36 @@ pub fn verify(
         ReduceMode::ValidateAndMarkNoAncestors,
         Some(&ALLOWED),
     )
-    .map_err(|_| Rejection::BadSignature)?;
+    .map_err(|_| AssertionRejection::BadSignature)?;
 
     let (response, assertion) = match root_name(&reduced)?.as_str() {
         "Response" => {
             let r: Response = reduced
                 .parse()
-                .map_err(|e: quick_xml::DeError| Rejection::Malformed(e.to_string()))?;
-            let a = r.assertion.clone().ok_or(Rejection::AssertionCount(0))?;
+                .map_err(|e: quick_xml::DeError| AssertionRejection::Malformed(e.to_string()))?;
+            let a = r
+                .assertion
+                .clone()
+                .ok_or(AssertionRejection::AssertionCount(0))?;
             (Some(r), a)
         }
         "Assertion" => {
-            let a: Assertion = reduced
-                .parse()
-                .map_err(|e: Box<dyn std::error::Error>| Rejection::Malformed(e.to_string()))?;
+            let a: Assertion = reduced.parse().map_err(|e: Box<dyn std::error::Error>| {
+                AssertionRejection::Malformed(e.to_string())
+            })?;
             (None, a)
         }
-        other => return Err(Rejection::Malformed(format!("signed root is <{other}>"))),
+        other => {
+            return Err(AssertionRejection::Malformed(format!(
+                "signed root is <{other}>"
+            )))
+        }
     };
     // A signed Response additionally vouches for its envelope.
     if let Some(r) = &response {
         if let Some(dest) = &r.destination {
             if dest != expect.acs_url {
-                return Err(Rejection::WrongDestination {
+                return Err(AssertionRejection::WrongDestination {
                     expected: expect.acs_url.to_string(),
                     got: dest.clone(),
                 });
@@ -248,7 +255,7 @@ pub fn verify(
         }
         if let Some(code) = r.status.as_ref().and_then(|s| s.status_code.value.clone()) {
             if code != SUCCESS {
-                return Err(Rejection::IdpStatus {
+                return Err(AssertionRejection::IdpStatus {
                     code,
                     message: String::new(),
                 });
@@ -259,9 +266,9 @@ pub fn verify(
     verify_assertion(&assertion, trust, expect, now)
 }
 
-fn check_issuer(got: &str, trust: &Trust) -> Result<(), Rejection> {
+fn check_issuer(got: &str, trust: &Trust) -> Result<(), AssertionRejection> {
     if got != trust.idp_entity_id {
-        return Err(Rejection::WrongIssuer {
+        return Err(AssertionRejection::WrongIssuer {
             expected: trust.idp_entity_id.clone(),
             got: got.to_string(),
         });
@@ -269,12 +276,12 @@ fn check_issuer(got: &str, trust: &Trust) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn check_in_response_to(got: Option<&str>, expect: &Expect<'_>) -> Result<(), Rejection> {
+fn check_in_response_to(got: Option<&str>, expect: &Expect<'_>) -> Result<(), AssertionRejection> {
     match (got, expect.request_id) {
         (Some(got), Some(want)) if got == want => Ok(()),
         (None, _) if expect.allow_idp_initiated => Ok(()),
-        (None, _) => Err(Rejection::Unsolicited),
-        (got, _) => Err(Rejection::UnknownInResponseTo {
+        (None, _) => Err(AssertionRejection::Unsolicited),
+        (got, _) => Err(AssertionRejection::UnknownInResponseTo {
             got: got.map(str::to_string),
         }),
     }
@@ -285,7 +292,7 @@ fn verify_assertion(
     trust: &Trust,
     expect: &Expect<'_>,
     now: DateTime<Utc>,
-) -> Result<Verified, Rejection> {
+) -> Result<Verified, AssertionRejection> {
     let skew = chrono::Duration::from_std(expect.clock_skew)
         .unwrap_or_else(|_| chrono::Duration::minutes(5));
     let skew_secs = expect.clock_skew.as_secs();
@@ -297,7 +304,7 @@ fn verify_assertion(
     if let Some(c) = conditions {
         if let Some(nb) = c.not_before {
             if now + skew < nb {
-                return Err(Rejection::NotYetValid {
+                return Err(AssertionRejection::NotYetValid {
                     not_before: fmt(nb),
                     now: fmt(now),
                     skew_secs,
@@ -306,7 +313,7 @@ fn verify_assertion(
         }
         if let Some(noa) = c.not_on_or_after {
             if now - skew >= noa {
-                return Err(Rejection::Expired {
+                return Err(AssertionRejection::Expired {
                     not_on_or_after: fmt(noa),
                     now: fmt(now),
                     skew_secs,
@@ -329,7 +336,7 @@ fn verify_assertion(
             .iter()
             .all(|r| r.audience.iter().any(|x| x == expect.sp_entity_id));
     if !audience_ok {
-        return Err(Rejection::WrongAudience {
+        return Err(AssertionRejection::WrongAudience {
             expected: expect.sp_entity_id.to_string(),
             got: audiences,
         });
@@ -347,15 +354,15 @@ fn verify_assertion(
     let mut confirmed = None;
     for c in bearer {
         let Some(d) = &c.subject_confirmation_data else {
-            first_err.get_or_insert(Rejection::NoBearer);
+            first_err.get_or_insert(AssertionRejection::NoBearer);
             continue;
         };
         let Some(noa) = d.not_on_or_after else {
-            first_err.get_or_insert(Rejection::NoBearer);
+            first_err.get_or_insert(AssertionRejection::NoBearer);
             continue;
         };
         if now - skew >= noa {
-            first_err.get_or_insert(Rejection::Expired {
+            first_err.get_or_insert(AssertionRejection::Expired {
                 not_on_or_after: fmt(noa),
                 now: fmt(now),
                 skew_secs,
@@ -364,7 +371,7 @@ fn verify_assertion(
         }
         if let Some(nb) = d.not_before {
             if now + skew < nb {
-                first_err.get_or_insert(Rejection::NotYetValid {
+                first_err.get_or_insert(AssertionRejection::NotYetValid {
                     not_before: fmt(nb),
                     now: fmt(now),
                     skew_secs,
@@ -375,7 +382,7 @@ fn verify_assertion(
         match d.recipient.as_deref() {
             Some(r) if r == expect.acs_url => {}
             other => {
-                first_err.get_or_insert(Rejection::WrongRecipient {
+                first_err.get_or_insert(AssertionRejection::WrongRecipient {
                     expected: expect.acs_url.to_string(),
                     got: other.unwrap_or("").to_string(),
                 });
@@ -390,12 +397,12 @@ fn verify_assertion(
         break;
     }
     let Some((confirm_until, in_response_to)) = confirmed else {
-        return Err(first_err.unwrap_or(Rejection::NoBearer));
+        return Err(first_err.unwrap_or(AssertionRejection::NoBearer));
     };
     let name = subject
         .and_then(|s| s.name_id.as_ref())
         .filter(|n| !n.value.trim().is_empty())
-        .ok_or(Rejection::NoNameId)?;
+        .ok_or(AssertionRejection::NoNameId)?;
     let attributes = a
         .attribute_statements
         .iter()
@@ -423,7 +430,7 @@ fn verify_assertion(
 }
 
 /// Counts elements with any of these local names (namespace prefixes ignored).
-fn count_elements(xml: &str, names: &[&str]) -> Result<usize, Rejection> {
+fn count_elements(xml: &str, names: &[&str]) -> Result<usize, AssertionRejection> {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut n = 0;
     loop {
@@ -434,15 +441,15 @@ fn count_elements(xml: &str, names: &[&str]) -> Result<usize, Rejection> {
                     n += 1;
                 }
             }
-            Ok(quick_xml::events::Event::DocType(_)) => return Err(Rejection::DocType),
+            Ok(quick_xml::events::Event::DocType(_)) => return Err(AssertionRejection::DocType),
             Ok(quick_xml::events::Event::Eof) => return Ok(n),
             Ok(_) => {}
-            Err(e) => return Err(Rejection::Malformed(e.to_string())),
+            Err(e) => return Err(AssertionRejection::Malformed(e.to_string())),
         }
     }
 }
 
-fn root_name(xml: &str) -> Result<String, Rejection> {
+fn root_name(xml: &str) -> Result<String, AssertionRejection> {
     let mut reader = quick_xml::Reader::from_str(xml);
     loop {
         match reader.read_event() {
@@ -450,10 +457,10 @@ fn root_name(xml: &str) -> Result<String, Rejection> {
                 return Ok(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
             }
             Ok(quick_xml::events::Event::Eof) => {
-                return Err(Rejection::Malformed("empty document".into()))
+                return Err(AssertionRejection::Malformed("empty document".into()))
             }
             Ok(_) => {}
-            Err(e) => return Err(Rejection::Malformed(e.to_string())),
+            Err(e) => return Err(AssertionRejection::Malformed(e.to_string())),
         }
     }
 }

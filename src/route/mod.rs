@@ -5,7 +5,7 @@ use std::sync::Arc;
 mod read;
 pub mod upstream_tls;
 
-use crate::canonical::{has_prefix_ci, Canonical, Exceptions, Refusal};
+use crate::canonical::{has_prefix_ci, Canonical, Exceptions, Unreadable};
 use crate::policy::Policy;
 
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub enum NoRoute {
     Unknown,
     /// The request needs a path exception its route does not allow, or its readings (with
     /// `%2F` as a separator and as a character) lead to different routes.
-    Refused(Refusal),
+    Refused(Unreadable),
 }
 
 impl RouteTable {
@@ -81,9 +81,9 @@ impl RouteTable {
             .ok_or(NoRoute::Unknown)?;
         if !route.exceptions.covers(c.used) {
             return Err(NoRoute::Refused(if c.used.path_parameters {
-                Refusal::PathParameter
+                Unreadable::PathParameter
             } else {
-                Refusal::EncodedSlash
+                Unreadable::EncodedSlash
             }));
         }
         // Every reading must agree: with and without `;params`, `%2F` as a character and as a
@@ -93,10 +93,10 @@ impl RouteTable {
                 .is_some_and(|o| Arc::ptr_eq(o, route))
         };
         if c.used.path_parameters && !(agrees(&c.path) && agrees(&c.path.replace("%2F", "/"))) {
-            return Err(NoRoute::Refused(Refusal::PathParameter));
+            return Err(NoRoute::Refused(Unreadable::PathParameter));
         }
         if c.used.encoded_slash && !agrees(&c.route_path.replace("%2F", "/")) {
-            return Err(NoRoute::Refused(Refusal::EncodedSlash));
+            return Err(NoRoute::Refused(Unreadable::EncodedSlash));
         }
         Ok(route)
     }

@@ -12,7 +12,6 @@ use super::path::ENTERPRISE;
 use super::{Attribute, OnFailure, Scim, Status};
 use crate::identity::{Identity, List};
 use crate::session::{now_secs, StoreError};
-use crate::state::Core;
 
 /// Why a sign-in (or a bearer token) does not pass provisioning.
 #[derive(Debug)]
@@ -63,7 +62,7 @@ impl Scim {
     /// A sign-in the IdP vouched for, before its session is made: refused if the user is
     /// deprovisioned; otherwise marked provisioned (or not), given group names and the
     /// configured attributes; the webhook told of a first sign-in.
-    pub async fn admit(&self, core: &Core, mut identity: Identity) -> Result<Identity, Refusal> {
+    pub async fn admit(&self, mut identity: Identity) -> Result<Identity, Refusal> {
         if !self.covers(&identity.provider) {
             return Ok(identity);
         }
@@ -80,7 +79,7 @@ impl Scim {
         if let Some(doc) = &doc {
             identity.attributes = self.attributes(doc).await.map_err(Refusal::Unavailable)?;
         }
-        self.name_groups(core, &mut identity)
+        self.name_groups(&mut identity)
             .await
             .map_err(Refusal::Unavailable)?;
         if self.cfg.webhook.is_some() {
@@ -111,14 +110,13 @@ impl Scim {
 
     /// The names upstreams see for the identity's groups: the provider's own `group_names`
     /// first, then the directory's, else the ID. Only set when the directory named one.
-    async fn name_groups(&self, core: &Core, identity: &mut Identity) -> Result<(), StoreError> {
+    async fn name_groups(&self, identity: &mut Identity) -> Result<(), StoreError> {
         if identity.groups.is_empty() {
             return Ok(());
         }
         let ids: Vec<&str> = identity.groups.iter().collect();
         let names = self.dir.group_names(&ids).await?;
-        let fixed = core
-            .cfg
+        let fixed = self
             .providers
             .iter()
             .find(|p| *p.name == *identity.provider)
@@ -260,13 +258,92 @@ impl Scim {
     /// The user `doc` is deprovisioned (inactive or deleted): every session of theirs, with
     /// every provider SCIM covers, ends on every replica. Returns how many stored sessions
     /// ended, or the store's error.
-    pub async fn end_sessions(&self, core: &Core, key: &str) -> Result<u64, StoreError> {
+    pub async fn end_sessions(&self, key: &str) -> Result<u64, StoreError> {
         let now = now_secs();
         let mut ended = 0;
-        for p in core.providers.iter().filter(|p| self.covers(p.name())) {
-            ended += core.sessions.revoke_user(p.name(), key, now).await?;
+        for p in self.providers.iter().filter(|p| self.covers(&p.name)) {
+            ended += self.sessions.revoke_user(&p.name, key, now).await?;
         }
         self.effects.bearer.invalidate_all();
         Ok(ended)
     }
+
+    /// A user was created, changed or deleted (`new` None): tombstones kept right, and every
+    /// session ended of a user now inactive or deleted (and of a key the user no longer has).
+    /// Failing to end them is an error (503): Entra retries, and the retry ends them.
+    pub async fn after_user_change(
+        self: &Arc<Self>,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) -> Result<(), StoreError> {
+        let m = self.cfg.match_attribute;
+        let key = |d: Option<&Value>| d.and_then(|d| attr_str(d, m.attr())).map(str::to_string);
+        let (old_key, new_key) = (key(old), key(new));
+        let mut doomed = Vec::new();
+        match (new, &new_key) {
+            (Some(doc), Some(k)) => {
+                self.dir.set_tombstone(m.tag(), k, false).await?;
+                if !is_active(doc) {
+                    doomed.push(k.clone());
+                }
+            }
+            (None, _) => {
+                if let Some(k) = &old_key {
+                    self.dir.set_tombstone(m.tag(), k, true).await?;
+                }
+            }
+            _ => {}
+        }
+        if let Some(k) = old_key.filter(|k| new.is_none() || Some(k) != new_key.as_ref()) {
+            doomed.push(k);
+        }
+        let gone = new.is_none_or(|d| !is_active(d));
+        if gone && doomed.is_empty() {
+            log::warn!(
+                "SCIM: user {:?} deprovisioned but has no {}: no session could be matched to end (map the attribute in Entra's provisioning settings)",
+                new.or(old).and_then(|d| attr_str(d, "userName")).unwrap_or("?"),
+                m.attr()
+            );
+        }
+        for k in &doomed {
+            let ended = self.end_sessions(k).await?;
+            crate::logging::audit(
+                "scim_sessions_ended",
+                json!({"user": k, "stored_sessions": ended}),
+            );
+        }
+        let was = old.is_some_and(is_active);
+        let is = new.is_some_and(is_active);
+        match (was, is, new.or(old)) {
+            (true, false, Some(d)) => self.notify("deprovisioned", d),
+            (false, true, Some(d)) => self.notify("provisioned", d),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The directory's size gauge for `kind`, counted again after a change.
+    pub async fn count(&self, kind: Kind) {
+        if let Ok(n) = self.dir.count(kind).await {
+            let g = match kind {
+                Kind::User => &self.metrics.scim_users,
+                Kind::Group => &self.metrics.scim_groups,
+            };
+            g.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// The audit line of a change to a resource.
+pub fn audit(kind: Kind, what: &str, doc: &Value) {
+    crate::logging::audit(
+        &format!("scim_{}_{what}", kind.name().to_ascii_lowercase()),
+        json!({
+            "id": attr_str(doc, "id"),
+            "externalId": attr_str(doc, "externalId"),
+            "userName": attr_str(doc, "userName"),
+            "displayName": attr_str(doc, "displayName"),
+            "active": (kind == Kind::User).then(|| is_active(doc)),
+        }),
+    );
 }

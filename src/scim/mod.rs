@@ -14,14 +14,17 @@
 //! - chosen enterprise attributes (department, employee number, manager…) become identity
 //!   headers; an optional webhook hears of first sign-ins and of (de)provisioning.
 //!
-//! `api` serves the protocol; `resource`, `path` and `patch` read its shapes; `directory`
-//! stores them (in this process, or in Redis when sessions are shared); `effects` is what a
-//! sign-in and a deprovisioning do; `read` reads the configuration.
+//! The protocol's HTTP handlers are in `crate::endpoints::scim`, beside the gateway's other
+//! endpoints; this module is what they call. `resource`, `path` and `patch` read the
+//! protocol's shapes, `filter` answers list filters; `directory` stores them (in this
+//! process, or in Redis when sessions are shared); `effects` is what a sign-in and a
+//! (de)provisioning do to sessions and the webhook; `read` reads the configuration. It is
+//! built with what it needs (the providers' names and group names, the session manager), so
+//! it knows nothing of the gateway above it.
 
-pub mod api;
 pub mod directory;
-mod discovery;
 pub mod effects;
+pub mod filter;
 pub mod patch;
 pub mod path;
 mod read;
@@ -36,8 +39,9 @@ use directory::{Directory, Kv, MemoryKv};
 pub use settings::{Attribute, MatchAttribute, OnFailure, ScimConfig, WebhookConfig};
 
 use crate::metrics::Metrics;
+use crate::policy::GroupNames;
 use crate::session::redis::RedisConfig;
-use crate::session::SessionConfig;
+use crate::session::{SessionConfig, Sessions};
 use serde_json::Value;
 
 /// Where the SCIM API lives, under the reserved prefix.
@@ -69,6 +73,25 @@ pub struct Scim {
     token_digest: [u8; 32],
     pub(crate) effects: Effects,
     pub(crate) metrics: Arc<Metrics>,
+    /// Every configured provider, with the group names its config fixes.
+    providers: Vec<ProviderNames>,
+    /// Where a deprovisioning ends sessions.
+    sessions: Arc<Sessions>,
+}
+
+/// A configured provider as SCIM sees it: its name and its fixed group names.
+#[derive(Debug, Clone)]
+pub struct ProviderNames {
+    pub name: String,
+    pub group_names: GroupNames,
+}
+
+/// What SCIM is built with, besides its own section.
+pub struct ScimContext<'a> {
+    pub session: &'a SessionConfig,
+    pub sessions: Arc<Sessions>,
+    pub providers: Vec<ProviderNames>,
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,11 +103,10 @@ impl Scim {
     /// place (a reload must not forget what was provisioned).
     pub fn build(
         cfg: &ScimConfig,
-        session: &SessionConfig,
+        cx: ScimContext<'_>,
         previous: Option<&Scim>,
-        metrics: Arc<Metrics>,
     ) -> Result<Scim, ScimBuildError> {
-        let backend = match &session.redis {
+        let backend = match &cx.session.redis {
             Some(r) => Backend::Redis(Box::new(r.clone())),
             None => Backend::Memory,
         };
@@ -103,7 +125,9 @@ impl Scim {
             backend,
             token_digest: digest(cfg.token.0.as_bytes()),
             effects,
-            metrics,
+            metrics: cx.metrics,
+            providers: cx.providers,
+            sessions: cx.sessions,
         })
     }
 

@@ -14,6 +14,7 @@
 
 pub mod portal;
 mod preset;
+pub mod rules;
 mod tokens;
 
 use crate::identity::List;

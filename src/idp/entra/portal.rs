@@ -2,55 +2,55 @@
 //! themselves stay where the gateway makes them; this only names the setting behind each.
 
 use super::AadError;
-use crate::idp::saml_verify::Rejection;
+use crate::idp::saml_verify::AssertionRejection;
 
 /// The Entra setting to change for a refused SAML response (None: nothing in Entra to change).
-pub fn saml_fix(r: &Rejection) -> Option<String> {
+pub fn saml_fix(r: &AssertionRejection) -> Option<String> {
     let app = "Entra admin center → Enterprise applications → this app → Single sign-on";
     Some(match r {
-        Rejection::TooLarge | Rejection::Encoding | Rejection::Malformed(_) => {
+        AssertionRejection::TooLarge | AssertionRejection::Encoding | AssertionRejection::Malformed(_) => {
             "paste the SAMLResponse form value exactly as the browser posted it (base64)".into()
         }
-        Rejection::DocType => {
+        AssertionRejection::DocType => {
             "Entra never sends a DOCTYPE: this response was not made by Entra".into()
         }
-        Rejection::AssertionCount(_) => {
+        AssertionRejection::AssertionCount(_) => {
             "Entra sends exactly one assertion: this response was altered or not made by Entra"
                 .into()
         }
-        Rejection::IdpStatus { .. } => {
+        AssertionRejection::IdpStatus { .. } => {
             "Entra refused the sign-in itself: act on its message (often assignment: Users and groups)".into()
         }
-        Rejection::BadSignature => format!(
+        AssertionRejection::BadSignature => format!(
             "{app} → SAML Certificates: the active signing certificate must be one the gateway trusts (its metadata URL, metadata file or idp_cert_fingerprints); Signing option \"Sign SAML assertion\" or \"Sign SAML response and assertion\"; Signing algorithm SHA-256"
         ),
-        Rejection::Encrypted => format!("{app} → Token encryption: turn it off"),
-        Rejection::WrongIssuer { got, .. } => format!(
+        AssertionRejection::Encrypted => format!("{app} → Token encryption: turn it off"),
+        AssertionRejection::WrongIssuer { got, .. } => format!(
             "the response came from {got}: point the provider at that tenant's metadata (tenant / idp_metadata_url / idp_entity_id)"
         ),
-        Rejection::WrongAudience { expected, .. } => format!(
+        AssertionRejection::WrongAudience { expected, .. } => format!(
             "{app} → Basic SAML Configuration → Identifier (Entity ID): add exactly {expected} (trailing slash included) and make it the default"
         ),
-        Rejection::WrongDestination { expected, .. } | Rejection::WrongRecipient { expected, .. } => format!(
+        AssertionRejection::WrongDestination { expected, .. } | AssertionRejection::WrongRecipient { expected, .. } => format!(
             "{app} → Basic SAML Configuration → Reply URL (Assertion Consumer Service URL): exactly {expected} (public_url + the ACS path)"
         ),
-        Rejection::NotYetValid { .. } | Rejection::Expired { .. } => {
+        AssertionRejection::NotYetValid { .. } | AssertionRejection::Expired { .. } => {
             "nothing in Entra: check the gateway host's clock (NTP), or paste a response captured within the last minutes".into()
         }
-        Rejection::NoBearer => {
+        AssertionRejection::NoBearer => {
             "Entra always sends a bearer confirmation: this response was not made by Entra".into()
         }
-        Rejection::UnknownInResponseTo { .. } => {
+        AssertionRejection::UnknownInResponseTo { .. } => {
             "nothing in Entra: a response answers the one browser that started its sign-in".into()
         }
-        Rejection::Unsolicited => format!(
+        AssertionRejection::Unsolicited => format!(
             "started from My Apps (IdP-initiated): set allow_idp_initiated: true on the provider, or {app} → Basic SAML Configuration → Sign on URL = the app's URL so My Apps starts at the gateway"
         ),
-        Rejection::Replay(_) => return None,
-        Rejection::NoNameId => format!(
+        AssertionRejection::Replay(_) => return None,
+        AssertionRejection::NoNameId => format!(
             "{app} → Attributes & Claims → Unique User Identifier (Name ID): give it a source attribute"
         ),
-        Rejection::NoUserKey(attr) => format!(
+        AssertionRejection::NoUserKey(attr) => format!(
             "{app} → Attributes & Claims: add a claim named {attr} (the provider's user_attribute)"
         ),
     })

@@ -9,13 +9,17 @@ use std::sync::Arc;
 use http::Method;
 use serde_json::{json, Value};
 
-use super::directory::{attr, attr_str, DirError, Kind};
-use super::path::{scalar_eq, Cond, Filter, Path, ENTERPRISE};
-use super::resource::{self, answer, Projection, ScimError, LIST_SCHEMA, MAX_RESULTS};
-use super::{discovery, patch, Scim};
+mod discovery;
+
 use crate::answer::Answer;
-use crate::config::RESERVED_PREFIX;
+use crate::canonical::RESERVED_PREFIX;
 use crate::exchange::{bearer_token, first, query_pairs, Downstream};
+use crate::scim::directory::{DirError, Kind};
+use crate::scim::effects::audit;
+use crate::scim::filter::{matches, supported};
+use crate::scim::path::{Cond, Filter};
+use crate::scim::resource::{self, answer, Projection, ScimError, LIST_SCHEMA, MAX_RESULTS};
+use crate::scim::{patch, Scim, PATH};
 use crate::state::Core;
 
 /// What a request was, for the metric's labels.
@@ -125,7 +129,7 @@ async fn route(
             let id = format!("{:032x}", rand::random::<u128>());
             let now = now_rfc3339();
             let stored = resource::stored(kind, &id, doc, &now, &now, &location(core, kind, &id));
-            write(core, scim, kind, &id, &stored, None).await?;
+            write(scim, kind, &id, &stored, None).await?;
             Ok(answer(201, &stored).header("location", location(core, kind, &id)))
         }
         (m, [_, _]) if ![Method::GET, Method::PUT, Method::PATCH, Method::DELETE].contains(m) => {
@@ -155,7 +159,7 @@ async fn route(
                         &now_rfc3339(),
                         &location(core, kind, id),
                     );
-                    write(core, scim, kind, id, &stored, Some(&old)).await?;
+                    write(scim, kind, id, &stored, Some(&old)).await?;
                     // Entra expects a group PATCH to answer 204 (members are not echoed).
                     Ok(match (kind, method) {
                         (Kind::Group, &Method::PATCH) => {
@@ -167,10 +171,12 @@ async fn route(
                 Method::DELETE => {
                     scim.dir.delete(kind, id).await.map_err(store)?;
                     if kind == Kind::User {
-                        after_user_change(core, scim, Some(&old), None).await?;
+                        scim.after_user_change(Some(&old), None)
+                            .await
+                            .map_err(store)?;
                     }
                     audit(kind, "deleted", &old);
-                    gauge(scim, kind).await;
+                    scim.count(kind).await;
                     Ok(Answer::new(204, resource::CONTENT_TYPE, Vec::new()))
                 }
                 _ => Err(ScimError::new(405, None, "method not allowed here")),
@@ -192,7 +198,7 @@ fn now_rfc3339() -> String {
 fn location(core: &Core, kind: Kind, id: &str) -> String {
     core.public(&format!(
         "{RESERVED_PREFIX}{}/{}/{id}",
-        super::PATH,
+        PATH,
         kind.endpoint()
     ))
 }
@@ -229,7 +235,6 @@ async fn body(scim: &Scim, down: &mut dyn Downstream) -> Result<Value, ScimError
 
 /// Stores a created or changed resource, then what the change means for sessions.
 async fn write(
-    core: &Core,
     scim: &Arc<Scim>,
     kind: Kind,
     id: &str,
@@ -259,179 +264,13 @@ async fn write(
         Err(DirError::Store(e)) => return Err(ScimError::new(503, None, e.to_string())),
     }
     if kind == Kind::User {
-        after_user_change(core, scim, old, Some(doc)).await?;
+        scim.after_user_change(old, Some(doc))
+            .await
+            .map_err(|e| ScimError::new(503, None, e.to_string()))?;
     }
     audit(kind, if old.is_some() { "changed" } else { "created" }, doc);
-    gauge(scim, kind).await;
+    scim.count(kind).await;
     Ok(())
-}
-
-fn active(doc: &Value) -> bool {
-    attr(doc, "active").and_then(Value::as_bool).unwrap_or(true)
-}
-
-/// A user was created, changed or deleted (`new` None): tombstones kept right, and every
-/// session ended of a user now inactive or deleted (and of a key the user no longer has).
-/// Failing to end them is an error (503): Entra retries, and the retry ends them.
-async fn after_user_change(
-    core: &Core,
-    scim: &Arc<Scim>,
-    old: Option<&Value>,
-    new: Option<&Value>,
-) -> Result<(), ScimError> {
-    let m = scim.cfg.match_attribute;
-    let key = |d: Option<&Value>| d.and_then(|d| attr_str(d, m.attr())).map(str::to_string);
-    let (old_key, new_key) = (key(old), key(new));
-    let store = |e: crate::session::StoreError| ScimError::new(503, None, e.to_string());
-    let mut doomed = Vec::new();
-    match (new, &new_key) {
-        (Some(doc), Some(k)) => {
-            scim.dir
-                .set_tombstone(m.tag(), k, false)
-                .await
-                .map_err(store)?;
-            if !active(doc) {
-                doomed.push(k.clone());
-            }
-        }
-        (None, _) => {
-            if let Some(k) = &old_key {
-                scim.dir
-                    .set_tombstone(m.tag(), k, true)
-                    .await
-                    .map_err(store)?;
-            }
-        }
-        _ => {}
-    }
-    if let Some(k) = old_key.filter(|k| new.is_none() || Some(k) != new_key.as_ref()) {
-        doomed.push(k);
-    }
-    let gone = new.is_none_or(|d| !active(d));
-    if gone && doomed.is_empty() {
-        log::warn!(
-            "SCIM: user {:?} deprovisioned but has no {}: no session could be matched to end (map the attribute in Entra's provisioning settings)",
-            new.or(old).and_then(|d| attr_str(d, "userName")).unwrap_or("?"),
-            m.attr()
-        );
-    }
-    for k in &doomed {
-        let ended = scim.end_sessions(core, k).await.map_err(store)?;
-        crate::logging::audit(
-            "scim_sessions_ended",
-            json!({"user": k, "stored_sessions": ended}),
-        );
-    }
-    let was = old.is_some_and(active);
-    let is = new.is_some_and(active);
-    match (was, is, new.or(old)) {
-        (true, false, Some(d)) => scim.notify("deprovisioned", d),
-        (false, true, Some(d)) => scim.notify("provisioned", d),
-        _ => {}
-    }
-    Ok(())
-}
-
-fn audit(kind: Kind, what: &str, doc: &Value) {
-    crate::logging::audit(
-        &format!("scim_{}_{what}", kind.name().to_ascii_lowercase()),
-        json!({
-            "id": attr_str(doc, "id"),
-            "externalId": attr_str(doc, "externalId"),
-            "userName": attr_str(doc, "userName"),
-            "displayName": attr_str(doc, "displayName"),
-            "active": (kind == Kind::User).then(|| active(doc)),
-        }),
-    );
-}
-
-async fn gauge(scim: &Scim, kind: Kind) {
-    if let Ok(n) = scim.dir.count(kind).await {
-        let g = match kind {
-            Kind::User => &scim.metrics.scim_users,
-            Kind::Group => &scim.metrics.scim_groups,
-        };
-        g.set(i64::try_from(n).unwrap_or(i64::MAX));
-    }
-}
-
-/// A filter condition the directory can answer (an attribute it knows), and whether it
-/// compares case-exactly.
-fn supported(kind: Kind, path: &Path) -> Result<bool, ScimError> {
-    let key = path.key();
-    let ent = ENTERPRISE.to_ascii_lowercase();
-    let ok: &[(&str, bool)] = match kind {
-        Kind::User => &[
-            ("id", true),
-            ("username", false),
-            ("externalid", false),
-            ("displayname", false),
-            ("active", false),
-            ("emails.value", false),
-            ("manager", true),
-            ("manager.value", true),
-        ],
-        Kind::Group => &[
-            ("id", true),
-            ("displayname", false),
-            ("externalid", false),
-            ("members", true),
-            ("members.value", true),
-        ],
-    };
-    let plain = match (&path.select, path.in_schema(Some(ENTERPRISE))) {
-        // `emails[type eq "work"].value`: the element's `value` is what is compared.
-        (Some(_), _) => format!(
-            "{}.{}",
-            path.attr.to_ascii_lowercase(),
-            path.sub.as_deref().unwrap_or("").to_ascii_lowercase()
-        ),
-        (None, true) => key.trim_start_matches(&format!("{ent}:")).to_string(),
-        (None, false) if path.schema.is_some() && !path.in_schema(None) => key,
-        (None, false) => key,
-    };
-    ok.iter()
-        .find(|(k, _)| *k == plain)
-        .map(|(_, exact)| *exact)
-        .ok_or_else(|| {
-            ScimError::new(
-                400,
-                Some("invalidFilter"),
-                format!("filtering on {} is not supported", path.key()),
-            )
-        })
-}
-
-/// Whether `doc` satisfies `cond`.
-fn matches(doc: &Value, cond: &Cond, exact: bool) -> bool {
-    let p = &cond.path;
-    let container = if p.in_schema(Some(ENTERPRISE))
-        || (p.attr.eq_ignore_ascii_case("manager") && p.in_schema(None))
-    {
-        attr(doc, ENTERPRISE)
-    } else {
-        Some(doc)
-    };
-    let Some(v) = container.and_then(|c| attr(c, &p.attr)) else {
-        return false;
-    };
-    let values: Vec<&Value> = match v {
-        Value::Array(items) => items
-            .iter()
-            .filter(|i| match &p.select {
-                Some((sel, want)) => attr(i, sel).is_some_and(|s| scalar_eq(s, want, false)),
-                None => true,
-            })
-            .filter_map(|i| attr(i, p.sub.as_deref().unwrap_or("value")))
-            .collect(),
-        Value::Object(_) => attr(v, p.sub.as_deref().unwrap_or("value"))
-            .into_iter()
-            .collect(),
-        scalar => vec![scalar],
-    };
-    values
-        .iter()
-        .any(|have| scalar_eq(have, &cond.value, exact))
 }
 
 async fn list(

@@ -4,14 +4,17 @@
 
 use serde_json::{json, Value};
 
-use super::path::ENTERPRISE;
-use super::resource::{answer, ScimError, GROUP_SCHEMA, LIST_SCHEMA, MAX_RESULTS, USER_SCHEMA};
 use crate::answer::Answer;
-use crate::config::RESERVED_PREFIX;
+use crate::canonical::RESERVED_PREFIX;
+use crate::scim::path::ENTERPRISE;
+use crate::scim::resource::{
+    answer, ScimError, GROUP_SCHEMA, LIST_SCHEMA, MAX_RESULTS, USER_SCHEMA,
+};
+use crate::scim::PATH;
 use crate::state::Core;
 
 pub fn serve(core: &Core, segments: &[&str]) -> Result<Answer, ScimError> {
-    let base = core.public(&format!("{RESERVED_PREFIX}{}", super::PATH));
+    let base = core.public(&format!("{RESERVED_PREFIX}{}", PATH));
     let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
     match lower.as_slice() {
