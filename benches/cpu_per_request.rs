@@ -13,9 +13,10 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use authgate::config::{Secret, SessionConfig, StoreKind};
 use authgate::identity::Identity;
+use authgate::read::Secret;
 use authgate::session::Sessions;
+use authgate::session::{SessionConfig, StoreKind};
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const SECRET: &str = "bench-session-secret-0123456789abcdef0123456789";

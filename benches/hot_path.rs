@@ -6,12 +6,15 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use authgate::canonical::{self, Exceptions};
-use authgate::config::{HeaderNames, RouteConfig, Secret, SessionConfig, StoreKind, Upstream};
+use authgate::headers::HeaderNames;
 use authgate::headers::HeaderPlan;
 use authgate::identity::Identity;
 use authgate::policy::{self, Policy};
+use authgate::read::Secret;
 use authgate::route::RouteTable;
+use authgate::route::{RouteConfig, Upstream};
 use authgate::session::{now_secs, Sessions, Ticket};
+use authgate::session::{SessionConfig, StoreKind};
 use criterion::{criterion_group, criterion_main, Criterion};
 use pingora::http::RequestHeader;
 

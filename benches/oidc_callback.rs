@@ -6,9 +6,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use authgate::config::{Secret, SessionConfig, StoreKind};
-use authgate::idp::oidc::identity_from_claims;
+use authgate::idp::claims::identity_from_claims;
+use authgate::read::Secret;
 use authgate::session::{now_secs, Sessions};
+use authgate::session::{SessionConfig, StoreKind};
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion};
 use openidconnect::core::{CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet};

@@ -11,10 +11,12 @@
 
 use std::time::{Duration, Instant};
 
-use authgate::config::{HeaderNames, Secret, SessionConfig, StoreKind};
+use authgate::headers::HeaderNames;
 use authgate::headers::HeaderPlan;
 use authgate::identity::{shared, Identity};
+use authgate::read::Secret;
 use authgate::session::{now_secs, Check, Sessions};
+use authgate::session::{SessionConfig, StoreKind};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -12,18 +12,13 @@ use std::time::Duration;
 use serde_yaml::Value;
 use url::Url;
 
-pub use crate::canonical::RESERVED_PREFIX;
-pub use crate::forward_auth::{Dialect, ForwardAuth};
-pub use crate::headers::HeaderNames;
-pub use crate::idp::entra::EntraSettings;
-pub use crate::idp::settings::{
-    OidcConfig, ProviderConfig, ProviderKind, SamlAttributes, SamlConfig, SamlGraph, SamlIdp,
-};
-pub use crate::logging::LogFormat;
-pub use crate::read::{parse_duration, Cidr, ConfigError, ConfigErrors, Secret};
-use crate::read::{Obj, Reader};
-pub use crate::route::{RouteConfig, Upstream};
-pub use crate::session::{SessionConfig, StoreKind};
+use crate::forward_auth::ForwardAuth;
+use crate::headers::HeaderNames;
+use crate::idp::settings::ProviderConfig;
+use crate::logging::LogFormat;
+use crate::read::{Cidr, ConfigError, ConfigErrors, Obj, Reader, Secret};
+use crate::route::RouteConfig;
+use crate::session::SessionConfig;
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -301,6 +296,8 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idp::settings::{ProviderKind, SamlIdp};
+    use crate::read::parse_duration;
 
     fn env(name: &str) -> Option<String> {
         match name {

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::canonical::RESERVED_PREFIX;
 use crate::idp::PendingSignIn;
-pub use crate::seal::{Sealer, MAX_COOKIE_VALUE};
+use crate::seal::Sealer;
 use crate::session::{now_secs, SessionConfig};
 
 /// How long a started sign-in may take before its cookie is void.

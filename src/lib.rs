@@ -1,10 +1,25 @@
 //! authgate: a reverse-proxy authentication gateway on pingora.
 //!
-//! Modules in the order a request flows: `config` (file → validated Config), `route`
-//! (host/path → route), `headers` (strip spoofed identity headers, inject verified ones),
-//! `session` (sealed cookies, store), `idp` (OpenID Connect sign-in), `return_to` (safe
-//! post-sign-in redirects), `gateway` (the pingora `ProxyHttp` tying them together),
-//! `pages` (what people see), `admin` and `metrics` (what operators see).
+//! Modules in the order a request flows, each using only those after it:
+//! - `gateway`: the pingora `ProxyHttp` phases; `Gateway::admit` decides on each request;
+//! - `endpoints`: the gateway's own pages under `/_authgate/` (sign-in, the OpenID Connect
+//!   callback, SAML's ACS, metadata and logout, sign-out, forward-auth, SCIM's protocol);
+//!   `admin`, `admin_api`, `reload`: the admin listener, its session API, reloads;
+//! - `authenticate`: bearer token or session, provider, policy (shared with forward-auth);
+//! - `state`: `Core`, everything one configuration builds, with the metrics; `explain`:
+//!   `authgate explain`;
+//! - `config`: `gateway.yaml` to a validated `Config` (each section's reader lives beside
+//!   what it configures, on the walker in `read`);
+//! - `scim`: what SCIM provisioning does to sign-ins and sessions;
+//! - `route`, `answer`, `cookies`: routing; what the gateway answers itself; its cookies;
+//! - `idp` (OpenID Connect, SAML, and Entra's dialect in `idp::entra`), `headers`
+//!   (identity headers out and in);
+//! - `session`, `policy`, `forward_auth`, `tls`, `head_deadline`: sessions and their
+//!   stores, per-route policy, the ingress dialects, the listener's TLS, the head deadline;
+//! - leaves: `canonical` (the one reading of a request), `read`, `identity`, `metrics`,
+//!   `exchange`, `return_to`, `pages`, `logging`, `fetch`, `seal`, `https_redirect`.
+//!
+//! docs/architecture.md has the same map with where each kind of change goes.
 
 #![forbid(unsafe_code)]
 

@@ -28,7 +28,7 @@ pub struct Reloader {
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     #[error("{0}")]
-    Config(#[from] crate::config::ConfigErrors),
+    Config(#[from] crate::read::ConfigErrors),
     #[error("{0}")]
     Build(#[from] crate::state::BuildError),
 }

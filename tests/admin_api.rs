@@ -19,14 +19,7 @@ fn call(method: &str, url: &str, auth: Option<&str>) -> (u16, String) {
 
 #[test]
 fn the_admin_api_refuses_what_it_should_and_revokes_what_it_is_told() {
-    let env = start_env_edit(|yaml| {
-        let yaml = yaml.replacen(
-            "admin:\n",
-            &format!("admin:\n  api_token: \"{TOKEN}\"\n"),
-            1,
-        );
-        format!("{yaml}  store: memory\n")
-    });
+    let env = start_env_with(|b| b.admin_token(TOKEN).store("memory"));
     let admin = &env.gw.admin;
     let alice_oid = "00000000-0000-0000-66f3-3332eca7ea81";
     let list = format!("{admin}/api/v1/sessions?user={alice_oid}");

@@ -13,6 +13,7 @@ use base64::Engine;
 use serde_json::json;
 
 use common::rogue_op::{b64, Answer, RogueOp};
+use common::{ConfigBuilder, RouteSpec};
 
 fn fixture(rel: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -273,13 +274,24 @@ fn a_real_v1_access_token_is_explained_with_its_real_signature() {
     op.set(&format!("{base}/keys"), Answer::Json(v1_jwks()));
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("gateway.yaml");
-    let yaml = |audience: &str| {
-        format!(
-        "listen: [\"127.0.0.1:18080\"]\npublic_url: \"https://api.example.com\"\nproviders:\n  - name: entra\n    type: entra\n    tenant: {TID}\n    instance: \"{}\"\n    client_id: bebfad57-efd7-419b-b74b-4b9dab7bd470\n    client_secret: x\n    api_audience: \"{audience}\"\nroutes:\n  - name: api\n    upstream: \"127.0.0.1:3000\"\nsession:\n  secret: \"0123456789abcdef0123456789abcdef-long\"\n",
-        op.base
-    )
+    // The app registration: its client ID, and its tenant lines (`tenant:` and what goes with it).
+    const API_APP: &str = "bebfad57-efd7-419b-b74b-4b9dab7bd470";
+    const AUDIENCE: &str = "spn:6514a8ca-d9e4-4155-b292-65258398f3aa";
+    let single = format!("tenant: {TID}");
+    let single = [single.as_str()];
+    let yaml_for = |client_id: &str, tenant: &[&str], audience: &str| {
+        let provider = format!(
+            "  - name: entra\n    type: entra\n    {}\n    instance: \"{}\"\n    client_id: {client_id}\n    client_secret: x\n    api_audience: \"{audience}\"",
+            tenant.join("\n    "),
+            op.base
+        );
+        ConfigBuilder::new("https://api.example.com")
+            .provider_written(&provider)
+            .route(RouteSpec::new("api", "127.0.0.1:3000"))
+            .yaml()
     };
-    std::fs::write(&config, yaml("spn:6514a8ca-d9e4-4155-b292-65258398f3aa")).expect("config");
+    let yaml = |client_id: &str, tenant: &[&str]| yaml_for(client_id, tenant, AUDIENCE);
+    std::fs::write(&config, yaml(API_APP, &single)).expect("config");
     let token = fixture("oidc/bearer_flow__access_token.jwt");
 
     // In its hour: audience, time and the real signature pass; the v1.0 issuer is refused
@@ -334,10 +346,7 @@ fn a_real_v1_access_token_is_explained_with_its_real_signature() {
     let id_config = dir.path().join("id.yaml");
     std::fs::write(
         &id_config,
-        yaml("spn:6514a8ca-d9e4-4155-b292-65258398f3aa").replace(
-            "bebfad57-efd7-419b-b74b-4b9dab7bd470",
-            "2abf3a52-7d86-460b-a1ef-77dc43de8aad",
-        ),
+        yaml("2abf3a52-7d86-460b-a1ef-77dc43de8aad", &single),
     )
     .expect("config");
     let (code, out) = explain(&id_config, &["--at", "2016-08-16T02:30:00Z"], &id_token);
@@ -362,9 +371,12 @@ fn a_real_v1_access_token_is_explained_with_its_real_signature() {
     let multi = dir.path().join("multi.yaml");
     std::fs::write(
         &multi,
-        yaml("spn:6514a8ca-d9e4-4155-b292-65258398f3aa").replace(
-            &format!("tenant: {TID}\n"),
-            "tenant: organizations\n    allowed_tenants: [\"72f988bf-86f1-41af-91ab-2d7cd011db47\"]\n",
+        yaml(
+            API_APP,
+            &[
+                "tenant: organizations",
+                "allowed_tenants: [\"72f988bf-86f1-41af-91ab-2d7cd011db47\"]",
+            ],
         ),
     )
     .expect("config");
@@ -374,7 +386,7 @@ fn a_real_v1_access_token_is_explained_with_its_real_signature() {
     assert!(fix_of(&out, "tenant").contains("allowed_tenants"), "{out}");
 
     // Another API's audience: the scope to request and the Application ID URI are named.
-    std::fs::write(&config, yaml("api://other-api")).expect("config");
+    std::fs::write(&config, yaml_for(API_APP, &single, "api://other-api")).expect("config");
     let (_, out) = explain(&config, &["--at", "2016-06-30T19:00:00Z"], &token);
     assert!(
         fix_of(&out, "audience").contains("api://other-api/.default"),

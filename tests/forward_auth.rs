@@ -30,7 +30,7 @@ struct Topology {
     /// What the browser talks to: nginx, in front of the app and the gateway's endpoints.
     front: String,
     /// The gateway's configuration (nginx dialect).
-    yaml: String,
+    cfg: ConfigBuilder,
 }
 
 impl Topology {
@@ -38,19 +38,13 @@ impl Topology {
     /// gateway directly; the dialect is configuration, never guessed).
     fn traefik_gateway(&self) -> Gateway {
         let (port, admin) = (free_port(), free_port());
-        let yaml = self
-            .yaml
-            .replace(
-                &self.gw.url.replace("http://", ""),
-                &format!("127.0.0.1:{port}"),
-            )
-            .replace(
-                &self.gw.admin.replace("http://", ""),
-                &format!("127.0.0.1:{admin}"),
-            )
-            .replace("  enabled: true\n", "  enabled: true\n  dialect: traefik\n");
-        assert!(yaml.contains("dialect: traefik"));
-        start_gateway(port, admin, &yaml)
+        start_built(
+            &self
+                .cfg
+                .clone()
+                .on(port, admin)
+                .forward_auth("traefik", &["127.0.0.1/32"]),
+        )
     }
 }
 
@@ -61,28 +55,16 @@ fn topology() -> Topology {
     let front = format!("http://127.0.0.1:{front_port}");
     let upstream = start_upstream();
     let op = start_op(&front, 0);
-    let yaml = config_with(
-        gw_port,
-        &front,
-        admin,
-        &op.issuer,
-        upstream.port,
-        "forward_auth:\n  enabled: true\n  trusted_proxies: [\"127.0.0.1/32\"]",
-    )
-    .replace(
-        "    user_claim: oid\n",
-        "    user_claim: oid\n    api_audience: \"api://authgate\"\n",
-    )
-    .replace(
-        "routes:\n",
-        &format!(
-            "routes:\n  - name: admin\n    path_prefix: /admin\n    upstream: \"127.0.0.1:{}\"\n    allow:\n      roles: [Admin]\n",
-            upstream.port
-        ),
-    );
-    let gw = start_gateway(gw_port, admin, &yaml);
-    let conf =
-        nginx_like_ingress(gw_port, upstream.port).replace("{FRONT}", &front_port.to_string());
+    let cfg = ConfigBuilder::for_binary(gw_port, &front, admin, &op.issuer, upstream.port)
+        .api_audience("api://authgate")
+        .routes_first([
+            RouteSpec::new("admin", &format!("127.0.0.1:{}", upstream.port))
+                .prefix("/admin")
+                .roles(&["Admin"]),
+        ])
+        .forward_auth_default(&["127.0.0.1/32"]);
+    let gw = start_built(&cfg);
+    let conf = nginx_like_ingress(front_port, gw_port, upstream.port);
     let nginx = start_nginx(front_port, &conf);
     Topology {
         _op: op,
@@ -90,7 +72,7 @@ fn topology() -> Topology {
         gw,
         _nginx: nginx,
         front,
-        yaml,
+        cfg,
     }
 }
 

@@ -600,10 +600,17 @@ fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
                 yaml.contains("ca_file: /etc/authgate/internal-ca/ca.crt"),
                 "{yaml}"
             );
-            let yaml = yaml
-                .replace("/etc/authgate/tls/tls.crt", &format!("{d}/tls.pem"))
-                .replace("/etc/authgate/tls/tls.key", &format!("{d}/tls.key"))
-                .replace("/etc/authgate/internal-ca/ca.crt", &format!("{d}/tls.pem"));
+            // The pod's mount paths, pointed at this test's files: an edit of the parsed
+            // configuration, so only whole values that are these paths change.
+            let mounted = [
+                ("/etc/authgate/tls/tls.crt", format!("{d}/tls.pem")),
+                ("/etc/authgate/tls/tls.key", format!("{d}/tls.key")),
+                ("/etc/authgate/internal-ca/ca.crt", format!("{d}/tls.pem")),
+            ];
+            let mut parsed: serde_yaml::Value =
+                serde_yaml::from_str(yaml).expect("rendered gateway.yaml is YAML");
+            repath(&mut parsed, &mounted);
+            let yaml = serde_yaml::to_string(&parsed).expect("serialize gateway.yaml");
             doc["data"]["gateway.yaml"] = Value::String(yaml);
         }
     }
@@ -707,4 +714,18 @@ fn bad_and_contradictory_values_fail_with_a_reason() {
     ]);
     assert!(!ok && err.contains("sidecar.app.image"), "{err}");
     let _ = Path::new(base);
+}
+
+/// Every string value in `v` that is one of `paths`' first elements becomes its second.
+fn repath(v: &mut serde_yaml::Value, paths: &[(&str, String)]) {
+    match v {
+        serde_yaml::Value::String(s) => {
+            if let Some((_, to)) = paths.iter().find(|(from, _)| s == from) {
+                *s = to.clone();
+            }
+        }
+        serde_yaml::Value::Sequence(items) => items.iter_mut().for_each(|i| repath(i, paths)),
+        serde_yaml::Value::Mapping(m) => m.iter_mut().for_each(|(_, i)| repath(i, paths)),
+        _ => {}
+    }
 }

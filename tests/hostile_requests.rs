@@ -405,7 +405,7 @@ struct Topology {
     _op: OpenIdProvider,
     upstream: LoggingUpstream,
     bob: String,
-    yaml: String,
+    cfg: ConfigBuilder,
 }
 
 fn topology() -> Topology {
@@ -415,15 +415,21 @@ fn topology() -> Topology {
     let base = format!("http://127.0.0.1:{port}");
     let op = start_op(&base, 0);
     let u = upstream.port;
-    let yaml = config(port, admin, &op.issuer, u, "").replace(
-        "routes:\n",
-        &format!(
-            "routes:\n  - name: secret\n    host: secret.test\n    upstream: \"127.0.0.1:{u}\"\n    allow:\n      groups: [\"{ADMINS}\"]\n  - name: admin\n    path_prefix: /admin\n    upstream: \"127.0.0.1:{u}\"\n    allow:\n      groups: [\"{ADMINS}\"]\n  - name: legacy\n    path_prefix: /legacy\n    upstream: \"127.0.0.1:{u}\"\n    path_exceptions: [path_parameters]\n"
-        ),
-    );
-    let yaml =
-        format!("{yaml}forward_auth:\n  enabled: true\n  trusted_proxies: [\"127.0.0.1/32\"]\n");
-    let gw = start_gateway(port, admin, &yaml);
+    let up = format!("127.0.0.1:{u}");
+    let cfg = ConfigBuilder::for_binary(port, &base, admin, &op.issuer, u)
+        .routes_first([
+            RouteSpec::new("secret", &up)
+                .host("secret.test")
+                .groups(&[ADMINS]),
+            RouteSpec::new("admin", &up)
+                .prefix("/admin")
+                .groups(&[ADMINS]),
+            RouteSpec::new("legacy", &up)
+                .prefix("/legacy")
+                .with("path_exceptions: [path_parameters]"),
+        ])
+        .forward_auth_default(&["127.0.0.1/32"]);
+    let gw = start_built(&cfg);
     let b = Browser::new();
     b.sign_in(&format!("{base}/"), "bob");
     let bob = b.cookie(&base, "authgate_session").expect("bob's session");
@@ -432,26 +438,16 @@ fn topology() -> Topology {
         _op: op,
         upstream,
         bob,
-        yaml,
+        cfg,
     }
 }
 
 impl Topology {
-    /// Another gateway with this one's configuration passed through `edit`, on new ports;
+    /// Another gateway with this one's configuration changed by `edit`, on new ports;
     /// returns it and its `host:port`.
-    fn another(&self, edit: impl Fn(String) -> String) -> (Gateway, String) {
+    fn another(&self, edit: impl Fn(ConfigBuilder) -> ConfigBuilder) -> (Gateway, String) {
         let (port, admin) = (free_port(), free_port());
-        let yaml = self
-            .yaml
-            .replace(
-                self.gw.url.trim_start_matches("http://"),
-                &format!("127.0.0.1:{port}"),
-            )
-            .replace(
-                self.gw.admin.trim_start_matches("http://"),
-                &format!("127.0.0.1:{admin}"),
-            );
-        let gw = start_gateway(port, admin, &edit(yaml));
+        let gw = start_built(&edit(self.cfg.clone().on(port, admin)));
         let addr = gw.url.trim_start_matches("http://").to_string();
         (gw, addr)
     }
@@ -612,7 +608,7 @@ fn the_upstream_receives_the_gateways_forwarding_headers_only() {
     );
 
     // A gateway that trusts the peer keeps its forwarding headers and appends to them.
-    let (_trusting, taddr) = t.another(|y| format!("{y}trusted_proxies: [\"127.0.0.1/32\"]\n"));
+    let (_trusting, taddr) = t.another(|b| b.trust_proxies(&["127.0.0.1/32"]));
     let raw = format!(
         "{}X-Case: trusted\r\n",
         request(
@@ -646,8 +642,7 @@ fn forward_auth_reads_the_original_request_the_same_way() {
     // ingress-nginx in front: nginx asks the gateway about X-Original-URL, then proxies the
     // request as received to the (logging) app.
     let front_port = free_port();
-    let conf =
-        nginx_like_ingress(gw_port, t.upstream.port).replace("{FRONT}", &front_port.to_string());
+    let conf = nginx_like_ingress(front_port, gw_port, t.upstream.port);
     let _nginx = start_nginx(front_port, &conf);
     let front = format!("127.0.0.1:{front_port}");
     let all: Vec<Case> = cases(&front)
@@ -663,8 +658,7 @@ fn forward_auth_reads_the_original_request_the_same_way() {
 
     // Traefik: the gateway is asked directly; Traefik sets X-Forwarded-* itself and passes
     // the client's other headers (here a lying X-Original-URL) along.
-    let (_traefik, taddr) =
-        t.another(|y| y.replace("  enabled: true\n", "  enabled: true\n  dialect: traefik\n"));
+    let (_traefik, taddr) = t.another(|b| b.forward_auth("traefik", &["127.0.0.1/32"]));
     let mut failures = Vec::new();
     let mut checked = 0;
     for caller in [Caller::Anonymous, Caller::Bob] {
@@ -752,12 +746,7 @@ fn cookies_sign_out_and_slow_clients() {
     );
 
     // A head trickled in one line at a time is cut off at the deadline (set to 2 s here).
-    let (strict, saddr) = t.another(|y| {
-        y.replace(
-            "  shutdown_grace: 1s\n",
-            "  shutdown_grace: 1s\n  request_header_timeout: 2s\n",
-        )
-    });
+    let (strict, saddr) = t.another(|b| b.server("request_header_timeout", "2s"));
     let mut s = TcpStream::connect(&saddr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let started = Instant::now();
@@ -828,8 +817,8 @@ fn cookies_sign_out_and_slow_clients() {
 #[test]
 fn raw_route_equals_every_upstream_reading() {
     use authgate::canonical::{self, Exceptions};
-    use authgate::config::{RouteConfig, Upstream as UpstreamAddr};
     use authgate::route::RouteTable;
+    use authgate::route::{RouteConfig, Upstream as UpstreamAddr};
     use rand::{rngs::StdRng, Rng, SeedableRng};
 
     let rc = |name: &str, host: Option<&str>, prefix: &str, exceptions: Exceptions| RouteConfig {

@@ -13,9 +13,9 @@ use arc_swap::ArcSwap;
 use authgate::answer::Answer;
 use authgate::exchange::InProcess;
 use authgate::gateway::{Ctx, Gateway};
-use authgate::state::Core;
 use authgate::identity::{Identity, List};
 use authgate::metrics::Metrics;
+use authgate::state::Core;
 use common::{ConfigBuilder, RouteSpec};
 
 const HOST: &str = "gw.test";

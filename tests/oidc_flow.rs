@@ -4,7 +4,8 @@
 mod common;
 
 use authgate::identity::Identity;
-use authgate::session::{now_secs, Sealer, Ticket};
+use authgate::seal::Sealer;
+use authgate::session::{now_secs, Ticket};
 use common::*;
 
 const ALICE_OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";

@@ -58,14 +58,15 @@ fn reload_under_traffic_keeps_sessions_and_rejects_a_bad_config() {
 
     // A valid new config: adds a public route. It takes effect without a restart.
     let cfg_path = env.gw.dir.path().join("gateway.yaml");
-    let original = std::fs::read_to_string(&cfg_path).unwrap();
-    let with_route = original.replace(
-        "routes:\n",
-        &format!(
-            "routes:\n  - name: added\n    path_prefix: /added\n    upstream: \"127.0.0.1:{}\"\n    public: true\n",
-            env.upstream.port
-        ),
-    );
+    let added = |prefix: &str| {
+        env.cfg
+            .clone()
+            .routes_first([RouteSpec::new("added", &env.cfg.upstream())
+                .prefix(prefix)
+                .public()])
+            .yaml()
+    };
+    let with_route = added("/added");
     assert_eq!(
         api()
             .get(format!("{}/added/x", env.gw.url))
@@ -86,10 +87,7 @@ fn reload_under_traffic_keeps_sessions_and_rejects_a_bad_config() {
     });
 
     // A broken config is rejected; the previous one keeps serving.
-    write_file(
-        &cfg_path,
-        &with_route.replace("path_prefix: /added", "path_prefix: added-no-slash"),
-    );
+    write_file(&cfg_path, &added("added-no-slash"));
     hup(&env.gw);
     wait_until("the rejected reload to be counted", || {
         metric(
@@ -151,18 +149,15 @@ fn reload_under_traffic_keeps_sessions_and_rejects_a_bad_config() {
 
 #[test]
 fn watch_config_reloads_on_file_change() {
-    let env = start_env_edit(|y| {
-        y.replace(
-            "  shutdown_grace: 1s\n",
-            "  shutdown_grace: 1s\n  watch_config: true\n",
-        )
-    });
+    let env = start_env_with(|b| b.server("watch_config", "true"));
     let gw = &env.gw;
     let cfg_path = gw.dir.path().join("gateway.yaml");
-    let yaml = std::fs::read_to_string(&cfg_path).unwrap();
     write_file(
         &cfg_path,
-        &yaml.replace("path_prefix: /public", "path_prefix: /open"),
+        &env.cfg
+            .clone()
+            .edit_route("public", |r| r.prefix("/open"))
+            .yaml(),
     );
     wait_until("the watched change", || {
         api()
@@ -207,12 +202,7 @@ fn sigterm_drains_and_exits_within_the_grace_period() {
 
 #[test]
 fn json_logs_carry_structured_audit_lines_without_secrets() {
-    let env = start_env_edit(|y| {
-        y.replace(
-            "  shutdown_grace: 1s\n",
-            "  shutdown_grace: 1s\n  log_format: json\n",
-        )
-    });
+    let env = start_env_with(|b| b.server("log_format", "json"));
     let gw = &env.gw;
     let b = Browser::new();
     b.sign_in(&format!("{}/", gw.url), "alice");

@@ -105,24 +105,19 @@ fn scim_yaml(extra: &str) -> String {
     format!("scim:\n  token: \"{TOKEN}\"\n{extra}")
 }
 
-/// The gateway with `store: memory`, SCIM configured with `scim_extra`, and more routes.
-fn start(scim_extra: &str, routes: &str) -> Env {
+/// The gateway with `store: memory`, SCIM configured with `scim_extra`, and the routes
+/// `routes` makes (given the test upstream) before the usual ones.
+fn start(scim_extra: &str, routes: fn(&str) -> Vec<RouteSpec>) -> Env {
     let scim = scim_yaml(scim_extra);
-    let routes = routes.to_string();
-    start_env_edit(move |yaml| {
-        let upstream = yaml
-            .split("upstream: \"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .unwrap()
-            .to_string();
-        let yaml = yaml.replacen(
-            "routes:\n",
-            &format!("routes:\n{}", routes.replace("UPSTREAM", &upstream)),
-            1,
-        );
-        format!("{yaml}  store: memory\n{scim}\n")
+    start_env_with(move |b| {
+        let first = routes(&b.upstream());
+        b.routes_first(first).store("memory").tail(&scim)
     })
+}
+
+/// No routes beyond the usual ones.
+fn usual(_: &str) -> Vec<RouteSpec> {
+    Vec::new()
 }
 
 fn assert_error(r: &Reply, status: u16, scim_type: Option<&str>, what: &str) {
@@ -147,7 +142,7 @@ fn assert_error(r: &Reply, status: u16, scim_type: Option<&str>, what: &str) {
 
 #[test]
 fn entra_sequences_replayed_against_the_binary() {
-    let env = start("", "");
+    let env = start("", usual);
     let gw = &env.gw.url;
     // Test Connection: a random GUID matches nobody; 200 and an empty ListResponse.
     let probe = call(
@@ -517,7 +512,7 @@ fn user_body(user_name: &str, external: &str) -> Value {
 
 #[test]
 fn deprovisioning_ends_sessions_and_refuses_sign_ins_until_reactivated() {
-    let env = start("", "");
+    let env = start("", usual);
     let gw = &env.gw.url;
     let (status, _, alice) = sign_in(gw, "alice", "/x");
     assert_eq!(status, 200);
@@ -641,7 +636,14 @@ fn group_names_policies_provisioned_only_routes_and_attribute_headers() {
         "  headers:\n    department: X-Auth-Department\n    manager: X-Auth-Manager\n    employeeNumber: X-Auth-Employee-Number\n  webhook:\n    url: \"{}\"\n    timeout: 1s\n",
         hook.url
     );
-    let routes = "  - name: staff\n    path_prefix: /staff\n    upstream: \"UPSTREAM\"\n    allow:\n      groups: [\"Staff Team\"]\n  - name: known\n    path_prefix: /known\n    upstream: \"UPSTREAM\"\n    allow:\n      provisioned: true\n";
+    let routes = |up: &str| {
+        vec![
+            RouteSpec::new("staff", up)
+                .prefix("/staff")
+                .groups(&["Staff Team"]),
+            RouteSpec::new("known", up).prefix("/known").provisioned(),
+        ]
+    };
     let env = start(&extra, routes);
     let gw = &env.gw.url;
     // Before SCIM names the group, the name matches nothing.
@@ -806,7 +808,7 @@ fn a_failing_webhook_denies_the_first_sign_in_and_is_asked_again() {
     let dead = format!("http://127.0.0.1:{}/hook", free_port());
     let env = start(
         &format!("  webhook:\n    url: \"{dead}\"\n    timeout: 1s\n"),
-        "",
+        usual,
     );
     let gw = &env.gw.url;
     let (status, page, _) = sign_in(gw, "alice", "/x");
@@ -825,7 +827,7 @@ fn a_failing_webhook_denies_the_first_sign_in_and_is_asked_again() {
 
 #[test]
 fn hostile_scim_input_gets_rfc_errors_and_stores_nothing() {
-    let env = start("  max_body_bytes: 4096\n", "");
+    let env = start("  max_body_bytes: 4096\n", usual);
     let gw = &env.gw.url;
     let user = || Some(user_body("mallory@contoso.example", "m-1").to_string());
     let bearer = format!("Bearer {TOKEN}");

@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use authgate::config::{Secret, SessionConfig, StoreKind};
 use authgate::identity::Identity;
+use authgate::read::Secret;
 use authgate::session::{
     Check, Clock, CookieStore, MemoryStore, Rejection, SessionStore, Sessions, StoreError,
 };
+use authgate::session::{SessionConfig, StoreKind};
 
 /// A clock the suite moves: starts at a fixed, realistic time.
 fn clock() -> (Clock, Arc<AtomicU64>) {

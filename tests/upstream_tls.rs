@@ -62,17 +62,15 @@ fn https_upstream(pki: &Pki, client_ca: Option<&str>) -> Upstream {
     Upstream { proc, port }
 }
 
-fn route(name: &str, upstream: &str, tls: &str) -> String {
-    let mut r = format!(
-        "  - name: {name}\n    path_prefix: /{name}\n    upstream: \"{upstream}\"\n    public: true\n"
-    );
-    if !tls.is_empty() {
-        r.push_str("    upstream_tls:\n");
-        for line in tls.lines() {
-            r.push_str(&format!("      {line}\n"));
-        }
+fn route(name: &str, upstream: &str, tls: &str) -> RouteSpec {
+    let r = RouteSpec::new(name, upstream)
+        .prefix(&format!("/{name}"))
+        .public();
+    if tls.is_empty() {
+        return r;
     }
-    r
+    let indented: String = tls.lines().map(|l| format!("\n  {l}")).collect();
+    r.with(&format!("upstream_tls:{indented}"))
 }
 
 #[test]
@@ -193,16 +191,22 @@ fn https_upstreams_are_verified_against_the_configured_ca_and_refusals_are_502_p
     let port = free_port();
     let admin = free_port();
     let op = start_op(&format!("http://127.0.0.1:{port}"), 0);
-    let mut routes = String::new();
-    for (name, up, tls, _, _) in &cases {
-        routes.push_str(&route(name, up, tls));
-    }
-    routes.push_str(&format!(
-        "  - name: host-override\n    path_prefix: /host-override\n    upstream: \"{app}\"\n    public: true\n    upstream_host: app.internal:8443\n    upstream_tls:\n      {ca}\n      server_name: app.internal\n"
-    ));
-    let yaml =
-        config(port, admin, &op.issuer, 1, "").replace("routes:\n", &format!("routes:\n{routes}"));
-    let gw = start_gateway(port, admin, &yaml);
+    let mut routes: Vec<RouteSpec> = cases
+        .iter()
+        .map(|(name, up, tls, _, _)| route(name, up, tls))
+        .collect();
+    routes.push(
+        route(
+            "host-override",
+            &app,
+            &format!("{ca}\nserver_name: app.internal"),
+        )
+        .with("upstream_host: app.internal:8443"),
+    );
+    let public = format!("http://127.0.0.1:{port}");
+    let gw = start_built(
+        &ConfigBuilder::for_binary(port, &public, admin, &op.issuer, 1).routes_first(routes),
+    );
     let client = api();
     for (name, _, _, status, _) in &cases {
         let r = client
@@ -366,12 +370,7 @@ fn ws_read(s: &mut TcpStream, log: &dyn Fn() -> String) -> String {
 fn websockets_pass_with_a_session_and_are_refused_without_one() {
     // A short head deadline: a quiet websocket must outlive it (the deadline covers request
     // heads only, not an upgraded connection).
-    let env = start_env_edit(|y| {
-        y.replace(
-            "  shutdown_grace: 1s\n",
-            "  shutdown_grace: 1s\n  request_header_timeout: 1s\n",
-        )
-    });
+    let env = start_env_with(|b| b.server("request_header_timeout", "1s"));
     let b = Browser::new();
     b.sign_in(&format!("{}/", env.gw.url), "alice");
     let session = b
@@ -439,17 +438,11 @@ fn websockets_pass_with_a_session_and_are_refused_without_one() {
 
 #[test]
 fn an_upstream_read_timeout_ends_slow_answers_and_idle_websockets() {
-    let env = start_env_edit(|y| {
-        let upstream = y
-            .lines()
-            .find(|l| l.trim_start().starts_with("upstream: \"127.0.0.1:"))
-            .expect("an upstream line")
-            .trim()
-            .to_string();
-        y.replace(
-            "routes:\n",
-            &format!("routes:\n  - name: slow\n    path_prefix: /slow\n    {upstream}\n    upstream_read_timeout: 1s\n"),
-        )
+    let env = start_env_with(|b| {
+        let slow = RouteSpec::new("slow", &b.upstream())
+            .prefix("/slow")
+            .with("upstream_read_timeout: 1s");
+        b.routes_first([slow])
     });
     let b = Browser::new();
     b.sign_in(&format!("{}/", env.gw.url), "alice");

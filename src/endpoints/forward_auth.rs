@@ -6,8 +6,8 @@
 
 use crate::answer::Answer;
 use crate::authenticate::{authenticate, Auth};
-use crate::config::Dialect;
 use crate::exchange::{wants_html, Downstream};
+use crate::forward_auth::Dialect;
 use crate::return_to;
 use crate::route::NoRoute;
 use crate::state::Core;

@@ -5,7 +5,7 @@
 //! by the provider (`idp::oidc`).
 
 use crate::answer::Answer;
-use crate::config::RESERVED_PREFIX;
+use crate::canonical::RESERVED_PREFIX;
 use crate::cookies::LOGIN_TTL;
 use crate::exchange::{first, is_token, query_pairs, Downstream};
 use crate::idp::entra::AadError;
@@ -49,49 +49,11 @@ pub async fn callback(core: &Core, down: &mut dyn Downstream, provider_name: &st
             &restart,
         );
     };
-    // One use per state, on every replica (the store's single-use check): the answer to a
-    // replayed callback is refused before the code reaches the IdP.
-    match core.sessions.first_use("state", state, LOGIN_TTL).await {
-        Ok(true) => {}
-        Ok(false) => {
-            fail("replay");
-            log::warn!(
-                "sign-in callback for {provider_name} refused: this callback was already used (replay)"
-            );
-            return Answer::sign_in_failed(
-                400,
-                "This sign-in response was already used.",
-                None,
-                &restart,
-            )
-            .cookie(clear);
-        }
-        Err(e) => {
-            fail("store_unavailable");
-            log::warn!(
-                "sign-in callback for {provider_name} refused: single-use check failed: {e}"
-            );
-            return Answer::store_unavailable(true);
-        }
+    if let Err(refused) = first_use(core, provider_name, state, &restart, &clear).await {
+        return refused;
     }
-
     if let Some(err) = get("error") {
-        // Entra's errors carry an AADSTS code and the IDs its support asks for; other IdPs'
-        // parse the same way, without them. Never a redirect back to the IdP from here.
-        let e = AadError::parse(
-            err,
-            get("error_description").unwrap_or(""),
-            get("error_uri"),
-        );
-        fail(e.reason());
-        let detail = e.detail();
-        log::warn!(
-            "provider {provider_name} returned an error ({}): {}",
-            e.reason(),
-            detail.trim_end().replace('\n', "; ")
-        );
-        let (status, title, message) = e.explain();
-        return Answer::page(status, title, message, Some(&detail)).cookie(clear);
+        return idp_error(core, provider_name, err, &q).cookie(clear);
     }
     let Some(code) = get("code").filter(|c| !c.is_empty() && c.len() <= 4096) else {
         fail("bad_callback");
@@ -127,4 +89,58 @@ pub async fn callback(core: &Core, down: &mut dyn Downstream, provider_name: &st
         audit,
     )
     .await
+}
+
+/// One use per state, on every replica (the store's single-use check): the answer to a
+/// replayed callback is refused before the code reaches the IdP (and its pending sign-in
+/// cleared; when the store cannot tell, it is kept for a retry).
+async fn first_use(
+    core: &Core,
+    provider: &str,
+    state: &str,
+    restart: &str,
+    clear: &str,
+) -> Result<(), Answer> {
+    let fail = |reason: &str| core.metrics.count_sign_in(provider, reason);
+    match core.sessions.first_use("state", state, LOGIN_TTL).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            fail("replay");
+            log::warn!(
+                "sign-in callback for {provider} refused: this callback was already used (replay)"
+            );
+            Err(Answer::sign_in_failed(
+                400,
+                "This sign-in response was already used.",
+                None,
+                restart,
+            )
+            .cookie(clear.to_string()))
+        }
+        Err(e) => {
+            fail("store_unavailable");
+            log::warn!("sign-in callback for {provider} refused: single-use check failed: {e}");
+            Err(Answer::store_unavailable(true))
+        }
+    }
+}
+
+/// The IdP answered with `error=...`: Entra's errors carry an AADSTS code and the IDs its
+/// support asks for; other IdPs' parse the same way, without them. Never a redirect back to
+/// the IdP from here.
+fn idp_error(core: &Core, provider: &str, err: &str, q: &[(String, String)]) -> Answer {
+    let e = AadError::parse(
+        err,
+        first(q, "error_description").unwrap_or(""),
+        first(q, "error_uri"),
+    );
+    core.metrics.count_sign_in(provider, e.reason());
+    let detail = e.detail();
+    log::warn!(
+        "provider {provider} returned an error ({}): {}",
+        e.reason(),
+        detail.trim_end().replace('\n', "; ")
+    );
+    let (status, title, message) = e.explain();
+    Answer::page(status, title, message, Some(&detail))
 }

@@ -3,7 +3,7 @@
 //! gives the IdP. Verification is the provider's (`idp::saml`, `idp::saml_verify`).
 
 use crate::answer::Answer;
-use crate::config::RESERVED_PREFIX;
+use crate::canonical::RESERVED_PREFIX;
 use crate::exchange::{first, is_token, read_form, Downstream};
 use crate::idp::saml::{PendingSaml, SamlProvider};
 use crate::idp::saml_verify;

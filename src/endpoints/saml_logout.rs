@@ -6,7 +6,7 @@
 //! signed-out page.
 
 use crate::answer::Answer;
-use crate::config::RESERVED_PREFIX;
+use crate::canonical::RESERVED_PREFIX;
 use crate::exchange::{first, query_pairs, read_form, Downstream};
 use crate::identity::Identity;
 use crate::idp::saml::{LogoutInput, SamlProvider};
@@ -22,29 +22,9 @@ pub async fn slo(
     saml: &SamlProvider,
 ) -> pingora::Result<Answer> {
     let signed_out = core.public(&format!("{RESERVED_PREFIX}/signed_out"));
-    let (input, relay) = if down.req().method == http::Method::POST {
-        let Some(form) = read_form(down, saml_verify::MAX_RESPONSE_BYTES * 2).await? else {
-            core.metrics.deny("logout_too_large");
-            return Ok(Answer::page(
-                413,
-                "Sign-out failed",
-                "The sign-out request is too large.",
-                None,
-            ));
-        };
-        match first(&form, "SAMLRequest") {
-            Some(r) => (
-                Some(LogoutInput::Post(r.to_string())),
-                first(&form, "RelayState").map(str::to_string),
-            ),
-            None => (None, None),
-        }
-    } else {
-        let q = query_pairs(down.req());
-        let has_request = q.iter().any(|(n, _)| n == "SAMLRequest");
-        let relay = first(&q, "RelayState").map(str::to_string);
-        let raw = down.req().uri.query().unwrap_or("").to_string();
-        (has_request.then_some(LogoutInput::Redirect(raw)), relay)
+    let (input, relay) = match read_request(core, down).await? {
+        Ok(read) => read,
+        Err(too_large) => return Ok(too_large),
     };
     let Some(input) = input else {
         // The IdP's LogoutResponse to the logout this gateway started at sign-out, when the
@@ -130,20 +110,7 @@ pub async fn slo(
             "session_indexes": request.session_indexes, "initiator": "idp",
             "request": request.id, "this_browser": ended_here}),
     );
-    let relay = relay.filter(|r| {
-        let idp = saml.idp_slo_url();
-        let mut origins = vec![&core.cfg.public_url];
-        origins.extend(idp.as_ref());
-        let ok = return_to::relay_state_ok(r, &origins);
-        if !ok {
-            log::warn!(
-                "SAML logout request for {}: RelayState {:?} is neither opaque nor on the gateway's or the IdP's origin; not sent back",
-                saml.name,
-                r.chars().take(128).collect::<String>()
-            );
-        }
-        ok
-    });
+    let relay = relay.filter(|r| relay_ok(core, saml, r));
     let location = saml
         .logout_response_url(&request.id, relay.as_deref())
         .map(|u| u.to_string())
@@ -154,4 +121,54 @@ pub async fn slo(
     } else {
         answer
     })
+}
+
+/// The LogoutRequest (either binding) and its RelayState; no request: a LogoutResponse.
+/// `Err`: the answer to a form too large to read.
+async fn read_request(
+    core: &Core,
+    down: &mut dyn Downstream,
+) -> pingora::Result<Result<(Option<LogoutInput>, Option<String>), Answer>> {
+    if down.req().method != http::Method::POST {
+        let q = query_pairs(down.req());
+        let has_request = q.iter().any(|(n, _)| n == "SAMLRequest");
+        let relay = first(&q, "RelayState").map(str::to_string);
+        let raw = down.req().uri.query().unwrap_or("").to_string();
+        return Ok(Ok((
+            has_request.then_some(LogoutInput::Redirect(raw)),
+            relay,
+        )));
+    }
+    let Some(form) = read_form(down, saml_verify::MAX_RESPONSE_BYTES * 2).await? else {
+        core.metrics.deny("logout_too_large");
+        return Ok(Err(Answer::page(
+            413,
+            "Sign-out failed",
+            "The sign-out request is too large.",
+            None,
+        )));
+    };
+    Ok(Ok(match first(&form, "SAMLRequest") {
+        Some(r) => (
+            Some(LogoutInput::Post(r.to_string())),
+            first(&form, "RelayState").map(str::to_string),
+        ),
+        None => (None, None),
+    }))
+}
+
+/// A RelayState is sent back only if opaque or on the gateway's or the IdP's origin.
+fn relay_ok(core: &Core, saml: &SamlProvider, relay: &str) -> bool {
+    let idp = saml.idp_slo_url();
+    let mut origins = vec![&core.cfg.public_url];
+    origins.extend(idp.as_ref());
+    let ok = return_to::relay_state_ok(relay, &origins);
+    if !ok {
+        log::warn!(
+            "SAML logout request for {}: RelayState {:?} is neither opaque nor on the gateway's or the IdP's origin; not sent back",
+            saml.name,
+            relay.chars().take(128).collect::<String>()
+        );
+    }
+    ok
 }

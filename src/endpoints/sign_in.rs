@@ -4,7 +4,7 @@
 //! of every sign-in (`complete`, `denied`).
 
 use crate::answer::Answer;
-use crate::config::RESERVED_PREFIX;
+use crate::canonical::RESERVED_PREFIX;
 use crate::cookies::LOOP_WINDOW;
 use crate::exchange::{first, query_pairs, wants_html, Downstream};
 use crate::identity::Identity;

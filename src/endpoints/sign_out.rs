@@ -3,7 +3,7 @@
 //! on to the IdP to end its session too. `/signed_out` is where that ends.
 
 use crate::answer::Answer;
-use crate::config::RESERVED_PREFIX;
+use crate::canonical::RESERVED_PREFIX;
 use crate::cookies::LOGIN_TTL;
 use crate::exchange::Downstream;
 use crate::identity::Identity;

@@ -171,7 +171,7 @@ pub async fn explain(
             .providers
             .iter()
             .find(|p| {
-                matches!(p.kind, crate::config::ProviderKind::Saml(_)) == want_saml
+                matches!(p.kind, crate::idp::settings::ProviderKind::Saml(_)) == want_saml
                     || matches!(input, Input::ErrorRedirect(_))
             })
             .ok_or_else(|| {

@@ -18,8 +18,8 @@ use pingora::proxy::{ProxyHttp, Session};
 
 use crate::answer::Answer;
 use crate::authenticate::{authenticate, Auth};
+use crate::canonical::RESERVED_PREFIX;
 use crate::canonical::{self, Unreadable};
-use crate::config::RESERVED_PREFIX;
 use crate::endpoints;
 use crate::exchange::Downstream;
 use crate::headers::{set_forwarding, Forwarding};

@@ -84,7 +84,7 @@ pub(crate) fn issuer_matches(issuer: &str, iss: &str) -> bool {
         Some((pre, post)) => iss
             .strip_prefix(pre)
             .and_then(|r| r.strip_suffix(post))
-            .is_some_and(entra::is_guid),
+            .is_some_and(crate::identity::is_guid),
     }
 }
 

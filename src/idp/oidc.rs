@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use url::Url;
 
-pub use super::claims::{id_token_claims, identity_from_claims, token_times};
+use super::claims::{id_token_claims, identity_from_claims, token_times};
 use super::claims::{issuer_matches, jwt_kid, jwt_part, jwt_payload, list_claim, string_claim};
 use super::dialect::{Dialect, IssuerFacts};
 use super::entra;

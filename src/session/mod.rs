@@ -22,7 +22,7 @@ use base64::Engine;
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
-pub use crate::seal::{Sealer, MAX_COOKIE_VALUE};
+use crate::seal::{Sealer, MAX_COOKIE_VALUE};
 pub use cookie_store::CookieStore;
 pub use memory::MemoryStore;
 pub use redis::{RedisConfig, RedisStore, RedisTls, Topology};

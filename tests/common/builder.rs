@@ -2,6 +2,8 @@
 //! their policy, the session store, forward-auth) instead of editing a YAML template with
 //! `.replace()`. It writes `gateway.yaml` text, so the gateway's own reader validates every
 //! configuration a test uses: `yaml()` for the real binary, `build()` for in-process tests.
+//! `for_binary` is the binary suites' usual gateway; a suite changes it with the builder's
+//! methods, and writes out whole only what the builder has no method for.
 
 use std::fmt::Write as _;
 
@@ -25,6 +27,7 @@ pub enum ProviderSpec {
         name: String,
         issuer: String,
         api_audience: Option<String>,
+        user_claim: Option<String>,
     },
     /// The Entra preset against a local Entra-shaped instance (`instance`).
     Entra {
@@ -33,6 +36,9 @@ pub enum ProviderSpec {
         api_audience: Option<String>,
         group_names: Vec<(String, String)>,
     },
+    /// A provider entry written out whole (SAML, or keys the builder has no method for):
+    /// its lines as they stand under `providers:`, starting with `  - name: ...`.
+    Written(String),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -43,6 +49,7 @@ pub struct Allow {
     pub users: Vec<String>,
     pub email_domains: Vec<String>,
     pub require_assignment: bool,
+    pub provisioned: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -54,6 +61,8 @@ pub struct RouteSpec {
     pub public: bool,
     pub providers: Vec<String>,
     pub allow: Allow,
+    /// More keys of the route, each a `key: value` line (indented under the route).
+    pub more: Vec<String>,
 }
 
 impl RouteSpec {
@@ -66,7 +75,22 @@ impl RouteSpec {
             public: false,
             providers: Vec::new(),
             allow: Allow::default(),
+            more: Vec::new(),
         }
+    }
+    /// A key the builder has no method for (`upstream_tls:`, `path_exceptions:`, ...): YAML
+    /// lines as they stand under the route's other keys, without its indentation.
+    pub fn with(mut self, lines: &str) -> Self {
+        self.more.push(lines.to_string());
+        self
+    }
+    pub fn provisioned(mut self) -> Self {
+        self.allow.provisioned = true;
+        self
+    }
+    pub fn roles(mut self, r: &[&str]) -> Self {
+        self.allow.roles = r.iter().map(|s| s.to_string()).collect();
+        self
     }
     pub fn prefix(mut self, p: &str) -> Self {
         self.path_prefix = Some(p.into());
@@ -101,10 +125,21 @@ pub struct ConfigBuilder {
     pub public_url: String,
     pub providers: Vec<ProviderSpec>,
     pub routes: Vec<RouteSpec>,
-    pub store: String,
+    /// `session.store`; None: the default (not written).
+    pub store: Option<String>,
     pub trusted_proxies: Vec<String>,
-    /// `Some((dialect, trusted))`: forward-auth on.
-    pub forward_auth: Option<(String, Vec<String>)>,
+    /// `Some((dialect, trusted))`: forward-auth on (no dialect written: ingress-nginx's).
+    pub forward_auth: Option<(Option<String>, Vec<String>)>,
+    /// `server:` keys, in order.
+    pub server: Vec<(String, String)>,
+    /// `admin.api_token`.
+    pub admin_token: Option<String>,
+    /// Secrets as `${TEST_CLIENT_SECRET}` / `${TEST_SESSION_SECRET}`, which the harness puts
+    /// in the gateway's environment (not inline in the file).
+    pub secrets_from_env: bool,
+    /// Text after the `session:` block: indented lines add session keys, unindented ones
+    /// top-level sections (`tls:`, `scim:`, `headers:`, ...).
+    pub tail: String,
 }
 
 impl ConfigBuilder {
@@ -115,10 +150,112 @@ impl ConfigBuilder {
             public_url: public_url.into(),
             providers: Vec::new(),
             routes: Vec::new(),
-            store: "cookie".into(),
+            store: Some("cookie".into()),
             trusted_proxies: Vec::new(),
             forward_auth: None,
+            server: Vec::new(),
+            admin_token: None,
+            secrets_from_env: false,
+            tail: String::new(),
         }
+    }
+
+    /// The binary suites' usual gateway: listening on `port` (admin on `admin`), public at
+    /// `public_url`, one OpenID provider `test-idp` (user key `oid`), an `app` route and a
+    /// public `/public` route to `upstream`, two threads, secrets from the environment.
+    pub fn for_binary(
+        port: u16,
+        public_url: &str,
+        admin: u16,
+        issuer: &str,
+        upstream: u16,
+    ) -> Self {
+        let up = format!("127.0.0.1:{upstream}");
+        let mut b = Self::new(public_url)
+            .listen(port, admin)
+            .oidc("test-idp", issuer)
+            .user_claim("oid")
+            .route(RouteSpec::new("app", &up))
+            .route(RouteSpec::new("public", &up).prefix("/public").public())
+            .server("threads", "2")
+            .server("shutdown_grace", "1s");
+        b.store = None;
+        b.secrets_from_env = true;
+        b
+    }
+    /// `trusted_proxies`: peers whose forwarding headers stand.
+    pub fn trust_proxies(mut self, cidrs: &[&str]) -> Self {
+        self.trusted_proxies = cidrs.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn server(mut self, key: &str, value: &str) -> Self {
+        self.server.push((key.into(), value.into()));
+        self
+    }
+    pub fn admin_token(mut self, token: &str) -> Self {
+        self.admin_token = Some(token.into());
+        self
+    }
+    /// Appends `text` after the `session:` block (see `tail`).
+    pub fn tail(mut self, text: &str) -> Self {
+        self.tail.push_str(text);
+        if !self.tail.ends_with('\n') {
+            self.tail.push('\n');
+        }
+        self
+    }
+    /// The last provider added takes bearer tokens for `audience`.
+    pub fn api_audience(mut self, audience: &str) -> Self {
+        match self.providers.last_mut() {
+            Some(
+                ProviderSpec::Oidc { api_audience, .. } | ProviderSpec::Entra { api_audience, .. },
+            ) => *api_audience = Some(audience.into()),
+            _ => panic!("api_audience: the last provider is not an OpenID provider"),
+        }
+        self
+    }
+    /// The last provider added (OpenID) keys users by `claim`.
+    pub fn user_claim(mut self, claim: &str) -> Self {
+        match self.providers.last_mut() {
+            Some(ProviderSpec::Oidc { user_claim, .. }) => *user_claim = Some(claim.into()),
+            _ => panic!("user_claim: the last provider is not an OpenID provider"),
+        }
+        self
+    }
+    /// A provider written out whole (see `ProviderSpec::Written`).
+    pub fn provider_written(mut self, lines: &str) -> Self {
+        self.providers
+            .push(ProviderSpec::Written(lines.trim_end().to_string()));
+        self
+    }
+    /// Puts `routes` first, in their order: routes are matched in order, so they win over
+    /// the ones already there.
+    pub fn routes_first(mut self, routes: impl IntoIterator<Item = RouteSpec>) -> Self {
+        let rest = std::mem::take(&mut self.routes);
+        self.routes = routes.into_iter().chain(rest).collect();
+        self
+    }
+    /// Changes the route named `name`.
+    pub fn edit_route(mut self, name: &str, f: impl FnOnce(RouteSpec) -> RouteSpec) -> Self {
+        let i = self
+            .routes
+            .iter()
+            .position(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no route {name}"));
+        let r = self.routes.remove(i);
+        self.routes.insert(i, f(r));
+        self
+    }
+    /// The first route's upstream (`for_binary`: the test upstream).
+    pub fn upstream(&self) -> String {
+        self.routes
+            .first()
+            .map(|r| r.upstream.clone())
+            .unwrap_or_default()
+    }
+    /// The same configuration on other ports (a second gateway, a replica).
+    pub fn on(self, port: u16, admin: u16) -> Self {
+        self.listen(port, admin)
     }
     pub fn listen(mut self, port: u16, admin: u16) -> Self {
         self.listen = format!("127.0.0.1:{port}");
@@ -130,6 +267,7 @@ impl ConfigBuilder {
             name: name.into(),
             issuer: issuer.into(),
             api_audience: None,
+            user_claim: None,
         });
         self
     }
@@ -147,14 +285,19 @@ impl ConfigBuilder {
         self
     }
     pub fn store(mut self, kind: &str) -> Self {
-        self.store = kind.into();
+        self.store = Some(kind.into());
         self
     }
     pub fn forward_auth(mut self, dialect: &str, trusted: &[&str]) -> Self {
         self.forward_auth = Some((
-            dialect.into(),
+            Some(dialect.into()),
             trusted.iter().map(|s| s.to_string()).collect(),
         ));
+        self
+    }
+    /// Forward-auth on, in the default (ingress-nginx) dialect, from `trusted`.
+    pub fn forward_auth_default(mut self, trusted: &[&str]) -> Self {
+        self.forward_auth = Some((None, trusted.iter().map(|s| s.to_string()).collect()));
         self
     }
 
@@ -164,17 +307,30 @@ impl ConfigBuilder {
         let _ = writeln!(y, "listen: [{}]", q(&self.listen));
         let _ = writeln!(y, "public_url: {}", q(&self.public_url));
         let _ = writeln!(y, "admin:\n  listen: {}", q(&self.admin));
+        if let Some(t) = &self.admin_token {
+            let _ = writeln!(y, "  api_token: {}", q(t));
+        }
+        if !self.server.is_empty() {
+            y.push_str("server:\n");
+            for (k, v) in &self.server {
+                let _ = writeln!(y, "  {k}: {v}");
+            }
+        }
         if !self.trusted_proxies.is_empty() {
             let _ = writeln!(y, "trusted_proxies: {}", list(&self.trusted_proxies));
         }
         if let Some((dialect, trusted)) = &self.forward_auth {
-            let _ = writeln!(
-                y,
-                "forward_auth:\n  enabled: true\n  dialect: {}\n  trusted_proxies: {}",
-                q(dialect),
-                list(trusted)
-            );
+            y.push_str("forward_auth:\n  enabled: true\n");
+            if let Some(d) = dialect {
+                let _ = writeln!(y, "  dialect: {}", q(d));
+            }
+            let _ = writeln!(y, "  trusted_proxies: {}", list(trusted));
         }
+        let (client_secret, session_secret) = if self.secrets_from_env {
+            ("${TEST_CLIENT_SECRET}", "${TEST_SESSION_SECRET}")
+        } else {
+            (CLIENT_SECRET, SESSION_SECRET)
+        };
         y.push_str("providers:\n");
         for p in &self.providers {
             match p {
@@ -182,6 +338,7 @@ impl ConfigBuilder {
                     name,
                     issuer,
                     api_audience,
+                    user_claim,
                 } => {
                     let _ = writeln!(
                         y,
@@ -189,11 +346,17 @@ impl ConfigBuilder {
                         q(name),
                         q(issuer),
                         q(CLIENT_ID),
-                        q(CLIENT_SECRET)
+                        q(client_secret)
                     );
+                    if let Some(c) = user_claim {
+                        let _ = writeln!(y, "    user_claim: {}", q(c));
+                    }
                     if let Some(a) = api_audience {
                         let _ = writeln!(y, "    api_audience: {}", q(a));
                     }
+                }
+                ProviderSpec::Written(lines) => {
+                    let _ = writeln!(y, "{lines}");
                 }
                 ProviderSpec::Entra {
                     name,
@@ -208,7 +371,7 @@ impl ConfigBuilder {
                         q(instance),
                         q(TENANT),
                         q(CLIENT_ID),
-                        q(CLIENT_SECRET)
+                        q(client_secret)
                     );
                     if let Some(a) = api_audience {
                         let _ = writeln!(y, "    api_audience: {}", q(a));
@@ -250,7 +413,7 @@ impl ConfigBuilder {
                 ("users", &a.users),
                 ("email_domains", &a.email_domains),
             ];
-            if lists.iter().any(|(_, l)| !l.is_empty()) || a.require_assignment {
+            if lists.iter().any(|(_, l)| !l.is_empty()) || a.require_assignment || a.provisioned {
                 y.push_str("    allow:\n");
                 for (k, l) in lists {
                     if !l.is_empty() {
@@ -260,21 +423,33 @@ impl ConfigBuilder {
                 if a.require_assignment {
                     y.push_str("      require_assignment: true\n");
                 }
+                if a.provisioned {
+                    y.push_str("      provisioned: true\n");
+                }
+            }
+            for more in &r.more {
+                for line in more.lines() {
+                    let _ = writeln!(y, "    {line}");
+                }
             }
         }
-        let _ = writeln!(
-            y,
-            "session:\n  secret: {}\n  store: {}",
-            q(SESSION_SECRET),
-            q(&self.store)
-        );
+        let _ = writeln!(y, "session:\n  secret: {}", q(session_secret));
+        if let Some(store) = &self.store {
+            let _ = writeln!(y, "  store: {}", q(store));
+        }
+        y.push_str(&self.tail);
         y
     }
 
     /// The validated configuration (panics with every error when the reader refuses it).
     pub fn build(&self) -> authgate::config::Config {
         let text = self.yaml();
-        authgate::config::Config::parse(&text, &|_| None)
+        let env = |name: &str| match name {
+            "TEST_CLIENT_SECRET" => Some(CLIENT_SECRET.to_string()),
+            "TEST_SESSION_SECRET" => Some(SESSION_SECRET.to_string()),
+            _ => None,
+        };
+        authgate::config::Config::parse(&text, &env)
             .unwrap_or_else(|e| panic!("the builder wrote an invalid config:\n{e}\n{text}"))
     }
 }

@@ -33,8 +33,8 @@ impl Gateway {
     }
 }
 
-/// A config for the test topology; `extra` is appended after the `session:` block (indented
-/// lines add session keys, unindented ones add top-level sections).
+/// The usual test gateway's config (`ConfigBuilder::for_binary`), with `extra` after the
+/// `session:` block (indented lines add session keys, unindented ones top-level sections).
 pub fn config(port: u16, admin: u16, issuer: &str, upstream: u16, extra: &str) -> String {
     config_with(
         port,
@@ -55,33 +55,23 @@ pub fn config_with(
     upstream: u16,
     extra: &str,
 ) -> String {
-    format!(
-        r#"listen: ["127.0.0.1:{port}"]
-public_url: "{public_url}"
-admin:
-  listen: "127.0.0.1:{admin}"
-server:
-  threads: 2
-  shutdown_grace: 1s
-providers:
-  - name: test-idp
-    type: oidc
-    issuer: "{issuer}"
-    client_id: {CLIENT_ID}
-    client_secret: "${{TEST_CLIENT_SECRET}}"
-    user_claim: oid
-routes:
-  - name: app
-    upstream: "127.0.0.1:{upstream}"
-  - name: public
-    path_prefix: /public
-    upstream: "127.0.0.1:{upstream}"
-    public: true
-session:
-  secret: "${{TEST_SESSION_SECRET}}"
-{extra}
-"#
-    )
+    ConfigBuilder::for_binary(port, public_url, admin, issuer, upstream)
+        .tail(extra)
+        .yaml()
+}
+
+/// Starts the gateway binary with the builder's configuration, on the builder's ports.
+pub fn start_built(b: &ConfigBuilder) -> Gateway {
+    let port = port_of(&b.listen);
+    let admin = port_of(&b.admin);
+    start_gateway(port, admin, &b.yaml())
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {addr:?}"))
 }
 
 /// Starts the gateway binary with `yaml` and waits until /readyz answers 200.
@@ -142,24 +132,38 @@ pub fn start_gateway_with(
 
 /// The whole topology for one test.
 pub struct Env {
+    /// The configuration it runs with (for a second gateway, or a reload).
+    pub cfg: ConfigBuilder,
     pub gw: Gateway,
     pub op: OpenIdProvider,
     pub upstream: Upstream,
 }
 
 pub fn start_env(extra_session: &str) -> Env {
-    start_env_edit(|yaml| format!("{yaml}{extra_session}\n"))
+    start_env_with(|b| b.tail(extra_session))
 }
 
-/// As `start_env`, with the generated config passed through `edit` first.
-pub fn start_env_edit(edit: impl Fn(String) -> String) -> Env {
+/// As `start_env`, with the usual configuration changed by `edit` first.
+pub fn start_env_with(edit: impl Fn(ConfigBuilder) -> ConfigBuilder) -> Env {
     let port = free_port();
     let admin = free_port();
     let upstream = start_upstream();
-    let op = start_op(&format!("http://127.0.0.1:{port}"), 0);
-    let yaml = edit(config(port, admin, &op.issuer, upstream.port, ""));
-    let gw = start_gateway(port, admin, &yaml);
-    Env { gw, op, upstream }
+    let public = format!("http://127.0.0.1:{port}");
+    let op = start_op(&public, 0);
+    let b = edit(ConfigBuilder::for_binary(
+        port,
+        &public,
+        admin,
+        &op.issuer,
+        upstream.port,
+    ));
+    let gw = start_built(&b);
+    Env {
+        cfg: b,
+        gw,
+        op,
+        upstream,
+    }
 }
 
 /// `authgate check` on `yaml`: (accepted, stdout and stderr).

@@ -359,9 +359,9 @@ pub fn start_simplesamlphp(sp_base: &str, acs_base: &str) -> SimpleSaml {
 }
 
 /// nginx configured the way ingress-nginx renders the `auth-url`, `auth-signin` and
-/// `auth-response-headers` annotations, in front of the app on `app_port`; `{FRONT}` in the
-/// result is the port nginx listens on.
-pub fn nginx_like_ingress(gw_port: u16, app_port: u16) -> String {
+/// `auth-response-headers` annotations, listening on `front_port`, in front of the app on
+/// `app_port`.
+pub fn nginx_like_ingress(front_port: u16, gw_port: u16, app_port: u16) -> String {
     let headers = [
         "X-Auth-User",
         "X-Auth-Email",
@@ -382,7 +382,7 @@ pub fn nginx_like_ingress(gw_port: u16, app_port: u16) -> String {
     format!(
         r#"
   server {{
-    listen 127.0.0.1:{{FRONT}};
+    listen 127.0.0.1:{front_port};
     # nginx.ingress.kubernetes.io/auth-url: http://authgate/_authgate/auth
     location = /_external-auth-Lw {{
       internal;

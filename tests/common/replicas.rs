@@ -21,11 +21,10 @@ pub fn replica(
     session: &str,
 ) -> Gateway {
     let admin = free_port();
-    let yaml = config_with(port, public, admin, &op.issuer, upstream, session).replace(
-        &format!("  listen: \"127.0.0.1:{admin}\"\n"),
-        &format!("  listen: \"127.0.0.1:{admin}\"\n  api_token: \"{ADMIN_TOKEN}\"\n"),
-    );
-    let mut gw = start_gateway(port, admin, &yaml);
+    let cfg = ConfigBuilder::for_binary(port, public, admin, &op.issuer, upstream)
+        .admin_token(ADMIN_TOKEN)
+        .tail(session);
+    let mut gw = start_built(&cfg);
     // Requests go to this replica's own port; the browser-facing URL is the first one's.
     gw.url = format!("http://127.0.0.1:{port}");
     gw

@@ -80,7 +80,7 @@ impl Tenant {
     }
 }
 
-pub use crate::identity::is_guid;
+use crate::identity::is_guid;
 
 /// `<instance>/<tenant>/v2.0`: the issuer Entra states for a tenant (or the template).
 pub fn authority(instance: &Url, tenant: &Tenant) -> String {

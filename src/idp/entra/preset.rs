@@ -130,7 +130,7 @@ impl Reader<'_> {
             }
             _ => self.string_list(o, "allowed_tenants").map(|l| {
                 for t in &l {
-                    if !entra::is_guid(t) {
+                    if !crate::identity::is_guid(t) {
                         self.err(&tpath, format!("{t:?} is not a tenant ID (GUID)"));
                     }
                 }
