@@ -10,7 +10,7 @@ use crate::canonical::RESERVED_PREFIX;
 use crate::exchange::{first, query_pairs, read_form, Downstream};
 use crate::identity::Identity;
 use crate::idp::saml::{LogoutInput, SamlProvider};
-use crate::idp::saml_logout::LogoutRejection;
+use crate::idp::saml_logout::{LogoutRejection, LogoutRequest};
 use crate::idp::saml_verify;
 use crate::return_to;
 use crate::session::now_secs;
@@ -68,42 +68,15 @@ pub async fn slo(
             ));
         }
     };
-    let now = now_secs();
-    // This browser's own session, if it is one of them, ends here and now...
-    let names = |id: &Identity| {
-        *id.provider == *saml.name
-            && id.name_id.as_deref() == Some(request.name_id.as_str())
-            && (request.session_indexes.is_empty()
-                || id
-                    .session_index
-                    .as_ref()
-                    .is_some_and(|s| request.session_indexes.contains(s)))
-    };
-    let values: Vec<String> = core
+    let presented: Vec<String> = core
         .cookies
         .sessions(down.req())
         .map(str::to_string)
         .collect();
-    let mut ended_here = false;
-    for v in values {
-        if let Some(id) = core.sessions.revoke_if(&v, names).await {
-            ended_here = true;
-            core.metrics.signed_out(&id.provider);
-        }
-    }
-    // ...and every copy of the named sessions' cookies stops working too.
-    if let Err(e) = core
-        .sessions
-        .end_by_idp(&saml.name, &request.name_id, &request.session_indexes, now)
-        .await
-    {
-        // This replica's copy has it (and refuses those sessions); the others would not.
-        log::error!(
-            "SAML logout request for {}: the sessions of {} could not be ended in the shared store: {e}",
-            saml.name, request.name_id
-        );
-        return Ok(Answer::store_unavailable(true));
-    }
+    let ended_here = match end_sessions(core, presented, saml, &request).await {
+        Ok(here) => here,
+        Err(unavailable) => return Ok(unavailable),
+    };
     crate::logging::audit(
         "sign_out",
         serde_json::json!({"provider": saml.name, "name_id": request.name_id,
@@ -171,4 +144,47 @@ fn relay_ok(core: &Core, saml: &SamlProvider, relay: &str) -> bool {
         );
     }
     ok
+}
+
+/// Ends the sessions the IdP's request names: this browser's own, if it is one of them, here
+/// and now, and every copy of them everywhere (through the store). Returns whether this
+/// browser's ended (`presented`: its session cookies); `Err`: the store could not take it.
+async fn end_sessions(
+    core: &Core,
+    presented: Vec<String>,
+    saml: &SamlProvider,
+    request: &LogoutRequest,
+) -> Result<bool, Answer> {
+    let now = now_secs();
+    // This browser's own session, if it is one of them, ends here and now...
+    let names = |id: &Identity| {
+        *id.provider == *saml.name
+            && id.name_id.as_deref() == Some(request.name_id.as_str())
+            && (request.session_indexes.is_empty()
+                || id
+                    .session_index
+                    .as_ref()
+                    .is_some_and(|s| request.session_indexes.contains(s)))
+    };
+    let mut ended_here = false;
+    for v in presented {
+        if let Some(id) = core.sessions.revoke_if(&v, names).await {
+            ended_here = true;
+            core.metrics.signed_out(&id.provider);
+        }
+    }
+    // ...and every copy of the named sessions' cookies stops working too.
+    if let Err(e) = core
+        .sessions
+        .end_by_idp(&saml.name, &request.name_id, &request.session_indexes, now)
+        .await
+    {
+        // This replica's copy has it (and refuses those sessions); the others would not.
+        log::error!(
+            "SAML logout request for {}: the sessions of {} could not be ended in the shared store: {e}",
+            saml.name, request.name_id
+        );
+        return Err(Answer::store_unavailable(true));
+    }
+    Ok(ended_here)
 }

@@ -214,16 +214,7 @@ impl Reader<'_> {
         if let Some((idp, graph)) = preset {
             return self.saml_rest(o, path, entity_id, Some(idp), graph);
         }
-        let url = |r: &mut Self, key: &str, v: Option<String>| -> Option<Url> {
-            let v = v?;
-            match Url::parse(&v) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
-                _ => {
-                    r.err(join(path, key), format!("{v:?} is not an http(s) URL"));
-                    None
-                }
-            }
-        };
+        let url = |r: &mut Self, key: &str, v: Option<String>| r.http_url(path, key, v);
         let md_url = self.string(o, "idp_metadata_url");
         let md_url = url(self, "idp_metadata_url", md_url);
         let md_file = self.string(o, "idp_metadata_file");
@@ -251,24 +242,7 @@ impl Reader<'_> {
             }
             Some(SamlIdp::MetadataFile(f.into()))
         } else {
-            let mut fingerprints = Vec::new();
-            for (i, f) in fps.unwrap_or_default().iter().enumerate() {
-                let hex: String = f.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-                let bytes: Option<Vec<u8>> = (0..hex.len())
-                    .step_by(2)
-                    .map(|j| {
-                        hex.get(j..j + 2)
-                            .and_then(|b| u8::from_str_radix(b, 16).ok())
-                    })
-                    .collect();
-                match bytes.filter(|b| b.len() == 20 || b.len() == 32) {
-                    Some(b) => fingerprints.push(b),
-                    None => self.err(
-                        format!("{path}.idp_cert_fingerprints[{i}]"),
-                        "expected a SHA-1 (40 hex digits, Entra's thumbprint) or SHA-256 (64) fingerprint",
-                    ),
-                }
-            }
+            let fingerprints = self.fingerprints(path, &fps.unwrap_or_default());
             if idp_entity.is_none() {
                 self.err(join(path, "idp_entity_id"), "required with idp_cert_fingerprints (Entra: https://sts.windows.net/<tenant id>/)");
             }
@@ -288,14 +262,21 @@ impl Reader<'_> {
                 _ => None,
             }
         };
-        let graph = match self.string(o, "graph_client_id") {
+        let graph = self.saml_graph(o, path);
+        self.saml_rest(o, path, entity_id, idp, graph)
+    }
+
+    /// `graph_*`: the Graph app for SAML groups overage (all of them need `graph_client_id`).
+    fn saml_graph(&mut self, o: &mut Obj<'_>, path: &str) -> Option<SamlGraph> {
+        match self.string(o, "graph_client_id") {
             Some(client_id) => {
                 let client_secret = self.secret(o, "graph_client_secret");
                 let gurl = self.string(o, "graph_url");
-                let gurl =
-                    url(self, "graph_url", gurl).or_else(|| Url::parse(entra::DEFAULT_GRAPH).ok());
+                let gurl = self
+                    .http_url(path, "graph_url", gurl)
+                    .or_else(|| Url::parse(entra::DEFAULT_GRAPH).ok());
                 let turl = self.string(o, "graph_token_url");
-                let token_url = url(self, "graph_token_url", turl);
+                let token_url = self.http_url(path, "graph_token_url", turl);
                 let cache_ttl = self
                     .duration(o, "groups_cache_ttl")
                     .unwrap_or(Duration::from_secs(600));
@@ -324,8 +305,43 @@ impl Reader<'_> {
                 }
                 None
             }
-        };
-        self.saml_rest(o, path, entity_id, idp, graph)
+        }
+    }
+
+    /// An http(s) URL at `path.key`, or the error saying it is not one.
+    fn http_url(&mut self, path: &str, key: &str, v: Option<String>) -> Option<Url> {
+        let v = v?;
+        match Url::parse(&v) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            _ => {
+                self.err(join(path, key), format!("{v:?} is not an http(s) URL"));
+                None
+            }
+        }
+    }
+
+    /// `idp_cert_fingerprints`: SHA-1 (Entra's thumbprints) or SHA-256, in hex with any
+    /// separators.
+    fn fingerprints(&mut self, path: &str, given: &[String]) -> Vec<Vec<u8>> {
+        let mut fingerprints = Vec::new();
+        for (i, f) in given.iter().enumerate() {
+            let hex: String = f.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+            let bytes: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|j| {
+                    hex.get(j..j + 2)
+                        .and_then(|b| u8::from_str_radix(b, 16).ok())
+                })
+                .collect();
+            match bytes.filter(|b| b.len() == 20 || b.len() == 32) {
+                Some(b) => fingerprints.push(b),
+                None => self.err(
+                    format!("{path}.idp_cert_fingerprints[{i}]"),
+                    "expected a SHA-1 (40 hex digits, Entra's thumbprint) or SHA-256 (64) fingerprint",
+                ),
+            }
+        }
+        fingerprints
     }
 
     /// The SAML settings that do not name the IdP.

@@ -287,46 +287,67 @@ fn check_in_response_to(got: Option<&str>, expect: &Expect<'_>) -> Result<(), As
     }
 }
 
-fn verify_assertion(
-    a: &Assertion,
-    trust: &Trust,
-    expect: &Expect<'_>,
+/// The assertion's clock: `now` with the allowed skew, and the refusals it makes.
+struct Window {
     now: DateTime<Utc>,
-) -> Result<Verified, AssertionRejection> {
-    let skew = chrono::Duration::from_std(expect.clock_skew)
-        .unwrap_or_else(|_| chrono::Duration::minutes(5));
-    let skew_secs = expect.clock_skew.as_secs();
-    let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    check_issuer(a.issuer.value.as_deref().unwrap_or(""), trust)?;
+    skew: chrono::Duration,
+    skew_secs: u64,
+}
 
+impl Window {
+    fn new(expect: &Expect<'_>, now: DateTime<Utc>) -> Self {
+        Self {
+            now,
+            skew: chrono::Duration::from_std(expect.clock_skew)
+                .unwrap_or_else(|_| chrono::Duration::minutes(5)),
+            skew_secs: expect.clock_skew.as_secs(),
+        }
+    }
+
+    fn fmt(t: DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    /// `NotBefore` still ahead (beyond the skew).
+    fn too_early(&self, not_before: Option<DateTime<Utc>>) -> Option<AssertionRejection> {
+        let nb = not_before?;
+        (self.now + self.skew < nb).then(|| AssertionRejection::NotYetValid {
+            not_before: Self::fmt(nb),
+            now: Self::fmt(self.now),
+            skew_secs: self.skew_secs,
+        })
+    }
+
+    /// `NotOnOrAfter` passed (beyond the skew).
+    fn too_late(&self, not_on_or_after: DateTime<Utc>) -> Option<AssertionRejection> {
+        (self.now - self.skew >= not_on_or_after).then(|| AssertionRejection::Expired {
+            not_on_or_after: Self::fmt(not_on_or_after),
+            now: Self::fmt(self.now),
+            skew_secs: self.skew_secs,
+        })
+    }
+}
+
+/// `Conditions`: the time window and the audience (required, and exact: Entra's
+/// trailing-slash mistakes are the classic). Returns the conditions' `NotOnOrAfter`.
+fn check_conditions(
+    a: &Assertion,
+    expect: &Expect<'_>,
+    window: &Window,
+) -> Result<Option<DateTime<Utc>>, AssertionRejection> {
     let conditions = a.conditions.as_ref();
     let mut valid_until: Option<DateTime<Utc>> = None;
     if let Some(c) = conditions {
-        if let Some(nb) = c.not_before {
-            if now + skew < nb {
-                return Err(AssertionRejection::NotYetValid {
-                    not_before: fmt(nb),
-                    now: fmt(now),
-                    skew_secs,
-                });
-            }
+        if let Some(early) = window.too_early(c.not_before) {
+            return Err(early);
         }
         if let Some(noa) = c.not_on_or_after {
-            if now - skew >= noa {
-                return Err(AssertionRejection::Expired {
-                    not_on_or_after: fmt(noa),
-                    now: fmt(now),
-                    skew_secs,
-                });
+            if let Some(late) = window.too_late(noa) {
+                return Err(late);
             }
             valid_until = Some(noa);
         }
     }
-    // Audience: required, and exact (Entra's trailing-slash mistakes are the classic).
-    let audiences: Vec<String> = conditions
-        .and_then(|c| c.audience_restrictions.as_ref())
-        .map(|rs| rs.iter().flat_map(|r| r.audience.iter().cloned()).collect())
-        .unwrap_or_default();
     let audience_restrictions = conditions
         .and_then(|c| c.audience_restrictions.as_ref())
         .map(|rs| rs.as_slice())
@@ -338,20 +359,30 @@ fn verify_assertion(
     if !audience_ok {
         return Err(AssertionRejection::WrongAudience {
             expected: expect.sp_entity_id.to_string(),
-            got: audiences,
+            got: audience_restrictions
+                .iter()
+                .flat_map(|r| r.audience.iter().cloned())
+                .collect(),
         });
     }
+    Ok(valid_until)
+}
 
-    // Bearer subject confirmation: Recipient = our ACS, in its time window, InResponseTo ours.
-    let subject = a.subject.as_ref();
-    let bearer: Vec<_> = subject
+/// A bearer subject confirmation: Recipient = our ACS, in its time window, InResponseTo
+/// ours. Returns its `NotOnOrAfter` and `InResponseTo`, or the first confirmation's reason.
+fn confirm_bearer(
+    a: &Assertion,
+    expect: &Expect<'_>,
+    window: &Window,
+) -> Result<(DateTime<Utc>, Option<String>), AssertionRejection> {
+    let bearer = a
+        .subject
+        .as_ref()
         .and_then(|s| s.subject_confirmations.as_ref())
         .into_iter()
         .flatten()
-        .filter(|c| c.method.as_deref() == Some(BEARER))
-        .collect();
+        .filter(|c| c.method.as_deref() == Some(BEARER));
     let mut first_err = None;
-    let mut confirmed = None;
     for c in bearer {
         let Some(d) = &c.subject_confirmation_data else {
             first_err.get_or_insert(AssertionRejection::NoBearer);
@@ -361,23 +392,12 @@ fn verify_assertion(
             first_err.get_or_insert(AssertionRejection::NoBearer);
             continue;
         };
-        if now - skew >= noa {
-            first_err.get_or_insert(AssertionRejection::Expired {
-                not_on_or_after: fmt(noa),
-                now: fmt(now),
-                skew_secs,
-            });
+        if let Some(e) = window
+            .too_late(noa)
+            .or_else(|| window.too_early(d.not_before))
+        {
+            first_err.get_or_insert(e);
             continue;
-        }
-        if let Some(nb) = d.not_before {
-            if now + skew < nb {
-                first_err.get_or_insert(AssertionRejection::NotYetValid {
-                    not_before: fmt(nb),
-                    now: fmt(now),
-                    skew_secs,
-                });
-                continue;
-            }
         }
         match d.recipient.as_deref() {
             Some(r) if r == expect.acs_url => {}
@@ -393,12 +413,22 @@ fn verify_assertion(
             first_err.get_or_insert(e);
             continue;
         }
-        confirmed = Some((noa, d.in_response_to.clone()));
-        break;
+        return Ok((noa, d.in_response_to.clone()));
     }
-    let Some((confirm_until, in_response_to)) = confirmed else {
-        return Err(first_err.unwrap_or(AssertionRejection::NoBearer));
-    };
+    Err(first_err.unwrap_or(AssertionRejection::NoBearer))
+}
+
+fn verify_assertion(
+    a: &Assertion,
+    trust: &Trust,
+    expect: &Expect<'_>,
+    now: DateTime<Utc>,
+) -> Result<Verified, AssertionRejection> {
+    check_issuer(a.issuer.value.as_deref().unwrap_or(""), trust)?;
+    let window = Window::new(expect, now);
+    let valid_until = check_conditions(a, expect, &window)?;
+    let (confirm_until, in_response_to) = confirm_bearer(a, expect, &window)?;
+    let subject = a.subject.as_ref();
     let name = subject
         .and_then(|s| s.name_id.as_ref())
         .filter(|n| !n.value.trim().is_empty())

@@ -43,25 +43,7 @@ impl Reader<'_> {
                     );
                 }
             }
-            let path_prefix = self
-                .string(&mut o, "path_prefix")
-                .unwrap_or_else(|| "/".to_string());
-            if !path_prefix.starts_with('/') {
-                self.err(join(&path, "path_prefix"), "must start with /");
-            } else if !path_prefix
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,=@".contains(&b))
-            {
-                self.err(
-                    join(&path, "path_prefix"),
-                    "use letters, digits and -._~!$&'()*+,=@ only (no %, ;, spaces or non-ASCII: requests are compared after normalization)",
-                );
-            } else if crate::canonical::has_prefix_ci(&path_prefix, RESERVED_PREFIX) {
-                self.err(
-                    join(&path, "path_prefix"),
-                    format!("{RESERVED_PREFIX} is reserved for the gateway's own endpoints"),
-                );
-            }
+            let path_prefix = self.path_prefix(&mut o, &path);
             if !seen_keys.insert((host.clone(), path_prefix.clone())) {
                 self.err(
                     &path,
@@ -85,23 +67,7 @@ impl Reader<'_> {
                 u.read_timeout = read_timeout;
             }
             let public = self.bool(&mut o, "public").unwrap_or(false);
-            let mut exceptions = crate::canonical::Exceptions::default();
-            for e in self
-                .string_list(&mut o, "path_exceptions")
-                .unwrap_or_default()
-            {
-                match e.as_str() {
-                    "path_parameters" => exceptions.path_parameters = true,
-                    "encoded_slash" => exceptions.encoded_slash = true,
-                    other => self.err(
-                        join(&path, "path_exceptions"),
-                        format!(
-                            "unknown exception {other:?} (known: {})",
-                            crate::canonical::Exceptions::ALL.join(", ")
-                        ),
-                    ),
-                }
-            }
+            let exceptions = self.path_exceptions(&mut o, &path);
             let mut policy = self.policy(&mut o, &path);
             if public && !policy.is_empty() {
                 self.err(
@@ -137,6 +103,49 @@ impl Reader<'_> {
             }
         }
         out
+    }
+
+    /// `routes[i].path_prefix`: `/` by default; a plain path, not under the reserved prefix.
+    fn path_prefix(&mut self, o: &mut Obj<'_>, path: &str) -> String {
+        let path_prefix = self
+            .string(o, "path_prefix")
+            .unwrap_or_else(|| "/".to_string());
+        if !path_prefix.starts_with('/') {
+            self.err(join(path, "path_prefix"), "must start with /");
+        } else if !path_prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,=@".contains(&b))
+        {
+            self.err(
+                join(path, "path_prefix"),
+                "use letters, digits and -._~!$&'()*+,=@ only (no %, ;, spaces or non-ASCII: requests are compared after normalization)",
+            );
+        } else if crate::canonical::has_prefix_ci(&path_prefix, RESERVED_PREFIX) {
+            self.err(
+                join(path, "path_prefix"),
+                format!("{RESERVED_PREFIX} is reserved for the gateway's own endpoints"),
+            );
+        }
+        path_prefix
+    }
+
+    /// `routes[i].path_exceptions`: the request forms this route lets through.
+    fn path_exceptions(&mut self, o: &mut Obj<'_>, path: &str) -> crate::canonical::Exceptions {
+        let mut exceptions = crate::canonical::Exceptions::default();
+        for e in self.string_list(o, "path_exceptions").unwrap_or_default() {
+            match e.as_str() {
+                "path_parameters" => exceptions.path_parameters = true,
+                "encoded_slash" => exceptions.encoded_slash = true,
+                other => self.err(
+                    join(path, "path_exceptions"),
+                    format!(
+                        "unknown exception {other:?} (known: {})",
+                        crate::canonical::Exceptions::ALL.join(", ")
+                    ),
+                ),
+            }
+        }
+        exceptions
     }
 
     /// A route's `provider: name` or `providers: [a, b]`: the providers whose identities it

@@ -93,6 +93,56 @@ fn private_key(path: &Path) -> Result<(PKey<Private>, Vec<u8>), String> {
 }
 
 impl Reader<'_> {
+    /// `client_cert_file` + `client_key_file` (mTLS): both or neither, the key the
+    /// certificate's. Read files are added to `files`; `Err`: reported, unusable.
+    fn client_cert(
+        &mut self,
+        t: &mut Obj<'_>,
+        at: &str,
+        files: &mut Vec<(PathBuf, Vec<u8>)>,
+    ) -> Result<Option<Arc<CertKey>>, ()> {
+        let cert = self.string(t, "client_cert_file");
+        let key = self.string(t, "client_key_file");
+        match (cert, key) {
+            (None, None) => Ok(None),
+            (Some(c), Some(k)) => match (certificates(Path::new(&c)), private_key(Path::new(&k))) {
+                (Ok((chain, cpem)), Ok((key, kpem))) => {
+                    let matches = chain[0]
+                        .public_key()
+                        .map(|p| p.public_eq(&key))
+                        .unwrap_or(false);
+                    if matches {
+                        files.push((PathBuf::from(&c), cpem));
+                        files.push((PathBuf::from(&k), kpem));
+                        Ok(Some(Arc::new(CertKey::new(chain, key))))
+                    } else {
+                        self.err(
+                            join(at, "client_key_file"),
+                            format!("is not the key of the certificate in {c}"),
+                        );
+                        Err(())
+                    }
+                }
+                (c, k) => {
+                    if let Err(e) = c {
+                        self.err(join(at, "client_cert_file"), e);
+                    }
+                    if let Err(e) = k {
+                        self.err(join(at, "client_key_file"), e);
+                    }
+                    Err(())
+                }
+            },
+            (Some(_), None) | (None, Some(_)) => {
+                self.err(
+                    at,
+                    "client_cert_file and client_key_file go together (mTLS needs both)",
+                );
+                Err(())
+            }
+        }
+    }
+
     /// `upstream_tls:` of the route at `path`; `tls` is whether its upstream is `https://`.
     pub(crate) fn upstream_tls(
         &mut self,
@@ -126,45 +176,9 @@ impl Reader<'_> {
             },
             None => None,
         };
-        let cert = self.string(&mut t, "client_cert_file");
-        let key = self.string(&mut t, "client_key_file");
-        let client = match (cert, key) {
-            (None, None) => None,
-            (Some(c), Some(k)) => match (certificates(Path::new(&c)), private_key(Path::new(&k))) {
-                (Ok((chain, cpem)), Ok((key, kpem))) => {
-                    let matches = chain[0]
-                        .public_key()
-                        .map(|p| p.public_eq(&key))
-                        .unwrap_or(false);
-                    if matches {
-                        files.push((PathBuf::from(&c), cpem));
-                        files.push((PathBuf::from(&k), kpem));
-                        Some(Arc::new(CertKey::new(chain, key)))
-                    } else {
-                        self.err(
-                            join(&at, "client_key_file"),
-                            format!("is not the key of the certificate in {c}"),
-                        );
-                        ok = false;
-                        None
-                    }
-                }
-                (c, k) => {
-                    if let Err(e) = c {
-                        self.err(join(&at, "client_cert_file"), e);
-                    }
-                    if let Err(e) = k {
-                        self.err(join(&at, "client_key_file"), e);
-                    }
-                    ok = false;
-                    None
-                }
-            },
-            (Some(_), None) | (None, Some(_)) => {
-                self.err(
-                    &at,
-                    "client_cert_file and client_key_file go together (mTLS needs both)",
-                );
+        let client = match self.client_cert(&mut t, &at, &mut files) {
+            Ok(c) => c,
+            Err(()) => {
                 ok = false;
                 None
             }

@@ -227,149 +227,180 @@ fn set(
         return Ok(());
     }
     match (&path.select, &path.sub) {
-        (None, None) => {
-            let Some(k) = key_of(container, &path.attr) else {
-                if let (Op::Add | Op::Replace, Some(v)) = (op, value) {
-                    container.insert(path.attr.clone(), clean(v));
-                }
-                return Ok(());
-            };
-            match (op, value, container.get_mut(&k)) {
-                (Op::Remove, None, _) => {
-                    container.remove(&k);
-                }
-                (Op::Remove, Some(v), Some(Value::Array(items))) => {
-                    // Entra's default member removal: `"value": [{"value": id}, ...]`.
-                    let doomed: Vec<Value> = match v {
-                        Value::Array(a) => a.clone(),
-                        one => vec![one.clone()],
-                    };
-                    items.retain(|i| !doomed.iter().any(|d| same_element(i, d)));
-                }
-                (Op::Remove, Some(_), _) => {
-                    container.remove(&k);
-                }
-                (Op::Add, Some(v), Some(Value::Array(items))) => {
-                    let new: Vec<Value> = match v {
-                        Value::Array(a) => a.iter().map(clean).collect(),
-                        one => vec![clean(one)],
-                    };
-                    for n in new {
-                        if !items.iter().any(|i| same_element(i, &n)) {
-                            items.push(n);
-                        }
-                    }
-                }
-                (Op::Add | Op::Replace, Some(Value::Object(v)), Some(Value::Object(existing))) => {
-                    for (sk, sv) in v {
-                        if sv.is_null() {
-                            continue;
-                        }
-                        *slot(existing, sk, Value::Null) = clean(sv);
-                    }
-                }
-                (_, Some(v), Some(existing)) => *existing = clean(v),
-                _ => {}
-            }
-        }
-        (None, Some(sub)) => {
-            let parent = slot(container, &path.attr, Value::Object(Map::new()));
-            let Value::Object(parent) = parent else {
-                return Err(ScimError::new(
-                    400,
-                    Some("invalidPath"),
-                    format!("{} has no sub-attributes", path.attr),
-                ));
-            };
-            match (op, value) {
-                (Op::Remove, _) => {
-                    if let Some(k) = key_of(parent, sub) {
-                        parent.remove(&k);
-                    }
-                }
-                (_, Some(v)) => *slot(parent, sub, Value::Null) = clean(v),
-                (_, None) => {}
-            }
-            if parent.is_empty() {
-                if let Some(k) = key_of(container, &path.attr) {
-                    container.remove(&k);
-                }
-            }
-        }
+        (None, None) => set_whole(container, path, op, value),
+        (None, Some(sub)) => set_sub(container, path, sub, op, value),
         (Some((sel, want)), sub) => {
-            let list = slot(container, &path.attr, Value::Array(Vec::new()));
-            let Value::Array(items) = list else {
-                return Err(ScimError::new(
-                    400,
-                    Some("invalidPath"),
-                    format!("{} is not multi-valued", path.attr),
-                ));
+            set_selected(container, path, (sel, want), sub.as_deref(), op, value)
+        }
+    }
+}
+
+/// `attr`: the whole attribute (a multi-valued one gains or loses elements).
+fn set_whole(
+    container: &mut Map<String, Value>,
+    path: &Path,
+    op: Op,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    let Some(k) = key_of(container, &path.attr) else {
+        if let (Op::Add | Op::Replace, Some(v)) = (op, value) {
+            container.insert(path.attr.clone(), clean(v));
+        }
+        return Ok(());
+    };
+    match (op, value, container.get_mut(&k)) {
+        (Op::Remove, None, _) => {
+            container.remove(&k);
+        }
+        (Op::Remove, Some(v), Some(Value::Array(items))) => {
+            // Entra's default member removal: `"value": [{"value": id}, ...]`.
+            let doomed: Vec<Value> = match v {
+                Value::Array(a) => a.clone(),
+                one => vec![one.clone()],
             };
-            let matches = |i: &Value| {
-                i.as_object()
-                    .and_then(|m| key_of(m, sel).and_then(|k| m.get(&k)))
-                    .is_some_and(|v| scalar_eq(v, want, false))
+            items.retain(|i| !doomed.iter().any(|d| same_element(i, d)));
+        }
+        (Op::Remove, Some(_), _) => {
+            container.remove(&k);
+        }
+        (Op::Add, Some(v), Some(Value::Array(items))) => {
+            let new: Vec<Value> = match v {
+                Value::Array(a) => a.iter().map(clean).collect(),
+                one => vec![clean(one)],
             };
-            match (op, sub, value) {
-                (Op::Remove, None, _) => items.retain(|i| !matches(i)),
-                (Op::Remove, Some(sub), _) => {
-                    for i in items.iter_mut().filter(|i| matches(i)) {
-                        if let Some(m) = i.as_object_mut() {
-                            if let Some(k) = key_of(m, sub) {
-                                m.remove(&k);
-                            }
-                        }
-                    }
+            for n in new {
+                if !items.iter().any(|i| same_element(i, &n)) {
+                    items.push(n);
                 }
-                (_, _, None) => {}
-                (_, sub, Some(v)) => {
-                    let mut found = false;
-                    for i in items.iter_mut().filter(|i| matches(i)) {
-                        found = true;
-                        let Some(m) = i.as_object_mut() else { continue };
-                        match (sub, v) {
-                            (Some(sub), v) => *slot(m, sub, Value::Null) = clean(v),
-                            (None, Value::Object(o)) => {
-                                for (sk, sv) in o {
-                                    *slot(m, sk, Value::Null) = clean(sv);
-                                }
-                            }
-                            (None, _) => {
-                                return Err(ScimError::invalid_value(
-                                    "a filtered path without a sub-attribute needs an object value",
-                                ))
-                            }
-                        }
-                    }
-                    if !found {
-                        // Entra replaces `emails[type eq "work"].value` on users without
-                        // one: the element is created.
-                        let mut m = Map::new();
-                        m.insert(sel.clone(), want.clone());
-                        match (sub, v) {
-                            (Some(sub), v) => {
-                                m.insert(sub.clone(), clean(v));
-                            }
-                            (None, Value::Object(o)) => {
-                                for (sk, sv) in o {
-                                    m.insert(sk.clone(), clean(sv));
-                                }
-                            }
-                            (None, _) => {
-                                return Err(ScimError::invalid_value(
-                                    "a filtered path without a sub-attribute needs an object value",
-                                ))
-                            }
-                        }
-                        items.push(Value::Object(m));
+            }
+        }
+        (Op::Add | Op::Replace, Some(Value::Object(v)), Some(Value::Object(existing))) => {
+            for (sk, sv) in v {
+                if sv.is_null() {
+                    continue;
+                }
+                *slot(existing, sk, Value::Null) = clean(sv);
+            }
+        }
+        (_, Some(v), Some(existing)) => *existing = clean(v),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `attr.sub`: one sub-attribute of a complex attribute.
+fn set_sub(
+    container: &mut Map<String, Value>,
+    path: &Path,
+    sub: &str,
+    op: Op,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    let parent = slot(container, &path.attr, Value::Object(Map::new()));
+    let Value::Object(parent) = parent else {
+        return Err(ScimError::new(
+            400,
+            Some("invalidPath"),
+            format!("{} has no sub-attributes", path.attr),
+        ));
+    };
+    match (op, value) {
+        (Op::Remove, _) => {
+            if let Some(k) = key_of(parent, sub) {
+                parent.remove(&k);
+            }
+        }
+        (_, Some(v)) => *slot(parent, sub, Value::Null) = clean(v),
+        (_, None) => {}
+    }
+    if parent.is_empty() {
+        if let Some(k) = key_of(container, &path.attr) {
+            container.remove(&k);
+        }
+    }
+    Ok(())
+}
+
+/// `attr[sel eq "want"].sub`: the elements a filter selects (created when absent).
+fn set_selected(
+    container: &mut Map<String, Value>,
+    path: &Path,
+    (sel, want): (&String, &Value),
+    sub: Option<&str>,
+    op: Op,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    let list = slot(container, &path.attr, Value::Array(Vec::new()));
+    let Value::Array(items) = list else {
+        return Err(ScimError::new(
+            400,
+            Some("invalidPath"),
+            format!("{} is not multi-valued", path.attr),
+        ));
+    };
+    let matches = |i: &Value| {
+        i.as_object()
+            .and_then(|m| key_of(m, sel).and_then(|k| m.get(&k)))
+            .is_some_and(|v| scalar_eq(v, want, false))
+    };
+    match (op, sub, value) {
+        (Op::Remove, None, _) => items.retain(|i| !matches(i)),
+        (Op::Remove, Some(sub), _) => {
+            for i in items.iter_mut().filter(|i| matches(i)) {
+                if let Some(m) = i.as_object_mut() {
+                    if let Some(k) = key_of(m, sub) {
+                        m.remove(&k);
                     }
                 }
             }
-            if items.is_empty() {
-                if let Some(k) = key_of(container, &path.attr) {
-                    container.remove(&k);
+        }
+        (_, _, None) => {}
+        (_, sub, Some(v)) => {
+            let mut found = false;
+            for i in items.iter_mut().filter(|i| matches(i)) {
+                found = true;
+                let Some(m) = i.as_object_mut() else { continue };
+                match (sub, v) {
+                    (Some(sub), v) => *slot(m, sub, Value::Null) = clean(v),
+                    (None, Value::Object(o)) => {
+                        for (sk, sv) in o {
+                            *slot(m, sk, Value::Null) = clean(sv);
+                        }
+                    }
+                    (None, _) => {
+                        return Err(ScimError::invalid_value(
+                            "a filtered path without a sub-attribute needs an object value",
+                        ))
+                    }
                 }
             }
+            if !found {
+                // Entra replaces `emails[type eq "work"].value` on users without
+                // one: the element is created.
+                let mut m = Map::new();
+                m.insert(sel.clone(), want.clone());
+                match (sub, v) {
+                    (Some(sub), v) => {
+                        m.insert(sub.to_string(), clean(v));
+                    }
+                    (None, Value::Object(o)) => {
+                        for (sk, sv) in o {
+                            m.insert(sk.clone(), clean(sv));
+                        }
+                    }
+                    (None, _) => {
+                        return Err(ScimError::invalid_value(
+                            "a filtered path without a sub-attribute needs an object value",
+                        ))
+                    }
+                }
+                items.push(Value::Object(m));
+            }
+        }
+    }
+    if items.is_empty() {
+        if let Some(k) = key_of(container, &path.attr) {
+            container.remove(&k);
         }
     }
     Ok(())

@@ -69,60 +69,9 @@ impl Reader<'_> {
                 );
             }
         }
-        let store = match self.string(&mut o, "store").as_deref() {
-            None | Some("cookie") => Some(StoreKind::Cookie),
-            Some("memory") => Some(StoreKind::Memory),
-            Some("redis") => Some(StoreKind::Redis),
-            Some(other) => {
-                self.err(
-                    "session.store",
-                    format!("unknown store {other:?} (supported: cookie, memory, redis)"),
-                );
-                None
-            }
-        };
-        let shared_revocation = match self.string(&mut o, "revocation").as_deref() {
-            None | Some("local") => false,
-            Some("redis") => {
-                if store.is_some_and(|s| s != StoreKind::Cookie) {
-                    self.err(
-                        "session.revocation",
-                        "applies to store: cookie only (the memory store is one process; the redis store shares revocations already)",
-                    );
-                }
-                true
-            }
-            Some(other) => {
-                self.err(
-                    "session.revocation",
-                    format!("unknown value {other:?} (supported: local, redis)"),
-                );
-                false
-            }
-        };
+        let (store, shared_revocation) = self.session_store(&mut o);
         let wants_redis = store == Some(StoreKind::Redis) || shared_revocation;
-        let redis = {
-            let v = self.get(&mut o, "redis");
-            let r = self.obj("session.redis", v);
-            match (r.map.is_some(), wants_redis) {
-                (true, true) => self.redis(r),
-                (false, true) => {
-                    self.err(
-                        "session.redis",
-                        "is required with store: redis or revocation: redis",
-                    );
-                    None
-                }
-                (true, false) => {
-                    self.err(
-                        "session.redis",
-                        "is set but unused: set store: redis (or revocation: redis with the cookie store)",
-                    );
-                    None
-                }
-                (false, false) => None,
-            }
-        };
+        let redis = self.session_redis(&mut o, wants_redis);
         let max_sessions = self.uint(&mut o, "max_sessions").unwrap_or(1_000_000);
         // Over https the session cookie is `__Host-` prefixed: a sibling subdomain cannot
         // plant or overwrite it (no Domain, Path=/, Secure are then enforced by browsers).
@@ -143,6 +92,91 @@ impl Reader<'_> {
             max_sessions,
             redis: if wants_redis { Some(redis?) } else { None },
         })
+    }
+
+    /// `session.store` and `session.revocation`: the store, and whether the cookie store
+    /// shares its revocations through Redis.
+    fn session_store(&mut self, o: &mut Obj<'_>) -> (Option<StoreKind>, bool) {
+        let store = match self.string(o, "store").as_deref() {
+            None | Some("cookie") => Some(StoreKind::Cookie),
+            Some("memory") => Some(StoreKind::Memory),
+            Some("redis") => Some(StoreKind::Redis),
+            Some(other) => {
+                self.err(
+                    "session.store",
+                    format!("unknown store {other:?} (supported: cookie, memory, redis)"),
+                );
+                None
+            }
+        };
+        let shared_revocation = match self.string(o, "revocation").as_deref() {
+            None | Some("local") => false,
+            Some("redis") => {
+                if store.is_some_and(|s| s != StoreKind::Cookie) {
+                    self.err(
+                        "session.revocation",
+                        "applies to store: cookie only (the memory store is one process; the redis store shares revocations already)",
+                    );
+                }
+                true
+            }
+            Some(other) => {
+                self.err(
+                    "session.revocation",
+                    format!("unknown value {other:?} (supported: local, redis)"),
+                );
+                false
+            }
+        };
+        (store, shared_revocation)
+    }
+
+    /// `session.redis`, required exactly when `wanted`.
+    fn session_redis(&mut self, o: &mut Obj<'_>, wanted: bool) -> Option<RedisConfig> {
+        let v = self.get(o, "redis");
+        let r = self.obj("session.redis", v);
+        match (r.map.is_some(), wanted) {
+            (true, true) => self.redis(r),
+            (false, true) => {
+                self.err(
+                    "session.redis",
+                    "is required with store: redis or revocation: redis",
+                );
+                None
+            }
+            (true, false) => {
+                self.err(
+                    "session.redis",
+                    "is set but unused: set store: redis (or revocation: redis with the cookie store)",
+                );
+                None
+            }
+            (false, false) => None,
+        }
+    }
+
+    /// `session.redis.sentinel`: the service name and the Sentinels.
+    fn redis_sentinel(&mut self, mut s: Obj<'_>) -> Option<Topology> {
+        let service_name = self.required_string(&mut s, "service_name");
+        let nodes = self.redis_nodes(&mut s);
+        self.finish(s);
+        Some(Topology::Sentinel {
+            service_name: service_name?,
+            nodes: nodes?,
+        })
+    }
+
+    /// `session.redis.cluster`: the seed nodes (database 0 only).
+    fn redis_cluster(&mut self, mut c: Obj<'_>, database: Option<u8>) -> Option<Topology> {
+        let nodes = self.redis_nodes(&mut c);
+        self.finish(c);
+        if database.is_some_and(|d| d != 0) {
+            self.err(
+                "session.redis.database",
+                "Redis Cluster has database 0 only",
+            );
+        }
+        Some(Topology::Cluster { nodes: nodes? })
     }
 
     /// `session.redis`: exactly one of `url` (standalone), `sentinel` or `cluster`.
@@ -183,25 +217,9 @@ impl Reader<'_> {
         let topology = if let Some(u) = url {
             self.redis_url(&u, &mut username, &mut password, &mut database, &mut tls)
         } else if sentinel.map.is_some() {
-            let mut s = sentinel;
-            let service_name = self.required_string(&mut s, "service_name");
-            let nodes = self.redis_nodes(&mut s);
-            self.finish(s);
-            Some(Topology::Sentinel {
-                service_name: service_name?,
-                nodes: nodes?,
-            })
+            self.redis_sentinel(sentinel)
         } else if cluster.map.is_some() {
-            let mut c = cluster;
-            let nodes = self.redis_nodes(&mut c);
-            self.finish(c);
-            if database.is_some_and(|d| d != 0) {
-                self.err(
-                    "session.redis.database",
-                    "Redis Cluster has database 0 only",
-                );
-            }
-            Some(Topology::Cluster { nodes: nodes? })
+            self.redis_cluster(cluster, database)
         } else {
             None
         };

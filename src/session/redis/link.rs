@@ -290,36 +290,7 @@ impl Link {
                 if let Some(w) = &watch {
                     w.connect();
                 }
-                // Health, subscription and (Sentinel) the primary's address, twice a second.
-                loop {
-                    if let Some(w) = &watch {
-                        w.follow(&pool, &subscriber).await;
-                    }
-                    let ok = matches!(
-                        tokio::time::timeout(timeout, pool.next().ping::<String>(None)).await,
-                        Ok(Ok(_))
-                    );
-                    let was = state.healthy.swap(ok, Ordering::AcqRel);
-                    if was != ok {
-                        if ok {
-                            log::info!("session store: Redis answers again");
-                        } else {
-                            log::warn!("session store: Redis does not answer");
-                        }
-                    }
-                    if !ok {
-                        state.subscribed.store(false, Ordering::Release);
-                    } else if !state.subscribed.load(Ordering::Acquire) {
-                        let sub =
-                            tokio::time::timeout(timeout, subscriber.subscribe(channel.clone()))
-                                .await;
-                        if matches!(sub, Ok(Ok(()))) {
-                            state.epoch.fetch_add(1, Ordering::AcqRel);
-                            state.subscribed.store(true, Ordering::Release);
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
+                watch_health(pool, subscriber, state, watch, channel, timeout).await;
             });
         }
         Ok(Arc::new(Link {
@@ -373,5 +344,44 @@ impl Link {
 
     pub fn errors(&self) -> u64 {
         self.state.errors.load(Ordering::Relaxed)
+    }
+}
+
+/// Health, subscription and (Sentinel) the primary's address, twice a second, for ever.
+async fn watch_health(
+    pool: Pool,
+    subscriber: fred::clients::SubscriberClient,
+    state: Arc<State>,
+    watch: Option<SentinelWatch>,
+    channel: String,
+    timeout: Duration,
+) {
+    // Health, subscription and (Sentinel) the primary's address, twice a second.
+    loop {
+        if let Some(w) = &watch {
+            w.follow(&pool, &subscriber).await;
+        }
+        let ok = matches!(
+            tokio::time::timeout(timeout, pool.next().ping::<String>(None)).await,
+            Ok(Ok(_))
+        );
+        let was = state.healthy.swap(ok, Ordering::AcqRel);
+        if was != ok {
+            if ok {
+                log::info!("session store: Redis answers again");
+            } else {
+                log::warn!("session store: Redis does not answer");
+            }
+        }
+        if !ok {
+            state.subscribed.store(false, Ordering::Release);
+        } else if !state.subscribed.load(Ordering::Acquire) {
+            let sub = tokio::time::timeout(timeout, subscriber.subscribe(channel.clone())).await;
+            if matches!(sub, Ok(Ok(()))) {
+                state.epoch.fetch_add(1, Ordering::AcqRel);
+                state.subscribed.store(true, Ordering::Release);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
