@@ -295,14 +295,17 @@ pub fn all_cookies<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &
     })
 }
 
-/// Finds a cookie's value in a `Cookie` request header without allocating.
-pub fn find_cookie<'a>(header: &'a str, name: &'a str) -> Option<&'a str> {
+/// The first value of cookie `name` (the tests' view of `all_cookies`).
+#[cfg(test)]
+fn find_cookie<'a>(header: &'a str, name: &'a str) -> Option<&'a str> {
     all_cookies(header, name).next()
 }
 
 /// Rewrites the `Cookie` header without the gateway's own cookies, so the session never
-/// reaches the upstream. Returns the new header value (None = remove the header).
-pub fn without_cookies(cookie_header: &str, is_ours: impl Fn(&str) -> bool) -> Option<String> {
+/// reaches the upstream. Returns the new header value (None = remove the header). (The
+/// tests' view of `keep_foreign`.)
+#[cfg(test)]
+fn without_cookies(cookie_header: &str, is_ours: impl Fn(&str) -> bool) -> Option<String> {
     let mut kept = None;
     keep_foreign(cookie_header, is_ours, &mut kept);
     kept
