@@ -17,7 +17,7 @@ use crate::exchange::{first, query_pairs};
 use crate::session::{now_secs, StoreError};
 use crate::state::Core;
 
-pub const PREFIX: &str = "/api/v1/";
+pub(crate) const PREFIX: &str = "/api/v1/";
 
 fn reply(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
     let body = body.to_string().into_bytes();
@@ -56,7 +56,7 @@ fn store_error(e: &StoreError) -> Response<Vec<u8>> {
     }
 }
 
-pub async fn serve(core: &Core, session: &ServerSession) -> Response<Vec<u8>> {
+pub(crate) async fn serve(core: &Core, session: &ServerSession) -> Response<Vec<u8>> {
     let req = session.req_header();
     let peer = session
         .client_addr()

@@ -16,7 +16,7 @@ use crate::state::Core;
 
 /// What the authentication step came to.
 #[derive(Debug)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// A public route: nobody needs to be signed in.
     Public,
     Allowed {
@@ -30,7 +30,7 @@ pub enum Auth {
     Refused(Answer),
 }
 
-pub async fn authenticate(core: &Core, down: &mut dyn Downstream, route: &Route) -> Auth {
+pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: &Route) -> Auth {
     if route.public {
         return Auth::Public;
     }
@@ -78,10 +78,10 @@ pub async fn authenticate(core: &Core, down: &mut dyn Downstream, route: &Route)
 /// A session cookie could not be checked: the session store does not answer (and this
 /// replica has not read that session recently enough to vouch for it).
 #[derive(Debug)]
-pub struct StoreDown;
+pub(crate) struct StoreDown;
 
 /// The session, if the request carries a valid one (and the re-issued cookie value).
-pub async fn session_of(
+pub(crate) async fn session_of(
     core: &Core,
     down: &mut dyn Downstream,
 ) -> Result<Option<(Arc<Identity>, Option<String>)>, StoreDown> {

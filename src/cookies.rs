@@ -25,9 +25,9 @@ use crate::seal::Sealer;
 use crate::session::{now_secs, SessionConfig};
 
 /// How long a started sign-in may take before its cookie is void.
-pub const LOGIN_TTL: Duration = Duration::from_secs(600);
+pub(crate) const LOGIN_TTL: Duration = Duration::from_secs(600);
 /// The window of the sign-in loop counter.
-pub const LOOP_WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const LOOP_WINDOW: Duration = Duration::from_secs(60);
 /// More values of one cookie name than this in a request are not tried.
 const MAX_VALUES: usize = 8;
 
@@ -277,7 +277,7 @@ impl Cookies {
 
 /// Every value of cookie `name` across every `Cookie` header of the request (at most 8: each
 /// is tried in turn, so a planted cookie cannot hide the real one).
-pub fn values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator<Item = &'a str> {
+pub(crate) fn values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator<Item = &'a str> {
     req.headers
         .get_all(http::header::COOKIE)
         .iter()
@@ -288,7 +288,7 @@ pub fn values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator<Item =
 
 /// Every value of cookie `name` in one `Cookie` header, in order (a sibling subdomain may
 /// plant a cookie of the same name: each is tried, not just the first).
-pub fn all_cookies<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> {
+pub(crate) fn all_cookies<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> {
     header.split(';').filter_map(move |pair| {
         let (n, v) = pair.split_once('=')?;
         (n.trim() == name).then(|| v.trim().trim_matches('"'))
@@ -332,7 +332,7 @@ fn keep_foreign(header: &str, is_ours: impl Fn(&str) -> bool, kept: &mut Option<
     ours
 }
 
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

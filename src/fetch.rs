@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// A client for the gateway's own back-channel requests: no redirects followed (SSRF, token
 /// leaks), a total time limit that covers reading the body, and a connect limit.
-pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
@@ -19,7 +19,7 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
 
 /// Why a body could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     #[error("answer is larger than {0} bytes")]
     TooLarge(usize),
     #[error("reading the answer failed: {0}")]
@@ -28,7 +28,7 @@ pub enum ReadError {
 
 /// The body of `resp`, at most `cap` bytes: refused as soon as the announced length or the
 /// bytes received exceed it, before the rest is read.
-pub async fn body(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, ReadError> {
+pub(crate) async fn body(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, ReadError> {
     if resp.content_length().is_some_and(|n| n > cap as u64) {
         return Err(ReadError::TooLarge(cap));
     }
@@ -43,11 +43,11 @@ pub async fn body(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, Re
 }
 
 /// The most a token endpoint's answer may weigh (ID token, access and refresh tokens).
-pub const MAX_TOKEN_RESPONSE: usize = 256 * 1024;
+pub(crate) const MAX_TOKEN_RESPONSE: usize = 256 * 1024;
 
 /// An HTTP client for `openidconnect`'s requests (the code exchange) that reads answers with
 /// `body`'s cap instead of whole.
-pub fn oauth_client(
+pub(crate) fn oauth_client(
     http: &reqwest::Client,
 ) -> impl Fn(
     openidconnect::HttpRequest,
@@ -80,7 +80,7 @@ pub fn oauth_client(
 /// An error of `oauth_client`.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct OAuthError(String);
+pub(crate) struct OAuthError(String);
 
 impl From<ReadError> for OAuthError {
     fn from(e: ReadError) -> Self {

@@ -1,7 +1,7 @@
 //! The HTML a person sees from the gateway itself: small, accessible, self-contained (no
 //! external assets), always saying what happened and what to do next.
 
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -17,7 +17,7 @@ pub fn escape(s: &str) -> String {
 }
 
 /// A page asking to confirm an action: a form POSTing `fields` to `action`.
-pub fn confirm(
+pub(crate) fn confirm(
     title: &str,
     message: &str,
     action: &str,
@@ -44,7 +44,7 @@ pub fn confirm(
 
 /// A page: `title` and `message` are plain text (escaped here); `detail` is shown as a
 /// preformatted block when present; `action` is a (href, label) link.
-pub fn page(
+pub(crate) fn page(
     title: &str,
     message: &str,
     detail: Option<&str>,

@@ -395,7 +395,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// test appends session keys (indented) or a section (not indented).
 #[cfg(test)]
 pub(crate) mod testing {
-    pub const BASE: &str = "listen: [\"127.0.0.1:8080\"]\npublic_url: \"http://127.0.0.1:8080\"\n\
+    pub(crate) const BASE: &str = "listen: [\"127.0.0.1:8080\"]\npublic_url: \"http://127.0.0.1:8080\"\n\
         providers:\n  - name: demo\n    type: oidc\n    issuer: \"http://127.0.0.1:4000/t/v2.0\"\n    client_id: app\n    client_secret: x\n\
         routes:\n  - name: app\n    upstream: \"127.0.0.1:3000\"\n\
         session:\n  secret: \"0123456789abcdef0123456789abcdef-long\"\n";

@@ -7,7 +7,7 @@ use url::Url;
 
 /// Returns a safe same-origin path (with query) for `candidate`, or `/`.
 /// `candidate` may be a path or an absolute URL on `origin`.
-pub fn sanitize(candidate: &str, origin: &Url) -> String {
+pub(crate) fn sanitize(candidate: &str, origin: &Url) -> String {
     safe(candidate, origin).unwrap_or_else(|| "/".to_string())
 }
 
@@ -16,7 +16,7 @@ pub fn sanitize(candidate: &str, origin: &Url) -> String {
 /// `sanitize` would keep on one of `origins` (the gateway's, the IdP's). Anything else, such
 /// as `https://evil.example/after`, is dropped: echoing it would make the pair an open
 /// redirect.
-pub fn relay_state_ok(candidate: &str, origins: &[&Url]) -> bool {
+pub(crate) fn relay_state_ok(candidate: &str, origins: &[&Url]) -> bool {
     let opaque = !candidate.is_empty()
         && candidate.len() <= 512
         && candidate

@@ -14,7 +14,7 @@ use crate::state::Core;
 
 use super::sign_in;
 
-pub async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answer {
+pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answer {
     let fa = &core.cfg.forward_auth;
     if !fa.enabled {
         return Answer::page(

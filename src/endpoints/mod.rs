@@ -9,13 +9,13 @@
 //! - `forward_auth`: `/auth`, an ingress controller's question;
 //! - `scim`: `/scim/v2/...`, SCIM provisioning's HTTP side (what it does: `crate::scim`).
 
-pub mod forward_auth;
-pub mod oidc;
-pub mod saml;
-pub mod saml_logout;
-pub mod scim;
-pub mod sign_in;
-pub mod sign_out;
+pub(crate) mod forward_auth;
+pub(crate) mod oidc;
+pub(crate) mod saml;
+pub(crate) mod saml_logout;
+pub(crate) mod scim;
+pub(crate) mod sign_in;
+pub(crate) mod sign_out;
 
 use crate::answer::Answer;
 use crate::canonical::{has_prefix_ci, RESERVED_PREFIX};
@@ -24,7 +24,7 @@ use crate::state::Core;
 
 /// Serves a request under the reserved prefix. `path` is the canonical path, under the
 /// prefix in some spelling of its case.
-pub async fn serve(core: &Core, down: &mut dyn Downstream, path: &str) -> pingora::Result<Answer> {
+pub(crate) async fn serve(core: &Core, down: &mut dyn Downstream, path: &str) -> pingora::Result<Answer> {
     let rest = path.get(RESERVED_PREFIX.len()..).unwrap_or("");
     Ok(match rest {
         "/sign_out" => sign_out::sign_out(core, down).await?,

@@ -12,7 +12,7 @@ use crate::state::Core;
 
 use super::sign_in;
 
-pub fn metadata(saml: &SamlProvider) -> Answer {
+pub(crate) fn metadata(saml: &SamlProvider) -> Answer {
     Answer::new(
         200,
         "application/samlmetadata+xml",
@@ -20,7 +20,7 @@ pub fn metadata(saml: &SamlProvider) -> Answer {
     )
 }
 
-pub async fn acs(
+pub(crate) async fn acs(
     core: &Core,
     down: &mut dyn Downstream,
     saml: &SamlProvider,

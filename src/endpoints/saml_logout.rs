@@ -16,7 +16,7 @@ use crate::return_to;
 use crate::session::now_secs;
 use crate::state::Core;
 
-pub async fn slo(
+pub(crate) async fn slo(
     core: &Core,
     down: &mut dyn Downstream,
     saml: &SamlProvider,

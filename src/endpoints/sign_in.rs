@@ -28,7 +28,7 @@ struct Trips {
 }
 
 /// `/_authgate/sign_in?rd=<return path>&provider=<name>`.
-pub fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
+pub(crate) fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
     let q = query_pairs(down.req());
     let return_to = return_to::sanitize(first(&q, "rd").unwrap_or("/"), &core.cfg.public_url);
     let provider = match first(&q, "provider") {
@@ -42,7 +42,7 @@ pub fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
 }
 
 /// No session: browsers are sent to sign in with the route's provider, API callers get a 401.
-pub fn challenge(core: &Core, down: &mut dyn Downstream, route: &Route) -> Answer {
+pub(crate) fn challenge(core: &Core, down: &mut dyn Downstream, route: &Route) -> Answer {
     let req = down.req();
     let path_and_query = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let return_to = return_to::sanitize(path_and_query, &core.cfg.public_url);
@@ -103,7 +103,7 @@ pub fn challenge(core: &Core, down: &mut dyn Downstream, route: &Route) -> Answe
 
 /// Sends the browser to provider number `provider`, keeping the pending sign-in sealed in a
 /// cookie named after its key; `extra` cookies are set on the same answer.
-pub fn start(
+pub(crate) fn start(
     core: &Core,
     down: &mut dyn Downstream,
     provider: usize,
@@ -157,7 +157,7 @@ pub fn start(
 
 /// The IdP vouched for the user, but the gateway will not let them in (tenant, groups that
 /// could not be resolved): a page with the reason, no session, no redirect to the IdP.
-pub fn denied(core: &Core, provider: &str, deny: Deny, why: &str, clear: Vec<String>) -> Answer {
+pub(crate) fn denied(core: &Core, provider: &str, deny: Deny, why: &str, clear: Vec<String>) -> Answer {
     core.metrics.count_sign_in(provider, deny.label());
     core.metrics.deny(deny.label());
     log::warn!("sign-in with {provider} denied ({}): {why}", deny.label());
@@ -167,7 +167,7 @@ pub fn denied(core: &Core, provider: &str, deny: Deny, why: &str, clear: Vec<Str
 /// The protocol-independent end of every sign-in: the session, the audit line, the success
 /// count, and the redirect back (or the page saying the session failed). `clear` deletes the
 /// cookie of the pending sign-in.
-pub async fn complete(
+pub(crate) async fn complete(
     core: &Core,
     provider: &str,
     identity: Identity,

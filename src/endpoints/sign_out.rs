@@ -14,7 +14,7 @@ use crate::state::Core;
 /// The most a sign-out form may weigh.
 const MAX_FORM: usize = 4096;
 
-pub fn signed_out() -> Answer {
+pub(crate) fn signed_out() -> Answer {
     Answer::page(
         200,
         "You have signed out",
@@ -23,7 +23,7 @@ pub fn signed_out() -> Answer {
     )
 }
 
-pub async fn sign_out(core: &Core, down: &mut dyn Downstream) -> pingora::Result<Answer> {
+pub(crate) async fn sign_out(core: &Core, down: &mut dyn Downstream) -> pingora::Result<Answer> {
     let signed_out = core.public(&format!("{RESERVED_PREFIX}/signed_out"));
     let presented: Vec<String> = core
         .cookies

@@ -3,7 +3,7 @@
 use super::{Check, Outcome, Report};
 use crate::idp::entra::{portal::aad_fix, AadError};
 
-pub fn explain(provider: &str, url: &url::Url) -> Report {
+pub(super) fn explain(provider: &str, url: &url::Url) -> Report {
     let q = |name: &str| {
         url.query_pairs()
             .find(|(k, _)| k == name)

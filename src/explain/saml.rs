@@ -81,7 +81,7 @@ fn thumbprints(cert: &CertificateDer) -> String {
     )
 }
 
-pub async fn explain(p: &SamlProvider, xml: &str, at: DateTime<Utc>) -> Report {
+pub(super) async fn explain(p: &SamlProvider, xml: &str, at: DateTime<Utc>) -> Report {
     let mut report = Report {
         title: format!(
             "SAML response, checked as provider {:?} would at {} (ACS {}, SP entity ID {})",

@@ -25,7 +25,7 @@ fn text(claims: &Value, name: &str) -> String {
     }
 }
 
-pub async fn explain(p: &OidcProvider, jwt: &str, at: DateTime<Utc>) -> Report {
+pub(super) async fn explain(p: &OidcProvider, jwt: &str, at: DateTime<Utc>) -> Report {
     let id_token = jwt_part(jwt, 1).is_some_and(|c| c.get("nonce").is_some());
     let mut report = Report {
         title: format!(

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use moka::sync::Cache;
 use moka::Expiry;
 
-pub struct LocalOnce {
+pub(super) struct LocalOnce {
     used: Cache<(String, String), Duration>,
 }
 
@@ -37,7 +37,7 @@ impl Default for LocalOnce {
 
 impl LocalOnce {
     /// Marks `id` used in `scope` for `ttl`; `false` if it already was.
-    pub fn first_use(&self, scope: &str, id: &str, ttl: Duration) -> bool {
+    pub(super) fn first_use(&self, scope: &str, id: &str, ttl: Duration) -> bool {
         let mut fresh = false;
         self.used
             .entry((scope.to_string(), id.to_string()))

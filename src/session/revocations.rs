@@ -10,7 +10,7 @@ use moka::sync::Cache;
 
 use crate::identity::Identity;
 
-pub struct Revocations {
+pub(crate) struct Revocations {
     sids: Cache<String, ()>,
     /// (provider, user) → sessions issued until then are void.
     users: Cache<(Arc<str>, String), u64>,
@@ -21,7 +21,7 @@ pub struct Revocations {
 }
 
 impl Revocations {
-    pub fn new(lifetime: Duration) -> Self {
+    pub(crate) fn new(lifetime: Duration) -> Self {
         Self {
             sids: Cache::builder()
                 .max_capacity(1_000_000)
@@ -39,21 +39,21 @@ impl Revocations {
         }
     }
 
-    pub fn revoke(&self, sid: &str) {
+    pub(crate) fn revoke(&self, sid: &str) {
         self.sids.insert(sid.to_string(), ());
     }
 
-    pub fn is_revoked(&self, sid: &str) -> bool {
+    pub(crate) fn is_revoked(&self, sid: &str) -> bool {
         self.sids.contains_key(sid)
     }
 
-    pub fn revoke_user(&self, provider: &str, user: &str, now: u64) {
+    pub(crate) fn revoke_user(&self, provider: &str, user: &str, now: u64) {
         self.users
             .insert((crate::identity::shared(provider), user.to_string()), now);
         self.any_ended.store(true, Ordering::Release);
     }
 
-    pub fn end_by_idp(&self, provider: &str, name_id: &str, session_indexes: &[String], now: u64) {
+    pub(crate) fn end_by_idp(&self, provider: &str, name_id: &str, session_indexes: &[String], now: u64) {
         let provider: Arc<str> = crate::identity::shared(provider);
         let all = [String::new()];
         let keys = if session_indexes.is_empty() {
@@ -68,7 +68,7 @@ impl Revocations {
         self.any_ended.store(true, Ordering::Release);
     }
 
-    pub fn is_ended(&self, identity: &Identity, issued: u64) -> bool {
+    pub(crate) fn is_ended(&self, identity: &Identity, issued: u64) -> bool {
         if !self.any_ended.load(Ordering::Acquire) {
             return false;
         }

@@ -13,7 +13,7 @@ use crate::scim::resource::{
 use crate::scim::PATH;
 use crate::state::Core;
 
-pub fn serve(core: &Core, segments: &[&str]) -> Result<Answer, ScimError> {
+pub(super) fn serve(core: &Core, segments: &[&str]) -> Result<Answer, ScimError> {
     let base = core.public(&format!("{RESERVED_PREFIX}{}", PATH));
     let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();

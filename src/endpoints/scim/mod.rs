@@ -28,7 +28,7 @@ struct Call {
     op: &'static str,
 }
 
-pub async fn serve(core: &Core, down: &mut dyn Downstream, rest: &str) -> Answer {
+pub(crate) async fn serve(core: &Core, down: &mut dyn Downstream, rest: &str) -> Answer {
     let Some(scim) = core.scim.clone() else {
         return ScimError::new(404, None, "SCIM provisioning is off (configure scim:)").answer();
     };

@@ -108,37 +108,37 @@ pub(crate) struct Keys {
 const SEP: char = '\n';
 
 impl Keys {
-    pub fn new(prefix: &str) -> Self {
+    pub(crate) fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_string(),
         }
     }
     /// A session: its identity and absolute expiry, as JSON.
-    pub fn session(&self, sid: &str) -> String {
+    pub(crate) fn session(&self, sid: &str) -> String {
         format!("{}s:{sid}", self.prefix)
     }
     /// The ids of a user's sessions (a set), for listing and revoking them.
-    pub fn user_sessions(&self, provider: &str, user: &str) -> String {
+    pub(crate) fn user_sessions(&self, provider: &str, user: &str) -> String {
         format!("{}u:{provider}{SEP}{user}", self.prefix)
     }
     /// A revoked session id.
-    pub fn revoked(&self, sid: &str) -> String {
+    pub(crate) fn revoked(&self, sid: &str) -> String {
         format!("{}r:{sid}", self.prefix)
     }
     /// A user whose sessions issued until the stored time are void.
-    pub fn user_revoked(&self, provider: &str, user: &str) -> String {
+    pub(crate) fn user_revoked(&self, provider: &str, user: &str) -> String {
         format!("{}ru:{provider}{SEP}{user}", self.prefix)
     }
     /// A subject (and session index, or "") its IdP ended until the stored time.
-    pub fn idp_ended(&self, provider: &str, name_id: &str, index: &str) -> String {
+    pub(crate) fn idp_ended(&self, provider: &str, name_id: &str, index: &str) -> String {
         format!("{}ri:{provider}{SEP}{name_id}{SEP}{index}", self.prefix)
     }
     /// A single-use value (OIDC state, SAML assertion or logout request id).
-    pub fn once(&self, scope: &str, id: &str) -> String {
+    pub(crate) fn once(&self, scope: &str, id: &str) -> String {
         format!("{}o:{scope}:{id}", self.prefix)
     }
     /// The pub/sub channel revocations are pushed on.
-    pub fn channel(&self) -> String {
+    pub(crate) fn channel(&self) -> String {
         format!("{}events", self.prefix)
     }
 }
