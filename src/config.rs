@@ -38,7 +38,7 @@ pub struct Config {
     pub headers: HeaderNames,
     pub forward_auth: ForwardAuth,
     /// SCIM provisioning (`scim:`); None: off.
-    pub scim: Option<crate::scim::settings::ScimConfig>,
+    pub scim: Option<crate::scim::ScimConfig>,
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are kept (and appended to); from
     /// anyone else the gateway removes them and sets its own.
     pub trusted_proxies: Vec<Cidr>,

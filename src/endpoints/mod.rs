@@ -24,7 +24,11 @@ use crate::state::Core;
 
 /// Serves a request under the reserved prefix. `path` is the canonical path, under the
 /// prefix in some spelling of its case.
-pub(crate) async fn serve(core: &Core, down: &mut dyn Downstream, path: &str) -> pingora::Result<Answer> {
+pub(crate) async fn serve(
+    core: &Core,
+    down: &mut dyn Downstream,
+    path: &str,
+) -> pingora::Result<Answer> {
     let rest = path.get(RESERVED_PREFIX.len()..).unwrap_or("");
     Ok(match rest {
         "/sign_out" => sign_out::sign_out(core, down).await?,

@@ -15,7 +15,11 @@ use crate::state::Core;
 
 use super::sign_in;
 
-pub(crate) async fn callback(core: &Core, down: &mut dyn Downstream, provider_name: &str) -> Answer {
+pub(crate) async fn callback(
+    core: &Core,
+    down: &mut dyn Downstream,
+    provider_name: &str,
+) -> Answer {
     let Some(provider) = core.provider(provider_name).cloned() else {
         return Answer::unknown_provider();
     };

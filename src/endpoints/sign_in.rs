@@ -157,7 +157,13 @@ pub(crate) fn start(
 
 /// The IdP vouched for the user, but the gateway will not let them in (tenant, groups that
 /// could not be resolved): a page with the reason, no session, no redirect to the IdP.
-pub(crate) fn denied(core: &Core, provider: &str, deny: Deny, why: &str, clear: Vec<String>) -> Answer {
+pub(crate) fn denied(
+    core: &Core,
+    provider: &str,
+    deny: Deny,
+    why: &str,
+    clear: Vec<String>,
+) -> Answer {
     core.metrics.count_sign_in(provider, deny.label());
     core.metrics.deny(deny.label());
     log::warn!("sign-in with {provider} denied ({}): {why}", deny.label());

@@ -27,13 +27,13 @@ use super::settings::OidcConfig;
 use super::IdpError;
 use crate::identity::Identity;
 
-pub enum Dialect {
+pub(crate) enum Dialect {
     Standard,
     Entra(EntraRules),
 }
 
 /// The issuer facts of a provider's loaded discovery document and keys.
-pub struct IssuerFacts<'a> {
+pub(crate) struct IssuerFacts<'a> {
     /// The discovery document's issuer (Entra multi-tenant: the `{tenantid}` template).
     pub issuer: &'a str,
     /// `kid` → the key's own `issuer` member.
@@ -41,7 +41,7 @@ pub struct IssuerFacts<'a> {
 }
 
 impl Dialect {
-    pub fn of(cfg: &OidcConfig) -> Dialect {
+    pub(crate) fn of(cfg: &OidcConfig) -> Dialect {
         match &cfg.entra {
             Some(e) => Dialect::Entra(EntraRules::new(e.clone())),
             None => Dialect::Standard,
@@ -49,7 +49,7 @@ impl Dialect {
     }
 
     /// The discovery document's issuer may serve this configuration.
-    pub fn discovery_issuer_ok(&self, configured: &Url, issuer: &str) -> bool {
+    pub(crate) fn discovery_issuer_ok(&self, configured: &Url, issuer: &str) -> bool {
         match self {
             Dialect::Standard => {
                 issuer.trim_end_matches('/') == configured.as_str().trim_end_matches('/')
@@ -59,7 +59,11 @@ impl Dialect {
     }
 
     /// Discovery named the token endpoint: what the dialect builds with it.
-    pub fn discovered(&self, cfg: &OidcConfig, token_endpoint: &Url) -> Result<(), IdpError> {
+    pub(crate) fn discovered(
+        &self,
+        cfg: &OidcConfig,
+        token_endpoint: &Url,
+    ) -> Result<(), IdpError> {
         match self {
             Dialect::Standard => Ok(()),
             Dialect::Entra(e) => e.discovered(cfg, token_endpoint),
@@ -67,12 +71,12 @@ impl Dialect {
     }
 
     /// The ID token verifier compares `iss` itself (false: `id_token_issuer` does).
-    pub fn library_checks_issuer(&self, issuer: &str) -> bool {
+    pub(crate) fn library_checks_issuer(&self, issuer: &str) -> bool {
         matches!(self, Dialect::Standard) && !issuer.contains(entra::TENANT_PLACEHOLDER)
     }
 
     /// The issuer rules of a verified ID token, beyond what the library checked.
-    pub fn id_token_issuer(
+    pub(crate) fn id_token_issuer(
         &self,
         facts: &IssuerFacts,
         raw: &str,
@@ -86,7 +90,7 @@ impl Dialect {
 
     /// Who may have issued a verified access token (or, for `explain`, any token): Entra's
     /// rules for the Entra dialect, otherwise exactly the provider's issuer.
-    pub fn token_issuer(
+    pub(crate) fn token_issuer(
         &self,
         facts: &IssuerFacts,
         raw: &str,
@@ -103,7 +107,7 @@ impl Dialect {
     }
 
     /// The identity rules after the claims were read (sign-in and bearer tokens alike).
-    pub async fn identity(
+    pub(crate) async fn identity(
         &self,
         provider: &str,
         claims: &Value,
@@ -116,12 +120,12 @@ impl Dialect {
     }
 
     /// A token without `kid` may be checked against the only key of a one-key set.
-    pub fn kid_optional(&self) -> bool {
+    pub(crate) fn kid_optional(&self) -> bool {
         matches!(self, Dialect::Standard)
     }
 
     /// A token's (unverified) `iss` names this provider, whose discovery issuer is `issuer`.
-    pub fn names(&self, issuer: &str, iss: &str) -> bool {
+    pub(crate) fn names(&self, issuer: &str, iss: &str) -> bool {
         super::claims::issuer_matches(issuer, iss)
             || (matches!(self, Dialect::Entra(_)) && iss.starts_with(entra::V1_ISSUER_PREFIX))
     }

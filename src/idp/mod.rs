@@ -2,12 +2,12 @@
 //! the protocol. Each protocol lives in its own file.
 
 pub mod claims;
-pub mod dialect;
-pub mod entra;
-pub mod oidc;
-pub mod read;
-pub mod saml;
-pub mod saml_logout;
+pub(crate) mod dialect;
+pub(crate) mod entra;
+pub(crate) mod oidc;
+pub(crate) mod read;
+pub(crate) mod saml;
+pub(crate) mod saml_logout;
 pub mod saml_verify;
 pub mod settings;
 

@@ -669,7 +669,7 @@ impl OidcProvider {
 /// Of several providers taking API tokens on one route, the one whose issuer the (not yet
 /// verified) token names, or the first. Only whose keys and rules judge the token depends on
 /// this: a token naming one issuer and signed by another's keys fails that provider's checks.
-pub fn pick_by_issuer<'a>(providers: &[&'a OidcProvider], token: &str) -> &'a OidcProvider {
+pub(crate) fn pick_by_issuer<'a>(providers: &[&'a OidcProvider], token: &str) -> &'a OidcProvider {
     let iss = jwt_payload(token).and_then(|c| c.get("iss")?.as_str().map(str::to_string));
     let named = iss.as_deref().and_then(|iss| {
         providers

@@ -91,7 +91,7 @@ impl Expectation {
     }
 }
 
-pub fn acs_path(name: &str) -> String {
+pub(crate) fn acs_path(name: &str) -> String {
     format!("{RESERVED_PREFIX}/saml/{name}/acs")
 }
 
@@ -664,7 +664,7 @@ fn certs_matching(xml: &str, fingerprints: &[Vec<u8>]) -> Vec<CertificateDer> {
 
 /// The certificates a response carries in its KeyInfo (unverified: whoever made the response
 /// chose them), each once.
-pub fn embedded_certs(xml: &str) -> Vec<CertificateDer> {
+pub(crate) fn embedded_certs(xml: &str) -> Vec<CertificateDer> {
     let mut out: Vec<CertificateDer> = Vec::new();
     let mut rest = xml;
     while let Some(i) = rest.find("X509Certificate>") {
@@ -702,7 +702,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-pub fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     crate::pages::escape(s)
 }
 

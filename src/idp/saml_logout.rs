@@ -17,7 +17,7 @@ use super::saml_verify::{self, Trust};
 /// Largest LogoutRequest accepted, encoded or inflated.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// How old a LogoutRequest may be (beyond the clock skew).
-pub const MAX_AGE: Duration = Duration::from_secs(600);
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(600);
 
 /// A verified LogoutRequest, reduced to what the gateway acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +75,7 @@ impl LogoutRejection {
 }
 
 /// What a logout request must match.
-pub struct Expect<'a> {
+pub(crate) struct Expect<'a> {
     /// This SP's logout URL (the request's Destination, when it names one).
     pub slo_url: &'a str,
     pub clock_skew: Duration,
@@ -83,7 +83,7 @@ pub struct Expect<'a> {
 
 /// The HTTP-Redirect binding: `raw_query` exactly as received. The signature covers
 /// `SAMLRequest=…[&RelayState=…]&SigAlg=…` in their received (URL-encoded) form.
-pub fn from_redirect(
+pub(crate) fn from_redirect(
     raw_query: &str,
     trust: &Trust,
     expect: &Expect<'_>,
@@ -143,7 +143,7 @@ pub fn from_redirect(
 }
 
 /// The HTTP-POST binding: `SAMLRequest` (base64 XML) with an enveloped signature.
-pub fn from_post(
+pub(crate) fn from_post(
     b64: &str,
     trust: &Trust,
     expect: &Expect<'_>,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 mod read;
-pub mod upstream_tls;
+pub(crate) mod upstream_tls;
 
 use crate::canonical::{has_prefix_ci, Canonical, Exceptions, Unreadable};
 use crate::policy::Policy;

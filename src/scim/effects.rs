@@ -335,7 +335,7 @@ impl Scim {
 }
 
 /// The audit line of a change to a resource.
-pub fn audit(kind: Kind, what: &str, doc: &Value) {
+pub(crate) fn audit(kind: Kind, what: &str, doc: &Value) {
     crate::logging::audit(
         &format!("scim_{}_{what}", kind.name().to_ascii_lowercase()),
         json!({

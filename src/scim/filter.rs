@@ -9,7 +9,7 @@ use super::resource::ScimError;
 
 /// A filter condition the directory can answer (an attribute it knows), and whether it
 /// compares case-exactly.
-pub fn supported(kind: Kind, path: &Path) -> Result<bool, ScimError> {
+pub(crate) fn supported(kind: Kind, path: &Path) -> Result<bool, ScimError> {
     let key = path.key();
     let ent = ENTERPRISE.to_ascii_lowercase();
     let ok: &[(&str, bool)] = match kind {
@@ -55,7 +55,7 @@ pub fn supported(kind: Kind, path: &Path) -> Result<bool, ScimError> {
 }
 
 /// Whether `doc` satisfies `cond`.
-pub fn matches(doc: &Value, cond: &Cond, exact: bool) -> bool {
+pub(crate) fn matches(doc: &Value, cond: &Cond, exact: bool) -> bool {
     let p = &cond.path;
     let container = if p.in_schema(Some(ENTERPRISE))
         || (p.attr.eq_ignore_ascii_case("manager") && p.in_schema(None))

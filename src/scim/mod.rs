@@ -23,14 +23,14 @@
 //! it knows nothing of the gateway above it.
 
 pub mod directory;
-pub mod effects;
-pub mod filter;
-pub mod patch;
-pub mod path;
+pub(crate) mod effects;
+pub(crate) mod filter;
+pub(crate) mod patch;
+pub(crate) mod path;
 mod read;
 pub mod redis_kv;
-pub mod resource;
-pub mod settings;
+pub(crate) mod resource;
+mod settings;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +40,7 @@ pub use settings::{Attribute, MatchAttribute, OnFailure, ScimConfig, WebhookConf
 
 use crate::metrics::Metrics;
 use crate::policy::GroupNames;
-use crate::session::redis::RedisConfig;
+use crate::session::RedisConfig;
 use crate::session::{SessionConfig, Sessions};
 use serde_json::Value;
 

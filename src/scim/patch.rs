@@ -23,7 +23,11 @@ enum Op {
 }
 
 /// Applies the PatchOp `body` to `doc` (a stored resource without `id`/`meta`).
-pub fn apply(kind: Kind, doc: &mut Map<String, Value>, body: &Value) -> Result<(), ScimError> {
+pub(crate) fn apply(
+    kind: Kind,
+    doc: &mut Map<String, Value>,
+    body: &Value,
+) -> Result<(), ScimError> {
     let Some(obj) = body.as_object() else {
         return Err(ScimError::invalid_syntax("the body must be a JSON object"));
     };

@@ -8,11 +8,11 @@
 use serde_json::Value;
 
 /// The enterprise user extension, whose attributes may be named with it as a prefix.
-pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub(crate) const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// An attribute path: `attr[.sub]`, `attr[sel eq "v"][.sub]`, with an optional schema URN.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Path {
+pub(crate) struct Path {
     /// The schema URN (as written) when the path names one.
     pub schema: Option<String>,
     pub attr: String,
@@ -24,7 +24,7 @@ pub struct Path {
 /// Why a path or filter was not accepted (the SCIM error's `detail`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct Unsupported(pub String);
+pub(crate) struct Unsupported(pub String);
 
 fn bad<T>(why: impl Into<String>) -> Result<T, Unsupported> {
     Err(Unsupported(why.into()))
@@ -39,7 +39,7 @@ fn is_name(s: &str) -> bool {
 }
 
 impl Path {
-    pub fn parse(text: &str) -> Result<Path, Unsupported> {
+    pub(crate) fn parse(text: &str) -> Result<Path, Unsupported> {
         let text = text.trim();
         if text.is_empty() || text.len() > 512 {
             return bad("empty or overlong attribute path");
@@ -102,7 +102,7 @@ impl Path {
     }
 
     /// The path as one lower-case dotted name (for comparing with the supported set).
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         let mut k = String::new();
         if let Some(s) = &self.schema {
             k.push_str(&s.to_ascii_lowercase());
@@ -121,7 +121,7 @@ impl Path {
 
     /// In the extension `urn` (case-insensitive), or (`urn` = None) in no extension: the
     /// core schema's own URN counts as none.
-    pub fn in_schema(&self, urn: Option<&str>) -> bool {
+    pub(crate) fn in_schema(&self, urn: Option<&str>) -> bool {
         let core = |s: &str| {
             s.to_ascii_lowercase()
                 .starts_with("urn:ietf:params:scim:schemas:core:")
@@ -136,10 +136,10 @@ impl Path {
 
 /// `a eq v and b eq w ...`
 #[derive(Debug, Clone, PartialEq)]
-pub struct Filter(pub Vec<Cond>);
+pub(crate) struct Filter(pub Vec<Cond>);
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Cond {
+pub(crate) struct Cond {
     pub path: Path,
     pub value: Value,
 }
@@ -194,7 +194,7 @@ fn tokens(text: &str) -> Result<Vec<(bool, String)>, Unsupported> {
 }
 
 impl Filter {
-    pub fn parse(text: &str) -> Result<Filter, Unsupported> {
+    pub(crate) fn parse(text: &str) -> Result<Filter, Unsupported> {
         if text.len() > 2048 {
             return bad("filter longer than 2048 bytes");
         }
@@ -247,7 +247,7 @@ impl Filter {
 
 /// Two scalar values are equal for a filter: strings compared as the attribute says
 /// (case-insensitively unless `case_exact`), booleans also against Entra's "True"/"False".
-pub fn scalar_eq(have: &Value, want: &Value, case_exact: bool) -> bool {
+pub(crate) fn scalar_eq(have: &Value, want: &Value, case_exact: bool) -> bool {
     match (have, want) {
         (Value::String(a), Value::String(b)) if case_exact => a == b,
         (Value::String(a), Value::String(b)) => {
@@ -260,7 +260,7 @@ pub fn scalar_eq(have: &Value, want: &Value, case_exact: bool) -> bool {
 }
 
 /// A boolean as Entra sends it: `true`, or the strings "True"/"False" (any case).
-pub fn as_bool(v: &Value) -> Option<bool> {
+pub(crate) fn as_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),

@@ -9,7 +9,8 @@ use fred::prelude::*;
 use fred::types::SetOptions;
 
 use super::directory::Kv;
-use crate::session::redis::{Link, RedisConfig};
+use crate::session::redis::Link;
+use crate::session::RedisConfig;
 use crate::session::StoreError;
 
 pub struct RedisKv {

@@ -12,50 +12,54 @@ use super::directory::{attr, attr_str, Kind};
 use super::path::{as_bool, ENTERPRISE};
 use crate::answer::Answer;
 
-pub const CONTENT_TYPE: &str = "application/scim+json";
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub(crate) const CONTENT_TYPE: &str = "application/scim+json";
+pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub(crate) const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub(crate) const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub(crate) const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 /// The schema URI Entra puts on the groups it creates, beside the core one.
 const ENTRA_GROUP_SCHEMA: &str =
     "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
 
 /// Most resources in one list page.
-pub const MAX_RESULTS: usize = 100;
+pub(crate) const MAX_RESULTS: usize = 100;
 
 /// Longest value of a string attribute the gateway reads (userName, externalId, displayName).
 const MAX_NAME: usize = 512;
 
 /// A request the SCIM API refuses: status, RFC 7644 `scimType` (if any), detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScimError {
+pub(crate) struct ScimError {
     pub status: u16,
     pub scim_type: Option<&'static str>,
     pub detail: String,
 }
 
 impl ScimError {
-    pub fn new(status: u16, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        status: u16,
+        scim_type: Option<&'static str>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             scim_type,
             detail: detail.into(),
         }
     }
-    pub fn invalid_value(detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid_value(detail: impl Into<String>) -> Self {
         Self::new(400, Some("invalidValue"), detail)
     }
-    pub fn invalid_syntax(detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid_syntax(detail: impl Into<String>) -> Self {
         Self::new(400, Some("invalidSyntax"), detail)
     }
-    pub fn not_found(kind: Kind, id: &str) -> Self {
+    pub(crate) fn not_found(kind: Kind, id: &str) -> Self {
         Self::new(404, None, format!("{} {id:?} not found", kind.name()))
     }
 
     /// A short label for the metric's `result` and the log.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match (self.status, self.scim_type) {
             (_, Some(t)) => t,
             (401, _) => "unauthorized",
@@ -70,7 +74,7 @@ impl ScimError {
     }
 
     /// RFC 7644 §3.12: `status` is a string.
-    pub fn answer(&self) -> Answer {
+    pub(crate) fn answer(&self) -> Answer {
         let mut body = json!({
             "schemas": [ERROR_SCHEMA],
             "status": self.status.to_string(),
@@ -88,7 +92,7 @@ impl ScimError {
     }
 }
 
-pub fn answer(status: u16, body: &Value) -> Answer {
+pub(crate) fn answer(status: u16, body: &Value) -> Answer {
     Answer::new(status, CONTENT_TYPE, body.to_string().into_bytes())
 }
 
@@ -128,7 +132,7 @@ fn known_schema(kind: Kind, s: &str) -> bool {
 
 /// Checks a User or Group as a client sent it (POST, PUT) and returns what to store:
 /// without the server's attributes and nulls, `active` a boolean.
-pub fn accept(kind: Kind, body: &Value) -> Result<Map<String, Value>, ScimError> {
+pub(crate) fn accept(kind: Kind, body: &Value) -> Result<Map<String, Value>, ScimError> {
     let Some(obj) = body.as_object() else {
         return Err(ScimError::invalid_syntax("the body must be a JSON object"));
     };
@@ -174,7 +178,7 @@ pub fn accept(kind: Kind, body: &Value) -> Result<Map<String, Value>, ScimError>
 }
 
 /// What must hold of a stored resource, after a create, a replace or a patch.
-pub fn check(kind: Kind, doc: &mut Map<String, Value>) -> Result<(), ScimError> {
+pub(crate) fn check(kind: Kind, doc: &mut Map<String, Value>) -> Result<(), ScimError> {
     let get = |doc: &Map<String, Value>, name: &str| {
         doc.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -236,7 +240,7 @@ pub fn check(kind: Kind, doc: &mut Map<String, Value>) -> Result<(), ScimError> 
 }
 
 /// The resource as stored: what the client sent, plus `schemas`, `id` and `meta`.
-pub fn stored(
+pub(crate) fn stored(
     kind: Kind,
     id: &str,
     mut doc: Map<String, Value>,
@@ -258,7 +262,7 @@ pub fn stored(
 }
 
 /// The `created` time of a stored resource.
-pub fn created(doc: &Value) -> String {
+pub(crate) fn created(doc: &Value) -> String {
     attr(doc, "meta")
         .and_then(|m| attr_str(m, "created"))
         .unwrap_or_default()
@@ -266,7 +270,7 @@ pub fn created(doc: &Value) -> String {
 }
 
 /// The stored resource without its server attributes (what a PATCH edits).
-pub fn editable(doc: &Value) -> Map<String, Value> {
+pub(crate) fn editable(doc: &Value) -> Map<String, Value> {
     let mut m = doc.as_object().cloned().unwrap_or_default();
     m.retain(|k, _| !k.eq_ignore_ascii_case("id") && !k.eq_ignore_ascii_case("meta"));
     m
@@ -275,13 +279,13 @@ pub fn editable(doc: &Value) -> Map<String, Value> {
 /// Which attributes a response carries (RFC 7644 §3.4.2.5): `attributes` names the only
 /// ones (with `id` and `schemas`, always returned), `excludedAttributes` ones to leave out.
 #[derive(Debug, Default, Clone)]
-pub struct Projection {
+pub(crate) struct Projection {
     only: Vec<String>,
     excluded: Vec<String>,
 }
 
 impl Projection {
-    pub fn new(attributes: Option<&str>, excluded: Option<&str>) -> Self {
+    pub(crate) fn new(attributes: Option<&str>, excluded: Option<&str>) -> Self {
         let split = |s: Option<&str>| -> Vec<String> {
             s.map(|s| {
                 s.split(',')
@@ -300,7 +304,7 @@ impl Projection {
         }
     }
 
-    pub fn apply(&self, doc: &Value) -> Value {
+    pub(crate) fn apply(&self, doc: &Value) -> Value {
         let Some(obj) = doc.as_object() else {
             return doc.clone();
         };

@@ -11,7 +11,7 @@ mod cookie_store;
 mod memory;
 mod once;
 mod read;
-pub mod redis;
+pub(crate) mod redis;
 mod revocations;
 mod store;
 

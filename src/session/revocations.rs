@@ -53,7 +53,13 @@ impl Revocations {
         self.any_ended.store(true, Ordering::Release);
     }
 
-    pub(crate) fn end_by_idp(&self, provider: &str, name_id: &str, session_indexes: &[String], now: u64) {
+    pub(crate) fn end_by_idp(
+        &self,
+        provider: &str,
+        name_id: &str,
+        session_indexes: &[String],
+        now: u64,
+    ) {
         let provider: Arc<str> = crate::identity::shared(provider);
         let all = [String::new()];
         let keys = if session_indexes.is_empty() {

@@ -12,9 +12,9 @@
 //! - AADSTS errors (§16–18): the code, trace and correlation IDs out of `error_description`,
 //!   and what each code means for the person looking at the page.
 
-pub mod portal;
+pub(crate) mod portal;
 mod preset;
-pub mod rules;
+pub(crate) mod rules;
 mod tokens;
 
 use crate::identity::List;
@@ -23,11 +23,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use url::Url;
 
-pub const DEFAULT_INSTANCE: &str = "https://login.microsoftonline.com";
-pub const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
-pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+pub(crate) const DEFAULT_INSTANCE: &str = "https://login.microsoftonline.com";
+pub(crate) const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
+pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";
 /// Microsoft's own tenant for personal accounts (`consumers`).
-pub const MSA_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+#[cfg(test)]
+pub(crate) const MSA_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
 /// The tenant part of an authority.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +84,7 @@ impl Tenant {
 use crate::identity::is_guid;
 
 /// `<instance>/<tenant>/v2.0`: the issuer Entra states for a tenant (or the template).
-pub fn authority(instance: &Url, tenant: &Tenant) -> String {
+pub(crate) fn authority(instance: &Url, tenant: &Tenant) -> String {
     format!(
         "{}/{}/v2.0",
         instance.as_str().trim_end_matches('/'),
@@ -92,7 +93,7 @@ pub fn authority(instance: &Url, tenant: &Tenant) -> String {
 }
 
 /// The OpenID discovery URL of an authority.
-pub fn discovery_url(instance: &Url, tenant: &Tenant) -> Result<Url, url::ParseError> {
+pub(crate) fn discovery_url(instance: &Url, tenant: &Tenant) -> Result<Url, url::ParseError> {
     Url::parse(&format!(
         "{}/.well-known/openid-configuration",
         authority(instance, tenant)
@@ -100,7 +101,7 @@ pub fn discovery_url(instance: &Url, tenant: &Tenant) -> Result<Url, url::ParseE
 }
 
 /// The SAML federation metadata URL of an app in a tenant.
-pub fn federation_metadata_url(
+pub(crate) fn federation_metadata_url(
     instance: &Url,
     tenant: &Tenant,
     app_id: &str,
@@ -117,7 +118,7 @@ pub fn federation_metadata_url(
 /// Is a discovery document's issuer acceptable for the configured tenant?
 /// GUID tenants need the exact issuer; a domain needs some GUID issuer under the instance;
 /// `organizations`/`common` need the `{tenantid}` template.
-pub fn discovery_issuer_ok(instance: &Url, tenant: &Tenant, issuer: &str) -> bool {
+pub(crate) fn discovery_issuer_ok(instance: &Url, tenant: &Tenant, issuer: &str) -> bool {
     let base = instance.as_str().trim_end_matches('/');
     let Some(rest) = issuer
         .strip_prefix(base)
@@ -151,12 +152,12 @@ impl TenantRule {
     }
 }
 
-pub use tokens::{check_token, key_issuers, IssuerError, Versions, V1_ISSUER_PREFIX};
+pub(crate) use tokens::{check_token, key_issuers, Versions, V1_ISSUER_PREFIX};
 
 /// The email address the gateway may trust (nOAuth): `email` only when the tenant proved it
 /// owns the domain (`xms_edov: true`), otherwise the UPN, whose domain is always one the
 /// tenant verified. Never `preferred_username`.
-pub fn trusted_email(claims: &Value) -> Option<String> {
+pub(crate) fn trusted_email(claims: &Value) -> Option<String> {
     let s = |n: &str| {
         claims
             .get(n)
@@ -173,7 +174,7 @@ pub fn trusted_email(claims: &Value) -> Option<String> {
 }
 
 /// Did the token leave out the groups because there are too many (docs/entra.md §9)?
-pub fn groups_overage(claims: &Value) -> bool {
+pub(crate) fn groups_overage(claims: &Value) -> bool {
     claims
         .get("_claim_names")
         .and_then(|n| n.get("groups"))
@@ -182,11 +183,11 @@ pub fn groups_overage(claims: &Value) -> bool {
 }
 
 /// The SAML attribute that replaces the groups when there are over 150.
-pub const SAML_GROUPS_LINK: &str = "http://schemas.microsoft.com/claims/groups.link";
+pub(crate) const SAML_GROUPS_LINK: &str = "http://schemas.microsoft.com/claims/groups.link";
 
 /// An error Entra sent back to the redirect URI (docs/entra.md §16), with what it means.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AadError {
+pub(crate) struct AadError {
     pub error: String,
     /// `AADSTS50105` → 50105.
     pub code: Option<u32>,
@@ -198,7 +199,7 @@ pub struct AadError {
 }
 
 impl AadError {
-    pub fn parse(error: &str, description: &str, error_uri: Option<&str>) -> AadError {
+    pub(crate) fn parse(error: &str, description: &str, error_uri: Option<&str>) -> AadError {
         let mut lines = description.split(['\r', '\n']).filter(|l| !l.is_empty());
         let first = lines.next().unwrap_or("").trim();
         let (mut code, message) = match first.strip_prefix("AADSTS") {
@@ -239,7 +240,7 @@ impl AadError {
     }
 
     /// Metric label: bounded.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match (self.code, self.error.as_str()) {
             (Some(50105), _) => "not_assigned",
             (Some(53003), _) => "conditional_access",
@@ -253,7 +254,7 @@ impl AadError {
     }
 
     /// HTTP status, title and what to do next, for the person reading the page.
-    pub fn explain(&self) -> (u16, &'static str, &'static str) {
+    pub(crate) fn explain(&self) -> (u16, &'static str, &'static str) {
         match self.reason() {
             "not_assigned" => (
                 403,
@@ -294,7 +295,7 @@ impl AadError {
     }
 
     /// The details block: code, message and the IDs support needs.
-    pub fn detail(&self) -> String {
+    pub(crate) fn detail(&self) -> String {
         let mut d = String::new();
         match self.code {
             Some(c) => d.push_str(&format!("AADSTS{c}: {}\n", self.message)),
@@ -317,7 +318,7 @@ impl AadError {
 /// Resolves group memberships through Microsoft Graph when a token carries an overage
 /// marker: client-credentials token per tenant (cached until shortly before it expires),
 /// `POST /v1.0/users/{oid}/getMemberObjects` (transitive), results cached per user.
-pub struct Graph {
+pub(crate) struct Graph {
     base: Url,
     token_endpoint_template: Url,
     client_id: String,
@@ -329,7 +330,7 @@ pub struct Graph {
 
 /// Why Microsoft Graph could not say which groups a user is in (the sign-in is refused then).
 #[derive(Debug, thiserror::Error)]
-pub enum GraphError {
+pub(crate) enum GraphError {
     #[error("{0}")]
     Client(String),
     #[error("Graph token request failed: {0}")]
@@ -358,7 +359,7 @@ pub enum GraphError {
 const MAX_GRAPH_BYTES: usize = 1024 * 1024;
 
 impl Graph {
-    pub fn new(
+    pub(crate) fn new(
         base: Url,
         token_endpoint: Url,
         client_id: String,
@@ -455,7 +456,7 @@ impl Graph {
 
     /// Replaces the identity's groups with the ones Graph lists for `oid` (overage), or says
     /// why it could not: the caller refuses the sign-in then, never keeps "no groups".
-    pub async fn resolve_into(
+    pub(crate) async fn resolve_into(
         &self,
         provider: &str,
         identity: &mut crate::identity::Identity,
@@ -476,7 +477,7 @@ impl Graph {
     }
 
     /// Every group (transitive) of user `oid` in tenant `tid`.
-    pub async fn member_groups(&self, tid: &str, oid: &str) -> Result<List, GraphError> {
+    pub(crate) async fn member_groups(&self, tid: &str, oid: &str) -> Result<List, GraphError> {
         if !is_guid(tid) || !is_guid(oid) {
             return Err(GraphError::NotGuids);
         }

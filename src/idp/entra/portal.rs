@@ -5,7 +5,7 @@ use super::AadError;
 use crate::idp::saml_verify::AssertionRejection;
 
 /// The Entra setting to change for a refused SAML response (None: nothing in Entra to change).
-pub fn saml_fix(r: &AssertionRejection) -> Option<String> {
+pub(crate) fn saml_fix(r: &AssertionRejection) -> Option<String> {
     let app = "Entra admin center → Enterprise applications → this app → Single sign-on";
     Some(match r {
         AssertionRejection::TooLarge | AssertionRejection::Encoding | AssertionRejection::Malformed(_) => {
@@ -57,7 +57,7 @@ pub fn saml_fix(r: &AssertionRejection) -> Option<String> {
 }
 
 /// The Entra setting behind an error Entra sent to the redirect URI.
-pub fn aad_fix(e: &AadError) -> &'static str {
+pub(crate) fn aad_fix(e: &AadError) -> &'static str {
     match e.reason() {
         "not_assigned" => "Enterprise applications → this app → Users and groups: assign the user (or a group they are directly in: nested groups do not count), or Properties → Assignment required? = No",
         "conditional_access" => "Protection → Conditional Access: the policy named in the sign-in log (Sign-in logs → the Correlation ID) blocked it",

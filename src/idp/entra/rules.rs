@@ -13,26 +13,30 @@ use crate::idp::settings::OidcConfig;
 use crate::idp::IdpError;
 use crate::policy::Deny;
 
-pub struct EntraRules {
+pub(crate) struct EntraRules {
     settings: EntraSettings,
     /// Graph lookups for groups overage, built once discovery names the token endpoint.
     graph: RwLock<Option<Arc<Graph>>>,
 }
 
 impl EntraRules {
-    pub fn new(settings: EntraSettings) -> Self {
+    pub(crate) fn new(settings: EntraSettings) -> Self {
         Self {
             settings,
             graph: RwLock::new(None),
         }
     }
 
-    pub fn discovery_issuer_ok(&self, issuer: &str) -> bool {
+    pub(crate) fn discovery_issuer_ok(&self, issuer: &str) -> bool {
         discovery_issuer_ok(&self.settings.instance, &self.settings.tenant, issuer)
     }
 
     /// Builds the Graph client (once) when `graph` is configured.
-    pub fn discovered(&self, cfg: &OidcConfig, token_endpoint: &Url) -> Result<(), IdpError> {
+    pub(crate) fn discovered(
+        &self,
+        cfg: &OidcConfig,
+        token_endpoint: &Url,
+    ) -> Result<(), IdpError> {
         let Some(graph_url) = self.settings.graph.clone() else {
             return Ok(());
         };
@@ -57,7 +61,7 @@ impl EntraRules {
 
     /// The tenant allow-list, the nOAuth-safe email, and groups that did not fit in the token
     /// (looked up in Graph, or the sign-in is refused).
-    pub async fn identity(
+    pub(crate) async fn identity(
         &self,
         provider: &str,
         claims: &Value,

@@ -10,7 +10,7 @@ use super::{is_guid, TENANT_PLACEHOLDER};
 
 /// The issuer of Entra's v1.0 tokens (access tokens of APIs left at
 /// `accessTokenAcceptedVersion: 1` or `null`) is `https://sts.windows.net/{tid}/`.
-pub const V1_ISSUER_PREFIX: &str = "https://sts.windows.net/";
+pub(crate) const V1_ISSUER_PREFIX: &str = "https://sts.windows.net/";
 
 /// Which token versions an API accepts (`api_token_versions`). ID tokens are always v2.0:
 /// the gateway signs in at the v2.0 endpoint.
@@ -37,7 +37,7 @@ impl Versions {
 
 /// Why a token's issuer, tenant or signing key is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IssuerError {
+pub(crate) enum IssuerError {
     #[error("token has no tid claim")]
     NoTenant,
     #[error("token tid {0:?} is not a GUID")]
@@ -87,7 +87,7 @@ fn version_refusal(v1: bool, accepted: &str) -> String {
 ///   set: without this rule they could sign for any work tenant (Storm-0558).
 ///
 /// `key` is the verified key's `kid` and its `issuer` member. Returns the tenant ID.
-pub fn check_token(
+pub(crate) fn check_token(
     issuer: &str,
     claims: &Value,
     key: Option<(&str, Option<&str>)>,
@@ -152,7 +152,7 @@ pub fn check_token(
 /// `kid` → the key's `issuer` member, from a raw JWKS (the typed JWKS drops it), and the kids
 /// that more than one key claims: which of those keys signed a token, and so which issuer
 /// rule applies, is ambiguous, so tokens under such a kid are refused.
-pub fn key_issuers(jwks: &Value) -> (HashMap<String, String>, Vec<String>) {
+pub(crate) fn key_issuers(jwks: &Value) -> (HashMap<String, String>, Vec<String>) {
     let keys = jwks
         .get("keys")
         .and_then(Value::as_array)

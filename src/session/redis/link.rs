@@ -13,13 +13,12 @@ use fred::types::config::{Server, TlsConnector};
 use super::{Keys, RedisConfig, Topology};
 use crate::session::StoreError;
 
-pub struct Link {
+pub(crate) struct Link {
     rt: Background,
     pool: Pool,
     pub(crate) keys: Keys,
     timeout: Duration,
     state: Arc<State>,
-    pub topology: &'static str,
 }
 
 /// What the background tasks and the callers share.
@@ -217,7 +216,7 @@ const REFORCE_TIMES: u32 = 5;
 impl Link {
     /// Connects in the background; `on_push` receives every message on the revocation
     /// channel. Fails only on a configuration the client refuses.
-    pub fn connect(
+    pub(crate) fn connect(
         cfg: &RedisConfig,
         on_push: Arc<dyn Fn(&str) + Send + Sync>,
     ) -> Result<Arc<Link>, String> {
@@ -299,12 +298,11 @@ impl Link {
             keys,
             timeout,
             state,
-            topology: cfg.topology.label(),
         }))
     }
 
     /// Runs `op` on the Redis runtime, waiting at most the configured timeout.
-    pub async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, StoreError>
+    pub(crate) async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(Pool) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, fred::error::Error>> + Send + 'static,
@@ -327,22 +325,22 @@ impl Link {
         Err(StoreError::Unavailable(format!("Redis {what}: {failure}")))
     }
 
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         self.state.healthy.load(Ordering::Acquire)
     }
 
     /// Changes whenever pushes may have been missed (see `State::epoch`); 0 until the first
     /// subscription.
-    pub fn epoch(&self) -> u64 {
+    pub(crate) fn epoch(&self) -> u64 {
         self.state.epoch.load(Ordering::Acquire)
     }
 
     /// Pushes arrive: a revocation elsewhere reaches this process within moments.
-    pub fn subscribed(&self) -> bool {
+    pub(crate) fn subscribed(&self) -> bool {
         self.state.subscribed.load(Ordering::Acquire)
     }
 
-    pub fn errors(&self) -> u64 {
+    pub(crate) fn errors(&self) -> u64 {
         self.state.errors.load(Ordering::Relaxed)
     }
 }

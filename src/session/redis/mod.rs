@@ -13,8 +13,7 @@ mod store;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use link::Link;
-pub use shared::SharedRevocations;
+pub(crate) use link::Link;
 pub use store::RedisStore;
 
 use crate::read::Secret;
@@ -83,16 +82,6 @@ impl RedisConfig {
             cache_ttl: Duration::from_secs(5),
             cache_bytes: 32 * 1024 * 1024,
             unavailable_grace: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Topology {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Topology::Standalone { .. } => "standalone",
-            Topology::Sentinel { .. } => "sentinel",
-            Topology::Cluster { .. } => "cluster",
         }
     }
 }

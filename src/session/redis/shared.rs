@@ -15,7 +15,7 @@ use crate::identity::Identity;
 use crate::session::revocations::Revocations;
 use crate::session::StoreError;
 
-pub struct SharedRevocations {
+pub(crate) struct SharedRevocations {
     pub(crate) link: Arc<Link>,
     /// This process's copy, fed by its own writes and by the pushes of every replica.
     pub(crate) local: Arc<Revocations>,
@@ -58,7 +58,7 @@ fn secs(d: Duration) -> i64 {
 }
 
 impl SharedRevocations {
-    pub fn connect(cfg: &RedisConfig, lifetime: Duration) -> Result<Self, String> {
+    pub(crate) fn connect(cfg: &RedisConfig, lifetime: Duration) -> Result<Self, String> {
         let local = Arc::new(Revocations::new(lifetime));
         let feed = local.clone();
         let link = Link::connect(cfg, Arc::new(move |text: &str| apply(&feed, text)))?;
@@ -95,14 +95,14 @@ impl SharedRevocations {
             .await
     }
 
-    pub async fn revoke(&self, sid: &str) -> Result<(), StoreError> {
+    pub(crate) async fn revoke(&self, sid: &str) -> Result<(), StoreError> {
         self.local.revoke(sid);
         let push = Push::Sid { sid: sid.into() };
         self.record(vec![self.keys().revoked(sid)], "1".into(), &push)
             .await
     }
 
-    pub async fn revoke_user(
+    pub(crate) async fn revoke_user(
         &self,
         provider: &str,
         user: &str,
@@ -122,7 +122,7 @@ impl SharedRevocations {
         .await
     }
 
-    pub async fn end_by_idp(
+    pub(crate) async fn end_by_idp(
         &self,
         provider: &str,
         name_id: &str,
@@ -153,7 +153,7 @@ impl SharedRevocations {
     /// Asks Redis whether session `sid` of `identity`, issued at `issued`, still stands (its id
     /// not revoked, its user not revoked since, its IdP session not ended); what it learns
     /// goes into this process's copy.
-    pub async fn confirm(
+    pub(crate) async fn confirm(
         &self,
         sid: &str,
         identity: &Identity,
@@ -208,7 +208,7 @@ impl SharedRevocations {
 
     /// Marks `id` used in `scope`; `false` if it already was, on any replica. Atomic in Redis
     /// (`SET NX` with an expiry), so two replicas cannot both take it.
-    pub async fn first_use(
+    pub(crate) async fn first_use(
         &self,
         scope: &str,
         id: &str,
