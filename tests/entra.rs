@@ -8,9 +8,6 @@ use common::*;
 use serde_json::Value;
 
 const OTHER_TENANT: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
-const ADMINS: &str = "6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1";
-const STAFF: &str = "c3d2a8f1-3e48-4a0f-8d53-7d0a7b6b2f11";
-const ALICE_OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";
 
 /// A gateway config with one `type: entra` provider named `entra`; `provider_extra` adds
 /// provider keys (indented four spaces), `session_extra` session keys.
@@ -23,59 +20,36 @@ fn entra_config(
     provider_extra: &str,
     session_extra: &str,
 ) -> String {
-    format!(
-        r#"listen: ["127.0.0.1:{port}"]
-public_url: "http://127.0.0.1:{port}"
-admin:
-  listen: "127.0.0.1:{admin}"
-server:
-  threads: 2
-  shutdown_grace: 1s
-providers:
-  - name: entra
-    type: entra
-    instance: "{instance}"
-    tenant: {tenant}
-    client_id: {CLIENT_ID}
-    client_secret: "${{TEST_CLIENT_SECRET}}"
-    group_names:
-      {ADMINS}: Admins
-{provider_extra}
-routes:
-  - name: app
-    upstream: "127.0.0.1:{upstream}"
-    allow:
-      require_assignment: true
-  - name: admin
-    path_prefix: /admin
-    upstream: "127.0.0.1:{upstream}"
-    allow:
-      groups: [Admins]
-  - name: reports
-    path_prefix: /reports
-    upstream: "127.0.0.1:{upstream}"
-    allow:
-      roles: [Admin]
-  - name: contoso
-    path_prefix: /contoso
-    upstream: "127.0.0.1:{upstream}"
-    allow:
-      email_domains: [contoso.example]
-  - name: api
-    path_prefix: /api
-    upstream: "127.0.0.1:{upstream}"
-    allow:
-      roles: [Reports.Read]
-  - name: public
-    path_prefix: /public
-    upstream: "127.0.0.1:{upstream}"
-    public: true
-session:
-  secret: "${{TEST_SESSION_SECRET}}"
-{session_extra}
-"#,
-        instance = op.instance(),
-    )
+    let up = format!("127.0.0.1:{upstream}");
+    ConfigBuilder::binary(port, &format!("http://127.0.0.1:{port}"), admin)
+        .entra("entra", &op.instance(), None)
+        .tenant(tenant)
+        .group_name(ADMINS, "Admins")
+        .provider_lines(provider_extra)
+        .route(RouteSpec::new("app", &up).require_assignment())
+        .route(
+            RouteSpec::new("admin", &up)
+                .prefix("/admin")
+                .groups(&["Admins"]),
+        )
+        .route(
+            RouteSpec::new("reports", &up)
+                .prefix("/reports")
+                .roles(&["Admin"]),
+        )
+        .route(
+            RouteSpec::new("contoso", &up)
+                .prefix("/contoso")
+                .email_domains(&["contoso.example"]),
+        )
+        .route(
+            RouteSpec::new("api", &up)
+                .prefix("/api")
+                .roles(&["Reports.Read"]),
+        )
+        .route(RouteSpec::new("public", &up).prefix("/public").public())
+        .tail(session_extra)
+        .yaml()
 }
 
 struct Entra {

@@ -16,8 +16,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const ADMINS: &str = "6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1";
-
 /// Records every request head it receives, raw, and answers 200.
 struct LoggingUpstream {
     port: u16,

@@ -12,8 +12,6 @@ use serde_json::{json, Value};
 
 const MSA: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 const API: &str = "api://authgate";
-const STAFF: &str = "c3d2a8f1-3e48-4a0f-8d53-7d0a7b6b2f11";
-const ALICE_OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";
 
 fn now() -> u64 {
     SystemTime::now()
@@ -87,62 +85,39 @@ fn gateway(w: &World, org_extra: &str) -> Gateway {
 fn gateway_with(w: &World, org_extra: &str, tail: &str) -> Gateway {
     let (port, admin) = (free_port(), free_port());
     let base = &w.op.base;
-    let up = w.upstream.port;
-    let yaml = format!(
-        r#"listen: ["127.0.0.1:{port}"]
-public_url: "http://127.0.0.1:{port}"
-admin:
-  listen: "127.0.0.1:{admin}"
-server:
-  threads: 2
-  shutdown_grace: 1s
-providers:
-  - name: org
-    type: entra
-    instance: "{base}"
-    tenant: organizations
-    allowed_tenants: ["{TENANT}"]
-    client_id: {CLIENT_ID}
-    client_secret: "${{TEST_CLIENT_SECRET}}"
-    api_audience: "{API}"
-{org_extra}
-  - name: plain
-    type: oidc
-    issuer: "{base}/plain"
-    client_id: {CLIENT_ID}
-    client_secret: "${{TEST_CLIENT_SECRET}}"
-    user_claim: oid
-  - name: strict
-    type: oidc
-    issuer: "{base}/strict"
-    client_id: {CLIENT_ID}
-    client_secret: "${{TEST_CLIENT_SECRET}}"
-routes:
-  - name: org-app
-    path_prefix: /org
-    upstream: "127.0.0.1:{up}"
-    provider: org
-    allow:
-      tenants: ["{TENANT}"]
-      groups: ["{STAFF}"]
-  - name: plain-app
-    path_prefix: /plain
-    upstream: "127.0.0.1:{up}"
-    provider: plain
-  - name: strict-app
-    path_prefix: /strict
-    upstream: "127.0.0.1:{up}"
-    provider: strict
-  - name: both
-    path_prefix: /both
-    upstream: "127.0.0.1:{up}"
-    providers: [plain, org]
-session:
-  secret: "${{TEST_SESSION_SECRET}}"
-{tail}
-"#
-    );
-    start_gateway(port, admin, &yaml)
+    let up = format!("127.0.0.1:{}", w.upstream.port);
+    let cfg = ConfigBuilder::binary(port, &format!("http://127.0.0.1:{port}"), admin)
+        .entra("org", base, Some(API))
+        .tenant("organizations")
+        .provider_lines(&format!("    allowed_tenants: [\"{TENANT}\"]"))
+        .provider_lines(org_extra)
+        .oidc("plain", &format!("{base}/plain"))
+        .user_claim("oid")
+        .oidc("strict", &format!("{base}/strict"))
+        .route(
+            RouteSpec::new("org-app", &up)
+                .prefix("/org")
+                .providers(&["org"])
+                .tenants(&[TENANT])
+                .groups(&[STAFF]),
+        )
+        .route(
+            RouteSpec::new("plain-app", &up)
+                .prefix("/plain")
+                .providers(&["plain"]),
+        )
+        .route(
+            RouteSpec::new("strict-app", &up)
+                .prefix("/strict")
+                .providers(&["strict"]),
+        )
+        .route(
+            RouteSpec::new("both", &up)
+                .prefix("/both")
+                .providers(&["plain", "org"]),
+        )
+        .tail(tail);
+    start_built(&cfg)
 }
 
 /// A bearer token's claims as Entra issues them for the API, v2.0 or v1.0 form.

@@ -12,7 +12,6 @@ use common::redis::{start_sentinel, start_standalone};
 use common::replicas::*;
 use common::*;
 
-const ALICE_OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";
 fn admin(method: reqwest::Method, url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
     let mut r = api().request(method, url);
     if let Some(t) = token {

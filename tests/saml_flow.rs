@@ -7,8 +7,6 @@ mod common;
 
 use common::*;
 
-const ALICE_OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";
-
 struct Saml {
     gw: Gateway,
     idp: SimpleSaml,

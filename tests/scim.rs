@@ -12,10 +12,6 @@ use common::*;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "scim-secret-token-for-tests-0123456789";
-const ALICE_OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";
-const BOB_OID: &str = "00000000-0000-0000-a1c4-7f3e2b1d9c55";
-const ADMINS: &str = "6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1";
-const STAFF: &str = "c3d2a8f1-3e48-4a0f-8d53-7d0a7b6b2f11";
 const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 

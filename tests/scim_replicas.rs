@@ -13,8 +13,6 @@ use common::*;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "scim-secret-token-for-replicas-0123456789";
-const ALICE_OID: &str = "00000000-0000-0000-66f3-3332eca7ea81";
-const BOB_OID: &str = "00000000-0000-0000-a1c4-7f3e2b1d9c55";
 
 fn scim(gw: &Gateway, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut r = api()

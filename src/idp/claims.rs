@@ -133,12 +133,7 @@ pub fn identity_from_claims(
         tenant: string_claim(claims, "tid").map(|t| shared(&t)),
         groups: list_claim(claims, "groups").into(),
         roles: list_claim(claims, "roles").into(),
-        name_id: None,
-        session_index: None,
-        provisioned: false,
-        group_names: None,
-        attributes: Vec::new(),
-        prepared: Default::default(),
+        ..Default::default()
     })
 }
 

@@ -445,10 +445,7 @@ impl SamlProvider {
             roles: list(&a.roles).into(),
             name_id: Some(v.name_id.clone()),
             session_index: v.session_index.clone(),
-            provisioned: false,
-            group_names: None,
-            attributes: Vec::new(),
-            prepared: Default::default(),
+            ..Default::default()
         })
     }
 

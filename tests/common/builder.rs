@@ -28,13 +28,18 @@ pub enum ProviderSpec {
         issuer: String,
         api_audience: Option<String>,
         user_claim: Option<String>,
+        /// More keys, written under the provider as given (indented four spaces).
+        more: String,
     },
     /// The Entra preset against a local Entra-shaped instance (`instance`).
     Entra {
         name: String,
         instance: String,
+        tenant: String,
         api_audience: Option<String>,
         group_names: Vec<(String, String)>,
+        /// More keys, written under the provider as given (indented four spaces).
+        more: String,
     },
     /// A provider entry written out whole (SAML, or keys the builder has no method for):
     /// its lines as they stand under `providers:`, starting with `  - name: ...`.
@@ -82,6 +87,18 @@ impl RouteSpec {
     /// lines as they stand under the route's other keys, without its indentation.
     pub fn with(mut self, lines: &str) -> Self {
         self.more.push(lines.to_string());
+        self
+    }
+    pub fn email_domains(mut self, d: &[&str]) -> Self {
+        self.allow.email_domains = d.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn tenants(mut self, t: &[&str]) -> Self {
+        self.allow.tenants = t.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn require_assignment(mut self) -> Self {
+        self.allow.require_assignment = true;
         self
     }
     pub fn provisioned(mut self) -> Self {
@@ -160,9 +177,21 @@ impl ConfigBuilder {
         }
     }
 
-    /// The binary suites' usual gateway: listening on `port` (admin on `admin`), public at
-    /// `public_url`, one OpenID provider `test-idp` (user key `oid`), an `app` route and a
-    /// public `/public` route to `upstream`, two threads, secrets from the environment.
+    /// A gateway the binary suites start: listening on `port` (admin on `admin`), public at
+    /// `public_url`, two threads, a 1 s shutdown, secrets from the environment; no
+    /// providers or routes yet.
+    pub fn binary(port: u16, public_url: &str, admin: u16) -> Self {
+        let mut b = Self::new(public_url)
+            .listen(port, admin)
+            .server("threads", "2")
+            .server("shutdown_grace", "1s");
+        b.store = None;
+        b.secrets_from_env = true;
+        b
+    }
+
+    /// The binary suites' usual gateway (`binary`): one OpenID provider `test-idp` (user
+    /// key `oid`), an `app` route and a public `/public` route to `upstream`.
     pub fn for_binary(
         port: u16,
         public_url: &str,
@@ -171,17 +200,44 @@ impl ConfigBuilder {
         upstream: u16,
     ) -> Self {
         let up = format!("127.0.0.1:{upstream}");
-        let mut b = Self::new(public_url)
-            .listen(port, admin)
+        Self::binary(port, public_url, admin)
             .oidc("test-idp", issuer)
             .user_claim("oid")
             .route(RouteSpec::new("app", &up))
             .route(RouteSpec::new("public", &up).prefix("/public").public())
-            .server("threads", "2")
-            .server("shutdown_grace", "1s");
-        b.store = None;
-        b.secrets_from_env = true;
-        b
+    }
+
+    /// The last provider added (Entra) is for `tenant` (a GUID, a domain, `organizations`).
+    pub fn tenant(mut self, t: &str) -> Self {
+        match self.providers.last_mut() {
+            Some(ProviderSpec::Entra { tenant, .. }) => *tenant = t.into(),
+            _ => panic!("tenant: the last provider is not an Entra provider"),
+        }
+        self
+    }
+    /// The last provider added (Entra) shows group `id` upstream as `name`.
+    pub fn group_name(mut self, id: &str, name: &str) -> Self {
+        match self.providers.last_mut() {
+            Some(ProviderSpec::Entra { group_names, .. }) => {
+                group_names.push((id.into(), name.into()))
+            }
+            _ => panic!("group_name: the last provider is not an Entra provider"),
+        }
+        self
+    }
+    /// More keys for the last provider added, YAML lines indented four spaces (as they
+    /// stand under `providers:`), for settings the builder has no method for.
+    pub fn provider_lines(mut self, lines: &str) -> Self {
+        match self.providers.last_mut() {
+            Some(ProviderSpec::Oidc { more, .. } | ProviderSpec::Entra { more, .. }) => {
+                if !lines.trim().is_empty() {
+                    more.push_str(lines.trim_end_matches('\n'));
+                    more.push('\n');
+                }
+            }
+            _ => panic!("provider_lines: the last provider is written out whole"),
+        }
+        self
     }
     /// `trusted_proxies`: peers whose forwarding headers stand.
     pub fn trust_proxies(mut self, cidrs: &[&str]) -> Self {
@@ -268,6 +324,7 @@ impl ConfigBuilder {
             issuer: issuer.into(),
             api_audience: None,
             user_claim: None,
+            more: String::new(),
         });
         self
     }
@@ -275,8 +332,10 @@ impl ConfigBuilder {
         self.providers.push(ProviderSpec::Entra {
             name: name.into(),
             instance: instance.into(),
+            tenant: TENANT.into(),
             api_audience: api_audience.map(str::to_string),
             group_names: Vec::new(),
+            more: String::new(),
         });
         self
     }
@@ -339,6 +398,7 @@ impl ConfigBuilder {
                     issuer,
                     api_audience,
                     user_claim,
+                    more,
                 } => {
                     let _ = writeln!(
                         y,
@@ -354,6 +414,7 @@ impl ConfigBuilder {
                     if let Some(a) = api_audience {
                         let _ = writeln!(y, "    api_audience: {}", q(a));
                     }
+                    y.push_str(more);
                 }
                 ProviderSpec::Written(lines) => {
                     let _ = writeln!(y, "{lines}");
@@ -361,15 +422,17 @@ impl ConfigBuilder {
                 ProviderSpec::Entra {
                     name,
                     instance,
+                    tenant,
                     api_audience,
                     group_names,
+                    more,
                 } => {
                     let _ = writeln!(
                         y,
                         "  - name: {}\n    type: entra\n    instance: {}\n    tenant: {}\n    client_id: {}\n    client_secret: {}",
                         q(name),
                         q(instance),
-                        q(TENANT),
+                        q(tenant),
                         q(CLIENT_ID),
                         q(client_secret)
                     );
@@ -382,6 +445,7 @@ impl ConfigBuilder {
                             let _ = writeln!(y, "      {}: {}", q(id), q(n));
                         }
                     }
+                    y.push_str(more);
                 }
             }
         }
