@@ -47,9 +47,13 @@ fn other_sha1() -> String {
 }
 
 fn saml_config(dir: &Path, sp: &str, fingerprint: &str) -> PathBuf {
-    let yaml = format!(
-        "listen: [\"127.0.0.1:18080\"]\npublic_url: \"https://files.example.com\"\nproviders:\n  - name: entra-saml\n    type: saml\n    entity_id: \"{sp}\"\n    idp_entity_id: \"https://sts.windows.net/{ENTRA_TID}/\"\n    idp_sso_url: \"https://login.microsoftonline.com/{ENTRA_TID}/saml2\"\n    idp_cert_fingerprints: [\"{fingerprint}\"]\nroutes:\n  - name: app\n    upstream: \"127.0.0.1:3000\"\nsession:\n  secret: \"0123456789abcdef0123456789abcdef-long\"\n"
-    );
+    let yaml = ConfigBuilder::new("https://files.example.com")
+        .saml("entra-saml", sp)
+        .provider_lines(&format!(
+            "    idp_entity_id: \"https://sts.windows.net/{ENTRA_TID}/\"\n    idp_sso_url: \"https://login.microsoftonline.com/{ENTRA_TID}/saml2\"\n    idp_cert_fingerprints: [\"{fingerprint}\"]"
+        ))
+        .route(RouteSpec::new("app", "127.0.0.1:3000"))
+        .yaml();
     // One file per setting: a test compares several.
     let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
     let path = dir.join(format!("gateway-{n}.yaml"));

@@ -416,9 +416,12 @@ fn rotated_certificate_files_are_served_without_a_restart() {
 fn bad_tls_settings_are_reported_with_their_path() {
     let pki = new_pki();
     let base = |public: &str, tls: &str| {
-        format!(
-            "listen: [\"127.0.0.1:8443\"]\npublic_url: \"{public}\"\nadmin:\n  listen: \"127.0.0.1:9090\"\nproviders:\n  - name: demo\n    type: oidc\n    issuer: \"http://127.0.0.1:4000/t/v2.0\"\n    client_id: app\n    client_secret: x\nroutes:\n  - name: app\n    upstream: http://a:80\nsession:\n  secret: \"0123456789abcdef0123456789abcdef-long\"\n{tls}"
-        )
+        ConfigBuilder::new(public)
+            .listen(8443, 9090)
+            .oidc("demo", "http://127.0.0.1:4000/t/v2.0")
+            .route(RouteSpec::new("app", "http://a:80"))
+            .tail(tls)
+            .yaml()
     };
     let (cert, key, other_key) = (
         pki.path("gw.pem"),

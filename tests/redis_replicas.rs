@@ -159,18 +159,19 @@ fn an_idp_initiated_saml_response_replayed_to_another_replica_is_refused() {
     let sp = format!("{public}/sp/ssp");
     let idp = start_simplesamlphp(&sp, &format!("{public}/_authgate/saml/ssp"));
     let start = |port: u16| {
-        let admin = free_port();
-        let yaml = format!(
-            "listen: [\"127.0.0.1:{port}\"]\npublic_url: \"{public}\"\nadmin:\n  listen: \"127.0.0.1:{admin}\"\n\
-             server:\n  threads: 2\n  shutdown_grace: 1s\nproviders:\n  - name: ssp-both\n    type: saml\n\
-             \x20   entity_id: \"{sp}-both\"\n    idp_metadata_url: \"{md}\"\n    allow_idp_initiated: true\n\
-             routes:\n  - name: app\n    upstream: \"127.0.0.1:{up}\"\n    provider: ssp-both\n\
-             session:\n  secret: \"${{TEST_SESSION_SECRET}}\"\n  store: redis\n  redis:\n{redis}",
-            md = idp.metadata_url(),
-            up = upstream.port,
-            redis = redis.yaml("saml:"),
-        );
-        start_gateway(port, admin, &yaml)
+        let cfg = ConfigBuilder::binary(port, &public, free_port())
+            .saml("ssp-both", &format!("{sp}-both"))
+            .provider_lines(&format!(
+                "    idp_metadata_url: \"{}\"\n    allow_idp_initiated: true",
+                idp.metadata_url()
+            ))
+            .route(
+                RouteSpec::new("app", &format!("127.0.0.1:{}", upstream.port))
+                    .providers(&["ssp-both"]),
+            )
+            .store("redis")
+            .tail(&format!("  redis:\n{}", redis.yaml("saml:")));
+        start_built(&cfg)
     };
     let (a, b) = (start(port_a), start(port_b));
     let br = Browser::new();

@@ -30,50 +30,36 @@ fn start() -> Saml {
         .unwrap();
     std::fs::write(&md_file, md).unwrap();
     let tenant_entity = format!("https://sts.windows.net/{TENANT}/");
-    let providers = format!(
-        r#"providers:
-  - name: ssp-assertion
-    type: saml
-    entity_id: "{sp_base}-assertion"
-    idp_metadata_url: "{md_url}"
-  - name: ssp-response
-    type: saml
-    entity_id: "{sp_base}-response"
-    idp_metadata_file: "{md_file}"
-  - name: ssp-both
-    type: saml
-    entity_id: "{sp_base}-both"
-    idp_entity_id: "{tenant_entity}"
-    idp_sso_url: "{base}/saml2/idp/SSOService.php"
-    idp_slo_url: "{base}/saml2/idp/SingleLogoutService.php"
-    idp_cert_fingerprints: ["{fp}"]
-    allow_idp_initiated: true
-  - name: ssp-none
-    type: saml
-    entity_id: "{sp_base}-none"
-    idp_metadata_url: "{md_url}"
-  - name: ssp-signedreq
-    type: saml
-    entity_id: "{sp_base}-signedreq"
-    idp_metadata_url: "{md_url}"
-    sp_key_file: "{sp_key}"
-    sp_cert_file: "{sp_cert}"
-"#,
-        sp_key = idp.dir.path().join("cert/sp.key").display(),
-        sp_cert = idp.dir.path().join("cert/sp.crt").display(),
-        md_url = idp.metadata_url(),
-        md_file = md_file.display(),
-        base = idp.base,
-        fp = idp.cert_sha1(),
-    );
-    let routes: String = ["assertion", "response", "both", "none", "signedreq"]
-        .iter()
-        .map(|m| format!("  - name: {m}\n    path_prefix: /{m}\n    upstream: \"127.0.0.1:{}\"\n    provider: ssp-{m}\n", upstream.port))
-        .collect();
-    let yaml = format!(
-        "listen: [\"127.0.0.1:{port}\"]\npublic_url: \"{gw_url}\"\nadmin:\n  listen: \"127.0.0.1:{admin}\"\nserver:\n  threads: 2\n  shutdown_grace: 1s\n{providers}routes:\n{routes}session:\n  secret: \"${{TEST_SESSION_SECRET}}\"\n"
-    );
-    let gw = start_gateway(port, admin, &yaml);
+    let md_url = idp.metadata_url();
+    let by_url = format!("    idp_metadata_url: \"{md_url}\"");
+    let up = format!("127.0.0.1:{}", upstream.port);
+    let mut cfg = ConfigBuilder::binary(port, &gw_url, admin)
+        .saml("ssp-assertion", &format!("{sp_base}-assertion"))
+        .provider_lines(&by_url)
+        .saml("ssp-response", &format!("{sp_base}-response"))
+        .provider_lines(&format!("    idp_metadata_file: \"{}\"", md_file.display()))
+        .saml("ssp-both", &format!("{sp_base}-both"))
+        .provider_lines(&format!(
+            "    idp_entity_id: \"{tenant_entity}\"\n    idp_sso_url: \"{base}/saml2/idp/SSOService.php\"\n    idp_slo_url: \"{base}/saml2/idp/SingleLogoutService.php\"\n    idp_cert_fingerprints: [\"{fp}\"]\n    allow_idp_initiated: true",
+            base = idp.base,
+            fp = idp.cert_sha1(),
+        ))
+        .saml("ssp-none", &format!("{sp_base}-none"))
+        .provider_lines(&by_url)
+        .saml("ssp-signedreq", &format!("{sp_base}-signedreq"))
+        .provider_lines(&format!(
+            "{by_url}\n    sp_key_file: \"{}\"\n    sp_cert_file: \"{}\"",
+            idp.dir.path().join("cert/sp.key").display(),
+            idp.dir.path().join("cert/sp.crt").display(),
+        ));
+    for m in ["assertion", "response", "both", "none", "signedreq"] {
+        cfg = cfg.route(
+            RouteSpec::new(m, &up)
+                .prefix(&format!("/{m}"))
+                .providers(&[&format!("ssp-{m}")]),
+        );
+    }
+    let gw = start_built(&cfg);
     Saml {
         gw,
         idp,
@@ -712,46 +698,29 @@ fn saml_groups_overage_resolved_through_graph_or_refused() {
     let upstream = start_upstream();
     let op = start_op_for(&[&gw_url], "unused", 0, &[]);
     let graph = format!("{}/graph", op.instance());
-    let yaml = format!(
-        r#"listen: ["127.0.0.1:{port}"]
-public_url: "{gw_url}"
-admin:
-  listen: "127.0.0.1:{admin}"
-providers:
-  - name: ssp-assertion
-    type: saml
-    entity_id: "{sp_base}-assertion"
-    idp_metadata_url: "{md}"
-    graph_client_id: {CLIENT_ID}
-    graph_client_secret: "${{TEST_CLIENT_SECRET}}"
-    graph_url: "{graph}"
-    graph_token_url: "{instance}/organizations/v2.0/token"
-    group_names:
-      6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1: Admins
-  - name: ssp-response
-    type: saml
-    entity_id: "{sp_base}-response"
-    idp_metadata_url: "{md}"
-routes:
-  - name: with-graph
-    path_prefix: /assertion
-    upstream: "127.0.0.1:{up}"
-    provider: ssp-assertion
-    allow:
-      groups: [Admins]
-  - name: without-graph
-    path_prefix: /response
-    upstream: "127.0.0.1:{up}"
-    provider: ssp-response
-session:
-  secret: "${{TEST_SESSION_SECRET}}"
-  store: memory
-"#,
-        md = idp.metadata_url(),
-        instance = op.instance(),
-        up = upstream.port,
-    );
-    let gw = start_gateway(port, admin, &yaml);
+    let md = idp.metadata_url();
+    let up = format!("127.0.0.1:{}", upstream.port);
+    let cfg = ConfigBuilder::binary(port, &gw_url, admin)
+        .saml("ssp-assertion", &format!("{sp_base}-assertion"))
+        .provider_lines(&format!(
+            "    idp_metadata_url: \"{md}\"\n    graph_client_id: {CLIENT_ID}\n    graph_client_secret: \"${{TEST_CLIENT_SECRET}}\"\n    graph_url: \"{graph}\"\n    graph_token_url: \"{}/organizations/v2.0/token\"\n    group_names:\n      {ADMINS}: Admins",
+            op.instance()
+        ))
+        .saml("ssp-response", &format!("{sp_base}-response"))
+        .provider_lines(&format!("    idp_metadata_url: \"{md}\""))
+        .route(
+            RouteSpec::new("with-graph", &up)
+                .prefix("/assertion")
+                .providers(&["ssp-assertion"])
+                .groups(&["Admins"]),
+        )
+        .route(
+            RouteSpec::new("without-graph", &up)
+                .prefix("/response")
+                .providers(&["ssp-response"]),
+        )
+        .store("memory");
+    let gw = start_built(&cfg);
 
     let b = Browser::new();
     let (acs, response, relay) =
@@ -839,46 +808,28 @@ fn saml_and_oidc_sessions_stay_on_their_own_routes() {
     let idp = start_simplesamlphp(&sp_base, &format!("{gw_url}/_authgate/saml/ssp"));
     let op = start_op(&gw_url, 0);
     let upstream = start_upstream();
-    let up = upstream.port;
-    let yaml = format!(
-        r#"listen: ["127.0.0.1:{port}"]
-public_url: "{gw_url}"
-admin:
-  listen: "127.0.0.1:{admin}"
-server:
-  threads: 2
-  shutdown_grace: 1s
-providers:
-  - name: ssp-assertion
-    type: saml
-    entity_id: "{sp_base}-assertion"
-    idp_metadata_url: "{md}"
-  - name: test-idp
-    type: oidc
-    issuer: "{issuer}"
-    client_id: {CLIENT_ID}
-    client_secret: "${{TEST_CLIENT_SECRET}}"
-    user_claim: oid
-routes:
-  - name: saml-app
-    path_prefix: /saml
-    upstream: "127.0.0.1:{up}"
-    provider: ssp-assertion
-  - name: oidc-app
-    path_prefix: /oidc
-    upstream: "127.0.0.1:{up}"
-    provider: test-idp
-  - name: both
-    path_prefix: /both
-    upstream: "127.0.0.1:{up}"
-    providers: [test-idp, ssp-assertion]
-session:
-  secret: "${{TEST_SESSION_SECRET}}"
-"#,
-        md = idp.metadata_url(),
-        issuer = op.issuer,
-    );
-    let gw = start_gateway(port, admin, &yaml);
+    let up = format!("127.0.0.1:{}", upstream.port);
+    let cfg = ConfigBuilder::binary(port, &gw_url, admin)
+        .saml("ssp-assertion", &format!("{sp_base}-assertion"))
+        .provider_lines(&format!("    idp_metadata_url: \"{}\"", idp.metadata_url()))
+        .oidc("test-idp", &op.issuer)
+        .user_claim("oid")
+        .route(
+            RouteSpec::new("saml-app", &up)
+                .prefix("/saml")
+                .providers(&["ssp-assertion"]),
+        )
+        .route(
+            RouteSpec::new("oidc-app", &up)
+                .prefix("/oidc")
+                .providers(&["test-idp"]),
+        )
+        .route(
+            RouteSpec::new("both", &up)
+                .prefix("/both")
+                .providers(&["test-idp", "ssp-assertion"]),
+        );
+    let gw = start_built(&cfg);
     let location = |b: &Browser, path: &str| {
         let r = b.get(&format!("{gw_url}{path}"));
         assert_eq!(r.status(), 302, "{path}");

@@ -41,7 +41,13 @@ pub enum ProviderSpec {
         /// More keys, written under the provider as given (indented four spaces).
         more: String,
     },
-    /// A provider entry written out whole (SAML, or keys the builder has no method for):
+    /// A SAML provider: its SP entity ID, and (`provider_lines`) how it names its IdP.
+    Saml {
+        name: String,
+        entity_id: String,
+        more: String,
+    },
+    /// A provider entry written out whole (keys the builder has no method for):
     /// its lines as they stand under `providers:`, starting with `  - name: ...`.
     Written(String),
 }
@@ -207,6 +213,15 @@ impl ConfigBuilder {
             .route(RouteSpec::new("public", &up).prefix("/public").public())
     }
 
+    /// A SAML provider with SP entity ID `entity_id`; its IdP goes in `provider_lines`.
+    pub fn saml(mut self, name: &str, entity_id: &str) -> Self {
+        self.providers.push(ProviderSpec::Saml {
+            name: name.into(),
+            entity_id: entity_id.into(),
+            more: String::new(),
+        });
+        self
+    }
     /// The last provider added (Entra) is for `tenant` (a GUID, a domain, `organizations`).
     pub fn tenant(mut self, t: &str) -> Self {
         match self.providers.last_mut() {
@@ -229,7 +244,11 @@ impl ConfigBuilder {
     /// stand under `providers:`), for settings the builder has no method for.
     pub fn provider_lines(mut self, lines: &str) -> Self {
         match self.providers.last_mut() {
-            Some(ProviderSpec::Oidc { more, .. } | ProviderSpec::Entra { more, .. }) => {
+            Some(
+                ProviderSpec::Oidc { more, .. }
+                | ProviderSpec::Entra { more, .. }
+                | ProviderSpec::Saml { more, .. },
+            ) => {
                 if !lines.trim().is_empty() {
                     more.push_str(lines.trim_end_matches('\n'));
                     more.push('\n');
@@ -414,6 +433,19 @@ impl ConfigBuilder {
                     if let Some(a) = api_audience {
                         let _ = writeln!(y, "    api_audience: {}", q(a));
                     }
+                    y.push_str(more);
+                }
+                ProviderSpec::Saml {
+                    name,
+                    entity_id,
+                    more,
+                } => {
+                    let _ = writeln!(
+                        y,
+                        "  - name: {}\n    type: saml\n    entity_id: {}",
+                        q(name),
+                        q(entity_id)
+                    );
                     y.push_str(more);
                 }
                 ProviderSpec::Written(lines) => {
