@@ -127,7 +127,7 @@ pub(super) async fn explain(p: &OidcProvider, jwt: &str, at: DateTime<Utc>) -> R
 /// Entra's identity rules at sign-in, on the token's claims: the tenant allow-list (the same
 /// `TenantRule::allows`), and what the groups and roles claims will give the upstream.
 fn entra_identity(p: &OidcProvider, claims: &Value) -> Vec<Check> {
-    let Some(e) = &p.cfg.entra else {
+    let Some(e) = p.entra() else {
         return Vec::new();
     };
     let mut out = Vec::new();

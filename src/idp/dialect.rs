@@ -48,6 +48,14 @@ impl Dialect {
         }
     }
 
+    /// Entra's settings, for the Entra dialect (`authgate explain` reports against them).
+    pub(crate) fn entra(&self) -> Option<&crate::idp::entra::EntraSettings> {
+        match self {
+            Dialect::Standard => None,
+            Dialect::Entra(e) => Some(e.settings()),
+        }
+    }
+
     /// The discovery document's issuer may serve this configuration.
     pub(crate) fn discovery_issuer_ok(&self, configured: &Url, issuer: &str) -> bool {
         match self {

@@ -133,6 +133,11 @@ impl OidcProvider {
         })
     }
 
+    /// Entra's settings, when this provider speaks Entra's dialect.
+    pub(crate) fn entra(&self) -> Option<&entra::EntraSettings> {
+        self.dialect.entra()
+    }
+
     pub fn is_ready(&self) -> bool {
         self.loaded.read().map(|l| l.is_some()).unwrap_or(false)
     }

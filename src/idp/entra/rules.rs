@@ -27,6 +27,10 @@ impl EntraRules {
         }
     }
 
+    pub(crate) fn settings(&self) -> &EntraSettings {
+        &self.settings
+    }
+
     pub(crate) fn discovery_issuer_ok(&self, issuer: &str) -> bool {
         discovery_issuer_ok(&self.settings.instance, &self.settings.tenant, issuer)
     }
