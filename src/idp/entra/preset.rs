@@ -106,6 +106,36 @@ impl Reader<'_> {
         derived.and(saml)
     }
 
+    /// `groups_overage` and `graph_url`: `Some(None)` for deny, `Some(Some(url))` for Graph,
+    /// `None` when either is wrong (reported).
+    fn entra_graph(&mut self, o: &mut Obj<'_>, path: &str) -> Option<Option<Url>> {
+        let overage = self.string(o, "groups_overage");
+        let graph_url = self.string(o, "graph_url");
+        match overage.as_deref() {
+            None | Some("graph") => {
+                let u = graph_url.unwrap_or_else(|| entra::DEFAULT_GRAPH.into());
+                match Url::parse(&u) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => Some(Some(u)),
+                    _ => {
+                        self.err(
+                            join(path, "graph_url"),
+                            format!("{u:?} is not an http(s) URL"),
+                        );
+                        None
+                    }
+                }
+            }
+            Some("deny") => Some(None),
+            Some(other) => {
+                self.err(
+                    join(path, "groups_overage"),
+                    format!("{other:?}: expected graph (look the groups up) or deny"),
+                );
+                None
+            }
+        }
+    }
+
     pub(crate) fn entra_oidc(&mut self, o: &mut Obj<'_>, path: &str) -> Option<OidcConfig> {
         let instance = self.entra_instance(o, path);
         let tenant = self
@@ -150,31 +180,7 @@ impl Reader<'_> {
             (Some(Tenant::Domain(_)), None) => Some(TenantRule::Any),
             (_, a) => a,
         };
-        let overage = self.string(o, "groups_overage");
-        let graph_url = self.string(o, "graph_url");
-        let graph = match overage.as_deref() {
-            None | Some("graph") => {
-                let u = graph_url.unwrap_or_else(|| entra::DEFAULT_GRAPH.into());
-                match Url::parse(&u) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") => Some(Some(u)),
-                    _ => {
-                        self.err(
-                            join(path, "graph_url"),
-                            format!("{u:?} is not an http(s) URL"),
-                        );
-                        None
-                    }
-                }
-            }
-            Some("deny") => Some(None),
-            Some(other) => {
-                self.err(
-                    join(path, "groups_overage"),
-                    format!("{other:?}: expected graph (look the groups up) or deny"),
-                );
-                None
-            }
-        };
+        let graph = self.entra_graph(o, path);
         let groups_cache_ttl = self
             .duration(o, "groups_cache_ttl")
             .unwrap_or(Duration::from_secs(600));
