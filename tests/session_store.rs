@@ -230,6 +230,28 @@ async fn revocation(kind: StoreKind, make: impl Fn(Clock) -> Arc<dyn SessionStor
         Check::Rejected(Rejection::Revoked)
     ));
 
+    // Ended by the IdP's session alone (an OpenID logout token with only `sid`): that
+    // session, whoever's; another session of the same subject stands.
+    let oidc = |sid: &str| Identity {
+        name_id: Some("dave-sub".into()),
+        session_index: Some(sid.into()),
+        ..identity("dave")
+    };
+    let d1 = sessions.create(oidc("sid-7")).await.unwrap();
+    let d2 = sessions.create(oidc("sid-8")).await.unwrap();
+    sessions
+        .end_by_idp("p", "", &["sid-7".into()], now())
+        .await
+        .unwrap();
+    assert!(matches!(
+        sessions.check(&d1, now()).await,
+        Check::Rejected(Rejection::Revoked)
+    ));
+    assert!(
+        is_valid(&sessions.check(&d2, now()).await, "dave"),
+        "another sid"
+    );
+
     // Every session of a user, wherever the cookies are: issued until now are void; other
     // users, the same user name at another provider, and sessions issued later stand.
     let a3 = sessions.create(identity("alice")).await.unwrap();
@@ -510,6 +532,23 @@ async fn replicas(redis: &Redis, keeps: bool) {
     for s in [&a, &b, &d] {
         within(Duration::from_secs(1), "IdP logout everywhere", || async {
             matches!(s.check(&carol, now()).await, Check::Rejected(_))
+        })
+        .await;
+    }
+    // Ended by its IdP session alone (`sid`, an OpenID logout token): everywhere too.
+    let oidc = Identity {
+        name_id: Some("erin-sub".into()),
+        session_index: Some("sid-erin".into()),
+        ..identity("erin")
+    };
+    let erin = a.create(oidc).await.unwrap();
+    assert!(is_valid(&d.check(&erin, now()).await, "erin"));
+    b.end_by_idp("p", "", &["sid-erin".into()], now())
+        .await
+        .unwrap();
+    for s in [&a, &c, &d] {
+        within(Duration::from_secs(1), "sid logout everywhere", || async {
+            matches!(s.check(&erin, now()).await, Check::Rejected(_))
         })
         .await;
     }

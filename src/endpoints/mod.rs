@@ -9,6 +9,7 @@
 //! - `forward_auth`: `/auth`, an ingress controller's question;
 //! - `scim`: `/scim/v2/...`, SCIM provisioning's HTTP side (what it does: `crate::scim`).
 
+pub(crate) mod backchannel_logout;
 pub(crate) mod forward_auth;
 pub(crate) mod oidc;
 pub(crate) mod saml;
@@ -58,6 +59,10 @@ pub(crate) async fn serve(
                 "slo" => saml_logout::slo(core, down, saml).await?,
                 _ => Answer::not_found(),
             }
+        }
+        _ if rest.starts_with("/backchannel_logout/") => {
+            let name = &rest["/backchannel_logout/".len()..];
+            backchannel_logout::backchannel_logout(core, down, name).await?
         }
         _ => match rest.strip_prefix("/callback/") {
             Some(name) => oidc::callback(core, down, name).await,

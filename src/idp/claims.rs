@@ -133,6 +133,10 @@ pub fn identity_from_claims(
         tenant: string_claim(claims, "tid").map(|t| shared(&t)),
         groups: list_claim(claims, "groups").into(),
         roles: list_claim(claims, "roles").into(),
+        // The provider's own names for the user and the session there: what a back-channel
+        // logout token names.
+        name_id: string_claim(claims, "sub"),
+        session_index: string_claim(claims, "sid"),
         ..Default::default()
     })
 }

@@ -4,6 +4,7 @@
 pub mod claims;
 pub(crate) mod dialect;
 pub(crate) mod entra;
+pub(crate) mod logout_token;
 pub(crate) mod oidc;
 pub(crate) mod read;
 pub(crate) mod saml;

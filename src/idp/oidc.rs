@@ -73,7 +73,7 @@ struct Keys {
     ambiguous: Vec<String>,
 }
 
-struct Loaded {
+pub(super) struct Loaded {
     metadata: CoreProviderMetadata,
     client: Client,
     jwks_uri: Url,
@@ -99,7 +99,7 @@ pub struct OidcProvider {
     jwks_refresh: Mutex<Instant>,
     metrics: Arc<crate::metrics::Metrics>,
     /// Standard or Entra: asked once at each step where they differ.
-    dialect: Dialect,
+    pub(super) dialect: Dialect,
     /// The signing algorithms accepted (`signing_algs`), whatever the provider advertises.
     algs: Vec<CoreJwsSigningAlgorithm>,
 }
@@ -564,7 +564,7 @@ impl OidcProvider {
     /// A JWT's signature against this provider's keys: RS256/PS256/ES256 only (never a
     /// shared-secret algorithm), the key named by `kid` (refreshed once on an unknown key).
     /// Returns the key set it was checked with.
-    async fn check_signature(&self, token: &str) -> Result<Arc<Loaded>, IdpError> {
+    pub(super) async fn check_signature(&self, token: &str) -> Result<Arc<Loaded>, IdpError> {
         use openidconnect::JsonWebKey;
         let bad = IdpError::AccessToken;
         let mut parts = token.split('.');
@@ -686,7 +686,7 @@ pub(crate) fn pick_by_issuer<'a>(providers: &[&'a OidcProvider], token: &str) ->
 }
 
 impl Loaded {
-    fn facts(&self) -> IssuerFacts<'_> {
+    pub(super) fn facts(&self) -> IssuerFacts<'_> {
         IssuerFacts {
             issuer: &self.issuer,
             key_issuers: &self.key_issuers,

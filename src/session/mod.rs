@@ -369,8 +369,10 @@ impl Sessions {
         }
     }
 
-    /// The IdP ended the sessions of `name_id` with `provider` (SAML logout): those with one
-    /// of `session_indexes`, or all of them when none is given, issued until `now`.
+    /// The IdP ended the sessions of `name_id` with `provider` (SAML logout, OpenID
+    /// back-channel logout): those with one of `session_indexes`, or all of them when none is
+    /// given, issued until `now`. An empty `name_id` ends the sessions of those indexes
+    /// whoever they belong to (a logout token with `sid` only).
     pub async fn end_by_idp(
         &self,
         provider: &str,

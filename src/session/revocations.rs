@@ -85,15 +85,23 @@ impl Revocations {
         if user_ended {
             return true;
         }
+        let index = identity.session_index.clone().unwrap_or_default();
+        let ended = |name_id: &str, index: &str| {
+            self.by_idp
+                .get(&(
+                    identity.provider.clone(),
+                    name_id.to_string(),
+                    index.to_string(),
+                ))
+                .is_some_and(|at| issued <= at)
+        };
+        // An IdP session ended by index alone (an OpenID logout token with only `sid`).
+        if !index.is_empty() && ended("", &index) {
+            return true;
+        }
         let Some(name_id) = &identity.name_id else {
             return false;
         };
-        let index = identity.session_index.clone().unwrap_or_default();
-        let ended = |index: String| {
-            self.by_idp
-                .get(&(identity.provider.clone(), name_id.clone(), index))
-                .is_some_and(|at| issued <= at)
-        };
-        ended(String::new()) || (!index.is_empty() && ended(index))
+        ended(name_id, "") || (!index.is_empty() && ended(name_id, &index))
     }
 }

@@ -162,16 +162,18 @@ impl SharedRevocations {
         let keys = self.keys();
         let sid_key = keys.revoked(sid);
         let user_key = keys.user_revoked(&identity.provider, &identity.user);
-        let idp_keys: Vec<String> = match &identity.name_id {
-            None => Vec::new(),
-            Some(n) => {
-                let mut k = vec![keys.idp_ended(&identity.provider, n, "")];
-                if let Some(i) = identity.session_index.as_deref().filter(|i| !i.is_empty()) {
-                    k.push(keys.idp_ended(&identity.provider, n, i));
-                }
-                k
+        let index = identity.session_index.as_deref().filter(|i| !i.is_empty());
+        let mut idp_keys: Vec<String> = Vec::new();
+        if let Some(n) = &identity.name_id {
+            idp_keys.push(keys.idp_ended(&identity.provider, n, ""));
+            if let Some(i) = index {
+                idp_keys.push(keys.idp_ended(&identity.provider, n, i));
             }
-        };
+        }
+        // Ended by index alone (an OpenID logout token with only `sid`).
+        if let Some(i) = index {
+            idp_keys.push(keys.idp_ended(&identity.provider, "", i));
+        }
         let (revoked, user_at, idp_at) = self
             .link
             .run("revocation read", move |r| async move {
@@ -196,12 +198,12 @@ impl SharedRevocations {
                 .revoke_user(&identity.provider, &identity.user, at);
             return Ok(false);
         }
-        if let (Some(n), Some(at)) = (&identity.name_id, idp_at.iter().flatten().max()) {
-            if issued <= *at {
-                let idx: Vec<String> = identity.session_index.iter().cloned().collect();
-                self.local.end_by_idp(&identity.provider, n, &idx, *at);
-                return Ok(false);
-            }
+        if let Some(at) = idp_at.iter().flatten().max().filter(|at| issued <= **at) {
+            // This replica's copy learns it under the session's own index (or name).
+            let idx: Vec<String> = index.iter().map(|i| i.to_string()).collect();
+            let n = identity.name_id.as_deref().unwrap_or("");
+            self.local.end_by_idp(&identity.provider, n, &idx, *at);
+            return Ok(false);
         }
         Ok(true)
     }
