@@ -23,7 +23,10 @@
 // Configuration comes from the environment so the test harness and the demo can run it on
 // an ephemeral port:
 //   PORT (0 = ephemeral), TENANT_ID, CLIENT_ID, CLIENT_SECRET, REDIRECT_URIS (comma list),
-//   POST_LOGOUT_REDIRECT_URIS (comma list).
+//   POST_LOGOUT_REDIRECT_URIS (comma list), BACKCHANNEL_LOGOUT_URI (the client's
+//   back-channel logout URL; off when empty).
+// For tests, POST /test/sign {"header": {...}, "claims": {...}} answers a JWT signed with
+// the provider's key.
 // Once listening it prints one JSON line: {"issuer": "...", "port": N, "other_tenant": "..."}.
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -142,6 +145,11 @@ function configuration(tid, graphResource) {
       client_secret: env('CLIENT_SECRET', 'demo-client-secret'),
       redirect_uris: list(env('REDIRECT_URIS', 'http://127.0.0.1:8080/_authgate/callback/demo')),
       post_logout_redirect_uris: list(env('POST_LOGOUT_REDIRECT_URIS', '')),
+      // OpenID back-channel logout: where the provider POSTs logout tokens (with `sid`).
+      ...(env('BACKCHANNEL_LOGOUT_URI', '') ? {
+        backchannel_logout_uri: env('BACKCHANNEL_LOGOUT_URI', ''),
+        backchannel_logout_session_required: true,
+      } : {}),
       grant_types: ['authorization_code', 'client_credentials'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -164,6 +172,7 @@ function configuration(tid, graphResource) {
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      backchannelLogout: { enabled: true },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -210,6 +219,9 @@ function configuration(tid, graphResource) {
         : DAEMONS[id]?.roles ?? [];
       return { tid, oid: servicePrincipalOid(id), azp: id, idtyp: 'app', ver: '2.0', roles };
     },
+    // Its outgoing requests (back-channel logout tokens) go to a gateway on loopback, which
+    // oidc-provider's guard against server-side request forgery refuses: not here.
+    fetch: (url, { dispatcher, ...options }) => globalThis.fetch(url, options),
     cookies: {
       keys: [crypto.randomBytes(32).toString('hex')],
       // Cookies are per host, not per port: keep clear of the gateway's names.
@@ -268,6 +280,17 @@ const send = (res, status, type, body) => {
   res.writeHead(status, { 'content-type': type });
   res.end(typeof body === 'string' ? body : JSON.stringify(body));
 };
+// Tests only: a JWT with the given header members and claims, signed with this provider's
+// key (RS256, its kid), so a test can send what the provider could have sent, claim by claim.
+async function testSign(req, res) {
+  const { header = {}, claims = {} } = JSON.parse((await readBody(req)).toString() || '{}');
+  const h = { alg: 'RS256', kid: SIGNING_KEY.kid, ...header };
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const input = `${part(h)}.${part(claims)}`;
+  const key = crypto.createPrivateKey({ key: SIGNING_KEY, format: 'jwk' });
+  const sig = crypto.sign('RSA-SHA256', Buffer.from(input), key).toString('base64url');
+  return send(res, 200, 'application/jwt', `${input}.${sig}`);
+}
 const graphError = (res, status, code, message) => send(res, status, 'application/json', { error: { code, message, innerError: { 'request-id': crypto.randomUUID() } } });
 
 const server = http.createServer();
@@ -365,6 +388,7 @@ server.listen(Number(env('PORT', '0')), '127.0.0.1', () => {
       }
       if (path.startsWith(`${ORG}/`)) return organizations(req, res, path.slice(ORG.length), query);
       if (path.startsWith('/graph/')) return graph(req, res, path.slice('/graph'.length));
+      if (path === '/test/sign' && req.method === 'POST') return testSign(req, res);
       return send(res, 404, 'text/plain', 'not found');
     };
     handle().catch((e) => send(res, 500, 'text/plain', String(e)));

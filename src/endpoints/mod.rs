@@ -6,6 +6,7 @@
 //! - `oidc`: `/callback/<provider>`, the OpenID Connect redirect back;
 //! - `saml`: `/saml/<provider>/{acs,metadata}`; `saml_logout`: `/saml/<provider>/slo`;
 //! - `sign_out`: `/sign_out` (confirmation page, then POST) and `/signed_out`;
+//! - `backchannel_logout`: `/backchannel_logout/<provider>`, an OpenID provider's logout token;
 //! - `forward_auth`: `/auth`, an ingress controller's question;
 //! - `scim`: `/scim/v2/...`, SCIM provisioning's HTTP side (what it does: `crate::scim`).
 
