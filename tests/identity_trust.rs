@@ -133,19 +133,6 @@ fn access_claims(base: &str, v1: bool) -> Value {
         "groups": [STAFF], "iat": t - 10, "nbf": t - 10, "exp": t + 600})
 }
 
-fn merged(mut base: Value, over: Value) -> Value {
-    if let (Some(b), Some(o)) = (base.as_object_mut(), over.as_object()) {
-        for (k, v) in o {
-            if v.is_null() {
-                b.remove(k);
-            } else {
-                b.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    base
-}
-
 fn bearer(gw: &Gateway, path: &str, token: &str) -> reqwest::blocking::Response {
     api()
         .get(format!("{}{path}", gw.url))

@@ -74,3 +74,18 @@ pub fn assert_identity(headers: &serde_json::Value, who: &TestUser, provider: &s
     }
     assert_eq!(h["x-auth-provider"], provider, "provider: {h}");
 }
+
+/// `base` (a JSON object: claims, a body) with the members of `over` set; a null in `over`
+/// removes that member.
+pub fn merged(mut base: serde_json::Value, over: serde_json::Value) -> serde_json::Value {
+    if let (Some(b), Some(o)) = (base.as_object_mut(), over.as_object()) {
+        for (k, v) in o {
+            if v.is_null() {
+                b.remove(k);
+            } else {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    base
+}
