@@ -1,7 +1,7 @@
 //! Every Prometheus series the gateway exports, in one place, on its own registry.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
@@ -58,159 +58,220 @@ const REQUEST_BUCKETS: &[f64] = &[
 /// Latency buckets for identity provider fetches (seconds).
 const FETCH_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// One series as it is registered: name, help, labels (none for a plain counter or gauge)
+/// and, for a histogram, its buckets.
+struct Series {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    buckets: &'static [f64],
+}
+
+const REQUESTS: Series = Series {
+    name: "authgate_requests_total",
+    help: "Requests handled, by route and status code",
+    labels: &["route", "status"],
+    buckets: &[],
+};
+const SIGN_INS: Series = Series {
+    name: "authgate_sign_ins_total",
+    help: "Completed sign-in attempts, by provider and result",
+    labels: &["provider", "result"],
+    buckets: &[],
+};
+const UPSTREAM_DURATION: Series = Series {
+    name: "authgate_upstream_duration_seconds",
+    help: "Time until the upstream's response header arrived, by route",
+    labels: &["route"],
+    buckets: REQUEST_BUCKETS,
+};
+const SESSION_REJECTIONS: Series = Series {
+    name: "authgate_session_rejections_total",
+    help: "Session cookies presented but not accepted, by reason",
+    labels: &["reason"],
+    buckets: &[],
+};
+const IDP_FETCHES: Series = Series {
+    name: "authgate_idp_fetches_total",
+    help: "Identity provider discovery and key fetches, by provider, kind and result",
+    labels: &["provider", "kind", "result"],
+    buckets: &[],
+};
+const IDP_READY: Series = Series {
+    name: "authgate_idp_ready",
+    help: "1 when the provider's metadata and keys are loaded",
+    labels: &["provider"],
+    buckets: &[],
+};
+const BUILD_INFO: Series = Series {
+    name: "authgate_build_info",
+    help: "Build information; always 1",
+    labels: &["version"],
+    buckets: &[],
+};
+const SIGN_OUTS: Series = Series {
+    name: "authgate_sign_outs_total",
+    help: "Sign-outs, by provider",
+    labels: &["provider"],
+    buckets: &[],
+};
+const REQUEST_DURATION: Series = Series {
+    name: "authgate_request_duration_seconds",
+    help: "Time from request to the end of the response, by route",
+    labels: &["route"],
+    buckets: REQUEST_BUCKETS,
+};
+const DENIALS: Series = Series {
+    name: "authgate_denials_total",
+    help: "Requests refused, by reason (unauthenticated, no_route, policy denials, refused request forms, ...)",
+    labels: &["reason"],
+    buckets: &[],
+};
+const UPSTREAM_ERRORS: Series = Series {
+    name: "authgate_upstream_errors_total",
+    help: "Requests the upstream failed, by route and reason (tls_certificate, tls_handshake, connect_refused, timeout, ...)",
+    labels: &["route", "reason"],
+    buckets: &[],
+};
+const IDP_FETCH_DURATION: Series = Series {
+    name: "authgate_idp_fetch_duration_seconds",
+    help: "Identity provider discovery and key fetch latency, by provider and kind",
+    labels: &["provider", "kind"],
+    buckets: FETCH_BUCKETS,
+};
+const SESSIONS_STORED: Series = Series {
+    name: "authgate_sessions_stored",
+    help: "Sessions held server-side by this replica (memory store; 0 with the cookie store)",
+    labels: &[],
+    buckets: &[],
+};
+const CONFIG_RELOADS: Series = Series {
+    name: "authgate_config_reloads_total",
+    help: "Configuration reloads, by result",
+    labels: &["result"],
+    buckets: &[],
+};
+const SESSION_STORE_UP: Series = Series {
+    name: "authgate_session_store_up",
+    help: "1 while the session store answers (Redis); always 1 for the cookie and memory stores",
+    labels: &[],
+    buckets: &[],
+};
+const SESSION_STORE_ERRORS: Series = Series {
+    name: "authgate_session_store_errors_total",
+    help: "Session store commands that failed (Redis unavailable or too slow)",
+    labels: &[],
+    buckets: &[],
+};
+const SAML_CERT_EXPIRY: Series = Series {
+    name: "authgate_saml_idp_certificate_expiry_timestamp_seconds",
+    help: "When the earliest trusted SAML IdP signing certificate expires (Unix time)",
+    labels: &["provider"],
+    buckets: &[],
+};
+const SCIM_REQUESTS: Series = Series {
+    name: "authgate_scim_requests_total",
+    help: "SCIM provisioning requests, by resource, operation and result",
+    labels: &["resource", "op", "result"],
+    buckets: &[],
+};
+const SCIM_USERS: Series = Series {
+    name: "authgate_scim_users",
+    help: "Users in the SCIM directory (counted after each change through this replica)",
+    labels: &[],
+    buckets: &[],
+};
+const SCIM_GROUPS: Series = Series {
+    name: "authgate_scim_groups",
+    help: "Groups in the SCIM directory (counted after each change through this replica)",
+    labels: &[],
+    buckets: &[],
+};
+const SCIM_WEBHOOKS: Series = Series {
+    name: "authgate_scim_webhook_calls_total",
+    help: "Provisioning webhook calls, by event and result",
+    labels: &["event", "result"],
+    buckets: &[],
+};
+const TLS_RELOADS: Series = Series {
+    name: "authgate_tls_reloads_total",
+    help: "Listener certificate files re-read after a change, by result (an error keeps the previous certificates)",
+    labels: &["result"],
+    buckets: &[],
+};
+const TLS_EXPIRY: Series = Series {
+    name: "authgate_tls_certificate_expiry_timestamp_seconds",
+    help: "When each listener certificate expires (Unix time), by its first DNS name",
+    labels: &["name"],
+    buckets: &[],
+};
+
+const UP: Series = Series {
+    name: "authgate_up",
+    help: "1 while the gateway process is serving",
+    labels: &[],
+    buckets: &[],
+};
+
+/// Registers `m` on `r` and hands it back.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    m: M,
+) -> Result<M, prometheus::Error> {
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+fn counters(r: &Registry, s: &Series) -> Result<IntCounterVec, prometheus::Error> {
+    registered(r, IntCounterVec::new(Opts::new(s.name, s.help), s.labels)?)
+}
+
+fn gauges(r: &Registry, s: &Series) -> Result<IntGaugeVec, prometheus::Error> {
+    registered(r, IntGaugeVec::new(Opts::new(s.name, s.help), s.labels)?)
+}
+
+fn histograms(r: &Registry, s: &Series) -> Result<HistogramVec, prometheus::Error> {
+    let opts = HistogramOpts::new(s.name, s.help).buckets(s.buckets.to_vec());
+    registered(r, HistogramVec::new(opts, s.labels)?)
+}
+
+fn counter(r: &Registry, s: &Series) -> Result<prometheus::IntCounter, prometheus::Error> {
+    registered(r, prometheus::IntCounter::new(s.name, s.help)?)
+}
+
+fn gauge(r: &Registry, s: &Series) -> Result<IntGauge, prometheus::Error> {
+    registered(r, IntGauge::new(s.name, s.help)?)
+}
+
 impl Metrics {
-    /// Every series, each named once and registered on the gateway's own registry.
+    /// Every series (the table above), registered on the gateway's own registry.
     pub fn new() -> Result<Self, prometheus::Error> {
-        use prometheus::{
-            register_histogram_vec_with_registry, register_int_counter_vec_with_registry,
-            register_int_counter_with_registry, register_int_gauge_vec_with_registry,
-            register_int_gauge_with_registry,
-        };
         let r = Registry::new();
         let m = Self {
-            requests: register_int_counter_vec_with_registry!(
-                "authgate_requests_total",
-                "Requests handled, by route and status code",
-                &["route", "status"],
-                r
-            )?,
-            sign_ins: register_int_counter_vec_with_registry!(
-                "authgate_sign_ins_total",
-                "Completed sign-in attempts, by provider and result",
-                &["provider", "result"],
-                r
-            )?,
-            upstream_duration: register_histogram_vec_with_registry!(
-                HistogramOpts::new(
-                    "authgate_upstream_duration_seconds",
-                    "Time until the upstream's response header arrived, by route",
-                )
-                .buckets(REQUEST_BUCKETS.to_vec()),
-                &["route"],
-                r
-            )?,
-            session_rejections: register_int_counter_vec_with_registry!(
-                "authgate_session_rejections_total",
-                "Session cookies presented but not accepted, by reason",
-                &["reason"],
-                r
-            )?,
-            idp_fetches: register_int_counter_vec_with_registry!(
-                "authgate_idp_fetches_total",
-                "Identity provider discovery and key fetches, by provider, kind and result",
-                &["provider", "kind", "result"],
-                r
-            )?,
-            idp_ready: register_int_gauge_vec_with_registry!(
-                "authgate_idp_ready",
-                "1 when the provider's metadata and keys are loaded",
-                &["provider"],
-                r
-            )?,
-            build_info: register_int_gauge_vec_with_registry!(
-                "authgate_build_info",
-                "Build information; always 1",
-                &["version"],
-                r
-            )?,
-            sign_outs: register_int_counter_vec_with_registry!(
-                "authgate_sign_outs_total",
-                "Sign-outs, by provider",
-                &["provider"],
-                r
-            )?,
-            up: register_int_gauge_with_registry!("authgate_up", "1 while the gateway process is serving", r)?,
-            request_duration: register_histogram_vec_with_registry!(
-                HistogramOpts::new(
-                    "authgate_request_duration_seconds",
-                    "Time from request to the end of the response, by route",
-                )
-                .buckets(REQUEST_BUCKETS.to_vec()),
-                &["route"],
-                r
-            )?,
-            denials: register_int_counter_vec_with_registry!(
-                "authgate_denials_total",
-                "Requests refused, by reason (unauthenticated, no_route, policy denials, refused request forms, ...)",
-                &["reason"],
-                r
-            )?,
-            upstream_errors: register_int_counter_vec_with_registry!(
-                "authgate_upstream_errors_total",
-                "Requests the upstream failed, by route and reason (tls_certificate, tls_handshake, connect_refused, timeout, ...)",
-                &["route", "reason"],
-                r
-            )?,
-            idp_fetch_duration: register_histogram_vec_with_registry!(
-                HistogramOpts::new(
-                    "authgate_idp_fetch_duration_seconds",
-                    "Identity provider discovery and key fetch latency, by provider and kind",
-                )
-                .buckets(FETCH_BUCKETS.to_vec()),
-                &["provider", "kind"],
-                r
-            )?,
-            sessions_stored: register_int_gauge_with_registry!(
-                "authgate_sessions_stored",
-                "Sessions held server-side by this replica (memory store; 0 with the cookie store)",
-                r
-            )?,
-            config_reloads: register_int_counter_vec_with_registry!(
-                "authgate_config_reloads_total",
-                "Configuration reloads, by result",
-                &["result"],
-                r
-            )?,
-            session_store_up: register_int_gauge_with_registry!(
-                "authgate_session_store_up",
-                "1 while the session store answers (Redis); always 1 for the cookie and memory stores",
-                r
-            )?,
-            session_store_errors: register_int_counter_with_registry!(
-                "authgate_session_store_errors_total",
-                "Session store commands that failed (Redis unavailable or too slow)",
-                r
-            )?,
-            saml_cert_expiry: register_int_gauge_vec_with_registry!(
-                "authgate_saml_idp_certificate_expiry_timestamp_seconds",
-                "When the earliest trusted SAML IdP signing certificate expires (Unix time)",
-                &["provider"],
-                r
-            )?,
-            scim_requests: register_int_counter_vec_with_registry!(
-                "authgate_scim_requests_total",
-                "SCIM provisioning requests, by resource, operation and result",
-                &["resource", "op", "result"],
-                r
-            )?,
-            scim_users: register_int_gauge_with_registry!(
-                "authgate_scim_users",
-                "Users in the SCIM directory (counted after each change through this replica)",
-                r
-            )?,
-            scim_groups: register_int_gauge_with_registry!(
-                "authgate_scim_groups",
-                "Groups in the SCIM directory (counted after each change through this replica)",
-                r
-            )?,
-            scim_webhooks: register_int_counter_vec_with_registry!(
-                "authgate_scim_webhook_calls_total",
-                "Provisioning webhook calls, by event and result",
-                &["event", "result"],
-                r
-            )?,
-            tls_reloads: register_int_counter_vec_with_registry!(
-                "authgate_tls_reloads_total",
-                "Listener certificate files re-read after a change, by result (an error keeps the previous certificates)",
-                &["result"],
-                r
-            )?,
-            tls_expiry: register_int_gauge_vec_with_registry!(
-                "authgate_tls_certificate_expiry_timestamp_seconds",
-                "When each listener certificate expires (Unix time), by its first DNS name",
-                &["name"],
-                r
-            )?,
+            requests: counters(&r, &REQUESTS)?,
+            sign_ins: counters(&r, &SIGN_INS)?,
+            upstream_duration: histograms(&r, &UPSTREAM_DURATION)?,
+            session_rejections: counters(&r, &SESSION_REJECTIONS)?,
+            idp_fetches: counters(&r, &IDP_FETCHES)?,
+            idp_ready: gauges(&r, &IDP_READY)?,
+            build_info: gauges(&r, &BUILD_INFO)?,
+            sign_outs: counters(&r, &SIGN_OUTS)?,
+            request_duration: histograms(&r, &REQUEST_DURATION)?,
+            denials: counters(&r, &DENIALS)?,
+            upstream_errors: counters(&r, &UPSTREAM_ERRORS)?,
+            idp_fetch_duration: histograms(&r, &IDP_FETCH_DURATION)?,
+            sessions_stored: gauge(&r, &SESSIONS_STORED)?,
+            config_reloads: counters(&r, &CONFIG_RELOADS)?,
+            session_store_up: gauge(&r, &SESSION_STORE_UP)?,
+            session_store_errors: counter(&r, &SESSION_STORE_ERRORS)?,
+            saml_cert_expiry: gauges(&r, &SAML_CERT_EXPIRY)?,
+            scim_requests: counters(&r, &SCIM_REQUESTS)?,
+            scim_users: gauge(&r, &SCIM_USERS)?,
+            scim_groups: gauge(&r, &SCIM_GROUPS)?,
+            scim_webhooks: counters(&r, &SCIM_WEBHOOKS)?,
+            tls_reloads: counters(&r, &TLS_RELOADS)?,
+            tls_expiry: gauges(&r, &TLS_EXPIRY)?,
+            up: gauge(&r, &UP)?,
             registry: r,
         };
         // Every label combination a dashboard or alert expects exists from the start.
