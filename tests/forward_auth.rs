@@ -40,7 +40,7 @@ impl Topology {
             &self
                 .cfg
                 .clone()
-                .on(port, admin)
+                .listen(port, admin)
                 .forward_auth("traefik", &["127.0.0.1/32"]),
         )
     }

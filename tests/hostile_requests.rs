@@ -445,7 +445,7 @@ impl Topology {
     /// returns it and its `host:port`.
     fn another(&self, edit: impl Fn(ConfigBuilder) -> ConfigBuilder) -> (Gateway, String) {
         let (port, admin) = (free_port(), free_port());
-        let gw = start_built(&edit(self.cfg.clone().on(port, admin)));
+        let gw = start_built(&edit(self.cfg.clone().listen(port, admin)));
         let addr = gw.url.trim_start_matches("http://").to_string();
         (gw, addr)
     }

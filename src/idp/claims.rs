@@ -100,6 +100,15 @@ pub(crate) fn string_claim(claims: &Value, name: &str) -> Option<String> {
     }
 }
 
+/// A token's `aud`: one string or a list of them.
+pub(crate) fn audiences(claims: &Value) -> Vec<&str> {
+    match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
 pub(crate) fn list_claim(claims: &Value, name: &str) -> Vec<String> {
     match claims.get(name) {
         Some(Value::Array(items)) => items

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::claims::jwt_part;
+use super::claims::{audiences, jwt_part, string_claim};
 use super::entra::Versions;
 use super::oidc::OidcProvider;
 
@@ -68,15 +68,6 @@ impl LogoutTokenError {
     }
 }
 
-/// A short string claim, or None (absent, empty, not a string, or longer than `max`).
-fn short(claims: &Value, name: &str, max: usize) -> Option<String> {
-    claims
-        .get(name)?
-        .as_str()
-        .filter(|s| !s.is_empty() && s.len() <= max)
-        .map(str::to_string)
-}
-
 impl OidcProvider {
     /// Checks a logout token as §2.6 asks: the provider's signature (asymmetric algorithms
     /// only, the key named by `kid`), `typ` if present, `iss` (the provider's issuer rule),
@@ -111,20 +102,15 @@ impl OidcProvider {
         self.dialect
             .token_issuer(&loaded.facts(), token, &claims, Versions::V2)
             .map_err(LogoutTokenError::Issuer)?;
-        let audiences: Vec<String> = match claims.get("aud") {
-            Some(Value::String(a)) => vec![a.clone()],
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            _ => Vec::new(),
-        };
-        if !audiences.iter().any(|a| *a == self.cfg.client_id) {
-            return Err(LogoutTokenError::Audience(audiences));
+        let audiences = audiences(&claims);
+        if !audiences.contains(&self.cfg.client_id.as_str()) {
+            let named = audiences.iter().map(|a| a.to_string()).collect();
+            return Err(LogoutTokenError::Audience(named));
         }
         self.logout_token_times(&claims, now)?;
-        let jti = short(&claims, "jti", 256).ok_or(LogoutTokenError::NoJti)?;
+        let jti = string_claim(&claims, "jti")
+            .filter(|j| j.len() <= 256)
+            .ok_or(LogoutTokenError::NoJti)?;
         let is_logout = claims
             .get("events")
             .and_then(|e| e.get(BACKCHANNEL_EVENT))
@@ -135,7 +121,7 @@ impl OidcProvider {
         if claims.get("nonce").is_some() {
             return Err(LogoutTokenError::Nonce);
         }
-        let (sub, sid) = (short(&claims, "sub", 512), short(&claims, "sid", 512));
+        let (sub, sid) = (string_claim(&claims, "sub"), string_claim(&claims, "sid"));
         if sub.is_none() && sid.is_none() {
             return Err(LogoutTokenError::NoSubject);
         }

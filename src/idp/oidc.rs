@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::claims::{id_token_claims, identity_from_claims, token_times};
+use super::claims::{audiences, id_token_claims, identity_from_claims, token_times};
 use super::claims::{issuer_matches, jwt_kid, jwt_part, jwt_payload, list_claim, string_claim};
 use super::dialect::{Dialect, IssuerFacts};
 use super::entra;
@@ -508,11 +508,7 @@ impl OidcProvider {
         }
         let loaded = self.check_signature(token).await?;
         let claims = jwt_payload(token).ok_or_else(|| bad("JWT payload is not JSON".into()))?;
-        let audiences: Vec<&str> = match claims.get("aud") {
-            Some(Value::String(a)) => vec![a.as_str()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
+        let audiences = audiences(&claims);
         if !audiences.contains(&audience.as_str()) {
             return Err(bad(format!(
                 "token audience {audiences:?} is not this API ({audience:?})"

@@ -16,8 +16,12 @@ pub(crate) struct Revocations {
     users: Cache<(Arc<str>, String), u64>,
     /// (provider, NameID, SessionIndex or "") → sessions of that subject issued until then.
     by_idp: Cache<(Arc<str>, String, String), u64>,
-    /// Set once a user or an IdP ended anything: until then the hot path skips the lookups.
-    any_ended: AtomicBool,
+    /// Set once a user's sessions were ended: until then the hot path skips that lookup.
+    any_user: AtomicBool,
+    /// Set once an IdP ended a session; `any_by_index` once it named only the index (an
+    /// OpenID logout token with `sid` alone). Until then the hot path skips those lookups.
+    any_by_idp: AtomicBool,
+    any_by_index: AtomicBool,
 }
 
 impl Revocations {
@@ -35,7 +39,9 @@ impl Revocations {
                 .max_capacity(1_000_000)
                 .time_to_live(lifetime)
                 .build(),
-            any_ended: AtomicBool::new(false),
+            any_user: AtomicBool::new(false),
+            any_by_idp: AtomicBool::new(false),
+            any_by_index: AtomicBool::new(false),
         }
     }
 
@@ -50,7 +56,7 @@ impl Revocations {
     pub(crate) fn revoke_user(&self, provider: &str, user: &str, now: u64) {
         self.users
             .insert((crate::identity::shared(provider), user.to_string()), now);
-        self.any_ended.store(true, Ordering::Release);
+        self.any_user.store(true, Ordering::Release);
     }
 
     pub(crate) fn end_by_idp(
@@ -71,21 +77,24 @@ impl Revocations {
             self.by_idp
                 .insert((provider.clone(), name_id.to_string(), index.clone()), now);
         }
-        self.any_ended.store(true, Ordering::Release);
+        if name_id.is_empty() {
+            self.any_by_index.store(true, Ordering::Release);
+        }
+        self.any_by_idp.store(true, Ordering::Release);
     }
 
     pub(crate) fn is_ended(&self, identity: &Identity, issued: u64) -> bool {
-        if !self.any_ended.load(Ordering::Acquire) {
-            return false;
-        }
-        let user_ended = self
-            .users
-            .get(&(identity.provider.clone(), identity.user.clone()))
-            .is_some_and(|at| issued <= at);
-        if user_ended {
-            return true;
-        }
-        let index = identity.session_index.clone().unwrap_or_default();
+        let user_ended = self.any_user.load(Ordering::Acquire)
+            && self
+                .users
+                .get(&(identity.provider.clone(), identity.user.clone()))
+                .is_some_and(|at| issued <= at);
+        user_ended || (self.any_by_idp.load(Ordering::Acquire) && self.idp_ended(identity, issued))
+    }
+
+    /// The session's IdP session was ended (by its name, its index, or both) after `issued`.
+    fn idp_ended(&self, identity: &Identity, issued: u64) -> bool {
+        let index = identity.session_index.as_deref().unwrap_or("");
         let ended = |name_id: &str, index: &str| {
             self.by_idp
                 .get(&(
@@ -95,13 +104,12 @@ impl Revocations {
                 ))
                 .is_some_and(|at| issued <= at)
         };
-        // An IdP session ended by index alone (an OpenID logout token with only `sid`).
-        if !index.is_empty() && ended("", &index) {
+        if !index.is_empty() && self.any_by_index.load(Ordering::Acquire) && ended("", index) {
             return true;
         }
         let Some(name_id) = &identity.name_id else {
             return false;
         };
-        ended(name_id, "") || (!index.is_empty() && ended(name_id, &index))
+        ended(name_id, "") || (!index.is_empty() && ended(name_id, index))
     }
 }

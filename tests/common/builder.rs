@@ -328,10 +328,6 @@ impl ConfigBuilder {
             .map(|r| r.upstream.clone())
             .unwrap_or_default()
     }
-    /// The same configuration on other ports (a second gateway, a replica).
-    pub fn on(self, port: u16, admin: u16) -> Self {
-        self.listen(port, admin)
-    }
     pub fn listen(mut self, port: u16, admin: u16) -> Self {
         self.listen = format!("127.0.0.1:{port}");
         self.admin = format!("127.0.0.1:{admin}");
