@@ -350,7 +350,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_resources_are_refused_with_their_reason() {
+    fn bad_users_are_refused_with_their_reason() {
         let cases: Vec<(Kind, Value, &str)> = vec![
             (Kind::User, json!([]), "invalidSyntax"),
             (Kind::User, json!({"userName": "a"}), "invalidSyntax"),
@@ -429,6 +429,13 @@ mod tests {
                 json!({"schemas": [USER_SCHEMA], "userName": "a", ENTERPRISE: "x"}),
                 "invalidValue",
             ),
+        ];
+        refused(cases);
+    }
+
+    #[test]
+    fn bad_groups_are_refused_with_their_reason() {
+        let cases: Vec<(Kind, Value, &str)> = vec![
             (
                 Kind::Group,
                 json!({"schemas": [GROUP_SCHEMA]}),
@@ -455,6 +462,11 @@ mod tests {
                 "invalidValue",
             ),
         ];
+        refused(cases);
+    }
+
+    /// Each body is refused (400) with its SCIM error type.
+    fn refused(cases: Vec<(Kind, Value, &str)>) {
         for (kind, body, want) in cases {
             let e = accept(kind, &body).expect_err(&body.to_string());
             assert_eq!(e.scim_type, Some(want), "{body}");
