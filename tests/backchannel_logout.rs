@@ -261,6 +261,12 @@ fn forged_altered_replayed_and_misdirected_logout_tokens_end_nothing() {
         ),
         ("not a JWT", "not.a.jwt".to_string(), "signature"),
         ("empty", String::new(), "signature"),
+        ("larger than 16 KiB", "a".repeat(17 * 1024), "too_large"),
+        (
+            "a form larger than any token",
+            "a".repeat(64 * 1024),
+            "too_large",
+        ),
     ];
     for (what, token, reason) in &cases {
         let (status, body) = post(&w, "test-idp", token);
