@@ -50,6 +50,7 @@ fn bench(c: &mut Criterion) {
             cookie_name: "authgate_session".into(),
             lifetime: Duration::from_secs(8 * 3600),
             idle_timeout: Duration::from_secs(3600),
+            lifecycle: Default::default(),
             secure: true,
             secret: Secret("b".repeat(48)),
             store,

@@ -53,6 +53,7 @@ fn main() {
         cookie_name: "authgate_session".into(),
         lifetime: Duration::from_secs(8 * 3600),
         idle_timeout: Duration::from_secs(3600),
+        lifecycle: Default::default(),
         secure: true,
         secret: Secret("m".repeat(48)),
         store: if redis_port.is_some() {

@@ -114,11 +114,14 @@ impl Answer {
         resp.insert_header("content-length", self.body.len().to_string())?;
         resp.insert_header("cache-control", "no-store")?;
         resp.insert_header("content-type", self.content_type)?;
-        if self.content_type.starts_with("text/html") {
+        let own_csp = self.header_value("content-security-policy").is_some();
+        if self.content_type.starts_with("text/html") && !own_csp {
             resp.insert_header(
                 "content-security-policy",
                 "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
             )?;
+        }
+        if self.content_type.starts_with("text/html") {
             resp.insert_header("referrer-policy", "no-referrer")?;
         }
         for (k, v) in &self.headers {
@@ -230,6 +233,30 @@ impl Answer {
             )
         };
         answer.header("retry-after", "5".to_string())
+    }
+
+    /// The session ended while in use (its re-check: the IdP refused, or could not be reached
+    /// for too long): a page with a sign-in link for people, a 401 for programs. Never a
+    /// redirect to the IdP from here, so a refusing IdP cannot start a loop.
+    pub fn session_expired(html: bool, sign_in: &str) -> Self {
+        if html {
+            return Self::page_with(
+                401,
+                "Your sign-in has expired",
+                "Your identity provider no longer vouches for this session (you may have been signed out or disabled, or your access changed). Sign in again to continue.",
+                Some("Reason: session_expired"),
+                Some((sign_in, "Sign in again")),
+            );
+        }
+        Self::json(
+            401,
+            serde_json::json!({
+                "error": "session_expired",
+                "message": "the session ended; sign in again",
+                "sign_in": sign_in,
+            }),
+        )
+        .header("www-authenticate", "Session realm=\"authgate\"".to_string())
     }
 
     /// A route's policy said no: a page for people (`html`), JSON for programs.

@@ -9,6 +9,7 @@ use crate::identity::Identity;
 use crate::idp::oidc::{pick_by_issuer, OidcProvider};
 use crate::idp::IdpError;
 use crate::policy;
+use crate::recheck::Settled;
 use crate::route::Route;
 use crate::scim::effects::Refusal;
 use crate::session::{now_secs, Check, Rejection};
@@ -38,8 +39,13 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
         Bearer::Refused(answer) => return Auth::Refused(answer),
         Bearer::Verified(identity) => (identity, None),
         Bearer::Absent => match session_of(core, down).await {
-            Err(StoreDown) => {
+            Err(Unusable::StoreDown) => {
                 return Auth::Refused(Answer::store_unavailable(wants_html(down.req())))
+            }
+            Err(Unusable::Expired) => {
+                let provider = core.providers.get(route.provider).map_or("", |p| p.name());
+                let again = core.sign_in_link(down.req(), provider);
+                return Auth::Refused(Answer::session_expired(wants_html(down.req()), &again));
             }
             Ok(Some((identity, _))) if !route.accepts(&identity.provider) => {
                 // Signed in, but with a provider this route does not take: no session
@@ -75,16 +81,21 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
     }
 }
 
-/// A session cookie could not be checked: the session store does not answer (and this
-/// replica has not read that session recently enough to vouch for it).
-#[derive(Debug)]
-pub(crate) struct StoreDown;
+/// A session cookie could not be used.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    /// The session store does not answer (and this replica has not read that session
+    /// recently enough to vouch for it).
+    StoreDown,
+    /// Its re-check ended it just now: the caller must sign in again, and is told so.
+    Expired,
+}
 
 /// The session, if the request carries a valid one (and the re-issued cookie value).
 pub(crate) async fn session_of(
     core: &Core,
     down: &mut dyn Downstream,
-) -> Result<Option<(Arc<Identity>, Option<String>)>, StoreDown> {
+) -> Result<Option<(Arc<Identity>, Option<String>)>, Unusable> {
     let now = now_secs();
     let mut unchecked = false;
     for value in core.cookies.sessions(down.req()) {
@@ -92,7 +103,16 @@ pub(crate) async fn session_of(
             Check::Valid {
                 identity,
                 refreshed,
-            } => return Ok(Some((identity, refreshed))),
+                held,
+            } => {
+                let Some(recheck) = &core.recheck else {
+                    return Ok(Some((identity, refreshed)));
+                };
+                return match recheck.settle(identity, &held, now).await {
+                    Settled::Current(identity) => Ok(Some((identity, refreshed))),
+                    Settled::Ended => Err(Unusable::Expired),
+                };
+            }
             Check::Rejected(r) => {
                 log::debug!("session cookie rejected: {}", r.label());
                 core.metrics.session_rejected(r.label());
@@ -101,7 +121,7 @@ pub(crate) async fn session_of(
         }
     }
     if unchecked {
-        Err(StoreDown)
+        Err(Unusable::StoreDown)
     } else {
         Ok(None)
     }

@@ -133,9 +133,12 @@ impl Reader<'_> {
         let trusted_proxies = self.cidrs(&mut top, "trusted_proxies");
         let forward_auth = self.forward_auth(&mut top, &trusted_proxies);
 
-        let providers = self.providers(&mut top);
+        let mut providers = self.providers(&mut top);
         let routes = self.routes(&mut top, &providers);
-        let session = self.session(&mut top, public_url.as_ref());
+        let mut session = self.session(&mut top, public_url.as_ref());
+        if let Some(session) = &mut session {
+            self.provider_timers(&mut providers, session);
+        }
         let headers = self.headers(&mut top);
         let names: Vec<String> = providers.iter().flatten().map(|p| p.name.clone()).collect();
         let has_scim = top.map.is_some_and(|m| m.contains_key("scim"));

@@ -347,6 +347,7 @@ mod tests {
             cookie_name: "sess".into(),
             lifetime: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(600),
+            lifecycle: Default::default(),
             secure,
             secret: Secret("k".repeat(32)),
             store: StoreKind::Cookie,

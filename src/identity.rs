@@ -38,9 +38,17 @@ pub struct Identity {
     /// Provisioned attributes configured as headers (`scim.headers`): (attribute, value).
     #[serde(rename = "x", default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<(String, String)>,
+    /// When the IdP last vouched for this identity (the sign-in, or the last re-check),
+    /// seconds since the epoch: what `recheck_every` counts from.
+    #[serde(rename = "ck", default, skip_serializing_if = "is_zero")]
+    pub checked_at: u64,
     /// The identity headers, built once per identity and header plan (never serialized).
     #[serde(skip)]
     pub prepared: Prepared,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One shared copy of a short string many identities carry (provider names, tenant IDs):

@@ -54,6 +54,7 @@ pub mod tls;
 mod admin;
 mod admin_api;
 mod authenticate;
+mod recheck;
 mod cookies;
 mod endpoints;
 mod fetch;

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub sign_outs: IntCounterVec,
     pub up: IntGauge,
+    rechecks: IntCounterVec,
+    idp_logouts: IntCounterVec,
     /// Whole-request time as seen by the gateway, by route.
     pub request_duration: HistogramVec,
     /// Requests refused for lack of authentication or trust, by bounded reason.
@@ -205,6 +207,18 @@ const TLS_EXPIRY: Series = Series {
     labels: &["name"],
     buckets: &[],
 };
+const RECHECKS: Series = Series {
+    name: "authgate_session_rechecks_total",
+    help: "Session re-checks with the IdP, by provider and result (renewed, refused, unreachable, busy, expired)",
+    labels: &["provider", "result"],
+    buckets: &[],
+};
+const LOGOUT_CHANNELS: Series = Series {
+    name: "authgate_idp_logouts_total",
+    help: "Logouts an IdP asked for, by provider, channel (backchannel, frontchannel, saml) and result",
+    labels: &["provider", "channel", "result"],
+    buckets: &[],
+};
 
 const UP: Series = Series {
     name: "authgate_up",
@@ -271,6 +285,8 @@ impl Metrics {
             scim_webhooks: counters(&r, &SCIM_WEBHOOKS)?,
             tls_reloads: counters(&r, &TLS_RELOADS)?,
             tls_expiry: gauges(&r, &TLS_EXPIRY)?,
+            rechecks: counters(&r, &RECHECKS)?,
+            idp_logouts: counters(&r, &LOGOUT_CHANNELS)?,
             up: gauge(&r, &UP)?,
             registry: r,
         };
@@ -299,6 +315,18 @@ impl Metrics {
     /// A presented session cookie not accepted, for a bounded `reason`.
     pub fn session_rejected(&self, reason: &str) {
         self.session_rejections.with_label_values(&[reason]).inc();
+    }
+
+    /// A session re-check with `provider` came to `result`.
+    pub fn recheck(&self, provider: &str, result: &str) {
+        self.rechecks.with_label_values(&[provider, result]).inc();
+    }
+
+    /// An IdP-initiated logout through `channel` came to `result` (`ended` or a refusal).
+    pub fn idp_logout(&self, provider: &str, channel: &str, result: &str) {
+        self.idp_logouts
+            .with_label_values(&[provider, channel, result])
+            .inc();
     }
 
     pub fn signed_out(&self, provider: &str) {

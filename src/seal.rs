@@ -34,6 +34,11 @@ impl Sealer {
         if sealed.len() > MAX_COOKIE_VALUE * 2 {
             return None;
         }
+        self.open_any(name, sealed)
+    }
+
+    /// Opens a value of any size: for values kept server-side, whose size the caller bounds.
+    pub fn open_any<T: DeserializeOwned>(&self, name: &str, sealed: &str) -> Option<T> {
         let jar = CookieJar::new();
         let c = jar
             .private(&self.key)

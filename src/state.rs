@@ -40,6 +40,8 @@ pub struct Core {
     pub providers: Vec<Arc<Provider>>,
     /// SCIM provisioning (`scim:`), if configured.
     pub scim: Option<Arc<Scim>>,
+    /// Session re-checks, when a provider has `recheck_every`.
+    pub(crate) recheck: Option<Arc<crate::recheck::Rechecker>>,
     /// `X-Forwarded-Proto` and the default `X-Forwarded-Port`, from `public_url`, built once.
     pub forwarded_proto: http::HeaderValue,
     pub forwarded_port: http::HeaderValue,
@@ -96,6 +98,7 @@ impl Core {
                 previous.and_then(|p| p.scim.as_deref()),
             )?)),
         };
+        let recheck = crate::recheck::Rechecker::new(&sessions, &providers, scim.clone(), metrics);
         Ok(Core {
             routes: RouteTable::new(&cfg.routes),
             headers: HeaderPlan::new(&cfg.headers)
@@ -123,6 +126,7 @@ impl Core {
             cookies,
             providers,
             scim,
+            recheck,
             metrics: metrics.clone(),
             cfg,
         })
@@ -139,6 +143,22 @@ impl Core {
     }
 
     /// An absolute URL on the gateway's public origin.
+    /// The sign-in link for a caller of `req` (its path and query to come back to) with
+    /// `provider`: what 401 answers and the "sign-in expired" page point to.
+    pub fn sign_in_link(&self, req: &pingora::http::RequestHeader, provider: &str) -> String {
+        let path_and_query = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let return_to = crate::return_to::sanitize(path_and_query, &self.cfg.public_url);
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        format!(
+            "{}?rd={}&provider={}",
+            self.public(&format!("{}/sign_in", crate::canonical::RESERVED_PREFIX)),
+            enc(&return_to),
+            enc(provider)
+        )
+    }
+
     pub fn public(&self, path: &str) -> String {
         let mut s = self
             .cfg

@@ -26,7 +26,10 @@
 //   POST_LOGOUT_REDIRECT_URIS (comma list), BACKCHANNEL_LOGOUT_URI (the client's
 //   back-channel logout URL; off when empty).
 // For tests, POST /test/sign {"header": {...}, "claims": {...}} answers a JWT signed with
-// the provider's key.
+// the provider's key; GET /test/counts counts refresh grants (and refused ones);
+// GET /test/sid?account=alice is the `sid` of the last ID token issued to her; and
+// POST /test/users/<name> {"groups": [...], "disabled": true, ...} changes a user (a disabled
+// user's refresh is refused with invalid_grant).
 // Once listening it prints one JSON line: {"issuer": "...", "port": N, "other_tenant": "..."}.
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -53,6 +56,8 @@ const USERS = {
     xms_edov: true,
     groups: [ADMINS, STAFF],
     roles: ['Reader', 'Admin'],
+    // Entra's optional `login_hint` claim: an opaque value for the logout's logout_hint.
+    login_hint: 'O.CiQ2ZTZhM2MwYy0xZDg3LTRkMzktOWI5YS05ZDU0YTBmMGExYjE',
   },
   // Assigned to no app role: `roles` is empty.
   bob: {
@@ -150,7 +155,7 @@ function configuration(tid, graphResource) {
         backchannel_logout_uri: env('BACKCHANNEL_LOGOUT_URI', ''),
         backchannel_logout_session_required: true,
       } : {}),
-      grant_types: ['authorization_code', 'client_credentials'],
+      grant_types: ['authorization_code', 'client_credentials', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     }, ...Object.entries(DAEMONS).map(([id, d]) => ({
@@ -164,10 +169,13 @@ function configuration(tid, graphResource) {
     jwks: { keys: [SIGNING_KEY] },
     claims: {
       openid: ['sub'],
-      profile: ['name', 'preferred_username', 'tid', 'oid', 'upn', 'groups', 'roles', '_claim_names', '_claim_sources'],
+      profile: ['name', 'preferred_username', 'tid', 'oid', 'upn', 'groups', 'roles', 'login_hint', '_claim_names', '_claim_sources'],
       email: ['email', 'email_verified', 'xms_edov'],
     },
     conformIdTokenClaims: false,
+    // Every refresh returns a new refresh token and consumes the old one; using a consumed one
+    // again revokes the whole grant (oidc-provider's reuse detection), as a race would.
+    rotateRefreshToken: true,
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: true },
@@ -230,7 +238,8 @@ function configuration(tid, graphResource) {
     ttl: { AuthorizationCode: 60, IdToken: 3600, Interaction: 600, Session: 3600, Grant: 3600 },
     async findAccount(ctx, id) {
       const user = USERS[id];
-      if (!user || user.tid !== tid) return undefined;
+      // A disabled user: every refresh then answers invalid_grant, as Entra does.
+      if (!user || user.tid !== tid || user.disabled) return undefined;
       return { accountId: id, async claims() { return tokenClaims(user); } };
     },
     // Skip the consent screen, as an admin-consented Entra app does.
@@ -239,8 +248,9 @@ function configuration(tid, graphResource) {
         clientId: ctx.oidc.client.clientId,
         accountId: ctx.oidc.session.accountId,
       });
-      grant.addOIDCScope('openid profile email');
-      grant.addOIDCClaims(['tid', 'oid', 'upn', 'groups', 'roles', 'xms_edov', '_claim_names', '_claim_sources']);
+      const asked = String(ctx.oidc.params.scope || '').split(' ');
+      grant.addOIDCScope(`openid profile email${asked.includes('offline_access') ? ' offline_access' : ''}`);
+      grant.addOIDCClaims(['tid', 'oid', 'upn', 'groups', 'roles', 'xms_edov', 'login_hint', '_claim_names', '_claim_sources']);
       // A sign-in that names an API (resource=...) consents to its delegated scope.
       const resource = ctx.oidc.params.resource;
       if (typeof resource === 'string' && resource) grant.addResourceScope(resource, `${resource}/access_as_user`);
@@ -291,6 +301,36 @@ async function testSign(req, res) {
   const sig = crypto.sign('RSA-SHA256', Buffer.from(input), key).toString('base64url');
   return send(res, 200, 'application/jwt', `${input}.${sig}`);
 }
+// Tests only: what the provider did, and changes to its users.
+const counts = { refresh: 0, refresh_errors: 0 };
+const lastSid = {};
+function observe(provider) {
+  provider.on('grant.success', (ctx) => {
+    if (ctx.oidc.params.grant_type === 'refresh_token') counts.refresh += 1;
+    const idToken = ctx.body && ctx.body.id_token;
+    if (idToken) {
+      const claims = JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString());
+      const account = Object.keys(USERS).find((k) => USERS[k].sub === claims.sub);
+      if (account && claims.sid) lastSid[account] = claims.sid;
+    }
+  });
+  provider.on('grant.error', (ctx) => {
+    if (ctx.oidc.params && ctx.oidc.params.grant_type === 'refresh_token') counts.refresh_errors += 1;
+  });
+}
+async function testHooks(req, res, path, query) {
+  if (path === '/test/counts') return send(res, 200, 'application/json', counts);
+  if (path === '/test/sid') {
+    const account = new URLSearchParams(query).get('account');
+    return send(res, 200, 'application/json', { sid: lastSid[account] || null });
+  }
+  const m = path.match(/^\/test\/users\/([a-z]+)$/);
+  if (m && req.method === 'POST' && USERS[m[1]]) {
+    Object.assign(USERS[m[1]], JSON.parse((await readBody(req)).toString() || '{}'));
+    return send(res, 200, 'application/json', { ok: true });
+  }
+  return send(res, 404, 'text/plain', 'not found');
+}
 const graphError = (res, status, code, message) => send(res, status, 'application/json', { error: { code, message, innerError: { 'request-id': crypto.randomUUID() } } });
 
 const server = http.createServer();
@@ -302,6 +342,7 @@ server.listen(Number(env('PORT', '0')), '127.0.0.1', () => {
   for (const tid of [TENANT_ID, OTHER_TENANT_ID]) {
     const provider = new Provider(`${base}/${tid}/v2.0`, configuration(tid, graphResource));
     provider.proxy = false;
+    observe(provider);
     tenants[tid] = provider.callback();
   }
   const ORG = '/organizations/v2.0';
@@ -389,6 +430,7 @@ server.listen(Number(env('PORT', '0')), '127.0.0.1', () => {
       if (path.startsWith(`${ORG}/`)) return organizations(req, res, path.slice(ORG.length), query);
       if (path.startsWith('/graph/')) return graph(req, res, path.slice('/graph'.length));
       if (path === '/test/sign' && req.method === 'POST') return testSign(req, res);
+      if (path.startsWith('/test/')) return testHooks(req, res, path, query);
       return send(res, 404, 'text/plain', 'not found');
     };
     handle().catch((e) => send(res, 500, 'text/plain', String(e)));

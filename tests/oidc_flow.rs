@@ -207,6 +207,7 @@ fn tampered_expired_idle_foreign_and_absent_cookies_are_no_session() {
         iat,
         exp,
         seen,
+        idle: 0,
         id: Some(Identity {
             provider: "test-idp".into(),
             user: "minted".into(),

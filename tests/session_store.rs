@@ -148,6 +148,7 @@ fn session_config(store: StoreKind) -> SessionConfig {
         cookie_name: "sess".into(),
         lifetime: Duration::from_secs(3600),
         idle_timeout: Duration::from_secs(1800),
+        lifecycle: Default::default(),
         secure: true,
         secret: Secret("k".repeat(32)),
         store,

@@ -23,6 +23,7 @@ pub(crate) async fn backchannel_logout(
 ) -> pingora::Result<Answer> {
     let refuse = |reason: &str, why: &str| {
         core.metrics.deny("backchannel_logout_refused");
+        core.metrics.idp_logout(name, "backchannel", "refused");
         log::warn!("back-channel logout for {name} refused ({reason}): {why}");
         Answer::json(
             400,
@@ -76,6 +77,7 @@ async fn end(core: &Core, name: &str, token: &LogoutToken, now: u64) -> pingora:
         return Ok(Answer::store_unavailable(false));
     }
     core.metrics.signed_out(name);
+    core.metrics.idp_logout(name, "backchannel", "ended");
     crate::logging::audit(
         "sign_out",
         serde_json::json!({"provider": name, "sub": token.sub, "sid": token.sid,

@@ -7,10 +7,12 @@
 //! - `saml`: `/saml/<provider>/{acs,metadata}`; `saml_logout`: `/saml/<provider>/slo`;
 //! - `sign_out`: `/sign_out` (confirmation page, then POST) and `/signed_out`;
 //! - `backchannel_logout`: `/backchannel_logout/<provider>`, an OpenID provider's logout token;
+//! - `frontchannel_logout`: `/frontchannel_logout/<provider>?sid=`, its logout iframe;
 //! - `forward_auth`: `/auth`, an ingress controller's question;
 //! - `scim`: `/scim/v2/...`, SCIM provisioning's HTTP side (what it does: `crate::scim`).
 
 pub(crate) mod backchannel_logout;
+pub(crate) mod frontchannel_logout;
 pub(crate) mod forward_auth;
 pub(crate) mod oidc;
 pub(crate) mod saml;
@@ -60,6 +62,10 @@ pub(crate) async fn serve(
                 "slo" => saml_logout::slo(core, down, saml).await?,
                 _ => Answer::not_found(),
             }
+        }
+        _ if rest.starts_with("/frontchannel_logout/") => {
+            let name = &rest["/frontchannel_logout/".len()..];
+            frontchannel_logout::frontchannel_logout(core, down, name).await
         }
         _ if rest.starts_with("/backchannel_logout/") => {
             let name = &rest["/backchannel_logout/".len()..];

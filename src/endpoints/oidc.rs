@@ -72,8 +72,8 @@ pub(crate) async fn callback(
             None,
         );
     };
-    let identity = match oidc.finish(&pending, code, get("iss")).await {
-        Ok(id) => id,
+    let (identity, grant) = match oidc.finish(&pending, code, get("iss")).await {
+        Ok(done) => done,
         Err(IdpError::Denied(deny, why)) => {
             return sign_in::denied(core, provider_name, deny, &why, vec![clear]);
         }
@@ -88,6 +88,7 @@ pub(crate) async fn callback(
         core,
         provider.name(),
         identity,
+        Some(grant),
         &pending.r,
         vec![clear],
         audit,

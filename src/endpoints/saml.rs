@@ -102,7 +102,7 @@ pub(crate) async fn acs(
             };
             let audit = serde_json::json!({"protocol": "saml", "idp_initiated": pending.is_none(),
                 "assertion": verified.assertion_id});
-            Ok(sign_in::complete(core, &name, identity, &return_to, clear, audit).await)
+            Ok(sign_in::complete(core, &name, identity, None, &return_to, clear, audit).await)
         }
         Err(rejection) => {
             fail(rejection.reason());

@@ -4,7 +4,6 @@
 //! of every sign-in (`complete`, `denied`).
 
 use crate::answer::Answer;
-use crate::canonical::RESERVED_PREFIX;
 use crate::cookies::LOOP_WINDOW;
 use crate::exchange::{first, query_pairs, wants_html, Downstream};
 use crate::identity::Identity;
@@ -12,7 +11,7 @@ use crate::policy::Deny;
 use crate::return_to;
 use crate::route::Route;
 use crate::scim::effects::Refusal;
-use crate::session::{now_secs, CreateError};
+use crate::session::{now_secs, CreateError, Grant};
 use crate::state::Core;
 
 /// More trips to the IdP than this within `LOOP_WINDOW` is a sign-in loop.
@@ -50,16 +49,7 @@ pub(crate) fn challenge(core: &Core, down: &mut dyn Downstream, route: &Route) -
     if !wants_html(req) {
         // With the route's own provider: a session of any other would not be accepted here.
         let provider = core.providers.get(route.provider).map_or("", |p| p.name());
-        let enc = |s: &str| {
-            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-        };
-        let sign_in = format!(
-            "{}?rd={}&provider={}",
-            core.public(&format!("{RESERVED_PREFIX}/sign_in")),
-            enc(&return_to),
-            enc(provider)
-        );
-        return Answer::unauthenticated(Some(sign_in));
+        return Answer::unauthenticated(Some(core.sign_in_link(req, provider)));
     }
     // A browser that completed a sign-in and yet comes back without a session, again and
     // again within a minute, is in a loop (its session cookie never sticks): say so instead
@@ -177,6 +167,7 @@ pub(crate) async fn complete(
     core: &Core,
     provider: &str,
     identity: Identity,
+    grant: Option<Grant>,
     return_to: &str,
     clear: Vec<String>,
     mut audit: serde_json::Value,
@@ -214,7 +205,7 @@ pub(crate) async fn complete(
         },
     };
     let (user, tenant) = (identity.user.clone(), identity.tenant.clone());
-    match core.sessions.create(identity).await {
+    match core.sessions.create_with(identity, grant).await {
         Ok(sealed) => {
             core.metrics.count_sign_in(provider, "success");
             audit["provider"] = provider.into();

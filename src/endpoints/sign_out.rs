@@ -8,7 +8,7 @@ use crate::cookies::LOGIN_TTL;
 use crate::exchange::Downstream;
 use crate::identity::Identity;
 use crate::pages;
-use crate::session::now_secs;
+use crate::session::{now_secs, Grant};
 use crate::state::Core;
 
 /// The most a sign-out form may weigh.
@@ -84,6 +84,7 @@ pub(crate) async fn sign_out(core: &Core, down: &mut dyn Downstream) -> pingora:
             Some((&format!("{RESERVED_PREFIX}/sign_out"), "Sign out")),
         ));
     }
+    let grant = grant_presented(core, down).await;
     let who = revoke_presented(core, down).await;
     let location = match &who {
         Some(id) => {
@@ -92,7 +93,7 @@ pub(crate) async fn sign_out(core: &Core, down: &mut dyn Downstream) -> pingora:
                 serde_json::json!({"provider": id.provider, "user": id.user, "tenant": id.tenant}),
             );
             core.provider(&id.provider)
-                .and_then(|p| p.sign_out_url(id, &signed_out))
+                .and_then(|p| p.sign_out_url(id, grant.as_ref(), &signed_out))
                 .map(|u| u.to_string())
                 .unwrap_or(signed_out)
         }
@@ -101,6 +102,12 @@ pub(crate) async fn sign_out(core: &Core, down: &mut dyn Downstream) -> pingora:
     Ok(Answer::see_other(location)
         .cookie(core.cookies.clear_session())
         .cookie(core.cookies.clear_loop_trips()))
+}
+
+/// What the first session cookie presented kept from its sign-in (for the IdP's logout).
+async fn grant_presented(core: &Core, down: &mut dyn Downstream) -> Option<Grant> {
+    let value = core.cookies.sessions(down.req()).next()?.to_string();
+    core.sessions.grant_of(&value).await
 }
 
 /// Revokes every session cookie the request presents; returns the identity it belonged to.

@@ -151,3 +151,18 @@ impl OidcProvider {
         }
     }
 }
+
+impl OidcProvider {
+    /// Whether `iss` (a front-channel logout's) is this provider's issuer, exactly (with
+    /// Entra's multi-tenant template, any tenant's).
+    pub fn names_issuer(&self, iss: &str) -> bool {
+        self.current()
+            .is_ok_and(|l| super::claims::issuer_matches(l.facts().issuer, iss))
+    }
+
+    /// The origin of the provider's issuer: where its front-channel logout iframes are hosted.
+    pub fn issuer_origin(&self) -> Option<String> {
+        let origin = self.cfg.issuer.origin();
+        origin.is_tuple().then(|| origin.ascii_serialization())
+    }
+}

@@ -7,6 +7,7 @@ pub(crate) mod entra;
 pub(crate) mod logout_token;
 pub(crate) mod oidc;
 pub(crate) mod read;
+pub(crate) mod refresh;
 pub(crate) mod saml;
 pub(crate) mod saml_logout;
 pub mod saml_verify;
@@ -89,7 +90,14 @@ pub trait IdentityProvider: Send + Sync {
     fn begin(&self, return_to: String) -> Result<Begun, IdpError>;
     /// Where the browser goes at sign-out to end the IdP's session too, if anywhere;
     /// `signed_out` is the gateway's signed-out page.
-    fn sign_out_url(&self, identity: &Identity, signed_out: &str) -> Option<Url>;
+    /// `grant`: what the session kept from its sign-in (OpenID: the ID token and login hint
+    /// for `id_token_hint` and `logout_hint`).
+    fn sign_out_url(
+        &self,
+        identity: &Identity,
+        grant: Option<&crate::session::Grant>,
+        signed_out: &str,
+    ) -> Option<Url>;
 }
 
 /// A configured provider, shared by every request of one configuration: one of the

@@ -33,7 +33,7 @@ use super::settings::OidcConfig;
 use super::{Begun, IdentityProvider, IdpError};
 use crate::identity::{shared, Identity};
 use crate::policy::Deny;
-use crate::session::now_secs;
+use crate::session::{now_secs, Grant};
 
 type Client = CoreClient<
     EndpointSet,
@@ -75,7 +75,7 @@ struct Keys {
 
 pub(super) struct Loaded {
     metadata: CoreProviderMetadata,
-    client: Client,
+    pub(super) client: Client,
     jwks_uri: Url,
     end_session: Option<Url>,
     /// The discovery document's issuer (Entra multi-tenant: the `{tenantid}` template).
@@ -93,7 +93,7 @@ pub(super) struct Loaded {
 pub struct OidcProvider {
     pub name: String,
     pub cfg: OidcConfig,
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     redirect_uri: RedirectUrl,
     loaded: RwLock<Option<Arc<Loaded>>>,
     jwks_refresh: Mutex<Instant>,
@@ -142,7 +142,7 @@ impl OidcProvider {
         self.loaded.read().map(|l| l.is_some()).unwrap_or(false)
     }
 
-    fn current(&self) -> Result<Arc<Loaded>, IdpError> {
+    pub(super) fn current(&self) -> Result<Arc<Loaded>, IdpError> {
         self.loaded
             .read()
             .ok()
@@ -363,7 +363,7 @@ impl OidcProvider {
         pending: &PendingLogin,
         code: &str,
         iss: Option<&str>,
-    ) -> Result<Identity, IdpError> {
+    ) -> Result<(Identity, Grant), IdpError> {
         let mut loaded = self.current()?;
         if iss.is_none() && loaded.iss_parameter {
             return Err(IdpError::Callback(
@@ -385,46 +385,64 @@ impl OidcProvider {
         let token = request
             .request_async(&crate::fetch::oauth_client(&self.http))
             .await
-            .map_err(|e| {
-                use openidconnect::RequestTokenError as E;
-                IdpError::TokenExchange(match e {
-                    E::ServerResponse(r) => format!(
-                        "{}{}",
-                        r.error().as_ref(),
-                        r.error_description()
-                            .map(|d| format!(": {d}"))
-                            .unwrap_or_default()
-                    ),
-                    E::Request(e) => format!("token endpoint unreachable: {e}"),
-                    E::Parse(e, _) => format!("token response does not parse: {e}"),
-                    E::Other(e) => e,
-                })
-            })?;
-        use openidconnect::TokenResponse;
+            .map_err(|e| IdpError::TokenExchange(token_error(e)))?;
+        use openidconnect::{OAuth2TokenResponse, TokenResponse};
         let id_token = token
             .id_token()
             .ok_or_else(|| IdpError::IdToken("token response has no id_token".into()))?;
         let nonce = Nonce::new(pending.n.clone());
-        // Verify; on an unknown key id refresh the JWKS once and try again.
+        let (identity, claims, raw) = self
+            .verify_id_token(&mut loaded, id_token, Some(&nonce))
+            .await?;
+        if let Some(iss) = iss {
+            if claims.get("iss").and_then(Value::as_str) != Some(iss) {
+                return Err(IdpError::Callback(format!(
+                    "callback iss {iss:?} differs from the ID token's issuer (mix-up?)"
+                )));
+            }
+        }
+        let grant = Grant {
+            refresh_token: token.refresh_token().map(|t| t.secret().clone()),
+            id_token: Some(raw),
+            login_hint: string_claim(&claims, "login_hint"),
+        };
+        Ok((identity, grant))
+    }
+
+    /// Verifies an ID token as a sign-in does (signature, refreshing the key set once on an
+    /// unknown key, then `nonce` by `nonce`, audience, times, the dialect's issuer rules) and
+    /// reads its identity. Returns the identity, the claims and the token's text. `nonce`:
+    /// the sign-in's; `None` for a refreshed token (which need not carry one).
+    pub(super) async fn verify_id_token(
+        &self,
+        loaded: &mut Arc<Loaded>,
+        id_token: &openidconnect::core::CoreIdToken,
+        nonce: Option<&Nonce>,
+    ) -> Result<(Identity, Value, String), IdpError> {
         let mut refreshed = false;
         loop {
             let verified = {
-                let verifier = self.verifier(&loaded, loaded.client.id_token_verifier());
-                id_token.claims(&verifier, &nonce).map(|_| ())
+                let verifier = self.verifier(loaded, loaded.client.id_token_verifier());
+                match nonce {
+                    Some(n) => id_token.claims(&verifier, n).map(|_| ()),
+                    None => id_token
+                        .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+                        .map(|_| ()),
+                }
             };
             match verified {
                 Ok(()) => break,
                 Err(ClaimsVerificationError::SignatureVerification(
                     SignatureVerificationError::NoMatchingKey,
                 )) if !refreshed => {
-                    loaded = self.refresh_jwks(&loaded).await?;
+                    *loaded = self.refresh_jwks(loaded).await?;
                     refreshed = true;
                 }
                 Err(ClaimsVerificationError::SignatureVerification(
                     SignatureVerificationError::NoMatchingKey,
                 )) => {
                     let kid = jwt_kid(&id_token.to_string());
-                    return Err(IdpError::IdToken(no_key(&loaded, kid.as_deref())));
+                    return Err(IdpError::IdToken(no_key(loaded, kid.as_deref())));
                 }
                 Err(e) => return Err(IdpError::IdToken(e.to_string())),
             }
@@ -433,13 +451,6 @@ impl OidcProvider {
         let raw = id_token.to_string();
         let claims = jwt_payload(&raw)
             .ok_or_else(|| IdpError::IdToken("ID token payload is not JSON".into()))?;
-        if let Some(iss) = iss {
-            if claims.get("iss").and_then(Value::as_str) != Some(iss) {
-                return Err(IdpError::Callback(format!(
-                    "callback iss {iss:?} differs from the ID token's issuer (mix-up?)"
-                )));
-            }
-        }
         id_token_claims(
             &claims,
             &self.cfg.client_id,
@@ -454,7 +465,7 @@ impl OidcProvider {
         self.dialect
             .identity(&self.name, &claims, &mut identity)
             .await?;
-        Ok(identity)
+        Ok((identity, claims, raw))
     }
 
     /// The verifier with this provider's clock skew, and (Entra) the issuer left to the
@@ -656,13 +667,23 @@ impl OidcProvider {
         (Ok(()), issuer)
     }
 
-    /// Where to send the browser to end the IdP session, if the IdP advertises it.
-    pub fn end_session_url(&self, post_logout_redirect: &str) -> Option<Url> {
+    /// Where to send the browser to end the IdP session, if the IdP advertises it: with the
+    /// session's last ID token as `id_token_hint` and its `login_hint` claim as `logout_hint`
+    /// where the session kept them (Entra then skips its account picker).
+    pub fn end_session_url(&self, grant: Option<&Grant>, post_logout_redirect: &str) -> Option<Url> {
         let loaded = self.current().ok()?;
         let mut url = loaded.end_session.clone()?;
-        url.query_pairs_mut()
-            .append_pair("client_id", &self.cfg.client_id)
-            .append_pair("post_logout_redirect_uri", post_logout_redirect);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("client_id", &self.cfg.client_id)
+                .append_pair("post_logout_redirect_uri", post_logout_redirect);
+            if let Some(t) = grant.and_then(|g| g.id_token.as_deref()) {
+                q.append_pair("id_token_hint", t);
+            }
+            if let Some(h) = grant.and_then(|g| g.login_hint.as_deref()) {
+                q.append_pair("logout_hint", h);
+            }
+        }
         Some(url)
     }
 }
@@ -679,6 +700,19 @@ pub(crate) fn pick_by_issuer<'a>(providers: &[&'a OidcProvider], token: &str) ->
             .find(|p| p.current().is_ok_and(|l| p.dialect.names(&l.issuer, iss)))
     });
     named.unwrap_or(providers[0])
+}
+
+/// What a token endpoint's refusal or failure says, in one line.
+pub(super) fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse>(
+    e: openidconnect::RequestTokenError<RE, T>,
+) -> String {
+    use openidconnect::RequestTokenError as E;
+    match e {
+        E::ServerResponse(r) => r.to_string(),
+        E::Request(e) => format!("token endpoint unreachable: {e}"),
+        E::Parse(e, _) => format!("token response does not parse: {e}"),
+        E::Other(e) => e,
+    }
 }
 
 impl Loaded {
@@ -727,7 +761,12 @@ impl IdentityProvider for OidcProvider {
             cross_site: false,
         })
     }
-    fn sign_out_url(&self, _identity: &Identity, signed_out: &str) -> Option<Url> {
-        self.end_session_url(signed_out)
+    fn sign_out_url(
+        &self,
+        _identity: &Identity,
+        grant: Option<&Grant>,
+        signed_out: &str,
+    ) -> Option<Url> {
+        self.end_session_url(grant, signed_out)
     }
 }

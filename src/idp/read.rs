@@ -12,6 +12,7 @@ use super::settings::{
 };
 use crate::policy::GroupNames;
 use crate::read::{join, valid_name, Obj, Reader};
+use crate::session::{SessionConfig, StoreKind};
 
 impl Reader<'_> {
     /// Returns one entry per list item (None where the item was broken) so indices match.
@@ -58,17 +59,73 @@ impl Reader<'_> {
                 None => None,
             };
             let group_names = self.group_names(&mut o, &path);
+            let session = {
+                let at = join(&path, "session");
+                let v = self.get(&mut o, "session");
+                let mut so = self.obj(&at, v);
+                let t = self.timer_overrides(&mut so, &at);
+                self.finish(so);
+                t
+            };
             self.finish(o);
             out.push(match (name, parsed) {
                 (Some(name), Some(kind)) => Some(ProviderConfig {
                     name,
                     kind,
                     group_names,
+                    session,
                 }),
                 _ => None,
             });
         }
         out
+    }
+
+    /// Each provider's timers, from `session:` and its own `session:` block, into
+    /// `session.lifecycle`: re-checks only for OpenID Connect providers, only with a store that
+    /// can keep their refresh tokens, and each shorter than its session; a provider that
+    /// re-checks asks for `offline_access`.
+    pub(crate) fn provider_timers(
+        &mut self,
+        providers: &mut [Option<ProviderConfig>],
+        session: &mut SessionConfig,
+    ) {
+        let defaults = session.default_timers();
+        let mut resolved = Vec::new();
+        for (i, p) in providers.iter_mut().enumerate() {
+            let Some(p) = p else { continue };
+            let at = format!("providers[{i}].session");
+            let mut t = defaults.with(&p.session);
+            let (explicit, path) = match p.session.recheck_every {
+                Some(_) => (true, format!("{at}.recheck_every")),
+                None => (false, "session.recheck_every".to_string()),
+            };
+            match &mut p.kind {
+                ProviderKind::Saml(_) => {
+                    if explicit && t.recheck_every.is_some() {
+                        self.err(path, "SAML sessions cannot be re-checked yet (no passive re-authentication): remove it; the assertion's SessionNotOnOrAfter and max_lifetime bound them");
+                    }
+                    t.recheck_every = None;
+                }
+                ProviderKind::Oidc(o) => {
+                    if let Some(every) = t.recheck_every {
+                        if session.store == StoreKind::Cookie {
+                            self.err(&path, "needs a store that keeps the refresh token server-side: set session.store: redis (several replicas) or memory (one replica)");
+                        }
+                        if every >= t.max_lifetime {
+                            self.err(&path, format!("must be shorter than the session's max_lifetime ({}s)", t.max_lifetime.as_secs()));
+                        }
+                        if !o.scopes.iter().any(|s| s == "offline_access") {
+                            o.scopes.push("offline_access".into());
+                        }
+                    }
+                }
+            }
+            if t != defaults {
+                resolved.push((p.name.clone(), t));
+            }
+        }
+        session.lifecycle.providers = resolved;
     }
 
     /// `group_names: {<group id>: <name>}`.

@@ -730,7 +730,12 @@ impl IdentityProvider for SamlProvider {
             cross_site: true,
         })
     }
-    fn sign_out_url(&self, identity: &Identity, _signed_out: &str) -> Option<Url> {
+    fn sign_out_url(
+        &self,
+        identity: &Identity,
+        _grant: Option<&crate::session::Grant>,
+        _signed_out: &str,
+    ) -> Option<Url> {
         self.logout_url(identity)
     }
 }

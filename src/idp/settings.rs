@@ -15,6 +15,8 @@ pub struct ProviderConfig {
     pub kind: ProviderKind,
     /// Group ID → readable name: policies may name groups, upstreams receive the names.
     pub group_names: GroupNames,
+    /// Its `session:` block: timers of its own (resolved into `session.lifecycle`).
+    pub session: crate::session::TimerOverrides,
 }
 
 // Built once per (re)load, never on the request path: boxing the larger variant buys nothing.

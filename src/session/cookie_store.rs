@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::kept::LocalKept;
 use super::once::LocalOnce;
 use super::revocations::Revocations;
 use super::store::{SessionInfo, SessionStore, StoreError};
@@ -15,6 +16,7 @@ use crate::identity::Identity;
 pub struct CookieStore {
     revocations: Revocations,
     once: LocalOnce,
+    locks: LocalKept,
 }
 
 impl CookieStore {
@@ -22,6 +24,7 @@ impl CookieStore {
         Self {
             revocations: Revocations::new(max_lifetime),
             once: LocalOnce::default(),
+            locks: LocalKept::new(1),
         }
     }
 }
@@ -75,6 +78,15 @@ impl SessionStore for CookieStore {
 
     async fn first_use(&self, scope: &str, id: &str, ttl: Duration) -> Result<bool, StoreError> {
         Ok(self.once.first_use(scope, id, ttl))
+    }
+
+    async fn lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        Ok(self.locks.lock(name, owner, ttl))
+    }
+
+    async fn unlock(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        self.locks.unlock(name, owner);
+        Ok(())
     }
 
     async fn sessions_of(&self, _: &str, _: &str) -> Result<Vec<SessionInfo>, StoreError> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::sync::Cache;
 
+use super::kept::LocalKept;
 use super::once::LocalOnce;
 use super::revocations::Revocations;
 use super::store::{system_clock, Clock, SessionInfo, SessionStore, StoreError};
@@ -16,6 +17,7 @@ pub struct MemoryStore {
     cache: Cache<SidKey, (Arc<Identity>, u64)>,
     revocations: Revocations,
     once: LocalOnce,
+    kept: LocalKept,
     clock: Clock,
 }
 
@@ -55,6 +57,7 @@ impl MemoryStore {
                 .build(),
             revocations: Revocations::new(max_lifetime),
             once: LocalOnce::default(),
+            kept: LocalKept::new(max_sessions),
             clock,
         }
     }
@@ -149,6 +152,29 @@ impl SessionStore for MemoryStore {
 
     async fn first_use(&self, scope: &str, id: &str, ttl: Duration) -> Result<bool, StoreError> {
         Ok(self.once.first_use(scope, id, ttl))
+    }
+
+    async fn keep(&self, kind: &str, id: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+        self.kept.keep(kind, id, value, ttl);
+        Ok(())
+    }
+
+    async fn kept(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.kept.kept(kind, id))
+    }
+
+    async fn forget(&self, kind: &str, id: &str) -> Result<(), StoreError> {
+        self.kept.forget(kind, id);
+        Ok(())
+    }
+
+    async fn lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        Ok(self.kept.lock(name, owner, ttl))
+    }
+
+    async fn unlock(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        self.kept.unlock(name, owner);
+        Ok(())
     }
 
     async fn sessions_of(

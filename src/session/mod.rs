@@ -8,6 +8,8 @@
 //! A tampered, foreign, expired, idle or revoked cookie is simply "no session".
 
 mod cookie_store;
+mod kept;
+mod lifecycle;
 mod memory;
 mod once;
 mod read;
@@ -24,6 +26,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::seal::{Sealer, MAX_COOKIE_VALUE};
 pub use cookie_store::CookieStore;
+pub use lifecycle::{
+    Grant, Held, Lifecycle, OnRecheckFailure, TimerOverrides, Timers, DEFAULT_RECHECK_GRACE,
+};
 pub use memory::MemoryStore;
 pub use redis::{RedisConfig, RedisStore, RedisTls, Topology};
 pub use store::{system_clock, Clock, SessionInfo, SessionStore, StoreError};
@@ -54,11 +59,18 @@ pub struct Ticket {
     pub exp: u64,
     /// Last time the ticket was re-issued on activity (for the idle timeout).
     pub seen: u64,
+    /// The idle timeout of this session's provider, in seconds (0: `session.idle_timeout`).
+    #[serde(rename = "it", default, skip_serializing_if = "is_zero")]
+    pub idle: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Identity>,
 }
 
 const TICKET_VERSION: u8 = 1;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
 
 /// Why a presented session cookie was not accepted (a metric label; bounded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +104,8 @@ pub enum Check {
         identity: Arc<Identity>,
         /// A re-issued cookie value when the idle clock should be reset.
         refreshed: Option<String>,
+        /// The session the cookie names (what a re-check renews or ends).
+        held: Held,
     },
     Rejected(Rejection),
 }
@@ -110,8 +124,12 @@ pub enum StoreKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
     pub cookie_name: String,
+    /// `session.max_lifetime`: the default absolute lifetime (a provider may set its own).
     pub lifetime: Duration,
+    /// The default idle timeout (a provider may set its own).
     pub idle_timeout: Duration,
+    /// Re-checks, and each provider's own timers.
+    pub lifecycle: Lifecycle,
     pub secure: bool,
     pub secret: Secret,
     pub store: StoreKind,
@@ -154,10 +172,10 @@ pub struct Sessions {
 
 /// A ticket as opened, with its identity ready to share.
 struct Opened {
-    sid: String,
-    iat: u64,
-    exp: u64,
+    held: Held,
     seen: u64,
+    /// The idle timeout, in seconds.
+    idle: u64,
     /// The identity (cookie store); `None` with a server-side store.
     identity: Option<Arc<Identity>>,
     /// The re-issued value (idle clock reset) and when it was sealed: every request with this
@@ -178,7 +196,7 @@ impl Sessions {
     /// background where it names Redis).
     pub fn new(cfg: SessionConfig) -> Result<Self, SessionsError> {
         let redis = |keeps: bool| match &cfg.redis {
-            Some(r) => RedisStore::connect(r, cfg.lifetime, keeps)
+            Some(r) => RedisStore::connect(r, cfg.longest_lifetime(), keeps)
                 .map(|s| Arc::new(s) as Arc<dyn SessionStore>)
                 .map_err(SessionsError::Redis),
             None => Err(SessionsError::Redis(
@@ -187,8 +205,11 @@ impl Sessions {
         };
         let store: Arc<dyn SessionStore> = match cfg.store {
             StoreKind::Cookie if cfg.shared_revocation() => redis(false)?,
-            StoreKind::Cookie => Arc::new(CookieStore::new(cfg.lifetime)),
-            StoreKind::Memory => Arc::new(MemoryStore::new(cfg.max_sessions, cfg.lifetime)),
+            StoreKind::Cookie => Arc::new(CookieStore::new(cfg.longest_lifetime())),
+            StoreKind::Memory => Arc::new(MemoryStore::new(
+                cfg.max_sessions,
+                cfg.longest_lifetime(),
+            )),
             StoreKind::Redis => redis(true)?,
         };
         Self::with_store(cfg, store, system_clock()).ok_or(SessionsError::Secret)
@@ -239,6 +260,16 @@ impl Sessions {
 
     /// Starts a session; returns the sealed cookie value.
     pub async fn create(&self, identity: Identity) -> Result<String, CreateError> {
+        self.create_with(identity, None).await
+    }
+
+    /// Starts a session and keeps the IdP's `grant` beside it (where the store holds
+    /// sessions); returns the sealed cookie value.
+    pub async fn create_with(
+        &self,
+        mut identity: Identity,
+        grant: Option<Grant>,
+    ) -> Result<String, CreateError> {
         let mut now = (self.clock)();
         // Revocations void sessions "issued until T", in whole seconds: a session made after
         // a revocation in that same second counts as issued in the next, or it would be born
@@ -246,20 +277,28 @@ impl Sessions {
         if self.store.is_ended(&identity, now) {
             now += 1;
         }
+        identity.checked_at = now;
+        let timers = self.cfg.timers(&identity.provider);
         let sid = random_token(18);
         let mut ticket = Ticket {
             v: TICKET_VERSION,
             sid: sid.clone(),
             iat: now,
-            exp: now + self.cfg.lifetime.as_secs(),
+            exp: now + timers.max_lifetime.as_secs(),
             seen: now,
+            idle: timers.idle_timeout.as_secs(),
             id: None,
         };
         if self.store.keeps_identities() {
             self.store
-                .save(&sid, Arc::new(identity), now, self.cfg.lifetime)
+                .save(&sid, Arc::new(identity), now, timers.max_lifetime)
                 .await
                 .map_err(CreateError::Store)?;
+            if let Some(grant) = grant {
+                self.keep_grant(&sid, &grant, ticket.exp, now)
+                    .await
+                    .map_err(CreateError::Store)?;
+            }
         } else {
             ticket.id = Some(identity);
         }
@@ -289,11 +328,18 @@ impl Sessions {
                 else {
                     return Check::Rejected(Rejection::Invalid);
                 };
+                let idle = match t.idle {
+                    0 => self.cfg.idle_timeout.as_secs(),
+                    own => own,
+                };
                 let opened = Arc::new(Opened {
-                    sid: t.sid,
-                    iat: t.iat,
-                    exp: t.exp,
+                    held: Held {
+                        sid: t.sid.into(),
+                        iat: t.iat,
+                        exp: t.exp,
+                    },
                     seen: t.seen,
+                    idle,
                     identity: t.id.map(Arc::new),
                     renewed: std::sync::Mutex::new(None),
                 });
@@ -301,19 +347,20 @@ impl Sessions {
                 opened
             }
         };
-        if now >= ticket.exp || ticket.iat > now + 300 {
+        let held = &ticket.held;
+        if now >= held.exp || held.iat > now + 300 {
             return Check::Rejected(Rejection::Expired);
         }
-        let idle = self.cfg.idle_timeout.as_secs();
+        let idle = ticket.idle;
         if now.saturating_sub(ticket.seen) >= idle {
             return Check::Rejected(Rejection::Idle);
         }
-        if self.store.is_revoked(&ticket.sid) {
+        if self.store.is_revoked(&held.sid) {
             return Check::Rejected(Rejection::Revoked);
         }
         let identity = match (in_ticket, &ticket.identity) {
             (true, Some(id)) if self.store.confirms_tickets() => {
-                match self.store.confirm_ticket(&ticket.sid, id, ticket.iat).await {
+                match self.store.confirm_ticket(&held.sid, id, held.iat).await {
                     Ok(true) => id.clone(),
                     Ok(false) => return Check::Rejected(Rejection::Revoked),
                     Err(e) => {
@@ -324,7 +371,7 @@ impl Sessions {
             }
             (true, Some(id)) => id.clone(),
             (true, None) => return Check::Rejected(Rejection::Invalid),
-            (false, _) => match self.store.load(&ticket.sid).await {
+            (false, _) => match self.store.load(&held.sid).await {
                 Ok(Some(id)) => id,
                 Ok(None) => return Check::Rejected(Rejection::Unknown),
                 Err(e) => {
@@ -333,7 +380,7 @@ impl Sessions {
                 }
             },
         };
-        if self.store.is_ended(&identity, ticket.iat) {
+        if self.store.is_ended(&identity, held.iat) {
             return Check::Rejected(Rejection::Revoked);
         }
         // Re-issue the ticket (resetting the idle clock) at most once a minute, or sooner
@@ -346,15 +393,17 @@ impl Sessions {
                     return Check::Valid {
                         identity,
                         refreshed: Some(v.clone()),
+                        held: held.clone(),
                     };
                 }
             }
             let t = Ticket {
                 v: TICKET_VERSION,
-                sid: ticket.sid.clone(),
-                iat: ticket.iat,
-                exp: ticket.exp,
+                sid: held.sid.to_string(),
+                iat: held.iat,
+                exp: held.exp,
                 seen: now,
+                idle: ticket.idle,
                 id: in_ticket.then(|| identity.as_ref().clone()),
             };
             let sealed = self.sealer.seal(&self.cfg.cookie_name, &t);
@@ -366,6 +415,7 @@ impl Sessions {
         Check::Valid {
             identity,
             refreshed,
+            held: held.clone(),
         }
     }
 
@@ -421,7 +471,7 @@ impl Sessions {
     /// Ends the session a cookie names, wherever it lives. Unreadable cookies are ignored.
     pub async fn revoke(&self, sealed: &str) -> Option<Identity> {
         let ticket = self.sealer.open::<Ticket>(&self.cfg.cookie_name, sealed)?;
-        let held = match self.store.revoke(&ticket.sid).await {
+        let held = match self.end(&ticket.sid).await {
             Ok(held) => held,
             Err(e) => {
                 log::warn!("session store: could not revoke a signed-out session: {e}");
@@ -478,6 +528,7 @@ mod tests {
             cookie_name: "sess".into(),
             lifetime: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(600),
+            lifecycle: Lifecycle::default(),
             secure: true,
             secret: Secret("k".repeat(32)),
             store,
@@ -504,6 +555,7 @@ mod tests {
                 Check::Valid {
                     identity,
                     refreshed,
+                    ..
                 } => {
                     assert_eq!(identity.user, "alice");
                     assert!(refreshed.is_none());

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{RedisConfig, RedisTls, SessionConfig, StoreKind, Topology};
+use super::{
+    Lifecycle, OnRecheckFailure, RedisConfig, RedisTls, SessionConfig, StoreKind, TimerOverrides,
+    Topology, DEFAULT_RECHECK_GRACE,
+};
 use crate::read::{Obj, Reader, Secret};
 
 impl Reader<'_> {
@@ -33,18 +36,15 @@ impl Reader<'_> {
                 "use letters, digits, '-' and '_' only",
             );
         }
-        let lifetime = self
-            .duration(&mut o, "lifetime")
-            .unwrap_or(Duration::from_secs(8 * 3600));
-        let idle_timeout = self
-            .duration(&mut o, "idle_timeout")
-            .unwrap_or(Duration::from_secs(3600));
-        if lifetime.as_secs() < 60 {
-            self.err("session.lifetime", "must be at least 60s");
-        }
-        if idle_timeout.as_secs() < 60 {
-            self.err("session.idle_timeout", "must be at least 60s");
-        }
+        let timers = self.timer_overrides(&mut o, "session");
+        let lifetime = timers.max_lifetime.unwrap_or(Duration::from_secs(8 * 3600));
+        let idle_timeout = timers.idle_timeout.unwrap_or(Duration::from_secs(3600));
+        let lifecycle = Lifecycle {
+            recheck_every: timers.recheck_every.flatten(),
+            on_recheck_failure: timers.on_recheck_failure.unwrap_or(OnRecheckFailure::Deny),
+            recheck_grace: timers.recheck_grace.unwrap_or(DEFAULT_RECHECK_GRACE),
+            providers: Vec::new(),
+        };
         let https = public_url.is_some_and(|u| u.scheme() == "https");
         let secure = self.bool(&mut o, "secure").unwrap_or(https);
         if secure && public_url.is_some() && !https {
@@ -86,12 +86,63 @@ impl Reader<'_> {
             cookie_name,
             lifetime,
             idle_timeout,
+            lifecycle,
             secure,
             secret: secret.filter(|s| s.0.len() >= 32)?,
             store: store?,
             max_sessions,
             redis: if wants_redis { Some(redis?) } else { None },
         })
+    }
+
+    /// A session's timers as `o` (at `path`: `session`, or a provider's `session`) sets
+    /// them: `max_lifetime` (or its older name `lifetime`), `idle_timeout`, `recheck_every`
+    /// (a duration or `off`), `on_recheck_failure` (`deny` or `keep`), `recheck_grace`.
+    pub(crate) fn timer_overrides(&mut self, o: &mut Obj<'_>, path: &str) -> TimerOverrides {
+        let older = self.duration(o, "lifetime");
+        let max_lifetime = self.duration(o, "max_lifetime");
+        if older.is_some() && max_lifetime.is_some() {
+            self.err(
+                format!("{path}.lifetime"),
+                "is the older name of max_lifetime: set one of them",
+            );
+        }
+        let max_lifetime = max_lifetime.or(older);
+        let idle_timeout = self.duration(o, "idle_timeout");
+        if max_lifetime.is_some_and(|d| d.as_secs() < 60) {
+            self.err(format!("{path}.max_lifetime"), "must be at least 60s");
+        }
+        if idle_timeout.is_some_and(|d| d.as_secs() < 60) {
+            self.err(format!("{path}.idle_timeout"), "must be at least 60s");
+        }
+        let recheck_every = match self.get(o, "recheck_every") {
+            None => None,
+            Some(v) if v.as_str() == Some("off") => Some(None),
+            Some(_) => self.duration(o, "recheck_every").map(Some),
+        };
+        if recheck_every.flatten().is_some_and(|d| d.is_zero()) {
+            self.err(format!("{path}.recheck_every"), "must be more than 0s (or off)");
+        }
+        let on_recheck_failure = match self.string(o, "on_recheck_failure").as_deref() {
+            None => None,
+            Some("deny") => Some(OnRecheckFailure::Deny),
+            Some("keep") => Some(OnRecheckFailure::Keep),
+            Some(other) => {
+                self.err(
+                    format!("{path}.on_recheck_failure"),
+                    format!("unknown value {other:?} (deny or keep)"),
+                );
+                None
+            }
+        };
+        let recheck_grace = self.duration(o, "recheck_grace");
+        TimerOverrides {
+            max_lifetime,
+            idle_timeout,
+            recheck_every,
+            on_recheck_failure,
+            recheck_grace,
+        }
     }
 
     /// `session.store` and `session.revocation`: the store, and whether the cookie store

@@ -102,6 +102,31 @@ pub trait SessionStore: Send + Sync {
     /// if it was already used: on this replica, or with a shared store on any replica.
     async fn first_use(&self, scope: &str, id: &str, ttl: Duration) -> Result<bool, StoreError>;
 
+    /// Reads session `sid` again from where it is kept, past any cache (a re-check under
+    /// its lock must see what another replica wrote).
+    async fn reload(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
+        self.load(sid).await
+    }
+
+    /// Keeps `value` under (`kind`, `id`) for `ttl`, replacing what was there in one write:
+    /// what a session holds beside its identity (its IdP grant, sealed). Stores that hold no
+    /// sessions cannot.
+    async fn keep(&self, _kind: &str, _id: &str, _value: String, _ttl: Duration) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("cookie", "keep values server-side"))
+    }
+    /// The value kept under (`kind`, `id`), if any (and not expired).
+    async fn kept(&self, _kind: &str, _id: &str) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+    async fn forget(&self, _kind: &str, _id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Takes lock `name` for `owner` until `ttl` from now; `false` while another owner holds
+    /// it (on this replica, or with a shared store on any replica).
+    async fn lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Releases lock `name` if `owner` still holds it.
+    async fn unlock(&self, name: &str, owner: &str) -> Result<(), StoreError>;
+
     /// Shared by every replica (sessions, revocations and single-use checks).
     fn shared(&self) -> bool {
         false

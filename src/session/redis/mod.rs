@@ -6,6 +6,7 @@
 //! Every command runs on a runtime of its own (one thread): the proxy's runtimes only wait
 //! for answers, bounded by `timeout`, so a slow or absent Redis costs a request at most that.
 
+mod kept;
 mod link;
 mod shared;
 mod store;
@@ -125,6 +126,14 @@ impl Keys {
     /// A single-use value (OIDC state, SAML assertion or logout request id).
     pub(crate) fn once(&self, scope: &str, id: &str) -> String {
         format!("{}o:{scope}:{id}", self.prefix)
+    }
+    /// A value kept beside a session (its IdP grant, sealed).
+    pub(crate) fn kept(&self, kind: &str, id: &str) -> String {
+        format!("{}k:{kind}:{id}", self.prefix)
+    }
+    /// A lock with an owner (one re-check of a session at a time, on every replica).
+    pub(crate) fn lock(&self, name: &str) -> String {
+        format!("{}l:{name}", self.prefix)
     }
     /// The pub/sub channel revocations are pushed on.
     pub(crate) fn channel(&self) -> String {

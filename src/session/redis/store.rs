@@ -404,6 +404,31 @@ impl SessionStore for RedisStore {
         self.shared.first_use(scope, id, ttl).await
     }
 
+    async fn reload(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
+        self.cache.invalidate(sid);
+        self.load(sid).await
+    }
+
+    async fn keep(&self, kind: &str, id: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+        super::kept::keep(self.link(), self.shared.keys(), kind, id, value, ttl).await
+    }
+
+    async fn kept(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        super::kept::kept(self.link(), self.shared.keys(), kind, id).await
+    }
+
+    async fn forget(&self, kind: &str, id: &str) -> Result<(), StoreError> {
+        super::kept::forget(self.link(), self.shared.keys(), kind, id).await
+    }
+
+    async fn lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        super::kept::lock(self.link(), self.shared.keys(), name, owner, ttl).await
+    }
+
+    async fn unlock(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        super::kept::unlock(self.link(), self.shared.keys(), name, owner).await
+    }
+
     fn healthy(&self) -> bool {
         self.link().healthy()
     }
