@@ -310,8 +310,8 @@ function observe(provider) {
     const idToken = ctx.body && ctx.body.id_token;
     if (idToken) {
       const claims = JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString());
-      const account = Object.keys(USERS).find((k) => USERS[k].sub === claims.sub);
-      if (account && claims.sid) lastSid[account] = claims.sid;
+      // The provider's `sub` is the account's key (alice, bob, ...).
+      if (claims.sid) lastSid[claims.sub] = claims.sid;
     }
   });
   provider.on('grant.error', (ctx) => {
@@ -422,6 +422,14 @@ server.listen(Number(env('PORT', '0')), '127.0.0.1', () => {
       for (const [tid, handler] of Object.entries(tenants)) {
         const prefix = `/${tid}/v2.0`;
         if (path === prefix || path.startsWith(`${prefix}/`)) {
+          // Entra issues a refresh token for offline_access without a consent prompt;
+          // oidc-provider keeps to the letter of OpenID Connect and drops offline_access unless
+          // prompt=consent is asked. Asked here, so the provider behaves as Entra does (the
+          // consent page is then clicked through).
+          const q = new URLSearchParams(query);
+          if (path === `${prefix}/auth` && (q.get('scope') || '').split(' ').includes('offline_access') && !q.has('prompt')) {
+            req.url += '&prompt=consent';
+          }
           req.originalUrl = req.url;
           req.url = req.url.slice(prefix.length) || '/';
           return handler(req, res);
