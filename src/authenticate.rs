@@ -12,7 +12,7 @@ use crate::policy;
 use crate::recheck::Settled;
 use crate::route::Route;
 use crate::scim::effects::Refusal;
-use crate::session::{now_secs, Check, Rejection};
+use crate::session::{now_secs, Check, Held, Rejection};
 use crate::state::Core;
 
 /// What the authentication step came to.
@@ -24,6 +24,8 @@ pub(crate) enum Auth {
         identity: Arc<Identity>,
         /// A re-issued session cookie value (idle timeout), to set on the answer.
         refreshed: Option<String>,
+        /// The session it came from (none for a bearer token).
+        held: Option<Held>,
     },
     /// No bearer token and no session the route accepts: the caller must sign in.
     NoSession,
@@ -35,9 +37,9 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
     if route.public {
         return Auth::Public;
     }
-    let (identity, refreshed) = match bearer(core, down, route).await {
+    let (identity, refreshed, held) = match bearer(core, down, route).await {
         Bearer::Refused(answer) => return Auth::Refused(answer),
-        Bearer::Verified(identity) => (identity, None),
+        Bearer::Verified(identity) => (identity, None, None),
         Bearer::Absent => match session_of(core, down).await {
             Err(Unusable::StoreDown) => {
                 return Auth::Refused(Answer::store_unavailable(wants_html(down.req())))
@@ -47,7 +49,7 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
                 let again = core.sign_in_link(down.req(), provider);
                 return Auth::Refused(Answer::session_expired(wants_html(down.req()), &again));
             }
-            Ok(Some((identity, _))) if !route.accepts(&identity.provider) => {
+            Ok(Some(Found { identity, .. })) if !route.accepts(&identity.provider) => {
                 // Signed in, but with a provider this route does not take: no session
                 // here, so the browser signs in with the route's own provider.
                 core.metrics.session_rejected("wrong_provider");
@@ -59,7 +61,7 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
                 );
                 return Auth::NoSession;
             }
-            Ok(Some(found)) => found,
+            Ok(Some(found)) => (found.identity, found.refreshed, Some(found.held)),
             Ok(None) => return Auth::NoSession,
         },
     };
@@ -78,6 +80,7 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
     Auth::Allowed {
         identity,
         refreshed,
+        held,
     }
 }
 
@@ -91,11 +94,19 @@ pub(crate) enum Unusable {
     Expired,
 }
 
-/// The session, if the request carries a valid one (and the re-issued cookie value).
+/// A valid session a request carries.
+pub(crate) struct Found {
+    pub(crate) identity: Arc<Identity>,
+    /// The re-issued cookie value (idle timeout), if due.
+    pub(crate) refreshed: Option<String>,
+    pub(crate) held: Held,
+}
+
+/// The session, if the request carries a valid one.
 pub(crate) async fn session_of(
     core: &Core,
     down: &mut dyn Downstream,
-) -> Result<Option<(Arc<Identity>, Option<String>)>, Unusable> {
+) -> Result<Option<Found>, Unusable> {
     let now = now_secs();
     let mut unchecked = false;
     for value in core.cookies.sessions(down.req()) {
@@ -105,13 +116,18 @@ pub(crate) async fn session_of(
                 refreshed,
                 held,
             } => {
-                let Some(recheck) = &core.recheck else {
-                    return Ok(Some((identity, refreshed)));
+                let identity = match &core.recheck {
+                    None => identity,
+                    Some(recheck) => match recheck.settle(identity, &held, now).await {
+                        Settled::Current(identity) => identity,
+                        Settled::Ended => return Err(Unusable::Expired),
+                    },
                 };
-                return match recheck.settle(identity, &held, now).await {
-                    Settled::Current(identity) => Ok(Some((identity, refreshed))),
-                    Settled::Ended => Err(Unusable::Expired),
-                };
+                return Ok(Some(Found {
+                    identity,
+                    refreshed,
+                    held,
+                }));
             }
             Check::Rejected(r) => {
                 log::debug!("session cookie rejected: {}", r.label());

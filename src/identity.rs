@@ -38,6 +38,10 @@ pub struct Identity {
     /// Provisioned attributes configured as headers (`scim.headers`): (attribute, value).
     #[serde(rename = "x", default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<(String, String)>,
+    /// The IdP's own session ends then (SAML `SessionNotOnOrAfter`), seconds since the epoch;
+    /// 0: not said. The gateway's session ends by then too.
+    #[serde(rename = "sn", default, skip_serializing_if = "is_zero")]
+    pub session_not_after: u64,
     /// When the IdP last vouched for this identity (the sign-in, or the last re-check),
     /// seconds since the epoch: what `recheck_every` counts from.
     #[serde(rename = "ck", default, skip_serializing_if = "is_zero")]

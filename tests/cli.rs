@@ -252,3 +252,95 @@ session:
         );
     }
 }
+
+/// The session's timers and re-checks: every mistake reported at once with its path, and the
+/// store a re-check needs named in the sentence.
+#[test]
+fn session_timers_are_checked_all_at_once() {
+    let (ok, out) = check(
+        r#"
+listen: ["127.0.0.1:8080"]
+public_url: "http://gw.example"
+providers:
+  - name: long
+    type: oidc
+    issuer: "https://idp.example"
+    client_id: x
+    client_secret: "s"
+    session:
+      recheck_every: 9h
+      recheck_evry: 5m
+  - name: plain
+    type: oidc
+    issuer: "https://idp.example"
+    client_id: x
+    client_secret: "s"
+  - name: saml
+    type: saml
+    entity_id: "https://gw.example/saml"
+    idp_metadata_url: "https://idp.example/metadata"
+    session:
+      recheck_every: 5m
+      idle_timeout: 10s
+routes:
+  - upstream: "127.0.0.1:3000"
+    providers: [long, plain, saml]
+session:
+  secret: "0123456789abcdef0123456789abcdef"
+  lifetime: 8h
+  max_lifetime: 8h
+  recheck_every: 10m
+  recheck_grace: soon
+  on_recheck_failure: maybe
+"#,
+        &[],
+    );
+    assert!(!ok, "check must fail:\n{out}");
+    for (path, says) in [
+        ("session.lifetime", "older name of max_lifetime"),
+        ("session.recheck_grace", "expected a duration"),
+        ("session.on_recheck_failure", "deny or keep"),
+        ("session.recheck_every", "set session.store: redis (several replicas) or memory (one replica)"),
+        ("providers[0].session.recheck_every", "shorter than the session's max_lifetime"),
+        ("providers[0].session.recheck_evry", "unknown key"),
+        ("providers[2].session.recheck_every", "SAML sessions cannot be re-checked yet"),
+        ("providers[2].session.idle_timeout", "at least 60s"),
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!("{path}: ")) && l.contains(says)),
+            "{path} ({says}) missing:\n{out}"
+        );
+    }
+    // With a store that keeps refresh tokens, the same re-checks are fine; SAML providers
+    // simply do not take session's re-check default.
+    let (ok, out) = check(
+        r#"
+listen: ["127.0.0.1:8080"]
+public_url: "http://gw.example"
+providers:
+  - name: plain
+    type: oidc
+    issuer: "https://idp.example"
+    client_id: x
+    client_secret: "s"
+    session:
+      max_lifetime: 12h
+      recheck_every: 15m
+      on_recheck_failure: keep
+  - name: saml
+    type: saml
+    entity_id: "https://gw.example/saml"
+    idp_metadata_url: "https://idp.example/metadata"
+routes:
+  - upstream: "127.0.0.1:3000"
+    providers: [plain, saml]
+session:
+  secret: "0123456789abcdef0123456789abcdef"
+  store: memory
+  recheck_every: 10m
+"#,
+        &[],
+    );
+    assert!(ok, "check must pass:\n{out}");
+}

@@ -109,6 +109,8 @@ fn genuine_entra_response_verifies_and_maps_claims() {
         Some(&["test@aloisospeltoutlook.onmicrosoft.com".to_string()][..])
     );
     assert_eq!(v.valid_until, at("2024-03-21T13:57:27.962Z"));
+    // Entra's AuthnStatement says no SessionNotOnOrAfter: max_lifetime alone bounds the session.
+    assert_eq!(v.session_not_on_or_after, None);
 }
 
 #[test]

@@ -63,6 +63,10 @@ fn replica_with_admin(port: u16, public: &str, op: &OpenIdProvider, upstream: u1
     gw
 }
 
+fn port_of(gw: &Gateway) -> u16 {
+    gw.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
+}
+
 fn api_status(url: &str, cookie: &str) -> (u16, Value) {
     let r = api()
         .get(url)
@@ -114,8 +118,12 @@ fn rechecks_follow_the_idp_on_three_replicas() {
         assert_eq!(after - before, 1, "round {round}: exactly one refresh grant at the IdP");
         assert_eq!(errors_after, errors_before, "round {round}: no refused refresh (a reused token would be)");
     }
-    let m = scrape(&a.admin);
-    assert!(metric(&m, "authgate_session_rechecks_total{provider=\"test-idp\",result=\"renewed\"}") >= 1.0);
+    // Whichever replica took the lock renewed it: two renewals in all.
+    let renewed: f64 = all
+        .iter()
+        .map(|gw| metric(&scrape(&gw.admin), "authgate_session_rechecks_total{provider=\"test-idp\",result=\"renewed\"}"))
+        .sum();
+    assert_eq!(renewed, 2.0);
 
     // --- alice leaves Admins at the IdP: /admin is refused on every replica within
     // recheck_every (plus the spread), while / still works.
@@ -138,6 +146,10 @@ fn rechecks_follow_the_idp_on_three_replicas() {
     // every replica then refuses the session.
     let (bob, bob_cookie) = signed_in(&a, "bob");
     let (_, errors_before) = refreshes(&op);
+    // His open websocket on C, quiet after the app's greeting.
+    let (head, mut ws) = ws_connect(port_of(&c), "/ws", Some(&format!("authgate_session={bob_cookie}")));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(ws_read(&mut ws, &|| c.log_text()).starts_with("user:"));
     change_user(&op, "bob", json!({"disabled": true}));
     std::thread::sleep(EVERY + Duration::from_millis(300));
     let page = bob.get(&format!("{}/some/page?x=1", b.url));
@@ -146,6 +158,10 @@ fn rechecks_follow_the_idp_on_three_replicas() {
     assert!(html.contains("Your sign-in has expired"), "{html}");
     assert!(html.contains("/_authgate/sign_in?rd=%2Fsome%2Fpage%3Fx%3D1"), "{html}");
     assert_eq!(refreshes(&op).1, errors_before + 1, "the IdP refused one refresh");
+    let closed = ws_closed_within(&mut ws, Duration::from_secs(1));
+    assert!(closed.is_some(), "bob's websocket on another replica is closed within 1 s");
+    eprintln!("bob's websocket closed {closed:?} after the refusal");
+    assert!(c.log_text().contains("closing an upgraded connection of"), "C closed it, and says why");
     for gw in all {
         let took = within(Duration::from_secs(1), "ended session refused", || {
             api_status(&format!("{}/x", gw.url), &bob_cookie).0 == 401
@@ -289,8 +305,14 @@ fn logout_hints_and_a_table_of_bad_front_channel_calls() {
     assert_eq!(status_with(&format!("{}/x", gw.url), &cookie), 200, "nothing ended");
     assert!(gw.log_text().contains("front-channel logout for test-idp refused (issuer)"));
 
-    // The RP-initiated logout names the session's ID token and login hint.
+    // The RP-initiated logout names the session's ID token and login hint; it closes the
+    // session's open websocket within a second.
+    let (head, mut ws) = ws_connect(port_of(gw), "/ws", Some(&format!("authgate_session={cookie}")));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(ws_read(&mut ws, &|| gw.log_text()).starts_with("user:"));
     let r = alice.sign_out(&gw.url);
+    let closed = ws_closed_within(&mut ws, Duration::from_secs(1));
+    assert!(closed.is_some(), "the websocket is closed within 1 s of the sign-out");
     let location = r.headers()["location"].to_str().expect("location").to_string();
     assert!(location.starts_with(&op.issuer), "{location}");
     let p = params(&location);

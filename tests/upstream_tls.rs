@@ -331,41 +331,6 @@ fn bad_upstream_tls_settings_are_reported_with_their_path() {
     );
 }
 
-/// A websocket handshake on a raw connection; returns the response head and the stream.
-fn ws_connect(port: u16, path: &str, cookie: Option<&str>) -> (String, TcpStream) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let cookie = cookie
-        .map(|c| format!("Cookie: {c}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Auth-User: mallory\r\n{cookie}\r\n"
-    )
-    .expect("write");
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match s.read(&mut b) {
-            Ok(1) => head.push(b[0]),
-            _ => break,
-        }
-    }
-    (String::from_utf8_lossy(&head).into_owned(), s)
-}
-
-/// One unmasked server text frame (short payload).
-fn ws_read(s: &mut TcpStream, log: &dyn Fn() -> String) -> String {
-    let mut h = [0u8; 2];
-    s.read_exact(&mut h)
-        .unwrap_or_else(|e| panic!("frame head: {e}\nlog:\n{}", log()));
-    assert_eq!(h[0], 0x81, "a text frame");
-    let mut data = vec![0u8; (h[1] & 0x7f) as usize];
-    s.read_exact(&mut data).expect("frame data");
-    String::from_utf8_lossy(&data).into_owned()
-}
-
 #[test]
 fn websockets_pass_with_a_session_and_are_refused_without_one() {
     // A short head deadline: a quiet websocket must outlive it (the deadline covers request

@@ -74,6 +74,7 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
         Auth::Allowed {
             identity,
             refreshed,
+            ..
         } => (identity, refreshed),
         Auth::NoSession => {
             // Traefik passes the answer to the browser as is: send navigations to sign in.

@@ -50,6 +50,8 @@ pub struct Ctx {
     peer: Option<std::net::IpAddr>,
     /// The peer is a trusted proxy: its forwarding headers are kept and appended to.
     trusted_peer: bool,
+    /// Says `true` when the session of an upgraded connection ends (the proxying stops).
+    cancel: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Gateway {
@@ -117,8 +119,14 @@ impl Gateway {
             Auth::Allowed {
                 identity,
                 refreshed,
+                held,
             } => {
                 ctx.set_cookie = refreshed.map(|v| core.cookies.set_session(&v));
+                // A connection that may be upgraded (websockets) is closed when its session
+                // ends, even while idle.
+                if let Some(held) = held.filter(|_| down.req().headers.contains_key(http::header::UPGRADE)) {
+                    ctx.cancel = Some(core.sessions.watch(&held, &identity));
+                }
                 ctx.identity = Some(identity);
                 None
             }
@@ -199,6 +207,10 @@ impl ProxyHttp for Gateway {
             }
             None => Ok(false),
         }
+    }
+
+    fn proxy_cancel(&self, ctx: &mut Ctx) -> Option<tokio::sync::watch::Receiver<bool>> {
+        ctx.cancel.take()
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {

@@ -445,6 +445,10 @@ impl SamlProvider {
             roles: list(&a.roles).into(),
             name_id: Some(v.name_id.clone()),
             session_index: v.session_index.clone(),
+            session_not_after: v
+                .session_not_on_or_after
+                .and_then(|t| u64::try_from(t.timestamp()).ok())
+                .unwrap_or(0),
             ..Default::default()
         })
     }

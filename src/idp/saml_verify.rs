@@ -51,6 +51,9 @@ pub struct Verified {
     pub name_id: String,
     pub name_id_format: Option<String>,
     pub session_index: Option<String>,
+    /// The earliest `SessionNotOnOrAfter` of the authentication statements: the session the
+    /// gateway makes must end by then.
+    pub session_not_on_or_after: Option<DateTime<Utc>>,
     pub in_response_to: Option<String>,
     /// Attribute name → values, in document order.
     pub attributes: Vec<(String, Vec<String>)>,
@@ -428,6 +431,16 @@ fn verify_assertion(
     let window = Window::new(expect, now);
     let valid_until = check_conditions(a, expect, &window)?;
     let (confirm_until, in_response_to) = confirm_bearer(a, expect, &window)?;
+    // The IdP's session already over: no session can be made from this assertion.
+    let session_not_on_or_after = a
+        .authn_statements
+        .iter()
+        .flatten()
+        .filter_map(|s| s.session_not_on_or_after)
+        .min();
+    if let Some(late) = session_not_on_or_after.and_then(|t| window.too_late(t)) {
+        return Err(late);
+    }
     let subject = a.subject.as_ref();
     let name = subject
         .and_then(|s| s.name_id.as_ref())
@@ -454,6 +467,7 @@ fn verify_assertion(
             .iter()
             .flatten()
             .find_map(|s| s.session_index.clone()),
+        session_not_on_or_after,
         in_response_to,
         attributes,
     })

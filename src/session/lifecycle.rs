@@ -213,6 +213,18 @@ impl Sessions {
         Ok(held)
     }
 
+    /// A signal that turns `true` once the session `held` of `identity` ends (revoked here or
+    /// on another replica, ended by its IdP or its user's revocation, or run out): an upgraded
+    /// connection closes on it.
+    pub fn watch(&self, held: &Held, identity: &Arc<Identity>) -> tokio::sync::watch::Receiver<bool> {
+        self.watchers.watch(&self.store, &self.clock, held, identity)
+    }
+
+    /// Upgraded connections whose session is watched now.
+    pub fn watched(&self) -> usize {
+        self.watchers.len()
+    }
+
     /// Reads session `sid` again past any cache (under a re-check's lock).
     pub async fn reload(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
         self.store.reload(sid).await

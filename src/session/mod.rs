@@ -16,6 +16,7 @@ mod read;
 pub(crate) mod redis;
 mod revocations;
 mod store;
+mod watch;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -168,6 +169,8 @@ pub struct Sessions {
     /// time and revocation are still checked on every request. Only values that opened are
     /// inserted, so garbage cookies cannot fill it.
     opened: Cache<String, Arc<Opened>, ahash::RandomState>,
+    /// Upgraded connections waiting to be told their session ended.
+    watchers: Arc<watch::Watchers>,
 }
 
 /// A ticket as opened, with its identity ready to share.
@@ -241,6 +244,7 @@ impl Sessions {
                 })
                 .time_to_live(OPENED_TTL)
                 .build_with_hasher(ahash::RandomState::new()),
+            watchers: Arc::default(),
         })
     }
 
@@ -280,18 +284,23 @@ impl Sessions {
         identity.checked_at = now;
         let timers = self.cfg.timers(&identity.provider);
         let sid = random_token(18);
+        // The IdP's own session (SAML SessionNotOnOrAfter) bounds this one.
+        let exp = match identity.session_not_after {
+            0 => now + timers.max_lifetime.as_secs(),
+            until => (now + timers.max_lifetime.as_secs()).min(until.max(now + 1)),
+        };
         let mut ticket = Ticket {
             v: TICKET_VERSION,
             sid: sid.clone(),
             iat: now,
-            exp: now + timers.max_lifetime.as_secs(),
+            exp,
             seen: now,
             idle: timers.idle_timeout.as_secs(),
             id: None,
         };
         if self.store.keeps_identities() {
             self.store
-                .save(&sid, Arc::new(identity), now, timers.max_lifetime)
+                .save(&sid, Arc::new(identity), now, Duration::from_secs(exp - now))
                 .await
                 .map_err(CreateError::Store)?;
             if let Some(grant) = grant {
@@ -602,5 +611,55 @@ mod tests {
                 Check::Rejected(Rejection::Revoked)
             ));
         }
+    }
+
+    #[tokio::test]
+    async fn a_provider_s_own_timers_bound_its_sessions() {
+        let mut c = cfg(StoreKind::Memory);
+        let own = Timers {
+            max_lifetime: Duration::from_secs(7200),
+            idle_timeout: Duration::from_secs(120),
+            ..c.default_timers()
+        };
+        c.lifecycle.providers = vec![("p".into(), own)];
+        assert_eq!(c.longest_lifetime(), Duration::from_secs(7200));
+        let s = Sessions::new(c).unwrap();
+        let v = s.create(alice()).await.unwrap();
+        let other = s
+            .create(Identity {
+                provider: "q".into(),
+                ..alice()
+            })
+            .await
+            .unwrap();
+        let now = now_secs();
+        // Past the default lifetime (3600 s), within its own (7200 s); idle past its own 120 s.
+        let Check::Valid { refreshed: Some(renewed), .. } = s.check(&v, now + 100).await else {
+            panic!("valid within its own idle timeout");
+        };
+        assert!(matches!(s.check(&v, now + 130).await, Check::Rejected(Rejection::Idle)));
+        assert!(matches!(s.check(&renewed, now + 200).await, Check::Valid { .. }));
+        // The other provider's session keeps session's defaults (idle 600 s).
+        assert!(matches!(s.check(&other, now + 300).await, Check::Valid { .. }));
+        // The identity records when the IdP vouched for it.
+        let Check::Valid { identity, held, .. } = s.check(&other, now).await else {
+            panic!("valid");
+        };
+        assert!(identity.checked_at >= now.saturating_sub(1) && identity.checked_at <= now + 1);
+        assert_eq!(held.exp - held.iat, 3600);
+        // The IdP's own session (SAML SessionNotOnOrAfter) ends this one sooner.
+        let bounded = s
+            .create(Identity {
+                provider: "q".into(),
+                session_not_after: now + 90,
+                ..alice()
+            })
+            .await
+            .unwrap();
+        assert!(matches!(s.check(&bounded, now + 80).await, Check::Valid { .. }));
+        assert!(matches!(
+            s.check(&bounded, now + 91).await,
+            Check::Rejected(Rejection::Expired)
+        ));
     }
 }

@@ -13,12 +13,14 @@ pub mod process;
 pub mod redis;
 pub mod replicas;
 pub mod rogue_op;
+pub mod ws;
 
 pub use builder::*;
 pub use gateway::*;
 pub use http::*;
 pub use peers::*;
 pub use process::*;
+pub use ws::*;
 
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 pub const CLIENT_ID: &str = "authgate-test";

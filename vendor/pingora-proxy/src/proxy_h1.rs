@@ -516,6 +516,10 @@ where
 
         let mut next_upstream_task: Option<HttpTask> = None;
 
+        // authgate patch: a signal that ends this proxying at once (the session behind an
+        // upgraded connection was revoked), even while both directions are idle.
+        let mut cancel = self.inner.proxy_cancel(ctx);
+
         /* duplex mode without caching
          * Read body from downstream while reading response from upstream
          * If response is done, only read body from downstream
@@ -560,6 +564,14 @@ where
             let upgraded = session.was_upgraded();
 
             tokio::select! {
+                // authgate patch: see `cancel` above.
+                _ = cancelled(&mut cancel), if cancel.is_some() => {
+                    return Error::e_explain(
+                        pingora_error::ErrorType::ConnectionClosed,
+                        "proxying cancelled: the session ended",
+                    );
+                }
+
                 // only try to send to pipe if there is capacity to avoid deadlock
                 // Otherwise deadlock could happen if both upstream and downstream are blocked
                 // on sending to their corresponding pipes which are both full.
@@ -1167,6 +1179,20 @@ pub(crate) async fn send_body_to1(
         }
     } else {
         Ok(false)
+    }
+}
+
+/// authgate patch: resolves once `cancel` says true; never when there is none, or when its
+/// sender is gone without saying it.
+async fn cancelled(cancel: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match cancel {
+        Some(rx) => {
+            if rx.wait_for(|v| *v).await.is_err() {
+                *cancel = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 

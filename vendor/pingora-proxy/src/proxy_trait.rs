@@ -399,6 +399,13 @@ pub trait ProxyHttp {
         Ok(())
     }
 
+    /// authgate patch: a signal that, once it says `true`, ends the proxying of this request
+    /// (both directions, connections closed), even while both are idle. Asked once, when the
+    /// bidirectional proxying of an HTTP/1 upstream starts (upgraded connections included).
+    fn proxy_cancel(&self, _ctx: &mut Self::CTX) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
+
     // custom_forwarding is called when downstream and upstream connections are successfully established.
     #[doc(hidden)]
     async fn custom_forwarding(
