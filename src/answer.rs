@@ -259,6 +259,20 @@ impl Answer {
         .header("www-authenticate", "Session realm=\"authgate\"".to_string())
     }
 
+    /// A program's call on a session that must be confirmed with its identity provider first
+    /// (a SAML session due for its re-check): a top-level navigation to `sign_in` does it.
+    pub fn reauthentication_required(sign_in: &str) -> Self {
+        Self::json(
+            401,
+            serde_json::json!({
+                "error": "reauthentication_required",
+                "message": "the session must be confirmed with the identity provider; navigate to sign_in",
+                "sign_in": sign_in,
+            }),
+        )
+        .header("www-authenticate", "Session realm=\"authgate\"".to_string())
+    }
+
     /// A route's policy said no: a page for people (`html`), JSON for programs.
     pub fn forbidden(deny: Deny, identity: &Identity, route: &str, html: bool) -> Self {
         let (title, message) = deny.explain();

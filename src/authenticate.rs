@@ -29,6 +29,8 @@ pub(crate) enum Auth {
     },
     /// No bearer token and no session the route accepts: the caller must sign in.
     NoSession,
+    /// A SAML session due for its re-check: confirmed with its IdP before it is used again.
+    Reauthenticate { identity: Arc<Identity>, held: Held },
     /// Refused (bad token, policy denial), with the answer to give.
     Refused(Answer),
 }
@@ -43,6 +45,12 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
         Bearer::Absent => match session_of(core, down).await {
             Err(Unusable::StoreDown) => {
                 return Auth::Refused(Answer::store_unavailable(wants_html(down.req())))
+            }
+            Err(Unusable::Reauthenticate(found)) => {
+                return Auth::Reauthenticate {
+                    identity: found.identity,
+                    held: found.held,
+                }
             }
             Err(Unusable::Expired) => {
                 let provider = core.providers.get(route.provider).map_or("", |p| p.name());
@@ -85,13 +93,14 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
 }
 
 /// A session cookie could not be used.
-#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Unusable {
     /// The session store does not answer (and this replica has not read that session
     /// recently enough to vouch for it).
     StoreDown,
     /// Its re-check ended it just now: the caller must sign in again, and is told so.
     Expired,
+    /// Due for its re-check with a SAML provider (which needs the browser).
+    Reauthenticate(Found),
 }
 
 /// A valid session a request carries.
@@ -121,6 +130,13 @@ pub(crate) async fn session_of(
                     Some(recheck) => match recheck.settle(identity, &held, now).await {
                         Settled::Current(identity) => identity,
                         Settled::Ended => return Err(Unusable::Expired),
+                        Settled::Reauthenticate(identity) => {
+                            return Err(Unusable::Reauthenticate(Found {
+                                identity,
+                                refreshed,
+                                held,
+                            }))
+                        }
                     },
                 };
                 return Ok(Some(Found {

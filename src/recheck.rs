@@ -8,6 +8,9 @@
 //!   re-check. Should the IdP be unreachable, the stale identity is used for `recheck_grace`
 //!   more, and then `on_recheck_failure` decides (`deny` ends the session).
 //!
+//! A SAML session cannot be renewed without the browser: once due, `settle` says so, and a
+//! navigating browser is sent through a passive re-authentication (`endpoints::sign_in`).
+//!
 //! One re-check per session at a time: concurrent requests in this process share one flight,
 //! and replicas take a lock in the store (its owner is this process; it expires on its own
 //! should a replica die mid-way). Under the lock the session is read again past every cache:
@@ -62,6 +65,8 @@ pub(crate) enum Settled {
     Current(Arc<Identity>),
     /// The session ended: the caller must sign in again.
     Ended,
+    /// A SAML session is due: only its IdP, through the browser, can vouch for it again.
+    Reauthenticate(Arc<Identity>),
 }
 
 impl Rechecker {
@@ -74,7 +79,6 @@ impl Rechecker {
     ) -> Option<Arc<Self>> {
         let providers: HashMap<Arc<str>, (Arc<Provider>, Timers)> = providers
             .iter()
-            .filter(|p| matches!(***p, Provider::Oidc(_)))
             .map(|p| (p.clone(), sessions.timers(p.name())))
             .filter(|(_, t)| t.recheck_every.is_some())
             .map(|(p, t)| (Arc::from(p.name()), (p, t)))
@@ -97,13 +101,20 @@ impl Rechecker {
 
     /// What the request holding `identity` (of session `held`) goes on with, at `now`.
     pub(crate) async fn settle(self: &Arc<Self>, identity: Arc<Identity>, held: &Held, now: u64) -> Settled {
-        let Some((_, timers)) = self.providers.get(&identity.provider) else {
+        let Some((provider, timers)) = self.providers.get(&identity.provider) else {
             return Settled::Current(identity);
         };
         let Some(every) = timers.recheck_every.map(|d| d.as_secs().max(1)) else {
             return Settled::Current(identity);
         };
         let age = now.saturating_sub(identity.checked_at);
+        if let Provider::Saml(_) = &**provider {
+            return if age < every {
+                Settled::Current(identity)
+            } else {
+                Settled::Reauthenticate(identity)
+            };
+        }
         if age < early(every, &held.sid) {
             return Settled::Current(identity);
         }

@@ -280,7 +280,7 @@ providers:
     entity_id: "https://gw.example/saml"
     idp_metadata_url: "https://idp.example/metadata"
     session:
-      recheck_every: 5m
+      recheck_every: 9h
       idle_timeout: 10s
 routes:
   - upstream: "127.0.0.1:3000"
@@ -303,7 +303,7 @@ session:
         ("session.recheck_every", "set session.store: redis (several replicas) or memory (one replica)"),
         ("providers[0].session.recheck_every", "shorter than the session's max_lifetime"),
         ("providers[0].session.recheck_evry", "unknown key"),
-        ("providers[2].session.recheck_every", "SAML sessions cannot be re-checked yet"),
+        ("providers[2].session.recheck_every", "shorter than the session's max_lifetime"),
         ("providers[2].session.idle_timeout", "at least 60s"),
     ] {
         assert!(
@@ -312,8 +312,8 @@ session:
             "{path} ({says}) missing:\n{out}"
         );
     }
-    // With a store that keeps refresh tokens, the same re-checks are fine; SAML providers
-    // simply do not take session's re-check default.
+    // With a store that keeps refresh tokens, the same re-checks are fine (and a SAML
+    // provider's, a passive re-authentication, with any store).
     let (ok, out) = check(
         r#"
 listen: ["127.0.0.1:8080"]

@@ -338,3 +338,99 @@ fn logout_hints_and_a_table_of_bad_front_channel_calls() {
     assert_eq!(param(&p, "id_token_hint"), None);
     assert!(param(&p, "client_id").is_some());
 }
+
+/// The SAMLRequest of a redirect to the IdP, inflated.
+fn authn_request(location: &str) -> String {
+    let p = params(location);
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(param(&p, "SAMLRequest").expect("SAMLRequest"))
+        .expect("base64");
+    let mut xml = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::DeflateDecoder::new(&raw[..]), &mut xml)
+        .expect("deflated");
+    xml
+}
+
+/// A redirect's absolute location.
+fn location(r: &reqwest::blocking::Response) -> String {
+    let base = r.url().clone();
+    let loc = r.headers()["location"].to_str().expect("location");
+    base.join(loc).expect("location resolves").to_string()
+}
+
+#[test]
+fn saml_sessions_are_confirmed_by_a_passive_re_authentication() {
+    let port = free_port();
+    let gw_url = format!("http://127.0.0.1:{port}");
+    let idp = start_simplesamlphp(&format!("{gw_url}/sp/ssp"), &format!("{gw_url}/_authgate/saml/ssp"));
+    let upstream = start_upstream();
+    let up = format!("127.0.0.1:{}", upstream.port);
+    let cfg = ConfigBuilder::binary(port, &gw_url, free_port())
+        .saml("ssp-assertion", &format!("{gw_url}/sp/ssp-assertion"))
+        .provider_lines(&format!(
+            "    idp_metadata_url: \"{}\"\n    session:\n      recheck_every: 3s",
+            idp.metadata_url()
+        ))
+        .route(RouteSpec::new("app", &up));
+    let gw = start_built(&cfg);
+    let page = format!("{gw_url}/page?x=1");
+
+    // Signed in at the IdP and here.
+    let b = Browser::new();
+    let (acs, response, relay) = b.saml_login_until_post(&page, "alice", "alice-pw");
+    assert_eq!(b.post_acs(&acs, &response, &relay).status(), 302);
+    let first = b.cookie(&gw_url, "authgate_session").expect("session");
+    assert_eq!(b.get(&page).status(), 200);
+
+    // Due: an API call is told to re-authenticate; a navigation goes through a passive
+    // AuthnRequest and comes back to the same page, on a new session.
+    std::thread::sleep(EVERY + Duration::from_millis(300));
+    let (status, body) = api_status(&format!("{gw_url}/data"), &first);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "reauthentication_required");
+    assert!(body["sign_in"].as_str().unwrap_or("").contains("/_authgate/sign_in?rd="), "{body}");
+    let r = b.get(&page);
+    assert_eq!(r.status(), 302);
+    let to_idp = location(&r);
+    assert!(to_idp.starts_with(&idp.base), "{to_idp}");
+    assert!(authn_request(&to_idp).contains(r#"IsPassive="true""#));
+    let (r, at) = b.follow(&to_idp);
+    let html = r.text().unwrap_or_default();
+    let acs = form_action(&html).unwrap_or_else(|| panic!("auto-POST form at {at}:\n{html}"));
+    let response = input_value(&html, "SAMLResponse").expect("SAMLResponse");
+    let relay = input_value(&html, "RelayState").unwrap_or_default();
+    let r = b.post_acs(&acs, &response, &relay);
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], page.as_str(), "the page asked for is kept");
+    let renewed = b.cookie(&gw_url, "authgate_session").expect("session");
+    assert_ne!(renewed, first);
+    let seen = echo(b.api_get(&format!("{gw_url}/data")));
+    assert_eq!(seen["headers"]["x-auth-user"], ALICE_OID);
+    assert_eq!(api_status(&format!("{gw_url}/data"), &first).0, 401, "the renewed session is over");
+
+    // No session at the IdP any more (another browser holding only the gateway's cookie): the
+    // passive request is declined, and a normal sign-in follows, back to the same page.
+    std::thread::sleep(EVERY + Duration::from_millis(300));
+    let b2 = Browser::new();
+    let url = reqwest::Url::parse(&gw_url).expect("url");
+    b2.jar.add_cookie_str(&format!("authgate_session={renewed}; Path=/"), &url);
+    let r = b2.get(&page);
+    assert_eq!(r.status(), 302);
+    let to_idp = location(&r);
+    assert!(authn_request(&to_idp).contains(r#"IsPassive="true""#));
+    let (r, at) = b2.follow(&to_idp);
+    let html = r.text().unwrap_or_default();
+    let acs = form_action(&html).unwrap_or_else(|| panic!("auto-POST form at {at}:\n{html}"));
+    let response = input_value(&html, "SAMLResponse").expect("SAMLResponse");
+    let relay = input_value(&html, "RelayState").unwrap_or_default();
+    let r = b2.post_acs(&acs, &response, &relay);
+    assert_eq!(r.status(), 302, "a declined passive request starts a sign-in");
+    let again = location(&r);
+    assert!(again.starts_with(&idp.base), "{again}");
+    assert!(!authn_request(&again).contains("IsPassive"), "a normal sign-in this time");
+    let (acs, response, relay) = b2.saml_login_until_post(&again, "alice", "alice-pw");
+    let r = b2.post_acs(&acs, &response, &relay);
+    assert_eq!(r.headers()["location"], page.as_str(), "the page asked for is kept");
+    assert_eq!(b2.get(&page).status(), 200);
+    assert!(gw.log_text().contains("passive re-authentication with ssp-assertion declined by the IdP"));
+}

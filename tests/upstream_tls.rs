@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use common::pki::{make_ca, make_leaf, Pki};

@@ -76,6 +76,15 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
             refreshed,
             ..
         } => (identity, refreshed),
+        // Traefik passes the answer on: a navigating browser is re-authenticated passively.
+        // ingress-nginx takes only 2xx/401/403 and sends 401s to its own sign-in URL.
+        Auth::Reauthenticate { identity, held } if fa.dialect == Dialect::Traefik => {
+            return sign_in::reauthenticate(core, down, &identity, &held);
+        }
+        Auth::Reauthenticate { .. } => {
+            core.metrics.deny("reauthentication_required");
+            return Answer::unauthenticated(None);
+        }
         Auth::NoSession => {
             // Traefik passes the answer to the browser as is: send navigations to sign in.
             // ingress-nginx accepts only 2xx/401/403 from auth-url and redirects itself.

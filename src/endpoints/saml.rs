@@ -101,8 +101,36 @@ pub(crate) async fn acs(
                 None => "/".to_string(),
             };
             let audit = serde_json::json!({"protocol": "saml", "idp_initiated": pending.is_none(),
-                "assertion": verified.assertion_id});
-            Ok(sign_in::complete(core, &name, identity, None, &return_to, clear, audit).await)
+                "assertion": verified.assertion_id,
+                "passive": pending.as_ref().is_some_and(|p| p.pv)});
+            let answer = sign_in::complete(core, &name, identity, None, &return_to, clear, audit).await;
+            // A re-authentication: the session it renews is over (the browser holds the new one).
+            if let Some(old) = pending.as_ref().and_then(|p| p.rs.as_deref()) {
+                if answer.status == 302 {
+                    if let Err(e) = core.sessions.end(old).await {
+                        log::warn!("the session a re-authentication replaced was not ended (it expires by itself): {e}");
+                    }
+                }
+            }
+            Ok(answer)
+        }
+        // A passive re-authentication the IdP could not do without the user (no session
+        // there): a normal sign-in follows, back to the same page.
+        Err(saml_verify::AssertionRejection::IdpStatus { code, message })
+            if pending.as_ref().is_some_and(|p| p.pv) =>
+        {
+            fail("passive_declined");
+            log::info!("passive re-authentication with {name} declined by the IdP ({code}: {message}): signing in again");
+            let (Some(p), Some(i)) = (pending, core.providers.iter().position(|p| p.name() == name)) else {
+                return Ok(Answer::not_found());
+            };
+            // The IdP's session is over, so is the one it vouched for here.
+            if let Some(old) = p.rs.as_deref() {
+                if let Err(e) = core.sessions.end(old).await {
+                    log::warn!("the session a declined re-authentication belonged to was not ended (it expires by itself): {e}");
+                }
+            }
+            Ok(sign_in::start(core, down, i, p.r, clear))
         }
         Err(rejection) => {
             fail(rejection.reason());

@@ -11,7 +11,8 @@ use crate::policy::Deny;
 use crate::return_to;
 use crate::route::Route;
 use crate::scim::effects::Refusal;
-use crate::session::{now_secs, CreateError, Grant};
+use crate::idp::Provider;
+use crate::session::{now_secs, CreateError, Grant, Held};
 use crate::state::Core;
 
 /// More trips to the IdP than this within `LOOP_WINDOW` is a sign-in loop.
@@ -100,6 +101,50 @@ pub(crate) fn start(
     return_to: String,
     extra: Vec<String>,
 ) -> Answer {
+    start_with(core, down, provider, return_to, extra, None)
+}
+
+/// A session due for its re-check with a SAML provider: a browser navigating is sent through a
+/// passive re-authentication (`IsPassive`) that keeps the page asked for, and replaces the
+/// session; anything else (an API call, XHR, a form POST) gets a 401 with the sign-in link.
+pub(crate) fn reauthenticate(
+    core: &Core,
+    down: &mut dyn Downstream,
+    identity: &Identity,
+    held: &Held,
+) -> Answer {
+    let provider = core
+        .providers
+        .iter()
+        .position(|p| p.name() == &*identity.provider);
+    let req = down.req();
+    match provider {
+        Some(i) if wants_html(req) && req.method == http::Method::GET => {
+            let path_and_query = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let return_to = return_to::sanitize(path_and_query, &core.cfg.public_url);
+            log::info!(
+                "session of {} with {} is due for its re-check: passive re-authentication",
+                identity.user,
+                identity.provider
+            );
+            start_with(core, down, i, return_to, Vec::new(), Some(&held.sid))
+        }
+        _ => {
+            core.metrics.deny("reauthentication_required");
+            Answer::reauthentication_required(&core.sign_in_link(req, &identity.provider))
+        }
+    }
+}
+
+/// `start`, or with `passive` (the session it replaces) a passive re-authentication.
+fn start_with(
+    core: &Core,
+    down: &mut dyn Downstream,
+    provider: usize,
+    return_to: String,
+    extra: Vec<String>,
+    passive: Option<&str>,
+) -> Answer {
     let Some(p) = core.providers.get(provider) else {
         return Answer::page(
             500,
@@ -117,7 +162,11 @@ pub(crate) fn start(
         );
         return Answer::store_unavailable(true);
     }
-    let begun = match p.begin(return_to) {
+    let begun = match (passive, &**p) {
+        (Some(replaces), Provider::Saml(saml)) => saml.begin_passive(return_to, replaces),
+        _ => p.begin(return_to),
+    };
+    let begun = match begun {
         Ok(b) => b,
         Err(e) => {
             log::warn!("sign-in could not start with provider {}: {e}", p.name());

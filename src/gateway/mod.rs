@@ -131,6 +131,9 @@ impl Gateway {
                 None
             }
             Auth::NoSession => Some(endpoints::sign_in::challenge(core, down, &route)),
+            Auth::Reauthenticate { identity, held } => Some(endpoints::sign_in::reauthenticate(
+                core, down, &identity, &held,
+            )),
             Auth::Refused(answer) => Some(answer),
         })
     }

@@ -82,9 +82,9 @@ impl Reader<'_> {
     }
 
     /// Each provider's timers, from `session:` and its own `session:` block, into
-    /// `session.lifecycle`: re-checks only for OpenID Connect providers, only with a store that
-    /// can keep their refresh tokens, and each shorter than its session; a provider that
-    /// re-checks asks for `offline_access`.
+    /// `session.lifecycle`: each re-check interval shorter than its session; an OpenID Connect
+    /// provider that re-checks needs a store that keeps its refresh tokens, and asks for
+    /// `offline_access`.
     pub(crate) fn provider_timers(
         &mut self,
         providers: &mut [Option<ProviderConfig>],
@@ -95,29 +95,23 @@ impl Reader<'_> {
         for (i, p) in providers.iter_mut().enumerate() {
             let Some(p) = p else { continue };
             let at = format!("providers[{i}].session");
-            let mut t = defaults.with(&p.session);
-            let (explicit, path) = match p.session.recheck_every {
-                Some(_) => (true, format!("{at}.recheck_every")),
-                None => (false, "session.recheck_every".to_string()),
+            let t = defaults.with(&p.session);
+            let path = match p.session.recheck_every {
+                Some(_) => format!("{at}.recheck_every"),
+                None => "session.recheck_every".to_string(),
             };
-            match &mut p.kind {
-                ProviderKind::Saml(_) => {
-                    if explicit && t.recheck_every.is_some() {
-                        self.err(path, "SAML sessions cannot be re-checked yet (no passive re-authentication): remove it; the assertion's SessionNotOnOrAfter and max_lifetime bound them");
-                    }
-                    t.recheck_every = None;
+            if let Some(every) = t.recheck_every {
+                if every >= t.max_lifetime {
+                    self.err(&path, format!("must be shorter than the session's max_lifetime ({}s)", t.max_lifetime.as_secs()));
                 }
-                ProviderKind::Oidc(o) => {
-                    if let Some(every) = t.recheck_every {
-                        if session.store == StoreKind::Cookie {
-                            self.err(&path, "needs a store that keeps the refresh token server-side: set session.store: redis (several replicas) or memory (one replica)");
-                        }
-                        if every >= t.max_lifetime {
-                            self.err(&path, format!("must be shorter than the session's max_lifetime ({}s)", t.max_lifetime.as_secs()));
-                        }
-                        if !o.scopes.iter().any(|s| s == "offline_access") {
-                            o.scopes.push("offline_access".into());
-                        }
+                // SAML re-checks are passive re-authentications through the browser: any
+                // store. OpenID Connect ones redeem a refresh token kept server-side.
+                if let ProviderKind::Oidc(o) = &mut p.kind {
+                    if session.store == StoreKind::Cookie {
+                        self.err(&path, "needs a store that keeps the refresh token server-side: set session.store: redis (several replicas) or memory (one replica)");
+                    }
+                    if !o.scopes.iter().any(|s| s == "offline_access") {
+                        o.scopes.push("offline_access".into());
                     }
                 }
             }

@@ -37,6 +37,13 @@ pub struct PendingSaml {
     pub r: String,
     pub p: String,
     pub t: u64,
+    /// A passive re-authentication (`IsPassive="true"`): a refusal by the IdP leads to a
+    /// normal sign-in, not an error page.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pv: bool,
+    /// The session a re-authentication replaces (ended once the new one is made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rs: Option<String>,
 }
 
 /// The IdP as loaded from its metadata (or from fingerprint settings).
@@ -262,17 +269,33 @@ impl SamlProvider {
 
     /// The AuthnRequest (HTTP-Redirect binding) and the state to keep until the ACS.
     pub fn begin(&self, return_to: String) -> Result<(Url, PendingSaml), IdpError> {
+        self.begin_with(return_to, None)
+    }
+
+    /// A passive re-authentication of the session `replaces` (`IsPassive="true"`: the IdP
+    /// answers at once, with an assertion if its own session is alive, a status if not).
+    pub fn begin_passive(&self, return_to: String, replaces: &str) -> Result<Begun, IdpError> {
+        let (url, pending) = self.begin_with(return_to, Some(replaces))?;
+        begun(url, pending)
+    }
+
+    fn begin_with(
+        &self,
+        return_to: String,
+        replaces: Option<&str>,
+    ) -> Result<(Url, PendingSaml), IdpError> {
         let idp = self.idp()?;
         // Entra: the ID must not start with a digit.
         let id = format!("_{}", hex(&random_bytes(20)));
         let key = crate::session::random_token(32);
         let xml = format!(
-            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}" Destination="{dest}" AssertionConsumerServiceURL="{acs}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml:Issuer>{issuer}</saml:Issuer><samlp:NameIDPolicy Format="{fmt}" AllowCreate="true"/></samlp:AuthnRequest>"#,
+            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}" Destination="{dest}" AssertionConsumerServiceURL="{acs}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"{passive}><saml:Issuer>{issuer}</saml:Issuer><samlp:NameIDPolicy Format="{fmt}" AllowCreate="true"/></samlp:AuthnRequest>"#,
             now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             dest = xml_escape(idp.sso_url.as_str()),
             acs = xml_escape(&self.acs_url),
             issuer = xml_escape(&self.cfg.entity_id),
             fmt = xml_escape(&self.cfg.name_id_format),
+            passive = if replaces.is_some() { r#" IsPassive="true""# } else { "" },
         );
         let url =
             self.redirect_url(&idp.sso_url, "SAMLRequest", &deflate_b64(&xml)?, Some(&key))?;
@@ -284,6 +307,8 @@ impl SamlProvider {
                 r: return_to,
                 p: self.name.clone(),
                 t: crate::session::now_secs(),
+                pv: replaces.is_some(),
+                rs: replaces.map(str::to_string),
             },
         ))
     }
@@ -707,6 +732,17 @@ pub(crate) fn xml_escape(s: &str) -> String {
     crate::pages::escape(s)
 }
 
+/// What a started sign-in gives the gateway to keep.
+fn begun(url: Url, pending: PendingSaml) -> Result<Begun, IdpError> {
+    Ok(Begun {
+        url,
+        key: pending.k.clone(),
+        pending: serde_json::to_value(&pending).map_err(|e| IdpError::Setup(e.to_string()))?,
+        // The ACS is POSTed from the IdP's origin.
+        cross_site: true,
+    })
+}
+
 #[async_trait::async_trait]
 impl IdentityProvider for SamlProvider {
     fn name(&self) -> &str {
@@ -726,13 +762,7 @@ impl IdentityProvider for SamlProvider {
     }
     fn begin(&self, return_to: String) -> Result<Begun, IdpError> {
         let (url, pending) = SamlProvider::begin(self, return_to)?;
-        Ok(Begun {
-            url,
-            key: pending.k.clone(),
-            pending: serde_json::to_value(&pending).map_err(|e| IdpError::Setup(e.to_string()))?,
-            // The ACS is POSTed from the IdP's origin.
-            cross_site: true,
-        })
+        begun(url, pending)
     }
     fn sign_out_url(
         &self,

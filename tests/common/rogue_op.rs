@@ -20,6 +20,8 @@ use serde_json::{json, Value};
 pub enum Answer {
     /// 200 with a JSON body and its Content-Length.
     Json(Value),
+    /// This status with this body (JSON or not) and its Content-Length.
+    Status(u16, String),
     /// 200 with this body, chunked, no Content-Length.
     Chunked(Vec<u8>),
     /// 200, chunked, `{"keys":[` and then filler for as long as the client reads.
@@ -157,6 +159,13 @@ fn serve(
                 .as_bytes(),
             )
         }
+        Some(Answer::Status(code, b)) => conn.write_all(
+            format!(
+                "HTTP/1.1 {code} Status\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
+                b.len()
+            )
+            .as_bytes(),
+        ),
         Some(Answer::Chunked(b)) => {
             let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_vec();
             for c in b.chunks(64 * 1024) {
