@@ -7,6 +7,9 @@
 //! local redis-server, in a process of its own so the first run's memory is not counted):
 //! the sessions live in Redis, and the gateway's growth must stay within its bounded caches
 //! (sessions read 32 MiB, opened cookies 4 MiB, prepared headers 16 MiB).
+//! With `SESSION_MEMORY_GRANT=1`, each session also keeps an IdP grant of Entra's sizes (a
+//! 1,400-character refresh token, a 1,600-character ID token, a login hint), as sessions of
+//! an OpenID provider do with a server-side store (`recheck_every`, `id_token_hint`).
 //! Run: cargo bench --bench session_memory [-- N [G]]
 
 use std::time::{Duration, Instant};
@@ -15,7 +18,7 @@ use authgate::headers::HeaderNames;
 use authgate::headers::HeaderPlan;
 use authgate::identity::{shared, Identity};
 use authgate::read::Secret;
-use authgate::session::{now_secs, Check, Sessions};
+use authgate::session::{now_secs, Check, Grant, Sessions};
 use authgate::session::{SessionConfig, StoreKind};
 
 fn rss_kib() -> u64 {
@@ -65,10 +68,18 @@ fn main() {
         redis: redis_port.map(redis_config),
     })
     .expect("sessions");
-    let store = if redis_port.is_some() {
-        "redis"
-    } else {
-        "memory"
+    let with_grant = std::env::var_os("SESSION_MEMORY_GRANT").is_some();
+    let store = match (redis_port.is_some(), with_grant) {
+        (true, false) => "redis",
+        (true, true) => "redis, with IdP grants",
+        (false, false) => "memory",
+        (false, true) => "memory, with IdP grants",
+    };
+    // Entra-sized: refresh tokens run to about 1,400 characters, ID tokens 1,500-2,000.
+    let grant = |i: u64| Grant {
+        refresh_token: Some(format!("0.A{i:012}{}", "r".repeat(1_386))),
+        id_token: Some(format!("eyJ{i:012}{}", "i".repeat(1_585))),
+        login_hint: Some(format!("O.CiQ{i:012}{}", "h".repeat(44))),
     };
     let before = rss_kib();
     let started = Instant::now();
@@ -88,13 +99,17 @@ fn main() {
             ..Default::default()
         };
         // A fresh Redis connection may still be being made: the first writes wait for it.
-        let mut made = rt.block_on(sessions.create(identity.clone()));
+        let make = || {
+            let g = with_grant.then(|| grant(i));
+            rt.block_on(sessions.create_with(identity.clone(), g))
+        };
+        let mut made = make();
         for _ in 0..50 {
             if made.is_ok() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
-            made = rt.block_on(sessions.create(identity.clone()));
+            made = make();
         }
         cookies.push(made.expect("create"));
     }

@@ -123,7 +123,9 @@ impl Rechecker {
             tokio::spawn(async move { this.flight(&held, &was).await });
             return Settled::Current(identity);
         }
-        match self.flight(held, &identity).await {
+        // Boxed: a re-check's future (the IdP round trip, Graph, the store) is large, and
+        // every request's authentication future would otherwise carry its size (and copy it).
+        match Box::pin(self.flight(held, &identity)).await {
             Outcome::Renewed(fresh) => Settled::Current(fresh),
             Outcome::Busy => Settled::Current(identity),
             Outcome::Ended => Settled::Ended,
@@ -134,7 +136,7 @@ impl Rechecker {
                 OnRecheckFailure::Keep => Settled::Current(identity),
                 OnRecheckFailure::Deny => {
                     let why = format!("the IdP could not be reached past recheck_grace ({why})");
-                    self.end(held, &identity, "expired", &why).await;
+                    Box::pin(self.end(held, &identity, "expired", &why)).await;
                     Settled::Ended
                 }
             },

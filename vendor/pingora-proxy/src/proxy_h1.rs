@@ -148,9 +148,13 @@ where
         // closure (the downstream half finished and dropped rx) from an unexpected one.
         let pipe_state = Arc::new(AtomicU8::new(PipeState::Active as u8));
 
-        // start bi-directional streaming
-        let ret = tokio::try_join!(
-            self.proxy_handle_downstream(
+        let ret = {
+            // authgate patch: a signal that ends this proxying at once (the session behind an
+            // upgraded connection was revoked), even while both directions are idle. Asked once
+            // per request; without one, the downstream half runs exactly as before.
+            // Pinned where it is made: only references move below, never the (large) future.
+            let cancel = self.inner.proxy_cancel(ctx);
+            let mut downstream = std::pin::pin!(self.proxy_handle_downstream(
                 session,
                 tx_downstream,
                 rx_upstream,
@@ -158,9 +162,26 @@ where
                 &mut downstream_custom_message_writer,
                 &mut downstream_custom_message_reader,
                 pipe_state.clone(),
-            ),
-            self.proxy_handle_upstream(client_session, tx_upstream, rx_downstream, pipe_state),
-        );
+            ));
+            let downstream = async {
+                match cancel {
+                    None => downstream.as_mut().await,
+                    Some(mut cancel) => tokio::select! {
+                        done = downstream.as_mut() => done,
+                        _ = cancelled(&mut cancel) => Error::e_explain(
+                            pingora_error::ErrorType::ConnectionClosed,
+                            "proxying cancelled: the session ended",
+                        ),
+                    },
+                }
+            };
+
+            // start bi-directional streaming
+            tokio::try_join!(
+                downstream,
+                self.proxy_handle_upstream(client_session, tx_upstream, rx_downstream, pipe_state),
+            )
+        };
 
         if let Some(custom_session) = session.downstream_session.as_custom_mut() {
             if let Some(downstream_custom_message_writer) = downstream_custom_message_writer {
@@ -516,10 +537,6 @@ where
 
         let mut next_upstream_task: Option<HttpTask> = None;
 
-        // authgate patch: a signal that ends this proxying at once (the session behind an
-        // upgraded connection was revoked), even while both directions are idle.
-        let mut cancel = self.inner.proxy_cancel(ctx);
-
         /* duplex mode without caching
          * Read body from downstream while reading response from upstream
          * If response is done, only read body from downstream
@@ -564,14 +581,6 @@ where
             let upgraded = session.was_upgraded();
 
             tokio::select! {
-                // authgate patch: see `cancel` above.
-                _ = cancelled(&mut cancel), if cancel.is_some() => {
-                    return Error::e_explain(
-                        pingora_error::ErrorType::ConnectionClosed,
-                        "proxying cancelled: the session ended",
-                    );
-                }
-
                 // only try to send to pipe if there is capacity to avoid deadlock
                 // Otherwise deadlock could happen if both upstream and downstream are blocked
                 // on sending to their corresponding pipes which are both full.
@@ -1182,17 +1191,11 @@ pub(crate) async fn send_body_to1(
     }
 }
 
-/// authgate patch: resolves once `cancel` says true; never when there is none, or when its
-/// sender is gone without saying it.
-async fn cancelled(cancel: &mut Option<tokio::sync::watch::Receiver<bool>>) {
-    match cancel {
-        Some(rx) => {
-            if rx.wait_for(|v| *v).await.is_err() {
-                *cancel = None;
-                std::future::pending::<()>().await;
-            }
-        }
-        None => std::future::pending::<()>().await,
+/// authgate patch: resolves once `cancel` says true; never when its sender is gone without
+/// saying it.
+async fn cancelled(cancel: &mut tokio::sync::watch::Receiver<bool>) {
+    if cancel.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
