@@ -241,7 +241,10 @@ fn main() {
                 let _ = gateway.kill();
                 let _ = gateway.wait();
             }
-            println!("redis store ÷ cookie store, session: {:.3}", stored_ir[0] / per[1]);
+            println!(
+                "redis store ÷ cookie store, session: {:.3}",
+                stored_ir[0] / per[1]
+            );
             println!(
                 "recheck_every on ÷ off (redis store): {:.3} (target ≤ 1.02)",
                 stored_ir[1] / stored_ir[0]

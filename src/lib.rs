@@ -54,11 +54,11 @@ pub mod tls;
 mod admin;
 mod admin_api;
 mod authenticate;
-mod recheck;
 mod cookies;
 mod endpoints;
 mod fetch;
 mod pages;
+mod recheck;
 mod reload;
 mod return_to;
 

@@ -100,7 +100,12 @@ impl Rechecker {
     }
 
     /// What the request holding `identity` (of session `held`) goes on with, at `now`.
-    pub(crate) async fn settle(self: &Arc<Self>, identity: Arc<Identity>, held: &Held, now: u64) -> Settled {
+    pub(crate) async fn settle(
+        self: &Arc<Self>,
+        identity: Arc<Identity>,
+        held: &Held,
+        now: u64,
+    ) -> Settled {
         let Some((provider, timers)) = self.providers.get(&identity.provider) else {
             return Settled::Current(identity);
         };
@@ -163,7 +168,10 @@ impl Rechecker {
         }
         let out = self.run(held, was).await;
         if let Err(e) = self.sessions.unlock(&lock, &self.owner).await {
-            log::warn!("re-check lock of a session not released (it expires in {}s): {e}", LOCK_TTL.as_secs());
+            log::warn!(
+                "re-check lock of a session not released (it expires in {}s): {e}",
+                LOCK_TTL.as_secs()
+            );
         }
         out
     }
@@ -178,7 +186,9 @@ impl Rechecker {
             Ok(None) => return Outcome::Ended,
             Err(e) => return self.unreachable(was, &format!("session store: {e}")),
         }
-        let Some((Provider::Oidc(oidc), _)) = self.providers.get(&was.provider).map(|(p, t)| (&**p, t)) else {
+        let Some((Provider::Oidc(oidc), _)) =
+            self.providers.get(&was.provider).map(|(p, t)| (&**p, t))
+        else {
             return Outcome::Busy;
         };
         let grant = match self.sessions.grant(&held.sid).await {
@@ -190,10 +200,18 @@ impl Rechecker {
             Err(e) => Err(e),
         };
         match fresh {
-            Ok((identity, grant)) => match self.sessions.renew(held, identity, &grant, now_secs()).await {
+            Ok((identity, grant)) => match self
+                .sessions
+                .renew(held, identity, &grant, now_secs())
+                .await
+            {
                 Ok(identity) => {
                     self.metrics.recheck(&was.provider, "renewed");
-                    log::info!("session of {} with {} re-checked: renewed", was.user, was.provider);
+                    log::info!(
+                        "session of {} with {} re-checked: renewed",
+                        was.user,
+                        was.provider
+                    );
                     Outcome::Renewed(identity)
                 }
                 Err(e) => self.unreachable(was, &format!("session store: {e}")),
@@ -234,7 +252,11 @@ impl Rechecker {
     async fn end(&self, held: &Held, was: &Identity, result: &str, why: &str) {
         self.metrics.recheck(&was.provider, result);
         self.metrics.session_rejected("recheck_failed");
-        log::warn!("session of {} with {} ended by its re-check: {why}", was.user, was.provider);
+        log::warn!(
+            "session of {} with {} ended by its re-check: {why}",
+            was.user,
+            was.provider
+        );
         crate::logging::audit(
             "sign_out",
             serde_json::json!({
@@ -251,6 +273,9 @@ impl Rechecker {
 /// When a re-check starts ahead of time: between 75% and 90% of the interval, spread by the
 /// session id so sessions signed in together do not all ask the IdP in the same second.
 fn early(every: u64, sid: &str) -> u64 {
-    let spread = sid.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 16;
+    let spread = sid
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        % 16;
     every * (75 + spread) / 100
 }

@@ -300,10 +300,19 @@ session:
         ("session.lifetime", "older name of max_lifetime"),
         ("session.recheck_grace", "expected a duration"),
         ("session.on_recheck_failure", "deny or keep"),
-        ("session.recheck_every", "set session.store: redis (several replicas) or memory (one replica)"),
-        ("providers[0].session.recheck_every", "shorter than the session's max_lifetime"),
+        (
+            "session.recheck_every",
+            "set session.store: redis (several replicas) or memory (one replica)",
+        ),
+        (
+            "providers[0].session.recheck_every",
+            "shorter than the session's max_lifetime",
+        ),
         ("providers[0].session.recheck_evry", "unknown key"),
-        ("providers[2].session.recheck_every", "shorter than the session's max_lifetime"),
+        (
+            "providers[2].session.recheck_every",
+            "shorter than the session's max_lifetime",
+        ),
         ("providers[2].session.idle_timeout", "at least 60s"),
     ] {
         assert!(

@@ -47,17 +47,25 @@ fn sign_in(op: &RogueOp, key: &Key, gw: &Gateway) -> String {
     let b = Browser::new();
     let r = b.get(&format!("{}/app", gw.url));
     assert_eq!(r.status(), 302);
-    let loc = reqwest::Url::parse(r.headers()["location"].to_str().expect("location")).expect("url");
+    let loc =
+        reqwest::Url::parse(r.headers()["location"].to_str().expect("location")).expect("url");
     let q = |k: &str| {
         loc.query_pairs()
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.to_string())
             .unwrap_or_else(|| panic!("no {k}"))
     };
-    assert!(q("scope").split(' ').any(|s| s == "offline_access"), "re-checks ask for offline_access");
+    assert!(
+        q("scope").split(' ').any(|s| s == "offline_access"),
+        "re-checks ask for offline_access"
+    );
     let id = key.sign(json!({}), &claims(&op.base, Some(&q("nonce"))));
     op.set("/token", tokens(Some(&id)));
-    let r = b.get(&format!("{}/_authgate/callback/plain?code=c0de&state={}", gw.url, q("state")));
+    let r = b.get(&format!(
+        "{}/_authgate/callback/plain?code=c0de&state={}",
+        gw.url,
+        q("state")
+    ));
     assert_eq!(r.status(), 302, "{}", r.text().unwrap_or_default());
     b.cookie(&gw.url, "authgate_session").expect("session")
 }
@@ -78,11 +86,17 @@ fn refresh_answers_are_believed_only_as_a_sign_in_would_be() {
     let op = RogueOp::start();
     let (good, other) = (Key::new("good"), Key::new("other"));
     op.discovery("/plain", &format!("{}/plain", op.base), json!({}));
-    op.set("/plain/keys", Answer::Json(json!({"keys": [good.jwk(None)]})));
+    op.set(
+        "/plain/keys",
+        Answer::Json(json!({"keys": [good.jwk(None)]})),
+    );
     let (port, upstream) = (free_port(), start_upstream());
     let cfg = ConfigBuilder::binary(port, &format!("http://127.0.0.1:{port}"), free_port())
         .oidc("plain", &format!("{}/plain", op.base))
-        .route(RouteSpec::new("app", &format!("127.0.0.1:{}", upstream.port)))
+        .route(RouteSpec::new(
+            "app",
+            &format!("127.0.0.1:{}", upstream.port),
+        ))
         .store("memory")
         .tail("  recheck_every: 2s\n  recheck_grace: 30s\n");
     let gw = start_built(&cfg);
@@ -90,16 +104,59 @@ fn refresh_answers_are_believed_only_as_a_sign_in_would_be() {
     let signed = |c: Value| good.sign(json!({}), &c);
     let fresh = || claims(&base, None);
     let refused: Vec<(&str, Answer)> = vec![
-        ("invalid_grant", Answer::Status(400, r#"{"error":"invalid_grant","error_description":"user disabled"}"#.into())),
-        ("unauthorized_client", Answer::Status(400, r#"{"error":"unauthorized_client"}"#.into())),
+        (
+            "invalid_grant",
+            Answer::Status(
+                400,
+                r#"{"error":"invalid_grant","error_description":"user disabled"}"#.into(),
+            ),
+        ),
+        (
+            "unauthorized_client",
+            Answer::Status(400, r#"{"error":"unauthorized_client"}"#.into()),
+        ),
         ("no ID token", tokens(None)),
-        ("another user", tokens(Some(&signed(merged(fresh(), json!({"sub": "eve", "oid": "eve-oid"})))))),
-        ("another key", tokens(Some(&other.sign(json!({}), &fresh())))),
-        ("alg none", tokens(Some(&rogue_op::unsigned("good", &fresh())))),
-        ("HS256 keyed with the client secret", tokens(Some(&rogue_op::hs256("good", CLIENT_SECRET.as_bytes(), &fresh())))),
-        ("another audience", tokens(Some(&signed(merged(fresh(), json!({"aud": "other-app"})))))),
-        ("another issuer", tokens(Some(&signed(merged(fresh(), json!({"iss": format!("{base}/strict")})))))),
-        ("expired", tokens(Some(&signed(merged(fresh(), json!({"iat": now() - 7200, "exp": now() - 3600})))))),
+        (
+            "another user",
+            tokens(Some(&signed(merged(
+                fresh(),
+                json!({"sub": "eve", "oid": "eve-oid"}),
+            )))),
+        ),
+        (
+            "another key",
+            tokens(Some(&other.sign(json!({}), &fresh()))),
+        ),
+        (
+            "alg none",
+            tokens(Some(&rogue_op::unsigned("good", &fresh()))),
+        ),
+        (
+            "HS256 keyed with the client secret",
+            tokens(Some(&rogue_op::hs256(
+                "good",
+                CLIENT_SECRET.as_bytes(),
+                &fresh(),
+            ))),
+        ),
+        (
+            "another audience",
+            tokens(Some(&signed(merged(fresh(), json!({"aud": "other-app"}))))),
+        ),
+        (
+            "another issuer",
+            tokens(Some(&signed(merged(
+                fresh(),
+                json!({"iss": format!("{base}/strict")}),
+            )))),
+        ),
+        (
+            "expired",
+            tokens(Some(&signed(merged(
+                fresh(),
+                json!({"iat": now() - 7200, "exp": now() - 3600}),
+            )))),
+        ),
     ];
     for (case, answer) in refused {
         let cookie = sign_in(&op, &good, &gw);
@@ -107,12 +164,22 @@ fn refresh_answers_are_believed_only_as_a_sign_in_would_be() {
         op.set("/token", answer);
         std::thread::sleep(Duration::from_millis(2300));
         let (status, body) = get(&gw, &cookie);
-        assert_eq!((status, body["error"].as_str()), (401, Some("session_expired")), "{case}: {body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("session_expired")),
+            "{case}: {body}"
+        );
         assert_eq!(get(&gw, &cookie).0, 401, "{case}: the session stays ended");
     }
     let transient: Vec<(&str, Answer)> = vec![
-        ("a 503 page", Answer::Status(503, "<html>down for maintenance</html>".into())),
-        ("temporarily_unavailable", Answer::Status(400, r#"{"error":"temporarily_unavailable"}"#.into())),
+        (
+            "a 503 page",
+            Answer::Status(503, "<html>down for maintenance</html>".into()),
+        ),
+        (
+            "temporarily_unavailable",
+            Answer::Status(400, r#"{"error":"temporarily_unavailable"}"#.into()),
+        ),
         ("garbage", Answer::Chunked(b"{\"access_tok".to_vec())),
     ];
     for (case, answer) in transient {
@@ -120,7 +187,11 @@ fn refresh_answers_are_believed_only_as_a_sign_in_would_be() {
         op.set("/token", answer);
         std::thread::sleep(Duration::from_millis(2300));
         for _ in 0..3 {
-            assert_eq!(get(&gw, &cookie).0, 200, "{case}: kept within recheck_grace");
+            assert_eq!(
+                get(&gw, &cookie).0,
+                200,
+                "{case}: kept within recheck_grace"
+            );
         }
     }
     // The refresh went out with the token the sign-in kept, never a token from elsewhere.
@@ -128,7 +199,18 @@ fn refresh_answers_are_believed_only_as_a_sign_in_would_be() {
     assert!(log.contains("grant_type=refresh_token"), "{log}");
     assert!(log.contains("refresh_token=rt-next"), "{log}");
     let m = scrape(&gw.admin);
-    assert_eq!(metric(&m, "authgate_session_rechecks_total{provider=\"plain\",result=\"refused\"}"), 10.0);
-    assert!(metric(&m, "authgate_session_rechecks_total{provider=\"plain\",result=\"unreachable\"}") >= 3.0);
+    assert_eq!(
+        metric(
+            &m,
+            "authgate_session_rechecks_total{provider=\"plain\",result=\"refused\"}"
+        ),
+        10.0
+    );
+    assert!(
+        metric(
+            &m,
+            "authgate_session_rechecks_total{provider=\"plain\",result=\"unreachable\"}"
+        ) >= 3.0
+    );
     assert!(gw.log_text().contains("ended by its re-check"));
 }

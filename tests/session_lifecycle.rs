@@ -52,11 +52,19 @@ fn refreshes(op: &OpenIdProvider) -> (u64, u64) {
 }
 
 /// A replica with an `/admin` route for `Admins` before the catch-all `app` route.
-fn replica_with_admin(port: u16, public: &str, op: &OpenIdProvider, upstream: u16, session: &str) -> Gateway {
+fn replica_with_admin(
+    port: u16,
+    public: &str,
+    op: &OpenIdProvider,
+    upstream: u16,
+    session: &str,
+) -> Gateway {
     let up = format!("127.0.0.1:{upstream}");
     let cfg = ConfigBuilder::for_binary(port, public, free_port(), &op.issuer, upstream)
         .admin_token(ADMIN_TOKEN)
-        .routes_first([RouteSpec::new("admin", &up).prefix("/admin").groups(&[ADMINS])])
+        .routes_first([RouteSpec::new("admin", &up)
+            .prefix("/admin")
+            .groups(&[ADMINS])])
         .tail(session);
     let mut gw = start_built(&cfg);
     gw.url = format!("http://127.0.0.1:{port}");
@@ -64,7 +72,11 @@ fn replica_with_admin(port: u16, public: &str, op: &OpenIdProvider, upstream: u1
 }
 
 fn port_of(gw: &Gateway) -> u16 {
-    gw.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
+    gw.url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
 }
 
 fn api_status(url: &str, cookie: &str) -> (u16, Value) {
@@ -85,7 +97,15 @@ fn rechecks_follow_the_idp_on_three_replicas() {
     let port_a = free_port();
     let public = format!("http://127.0.0.1:{port_a}");
     // A back-channel logout URI makes the provider put `sid` in its ID tokens, as Entra does.
-    let op = start_op_for(&[&public], "test-idp", 0, &[("BACKCHANNEL_LOGOUT_URI", format!("{public}/_authgate/backchannel_logout/test-idp"))]);
+    let op = start_op_for(
+        &[&public],
+        "test-idp",
+        0,
+        &[(
+            "BACKCHANNEL_LOGOUT_URI",
+            format!("{public}/_authgate/backchannel_logout/test-idp"),
+        )],
+    );
     let session = redis_session(&redis, "lifecycle:", "  recheck_every: 3s\n");
     let a = replica_with_admin(port_a, &public, &op, upstream.port, &session);
     let b = replica_with_admin(free_port(), &public, &op, upstream.port, &session);
@@ -107,21 +127,39 @@ fn rechecks_follow_the_idp_on_three_replicas() {
                     s.spawn(move || status_with(&url, &cookie))
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("request")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("request"))
+                .collect()
         });
-        assert!(statuses.iter().all(|s| *s == 200), "round {round}: {statuses:?}");
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "round {round}: {statuses:?}"
+        );
         // Each replica picks up the renewed session (from Redis, without asking the IdP).
         for gw in all {
             assert_eq!(status_with(&format!("{}/admin/x", gw.url), &cookie), 200);
         }
         let (after, errors_after) = refreshes(&op);
-        assert_eq!(after - before, 1, "round {round}: exactly one refresh grant at the IdP");
-        assert_eq!(errors_after, errors_before, "round {round}: no refused refresh (a reused token would be)");
+        assert_eq!(
+            after - before,
+            1,
+            "round {round}: exactly one refresh grant at the IdP"
+        );
+        assert_eq!(
+            errors_after, errors_before,
+            "round {round}: no refused refresh (a reused token would be)"
+        );
     }
     // Whichever replica took the lock renewed it: two renewals in all.
     let renewed: f64 = all
         .iter()
-        .map(|gw| metric(&scrape(&gw.admin), "authgate_session_rechecks_total{provider=\"test-idp\",result=\"renewed\"}"))
+        .map(|gw| {
+            metric(
+                &scrape(&gw.admin),
+                "authgate_session_rechecks_total{provider=\"test-idp\",result=\"renewed\"}",
+            )
+        })
         .sum();
     assert_eq!(renewed, 2.0);
 
@@ -134,11 +172,18 @@ fn rechecks_follow_the_idp_on_three_replicas() {
             status_with(&format!("{}/admin/x", gw.url), &cookie) == 403
         });
         eprintln!("{}: /admin refused {took:?} after the change", gw.url);
-        assert_eq!(status_with(&format!("{}/", gw.url), &cookie), 200, "/ still works");
+        assert_eq!(
+            status_with(&format!("{}/", gw.url), &cookie),
+            200,
+            "/ still works"
+        );
     }
     assert!(changed.elapsed() < EVERY + Duration::from_secs(4));
     let seen = echo(get_with_session(&format!("{}/", b.url), &cookie));
-    assert_eq!(seen["headers"]["x-auth-groups"], STAFF, "the upstream sees the new groups");
+    assert_eq!(
+        seen["headers"]["x-auth-groups"], STAFF,
+        "the upstream sees the new groups"
+    );
     change_user(&op, "alice", json!({"groups": [ADMINS, STAFF]}));
 
     // --- bob is disabled at the IdP: his refresh answers invalid_grant. The request that
@@ -147,7 +192,11 @@ fn rechecks_follow_the_idp_on_three_replicas() {
     let (bob, bob_cookie) = signed_in(&a, "bob");
     let (_, errors_before) = refreshes(&op);
     // His open websocket on C, quiet after the app's greeting.
-    let (head, mut ws) = ws_connect(port_of(&c), "/ws", Some(&format!("authgate_session={bob_cookie}")));
+    let (head, mut ws) = ws_connect(
+        port_of(&c),
+        "/ws",
+        Some(&format!("authgate_session={bob_cookie}")),
+    );
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     assert!(ws_read(&mut ws, &|| c.log_text()).starts_with("user:"));
     change_user(&op, "bob", json!({"disabled": true}));
@@ -156,21 +205,45 @@ fn rechecks_follow_the_idp_on_three_replicas() {
     assert_eq!(page.status(), 401);
     let html = page.text().unwrap_or_default();
     assert!(html.contains("Your sign-in has expired"), "{html}");
-    assert!(html.contains("/_authgate/sign_in?rd=%2Fsome%2Fpage%3Fx%3D1"), "{html}");
-    assert_eq!(refreshes(&op).1, errors_before + 1, "the IdP refused one refresh");
+    assert!(
+        html.contains("/_authgate/sign_in?rd=%2Fsome%2Fpage%3Fx%3D1"),
+        "{html}"
+    );
+    assert_eq!(
+        refreshes(&op).1,
+        errors_before + 1,
+        "the IdP refused one refresh"
+    );
     let closed = ws_closed_within(&mut ws, Duration::from_secs(1));
-    assert!(closed.is_some(), "bob's websocket on another replica is closed within 1 s");
+    assert!(
+        closed.is_some(),
+        "bob's websocket on another replica is closed within 1 s"
+    );
     eprintln!("bob's websocket closed {closed:?} after the refusal");
-    assert!(c.log_text().contains("closing an upgraded connection of"), "C closed it, and says why");
+    assert!(
+        c.log_text().contains("closing an upgraded connection of"),
+        "C closed it, and says why"
+    );
     for gw in all {
         let took = within(Duration::from_secs(1), "ended session refused", || {
             api_status(&format!("{}/x", gw.url), &bob_cookie).0 == 401
         });
-        eprintln!("{}: bob's session refused {took:?} after the refusal", gw.url);
+        eprintln!(
+            "{}: bob's session refused {took:?} after the refusal",
+            gw.url
+        );
     }
-    assert!(b.log_text().contains("ended by its re-check"), "the log names the reason");
+    assert!(
+        b.log_text().contains("ended by its re-check"),
+        "the log names the reason"
+    );
     let m = scrape(&b.admin);
-    assert!(metric(&m, "authgate_session_rechecks_total{provider=\"test-idp\",result=\"refused\"}") >= 1.0);
+    assert!(
+        metric(
+            &m,
+            "authgate_session_rechecks_total{provider=\"test-idp\",result=\"refused\"}"
+        ) >= 1.0
+    );
 
     // --- A front-channel logout, as the IdP's iframe sends it: only `sid`, no cookie.
     let (_carol, carol_cookie) = signed_in(&a, "carol");
@@ -179,16 +252,27 @@ fn rechecks_follow_the_idp_on_three_replicas() {
         .expect("carol's sid")
         .to_string();
     let r = api()
-        .get(format!("{}/_authgate/frontchannel_logout/test-idp?sid={sid}", c.url))
+        .get(format!(
+            "{}/_authgate/frontchannel_logout/test-idp?sid={sid}",
+            c.url
+        ))
         .send()
         .expect("front-channel");
     assert_eq!(r.status(), 200);
-    let csp = r.headers()["content-security-policy"].to_str().unwrap_or("").to_string();
-    assert!(csp.contains(&format!("frame-ancestors http://127.0.0.1:{}", op.port)), "{csp}");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        csp.contains(&format!("frame-ancestors http://127.0.0.1:{}", op.port)),
+        "{csp}"
+    );
     for gw in all {
-        within(Duration::from_secs(1), "front-channel logout reaches every replica", || {
-            api_status(&format!("{}/x", gw.url), &carol_cookie).0 == 401
-        });
+        within(
+            Duration::from_secs(1),
+            "front-channel logout reaches every replica",
+            || api_status(&format!("{}/x", gw.url), &carol_cookie).0 == 401,
+        );
     }
     // alice (another sid) is untouched.
     assert_eq!(status_with(&format!("{}/", a.url), &cookie), 200);
@@ -205,7 +289,9 @@ fn an_unreachable_idp_gets_the_grace_then_the_rule() {
         let public = format!("http://127.0.0.1:{port}");
         let cfg = ConfigBuilder::for_binary(port, &public, free_port(), &op.issuer, upstream.port)
             .store("memory")
-            .tail(&format!("  recheck_every: 3s\n  recheck_grace: 3s\n  on_recheck_failure: {rule}\n"));
+            .tail(&format!(
+                "  recheck_every: 3s\n  recheck_grace: 3s\n  on_recheck_failure: {rule}\n"
+            ));
         start_built(&cfg)
     };
     let (deny, keep) = (start(port_deny, "deny"), start(port_keep, "keep"));
@@ -233,10 +319,21 @@ fn an_unreachable_idp_gets_the_grace_then_the_rule() {
     }
     let at = first_refusal.expect("deny ended the session");
     // Stale after 3 s, graced 3 s more (whole seconds from the sign-in's second).
-    assert!(at >= Duration::from_millis(4500) && at <= Duration::from_millis(7500), "refused at {at:?}");
-    assert!(deny.log_text().contains("past recheck_grace"), "the log names the reason");
+    assert!(
+        at >= Duration::from_millis(4500) && at <= Duration::from_millis(7500),
+        "refused at {at:?}"
+    );
+    assert!(
+        deny.log_text().contains("past recheck_grace"),
+        "the log names the reason"
+    );
     let m = scrape(&keep.admin);
-    assert!(metric(&m, "authgate_session_rechecks_total{provider=\"test-idp\",result=\"unreachable\"}") >= 1.0);
+    assert!(
+        metric(
+            &m,
+            "authgate_session_rechecks_total{provider=\"test-idp\",result=\"unreachable\"}"
+        ) >= 1.0
+    );
 }
 
 /// The query parameters of `url`.
@@ -256,8 +353,17 @@ fn param<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
 fn single(store: &str) -> (Gateway, OpenIdProvider, Upstream) {
     let (port, upstream) = (free_port(), start_upstream());
     let public = format!("http://127.0.0.1:{port}");
-    let op = start_op_for(&[&public], "test-idp", 0, &[("BACKCHANNEL_LOGOUT_URI", format!("{public}/_authgate/backchannel_logout/test-idp"))]);
-    let cfg = ConfigBuilder::for_binary(port, &public, free_port(), &op.issuer, upstream.port).store(store);
+    let op = start_op_for(
+        &[&public],
+        "test-idp",
+        0,
+        &[(
+            "BACKCHANNEL_LOGOUT_URI",
+            format!("{public}/_authgate/backchannel_logout/test-idp"),
+        )],
+    );
+    let cfg = ConfigBuilder::for_binary(port, &public, free_port(), &op.issuer, upstream.port)
+        .store(store);
     (start_built(&cfg), op, upstream)
 }
 
@@ -266,8 +372,13 @@ fn logout_hints_and_a_table_of_bad_front_channel_calls() {
     let (gw, op, _upstream) = single("memory");
     let gw = &gw;
     let alice = Browser::new();
-    assert_eq!(alice.sign_in(&format!("{}/x", gw.url), "alice").0.status(), 200);
-    let cookie = alice.cookie(&format!("{}/", gw.url), "authgate_session").expect("cookie");
+    assert_eq!(
+        alice.sign_in(&format!("{}/x", gw.url), "alice").0.status(),
+        200
+    );
+    let cookie = alice
+        .cookie(&format!("{}/", gw.url), "authgate_session")
+        .expect("cookie");
 
     // Front-channel calls that must end nothing.
     let sid = op_get(&op, "/test/sid?account=alice")["sid"]
@@ -284,43 +395,86 @@ fn logout_hints_and_a_table_of_bad_front_channel_calls() {
         ("space", format!("sid=a%20{sid}"), "sid"),
         ("sid twice", format!("sid={sid}&sid=x"), "duplicate"),
         ("another issuer", format!("sid={sid}&iss={other}"), "issuer"),
-        ("iss twice", format!("sid={sid}&iss={}&iss={}", op.issuer, op.issuer), "duplicate"),
+        (
+            "iss twice",
+            format!("sid={sid}&iss={}&iss={}", op.issuer, op.issuer),
+            "duplicate",
+        ),
     ];
     for (what, query, reason) in &cases {
         let r = api()
-            .get(format!("{}/_authgate/frontchannel_logout/test-idp?{query}", gw.url))
+            .get(format!(
+                "{}/_authgate/frontchannel_logout/test-idp?{query}",
+                gw.url
+            ))
             .send()
             .expect("front-channel");
         assert_eq!(r.status(), 400, "{what}");
         let body = r.text().unwrap_or_default();
-        assert!(body.contains(&format!("Reason: {reason}")), "{what}: {body}");
+        assert!(
+            body.contains(&format!("Reason: {reason}")),
+            "{what}: {body}"
+        );
     }
     for (what, url, method) in [
-        ("unknown provider", format!("{}/_authgate/frontchannel_logout/nobody?sid={sid}", gw.url), reqwest::Method::GET),
-        ("POST", format!("{}/_authgate/frontchannel_logout/test-idp?sid={sid}", gw.url), reqwest::Method::POST),
+        (
+            "unknown provider",
+            format!("{}/_authgate/frontchannel_logout/nobody?sid={sid}", gw.url),
+            reqwest::Method::GET,
+        ),
+        (
+            "POST",
+            format!(
+                "{}/_authgate/frontchannel_logout/test-idp?sid={sid}",
+                gw.url
+            ),
+            reqwest::Method::POST,
+        ),
     ] {
         let r = api().request(method, &url).send().expect("front-channel");
         assert_eq!(r.status(), 400, "{what}");
     }
-    assert_eq!(status_with(&format!("{}/x", gw.url), &cookie), 200, "nothing ended");
-    assert!(gw.log_text().contains("front-channel logout for test-idp refused (issuer)"));
+    assert_eq!(
+        status_with(&format!("{}/x", gw.url), &cookie),
+        200,
+        "nothing ended"
+    );
+    assert!(gw
+        .log_text()
+        .contains("front-channel logout for test-idp refused (issuer)"));
 
     // The RP-initiated logout names the session's ID token and login hint; it closes the
     // session's open websocket within a second.
-    let (head, mut ws) = ws_connect(port_of(gw), "/ws", Some(&format!("authgate_session={cookie}")));
+    let (head, mut ws) = ws_connect(
+        port_of(gw),
+        "/ws",
+        Some(&format!("authgate_session={cookie}")),
+    );
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     assert!(ws_read(&mut ws, &|| gw.log_text()).starts_with("user:"));
     let r = alice.sign_out(&gw.url);
     let closed = ws_closed_within(&mut ws, Duration::from_secs(1));
-    assert!(closed.is_some(), "the websocket is closed within 1 s of the sign-out");
-    let location = r.headers()["location"].to_str().expect("location").to_string();
+    assert!(
+        closed.is_some(),
+        "the websocket is closed within 1 s of the sign-out"
+    );
+    let location = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
     assert!(location.starts_with(&op.issuer), "{location}");
     let p = params(&location);
-    assert_eq!(param(&p, "logout_hint"), Some(ALICE_LOGIN_HINT), "{location}");
+    assert_eq!(
+        param(&p, "logout_hint"),
+        Some(ALICE_LOGIN_HINT),
+        "{location}"
+    );
     let hint = param(&p, "id_token_hint").expect("id_token_hint");
     let payload = hint.split('.').nth(1).expect("a JWT");
     let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"),
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
     )
     .expect("claims");
     assert_eq!(claims["sub"], ALICE_SUB);
@@ -332,7 +486,10 @@ fn logout_hints_and_a_table_of_bad_front_channel_calls() {
     // With the cookie store nothing is kept server-side: no hint.
     let (gw2, _op2, _upstream2) = single("cookie");
     let bob = Browser::new();
-    assert_eq!(bob.sign_in(&format!("{}/x", gw2.url), "alice").0.status(), 200);
+    assert_eq!(
+        bob.sign_in(&format!("{}/x", gw2.url), "alice").0.status(),
+        200
+    );
     let r = bob.sign_out(&gw2.url);
     let p = params(r.headers()["location"].to_str().expect("location"));
     assert_eq!(param(&p, "id_token_hint"), None);
@@ -358,11 +515,31 @@ fn location(r: &reqwest::blocking::Response) -> String {
     base.join(loc).expect("location resolves").to_string()
 }
 
+/// A navigation to `page` on a due SAML session: sent to the IdP (at `idp`) with a passive
+/// AuthnRequest, whose answer (an assertion, or a status) is posted back to the gateway as the
+/// IdP's page does. Returns the gateway's answer to that POST.
+fn passive_round(b: &Browser, page: &str, idp: &str) -> reqwest::blocking::Response {
+    let r = b.get(page);
+    assert_eq!(r.status(), 302);
+    let to_idp = location(&r);
+    assert!(to_idp.starts_with(idp), "{to_idp}");
+    assert!(authn_request(&to_idp).contains(r#"IsPassive="true""#));
+    let (r, at) = b.follow(&to_idp);
+    let html = r.text().unwrap_or_default();
+    let acs = form_action(&html).unwrap_or_else(|| panic!("auto-POST form at {at}:\n{html}"));
+    let response = input_value(&html, "SAMLResponse").expect("SAMLResponse");
+    let relay = input_value(&html, "RelayState").unwrap_or_default();
+    b.post_acs(&acs, &response, &relay)
+}
+
 #[test]
 fn saml_sessions_are_confirmed_by_a_passive_re_authentication() {
     let port = free_port();
     let gw_url = format!("http://127.0.0.1:{port}");
-    let idp = start_simplesamlphp(&format!("{gw_url}/sp/ssp"), &format!("{gw_url}/_authgate/saml/ssp"));
+    let idp = start_simplesamlphp(
+        &format!("{gw_url}/sp/ssp"),
+        &format!("{gw_url}/_authgate/saml/ssp"),
+    );
     let upstream = start_upstream();
     let up = format!("127.0.0.1:{}", upstream.port);
     let cfg = ConfigBuilder::binary(port, &gw_url, free_port())
@@ -388,49 +565,58 @@ fn saml_sessions_are_confirmed_by_a_passive_re_authentication() {
     let (status, body) = api_status(&format!("{gw_url}/data"), &first);
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"], "reauthentication_required");
-    assert!(body["sign_in"].as_str().unwrap_or("").contains("/_authgate/sign_in?rd="), "{body}");
-    let r = b.get(&page);
+    assert!(
+        body["sign_in"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/_authgate/sign_in?rd="),
+        "{body}"
+    );
+    let r = passive_round(&b, &page, &idp.base);
     assert_eq!(r.status(), 302);
-    let to_idp = location(&r);
-    assert!(to_idp.starts_with(&idp.base), "{to_idp}");
-    assert!(authn_request(&to_idp).contains(r#"IsPassive="true""#));
-    let (r, at) = b.follow(&to_idp);
-    let html = r.text().unwrap_or_default();
-    let acs = form_action(&html).unwrap_or_else(|| panic!("auto-POST form at {at}:\n{html}"));
-    let response = input_value(&html, "SAMLResponse").expect("SAMLResponse");
-    let relay = input_value(&html, "RelayState").unwrap_or_default();
-    let r = b.post_acs(&acs, &response, &relay);
-    assert_eq!(r.status(), 302);
-    assert_eq!(r.headers()["location"], page.as_str(), "the page asked for is kept");
+    assert_eq!(
+        r.headers()["location"],
+        page.as_str(),
+        "the page asked for is kept"
+    );
     let renewed = b.cookie(&gw_url, "authgate_session").expect("session");
     assert_ne!(renewed, first);
     let seen = echo(b.api_get(&format!("{gw_url}/data")));
     assert_eq!(seen["headers"]["x-auth-user"], ALICE_OID);
-    assert_eq!(api_status(&format!("{gw_url}/data"), &first).0, 401, "the renewed session is over");
+    assert_eq!(
+        api_status(&format!("{gw_url}/data"), &first).0,
+        401,
+        "the renewed session is over"
+    );
 
     // No session at the IdP any more (another browser holding only the gateway's cookie): the
     // passive request is declined, and a normal sign-in follows, back to the same page.
     std::thread::sleep(EVERY + Duration::from_millis(300));
     let b2 = Browser::new();
     let url = reqwest::Url::parse(&gw_url).expect("url");
-    b2.jar.add_cookie_str(&format!("authgate_session={renewed}; Path=/"), &url);
-    let r = b2.get(&page);
-    assert_eq!(r.status(), 302);
-    let to_idp = location(&r);
-    assert!(authn_request(&to_idp).contains(r#"IsPassive="true""#));
-    let (r, at) = b2.follow(&to_idp);
-    let html = r.text().unwrap_or_default();
-    let acs = form_action(&html).unwrap_or_else(|| panic!("auto-POST form at {at}:\n{html}"));
-    let response = input_value(&html, "SAMLResponse").expect("SAMLResponse");
-    let relay = input_value(&html, "RelayState").unwrap_or_default();
-    let r = b2.post_acs(&acs, &response, &relay);
-    assert_eq!(r.status(), 302, "a declined passive request starts a sign-in");
+    b2.jar
+        .add_cookie_str(&format!("authgate_session={renewed}; Path=/"), &url);
+    let r = passive_round(&b2, &page, &idp.base);
+    assert_eq!(
+        r.status(),
+        302,
+        "a declined passive request starts a sign-in"
+    );
     let again = location(&r);
     assert!(again.starts_with(&idp.base), "{again}");
-    assert!(!authn_request(&again).contains("IsPassive"), "a normal sign-in this time");
+    assert!(
+        !authn_request(&again).contains("IsPassive"),
+        "a normal sign-in this time"
+    );
     let (acs, response, relay) = b2.saml_login_until_post(&again, "alice", "alice-pw");
     let r = b2.post_acs(&acs, &response, &relay);
-    assert_eq!(r.headers()["location"], page.as_str(), "the page asked for is kept");
+    assert_eq!(
+        r.headers()["location"],
+        page.as_str(),
+        "the page asked for is kept"
+    );
     assert_eq!(b2.get(&page).status(), 200);
-    assert!(gw.log_text().contains("passive re-authentication with ssp-assertion declined by the IdP"));
+    assert!(gw
+        .log_text()
+        .contains("passive re-authentication with ssp-assertion declined by the IdP"));
 }

@@ -410,31 +410,66 @@ async fn single_use(store: &dyn SessionStore) {
 /// store (the same store for the local ones).
 async fn kept_and_locks(a: &dyn SessionStore, b: &dyn SessionStore) {
     let ttl = Duration::from_secs(60);
-    assert_eq!(a.kept("grant", "s1").await.unwrap(), None, "nothing kept yet");
+    assert_eq!(
+        a.kept("grant", "s1").await.unwrap(),
+        None,
+        "nothing kept yet"
+    );
     a.keep("grant", "s1", "one".into(), ttl).await.unwrap();
     assert_eq!(b.kept("grant", "s1").await.unwrap().as_deref(), Some("one"));
-    assert_eq!(b.kept("other", "s1").await.unwrap(), None, "kinds are independent");
+    assert_eq!(
+        b.kept("other", "s1").await.unwrap(),
+        None,
+        "kinds are independent"
+    );
     // Replaced whole, by either replica.
     b.keep("grant", "s1", "two".into(), ttl).await.unwrap();
     assert_eq!(a.kept("grant", "s1").await.unwrap().as_deref(), Some("two"));
     a.forget("grant", "s1").await.unwrap();
     assert_eq!(b.kept("grant", "s1").await.unwrap(), None, "forgotten");
     // Gone after its TTL (wall clock).
-    a.keep("grant", "s2", "short".into(), Duration::from_secs(1)).await.unwrap();
+    a.keep("grant", "s2", "short".into(), Duration::from_secs(1))
+        .await
+        .unwrap();
     // One owner at a time, across replicas; the owner may take it again; only the owner
     // releases it.
-    assert!(a.lock("recheck:s1", "A", ttl).await.unwrap(), "A takes the lock");
-    assert!(!b.lock("recheck:s1", "B", ttl).await.unwrap(), "B cannot while A holds it");
-    assert!(b.lock("recheck:s2", "B", ttl).await.unwrap(), "locks are independent");
+    assert!(
+        a.lock("recheck:s1", "A", ttl).await.unwrap(),
+        "A takes the lock"
+    );
+    assert!(
+        !b.lock("recheck:s1", "B", ttl).await.unwrap(),
+        "B cannot while A holds it"
+    );
+    assert!(
+        b.lock("recheck:s2", "B", ttl).await.unwrap(),
+        "locks are independent"
+    );
     b.unlock("recheck:s1", "B").await.unwrap();
-    assert!(!b.lock("recheck:s1", "B", ttl).await.unwrap(), "B cannot release A's lock");
+    assert!(
+        !b.lock("recheck:s1", "B", ttl).await.unwrap(),
+        "B cannot release A's lock"
+    );
     a.unlock("recheck:s1", "A").await.unwrap();
-    assert!(b.lock("recheck:s1", "B", ttl).await.unwrap(), "released by its owner");
+    assert!(
+        b.lock("recheck:s1", "B", ttl).await.unwrap(),
+        "released by its owner"
+    );
     // A lock whose holder died expires on its own.
-    assert!(a.lock("recheck:s3", "A", Duration::from_millis(500)).await.unwrap());
+    assert!(a
+        .lock("recheck:s3", "A", Duration::from_millis(500))
+        .await
+        .unwrap());
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert!(b.lock("recheck:s3", "B", ttl).await.unwrap(), "expired lock taken over");
-    assert_eq!(a.kept("grant", "s2").await.unwrap(), None, "kept value expired");
+    assert!(
+        b.lock("recheck:s3", "B", ttl).await.unwrap(),
+        "expired lock taken over"
+    );
+    assert_eq!(
+        a.kept("grant", "s2").await.unwrap(),
+        None,
+        "kept value expired"
+    );
 }
 
 #[tokio::test]
@@ -443,7 +478,10 @@ async fn memory_store_keeps_values_and_locks() {
     kept_and_locks(&store, &store).await;
     // The cookie store keeps nothing server-side, but still locks (for its own process).
     let cookie = CookieStore::new(Duration::from_secs(3600));
-    assert!(cookie.keep("grant", "s", "v".into(), Duration::from_secs(9)).await.is_err());
+    assert!(cookie
+        .keep("grant", "s", "v".into(), Duration::from_secs(9))
+        .await
+        .is_err());
     assert!(cookie.lock("l", "A", Duration::from_secs(9)).await.unwrap());
     assert!(!cookie.lock("l", "B", Duration::from_secs(9)).await.unwrap());
 }

@@ -16,12 +16,21 @@ use crate::state::Core;
 /// The longest `sid` accepted (Entra's are GUIDs; other providers' short random strings).
 const MAX_SID: usize = 256;
 
-pub(crate) async fn frontchannel_logout(core: &Core, down: &mut dyn Downstream, name: &str) -> Answer {
+pub(crate) async fn frontchannel_logout(
+    core: &Core,
+    down: &mut dyn Downstream,
+    name: &str,
+) -> Answer {
     let refuse = |reason: &str, why: &str| {
         core.metrics.deny("frontchannel_logout_refused");
         core.metrics.idp_logout(name, "frontchannel", "refused");
         log::warn!("front-channel logout for {name} refused ({reason}): {why}");
-        Answer::page(400, "Logout not accepted", why, Some(&format!("Reason: {reason}")))
+        Answer::page(
+            400,
+            "Logout not accepted",
+            why,
+            Some(&format!("Reason: {reason}")),
+        )
     };
     let oidc = match core.provider(name).map(|p| &**p) {
         Some(Provider::Oidc(o)) => o,
@@ -45,7 +54,11 @@ pub(crate) async fn frontchannel_logout(core: &Core, down: &mut dyn Downstream, 
         }
     }
     let now = now_secs();
-    if let Err(e) = core.sessions.end_by_idp(name, "", &[sid.to_string()], now).await {
+    if let Err(e) = core
+        .sessions
+        .end_by_idp(name, "", &[sid.to_string()], now)
+        .await
+    {
         log::error!("front-channel logout for {name}: the sessions could not be ended in the shared store: {e}");
         return Answer::store_unavailable(true);
     }
@@ -59,12 +72,15 @@ pub(crate) async fn frontchannel_logout(core: &Core, down: &mut dyn Downstream, 
         .issuer_origin()
         .map(|o| format!("frame-ancestors {o}"))
         .unwrap_or_else(|| "frame-ancestors 'none'".into());
-    Answer::html(200, "<!doctype html><title>Signed out</title><p>Signed out.</p>".into())
-        .header(
-            "content-security-policy",
-            format!("default-src 'none'; {frame}"),
-        )
-        .header("pragma", "no-cache".to_string())
+    Answer::html(
+        200,
+        "<!doctype html><title>Signed out</title><p>Signed out.</p>".into(),
+    )
+    .header(
+        "content-security-policy",
+        format!("default-src 'none'; {frame}"),
+    )
+    .header("pragma", "no-cache".to_string())
 }
 
 fn valid_sid(s: &str) -> bool {

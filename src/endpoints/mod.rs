@@ -12,8 +12,8 @@
 //! - `scim`: `/scim/v2/...`, SCIM provisioning's HTTP side (what it does: `crate::scim`).
 
 pub(crate) mod backchannel_logout;
-pub(crate) mod frontchannel_logout;
 pub(crate) mod forward_auth;
+pub(crate) mod frontchannel_logout;
 pub(crate) mod oidc;
 pub(crate) mod saml;
 pub(crate) mod saml_logout;

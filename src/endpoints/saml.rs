@@ -5,6 +5,7 @@
 use crate::answer::Answer;
 use crate::canonical::RESERVED_PREFIX;
 use crate::exchange::{first, is_token, read_form, Downstream};
+use crate::identity::Identity;
 use crate::idp::saml::{PendingSaml, SamlProvider};
 use crate::idp::saml_verify;
 use crate::return_to;
@@ -90,30 +91,16 @@ pub(crate) async fn acs(
         Err(rejection) => Err(rejection),
     };
     match finished {
-        Ok((mut identity, verified)) => {
-            if let Err((deny, why)) = saml.resolve_overage(&mut identity, &verified).await {
-                return Ok(sign_in::denied(core, &name, deny, &why, clear));
-            }
-            // IdP-initiated: the RelayState may name a return URL, honoured only if same-origin.
-            let return_to = match &pending {
-                Some(p) => p.r.clone(),
-                None if !relay.is_empty() => return_to::sanitize(relay, &core.cfg.public_url),
-                None => "/".to_string(),
-            };
-            let audit = serde_json::json!({"protocol": "saml", "idp_initiated": pending.is_none(),
-                "assertion": verified.assertion_id,
-                "passive": pending.as_ref().is_some_and(|p| p.pv)});
-            let answer = sign_in::complete(core, &name, identity, None, &return_to, clear, audit).await;
-            // A re-authentication: the session it renews is over (the browser holds the new one).
-            if let Some(old) = pending.as_ref().and_then(|p| p.rs.as_deref()) {
-                if answer.status == 302 {
-                    if let Err(e) = core.sessions.end(old).await {
-                        log::warn!("the session a re-authentication replaced was not ended (it expires by itself): {e}");
-                    }
-                }
-            }
-            Ok(answer)
-        }
+        Ok((identity, verified)) => Ok(signed_in(
+            core,
+            saml,
+            identity,
+            &verified,
+            pending.as_ref(),
+            relay,
+            clear,
+        )
+        .await),
         // A passive re-authentication the IdP could not do without the user (no session
         // there): a normal sign-in follows, back to the same page.
         Err(saml_verify::AssertionRejection::IdpStatus { code, message })
@@ -121,16 +108,16 @@ pub(crate) async fn acs(
         {
             fail("passive_declined");
             log::info!("passive re-authentication with {name} declined by the IdP ({code}: {message}): signing in again");
-            let (Some(p), Some(i)) = (pending, core.providers.iter().position(|p| p.name() == name)) else {
-                return Ok(Answer::not_found());
-            };
-            // The IdP's session is over, so is the one it vouched for here.
-            if let Some(old) = p.rs.as_deref() {
-                if let Err(e) = core.sessions.end(old).await {
-                    log::warn!("the session a declined re-authentication belonged to was not ended (it expires by itself): {e}");
+            match (
+                pending,
+                core.providers.iter().position(|p| p.name() == name),
+            ) {
+                (Some(p), Some(i)) => {
+                    end_replaced(core, &p, "a declined re-authentication belonged to").await;
+                    Ok(sign_in::start(core, down, i, p.r, clear))
                 }
+                _ => Ok(Answer::not_found()),
             }
-            Ok(sign_in::start(core, down, i, p.r, clear))
         }
         Err(rejection) => {
             fail(rejection.reason());
@@ -139,6 +126,46 @@ pub(crate) async fn acs(
                 rejection.reason()
             );
             Ok(Answer::saml_rejected(&rejection, &restart).cookies(clear))
+        }
+    }
+}
+
+/// A verified, single-use assertion: groups overage resolved, then the session (replacing the
+/// one a re-authentication renews), and back to where the sign-in started.
+async fn signed_in(
+    core: &Core,
+    saml: &SamlProvider,
+    mut identity: Identity,
+    verified: &saml_verify::Verified,
+    pending: Option<&PendingSaml>,
+    relay: &str,
+    clear: Vec<String>,
+) -> Answer {
+    let name = &saml.name;
+    if let Err((deny, why)) = saml.resolve_overage(&mut identity, verified).await {
+        return sign_in::denied(core, name, deny, &why, clear);
+    }
+    // IdP-initiated: the RelayState may name a return URL, honoured only if same-origin.
+    let return_to = match pending {
+        Some(p) => p.r.clone(),
+        None if !relay.is_empty() => return_to::sanitize(relay, &core.cfg.public_url),
+        None => "/".to_string(),
+    };
+    let audit = serde_json::json!({"protocol": "saml", "idp_initiated": pending.is_none(),
+        "assertion": verified.assertion_id, "passive": pending.is_some_and(|p| p.pv)});
+    let answer = sign_in::complete(core, name, identity, None, &return_to, clear, audit).await;
+    // A re-authentication: the session it renews is over (the browser holds the new one).
+    if let (Some(p), 302) = (pending, answer.status) {
+        end_replaced(core, p, "a re-authentication replaced").await;
+    }
+    answer
+}
+
+/// Ends the session a re-authentication was for, if it named one.
+async fn end_replaced(core: &Core, pending: &PendingSaml, what: &str) {
+    if let Some(old) = pending.rs.as_deref() {
+        if let Err(e) = core.sessions.end(old).await {
+            log::warn!("the session {what} was not ended (it expires by itself): {e}");
         }
     }
 }

@@ -7,11 +7,11 @@ use crate::answer::Answer;
 use crate::cookies::LOOP_WINDOW;
 use crate::exchange::{first, query_pairs, wants_html, Downstream};
 use crate::identity::Identity;
+use crate::idp::Provider;
 use crate::policy::Deny;
 use crate::return_to;
 use crate::route::Route;
 use crate::scim::effects::Refusal;
-use crate::idp::Provider;
 use crate::session::{now_secs, CreateError, Grant, Held};
 use crate::state::Core;
 

@@ -124,7 +124,9 @@ impl Gateway {
                 ctx.set_cookie = refreshed.map(|v| core.cookies.set_session(&v));
                 // A connection that may be upgraded (websockets) is closed when its session
                 // ends, even while idle.
-                if let Some(held) = held.filter(|_| down.req().headers.contains_key(http::header::UPGRADE)) {
+                if let Some(held) =
+                    held.filter(|_| down.req().headers.contains_key(http::header::UPGRADE))
+                {
                     ctx.cancel = Some(core.sessions.watch(&held, &identity));
                 }
                 ctx.identity = Some(identity);

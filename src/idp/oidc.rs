@@ -670,7 +670,11 @@ impl OidcProvider {
     /// Where to send the browser to end the IdP session, if the IdP advertises it: with the
     /// session's last ID token as `id_token_hint` and its `login_hint` claim as `logout_hint`
     /// where the session kept them (Entra then skips its account picker).
-    pub fn end_session_url(&self, grant: Option<&Grant>, post_logout_redirect: &str) -> Option<Url> {
+    pub fn end_session_url(
+        &self,
+        grant: Option<&Grant>,
+        post_logout_redirect: &str,
+    ) -> Option<Url> {
         let loaded = self.current().ok()?;
         let mut url = loaded.end_session.clone()?;
         {

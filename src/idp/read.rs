@@ -102,7 +102,13 @@ impl Reader<'_> {
             };
             if let Some(every) = t.recheck_every {
                 if every >= t.max_lifetime {
-                    self.err(&path, format!("must be shorter than the session's max_lifetime ({}s)", t.max_lifetime.as_secs()));
+                    self.err(
+                        &path,
+                        format!(
+                            "must be shorter than the session's max_lifetime ({}s)",
+                            t.max_lifetime.as_secs()
+                        ),
+                    );
                 }
                 // SAML re-checks are passive re-authentications through the browser: any
                 // store. OpenID Connect ones redeem a refresh token kept server-side.

@@ -36,10 +36,16 @@ impl OidcProvider {
     /// Redeems `grant`'s refresh token and verifies the new ID token for the session of
     /// `was`. Returns the identity as the IdP now sees it and the grant to keep (a rotated
     /// refresh token replaces the old one; an IdP that does not rotate keeps the old).
-    pub async fn refresh(&self, grant: &Grant, was: &Identity) -> Result<(Identity, Grant), RecheckFailure> {
+    pub async fn refresh(
+        &self,
+        grant: &Grant,
+        was: &Identity,
+    ) -> Result<(Identity, Grant), RecheckFailure> {
         use RecheckFailure::{Refused, Unreachable};
         let Some(rt) = grant.refresh_token.as_deref() else {
-            return Err(Refused("the session keeps no refresh token (the provider issued none at sign-in)".into()));
+            return Err(Refused(
+                "the session keeps no refresh token (the provider issued none at sign-in)".into(),
+            ));
         };
         let mut loaded = self.current().map_err(|e| Unreachable(e.to_string()))?;
         let rt = RefreshToken::new(rt.to_string());
@@ -55,25 +61,31 @@ impl OidcProvider {
             Err(RequestTokenError::ServerResponse(r))
                 if !TRANSIENT.contains(&r.error().as_ref()) =>
             {
-                return Err(Refused(format!("the token endpoint refused the refresh: {r}")));
+                return Err(Refused(format!(
+                    "the token endpoint refused the refresh: {r}"
+                )));
             }
             Err(e) => return Err(Unreachable(token_error(e))),
         };
         let Some(id_token) = token.id_token() else {
             return Err(Refused(
-                "the refresh answer has no ID token, so who the user is cannot be checked again".into(),
+                "the refresh answer has no ID token, so who the user is cannot be checked again"
+                    .into(),
             ));
         };
         let (mut identity, claims, raw) = self
             .verify_id_token(&mut loaded, id_token, None)
             .await
             .map_err(|e| match e {
-                IdpError::Denied(Deny::GroupsUnresolved, why) => Unreachable(why),
-                IdpError::NotReady | IdpError::Discovery(_) => Unreachable(e.to_string()),
-                other => Refused(other.to_string()),
-            })?;
+            IdpError::Denied(Deny::GroupsUnresolved, why) => Unreachable(why),
+            IdpError::NotReady | IdpError::Discovery(_) => Unreachable(e.to_string()),
+            other => Refused(other.to_string()),
+        })?;
         let sub = claims.get("sub").and_then(serde_json::Value::as_str);
-        if sub != was.name_id.as_deref() || identity.user != was.user || identity.tenant != was.tenant {
+        if sub != was.name_id.as_deref()
+            || identity.user != was.user
+            || identity.tenant != was.tenant
+        {
             return Err(Refused(format!(
                 "the refreshed ID token names another user (sub {:?}, user {:?}, tenant {:?})",
                 sub.unwrap_or("-"),

@@ -295,7 +295,11 @@ impl SamlProvider {
             acs = xml_escape(&self.acs_url),
             issuer = xml_escape(&self.cfg.entity_id),
             fmt = xml_escape(&self.cfg.name_id_format),
-            passive = if replaces.is_some() { r#" IsPassive="true""# } else { "" },
+            passive = if replaces.is_some() {
+                r#" IsPassive="true""#
+            } else {
+                ""
+            },
         );
         let url =
             self.redirect_url(&idp.sso_url, "SAMLRequest", &deflate_b64(&xml)?, Some(&key))?;

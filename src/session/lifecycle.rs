@@ -149,7 +149,13 @@ impl Sessions {
     }
 
     /// Keeps `grant` beside session `sid` until `exp`, sealed and bound to that id.
-    pub(super) async fn keep_grant(&self, sid: &str, grant: &Grant, exp: u64, now: u64) -> Result<(), StoreError> {
+    pub(super) async fn keep_grant(
+        &self,
+        sid: &str,
+        grant: &Grant,
+        exp: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
         if grant.is_empty() || !self.store.keeps_identities() {
             return Ok(());
         }
@@ -177,11 +183,15 @@ impl Sessions {
 
     /// The grant kept beside the session a cookie names (store errors: none).
     pub async fn grant_of(&self, sealed: &str) -> Option<Grant> {
-        let ticket = self.sealer.open::<super::Ticket>(&self.cfg.cookie_name, sealed)?;
+        let ticket = self
+            .sealer
+            .open::<super::Ticket>(&self.cfg.cookie_name, sealed)?;
         match self.grant(&ticket.sid).await {
             Ok(g) => g,
             Err(e) => {
-                log::warn!("session store: the sign-out goes on without the session's ID token: {e}");
+                log::warn!(
+                    "session store: the sign-out goes on without the session's ID token: {e}"
+                );
                 None
             }
         }
@@ -199,7 +209,9 @@ impl Sessions {
         identity.checked_at = now;
         let identity = Arc::new(identity);
         let ttl = Duration::from_secs(held.exp.saturating_sub(held.iat));
-        self.store.save(&held.sid, identity.clone(), held.iat, ttl).await?;
+        self.store
+            .save(&held.sid, identity.clone(), held.iat, ttl)
+            .await?;
         self.keep_grant(&held.sid, grant, held.exp, now).await?;
         Ok(identity)
     }
@@ -216,8 +228,13 @@ impl Sessions {
     /// A signal that turns `true` once the session `held` of `identity` ends (revoked here or
     /// on another replica, ended by its IdP or its user's revocation, or run out): an upgraded
     /// connection closes on it.
-    pub fn watch(&self, held: &Held, identity: &Arc<Identity>) -> tokio::sync::watch::Receiver<bool> {
-        self.watchers.watch(&self.store, &self.clock, held, identity)
+    pub fn watch(
+        &self,
+        held: &Held,
+        identity: &Arc<Identity>,
+    ) -> tokio::sync::watch::Receiver<bool> {
+        self.watchers
+            .watch(&self.store, &self.clock, held, identity)
     }
 
     /// Upgraded connections whose session is watched now.

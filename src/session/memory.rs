@@ -154,7 +154,13 @@ impl SessionStore for MemoryStore {
         Ok(self.once.first_use(scope, id, ttl))
     }
 
-    async fn keep(&self, kind: &str, id: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+    async fn keep(
+        &self,
+        kind: &str,
+        id: &str,
+        value: String,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         self.kept.keep(kind, id, value, ttl);
         Ok(())
     }

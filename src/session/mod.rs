@@ -209,10 +209,9 @@ impl Sessions {
         let store: Arc<dyn SessionStore> = match cfg.store {
             StoreKind::Cookie if cfg.shared_revocation() => redis(false)?,
             StoreKind::Cookie => Arc::new(CookieStore::new(cfg.longest_lifetime())),
-            StoreKind::Memory => Arc::new(MemoryStore::new(
-                cfg.max_sessions,
-                cfg.longest_lifetime(),
-            )),
+            StoreKind::Memory => {
+                Arc::new(MemoryStore::new(cfg.max_sessions, cfg.longest_lifetime()))
+            }
             StoreKind::Redis => redis(true)?,
         };
         Self::with_store(cfg, store, system_clock()).ok_or(SessionsError::Secret)
@@ -300,7 +299,12 @@ impl Sessions {
         };
         if self.store.keeps_identities() {
             self.store
-                .save(&sid, Arc::new(identity), now, Duration::from_secs(exp - now))
+                .save(
+                    &sid,
+                    Arc::new(identity),
+                    now,
+                    Duration::from_secs(exp - now),
+                )
                 .await
                 .map_err(CreateError::Store)?;
             if let Some(grant) = grant {
@@ -392,40 +396,47 @@ impl Sessions {
         if self.store.is_ended(&identity, held.iat) {
             return Check::Rejected(Rejection::Revoked);
         }
-        // Re-issue the ticket (resetting the idle clock) at most once a minute, or sooner
-        // for short idle timeouts.
-        let refresh_after = (idle / 4).clamp(1, 60);
-        let refreshed = if now.saturating_sub(ticket.seen) >= refresh_after {
-            let mut memo = ticket.renewed.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, v)) = memo.as_ref() {
-                if now.saturating_sub(*at) < refresh_after && *at <= now {
-                    return Check::Valid {
-                        identity,
-                        refreshed: Some(v.clone()),
-                        held: held.clone(),
-                    };
-                }
-            }
-            let t = Ticket {
-                v: TICKET_VERSION,
-                sid: held.sid.to_string(),
-                iat: held.iat,
-                exp: held.exp,
-                seen: now,
-                idle: ticket.idle,
-                id: in_ticket.then(|| identity.as_ref().clone()),
-            };
-            let sealed = self.sealer.seal(&self.cfg.cookie_name, &t);
-            *memo = sealed.clone().map(|v| (now, v));
-            sealed
-        } else {
-            None
-        };
+        let refreshed = self.renewed(&ticket, &identity, in_ticket, now);
         Check::Valid {
             identity,
             refreshed,
             held: held.clone(),
         }
+    }
+
+    /// The ticket re-issued with its idle clock reset, when due: at most once a minute, or
+    /// sooner for short idle timeouts. Every request with the same old value in one window
+    /// gets the same new value, sealed once.
+    fn renewed(
+        &self,
+        ticket: &Opened,
+        identity: &Arc<Identity>,
+        in_ticket: bool,
+        now: u64,
+    ) -> Option<String> {
+        let refresh_after = (ticket.idle / 4).clamp(1, 60);
+        if now.saturating_sub(ticket.seen) < refresh_after {
+            return None;
+        }
+        let mut memo = ticket.renewed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, v)) = memo.as_ref() {
+            if now.saturating_sub(*at) < refresh_after && *at <= now {
+                return Some(v.clone());
+            }
+        }
+        let held = &ticket.held;
+        let t = Ticket {
+            v: TICKET_VERSION,
+            sid: held.sid.to_string(),
+            iat: held.iat,
+            exp: held.exp,
+            seen: now,
+            idle: ticket.idle,
+            id: in_ticket.then(|| identity.as_ref().clone()),
+        };
+        let sealed = self.sealer.seal(&self.cfg.cookie_name, &t);
+        *memo = sealed.clone().map(|v| (now, v));
+        sealed
     }
 
     /// The IdP ended the sessions of `name_id` with `provider` (SAML logout, OpenID
@@ -634,13 +645,26 @@ mod tests {
             .unwrap();
         let now = now_secs();
         // Past the default lifetime (3600 s), within its own (7200 s); idle past its own 120 s.
-        let Check::Valid { refreshed: Some(renewed), .. } = s.check(&v, now + 100).await else {
+        let Check::Valid {
+            refreshed: Some(renewed),
+            ..
+        } = s.check(&v, now + 100).await
+        else {
             panic!("valid within its own idle timeout");
         };
-        assert!(matches!(s.check(&v, now + 130).await, Check::Rejected(Rejection::Idle)));
-        assert!(matches!(s.check(&renewed, now + 200).await, Check::Valid { .. }));
+        assert!(matches!(
+            s.check(&v, now + 130).await,
+            Check::Rejected(Rejection::Idle)
+        ));
+        assert!(matches!(
+            s.check(&renewed, now + 200).await,
+            Check::Valid { .. }
+        ));
         // The other provider's session keeps session's defaults (idle 600 s).
-        assert!(matches!(s.check(&other, now + 300).await, Check::Valid { .. }));
+        assert!(matches!(
+            s.check(&other, now + 300).await,
+            Check::Valid { .. }
+        ));
         // The identity records when the IdP vouched for it.
         let Check::Valid { identity, held, .. } = s.check(&other, now).await else {
             panic!("valid");
@@ -656,7 +680,10 @@ mod tests {
             })
             .await
             .unwrap();
-        assert!(matches!(s.check(&bounded, now + 80).await, Check::Valid { .. }));
+        assert!(matches!(
+            s.check(&bounded, now + 80).await,
+            Check::Valid { .. }
+        ));
         assert!(matches!(
             s.check(&bounded, now + 91).await,
             Check::Rejected(Rejection::Expired)

@@ -121,7 +121,10 @@ impl Reader<'_> {
             Some(_) => self.duration(o, "recheck_every").map(Some),
         };
         if recheck_every.flatten().is_some_and(|d| d.is_zero()) {
-            self.err(format!("{path}.recheck_every"), "must be more than 0s (or off)");
+            self.err(
+                format!("{path}.recheck_every"),
+                "must be more than 0s (or off)",
+            );
         }
         let on_recheck_failure = match self.string(o, "on_recheck_failure").as_deref() {
             None => None,

@@ -111,7 +111,13 @@ pub trait SessionStore: Send + Sync {
     /// Keeps `value` under (`kind`, `id`) for `ttl`, replacing what was there in one write:
     /// what a session holds beside its identity (its IdP grant, sealed). Stores that hold no
     /// sessions cannot.
-    async fn keep(&self, _kind: &str, _id: &str, _value: String, _ttl: Duration) -> Result<(), StoreError> {
+    async fn keep(
+        &self,
+        _kind: &str,
+        _id: &str,
+        _value: String,
+        _ttl: Duration,
+    ) -> Result<(), StoreError> {
         Err(StoreError::Unsupported("cookie", "keep values server-side"))
     }
     /// The value kept under (`kind`, `id`), if any (and not expired).

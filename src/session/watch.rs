@@ -46,7 +46,10 @@ impl Watchers {
             identity: identity.clone(),
             tell,
         });
-        if !self.sweeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        if !self
+            .sweeping
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
             let (this, store, clock) = (Arc::downgrade(self), store.clone(), clock.clone());
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(SWEEP);

@@ -43,13 +43,18 @@ pub fn ws_read(s: &mut TcpStream, log: &dyn Fn() -> String) -> String {
 /// or `None` if it stayed open. Nothing is expected from the server meanwhile.
 pub fn ws_closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
     let start = Instant::now();
-    s.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
     let mut buf = [0u8; 64];
     while start.elapsed() < limit {
         match s.read(&mut buf) {
             Ok(0) => return Some(start.elapsed()),
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => return Some(start.elapsed()),
         }
     }

@@ -46,7 +46,12 @@ pub(super) async fn kept(
     .await
 }
 
-pub(super) async fn forget(link: &Link, keys: &Keys, kind: &str, id: &str) -> Result<(), StoreError> {
+pub(super) async fn forget(
+    link: &Link,
+    keys: &Keys,
+    kind: &str,
+    id: &str,
+) -> Result<(), StoreError> {
     let key = keys.kept(kind, id);
     link.run("kept value delete", move |r| async move {
         r.del::<(), _>(key).await
@@ -63,14 +68,25 @@ pub(super) async fn lock(
 ) -> Result<bool, StoreError> {
     let (key, owner, ttl) = (keys.lock(name), owner.to_string(), millis(ttl));
     link.run("lock", move |r| async move {
-        r.set::<Option<String>, _, _>(key, owner, Some(Expiration::PX(ttl)), Some(SetOptions::NX), false)
-            .await
-            .map(|set| set.is_some())
+        r.set::<Option<String>, _, _>(
+            key,
+            owner,
+            Some(Expiration::PX(ttl)),
+            Some(SetOptions::NX),
+            false,
+        )
+        .await
+        .map(|set| set.is_some())
     })
     .await
 }
 
-pub(super) async fn unlock(link: &Link, keys: &Keys, name: &str, owner: &str) -> Result<(), StoreError> {
+pub(super) async fn unlock(
+    link: &Link,
+    keys: &Keys,
+    name: &str,
+    owner: &str,
+) -> Result<(), StoreError> {
     let (key, owner) = (keys.lock(name), owner.to_string());
     link.run("unlock", move |r| async move {
         r.next()

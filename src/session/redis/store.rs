@@ -409,7 +409,13 @@ impl SessionStore for RedisStore {
         self.load(sid).await
     }
 
-    async fn keep(&self, kind: &str, id: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+    async fn keep(
+        &self,
+        kind: &str,
+        id: &str,
+        value: String,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         super::kept::keep(self.link(), self.shared.keys(), kind, id, value, ttl).await
     }
 
