@@ -4,8 +4,9 @@
 //!   session due at once make exactly one refresh grant at the IdP, and the rotated token is
 //!   not lost; alice losing `Admins` at the IdP loses `/admin` on every replica while `/`
 //!   still works; a user disabled at the IdP (the refresh answers `invalid_grant`) is told
-//!   her sign-in expired, and her session ends on every replica; a front-channel logout with
-//!   only `sid` and no cookie ends a session on every replica;
+//!   her sign-in expired, and her session ends on every replica (her open websocket closes
+//!   within 1 s); a front-channel logout with only `sid` and no cookie, and a genuine
+//!   back-channel logout token, each end a session on every replica;
 //! - the IdP down: the session lives within `recheck_grace`, then `deny` ends it and `keep`
 //!   keeps it; nothing answers 5xx;
 //! - the RP-initiated logout carries `id_token_hint` and `logout_hint` (a server-side store)
@@ -272,6 +273,17 @@ fn rechecks_follow_the_idp_on_three_replicas() {
             Duration::from_secs(1),
             "front-channel logout reaches every replica",
             || api_status(&format!("{}/x", gw.url), &carol_cookie).0 == 401,
+        );
+    }
+    // A genuine back-channel logout: `many` signs out at the provider, which posts its logout
+    // token to A; the session ends on every replica.
+    let (many, many_cookie) = signed_in(&b, "many");
+    op.sign_out(&many);
+    for gw in all {
+        within(
+            Duration::from_secs(5),
+            "back-channel logout reaches every replica",
+            || api_status(&format!("{}/x", gw.url), &many_cookie).0 == 401,
         );
     }
     // alice (another sid) is untouched.

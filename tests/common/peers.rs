@@ -105,6 +105,32 @@ pub struct OpenIdProvider {
 
 impl OpenIdProvider {
     /// Entra's "instance" for this provider: tenants live under it.
+    /// `browser` signs out at the provider itself, not through a gateway: its confirmation
+    /// page, then the form it renders (the provider then sends its back-channel logout tokens).
+    pub fn sign_out(&self, browser: &Browser) {
+        let page = browser.get(&format!("{}/session/end", self.issuer));
+        assert_eq!(page.status(), 200);
+        let html = page.text().unwrap_or_default();
+        let action = form_action(&html).expect("the provider's logout form");
+        let action = if action.starts_with("http") {
+            action
+        } else {
+            format!("http://127.0.0.1:{}{action}", self.port)
+        };
+        let xsrf = input_value(&html, "xsrf").expect("xsrf");
+        let done = browser
+            .client
+            .post(&action)
+            .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
+            .send()
+            .expect("confirm logout");
+        assert!(
+            done.status().is_redirection() || done.status().is_success(),
+            "{}",
+            done.status()
+        );
+    }
+
     pub fn instance(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
