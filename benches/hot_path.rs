@@ -118,6 +118,7 @@ fn bench(c: &mut Criterion) {
             accepts: vec!["demo".into()],
             policy: Policy::default(),
             exceptions: Exceptions::default(),
+            preserve_post: None,
         })
         .chain(std::iter::once(RouteConfig {
             name: "root".into(),
@@ -136,6 +137,7 @@ fn bench(c: &mut Criterion) {
             accepts: vec!["demo".into()],
             policy: Policy::default(),
             exceptions: Exceptions::default(),
+            preserve_post: None,
         }))
         .collect();
     let table = RouteTable::new(&routes);

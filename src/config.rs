@@ -138,6 +138,16 @@ impl Reader<'_> {
         let mut session = self.session(&mut top, public_url.as_ref());
         if let Some(session) = &mut session {
             self.provider_timers(&mut providers, session);
+            if session.store == crate::session::StoreKind::Cookie {
+                for (i, r) in routes.iter().enumerate() {
+                    if r.preserve_post.is_some() {
+                        self.err(
+                            format!("routes[{i}].preserve_post"),
+                            "keeps the form server-side: set session.store: redis (several replicas) or memory (one replica)",
+                        );
+                    }
+                }
+            }
         }
         let headers = self.headers(&mut top);
         let names: Vec<String> = providers.iter().flatten().map(|p| p.name.clone()).collect();

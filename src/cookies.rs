@@ -42,6 +42,8 @@ pub struct Cookies {
     loop_name: String,
     done_name: String,
     sign_out_name: String,
+    post_name: String,
+    replay_name: String,
 }
 
 impl Cookies {
@@ -49,12 +51,15 @@ impl Cookies {
         Some(Self {
             sealer: Sealer::new(cfg.secret.0.as_bytes())?,
             secure: cfg.secure,
-            lifetime: cfg.lifetime,
+            // The longest any provider's sessions last (the ticket inside bounds each one).
+            lifetime: cfg.longest_lifetime(),
             session: cfg.cookie_name.clone(),
             login_prefix: format!("{}_login_", cfg.base_name()),
             loop_name: format!("{}_loop", cfg.cookie_name),
             done_name: format!("{}_done", cfg.cookie_name),
             sign_out_name: format!("{}_sign_out", cfg.base_name()),
+            post_name: format!("{}_post", cfg.cookie_name),
+            replay_name: format!("{}_replay", cfg.cookie_name),
         })
     }
 
@@ -72,6 +77,8 @@ impl Cookies {
             || name.starts_with(&self.login_prefix)
             || name == self.loop_name
             || name == self.done_name
+            || name == self.post_name
+            || name == self.replay_name
     }
 
     /// Every session cookie value the request presents.
@@ -191,6 +198,32 @@ impl Cookies {
 
     pub fn clear_sign_in_done(&self) -> String {
         self.build(&self.done_name, "", "/", Some(Duration::ZERO))
+    }
+
+    // --- Forms kept across a sign-in (`preserve_post`).
+
+    /// The forms this browser has kept (sealed list), if any.
+    pub fn kept_posts<T: DeserializeOwned>(&self, req: &RequestHeader) -> Option<T> {
+        self.sealed(req, &self.post_name)
+    }
+
+    pub fn set_kept_posts<T: Serialize>(&self, list: &T, ttl: Duration) -> Option<String> {
+        let sealed = self.sealer.seal(&self.post_name, list)?;
+        Some(self.build(&self.post_name, &sealed, "/", Some(ttl)))
+    }
+
+    /// The form the browser is sending back now (set by the replay page for a minute).
+    pub fn replay<T: DeserializeOwned>(&self, req: &RequestHeader) -> Option<T> {
+        self.sealed(req, &self.replay_name)
+    }
+
+    pub fn set_replay<T: Serialize>(&self, value: &T, ttl: Duration) -> Option<String> {
+        let sealed = self.sealer.seal(&self.replay_name, value)?;
+        Some(self.build(&self.replay_name, &sealed, "/", Some(ttl)))
+    }
+
+    pub fn clear_replay(&self) -> String {
+        self.build(&self.replay_name, "", "/", Some(Duration::ZERO))
     }
 
     // --- Sign-out confirmation tokens (a form field, sealed like a cookie).

@@ -836,6 +836,7 @@ fn raw_route_equals_every_upstream_reading() {
         accepts: vec!["demo".into()],
         policy: Default::default(),
         exceptions,
+        preserve_post: None,
     };
     let params = Exceptions {
         path_parameters: true,

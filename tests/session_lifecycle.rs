@@ -72,6 +72,13 @@ fn replica_with_admin(
     gw
 }
 
+/// Re-checks of the test provider's sessions `gw` counted with `result`.
+fn rechecks(gw: &Gateway, result: &str) -> f64 {
+    let series =
+        format!("authgate_session_rechecks_total{{provider=\"test-idp\",result=\"{result}\"}}");
+    metric(&scrape(&gw.admin), &series)
+}
+
 fn port_of(gw: &Gateway) -> u16 {
     gw.url
         .rsplit(':')
@@ -153,15 +160,7 @@ fn rechecks_follow_the_idp_on_three_replicas() {
         );
     }
     // Whichever replica took the lock renewed it: two renewals in all.
-    let renewed: f64 = all
-        .iter()
-        .map(|gw| {
-            metric(
-                &scrape(&gw.admin),
-                "authgate_session_rechecks_total{provider=\"test-idp\",result=\"renewed\"}",
-            )
-        })
-        .sum();
+    let renewed: f64 = all.iter().map(|gw| rechecks(gw, "renewed")).sum();
     assert_eq!(renewed, 2.0);
 
     // --- alice leaves Admins at the IdP: /admin is refused on every replica within
@@ -238,13 +237,7 @@ fn rechecks_follow_the_idp_on_three_replicas() {
         b.log_text().contains("ended by its re-check"),
         "the log names the reason"
     );
-    let m = scrape(&b.admin);
-    assert!(
-        metric(
-            &m,
-            "authgate_session_rechecks_total{provider=\"test-idp\",result=\"refused\"}"
-        ) >= 1.0
-    );
+    assert!(rechecks(&b, "refused") >= 1.0);
 
     // --- A front-channel logout, as the IdP's iframe sends it: only `sid`, no cookie.
     let (_carol, carol_cookie) = signed_in(&a, "carol");
@@ -339,13 +332,7 @@ fn an_unreachable_idp_gets_the_grace_then_the_rule() {
         deny.log_text().contains("past recheck_grace"),
         "the log names the reason"
     );
-    let m = scrape(&keep.admin);
-    assert!(
-        metric(
-            &m,
-            "authgate_session_rechecks_total{provider=\"test-idp\",result=\"unreachable\"}"
-        ) >= 1.0
-    );
+    assert!(rechecks(&keep, "unreachable") >= 1.0);
 }
 
 /// The query parameters of `url`.
@@ -518,13 +505,6 @@ fn authn_request(location: &str) -> String {
     std::io::Read::read_to_string(&mut flate2::read::DeflateDecoder::new(&raw[..]), &mut xml)
         .expect("deflated");
     xml
-}
-
-/// A redirect's absolute location.
-fn location(r: &reqwest::blocking::Response) -> String {
-    let base = r.url().clone();
-    let loc = r.headers()["location"].to_str().expect("location");
-    base.join(loc).expect("location resolves").to_string()
 }
 
 /// A navigation to `page` on a due SAML session: sent to the IdP (at `idp`) with a passive

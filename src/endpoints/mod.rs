@@ -15,6 +15,7 @@ pub(crate) mod backchannel_logout;
 pub(crate) mod forward_auth;
 pub(crate) mod frontchannel_logout;
 pub(crate) mod oidc;
+pub(crate) mod preserve_post;
 pub(crate) mod saml;
 pub(crate) mod saml_logout;
 pub(crate) mod scim;
@@ -39,6 +40,7 @@ pub(crate) async fn serve(
         "/signed_out" => sign_out::signed_out(),
         "/auth" => forward_auth::forward_auth(core, down).await,
         "/sign_in" => sign_in::sign_in(core, down),
+        "/post_replay" => preserve_post::offer(core, down).await,
         _ if has_prefix_ci(rest, crate::scim::PATH) => {
             scim::serve(core, down, &rest[crate::scim::PATH.len()..]).await
         }

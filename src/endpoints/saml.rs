@@ -69,25 +69,16 @@ pub(crate) async fn acs(
         None
     };
     let finished = match saml.finish(response, pending.as_ref()).await {
-        // One use per assertion, on every replica.
-        Ok((identity, verified)) => {
-            let ttl = saml.replay_ttl(&verified);
-            match core
-                .sessions
-                .first_use("assertion", &verified.assertion_id, ttl)
-                .await
-            {
-                Ok(true) => Ok((identity, verified)),
-                Ok(false) => Err(saml_verify::AssertionRejection::Replay(
-                    verified.assertion_id,
-                )),
-                Err(e) => {
-                    fail("store_unavailable");
-                    log::warn!("SAML sign-in with {name} refused: single-use check failed: {e}");
-                    return Ok(Answer::store_unavailable(true).cookies(clear));
-                }
+        Ok((identity, verified)) => match once(core, saml, &verified).await {
+            Ok(true) => Ok((identity, verified)),
+            Ok(false) => Err(saml_verify::AssertionRejection::Replay(
+                verified.assertion_id,
+            )),
+            Err(()) => {
+                fail("store_unavailable");
+                return Ok(Answer::store_unavailable(true).cookies(clear));
             }
-        }
+        },
         Err(rejection) => Err(rejection),
     };
     match finished {
@@ -128,6 +119,25 @@ pub(crate) async fn acs(
             Ok(Answer::saml_rejected(&rejection, &restart).cookies(clear))
         }
     }
+}
+
+/// One use per assertion, on every replica: `Ok(false)` for a replay, `Err` when the store
+/// cannot tell (logged).
+async fn once(
+    core: &Core,
+    saml: &SamlProvider,
+    verified: &saml_verify::Verified,
+) -> Result<bool, ()> {
+    let ttl = saml.replay_ttl(verified);
+    core.sessions
+        .first_use("assertion", &verified.assertion_id, ttl)
+        .await
+        .map_err(|e| {
+            log::warn!(
+                "SAML sign-in with {} refused: single-use check failed: {e}",
+                saml.name
+            )
+        })
 }
 
 /// A verified, single-use assertion: groups overage resolved, then the session (replacing the

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
@@ -52,6 +53,8 @@ pub struct Ctx {
     trusted_peer: bool,
     /// Says `true` when the session of an upgraded connection ends (the proxying stops).
     cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// A form kept across a sign-in (`preserve_post`), sent upstream instead of this body.
+    replay: Option<endpoints::preserve_post::Replay>,
 }
 
 impl Gateway {
@@ -121,6 +124,17 @@ impl Gateway {
                 refreshed,
                 held,
             } => {
+                // A form kept across the sign-in, sent back now: its body replaces this one.
+                if route.preserve_post.is_some() && down.req().method == http::Method::POST {
+                    // Boxed, as every rarely taken branch here: see BENCHMARKS.md (future sizes).
+                    match Box::pin(endpoints::preserve_post::take(core, down)).await {
+                        Some(Ok(replay)) => ctx.replay = Some(replay),
+                        Some(Err(refused)) => {
+                            return Ok(Some(refused.cookie(core.cookies.clear_replay())))
+                        }
+                        None => {}
+                    }
+                }
                 ctx.set_cookie = refreshed.map(|v| core.cookies.set_session(&v));
                 // A connection that may be upgraded (websockets) is closed when its session
                 // ends, even while idle.
@@ -132,7 +146,15 @@ impl Gateway {
                 ctx.identity = Some(identity);
                 None
             }
-            Auth::NoSession => Some(endpoints::sign_in::challenge(core, down, &route)),
+            Auth::NoSession => match route.preserve_post {
+                Some(pp) if down.req().method == http::Method::POST => {
+                    match Box::pin(endpoints::preserve_post::keep(core, down, &route, &pp)).await? {
+                        Some(answer) => Some(answer),
+                        None => Some(endpoints::sign_in::challenge(core, down, &route)),
+                    }
+                }
+                _ => Some(endpoints::sign_in::challenge(core, down, &route)),
+            },
             Auth::Reauthenticate { identity, held } => Some(endpoints::sign_in::reauthenticate(
                 core, down, &identity, &held,
             )),
@@ -303,6 +325,12 @@ impl ProxyHttp for Gateway {
         }
         // The gateway's cookies are its own business.
         core.cookies.keep_from_upstream(upstream)?;
+        if let Some(r) = &ctx.replay {
+            let len = r.body.as_ref().map_or(0, |b| b.len());
+            upstream.remove_header(&http::header::TRANSFER_ENCODING);
+            upstream.insert_header(http::header::CONTENT_TYPE, r.content_type.as_str())?;
+            upstream.insert_header(http::header::CONTENT_LENGTH, len.to_string())?;
+        }
         let forwarding = Forwarding {
             peer: ctx.peer,
             trusted: ctx.trusted_peer,
@@ -339,6 +367,30 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let Some(c) = ctx.set_cookie.take() {
             response.append_header("set-cookie", c)?;
+        }
+        if ctx.replay.is_some() {
+            if let Some(core) = &ctx.core {
+                response.append_header("set-cookie", core.cookies.clear_replay())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A replayed form: the browser's one-field body is dropped, the kept one goes upstream in
+    /// its place (whole, with the last chunk).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(r) = &mut ctx.replay {
+            *body = if end_of_stream {
+                r.body.take()
+            } else {
+                Some(Bytes::new())
+            };
         }
         Ok(())
     }

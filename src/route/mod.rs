@@ -20,6 +20,8 @@ pub struct Route {
     accepts: Vec<Arc<str>>,
     pub policy: Policy,
     pub exceptions: Exceptions,
+    /// `preserve_post:` a same-origin form POST that finds no session survives the sign-in.
+    pub preserve_post: Option<PreservePost>,
     /// Its metric series, resolved once.
     pub series: crate::metrics::RouteSeries,
 }
@@ -57,6 +59,7 @@ impl RouteTable {
                     accepts: r.accepts.iter().map(|n| Arc::from(n.as_str())).collect(),
                     policy: r.policy.clone(),
                     exceptions: r.exceptions,
+                    preserve_post: r.preserve_post,
                     series: Default::default(),
                 })
             })
@@ -166,6 +169,7 @@ mod tests {
             accepts: vec!["p".into()],
             policy: Policy::default(),
             exceptions: Exceptions::default(),
+            preserve_post: None,
         }
     }
 
@@ -212,6 +216,23 @@ pub struct RouteConfig {
     pub policy: Policy,
     /// Path forms this route accepts although some upstreams read them differently.
     pub exceptions: crate::canonical::Exceptions,
+    pub preserve_post: Option<PreservePost>,
+}
+
+/// `routes[].preserve_post`: how much of a form POST is kept across a sign-in, and how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreservePost {
+    pub max_bytes: usize,
+    pub ttl: std::time::Duration,
+}
+
+impl Default for PreservePost {
+    fn default() -> Self {
+        Self {
+            max_bytes: 1024 * 1024,
+            ttl: std::time::Duration::from_secs(600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

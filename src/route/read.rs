@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::{RouteConfig, Upstream};
+use super::{PreservePost, RouteConfig, Upstream};
 use crate::canonical::RESERVED_PREFIX;
 use crate::idp::settings::ProviderConfig;
 use crate::policy::GroupNames;
@@ -77,6 +77,7 @@ impl Reader<'_> {
             }
             let accepts = self.route_providers(&mut o, &path, providers);
             let provider = accepts.first().copied();
+            let preserve_post = self.preserve_post(&mut o, &path, public);
             self.finish(o);
             if let (Some(upstream), Some(provider)) = (upstream, provider) {
                 let accepted: Vec<&ProviderConfig> = accepts
@@ -99,10 +100,48 @@ impl Reader<'_> {
                     accepts: accepted.iter().map(|p| p.name.clone()).collect(),
                     policy,
                     exceptions,
+                    preserve_post,
                 });
             }
         }
         out
+    }
+
+    /// `routes[i].preserve_post`: `true`, or `{max_bytes, ttl}` (1 MiB and 10 minutes by
+    /// default, at most 16 MiB and 1 hour).
+    fn preserve_post(&mut self, o: &mut Obj<'_>, path: &str, public: bool) -> Option<PreservePost> {
+        let at = join(path, "preserve_post");
+        let v = self.get(o, "preserve_post")?;
+        if public && v.as_bool() != Some(false) {
+            self.err(
+                &at,
+                "a public route never asks anyone to sign in: drop preserve_post",
+            );
+        }
+        match v {
+            serde_yaml::Value::Bool(false) => None,
+            serde_yaml::Value::Bool(true) => Some(PreservePost::default()),
+            serde_yaml::Value::Mapping(_) => {
+                let mut m = self.obj(&at, Some(v));
+                let d = PreservePost::default();
+                let max_bytes = self
+                    .uint(&mut m, "max_bytes")
+                    .map_or(d.max_bytes, |n| n as usize);
+                let ttl = self.duration(&mut m, "ttl").unwrap_or(d.ttl);
+                self.finish(m);
+                if max_bytes == 0 || max_bytes > 16 * 1024 * 1024 {
+                    self.err(join(&at, "max_bytes"), "must be between 1 and 16777216");
+                }
+                if ttl.is_zero() || ttl.as_secs() > 3600 {
+                    self.err(join(&at, "ttl"), "must be more than 0s and at most 1h");
+                }
+                Some(PreservePost { max_bytes, ttl })
+            }
+            _ => {
+                self.err(at, "expected true, false or {max_bytes, ttl}");
+                None
+            }
+        }
     }
 
     /// `routes[i].path_prefix`: `/` by default; a plain path, not under the reserved prefix.

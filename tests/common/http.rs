@@ -188,6 +188,12 @@ pub fn form_action(html: &str) -> Option<String> {
 }
 
 /// The upstream's echo of a request, as JSON.
+/// A redirect's location, made absolute against the URL it answered.
+pub fn location(r: &Response) -> String {
+    let loc = r.headers()["location"].to_str().expect("location");
+    r.url().join(loc).expect("location resolves").to_string()
+}
+
 pub fn echo(r: Response) -> Value {
     let status = r.status();
     let text = r.text().unwrap_or_default();
