@@ -234,9 +234,14 @@ fn a_kept_form_reaches_the_upstream_once_with_its_body_and_the_new_identity() {
 #[test]
 fn posts_that_may_not_be_kept_get_a_401_or_a_page_never_a_silent_get() {
     let env = start_env_with(|b| {
-        b.store("memory").edit_route("app", |r| {
-            r.with("preserve_post: {max_bytes: 2048, ttl: 1m}")
-        })
+        let up = b.upstream();
+        b.store("memory")
+            .edit_route("app", |r| {
+                r.with("preserve_post: {max_bytes: 2048, ttl: 1m}")
+            })
+            .routes_first([RouteSpec::new("big", &up)
+                .prefix("/big")
+                .with("preserve_post: true")])
     });
     let gw = &env.gw;
     let url = format!("{}/form/save", gw.url);
@@ -314,6 +319,34 @@ fn posts_that_may_not_be_kept_get_a_401_or_a_page_never_a_silent_get() {
     let r = post(&b, &url, URLENCODED, b"a=1", &[("origin", gw.url.as_str())]);
     assert_eq!(r.status(), 302);
     assert!(b.cookie(&gw.url, "authgate_session_post").is_some());
+    // Clients that drop their cookies are not held by the per-browser cap: a replica keeps at
+    // most 64 MiB of forms at a time, then says so.
+    let big = vec![b'a'; 1_000_000];
+    let full = (1..=80).find(|_| {
+        let r = post(
+            &Browser::new(),
+            &format!("{}/big/upload", gw.url),
+            URLENCODED,
+            &big,
+            &headers(&nav),
+        );
+        match r.status().as_u16() {
+            302 => false,
+            503 => {
+                assert!(r
+                    .text()
+                    .unwrap_or_default()
+                    .contains("Reason: post_store_full"));
+                true
+            }
+            other => panic!("{other}"),
+        }
+    });
+    assert!(
+        matches!(full, Some(n) if (60..=68).contains(&n)),
+        "refused at {full:?}"
+    );
+
     // preserve_post needs a store that keeps the form.
     let cfg = ConfigBuilder::new("http://127.0.0.1:1")
         .oidc("p", "https://idp.example")

@@ -15,6 +15,9 @@
 //!    the store (every replica); the kept body and content type replace the one field, and
 //!    the request goes upstream as the original did.
 //!
+//! What unauthenticated POSTs can make the store hold is bounded three ways: `max_bytes` per
+//! form, `ttl`, and 64 MiB of forms per replica at a time (`post_store_full`, 503).
+//!
 //! Every refusal is a page naming the reason, never a silent GET: `post_too_large` (413),
 //! `post_other_browser` (403), `post_expired` (410, expired or already sent), `post_mismatch`
 //! (400, sent back to another address).
@@ -39,6 +42,24 @@ const MAX_PER_BROWSER: usize = 3;
 const KIND: &str = "post";
 /// How long the replay page's cookie lets its form be sent.
 const REPLAY_TTL: Duration = Duration::from_secs(60);
+/// The most kept-form bytes one replica stashes at a time: the per-browser cap is a cookie,
+/// which a client that drops cookies does not keep, so this bounds what unauthenticated
+/// POSTs can make the store hold.
+const MAX_KEPT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What this replica has kept, by id, weighed in bytes, until sent or an hour (the longest
+/// `ttl`) has passed.
+fn kept_here() -> &'static moka::sync::Cache<String, u32> {
+    static KEPT: std::sync::OnceLock<moka::sync::Cache<String, u32>> = std::sync::OnceLock::new();
+    KEPT.get_or_init(|| {
+        moka::sync::Cache::builder()
+            .weigher(|_, n: &u32| *n)
+            .max_capacity(2 * MAX_KEPT_BYTES)
+            .time_to_live(Duration::from_secs(3600))
+            .build()
+    })
+}
+
 /// The one field the replay page's form carries.
 const FIELD: &str = "authgate_post";
 const URLENCODED: &str = "application/x-www-form-urlencoded";
@@ -128,6 +149,10 @@ pub(crate) async fn keep(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
+    // A target the replay page could not send back to as a same-origin path.
+    if !path.starts_with('/') || path.starts_with("//") {
+        return Ok(None);
+    }
     let Some(body) = down.body(pp.max_bytes).await? else {
         core.metrics.deny("post_too_large");
         log::warn!(
@@ -142,6 +167,21 @@ pub(crate) async fn keep(
             Some("Reason: post_too_large"),
         )));
     };
+    let here = kept_here();
+    here.run_pending_tasks();
+    if here.weighted_size() + body.len() as u64 > MAX_KEPT_BYTES {
+        core.metrics.deny("post_store_full");
+        log::warn!(
+            "POST on route {} not kept: this replica already keeps {MAX_KEPT_BYTES} bytes of forms",
+            route.name
+        );
+        return Ok(Some(Answer::page(
+            503,
+            "Your form could not be kept",
+            "Your session had ended, and too many forms are waiting for their senders to sign in right now. Sign in, then send the form again.",
+            Some("Reason: post_store_full"),
+        )));
+    }
     let (id, n, now) = (random_token(32), random_token(16), now_secs());
     let kept = Kept {
         p: path,
@@ -164,6 +204,7 @@ pub(crate) async fn keep(
         let old = mine.remove(0);
         let _ = store.forget(KIND, &old.id).await;
     }
+    here.insert(id.clone(), u32::try_from(body.len()).unwrap_or(u32::MAX));
     mine.push(Mine {
         id: id.clone(),
         n,
@@ -283,6 +324,7 @@ pub(crate) async fn take(core: &Core, down: &mut dyn Downstream) -> Option<Resul
                     Err(_) => return Some(Err(Answer::store_unavailable(true))),
                 };
                 let _ = store.forget(KIND, &entry.id).await;
+                kept_here().invalidate(&entry.id);
                 let here = down.req().uri.path_and_query().map_or("/", |p| p.as_str());
                 match kept {
                     None => Err(refused(
