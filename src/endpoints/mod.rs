@@ -21,6 +21,7 @@ pub(crate) mod saml_logout;
 pub(crate) mod scim;
 pub(crate) mod sign_in;
 pub(crate) mod sign_out;
+pub(crate) mod userinfo;
 
 use crate::answer::Answer;
 use crate::canonical::{has_prefix_ci, RESERVED_PREFIX};
@@ -41,6 +42,7 @@ pub(crate) async fn serve(
         "/auth" => forward_auth::forward_auth(core, down).await,
         "/sign_in" => sign_in::sign_in(core, down),
         "/post_replay" => preserve_post::offer(core, down).await,
+        "/userinfo" => userinfo::userinfo(core, down).await,
         _ if has_prefix_ci(rest, crate::scim::PATH) => {
             scim::serve(core, down, &rest[crate::scim::PATH.len()..]).await
         }

@@ -287,24 +287,25 @@ impl HeaderPlan {
             ),
             None => {}
         };
+        list(groups, &self.groups_seen(id));
+        list(roles, &id.roles);
+    }
+
+    /// The groups as upstreams see them: named at sign-in from the SCIM directory (the static
+    /// names included), else mapped through the provider's `group_names`, else the IDs.
+    pub fn groups_seen<'a>(&self, id: &'a Identity) -> std::borrow::Cow<'a, List> {
+        if let Some(named) = &id.group_names {
+            return std::borrow::Cow::Borrowed(named);
+        }
         match self.group_names.get(&*id.provider) {
-            // Named at sign-in from the SCIM directory (the static names included).
-            _ if id.group_names.is_some() => {
-                if let Some(named) = &id.group_names {
-                    list(groups, named);
-                }
-            }
-            Some(names) if !id.groups.is_empty() => {
-                let mapped: List = id
-                    .groups
+            Some(names) if !id.groups.is_empty() => std::borrow::Cow::Owned(
+                id.groups
                     .iter()
                     .map(|g| names.get(g).map_or(g, String::as_str))
-                    .collect();
-                list(groups, &mapped);
-            }
-            _ => list(groups, &id.groups),
+                    .collect(),
+            ),
+            _ => std::borrow::Cow::Borrowed(&id.groups),
         }
-        list(roles, &id.roles);
     }
 }
 
