@@ -231,6 +231,9 @@ fn a_kept_form_reaches_the_upstream_once_with_its_body_and_the_new_identity() {
         .contains("Reason: post_expired"));
 }
 
+/// A row of the refusal table: what it is, the content type, the request's headers.
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+
 #[test]
 fn posts_that_may_not_be_kept_get_a_401_or_a_page_never_a_silent_get() {
     let env = start_env_with(|b| {
@@ -246,7 +249,7 @@ fn posts_that_may_not_be_kept_get_a_401_or_a_page_never_a_silent_get() {
     let gw = &env.gw;
     let url = format!("{}/form/save", gw.url);
     let foreign = "https://evil.example";
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "cross-site",
             URLENCODED,
