@@ -89,10 +89,24 @@ pub(super) async fn unlock(
 ) -> Result<(), StoreError> {
     let (key, owner) = (keys.lock(name), owner.to_string());
     link.run("unlock", move |r| async move {
-        r.next()
-            .eval::<i64, _, _, _>(UNLOCK, vec![key], vec![owner])
+        // Through the pool (a connected client, which knows the cluster's slots: a client
+        // that never connected cannot route a script by its key).
+        match r
+            .eval::<i64, _, _, _>(UNLOCK, vec![key.clone()], vec![owner.clone()])
             .await
-            .map(|_| ())
+        {
+            Ok(_) => Ok(()),
+            // Scripts refused or unroutable: compare, then delete. Not atomic, but the lock
+            // is released right after its work, long before its TTL could hand it to another.
+            Err(e) => {
+                log::debug!("session store: unlock script refused ({e}); comparing, then deleting");
+                let held: Option<String> = r.get(&key).await?;
+                if held.as_deref() == Some(owner.as_str()) {
+                    r.del::<(), _>(&key).await?;
+                }
+                Ok(())
+            }
+        }
     })
     .await
 }
