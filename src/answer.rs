@@ -248,29 +248,21 @@ impl Answer {
                 Some((sign_in, "Sign in again")),
             );
         }
-        Self::json(
-            401,
-            serde_json::json!({
-                "error": "session_expired",
-                "message": "the session ended; sign in again",
-                "sign_in": sign_in,
-            }),
+        Self::sign_in_needed(
+            "session_expired",
+            "the session ended; sign in again",
+            sign_in,
         )
-        .header("www-authenticate", "Session realm=\"authgate\"".to_string())
     }
 
     /// A program's call on a session that must be confirmed with its identity provider first
     /// (a SAML session due for its re-check): a top-level navigation to `sign_in` does it.
     pub fn reauthentication_required(sign_in: &str) -> Self {
-        Self::json(
-            401,
-            serde_json::json!({
-                "error": "reauthentication_required",
-                "message": "the session must be confirmed with the identity provider; navigate to sign_in",
-                "sign_in": sign_in,
-            }),
+        Self::sign_in_needed(
+            "reauthentication_required",
+            "the session must be confirmed with the identity provider; navigate to sign_in",
+            sign_in,
         )
-        .header("www-authenticate", "Session realm=\"authgate\"".to_string())
     }
 
     /// A route's policy said no: a page for people (`html`), JSON for programs.
@@ -316,16 +308,21 @@ impl Answer {
     /// No session on an API call: 401, with where to sign in.
     pub fn unauthenticated(sign_in: Option<String>) -> Self {
         match sign_in {
-            Some(sign_in) => Self::json(
-                401,
-                serde_json::json!({
-                    "error": "unauthenticated",
-                    "message": "no valid session; sign in first",
-                    "sign_in": sign_in,
-                }),
-            )
-            .header("www-authenticate", "Session realm=\"authgate\"".to_string()),
+            Some(sign_in) => Self::sign_in_needed(
+                "unauthenticated",
+                "no valid session; sign in first",
+                &sign_in,
+            ),
             None => Self::json_error(401, "unauthenticated", "no valid session; sign in first"),
         }
+    }
+
+    /// A program's 401 that says why and where a browser would go to sign in.
+    fn sign_in_needed(error: &str, message: &str, sign_in: &str) -> Self {
+        Self::json(
+            401,
+            serde_json::json!({"error": error, "message": message, "sign_in": sign_in}),
+        )
+        .header("www-authenticate", "Session realm=\"authgate\"".to_string())
     }
 }

@@ -79,7 +79,7 @@ impl Rechecker {
     ) -> Option<Arc<Self>> {
         let providers: HashMap<Arc<str>, (Arc<Provider>, Timers)> = providers
             .iter()
-            .map(|p| (p.clone(), sessions.timers(p.name())))
+            .map(|p| (p.clone(), sessions.cfg.timers(p.name())))
             .filter(|(_, t)| t.recheck_every.is_some())
             .map(|(p, t)| (Arc::from(p.name()), (p, t)))
             .collect();
@@ -158,7 +158,12 @@ impl Rechecker {
     /// Under the session's lock in the store (or `Busy`).
     async fn locked(&self, held: &Held, was: &Arc<Identity>) -> Outcome {
         let lock = format!("recheck:{}", held.sid);
-        match self.sessions.lock(&lock, &self.owner, LOCK_TTL).await {
+        match self
+            .sessions
+            .store()
+            .lock(&lock, &self.owner, LOCK_TTL)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 self.metrics.recheck(&was.provider, "busy");
@@ -167,7 +172,7 @@ impl Rechecker {
             Err(e) => return self.unreachable(was, &format!("session store: {e}")),
         }
         let out = self.run(held, was).await;
-        if let Err(e) = self.sessions.unlock(&lock, &self.owner).await {
+        if let Err(e) = self.sessions.store().unlock(&lock, &self.owner).await {
             log::warn!(
                 "re-check lock of a session not released (it expires in {}s): {e}",
                 LOCK_TTL.as_secs()
@@ -178,7 +183,7 @@ impl Rechecker {
 
     async fn run(&self, held: &Held, was: &Arc<Identity>) -> Outcome {
         // Another replica may have renewed (or ended) it while this one waited.
-        match self.sessions.reload(&held.sid).await {
+        match self.sessions.store().reload(&held.sid).await {
             Ok(Some(current)) if current.checked_at > was.checked_at => {
                 return Outcome::Renewed(current)
             }
@@ -186,8 +191,7 @@ impl Rechecker {
             Ok(None) => return Outcome::Ended,
             Err(e) => return self.unreachable(was, &format!("session store: {e}")),
         }
-        let Some((Provider::Oidc(oidc), _)) =
-            self.providers.get(&was.provider).map(|(p, t)| (&**p, t))
+        let Some(Provider::Oidc(oidc)) = self.providers.get(&was.provider).map(|(p, _)| &**p)
         else {
             return Outcome::Busy;
         };

@@ -31,15 +31,7 @@ fn start() -> World {
     let (port, admin) = (free_port(), free_port());
     let public = format!("http://127.0.0.1:{port}");
     let upstream = start_upstream();
-    let op = start_op_for(
-        &[&public],
-        "test-idp",
-        0,
-        &[(
-            "BACKCHANNEL_LOGOUT_URI",
-            format!("{public}/_authgate/backchannel_logout/test-idp"),
-        )],
-    );
+    let op = start_op_with_sid(&public);
     let other = format!("http://127.0.0.1:{}/{OTHER_TENANT}/v2.0", op.port);
     let cfg = ConfigBuilder::for_binary(port, &public, admin, &op.issuer, upstream.port)
         .oidc("other", &other)

@@ -61,15 +61,11 @@ fn replica_with_admin(
     session: &str,
 ) -> Gateway {
     let up = format!("127.0.0.1:{upstream}");
-    let cfg = ConfigBuilder::for_binary(port, public, free_port(), &op.issuer, upstream)
-        .admin_token(ADMIN_TOKEN)
-        .routes_first([RouteSpec::new("admin", &up)
+    replica_with(port, public, op, upstream, session, |b| {
+        b.routes_first([RouteSpec::new("admin", &up)
             .prefix("/admin")
             .groups(&[ADMINS])])
-        .tail(session);
-    let mut gw = start_built(&cfg);
-    gw.url = format!("http://127.0.0.1:{port}");
-    gw
+    })
 }
 
 /// Re-checks of the test provider's sessions `gw` counted with `result`.
@@ -104,16 +100,7 @@ fn rechecks_follow_the_idp_on_three_replicas() {
     let upstream = start_upstream();
     let port_a = free_port();
     let public = format!("http://127.0.0.1:{port_a}");
-    // A back-channel logout URI makes the provider put `sid` in its ID tokens, as Entra does.
-    let op = start_op_for(
-        &[&public],
-        "test-idp",
-        0,
-        &[(
-            "BACKCHANNEL_LOGOUT_URI",
-            format!("{public}/_authgate/backchannel_logout/test-idp"),
-        )],
-    );
+    let op = start_op_with_sid(&public);
     let session = redis_session(&redis, "lifecycle:", "  recheck_every: 3s\n");
     let a = replica_with_admin(port_a, &public, &op, upstream.port, &session);
     let b = replica_with_admin(free_port(), &public, &op, upstream.port, &session);
@@ -352,15 +339,7 @@ fn param<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
 fn single(store: &str) -> (Gateway, OpenIdProvider, Upstream) {
     let (port, upstream) = (free_port(), start_upstream());
     let public = format!("http://127.0.0.1:{port}");
-    let op = start_op_for(
-        &[&public],
-        "test-idp",
-        0,
-        &[(
-            "BACKCHANNEL_LOGOUT_URI",
-            format!("{public}/_authgate/backchannel_logout/test-idp"),
-        )],
-    );
+    let op = start_op_with_sid(&public);
     let cfg = ConfigBuilder::for_binary(port, &public, free_port(), &op.issuer, upstream.port)
         .store(store);
     (start_built(&cfg), op, upstream)

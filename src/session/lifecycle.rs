@@ -143,11 +143,6 @@ pub struct Held {
 }
 
 impl Sessions {
-    /// The timers of `provider`'s sessions.
-    pub fn timers(&self, provider: &str) -> Timers {
-        self.cfg.timers(provider)
-    }
-
     /// Keeps `grant` beside session `sid` until `exp`, sealed and bound to that id.
     pub(super) async fn keep_grant(
         &self,
@@ -235,24 +230,5 @@ impl Sessions {
     ) -> tokio::sync::watch::Receiver<bool> {
         self.watchers
             .watch(&self.store, &self.clock, held, identity)
-    }
-
-    /// Upgraded connections whose session is watched now.
-    pub fn watched(&self) -> usize {
-        self.watchers.len()
-    }
-
-    /// Reads session `sid` again past any cache (under a re-check's lock).
-    pub async fn reload(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
-        self.store.reload(sid).await
-    }
-
-    /// Takes lock `name` for `owner` for `ttl` (see `SessionStore::lock`).
-    pub async fn lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.store.lock(name, owner, ttl).await
-    }
-
-    pub async fn unlock(&self, name: &str, owner: &str) -> Result<(), StoreError> {
-        self.store.unlock(name, owner).await
     }
 }

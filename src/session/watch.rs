@@ -87,9 +87,4 @@ impl Watchers {
             !ended
         });
     }
-
-    /// Connections watched now (for tests and a gauge).
-    pub(super) fn len(&self) -> usize {
-        self.lock().len()
-    }
 }

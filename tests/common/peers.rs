@@ -241,6 +241,21 @@ pub fn start_op(gateway_url: &str, port: u16) -> OpenIdProvider {
 
 /// As `start_op`, registering the callback of provider `provider` on each gateway, with
 /// extra environment (`GRAPH_DOWN`, ...).
+/// The test provider for one gateway at `public`, with its back-channel logout URI
+/// registered: the provider then puts `sid` in its ID tokens (as Entra does) and POSTs logout
+/// tokens to the gateway.
+pub fn start_op_with_sid(public: &str) -> OpenIdProvider {
+    start_op_for(
+        &[public],
+        "test-idp",
+        0,
+        &[(
+            "BACKCHANNEL_LOGOUT_URI",
+            format!("{public}/_authgate/backchannel_logout/test-idp"),
+        )],
+    )
+}
+
 pub fn start_op_for(
     gateways: &[&str],
     provider: &str,

@@ -20,11 +20,23 @@ pub fn replica(
     upstream: u16,
     session: &str,
 ) -> Gateway {
+    replica_with(port, public, op, upstream, session, |b| b)
+}
+
+/// `replica`, with the configuration changed by `edit` first (the same on every replica).
+pub fn replica_with(
+    port: u16,
+    public: &str,
+    op: &OpenIdProvider,
+    upstream: u16,
+    session: &str,
+    edit: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> Gateway {
     let admin = free_port();
     let cfg = ConfigBuilder::for_binary(port, public, admin, &op.issuer, upstream)
         .admin_token(ADMIN_TOKEN)
         .tail(session);
-    let mut gw = start_built(&cfg);
+    let mut gw = start_built(&edit(cfg));
     // Requests go to this replica's own port; the browser-facing URL is the first one's.
     gw.url = format!("http://127.0.0.1:{port}");
     gw

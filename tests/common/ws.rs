@@ -42,10 +42,16 @@ pub fn ws_read(s: &mut TcpStream, log: &dyn Fn() -> String) -> String {
 /// Waits up to `limit` for the server to close `s` (EOF or a reset); returns how long it took,
 /// or `None` if it stayed open. Nothing is expected from the server meanwhile.
 pub fn ws_closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
-    let start = Instant::now();
     s.set_read_timeout(Some(Duration::from_millis(50)))
         .expect("timeout");
-    let mut buf = [0u8; 64];
+    closed_within(s, limit)
+}
+
+/// Reads `s` (whose read timeout is set) until the server closes it (EOF or a reset), for up
+/// to `limit`, ignoring whatever it sends meanwhile; how long that took, `None` if still open.
+pub fn closed_within(s: &mut impl Read, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut buf = [0u8; 256];
     while start.elapsed() < limit {
         match s.read(&mut buf) {
             Ok(0) => return Some(start.elapsed()),
