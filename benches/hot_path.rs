@@ -119,6 +119,7 @@ fn bench(c: &mut Criterion) {
             policy: Policy::default(),
             exceptions: Exceptions::default(),
             preserve_post: None,
+            assertion_audience: None,
         })
         .chain(std::iter::once(RouteConfig {
             name: "root".into(),
@@ -138,6 +139,7 @@ fn bench(c: &mut Criterion) {
             policy: Policy::default(),
             exceptions: Exceptions::default(),
             preserve_post: None,
+            assertion_audience: None,
         }))
         .collect();
     let table = RouteTable::new(&routes);

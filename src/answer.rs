@@ -112,7 +112,9 @@ impl Answer {
     pub async fn write(self, session: &mut Session) -> pingora::Result<()> {
         let mut resp = ResponseHeader::build(self.status, Some(6 + self.headers.len()))?;
         resp.insert_header("content-length", self.body.len().to_string())?;
-        resp.insert_header("cache-control", "no-store")?;
+        if self.header_value("cache-control").is_none() {
+            resp.insert_header("cache-control", "no-store")?;
+        }
         resp.insert_header("content-type", self.content_type)?;
         let own_csp = self.header_value("content-security-policy").is_some();
         if self.content_type.starts_with("text/html") && !own_csp {

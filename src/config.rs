@@ -47,6 +47,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Reload when the file changes (besides SIGHUP).
     pub watch_config: bool,
+    /// The signed identity assertion (`assertion:`); None: off.
+    pub assertion: Option<crate::assertion::AssertionConfig>,
     /// TLS on the listener (`tls:`); None: plain HTTP.
     pub tls: Option<crate::tls::ListenerTls>,
     /// Non-fatal findings (inline secrets and the like), shown by `authgate check` and logged.
@@ -150,6 +152,10 @@ impl Reader<'_> {
             }
         }
         let headers = self.headers(&mut top);
+        let assertion = self.assertion(&mut top);
+        if let (Some(a), Some(s), Some(h)) = (&assertion, &session, &headers) {
+            self.check_assertion(a, s.store, &h.all());
+        }
         let names: Vec<String> = providers.iter().flatten().map(|p| p.name.clone()).collect();
         let has_scim = top.map.is_some_and(|m| m.contains_key("scim"));
         let scim = self.scim(&mut top, &names);
@@ -189,6 +195,7 @@ impl Reader<'_> {
             log_format: server.log_format,
             watch_config: server.watch_config,
             tls,
+            assertion,
             warnings: Vec::new(),
         })
     }

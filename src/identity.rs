@@ -84,10 +84,19 @@ pub fn shared(text: &str) -> Arc<str> {
 /// never the cache: looking it up there instead cost ~0.9 µs per request.
 pub struct Prepared(Arc<Slot>);
 
-type Slot = arc_swap::ArcSwapOption<(u64, PreparedHeaders)>;
+type Slot = arc_swap::ArcSwapOption<PreparedSet>;
 
 /// (index of the header in the plan, value).
 pub type PreparedHeaders = Vec<(usize, http::HeaderValue)>;
+
+/// An identity's headers for one header plan, and its signed assertions (kept and dropped
+/// with them).
+pub struct PreparedSet {
+    pub plan: u64,
+    pub headers: PreparedHeaders,
+    pub signed: arc_swap::ArcSwapOption<Vec<crate::assertion::Signed>>,
+}
+
 
 /// At most this much memory holds prepared identity headers: about 18,000 identities
 /// without groups, 10,000 with 20 group IDs each.
@@ -104,10 +113,14 @@ fn prepared_sets() -> &'static moka::sync::Cache<usize, Arc<Slot>, ahash::Random
             .weigher(|_, slot: &Arc<Slot>| {
                 // ~768 bytes of list, Arc and cache bookkeeping (measured with the
                 // session_memory benchmark), plus the values.
-                let bytes: usize = slot
-                    .load()
-                    .as_ref()
-                    .map_or(0, |p| p.1.iter().map(|(_, h)| h.len()).sum());
+                let bytes: usize = slot.load().as_ref().map_or(0, |p| {
+                    let signed: usize = p
+                        .signed
+                        .load()
+                        .as_ref()
+                        .map_or(0, |l| l.iter().map(|s| 96 + s.weight()).sum());
+                    p.headers.iter().map(|(_, h)| h.len()).sum::<usize>() + signed
+                });
                 u32::try_from(768 + bytes).unwrap_or(u32::MAX)
             })
             .eviction_listener(|_, slot: Arc<Slot>, cause| {
@@ -125,14 +138,25 @@ impl Prepared {
         &self,
         plan: u64,
         build: impl FnOnce() -> PreparedHeaders,
-    ) -> Arc<(u64, PreparedHeaders)> {
-        if let Some(kept) = self.0.load_full().filter(|k| k.0 == plan) {
+    ) -> Arc<PreparedSet> {
+        if let Some(kept) = self.0.load_full().filter(|k| k.plan == plan) {
             return kept;
         }
-        let fresh = Arc::new((plan, build()));
+        let fresh = Arc::new(PreparedSet {
+            plan,
+            headers: build(),
+            signed: arc_swap::ArcSwapOption::const_empty(),
+        });
         self.0.store(Some(fresh.clone()));
         prepared_sets().insert(Arc::as_ptr(&self.0) as usize, self.0.clone());
         fresh
+    }
+
+    /// Weighs the kept set again (a signed assertion was added to it).
+    pub fn reweigh(&self) {
+        if self.0.load().is_some() {
+            prepared_sets().insert(Arc::as_ptr(&self.0) as usize, self.0.clone());
+        }
     }
 
     /// Whether headers are kept for this identity (for tests of the bound).

@@ -28,6 +28,7 @@
 // has one path (no module re-exports another's names); what only the gateway uses is
 // `pub(crate)`.
 pub mod answer;
+pub mod assertion;
 pub mod canonical;
 pub mod config;
 pub mod exchange;
@@ -72,6 +73,8 @@ pub struct App {
     pub metrics: Arc<metrics::Metrics>,
     pub admin: admin::AdminApp,
     pub refresher: admin::MetadataRefresher,
+    /// Re-reads the assertion's key files.
+    pub key_watcher: assertion::KeyWatcher,
     pub reloader: reload::Reloader,
 }
 
@@ -94,6 +97,7 @@ pub fn build(
             core: core.clone(),
         },
         refresher: admin::MetadataRefresher { core: core.clone() },
+        key_watcher: assertion::KeyWatcher(core.clone()),
         reloader: reload::Reloader {
             core,
             metrics,

@@ -186,6 +186,7 @@ fn serve(cfg: Config, path: PathBuf) -> Result<std::convert::Infallible, String>
         }
     }
     server.add_service(background_service("idp metadata", app.refresher));
+    server.add_service(background_service("assertion keys", app.key_watcher));
     server.add_service(background_service("config reload", app.reloader));
     log::info!(
         "authgate {} listening on {:?} (admin {}), public URL {}",

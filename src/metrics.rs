@@ -49,6 +49,8 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     /// Listener certificate reloads from their files, by result.
     pub tls_reloads: IntCounterVec,
+    pub assertions_signed: prometheus::IntCounter,
+    pub assertion_key_reloads: IntCounterVec,
     /// When each listener certificate expires (Unix time), by its first name.
     pub tls_expiry: IntGaugeVec,
 }
@@ -220,6 +222,19 @@ const LOGOUT_CHANNELS: Series = Series {
     buckets: &[],
 };
 
+const ASSERTIONS_SIGNED: Series = Series {
+    name: "authgate_assertions_signed_total",
+    help: "Signed identity assertions made (each is then used for half its lifetime)",
+    labels: &[],
+    buckets: &[],
+};
+const ASSERTION_KEY_RELOADS: Series = Series {
+    name: "authgate_assertion_key_reloads_total",
+    help: "Assertion key files re-read after a change, by result (an error keeps the previous keys)",
+    labels: &["result"],
+    buckets: &[],
+};
+
 const UP: Series = Series {
     name: "authgate_up",
     help: "1 while the gateway process is serving",
@@ -287,6 +302,8 @@ impl Metrics {
             tls_expiry: gauges(&r, &TLS_EXPIRY)?,
             rechecks: counters(&r, &RECHECKS)?,
             idp_logouts: counters(&r, &LOGOUT_CHANNELS)?,
+            assertions_signed: counter(&r, &ASSERTIONS_SIGNED)?,
+            assertion_key_reloads: counters(&r, &ASSERTION_KEY_RELOADS)?,
             up: gauge(&r, &UP)?,
             registry: r,
         };
@@ -294,6 +311,9 @@ impl Metrics {
         for result in ["success", "error"] {
             m.config_reloads.with_label_values(&[result]).inc_by(0);
             m.tls_reloads.with_label_values(&[result]).inc_by(0);
+            m.assertion_key_reloads
+                .with_label_values(&[result])
+                .inc_by(0);
         }
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])

@@ -25,6 +25,8 @@ pub enum BuildError {
     Metrics(String),
     #[error("{0}")]
     Scim(#[from] crate::scim::ScimBuildError),
+    #[error("assertion: {0}")]
+    Assertion(String),
 }
 
 /// Everything built from one configuration. A reload builds a new one and swaps it in whole;
@@ -40,6 +42,8 @@ pub struct Core {
     pub providers: Vec<Arc<Provider>>,
     /// SCIM provisioning (`scim:`), if configured.
     pub scim: Option<Arc<Scim>>,
+    /// The signed identity assertion (`assertion:`), if on.
+    pub assertion: Option<Arc<crate::assertion::Signer>>,
     /// Session re-checks, when a provider has `recheck_every`.
     pub(crate) recheck: Option<Arc<crate::recheck::Rechecker>>,
     /// `X-Forwarded-Proto` and the default `X-Forwarded-Port`, from `public_url`, built once.
@@ -99,6 +103,18 @@ impl Core {
             )?)),
         };
         let recheck = crate::recheck::Rechecker::new(&sessions, &providers, scim.clone(), metrics);
+        let assertion = match &cfg.assertion {
+            None => None,
+            Some(a) => Some(Arc::new(
+                crate::assertion::Signer::new(
+                    a,
+                    &cfg.public_url,
+                    previous.and_then(|p| p.assertion.as_deref()),
+                    metrics,
+                )
+                .map_err(BuildError::Assertion)?,
+            )),
+        };
         Ok(Core {
             routes: RouteTable::new(&cfg.routes),
             headers: HeaderPlan::new(&cfg.headers)
@@ -114,7 +130,8 @@ impl Core {
                         .iter()
                         .flat_map(|s| &s.headers)
                         .map(|(a, name)| (a.key(), name)),
-                ),
+                )
+                .with_owned(cfg.assertion.iter().map(|a| a.header.as_str())),
             forwarded_proto: match cfg.public_url.scheme() {
                 "https" => http::HeaderValue::from_static("https"),
                 _ => http::HeaderValue::from_static("http"),
@@ -127,6 +144,7 @@ impl Core {
             providers,
             scim,
             recheck,
+            assertion,
             metrics: metrics.clone(),
             cfg,
         })

@@ -68,14 +68,14 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
             );
         }
     };
-    let (identity, refreshed) = match authenticate(core, down, &route).await {
+    let (identity, refreshed, held) = match authenticate(core, down, &route).await {
         Auth::Refused(answer) => return answer,
         Auth::Public => return Answer::empty(200),
         Auth::Allowed {
             identity,
             refreshed,
-            ..
-        } => (identity, refreshed),
+            held,
+        } => (identity, refreshed, held),
         // Traefik passes the answer on: a navigating browser is re-authenticated passively.
         // ingress-nginx takes only 2xx/401/403 and sends 401s to its own sign-in URL.
         Auth::Reauthenticate { identity, held } if fa.dialect == Dialect::Traefik => {
@@ -104,6 +104,19 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
                 .push((name.as_str().to_string().into(), v.to_string()));
         }
     });
+    if let Some(signer) = &core.assertion {
+        let about = crate::assertion::About {
+            identity: &identity,
+            prepared: &core.headers.prepared(&identity),
+            plan: &core.headers,
+            aud: signer.audience(route.audience.as_ref()),
+            sid: held.as_ref().map(|h| &*h.sid),
+            now: crate::session::now_secs(),
+        };
+        if let Some(v) = signer.assertion(about).and_then(|v| v.to_str().ok().map(String::from)) {
+            answer.headers.push((signer.header().as_str().to_string().into(), v));
+        }
+    }
     if let Some(v) = refreshed {
         answer = answer.cookie(core.cookies.set_session(&v));
     }

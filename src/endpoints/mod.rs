@@ -28,6 +28,20 @@ use crate::canonical::{has_prefix_ci, RESERVED_PREFIX};
 use crate::exchange::Downstream;
 use crate::state::Core;
 
+/// The keys that verify the signed assertion (`assertion:`), for verifiers to fetch and cache
+/// (five minutes: a rotation waits longer than that between its steps).
+pub(crate) fn jwks(core: &Core) -> Answer {
+    match &core.assertion {
+        Some(s) => Answer::new(200, "application/json", s.jwks().to_vec())
+            .header("cache-control", "public, max-age=300".into())
+            .header("access-control-allow-origin", "*".into()),
+        None => Answer::json_error(404, "not_found", "this gateway signs no assertions"),
+    }
+}
+
+/// The JWKS's well-known address, besides `/_authgate/jwks.json`.
+pub(crate) const WELL_KNOWN_JWKS: &str = "/.well-known/authgate/jwks.json";
+
 /// Serves a request under the reserved prefix. `path` is the canonical path, under the
 /// prefix in some spelling of its case.
 pub(crate) async fn serve(
@@ -43,6 +57,7 @@ pub(crate) async fn serve(
         "/sign_in" => sign_in::sign_in(core, down),
         "/post_replay" => preserve_post::offer(core, down).await,
         "/userinfo" => userinfo::userinfo(core, down).await,
+        "/jwks.json" => jwks(core),
         _ if has_prefix_ci(rest, crate::scim::PATH) => {
             scim::serve(core, down, &rest[crate::scim::PATH.len()..]).await
         }

@@ -41,6 +41,8 @@ pub struct Ctx {
     core: Option<Arc<Core>>,
     pub route: Option<Arc<Route>>,
     pub identity: Option<Arc<Identity>>,
+    /// The session's id (for the assertion's `sid` digest); none for bearer tokens.
+    sid: Option<Arc<str>>,
     pub set_cookie: Option<String>,
     started: Option<Instant>,
     upstream_sent: Option<Instant>,
@@ -86,6 +88,9 @@ impl Gateway {
         if canonical.is_reserved(RESERVED_PREFIX) {
             let answer = endpoints::serve(core, down, &canonical.route_path).await?;
             return Ok(Some(answer));
+        }
+        if canonical.route_path == endpoints::WELL_KNOWN_JWKS && core.assertion.is_some() {
+            return Ok(Some(endpoints::jwks(core)));
         }
         // 3. The route, on the canonical host and path.
         let route = match core.routes.route(&canonical) {
@@ -136,6 +141,7 @@ impl Gateway {
                     }
                 }
                 ctx.set_cookie = refreshed.map(|v| core.cookies.set_session(&v));
+                ctx.sid = held.as_ref().map(|h| h.sid.clone());
                 // A connection that may be upgraded (websockets) is closed when its session
                 // ends, even while idle.
                 if let Some(held) =
@@ -314,7 +320,20 @@ impl ProxyHttp for Gateway {
             );
         };
         if let Some(id) = &ctx.identity {
-            core.headers.inject(upstream, id);
+            let prepared = core.headers.inject(upstream, id);
+            if let (Some(signer), Some(route)) = (&core.assertion, &ctx.route) {
+                signer.attach(
+                    upstream,
+                    crate::assertion::About {
+                        identity: id,
+                        prepared: &prepared,
+                        plan: &core.headers,
+                        aud: signer.audience(route.audience.as_ref()),
+                        sid: ctx.sid.as_deref(),
+                        now: crate::session::now_secs(),
+                    },
+                );
+            }
         }
         if let Some(h) = ctx
             .route

@@ -8,12 +8,13 @@ use http::header::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 mod read;
 
-use crate::identity::{Identity, List};
+use crate::identity::{Identity, List, PreparedSet};
 use crate::policy::GroupNames;
 
 /// Lower-case with `_` mapped to `-`: the form two spellings of one header share.
@@ -196,6 +197,14 @@ impl HeaderPlan {
         self
     }
 
+    /// More names only the gateway sets (the signed assertion's header, ...).
+    pub fn with_owned<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
+        for n in names {
+            self.owned.insert(n);
+        }
+        self
+    }
+
     /// Upstreams receive these names instead of the group IDs they map.
     pub fn with_group_names(mut self, names: HashMap<String, GroupNames>) -> Self {
         self.group_names = names.into_iter().filter(|(_, m)| !m.is_empty()).collect();
@@ -229,8 +238,24 @@ impl HeaderPlan {
 
     /// Sets the identity headers on a request to the upstream. They are built once per
     /// identity (a session's identity is shared by all its requests) and reused.
-    pub fn inject(&self, req: &mut RequestHeader, id: &Identity) {
-        let prepared = id.prepared.get_or_build(self.id, || {
+    pub fn inject(&self, req: &mut RequestHeader, id: &Identity) -> Arc<PreparedSet> {
+        let prepared = self.prepared(id);
+        for (i, value) in prepared.headers.iter() {
+            let name = match self.case_names.get(*i) {
+                Some(n) => n.clone(),
+                None => match self.attributes.get(*i - self.case_names.len()) {
+                    Some((_, _, n)) => n.clone(),
+                    None => continue,
+                },
+            };
+            let _ = req.insert_header(name, value.clone());
+        }
+        prepared
+    }
+
+    /// The identity's headers under this plan, built on first use (see `Prepared`).
+    pub fn prepared(&self, id: &Identity) -> Arc<PreparedSet> {
+        id.prepared.get_or_build(self.id, || {
             let mut out = Vec::with_capacity(7);
             self.each(id, |name, value| {
                 let i = self.names.iter().position(|n| n == name).or_else(|| {
@@ -242,17 +267,7 @@ impl HeaderPlan {
                 }
             });
             out
-        });
-        for (i, value) in prepared.1.iter() {
-            let name = match self.case_names.get(*i) {
-                Some(n) => n.clone(),
-                None => match self.attributes.get(*i - self.case_names.len()) {
-                    Some((_, _, n)) => n.clone(),
-                    None => continue,
-                },
-            };
-            let _ = req.insert_header(name, value.clone());
-        }
+        })
     }
 
     /// Calls `f` with every identity header for `id`. Values that are not valid header values

@@ -22,6 +22,9 @@ pub struct Route {
     pub exceptions: Exceptions,
     /// `preserve_post:` a same-origin form POST that finds no session survives the sign-in.
     pub preserve_post: Option<PreservePost>,
+    /// The signed assertion's audience (`assertion_audience`, else the host; None: the
+    /// gateway's own host).
+    pub audience: Option<Arc<str>>,
     /// Its metric series, resolved once.
     pub series: crate::metrics::RouteSeries,
 }
@@ -60,6 +63,11 @@ impl RouteTable {
                     policy: r.policy.clone(),
                     exceptions: r.exceptions,
                     preserve_post: r.preserve_post,
+                    audience: r
+                        .assertion_audience
+                        .as_deref()
+                        .or(r.host.as_deref())
+                        .map(Arc::from),
                     series: Default::default(),
                 })
             })
@@ -170,6 +178,7 @@ mod tests {
             policy: Policy::default(),
             exceptions: Exceptions::default(),
             preserve_post: None,
+            assertion_audience: None,
         }
     }
 
@@ -217,6 +226,8 @@ pub struct RouteConfig {
     /// Path forms this route accepts although some upstreams read them differently.
     pub exceptions: crate::canonical::Exceptions,
     pub preserve_post: Option<PreservePost>,
+    /// `assertion_audience:` the signed assertion's `aud` (default: the route's host).
+    pub assertion_audience: Option<String>,
 }
 
 /// `routes[].preserve_post`: how much of a form POST is kept across a sign-in, and how long.
