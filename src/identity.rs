@@ -97,7 +97,6 @@ pub struct PreparedSet {
     pub signed: arc_swap::ArcSwapOption<Vec<crate::assertion::Signed>>,
 }
 
-
 /// At most this much memory holds prepared identity headers: about 18,000 identities
 /// without groups, 10,000 with 20 group IDs each.
 const PREPARED_MAX_BYTES: u64 = 16 << 20;

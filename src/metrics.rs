@@ -230,7 +230,8 @@ const ASSERTIONS_SIGNED: Series = Series {
 };
 const ASSERTION_KEY_RELOADS: Series = Series {
     name: "authgate_assertion_key_reloads_total",
-    help: "Assertion key files re-read after a change, by result (an error keeps the previous keys)",
+    help:
+        "Assertion key files re-read after a change, by result (an error keeps the previous keys)",
     labels: &["result"],
     buckets: &[],
 };

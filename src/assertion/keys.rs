@@ -37,7 +37,8 @@ impl Key {
         if ec.group().curve_name() != Some(Nid::X9_62_PRIME256V1) {
             return Err("not on curve P-256 (ES256 needs prime256v1)".into());
         }
-        ec.check_key().map_err(|_| "the key does not check out".to_string())?;
+        ec.check_key()
+            .map_err(|_| "the key does not check out".to_string())?;
         Self::of(ec)
     }
 
@@ -122,20 +123,49 @@ fn read_all(files: &[PathBuf]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Every file's key, or the first file that cannot be used and why.
+/// The PEM blocks of a file, in order (`-----BEGIN …-----` to `-----END …-----`).
+fn pem_blocks(text: &[u8]) -> Vec<&[u8]> {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    const END: &[u8] = b"-----END ";
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(b) = find(rest, BEGIN) {
+        let from = &rest[b..];
+        let Some(e) = find(from, END) else { break };
+        // The END line's closing dashes.
+        let tail = &from[e + END.len()..];
+        let Some(close) = find(tail, b"-----") else {
+            break;
+        };
+        let len = e + END.len() + close + 5;
+        out.push(&from[..len]);
+        rest = &from[len..];
+    }
+    out
+}
+
+/// Every file's keys in order (a file may hold several: a rotation edits one file), or the
+/// first file that cannot be used and why. The same key twice is published once.
 pub(crate) fn load(files: &[PathBuf], bytes: &[Vec<u8>]) -> Result<Vec<Arc<Key>>, String> {
-    files
-        .iter()
-        .zip(bytes)
-        .map(|(f, b)| {
-            if b.is_empty() {
-                return Err(format!("{}: cannot be read, or is empty", f.display()));
+    let mut keys: Vec<Arc<Key>> = Vec::new();
+    for (f, b) in files.iter().zip(bytes) {
+        let blocks = pem_blocks(b);
+        if blocks.is_empty() {
+            return Err(format!(
+                "{}: cannot be read, or holds no PEM private key",
+                f.display()
+            ));
+        }
+        for (i, block) in blocks.iter().enumerate() {
+            let key = Key::from_pem(block)
+                .map_err(|e| format!("{} (key {}): {e}", f.display(), i + 1))?;
+            if !keys.iter().any(|k| k.kid == key.kid) {
+                keys.push(Arc::new(key));
             }
-            Key::from_pem(b)
-                .map(Arc::new)
-                .map_err(|e| format!("{}: {e}", f.display()))
-        })
-        .collect()
+        }
+    }
+    Ok(keys)
 }
 
 impl KeyRing {
@@ -237,13 +267,33 @@ mod tests {
     }
 
     #[test]
+    fn a_file_may_hold_several_keys_in_order() {
+        let (a, b) = (Key::generate().unwrap(), Key::generate().unwrap());
+        let mut bundle = a.ec.private_key_to_pem().unwrap();
+        bundle.extend(b"\n# the next key\n");
+        bundle.extend(b.ec.private_key_to_pem().unwrap());
+        bundle.extend(a.ec.private_key_to_pem().unwrap());
+        let f = PathBuf::from("keys.pem");
+        let keys = load(std::slice::from_ref(&f), &[bundle.clone()]).unwrap();
+        let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, [a.kid.as_str(), b.kid.as_str()]);
+        // One broken block spoils the file: a half-read rotation must not go into service.
+        let mut broken = bundle;
+        broken.extend(b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n");
+        let e = load(std::slice::from_ref(&f), &[broken]).err().unwrap();
+        assert!(e.contains("key 4"), "{e}");
+        let e = load(std::slice::from_ref(&f), &[b"no pem here".to_vec()])
+            .err()
+            .unwrap();
+        assert!(e.contains("holds no PEM private key"), "{e}");
+    }
+
+    #[test]
     fn refuses_what_is_not_a_p256_private_key() {
-        let p384 = EcKey::generate(
-            &openssl::ec::EcGroup::from_curve_name(Nid::SECP384R1).unwrap(),
-        )
-        .unwrap()
-        .private_key_to_pem()
-        .unwrap();
+        let p384 = EcKey::generate(&openssl::ec::EcGroup::from_curve_name(Nid::SECP384R1).unwrap())
+            .unwrap()
+            .private_key_to_pem()
+            .unwrap();
         let rsa = openssl::rsa::Rsa::generate(2048)
             .unwrap()
             .private_key_to_pem()

@@ -113,8 +113,13 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
             sid: held.as_ref().map(|h| &*h.sid),
             now: crate::session::now_secs(),
         };
-        if let Some(v) = signer.assertion(about).and_then(|v| v.to_str().ok().map(String::from)) {
-            answer.headers.push((signer.header().as_str().to_string().into(), v));
+        if let Some(v) = signer
+            .assertion(about)
+            .and_then(|v| v.to_str().ok().map(String::from))
+        {
+            answer
+                .headers
+                .push((signer.header().as_str().to_string().into(), v));
         }
     }
     if let Some(v) = refreshed {

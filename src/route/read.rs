@@ -79,9 +79,10 @@ impl Reader<'_> {
             let provider = accepts.first().copied();
             let preserve_post = self.preserve_post(&mut o, &path, public);
             let assertion_audience = self.string(&mut o, "assertion_audience");
-            if assertion_audience.as_deref().is_some_and(|a| {
-                a.is_empty() || a.len() > 512 || a.chars().any(|c| c.is_control())
-            }) {
+            if assertion_audience
+                .as_deref()
+                .is_some_and(|a| a.is_empty() || a.len() > 512 || a.chars().any(|c| c.is_control()))
+            {
                 self.err(
                     join(&path, "assertion_audience"),
                     "expected a short name or URL (1 to 512 printable characters)",
