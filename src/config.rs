@@ -152,9 +152,24 @@ impl Reader<'_> {
             }
         }
         let headers = self.headers(&mut top);
+        if let Some(h) = &headers {
+            let wanted: Vec<String> = h.claims.iter().map(|(_, c)| c.clone()).collect();
+            for p in providers.iter_mut().flatten() {
+                match &mut p.kind {
+                    crate::idp::settings::ProviderKind::Oidc(o) => {
+                        o.header_claims.clone_from(&wanted)
+                    }
+                    crate::idp::settings::ProviderKind::Saml(s) => {
+                        s.header_claims.clone_from(&wanted)
+                    }
+                }
+            }
+        }
         let assertion = self.assertion(&mut top);
         if let (Some(a), Some(s), Some(h)) = (&assertion, &session, &headers) {
-            self.check_assertion(a, s.store, &h.all());
+            let mut taken: Vec<&str> = h.all().to_vec();
+            taken.extend(h.claims.iter().map(|(n, _)| n.as_str()));
+            self.check_assertion(a, s.store, &taken);
         }
         let names: Vec<String> = providers.iter().flatten().map(|p| p.name.clone()).collect();
         let has_scim = top.map.is_some_and(|m| m.contains_key("scim"));

@@ -38,6 +38,9 @@ pub struct Identity {
     /// Provisioned attributes configured as headers (`scim.headers`): (attribute, value).
     #[serde(rename = "x", default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<(String, String)>,
+    /// Claims configured as headers (`headers.claims`), flattened at sign-in: (claim, value).
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<(String, String)>,
     /// The IdP's own session ends then (SAML `SessionNotOnOrAfter`), seconds since the epoch;
     /// 0: not said. The gateway's session ends by then too.
     #[serde(rename = "sn", default, skip_serializing_if = "is_zero")]

@@ -125,6 +125,10 @@ const USERS = {
     roles: ['Reader'],
   },
 };
+// Claims a test may give a user (POST /test/users/<name>) to see them as headers
+// (`headers.claims`): a directory attribute, an Entra extension attribute, and shapes.
+const TEST_CLAIMS = ['department', 'employee_number', 'is_manager', 'tags', 'address', 'bio',
+  'motto', 'local_name', 'extension_0f1e2d3c4b5a69788796a5b4c3d2e1f0_costCenter', 'nested_list'];
 const tokenClaims = (u) => {
   const { graphGroups, ...claims } = u;
   return claims;
@@ -169,7 +173,7 @@ function configuration(tid, graphResource) {
     jwks: { keys: [SIGNING_KEY] },
     claims: {
       openid: ['sub'],
-      profile: ['name', 'preferred_username', 'tid', 'oid', 'upn', 'groups', 'roles', 'login_hint', '_claim_names', '_claim_sources'],
+      profile: ['name', 'preferred_username', 'tid', 'oid', 'upn', 'groups', 'roles', 'login_hint', '_claim_names', '_claim_sources', ...TEST_CLAIMS],
       email: ['email', 'email_verified', 'xms_edov'],
     },
     conformIdTokenClaims: false,
@@ -250,7 +254,7 @@ function configuration(tid, graphResource) {
       });
       const asked = String(ctx.oidc.params.scope || '').split(' ');
       grant.addOIDCScope(`openid profile email${asked.includes('offline_access') ? ' offline_access' : ''}`);
-      grant.addOIDCClaims(['tid', 'oid', 'upn', 'groups', 'roles', 'xms_edov', 'login_hint', '_claim_names', '_claim_sources']);
+      grant.addOIDCClaims(['tid', 'oid', 'upn', 'groups', 'roles', 'xms_edov', 'login_hint', '_claim_names', '_claim_sources', ...TEST_CLAIMS]);
       // A sign-in that names an API (resource=...) consents to its delegated scope.
       const resource = ctx.oidc.params.resource;
       if (typeof resource === 'string' && resource) grant.addResourceScope(resource, `${resource}/access_as_user`);

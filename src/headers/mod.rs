@@ -86,6 +86,14 @@ const FORWARDING: &[&str] = &[
     "front-end-https",
 ];
 
+/// Whether a normalized name is a forwarding header (`Forwarded`, `X-Forwarded-*`, ...).
+pub(crate) fn is_forwarding(normalized: &str) -> bool {
+    FORWARDING.iter().any(|f| match f.strip_suffix('*') {
+        Some(prefix) => normalized.starts_with(prefix),
+        None => normalized == *f,
+    })
+}
+
 /// Normalized header names and name prefixes, matched without allocating.
 #[derive(Debug, Clone, Default)]
 struct NameSet {
@@ -143,6 +151,8 @@ pub struct HeaderPlan {
     /// Provisioned attributes sent as headers (`scim.headers`): (attribute, name, name as
     /// configured).
     attributes: Vec<(&'static str, HeaderName, Bytes)>,
+    /// Claims sent as headers (`headers.claims`): (claim, name, name as configured).
+    claims: Vec<(String, HeaderName, Bytes)>,
 }
 
 impl HeaderPlan {
@@ -155,7 +165,8 @@ impl HeaderPlan {
                 h.all()
                     .into_iter()
                     .chain(FOREIGN_IDENTITY.iter().copied())
-                    .chain(h.strip.iter().map(String::as_str)),
+                    .chain(h.strip.iter().map(String::as_str))
+                    .chain(h.claims.iter().map(|(name, _)| name.as_str())),
             ),
             forwarding: NameSet::new(FORWARDING.iter().copied()),
             names: [
@@ -169,6 +180,14 @@ impl HeaderPlan {
             ],
             group_names: HashMap::new(),
             attributes: Vec::new(),
+            claims: h
+                .claims
+                .iter()
+                .filter_map(|(name, claim)| {
+                    let h = HeaderName::from_bytes(name.as_bytes()).ok()?;
+                    Some((claim.clone(), h, Bytes::from(name.clone())))
+                })
+                .collect(),
             case_names: [
                 &h.user,
                 &h.email,
@@ -241,16 +260,23 @@ impl HeaderPlan {
     pub fn inject(&self, req: &mut RequestHeader, id: &Identity) -> Arc<PreparedSet> {
         let prepared = self.prepared(id);
         for (i, value) in prepared.headers.iter() {
-            let name = match self.case_names.get(*i) {
-                Some(n) => n.clone(),
-                None => match self.attributes.get(*i - self.case_names.len()) {
-                    Some((_, _, n)) => n.clone(),
-                    None => continue,
-                },
-            };
-            let _ = req.insert_header(name, value.clone());
+            if let Some(name) = self.case_name(*i) {
+                let _ = req.insert_header(name.clone(), value.clone());
+            }
         }
         prepared
+    }
+
+    /// The configured spelling of the `i`-th header: the identity headers, then provisioned
+    /// attributes, then claims.
+    fn case_name(&self, i: usize) -> Option<&Bytes> {
+        let a = self.case_names.len();
+        let c = a + self.attributes.len();
+        match i {
+            _ if i < a => self.case_names.get(i),
+            _ if i < c => self.attributes.get(i - a).map(|x| &x.2),
+            _ => self.claims.get(i - c).map(|x| &x.2),
+        }
     }
 
     /// The identity's headers under this plan, built on first use (see `Prepared`).
@@ -259,8 +285,13 @@ impl HeaderPlan {
             let mut out = Vec::with_capacity(7);
             self.each(id, |name, value| {
                 let i = self.names.iter().position(|n| n == name).or_else(|| {
-                    let j = self.attributes.iter().position(|(_, n, _)| n == name)?;
-                    Some(self.names.len() + j)
+                    match self.attributes.iter().position(|(_, n, _)| n == name) {
+                        Some(j) => Some(self.names.len() + j),
+                        None => {
+                            let k = self.claims.iter().position(|(_, n, _)| n == name)?;
+                            Some(self.names.len() + self.attributes.len() + k)
+                        }
+                    }
                 });
                 if let Some(i) = i {
                     out.push((i, value));
@@ -290,6 +321,11 @@ impl HeaderPlan {
         put(provider, Some(&id.provider));
         for (attr, name, _) in &self.attributes {
             if let Some((_, v)) = id.attributes.iter().find(|(a, _)| a == attr) {
+                put(name, Some(v));
+            }
+        }
+        for (claim, name, _) in &self.claims {
+            if let Some((_, v)) = id.claims.iter().find(|(c, _)| c == claim) {
                 put(name, Some(v));
             }
         }
@@ -385,6 +421,9 @@ pub struct HeaderNames {
     pub provider: String,
     /// More client headers to remove (`headers.strip`): exact names, or prefixes ending `*`.
     pub strip: Vec<String>,
+    /// Claims (ID token) or attributes (SAML) sent as headers (`headers.claims`):
+    /// (header name, claim name).
+    pub claims: Vec<(String, String)>,
 }
 
 /// The documented defaults: `X-Auth-User`, `X-Auth-Email`, ...
@@ -399,6 +438,7 @@ impl Default for HeaderNames {
             tenant: "X-Auth-Tenant".into(),
             provider: "X-Auth-Provider".into(),
             strip: Vec::new(),
+            claims: Vec::new(),
         }
     }
 }

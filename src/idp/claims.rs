@@ -123,6 +123,104 @@ pub(crate) fn list_claim(claims: &Value, name: &str) -> Vec<String> {
     }
 }
 
+/// The longest claim header value, encoded: a longer value sends no header (never a cut one).
+pub const MAX_CLAIM_HEADER: usize = 4096;
+
+/// Percent-encodes what a header value must not carry as is, the same way for every claim:
+/// `%`, `,` (the list separator), control bytes, non-ASCII (as its UTF-8 bytes), and a space at
+/// either end. Any URL decoder (UTF-8) reads the original back.
+pub fn encode_claim_value(v: &str, out: &mut String) {
+    let last = v.len().saturating_sub(1);
+    for (i, b) in v.bytes().enumerate() {
+        let edge_space = b == b' ' && (i == 0 || i == last);
+        if b < 0x20 || b >= 0x7f || b == b'%' || b == b',' || edge_space {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+}
+
+/// Why a configured claim sends no header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsendable {
+    /// An object, or a list holding one: not flattened (which member would the app mean?).
+    Object,
+    /// Longer than `MAX_CLAIM_HEADER` once encoded.
+    TooLong,
+}
+
+/// One claim as a header value: a string as it is, a number or boolean as JSON writes it, a
+/// list comma-joined (each element encoded, so a comma inside one stays `%2C`). `None` for
+/// null, an empty string or an empty list: an absent claim is no header.
+pub fn claim_header_value(v: &Value) -> Result<Option<String>, Unsendable> {
+    fn scalar(v: &Value, out: &mut String) -> Result<bool, Unsendable> {
+        match v {
+            Value::Null => Ok(false),
+            Value::String(s) if s.is_empty() => Ok(false),
+            Value::String(s) => {
+                encode_claim_value(s, out);
+                Ok(true)
+            }
+            Value::Number(n) => {
+                out.push_str(&n.to_string());
+                Ok(true)
+            }
+            Value::Bool(b) => {
+                out.push_str(if *b { "true" } else { "false" });
+                Ok(true)
+            }
+            Value::Array(_) | Value::Object(_) => Err(Unsendable::Object),
+        }
+    }
+    let mut out = String::new();
+    match v {
+        Value::Array(items) => {
+            for item in items {
+                let mark = out.len();
+                if !out.is_empty() {
+                    out.push(',');
+                }
+                if !scalar(item, &mut out)? {
+                    out.truncate(mark);
+                }
+                if out.len() > MAX_CLAIM_HEADER {
+                    return Err(Unsendable::TooLong);
+                }
+            }
+        }
+        other => {
+            scalar(other, &mut out)?;
+        }
+    }
+    if out.len() > MAX_CLAIM_HEADER {
+        return Err(Unsendable::TooLong);
+    }
+    Ok((!out.is_empty()).then_some(out))
+}
+
+/// The configured claims (`headers.claims`) a token carries, flattened for their headers;
+/// what cannot be sent is left out and logged.
+pub fn header_claims(provider: &str, claims: &Value, wanted: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for name in wanted {
+        let Some(v) = claims.get(name) else { continue };
+        match claim_header_value(v) {
+            Ok(Some(text)) => out.push((name.clone(), text)),
+            Ok(None) => {}
+            Err(why) => log::warn!(
+                "provider {provider}: claim {name:?} sends no header ({})",
+                match why {
+                    Unsendable::Object =>
+                        "an object: name one of its scalar members' claims instead",
+                    Unsendable::TooLong => "longer than 4096 bytes once encoded",
+                }
+            ),
+        }
+    }
+    out
+}
+
 /// Maps verified ID token claims to the gateway's identity.
 pub fn identity_from_claims(
     provider: &str,
@@ -153,6 +251,42 @@ pub fn identity_from_claims(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claim_values_flatten_predictably() {
+        let long = "x".repeat(MAX_CLAIM_HEADER + 1);
+        for (v, want) in [
+            (json!("Finance"), Ok(Some("Finance"))),
+            (json!("Sales, EMEA"), Ok(Some("Sales%2C EMEA"))),
+            (json!(42), Ok(Some("42"))),
+            (json!(1.5), Ok(Some("1.5"))),
+            (json!(true), Ok(Some("true"))),
+            (json!(["a", "b,c", 3, null, ""]), Ok(Some("a,b%2Cc,3"))),
+            (json!([]), Ok(None)),
+            (json!(null), Ok(None)),
+            (json!(""), Ok(None)),
+            (
+                json!("evil\r\nX-Injected: 1"),
+                Ok(Some("evil%0D%0AX-Injected: 1")),
+            ),
+            (json!("Zoë 100%"), Ok(Some("Zo%C3%AB 100%25"))),
+            (json!(" padded "), Ok(Some("%20padded%20"))),
+            (json!({"street": "x"}), Err(Unsendable::Object)),
+            (json!(["a", {"b": 1}]), Err(Unsendable::Object)),
+            (json!([["nested"]]), Err(Unsendable::Object)),
+            (json!(long), Err(Unsendable::TooLong)),
+        ] {
+            let got = claim_header_value(&v);
+            assert_eq!(
+                got.as_ref().map(|o| o.as_deref()),
+                want.as_ref().map(|o| *o),
+                "{v}"
+            );
+            if let Ok(Some(text)) = &got {
+                assert!(http::HeaderValue::from_str(text).is_ok(), "{text}");
+            }
+        }
+    }
     use crate::identity::List;
     use serde_json::json;
 

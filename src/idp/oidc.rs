@@ -462,6 +462,8 @@ impl OidcProvider {
             .id_token_issuer(&loaded.facts(), &raw, &claims)
             .map_err(IdpError::IdToken)?;
         let mut identity = identity_from_claims(&self.name, &self.cfg.user_claim, &claims)?;
+        identity.claims =
+            super::claims::header_claims(&self.name, &claims, &self.cfg.header_claims);
         self.dialect
             .identity(&self.name, &claims, &mut identity)
             .await?;
@@ -558,6 +560,7 @@ impl OidcProvider {
             tenant: string_claim(&claims, "tid").map(|t| shared(&t)),
             groups: list_claim(&claims, "groups").into(),
             roles: roles.into(),
+            claims: super::claims::header_claims(&self.name, &claims, &self.cfg.header_claims),
             ..Default::default()
         };
         // The same rules as at sign-in (Entra: allowed tenants, the nOAuth-safe email (an

@@ -229,6 +229,7 @@ impl Reader<'_> {
             clock_skew,
             api_audience,
             entra,
+            header_claims: Vec::new(),
         })
     }
 
@@ -493,6 +494,7 @@ impl Reader<'_> {
             allow_idp_initiated,
             user_attribute,
             attributes,
+            header_claims: Vec::new(),
         })
     }
 }

@@ -474,12 +474,33 @@ impl SamlProvider {
             roles: list(&a.roles).into(),
             name_id: Some(v.name_id.clone()),
             session_index: v.session_index.clone(),
+            claims: self.header_claims(v),
             session_not_after: v
                 .session_not_on_or_after
                 .and_then(|t| u64::try_from(t.timestamp()).ok())
                 .unwrap_or(0),
             ..Default::default()
         })
+    }
+
+    /// The configured attributes (`headers.claims`) the assertion carries, flattened as an
+    /// ID token's list claims are (several values comma-joined).
+    fn header_claims(&self, v: &Verified) -> Vec<(String, String)> {
+        let as_json = serde_json::Value::Object(
+            self.cfg
+                .header_claims
+                .iter()
+                .filter_map(|name| {
+                    let vals = v.attribute(name)?;
+                    let value = match vals {
+                        [one] => serde_json::Value::from(one.as_str()),
+                        many => many.iter().map(|s| s.as_str()).collect(),
+                    };
+                    Some((name.clone(), value))
+                })
+                .collect(),
+        );
+        super::claims::header_claims(&self.name, &as_json, &self.cfg.header_claims)
     }
 
     /// What an admin pastes into the IdP (Entra: "Upload metadata file").

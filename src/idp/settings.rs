@@ -45,6 +45,8 @@ pub struct SamlConfig {
     /// Entra groups overage (`groups.link`): Graph credentials of the app behind the
     /// enterprise app; `None` = such users are refused.
     pub graph: Option<SamlGraph>,
+    /// Attributes sent upstream as headers (`headers.claims`), kept at sign-in.
+    pub header_claims: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,4 +104,6 @@ pub struct OidcConfig {
     pub signing_algs: Vec<String>,
     /// Set by `type: entra`: Entra's issuer template, tenant rules, nOAuth and overage.
     pub entra: Option<EntraSettings>,
+    /// Claims sent upstream as headers (`headers.claims`), kept from the ID token at sign-in.
+    pub header_claims: Vec<String>,
 }
