@@ -120,6 +120,7 @@ fn bench(c: &mut Criterion) {
             exceptions: Exceptions::default(),
             preserve_post: None,
             assertion_audience: None,
+            tokens: Default::default(),
         })
         .chain(std::iter::once(RouteConfig {
             name: "root".into(),
@@ -140,6 +141,7 @@ fn bench(c: &mut Criterion) {
             exceptions: Exceptions::default(),
             preserve_post: None,
             assertion_audience: None,
+            tokens: Default::default(),
         }))
         .collect();
     let table = RouteTable::new(&routes);

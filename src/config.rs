@@ -140,6 +140,7 @@ impl Reader<'_> {
         let mut session = self.session(&mut top, public_url.as_ref());
         if let Some(session) = &mut session {
             self.provider_timers(&mut providers, session);
+            self.token_routes(&routes, &mut providers, session.store);
             if session.store == crate::session::StoreKind::Cookie {
                 for (i, r) in routes.iter().enumerate() {
                     if r.preserve_post.is_some() {
@@ -213,6 +214,45 @@ impl Reader<'_> {
             assertion,
             warnings: Vec::new(),
         })
+    }
+
+    /// Routes that pass tokens upstream: a server-side store keeps them, an OpenID provider
+    /// issues them, and `pass_access_token` needs its refresh token (`offline_access`).
+    fn token_routes(
+        &mut self,
+        routes: &[RouteConfig],
+        providers: &mut [Option<ProviderConfig>],
+        store: crate::session::StoreKind,
+    ) {
+        use crate::idp::settings::ProviderKind;
+        for (i, r) in routes.iter().enumerate() {
+            if !r.tokens.any() {
+                continue;
+            }
+            let at = format!("routes[{i}]");
+            if store == crate::session::StoreKind::Cookie {
+                self.err(&at, "pass_id_token and pass_access_token keep the tokens server-side: set session.store: redis (several replicas) or memory (one replica)");
+            }
+            let Some(Some(p)) = providers.get_mut(r.provider) else {
+                continue;
+            };
+            match &mut p.kind {
+                ProviderKind::Saml(_) => self.err(
+                    &at,
+                    format!(
+                        "provider {:?} speaks SAML: it issues no ID or access tokens",
+                        p.name
+                    ),
+                ),
+                ProviderKind::Oidc(o) => {
+                    if r.tokens.access_token.is_some()
+                        && !o.scopes.iter().any(|s| s == "offline_access")
+                    {
+                        o.scopes.push("offline_access".into());
+                    }
+                }
+            }
+        }
     }
 
     /// `listen:`, required: the proxy's addresses.

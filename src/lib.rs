@@ -62,6 +62,7 @@ mod pages;
 mod recheck;
 mod reload;
 mod return_to;
+mod upstream_tokens;
 
 use std::sync::Arc;
 

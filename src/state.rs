@@ -42,6 +42,8 @@ pub struct Core {
     pub providers: Vec<Arc<Provider>>,
     /// SCIM provisioning (`scim:`), if configured.
     pub scim: Option<Arc<Scim>>,
+    /// Tokens passed upstream on request (`pass_id_token`, `pass_access_token`).
+    pub(crate) upstream_tokens: crate::upstream_tokens::UpstreamTokens,
     /// The signed identity assertion (`assertion:`), if on.
     pub assertion: Option<Arc<crate::assertion::Signer>>,
     /// Session re-checks, when a provider has `recheck_every`.
@@ -131,7 +133,8 @@ impl Core {
                         .flat_map(|s| &s.headers)
                         .map(|(a, name)| (a.key(), name)),
                 )
-                .with_owned(cfg.assertion.iter().map(|a| a.header.as_str())),
+                .with_owned(cfg.assertion.iter().map(|a| a.header.as_str()))
+                .with_owned(cfg.routes.iter().flat_map(|r| r.tokens.headers())),
             forwarded_proto: match cfg.public_url.scheme() {
                 "https" => http::HeaderValue::from_static("https"),
                 _ => http::HeaderValue::from_static("http"),
@@ -145,6 +148,7 @@ impl Core {
             scim,
             recheck,
             assertion,
+            upstream_tokens: crate::upstream_tokens::UpstreamTokens::new(),
             metrics: metrics.clone(),
             cfg,
         })

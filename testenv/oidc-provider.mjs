@@ -134,6 +134,9 @@ const tokenClaims = (u) => {
   return claims;
 };
 
+// An API a signed-in user's refresh token may be redeemed for (pass_access_token).
+const REPORTS_API = 'api://authgate-reports';
+
 // Apps calling APIs with their own identity (client credentials), and their app roles.
 const DAEMONS = {
   daemon: { secret: 'daemon-secret', roles: ['Reports.Read'], ttl: 3600 },
@@ -195,7 +198,9 @@ function configuration(tid, graphResource) {
           return dflt ? dflt.slice(0, -'/.default'.length) : undefined;
         },
         async getResourceServerInfo(ctx, resource, client) {
-          const ttl = DAEMONS[client.clientId]?.ttl ?? 3600;
+          // The reports API's delegated tokens live 20 s: a gateway passing them upstream
+          // (pass_access_token) must fetch a fresh one before each expires.
+          const ttl = resource === REPORTS_API ? 20 : (DAEMONS[client.clientId]?.ttl ?? 3600);
           return {
             // .default for apps (client credentials); access_as_user for a signed-in user's
             // delegated token (authorization code with resource=<resource>).
@@ -258,6 +263,12 @@ function configuration(tid, graphResource) {
       // A sign-in that names an API (resource=...) consents to its delegated scope.
       const resource = ctx.oidc.params.resource;
       if (typeof resource === 'string' && resource) grant.addResourceScope(resource, `${resource}/access_as_user`);
+      // Entra's form, scope=<resource>/.default: consented too (a refresh token then redeems
+      // for that API, as an Entra refresh token does for any consented one).
+      for (const dflt of asked.filter((s) => s.endsWith('/.default'))) {
+        const r = dflt.slice(0, -'/.default'.length);
+        grant.addResourceScope(r, dflt);
+      }
       await grant.save();
       return grant;
     },

@@ -838,6 +838,7 @@ fn raw_route_equals_every_upstream_reading() {
         exceptions,
         preserve_post: None,
         assertion_audience: None,
+        tokens: Default::default(),
     };
     let params = Exceptions {
         path_parameters: true,

@@ -96,7 +96,23 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
             return Answer::unauthenticated(None);
         }
     };
+    let tokens = if route.tokens.any() {
+        let tokens = core
+            .upstream_tokens
+            .for_route(core, &route, &identity, held.as_ref());
+        match Box::pin(tokens).await {
+            Ok(t) => t,
+            Err(refused) => return refused,
+        }
+    } else {
+        Vec::new()
+    };
     let mut answer = Answer::empty(200);
+    for (name, value) in tokens {
+        if let (Ok(n), Ok(v)) = (std::str::from_utf8(&name), value.to_str()) {
+            answer.headers.push((n.to_string().into(), v.to_string()));
+        }
+    }
     core.headers.each(&identity, |name, value| {
         if let Ok(v) = value.to_str() {
             answer

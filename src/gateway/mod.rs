@@ -55,6 +55,8 @@ pub struct Ctx {
     trusted_peer: bool,
     /// Says `true` when the session of an upgraded connection ends (the proxying stops).
     cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Tokens for the upstream (`pass_id_token`, `pass_access_token`).
+    tokens: crate::upstream_tokens::TokenHeaders,
     /// A form kept across a sign-in (`preserve_post`), sent upstream instead of this body.
     replay: Option<endpoints::preserve_post::Replay>,
 }
@@ -138,6 +140,15 @@ impl Gateway {
                             return Ok(Some(refused.cookie(core.cookies.clear_replay())))
                         }
                         None => {}
+                    }
+                }
+                if route.tokens.any() {
+                    let tokens =
+                        core.upstream_tokens
+                            .for_route(core, &route, &identity, held.as_ref());
+                    match Box::pin(tokens).await {
+                        Ok(t) => ctx.tokens = t,
+                        Err(answer) => return Ok(Some(answer)),
                     }
                 }
                 ctx.set_cookie = refreshed.map(|v| core.cookies.set_session(&v));
@@ -334,6 +345,9 @@ impl ProxyHttp for Gateway {
                     },
                 );
             }
+        }
+        for (name, value) in ctx.tokens.drain(..) {
+            upstream.insert_header(name, value)?;
         }
         if let Some(h) = ctx
             .route

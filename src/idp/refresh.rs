@@ -3,7 +3,7 @@
 //! (signature, issuer, audience, times, the dialect's tenant and overage rules). It must name
 //! the same user: the same `sub`, user key and tenant.
 
-use openidconnect::{OAuth2TokenResponse, RefreshToken, RequestTokenError, TokenResponse};
+use openidconnect::{OAuth2TokenResponse, RefreshToken, RequestTokenError, Scope, TokenResponse};
 
 use super::oidc::{token_error, OidcProvider};
 use super::IdpError;
@@ -106,5 +106,53 @@ impl OidcProvider {
                 .or_else(|| grant.login_hint.clone()),
         };
         Ok((identity, kept))
+    }
+
+    /// An access token for another API (`pass_access_token`): the refresh token redeemed for
+    /// `scope` (Entra: `api://…/.default`). Returns the token, when it expires (seconds since
+    /// the epoch; an answer without `expires_in` is taken to last 5 minutes), and the grant to
+    /// keep (a rotated refresh token replaces the old one; the ID token stays).
+    pub async fn access_token_for(
+        &self,
+        grant: &Grant,
+        scope: &str,
+        now: u64,
+    ) -> Result<(String, u64, Grant), RecheckFailure> {
+        use RecheckFailure::{Refused, Unreachable};
+        let Some(rt) = grant.refresh_token.as_deref() else {
+            return Err(Refused(
+                "the session keeps no refresh token (the provider issued none at sign-in)".into(),
+            ));
+        };
+        let loaded = self.current().map_err(|e| Unreachable(e.to_string()))?;
+        let rt = RefreshToken::new(rt.to_string());
+        let request = loaded
+            .client
+            .exchange_refresh_token(&rt)
+            .map_err(|e| Unreachable(format!("no token endpoint: {e}")))?
+            .add_scope(Scope::new(scope.to_string()));
+        let token = match request
+            .request_async(&crate::fetch::oauth_client(&self.http))
+            .await
+        {
+            Ok(t) => t,
+            Err(RequestTokenError::ServerResponse(r))
+                if !TRANSIENT.contains(&r.error().as_ref()) =>
+            {
+                return Err(Refused(format!(
+                    "the token endpoint refused an access token for {scope:?}: {r}"
+                )));
+            }
+            Err(e) => return Err(Unreachable(token_error(e))),
+        };
+        let lifetime = token.expires_in().map_or(300, |d| d.as_secs()).max(1);
+        let kept = Grant {
+            refresh_token: token
+                .refresh_token()
+                .map(|t| t.secret().clone())
+                .or_else(|| grant.refresh_token.clone()),
+            ..grant.clone()
+        };
+        Ok((token.access_token().secret().clone(), now + lifetime, kept))
     }
 }

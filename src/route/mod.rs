@@ -25,6 +25,8 @@ pub struct Route {
     /// The signed assertion's audience (`assertion_audience`, else the host; None: the
     /// gateway's own host).
     pub audience: Option<Arc<str>>,
+    /// Tokens sent upstream (`pass_id_token`, `pass_access_token`).
+    pub tokens: crate::upstream_tokens::PassTokens,
     /// Its metric series, resolved once.
     pub series: crate::metrics::RouteSeries,
 }
@@ -68,6 +70,7 @@ impl RouteTable {
                         .as_deref()
                         .or(r.host.as_deref())
                         .map(Arc::from),
+                    tokens: r.tokens.clone(),
                     series: Default::default(),
                 })
             })
@@ -179,6 +182,7 @@ mod tests {
             exceptions: Exceptions::default(),
             preserve_post: None,
             assertion_audience: None,
+            tokens: Default::default(),
         }
     }
 
@@ -228,6 +232,8 @@ pub struct RouteConfig {
     pub preserve_post: Option<PreservePost>,
     /// `assertion_audience:` the signed assertion's `aud` (default: the route's host).
     pub assertion_audience: Option<String>,
+    /// `pass_id_token`, `pass_access_token`.
+    pub tokens: crate::upstream_tokens::PassTokens,
 }
 
 /// `routes[].preserve_post`: how much of a form POST is kept across a sign-in, and how long.

@@ -7,6 +7,7 @@ use crate::canonical::RESERVED_PREFIX;
 use crate::idp::settings::ProviderConfig;
 use crate::policy::GroupNames;
 use crate::read::{join, valid_name, Obj, Reader};
+use crate::upstream_tokens::PassTokens;
 
 impl Reader<'_> {
     pub(crate) fn routes(
@@ -88,6 +89,7 @@ impl Reader<'_> {
                     "expected a short name or URL (1 to 512 printable characters)",
                 );
             }
+            let tokens = self.pass_tokens(&mut o, &path, public);
             self.finish(o);
             if let (Some(upstream), Some(provider)) = (upstream, provider) {
                 let accepted: Vec<&ProviderConfig> = accepts
@@ -112,10 +114,68 @@ impl Reader<'_> {
                     exceptions,
                     preserve_post,
                     assertion_audience,
+                    tokens,
                 });
             }
         }
         out
+    }
+
+    /// `routes[i].pass_id_token` (`true` or `{header}`) and `pass_access_token` (`{scope,
+    /// header}`): never on a public route.
+    fn pass_tokens(&mut self, o: &mut Obj<'_>, path: &str, public: bool) -> PassTokens {
+        use crate::upstream_tokens::{AccessTokenPass, ACCESS_TOKEN_HEADER, ID_TOKEN_HEADER};
+        let header = |r: &mut Self, o: &mut Obj<'_>, at: &str, default: &str| {
+            let h = r.string(o, "header").unwrap_or_else(|| default.to_string());
+            if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                r.err(
+                    join(at, "header"),
+                    format!("{h:?} is not a valid header name"),
+                );
+            }
+            h
+        };
+        let id_at = join(path, "pass_id_token");
+        let id_token = match self.get(o, "pass_id_token") {
+            None | Some(serde_yaml::Value::Bool(false)) => None,
+            Some(serde_yaml::Value::Bool(true)) => Some(ID_TOKEN_HEADER.to_string()),
+            Some(v @ serde_yaml::Value::Mapping(_)) => {
+                let mut m = self.obj(&id_at, Some(v));
+                let h = header(self, &mut m, &id_at, ID_TOKEN_HEADER);
+                self.finish(m);
+                Some(h)
+            }
+            Some(_) => {
+                self.err(&id_at, "expected true, false or {header: <name>}");
+                None
+            }
+        };
+        let at_at = join(path, "pass_access_token");
+        let access_token = self.get(o, "pass_access_token").and_then(|v| {
+            let mut m = self.obj(&at_at, Some(v));
+            let scope = self.required_string(&mut m, "scope");
+            let h = header(self, &mut m, &at_at, ACCESS_TOKEN_HEADER);
+            self.finish(m);
+            Some(AccessTokenPass {
+                scope: scope?,
+                header: h,
+            })
+        });
+        let tokens = PassTokens {
+            id_token,
+            access_token,
+        };
+        if public && tokens.any() {
+            self.err(
+                path,
+                "a public route has no session to take a token from: drop pass_id_token and pass_access_token",
+            );
+        }
+        tokens
     }
 
     /// `routes[i].preserve_post`: `true`, or `{max_bytes, ttl}` (1 MiB and 10 minutes by

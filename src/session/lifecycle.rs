@@ -111,7 +111,8 @@ impl Timers {
     }
 }
 
-/// What the IdP gave a session beyond the identity. Never in a cookie, never upstream.
+/// What the IdP gave a session beyond the identity. Never in a cookie; upstream only where a
+/// route asks for a token (`pass_id_token`, `pass_access_token`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     #[serde(rename = "rt", default, skip_serializing_if = "Option::is_none")]
@@ -190,6 +191,17 @@ impl Sessions {
                 None
             }
         }
+    }
+
+    /// The grant of session `held` is now `grant` (a refresh token rotated outside a
+    /// re-check: `pass_access_token`).
+    pub async fn replace_grant(
+        &self,
+        held: &Held,
+        grant: &Grant,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.keep_grant(&held.sid, grant, held.exp, now).await
     }
 
     /// A re-check vouched for the session again: its identity (checked at `now`) and its
