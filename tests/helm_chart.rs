@@ -62,6 +62,18 @@ fn check_rendered_config(docs: &[Value]) -> (bool, String) {
     let yaml = cm["data"]["gateway.yaml"].as_str().expect("gateway.yaml");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.yaml");
+    // The assertion key the chart generated, where the pod would find it mounted.
+    let yaml = match assertion_key(docs) {
+        Some(pem) => {
+            let key = dir.path().join("assertion-keys.pem");
+            std::fs::write(&key, pem).unwrap();
+            let mut parsed: serde_yaml::Value = serde_yaml::from_str(yaml).expect("YAML");
+            let mounted = [(ASSERTION_KEY, key.display().to_string())];
+            repath(&mut parsed, &mounted);
+            serde_yaml::to_string(&parsed).expect("serialize gateway.yaml")
+        }
+        None => yaml.to_string(),
+    };
     std::fs::write(&path, yaml).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .arg("check")
@@ -83,6 +95,31 @@ fn check_rendered_config(docs: &[Value]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// The Secret of `secrets:` (not the assertion key's).
+fn secrets_secret(docs: &[Value]) -> Option<&Value> {
+    docs.iter().find(|d| {
+        d["kind"] == "Secret"
+            && !d["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("-assertion"))
+    })
+}
+
+const ASSERTION_KEY: &str = "/etc/authgate/assertion/assertion-keys.pem";
+
+/// The PEM in the chart's generated assertion Secret, if it rendered one.
+fn assertion_key(docs: &[Value]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let secret = docs.iter().find(|d| {
+        d["kind"] == "Secret"
+            && d["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("-assertion"))
+    })?;
+    let b64 = secret["data"]["assertion-keys.pem"].as_str()?;
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }
 
 fn assert_hardened(c: &Value) {
@@ -169,7 +206,7 @@ fn redis_scenario_allows_replicas_and_the_hpa_with_its_password_and_admin_api() 
     assert!(names.contains(&"AUTHGATE_REDIS_PASSWORD"), "{names:?}");
     assert!(names.contains(&"AUTHGATE_ADMIN_TOKEN"), "{names:?}");
     assert!(names.contains(&"AUTHGATE_SCIM_TOKEN"), "{names:?}");
-    let secret = kind(&docs, "Secret").unwrap();
+    let secret = secrets_secret(&docs).unwrap();
     assert!(secret["data"]["redis-password"].is_string());
     assert!(secret["data"]["admin-token"].is_string());
     assert!(secret["data"]["scim-token"].is_string());
@@ -292,7 +329,7 @@ fn sidecar_renders_the_app_container_into_the_pod() {
 #[test]
 fn existing_secret_renders_no_secret_and_references_it() {
     let docs = render("charts/authgate/ci/existing-secret-values.yaml", &[]);
-    assert!(kind(&docs, "Secret").is_none());
+    assert!(secrets_secret(&docs).is_none());
     let cs = containers(&docs);
     let env = cs[0]["env"].as_sequence().unwrap();
     for e in env {
@@ -313,7 +350,7 @@ fn existing_secret_renders_no_secret_and_references_it() {
 #[test]
 fn saml_scenario_mounts_the_sp_key() {
     let docs = render("charts/authgate/ci/saml-values.yaml", &[]);
-    let secret = kind(&docs, "Secret").unwrap();
+    let secret = secrets_secret(&docs).unwrap();
     assert!(secret["data"].get("saml-sp-key").is_some());
     let cs = containers(&docs);
     let mounts = cs[0]["volumeMounts"].as_sequence().unwrap();
@@ -616,6 +653,72 @@ fn tls_scenario_mounts_the_secret_as_a_directory_and_its_config_checks() {
     }
     let (ok, out) = check_rendered_config(&docs);
     assert!(ok, "rendered TLS gateway.yaml is not valid: {out}");
+}
+
+/// The assertion is on by default: a P-256 key generated into a Secret of its own (kept on
+/// uninstall), mounted as a directory the gateway re-reads, and a config that checks with it.
+/// A Secret of one's own replaces the generated one; off, nothing of it renders.
+#[test]
+fn the_assertion_key_is_generated_mounted_and_replaceable() {
+    let base = "charts/authgate/ci/standalone-values.yaml";
+    let docs = render(base, &[]);
+    let secret = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "Secret"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("-assertion"))
+        })
+        .expect("assertion Secret");
+    assert_eq!(
+        secret["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    let pem = assertion_key(&docs).expect("key");
+    let key = openssl::pkey::PKey::private_key_from_pem(&pem).expect("a PEM private key");
+    let ec = key.ec_key().expect("EC");
+    assert_eq!(
+        ec.group().curve_name(),
+        Some(openssl::nid::Nid::X9_62_PRIME256V1)
+    );
+    // Two renders without a cluster generate two keys: the one installed is the one kept
+    // (the template reads an existing Secret back with `lookup` on upgrade).
+    assert_ne!(assertion_key(&render(base, &[])), Some(pem));
+    let mount = containers(&docs)[0]["volumeMounts"]
+        .as_sequence()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["name"] == "assertion-keys")
+        .cloned()
+        .expect("assertion mount");
+    assert_eq!(mount["mountPath"], "/etc/authgate/assertion");
+    assert!(
+        mount.get("subPath").is_none(),
+        "a rotation must reach the pod"
+    );
+    let (ok, out) = check_rendered_config(&docs);
+    assert!(ok, "{out}");
+    let cm = kind(&docs, "ConfigMap").expect("ConfigMap");
+    assert!(cm["data"]["gateway.yaml"]
+        .as_str()
+        .is_some_and(|y| y.contains(ASSERTION_KEY)));
+
+    let own = render(base, &["--set", "assertion.existingSecret=my-keys"]);
+    assert!(assertion_key(&own).is_none(), "no generated Secret");
+    let dep = kind(&own, "Deployment").expect("Deployment");
+    let vols = dep["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .expect("volumes");
+    assert!(vols.iter().any(|v| v["secret"]["secretName"] == "my-keys"));
+
+    let off = render(base, &["--set", "assertion.enabled=false"]);
+    assert!(assertion_key(&off).is_none());
+    let cm = kind(&off, "ConfigMap").expect("ConfigMap");
+    assert!(!cm["data"]["gateway.yaml"]
+        .as_str()
+        .unwrap_or("")
+        .contains("assertion"));
 }
 
 #[test]

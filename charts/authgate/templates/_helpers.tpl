@@ -33,6 +33,10 @@ app.kubernetes.io/name: {{ include "authgate.name" . }}-redis
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{- define "authgate.assertionSecretName" -}}
+{{- .Values.assertion.existingSecret | default (printf "%s-assertion" (include "authgate.fullname" .)) -}}
+{{- end }}
+
 {{- define "authgate.secretName" -}}
 {{- if .Values.secrets.existingSecret }}{{ .Values.secrets.existingSecret }}{{ else }}{{ include "authgate.fullname" . }}{{ end }}
 {{- end }}
@@ -172,6 +176,12 @@ session:
     key_prefix: {{ $r.keyPrefix | quote }}
     unavailable_grace: {{ $r.unavailableGrace }}
   {{- end }}
+{{- if .Values.assertion.enabled }}
+assertion:
+  key_files: [/etc/authgate/assertion/assertion-keys.pem]
+  header: {{ .Values.assertion.header | quote }}
+  lifetime: {{ .Values.assertion.lifetime }}
+{{- end }}
 {{- with .Values.config.headers }}
 headers:
 {{- toYaml . | nindent 2 }}
@@ -284,6 +294,12 @@ forward_auth:
     # Mounted as a directory (not subPath), so a renewed Secret reaches the pod.
     - name: tls
       mountPath: /etc/authgate/tls
+      readOnly: true
+    {{- end }}
+    {{- if .Values.assertion.enabled }}
+    # A directory too: a rotation edits the Secret, the gateway re-reads the file.
+    - name: assertion-keys
+      mountPath: /etc/authgate/assertion
       readOnly: true
     {{- end }}
     {{- with .Values.extraVolumeMounts }}
