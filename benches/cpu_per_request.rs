@@ -134,7 +134,7 @@ fn main() {
 
     // The gateway, under callgrind. Its identity provider is never asked: the session is
     // minted with the gateway's own secret, as a sign-in would make it.
-    let (gw, mut gateway) = start_gateway(dir.path(), up, "", "cg.out.");
+    let (gw, mut gateway) = start_gateway(dir.path(), up, "", "", "cg.out.");
 
     let sessions = Sessions::new(SessionConfig {
         cookie_name: "authgate_session".into(),
@@ -195,6 +195,33 @@ fn main() {
     let _ = gateway.kill();
     let _ = gateway.wait();
 
+    // The signed assertion on (cookie store): signed once per session and audience, then
+    // reused for half its lifetime, so what is measured is attaching the kept one.
+    let key = dir.path().join("assertion.pem");
+    let group =
+        openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("P-256");
+    let pem = openssl::ec::EcKey::generate(&group)
+        .and_then(|k| k.private_key_to_pem())
+        .expect("key");
+    std::fs::write(&key, pem).expect("key file");
+    let top = format!("assertion: {{ key_files: [\"{}\"] }}\n", key.display());
+    let (gw, mut gateway) = start_gateway(dir.path(), up, "", &top, "assert.out.");
+    drive(gw, "/x", Some(&cookie), warm);
+    callgrind(gateway.id(), "-z");
+    drive(gw, "/x", Some(&cookie), n);
+    callgrind(gateway.id(), "-d");
+    let asserted = last_dump_ir_named(dir.path(), "assert.out.") as f64 / n as f64;
+    println!(
+        "{:<16} {asserted:>10.0} instructions/request (assertion on)",
+        "with a session"
+    );
+    println!(
+        "assertion on ÷ off, session: {:.3} (target ≤ 1.03)",
+        asserted / per[1]
+    );
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+
     // The Redis store: the same request, the session held in a local redis-server (read
     // from Redis once per cache_ttl, from the replica's cache in between).
     match start_redis(dir.path()) {
@@ -227,7 +254,7 @@ fn main() {
             for (label, extra) in [("", ""), (", recheck_every on", ", recheck_every: 1h")] {
                 let session = format!(", store: redis, redis: {{ url: \"{url}\" }}{extra}");
                 let dumps = format!("redis{}.out.", stored_ir.len());
-                let (gw, mut gateway) = start_gateway(dir.path(), up, &session, &dumps);
+                let (gw, mut gateway) = start_gateway(dir.path(), up, &session, "", &dumps);
                 drive(gw, "/x", Some(&cookie), warm);
                 callgrind(gateway.id(), "-z");
                 drive(gw, "/x", Some(&cookie), n);
@@ -299,12 +326,13 @@ fn main() {
     }
 }
 
-/// The gateway under callgrind, `session_extra` appended to its `session:` mapping; its
-/// callgrind dumps are named `<dumps>`<pid>.
+/// The gateway under callgrind, `session_extra` appended to its `session:` mapping and `top`
+/// to the file; its callgrind dumps are named `<dumps>`<pid>.
 fn start_gateway(
     dir: &std::path::Path,
     up: u16,
     session_extra: &str,
+    top: &str,
     dumps: &str,
 ) -> (u16, std::process::Child) {
     let (gw, admin, idp) = (free_port(), free_port(), free_port());
@@ -319,7 +347,7 @@ routes:
   - {{ name: app, upstream: "127.0.0.1:{up}", allow: {{ tenants: ["{TENANT}"] }} }}
   - {{ name: public, path_prefix: /public, upstream: "127.0.0.1:{up}", public: true }}
 session: {{ secret: "${{BENCH_SESSION_SECRET}}"{session_extra} }}
-"#
+{top}"#
     );
     let cfg = dir.join(format!("gateway-{gw}.yaml"));
     std::fs::write(&cfg, yaml).expect("gateway.yaml");

@@ -172,6 +172,34 @@ fn bench(c: &mut Criterion) {
     c.bench_function("policy_decide_group_and_role", |b| {
         b.iter(|| policy::decide(black_box(&admin), black_box(&id)))
     });
+    // The signed assertion: a new ES256 signature (what a session pays once per half
+    // lifetime and audience), then the kept one (what every other request pays).
+    let signer = authgate::assertion::Signer::new(
+        &authgate::assertion::AssertionConfig {
+            header: "X-Auth-Assertion".into(),
+            lifetime: Duration::from_secs(120),
+            key_files: Vec::new(),
+        },
+        &url::Url::parse("https://gw.example").expect("url"),
+        None,
+        &std::sync::Arc::new(authgate::metrics::Metrics::new().expect("metrics")),
+    )
+    .expect("signer");
+    let aud: std::sync::Arc<str> = "app.example".into();
+    let mut now = now_secs();
+    c.bench_function("assertion_sign", |b| {
+        b.iter(|| {
+            // Each a fresh second past the kept one's half life: always a new signature.
+            now += 61;
+            let prepared = plan.prepared(&id);
+            signer.assertion(about(&id, &prepared, &plan, &aud, now))
+        })
+    });
+    let prepared = plan.prepared(&id);
+    let now = now_secs();
+    c.bench_function("assertion_kept", |b| {
+        b.iter(|| signer.assertion(about(&id, black_box(&prepared), &plan, &aud, now)))
+    });
     c.bench_function("canonical_request", |b| {
         b.iter(|| {
             canonical::read(
@@ -183,6 +211,24 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
+}
+
+/// What an assertion is about, for the benchmark's one identity.
+fn about<'a>(
+    identity: &'a Identity,
+    prepared: &'a authgate::identity::PreparedSet,
+    plan: &'a HeaderPlan,
+    aud: &'a std::sync::Arc<str>,
+    now: u64,
+) -> authgate::assertion::About<'a> {
+    authgate::assertion::About {
+        identity,
+        prepared,
+        plan,
+        aud,
+        sid: Some("session-id"),
+        now,
+    }
 }
 
 criterion_group!(benches, bench);
