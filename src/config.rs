@@ -95,6 +95,18 @@ impl Config {
     }
 }
 
+/// Every provider keeps the claims `headers.claims` sends, at sign-in.
+fn claims_wanted(h: &HeaderNames, providers: &mut [Option<ProviderConfig>]) {
+    use crate::idp::settings::ProviderKind;
+    let wanted: Vec<String> = h.claims.iter().map(|(_, c)| c.clone()).collect();
+    for p in providers.iter_mut().flatten() {
+        match &mut p.kind {
+            ProviderKind::Oidc(o) => o.header_claims.clone_from(&wanted),
+            ProviderKind::Saml(s) => s.header_claims.clone_from(&wanted),
+        }
+    }
+}
+
 /// What `server:` holds (copied into `Config`'s fields).
 struct ServerSettings {
     threads: usize,
@@ -139,32 +151,11 @@ impl Reader<'_> {
         let routes = self.routes(&mut top, &providers);
         let mut session = self.session(&mut top, public_url.as_ref());
         if let Some(session) = &mut session {
-            self.provider_timers(&mut providers, session);
-            self.token_routes(&routes, &mut providers, session.store);
-            if session.store == crate::session::StoreKind::Cookie {
-                for (i, r) in routes.iter().enumerate() {
-                    if r.preserve_post.is_some() {
-                        self.err(
-                            format!("routes[{i}].preserve_post"),
-                            "keeps the form server-side: set session.store: redis (several replicas) or memory (one replica)",
-                        );
-                    }
-                }
-            }
+            self.session_needs(&routes, &mut providers, session);
         }
         let headers = self.headers(&mut top);
         if let Some(h) = &headers {
-            let wanted: Vec<String> = h.claims.iter().map(|(_, c)| c.clone()).collect();
-            for p in providers.iter_mut().flatten() {
-                match &mut p.kind {
-                    crate::idp::settings::ProviderKind::Oidc(o) => {
-                        o.header_claims.clone_from(&wanted)
-                    }
-                    crate::idp::settings::ProviderKind::Saml(s) => {
-                        s.header_claims.clone_from(&wanted)
-                    }
-                }
-            }
+            claims_wanted(h, &mut providers);
         }
         let assertion = self.assertion(&mut top);
         if let (Some(a), Some(s), Some(h)) = (&assertion, &session, &headers) {
@@ -214,6 +205,28 @@ impl Reader<'_> {
             assertion,
             warnings: Vec::new(),
         })
+    }
+
+    /// What routes and providers ask of the session: re-check timers, a server-side store
+    /// for kept forms and tokens.
+    fn session_needs(
+        &mut self,
+        routes: &[RouteConfig],
+        providers: &mut [Option<ProviderConfig>],
+        session: &mut SessionConfig,
+    ) {
+        self.provider_timers(providers, session);
+        self.token_routes(routes, providers, session.store);
+        if session.store == crate::session::StoreKind::Cookie {
+            for (i, r) in routes.iter().enumerate() {
+                if r.preserve_post.is_some() {
+                    self.err(
+                        format!("routes[{i}].preserve_post"),
+                        "keeps the form server-side: set session.store: redis (several replicas) or memory (one replica)",
+                    );
+                }
+            }
+        }
     }
 
     /// Routes that pass tokens upstream: a server-side store keeps them, an OpenID provider

@@ -64,7 +64,12 @@ impl Reader<'_> {
         store: crate::session::StoreKind,
         identity_headers: &[&str],
     ) {
-        if a.key_files.is_empty() && store != crate::session::StoreKind::Memory {
+        if a.key_files.is_empty() && store == crate::session::StoreKind::Memory {
+            self.warnings.push(crate::read::ConfigError {
+                path: "assertion.key_files".into(),
+                message: "none: this process signs with a key generated at start, which changes on every restart (apps that cached the JWKS then refuse new assertions until they fetch it again)".into(),
+            });
+        } else if a.key_files.is_empty() {
             self.err(
                 "assertion.key_files",
                 "list at least one P-256 key (openssl ecparam -name prime256v1 -genkey -noout -out assertion.pem): with this session store, replicas would each sign with a key of their own that the others' JWKS does not publish. Only session.store: memory (one process) may do without",

@@ -8,8 +8,10 @@ use crate::answer::Answer;
 use crate::authenticate::{authenticate, Auth};
 use crate::exchange::{wants_html, Downstream};
 use crate::forward_auth::Dialect;
+use crate::identity::Identity;
 use crate::return_to;
-use crate::route::NoRoute;
+use crate::route::{NoRoute, Route};
+use crate::session::Held;
 use crate::state::Core;
 
 use super::sign_in;
@@ -96,13 +98,29 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
             return Answer::unauthenticated(None);
         }
     };
+    let mut answer = match allowed(core, &route, &identity, held.as_ref()).await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    if let Some(v) = refreshed {
+        answer = answer.cookie(core.cookies.set_session(&v));
+    }
+    answer
+}
+
+/// The 200 for an allowed request: the identity headers, the signed assertion for the
+/// original URL's route, the route's tokens (or the answer refusing them).
+async fn allowed(
+    core: &Core,
+    route: &Route,
+    identity: &Identity,
+    held: Option<&Held>,
+) -> Result<Answer, Answer> {
     let tokens = if route.tokens.any() {
-        let tokens = core
-            .upstream_tokens
-            .for_route(core, &route, &identity, held.as_ref());
+        let tokens = core.upstream_tokens.for_route(core, route, identity, held);
         match Box::pin(tokens).await {
             Ok(t) => t,
-            Err(refused) => return refused,
+            Err(refused) => return Err(refused),
         }
     } else {
         Vec::new()
@@ -113,7 +131,7 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
             answer.headers.push((n.to_string().into(), v.to_string()));
         }
     }
-    core.headers.each(&identity, |name, value| {
+    core.headers.each(identity, |name, value| {
         if let Ok(v) = value.to_str() {
             answer
                 .headers
@@ -122,11 +140,11 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
     });
     if let Some(signer) = &core.assertion {
         let about = crate::assertion::About {
-            identity: &identity,
-            prepared: &core.headers.prepared(&identity),
+            identity,
+            prepared: &core.headers.prepared(identity),
             plan: &core.headers,
             aud: signer.audience(route.audience.as_ref()),
-            sid: held.as_ref().map(|h| &*h.sid),
+            sid: held.map(|h| &*h.sid),
             now: crate::session::now_secs(),
         };
         if let Some(v) = signer
@@ -138,8 +156,5 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
                 .push((signer.header().as_str().to_string().into(), v));
         }
     }
-    if let Some(v) = refreshed {
-        answer = answer.cookie(core.cookies.set_session(&v));
-    }
-    answer
+    Ok(answer)
 }

@@ -131,24 +131,12 @@ impl Gateway {
                 refreshed,
                 held,
             } => {
-                // A form kept across the sign-in, sent back now: its body replaces this one.
-                if route.preserve_post.is_some() && down.req().method == http::Method::POST {
+                if route.preserve_post.is_some() || route.tokens.any() {
                     // Boxed, as every rarely taken branch here: see BENCHMARKS.md (future sizes).
-                    match Box::pin(endpoints::preserve_post::take(core, down)).await {
-                        Some(Ok(replay)) => ctx.replay = Some(replay),
-                        Some(Err(refused)) => {
-                            return Ok(Some(refused.cookie(core.cookies.clear_replay())))
-                        }
-                        None => {}
-                    }
-                }
-                if route.tokens.any() {
-                    let tokens =
-                        core.upstream_tokens
-                            .for_route(core, &route, &identity, held.as_ref());
-                    match Box::pin(tokens).await {
-                        Ok(t) => ctx.tokens = t,
-                        Err(answer) => return Ok(Some(answer)),
+                    let more =
+                        Self::route_extras(core, down, ctx, &route, &identity, held.as_ref());
+                    if let Some(answer) = Box::pin(more).await {
+                        return Ok(Some(answer));
                     }
                 }
                 ctx.set_cookie = refreshed.map(|v| core.cookies.set_session(&v));
@@ -177,6 +165,38 @@ impl Gateway {
             )),
             Auth::Refused(answer) => Some(answer),
         })
+    }
+}
+
+impl Gateway {
+    /// What a route adds to an allowed request: a form kept across the sign-in (its body
+    /// replaces this one), the tokens it passes upstream. `Some`: the answer instead.
+    async fn route_extras(
+        core: &Core,
+        down: &mut dyn Downstream,
+        ctx: &mut Ctx,
+        route: &Route,
+        identity: &Identity,
+        held: Option<&crate::session::Held>,
+    ) -> Option<Answer> {
+        if route.preserve_post.is_some() && down.req().method == http::Method::POST {
+            match endpoints::preserve_post::take(core, down).await {
+                Some(Ok(replay)) => ctx.replay = Some(replay),
+                Some(Err(refused)) => return Some(refused.cookie(core.cookies.clear_replay())),
+                None => {}
+            }
+        }
+        if route.tokens.any() {
+            match core
+                .upstream_tokens
+                .for_route(core, route, identity, held)
+                .await
+            {
+                Ok(t) => ctx.tokens = t,
+                Err(answer) => return Some(answer),
+            }
+        }
+        None
     }
 }
 

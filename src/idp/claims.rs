@@ -133,7 +133,7 @@ pub fn encode_claim_value(v: &str, out: &mut String) {
     let last = v.len().saturating_sub(1);
     for (i, b) in v.bytes().enumerate() {
         let edge_space = b == b' ' && (i == 0 || i == last);
-        if b < 0x20 || b >= 0x7f || b == b'%' || b == b',' || edge_space {
+        if !(0x20..0x7f).contains(&b) || b == b'%' || b == b',' || edge_space {
             out.push_str(&format!("%{b:02X}"));
         } else {
             out.push(b as char);

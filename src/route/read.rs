@@ -51,22 +51,7 @@ impl Reader<'_> {
                     "another route already has the same host and path_prefix",
                 );
             }
-            let mut upstream = self.upstream(&mut o, &path);
-            let upstream_tls =
-                self.upstream_tls(&mut o, &path, upstream.as_ref().is_some_and(|u| u.tls));
-            let upstream_host = self.upstream_host(&mut o, &path);
-            let read_timeout = self.duration(&mut o, "upstream_read_timeout");
-            if read_timeout.is_some_and(|d| d.is_zero()) {
-                self.err(
-                    join(&path, "upstream_read_timeout"),
-                    "must be more than 0s (leave it out for no limit)",
-                );
-            }
-            if let Some(u) = upstream.as_mut() {
-                u.tls_options = upstream_tls;
-                u.host_header = upstream_host;
-                u.read_timeout = read_timeout;
-            }
+            let upstream = self.upstream_settings(&mut o, &path);
             let public = self.bool(&mut o, "public").unwrap_or(false);
             let exceptions = self.path_exceptions(&mut o, &path);
             let mut policy = self.policy(&mut o, &path);
@@ -79,16 +64,7 @@ impl Reader<'_> {
             let accepts = self.route_providers(&mut o, &path, providers);
             let provider = accepts.first().copied();
             let preserve_post = self.preserve_post(&mut o, &path, public);
-            let assertion_audience = self.string(&mut o, "assertion_audience");
-            if assertion_audience
-                .as_deref()
-                .is_some_and(|a| a.is_empty() || a.len() > 512 || a.chars().any(|c| c.is_control()))
-            {
-                self.err(
-                    join(&path, "assertion_audience"),
-                    "expected a short name or URL (1 to 512 printable characters)",
-                );
-            }
+            let assertion_audience = self.assertion_audience(&mut o, &path);
             let tokens = self.pass_tokens(&mut o, &path, public);
             self.finish(o);
             if let (Some(upstream), Some(provider)) = (upstream, provider) {
@@ -119,6 +95,41 @@ impl Reader<'_> {
             }
         }
         out
+    }
+
+    /// `upstream` with its `upstream_tls`, `upstream_host` and `upstream_read_timeout`.
+    fn upstream_settings(&mut self, o: &mut Obj<'_>, path: &str) -> Option<Upstream> {
+        let mut upstream = self.upstream(o, path);
+        let upstream_tls = self.upstream_tls(o, path, upstream.as_ref().is_some_and(|u| u.tls));
+        let upstream_host = self.upstream_host(o, path);
+        let read_timeout = self.duration(o, "upstream_read_timeout");
+        if read_timeout.is_some_and(|d| d.is_zero()) {
+            self.err(
+                join(path, "upstream_read_timeout"),
+                "must be more than 0s (leave it out for no limit)",
+            );
+        }
+        if let Some(u) = upstream.as_mut() {
+            u.tls_options = upstream_tls;
+            u.host_header = upstream_host;
+            u.read_timeout = read_timeout;
+        }
+        upstream
+    }
+
+    /// `routes[i].assertion_audience`: a short name or URL.
+    fn assertion_audience(&mut self, o: &mut Obj<'_>, path: &str) -> Option<String> {
+        let aud = self.string(o, "assertion_audience");
+        if aud
+            .as_deref()
+            .is_some_and(|a| a.is_empty() || a.len() > 512 || a.chars().any(char::is_control))
+        {
+            self.err(
+                join(path, "assertion_audience"),
+                "expected a short name or URL (1 to 512 printable characters)",
+            );
+        }
+        aud
     }
 
     /// `routes[i].pass_id_token` (`true` or `{header}`) and `pass_access_token` (`{scope,
