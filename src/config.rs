@@ -158,10 +158,14 @@ impl Reader<'_> {
             claims_wanted(h, &mut providers);
         }
         let assertion = self.assertion(&mut top);
-        if let (Some(a), Some(s), Some(h)) = (&assertion, &session, &headers) {
+        if let Some(h) = &headers {
             let mut taken: Vec<&str> = h.all().to_vec();
             taken.extend(h.claims.iter().map(|(n, _)| n.as_str()));
-            self.check_assertion(a, s.store, &taken);
+            if let (Some(a), Some(s)) = (&assertion, &session) {
+                self.check_assertion(a, s.store, &taken);
+                taken.push(&a.header);
+            }
+            self.token_headers(&routes, &taken);
         }
         let names: Vec<String> = providers.iter().flatten().map(|p| p.name.clone()).collect();
         let has_scim = top.map.is_some_and(|m| m.contains_key("scim"));
@@ -263,6 +267,32 @@ impl Reader<'_> {
                     {
                         o.scopes.push("offline_access".into());
                     }
+                }
+            }
+        }
+    }
+
+    /// A route's token headers are its own: not an identity, claim or assertion header, not
+    /// a forwarding or request header.
+    fn token_headers(&mut self, routes: &[RouteConfig], taken: &[&str]) {
+        for (i, r) in routes.iter().enumerate() {
+            for (key, name) in [
+                ("pass_id_token", r.tokens.id_token.as_deref()),
+                (
+                    "pass_access_token",
+                    r.tokens.access_token.as_ref().map(|a| a.header.as_str()),
+                ),
+            ] {
+                let Some(name) = name else { continue };
+                let at = format!("routes[{i}].{key}.header");
+                let n = crate::headers::normalize(name);
+                if taken.iter().any(|t| crate::headers::normalize(t) == n) {
+                    self.err(
+                        &at,
+                        format!("{name:?} is already an identity, claim or assertion header"),
+                    );
+                } else if let Some(why) = crate::headers::refused_claim_header(name) {
+                    self.err(&at, why);
                 }
             }
         }

@@ -160,6 +160,8 @@ fn verifiers_accept_the_assertion_and_refuse_what_they_should() {
         assert_eq!(key[k], v, "{set}");
     }
     assert!(key.get("d").is_none(), "no private part: {set}");
+    let post = api().post(&jwks).body("{}").send().expect("post");
+    assert_eq!(post.status(), 405);
     assert!(!set.to_string().contains('='), "unpadded: {set}");
 
     // Clients' copies never reach the app, in any spelling: the app sees the gateway's one.

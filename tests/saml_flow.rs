@@ -59,6 +59,10 @@ fn start() -> Saml {
                 .providers(&[&format!("ssp-{m}")]),
         );
     }
+    // Attributes as headers (`headers.claims`): one value, and a multi-valued one joined.
+    let cfg = cfg.tail(
+        "headers:\n  claims:\n    X-Given-Name: http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname\n    X-Role-List: http://schemas.microsoft.com/ws/2008/06/identity/claims/role\n    X-Not-Sent: http://schemas.example/none\n",
+    );
     let gw = start_built(&cfg);
     Saml {
         gw,
@@ -104,6 +108,9 @@ fn sp_initiated_sign_in_in_every_signed_mode_and_unsigned_is_refused() {
         );
         assert_eq!(h["x-auth-roles"], "Reader,Admin");
         assert_eq!(h["x-auth-provider"], format!("ssp-{mode}"));
+        assert_eq!(h["x-given-name"], "Alice", "{seen}");
+        assert_eq!(h["x-role-list"], "Reader,Admin", "{seen}");
+        assert!(h.get("x-not-sent").is_none(), "{seen}");
     }
     // Neither response nor assertion signed: refused, with the reason on the page and in metrics.
     let b = Browser::new();

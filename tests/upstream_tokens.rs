@@ -160,6 +160,12 @@ routes:
     upstream: "127.0.0.1:3000"
     provider: idp
     pass_access_token: {header: "Bad Header"}
+  - name: taken
+    path_prefix: /taken
+    upstream: "127.0.0.1:3000"
+    provider: idp
+    pass_id_token: {header: X_Auth_User}
+    pass_access_token: {scope: "api://x/.default", header: Authorization}
 session:
   secret: "0123456789abcdef0123456789abcdef"
 "#;
@@ -173,6 +179,14 @@ session:
         (
             "routes[2].pass_access_token.header",
             "not a valid header name",
+        ),
+        (
+            "routes[3].pass_id_token.header",
+            "already an identity, claim or assertion header",
+        ),
+        (
+            "routes[3].pass_access_token.header",
+            "the request's own headers",
         ),
     ] {
         assert!(

@@ -49,6 +49,9 @@ const KEPT_AUDIENCES: usize = 4;
 
 /// One signed assertion, kept with its identity's prepared headers.
 pub struct Signed {
+    /// The `Signer` (one per configuration) that made it: a reload that changes the issuer or
+    /// the lifetime signs again.
+    signer: u64,
     aud: Arc<str>,
     /// The key set it was signed under: a rotation signs again.
     generation: u64,
@@ -67,6 +70,8 @@ impl Signed {
 /// Signs and attaches assertions; one per configuration, sharing a `KeyRing` across reloads
 /// that keep the same key files.
 pub struct Signer {
+    /// Tells this configuration's assertions from a previous one's.
+    id: u64,
     header: http::HeaderName,
     /// The name as configured (its case goes on the wire), built once.
     case_name: Bytes,
@@ -93,7 +98,9 @@ impl Signer {
         if cfg.key_files.is_empty() {
             log::warn!("assertion: no key_files, so this process signs with a key of its own, generated now: another replica's upstreams cannot verify it, and it changes on every restart");
         }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Signer {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             header: http::HeaderName::from_bytes(cfg.header.as_bytes())
                 .map_err(|e| format!("assertion.header: {e}"))?,
             case_name: Bytes::from(cfg.header.clone()),
@@ -135,6 +142,7 @@ impl Signer {
             let fresh = kept.iter().find(|s| {
                 (Arc::ptr_eq(&s.aud, a.aud) || s.aud == *a.aud)
                     && s.generation == keys.generation
+                    && s.signer == self.id
                     && a.now < s.renew_at
             });
             if let Some(s) = fresh {
@@ -143,6 +151,7 @@ impl Signer {
         }
         let value = self.sign(&keys, &a)?;
         let signed = Signed {
+            signer: self.id,
             aud: a.aud.clone(),
             generation: keys.generation,
             renew_at: a.now + (self.lifetime / 2).max(1),
@@ -151,10 +160,14 @@ impl Signer {
         let mut list: Vec<Signed> = Vec::with_capacity(KEPT_AUDIENCES);
         if let Some(kept) = &*a.prepared.signed.load() {
             for s in kept.iter().filter(|s| {
-                s.aud != *a.aud && s.generation == keys.generation && a.now < s.renew_at
+                s.aud != *a.aud
+                    && s.generation == keys.generation
+                    && s.signer == self.id
+                    && a.now < s.renew_at
             }) {
                 if list.len() + 1 < KEPT_AUDIENCES {
                     list.push(Signed {
+                        signer: s.signer,
                         aud: s.aud.clone(),
                         generation: s.generation,
                         renew_at: s.renew_at,
@@ -341,5 +354,32 @@ mod tests {
         assert_eq!(decode(&other).1["aud"], "b");
         assert_eq!(at(&a, 1059), first, "both audiences kept");
         assert_ne!(at(&a, 1060), first, "renewed at half its life");
+        // A reload (another signer, the same keys) does not reuse what the previous made.
+        let cfg = AssertionConfig {
+            header: DEFAULT_HEADER.into(),
+            lifetime: Duration::from_secs(300),
+            key_files: Vec::new(),
+        };
+        let url = url::Url::parse("https://other.example.com/").unwrap();
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let reloaded = Signer::new(&cfg, &url, Some(&s), &metrics).unwrap();
+        assert!(
+            Arc::ptr_eq(&reloaded.ring, &s.ring),
+            "same key files, same keys"
+        );
+        let mine = at(&a, 1061);
+        let after = reloaded
+            .assertion(About {
+                identity: &id,
+                prepared: &prepared,
+                plan: &plan,
+                aud: &a,
+                sid: None,
+                now: 1061,
+            })
+            .unwrap();
+        assert_ne!(after, mine);
+        assert_eq!(decode(&after).1["iss"], "https://other.example.com");
+        assert_eq!(decode(&after).1["exp"], 1361);
     }
 }

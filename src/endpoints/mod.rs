@@ -30,7 +30,12 @@ use crate::state::Core;
 
 /// The keys that verify the signed assertion (`assertion:`), for verifiers to fetch and cache
 /// (five minutes: a rotation waits longer than that between its steps).
-pub(crate) fn jwks(core: &Core) -> Answer {
+pub(crate) fn jwks(core: &Core, down: &dyn Downstream) -> Answer {
+    let method = &down.req().method;
+    if method != http::Method::GET && method != http::Method::HEAD {
+        return Answer::json_error(405, "method_not_allowed", "GET only")
+            .header("allow", "GET, HEAD".into());
+    }
     match &core.assertion {
         Some(s) => Answer::new(200, "application/json", s.jwks().to_vec())
             .header("cache-control", "public, max-age=300".into())
@@ -57,7 +62,7 @@ pub(crate) async fn serve(
         "/sign_in" => sign_in::sign_in(core, down),
         "/post_replay" => preserve_post::offer(core, down).await,
         "/userinfo" => userinfo::userinfo(core, down).await,
-        "/jwks.json" => jwks(core),
+        "/jwks.json" => jwks(core, down),
         _ if has_prefix_ci(rest, crate::scim::PATH) => {
             scim::serve(core, down, &rest[crate::scim::PATH.len()..]).await
         }

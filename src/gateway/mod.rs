@@ -92,7 +92,7 @@ impl Gateway {
             return Ok(Some(answer));
         }
         if canonical.route_path == endpoints::WELL_KNOWN_JWKS && core.assertion.is_some() {
-            return Ok(Some(endpoints::jwks(core)));
+            return Ok(Some(endpoints::jwks(core, down)));
         }
         // 3. The route, on the canonical host and path.
         let route = match core.routes.route(&canonical) {

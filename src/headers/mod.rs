@@ -13,6 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 mod read;
+pub(crate) use read::refused_claim_header;
 
 use crate::identity::{Identity, List, PreparedSet};
 use crate::policy::GroupNames;

@@ -135,9 +135,9 @@ const STANDARD: &[&str] = &[
     "via",
 ];
 
-/// Why `name` cannot carry a claim: not a header name, a forwarding header, or one of the
-/// request's own.
-fn refused_claim_header(name: &str) -> Option<&'static str> {
+/// Why `name` cannot carry a claim (or a token): not a header name, a forwarding header, or
+/// one of the request's own.
+pub(crate) fn refused_claim_header(name: &str) -> Option<&'static str> {
     if name.is_empty()
         || !name
             .bytes()
