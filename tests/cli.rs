@@ -4,6 +4,8 @@ mod common;
 
 use std::process::Command;
 
+use common::assert_config_errors;
+
 fn check(yaml: &str, envs: &[(&str, &str)]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.yaml");
@@ -149,24 +151,21 @@ headers:
         &[],
     );
     assert!(!ok, "check must fail:\n{out}");
-    for (path, says) in [
-        ("trusted_proxies[1]", "not an address or range"),
-        ("server.request_header_timeout", "more than 0s"),
-        ("forward_auth.dialect", "not nginx or traefik"),
-        ("routes[0].path_prefix", "no %, ;"),
-        ("routes[1].path_prefix", "reserved"),
-        (
-            "routes[2].path_exceptions",
-            "unknown exception \"double_decoding\"",
-        ),
-        ("headers.strip", "\"bad name\""),
-    ] {
-        assert!(
-            out.lines()
-                .any(|l| l.contains(&format!("{path}: ")) && l.contains(says)),
-            "{path} ({says}) missing:\n{out}"
-        );
-    }
+    assert_config_errors(
+        &out,
+        &[
+            ("trusted_proxies[1]", "not an address or range"),
+            ("server.request_header_timeout", "more than 0s"),
+            ("forward_auth.dialect", "not nginx or traefik"),
+            ("routes[0].path_prefix", "no %, ;"),
+            ("routes[1].path_prefix", "reserved"),
+            (
+                "routes[2].path_exceptions",
+                "unknown exception \"double_decoding\"",
+            ),
+            ("headers.strip", "\"bad name\""),
+        ],
+    );
     // forward_auth.trusted_proxies falls back to the top-level list: no error about it.
     assert!(!out.contains("forward_auth.trusted_proxies"), "{out}");
 }
@@ -235,22 +234,19 @@ session:
         &[],
     );
     assert!(!ok, "check must fail:\n{out}");
-    for (path, says) in [
-        ("providers[0].api_token_versions[1]", "expected 1 or 2"),
-        ("providers[0].signing_algs[1]", "\"none\" is not one of"),
-        ("providers[1].api_token_versions", "only for type: entra"),
-        ("routes[0].providers[1]", "no provider named \"nope\""),
-        ("routes[1].providers", "not both"),
-        ("routes[2].providers", "at least one"),
-        ("routes[3].providers[1]", "listed twice"),
-        ("routes[4].provider", "required when more than one provider"),
-    ] {
-        assert!(
-            out.lines()
-                .any(|l| l.contains(&format!("{path}: ")) && l.contains(says)),
-            "{path} ({says}) missing:\n{out}"
-        );
-    }
+    assert_config_errors(
+        &out,
+        &[
+            ("providers[0].api_token_versions[1]", "expected 1 or 2"),
+            ("providers[0].signing_algs[1]", "\"none\" is not one of"),
+            ("providers[1].api_token_versions", "only for type: entra"),
+            ("routes[0].providers[1]", "no provider named \"nope\""),
+            ("routes[1].providers", "not both"),
+            ("routes[2].providers", "at least one"),
+            ("routes[3].providers[1]", "listed twice"),
+            ("routes[4].provider", "required when more than one provider"),
+        ],
+    );
 }
 
 /// The session's timers and re-checks: every mistake reported at once with its path, and the
@@ -296,31 +292,28 @@ session:
         &[],
     );
     assert!(!ok, "check must fail:\n{out}");
-    for (path, says) in [
-        ("session.lifetime", "older name of max_lifetime"),
-        ("session.recheck_grace", "expected a duration"),
-        ("session.on_recheck_failure", "deny or keep"),
-        (
-            "session.recheck_every",
-            "set session.store: redis (several replicas) or memory (one replica)",
-        ),
-        (
-            "providers[0].session.recheck_every",
-            "shorter than the session's max_lifetime",
-        ),
-        ("providers[0].session.recheck_evry", "unknown key"),
-        (
-            "providers[2].session.recheck_every",
-            "shorter than the session's max_lifetime",
-        ),
-        ("providers[2].session.idle_timeout", "at least 60s"),
-    ] {
-        assert!(
-            out.lines()
-                .any(|l| l.contains(&format!("{path}: ")) && l.contains(says)),
-            "{path} ({says}) missing:\n{out}"
-        );
-    }
+    assert_config_errors(
+        &out,
+        &[
+            ("session.lifetime", "older name of max_lifetime"),
+            ("session.recheck_grace", "expected a duration"),
+            ("session.on_recheck_failure", "deny or keep"),
+            (
+                "session.recheck_every",
+                "set session.store: redis (several replicas) or memory (one replica)",
+            ),
+            (
+                "providers[0].session.recheck_every",
+                "shorter than the session's max_lifetime",
+            ),
+            ("providers[0].session.recheck_evry", "unknown key"),
+            (
+                "providers[2].session.recheck_every",
+                "shorter than the session's max_lifetime",
+            ),
+            ("providers[2].session.idle_timeout", "at least 60s"),
+        ],
+    );
     // With a store that keeps refresh tokens, the same re-checks are fine (and a SAML
     // provider's, a passive re-authentication, with any store).
     let (ok, out) = check(

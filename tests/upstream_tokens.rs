@@ -171,28 +171,25 @@ session:
 "#;
     let (ok, out) = check_config(yaml);
     assert!(!ok, "check must fail:\n{out}");
-    for (path, says) in [
-        ("routes[0]", "a public route has no session"),
-        ("routes[0]", "keep the tokens server-side"),
-        ("routes[1]", "speaks SAML"),
-        ("routes[2].pass_access_token.scope", "is required"),
-        (
-            "routes[2].pass_access_token.header",
-            "not a valid header name",
-        ),
-        (
-            "routes[3].pass_id_token.header",
-            "already an identity, claim or assertion header",
-        ),
-        (
-            "routes[3].pass_access_token.header",
-            "the request's own headers",
-        ),
-    ] {
-        assert!(
-            out.lines()
-                .any(|l| l.contains(&format!("{path}: ")) && l.contains(says)),
-            "{path} ({says}) missing:\n{out}"
-        );
-    }
+    assert_config_errors(
+        &out,
+        &[
+            ("routes[0]", "a public route has no session"),
+            ("routes[0]", "keep the tokens server-side"),
+            ("routes[1]", "speaks SAML"),
+            ("routes[2].pass_access_token.scope", "is required"),
+            (
+                "routes[2].pass_access_token.header",
+                "not a valid header name",
+            ),
+            (
+                "routes[3].pass_id_token.header",
+                "already an identity, claim or assertion header",
+            ),
+            (
+                "routes[3].pass_access_token.header",
+                "the request's own headers",
+            ),
+        ],
+    );
 }

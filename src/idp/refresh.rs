@@ -5,7 +5,9 @@
 
 use openidconnect::{OAuth2TokenResponse, RefreshToken, RequestTokenError, Scope, TokenResponse};
 
-use super::oidc::{token_error, OidcProvider};
+use openidconnect::core::CoreTokenResponse;
+
+use super::oidc::{token_error, Loaded, OidcProvider};
 use super::IdpError;
 use crate::identity::Identity;
 use crate::policy::Deny;
@@ -48,25 +50,7 @@ impl OidcProvider {
             ));
         };
         let mut loaded = self.current().map_err(|e| Unreachable(e.to_string()))?;
-        let rt = RefreshToken::new(rt.to_string());
-        let request = loaded
-            .client
-            .exchange_refresh_token(&rt)
-            .map_err(|e| Unreachable(format!("no token endpoint: {e}")))?;
-        let token = match request
-            .request_async(&crate::fetch::oauth_client(&self.http))
-            .await
-        {
-            Ok(t) => t,
-            Err(RequestTokenError::ServerResponse(r))
-                if !TRANSIENT.contains(&r.error().as_ref()) =>
-            {
-                return Err(Refused(format!(
-                    "the token endpoint refused the refresh: {r}"
-                )));
-            }
-            Err(e) => return Err(Unreachable(token_error(e))),
-        };
+        let token = self.redeem(&loaded, rt, None).await?;
         let Some(id_token) = token.id_token() else {
             return Err(Refused(
                 "the refresh answer has no ID token, so who the user is cannot be checked again"
@@ -125,26 +109,7 @@ impl OidcProvider {
             ));
         };
         let loaded = self.current().map_err(|e| Unreachable(e.to_string()))?;
-        let rt = RefreshToken::new(rt.to_string());
-        let request = loaded
-            .client
-            .exchange_refresh_token(&rt)
-            .map_err(|e| Unreachable(format!("no token endpoint: {e}")))?
-            .add_scope(Scope::new(scope.to_string()));
-        let token = match request
-            .request_async(&crate::fetch::oauth_client(&self.http))
-            .await
-        {
-            Ok(t) => t,
-            Err(RequestTokenError::ServerResponse(r))
-                if !TRANSIENT.contains(&r.error().as_ref()) =>
-            {
-                return Err(Refused(format!(
-                    "the token endpoint refused an access token for {scope:?}: {r}"
-                )));
-            }
-            Err(e) => return Err(Unreachable(token_error(e))),
-        };
+        let token = self.redeem(&loaded, rt, Some(scope)).await?;
         let lifetime = token.expires_in().map_or(300, |d| d.as_secs()).max(1);
         let kept = Grant {
             refresh_token: token
@@ -154,5 +119,40 @@ impl OidcProvider {
             ..grant.clone()
         };
         Ok((token.access_token().secret().clone(), now + lifetime, kept))
+    }
+
+    /// Redeems refresh token `rt` at the token endpoint (for `scope`, if given). A refusal
+    /// other than "not now" is `Refused`.
+    async fn redeem(
+        &self,
+        loaded: &Loaded,
+        rt: &str,
+        scope: Option<&str>,
+    ) -> Result<CoreTokenResponse, RecheckFailure> {
+        let rt = RefreshToken::new(rt.to_string());
+        let mut request = loaded
+            .client
+            .exchange_refresh_token(&rt)
+            .map_err(|e| RecheckFailure::Unreachable(format!("no token endpoint: {e}")))?;
+        if let Some(scope) = scope {
+            request = request.add_scope(Scope::new(scope.to_string()));
+        }
+        match request
+            .request_async(&crate::fetch::oauth_client(&self.http))
+            .await
+        {
+            Ok(t) => Ok(t),
+            Err(RequestTokenError::ServerResponse(r))
+                if !TRANSIENT.contains(&r.error().as_ref()) =>
+            {
+                Err(RecheckFailure::Refused(match scope {
+                    Some(scope) => {
+                        format!("the token endpoint refused an access token for {scope:?}: {r}")
+                    }
+                    None => format!("the token endpoint refused the refresh: {r}"),
+                }))
+            }
+            Err(e) => Err(RecheckFailure::Unreachable(token_error(e))),
+        }
     }
 }

@@ -180,3 +180,15 @@ pub fn check_config(yaml: &str) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
+
+/// `out` (of `authgate check`) reports each `(path, words)`: a line naming the path, saying
+/// those words.
+pub fn assert_config_errors(out: &str, want: &[(&str, &str)]) {
+    for (path, says) in want {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!("{path}: ")) && l.contains(says)),
+            "{path} ({says}) missing:\n{out}"
+        );
+    }
+}
