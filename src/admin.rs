@@ -132,3 +132,22 @@ impl BackgroundService for MetadataRefresher {
         }
     }
 }
+
+/// Re-reads the assertion's key files every 2 s (a broken change keeps the keys in service).
+pub struct KeyWatcher(pub Arc<ArcSwap<Core>>);
+
+#[async_trait]
+impl BackgroundService for KeyWatcher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {
+                    if let Some(s) = &self.0.load().assertion {
+                        s.ring.refresh();
+                    }
+                }
+            }
+        }
+    }
+}

@@ -92,12 +92,32 @@ type Slot = arc_swap::ArcSwapOption<PreparedSet>;
 /// (index of the header in the plan, value).
 pub type PreparedHeaders = Vec<(usize, http::HeaderValue)>;
 
+/// A signed assertion (`crate::assertion`), kept with its identity's prepared headers.
+pub struct Signed {
+    /// The `Signer` (one per configuration) that made it: a reload that changes the issuer or
+    /// the lifetime signs again.
+    pub signer: u64,
+    pub aud: Arc<str>,
+    /// The key set it was signed under: a rotation signs again.
+    pub generation: u64,
+    /// Used until then (half its life), seconds since the epoch.
+    pub renew_at: u64,
+    pub value: http::HeaderValue,
+}
+
+impl Signed {
+    /// Bytes of the JWT (for the prepared sets' memory bound).
+    pub fn weight(&self) -> usize {
+        self.value.len() + self.aud.len()
+    }
+}
+
 /// An identity's headers for one header plan, and its signed assertions (kept and dropped
 /// with them).
 pub struct PreparedSet {
     pub plan: u64,
     pub headers: PreparedHeaders,
-    pub signed: arc_swap::ArcSwapOption<Vec<crate::assertion::Signed>>,
+    pub signed: arc_swap::ArcSwapOption<Vec<Signed>>,
 }
 
 /// At most this much memory holds prepared identity headers: about 18,000 identities

@@ -75,7 +75,7 @@ pub struct App {
     pub admin: admin::AdminApp,
     pub refresher: admin::MetadataRefresher,
     /// Re-reads the assertion's key files.
-    pub key_watcher: assertion::KeyWatcher,
+    pub key_watcher: admin::KeyWatcher,
     pub reloader: reload::Reloader,
 }
 
@@ -98,7 +98,7 @@ pub fn build(
             core: core.clone(),
         },
         refresher: admin::MetadataRefresher { core: core.clone() },
-        key_watcher: assertion::KeyWatcher(core.clone()),
+        key_watcher: admin::KeyWatcher(core.clone()),
         reloader: reload::Reloader {
             core,
             metrics,

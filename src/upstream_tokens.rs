@@ -11,6 +11,7 @@
 //!
 //! Neither is logged, and both are marked sensitive (HTTP/2 never indexes them).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,41 +21,8 @@ use crate::answer::Answer;
 use crate::identity::Identity;
 use crate::idp::refresh::RecheckFailure;
 use crate::idp::Provider;
-use crate::route::Route;
-use crate::session::{now_secs, Held};
-use crate::state::Core;
-
-/// `routes[].pass_id_token` / `pass_access_token` as configured.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PassTokens {
-    /// The header for the ID token (`pass_id_token`).
-    pub id_token: Option<String>,
-    pub access_token: Option<AccessTokenPass>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessTokenPass {
-    /// What the access token is for (Entra: `api://<app id>/.default`).
-    pub scope: String,
-    pub header: String,
-}
-
-pub(crate) const ID_TOKEN_HEADER: &str = "X-Auth-Id-Token";
-pub(crate) const ACCESS_TOKEN_HEADER: &str = "X-Auth-Access-Token";
-
-impl PassTokens {
-    pub fn any(&self) -> bool {
-        self.id_token.is_some() || self.access_token.is_some()
-    }
-
-    /// The header names this configuration sends (no client may send them).
-    pub fn headers(&self) -> impl Iterator<Item = &str> {
-        self.id_token
-            .iter()
-            .map(String::as_str)
-            .chain(self.access_token.iter().map(|a| a.header.as_str()))
-    }
-}
+use crate::route::{AccessTokenPass, Route};
+use crate::session::{now_secs, Held, Sessions};
 
 /// How long a request waits for another replica's refresh of the same session.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -93,7 +61,8 @@ impl UpstreamTokens {
     /// The route's tokens for this session (none for a bearer-token caller: it holds its own).
     pub(crate) async fn for_route(
         &self,
-        core: &Core,
+        sessions: &Sessions,
+        providers: &[Arc<Provider>],
         route: &Route,
         identity: &Identity,
         held: Option<&Held>,
@@ -105,7 +74,7 @@ impl UpstreamTokens {
             let got = self
                 .kept
                 .get_with(key, async {
-                    match core.sessions.grant(&held.sid).await {
+                    match sessions.grant(&held.sid).await {
                         Ok(g) => Ok((
                             g.and_then(|g| g.id_token)
                                 .and_then(|t| sensitive(&t))
@@ -123,7 +92,10 @@ impl UpstreamTokens {
             }
         }
         if let Some(pass) = &route.tokens.access_token {
-            match self.access_token(core, pass, identity, held).await {
+            match self
+                .access_token(sessions, providers, pass, identity, held)
+                .await
+            {
                 Ok(v) => out.push((Bytes::from(pass.header.clone()), v)),
                 Err(r) => return Err(self.answer(route, identity, r)),
             }
@@ -133,7 +105,8 @@ impl UpstreamTokens {
 
     async fn access_token(
         &self,
-        core: &Core,
+        sessions: &Sessions,
+        providers: &[Arc<Provider>],
         pass: &AccessTokenPass,
         identity: &Identity,
         held: &Held,
@@ -149,7 +122,10 @@ impl UpstreamTokens {
         self.kept.invalidate(&key).await;
         let fetched = self
             .kept
-            .get_with(key.clone(), self.fetch(core, pass, identity, held))
+            .get_with(
+                key.clone(),
+                self.fetch(sessions, providers, pass, identity, held),
+            )
             .await;
         if fetched.is_err() {
             // A refusal answers this request and the ones already waiting; the next tries anew.
@@ -162,17 +138,19 @@ impl UpstreamTokens {
     /// rotated refresh token.
     async fn fetch(
         &self,
-        core: &Core,
+        sessions: &Sessions,
+        providers: &[Arc<Provider>],
         pass: &AccessTokenPass,
         identity: &Identity,
         held: &Held,
     ) -> Result<(HeaderValue, u64), Refusal> {
-        let Some(Provider::Oidc(oidc)) = core.provider(&identity.provider).map(|p| &**p) else {
+        let provider = providers.iter().find(|p| p.name() == &*identity.provider);
+        let Some(Provider::Oidc(oidc)) = provider.map(|p| &**p) else {
             return Err(Refusal::Refused(
                 "the session's provider does not issue access tokens".into(),
             ));
         };
-        let store = core.sessions.store();
+        let store = sessions.store();
         let lock = format!("recheck:{}", held.sid);
         let unreachable =
             |e: crate::session::StoreError| Refusal::Unreachable(format!("session store: {e}"));
@@ -190,8 +168,7 @@ impl UpstreamTokens {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let result = async {
-            let grant = core
-                .sessions
+            let grant = sessions
                 .grant(&held.sid)
                 .await
                 .map_err(unreachable)?
@@ -204,7 +181,7 @@ impl UpstreamTokens {
                     RecheckFailure::Refused(w) => Refusal::Refused(w),
                     RecheckFailure::Unreachable(w) => Refusal::Unreachable(w),
                 })?;
-            core.sessions
+            sessions
                 .replace_grant(held, &kept, now)
                 .await
                 .map_err(unreachable)?;

@@ -23,7 +23,7 @@ use http::HeaderValue;
 use pingora::http::RequestHeader;
 
 use crate::headers::HeaderPlan;
-use crate::identity::{Identity, PreparedSet};
+use crate::identity::{Identity, PreparedSet, Signed};
 use crate::metrics::Metrics;
 pub use keys::{Key, KeyRing, KeySet};
 
@@ -46,26 +46,6 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Signed assertions kept per identity, one per audience.
 const KEPT_AUDIENCES: usize = 4;
-
-/// One signed assertion, kept with its identity's prepared headers.
-pub struct Signed {
-    /// The `Signer` (one per configuration) that made it: a reload that changes the issuer or
-    /// the lifetime signs again.
-    signer: u64,
-    aud: Arc<str>,
-    /// The key set it was signed under: a rotation signs again.
-    generation: u64,
-    /// Used until then (half its life), seconds since the epoch.
-    renew_at: u64,
-    value: HeaderValue,
-}
-
-impl Signed {
-    /// Bytes of the JWT (for the prepared sets' memory bound).
-    pub fn weight(&self) -> usize {
-        self.value.len() + self.aud.len()
-    }
-}
 
 /// Signs and attaches assertions; one per configuration, sharing a `KeyRing` across reloads
 /// that keep the same key files.
@@ -245,25 +225,6 @@ pub struct About<'a> {
 pub fn session_digest(sid: &str) -> String {
     let d = openssl::sha::sha256(format!("authgate.sid.{sid}").as_bytes());
     B64.encode(&d[..16])
-}
-
-/// Re-reads the key files every 2 s (a broken change keeps the keys in service).
-pub struct KeyWatcher(pub Arc<arc_swap::ArcSwap<crate::state::Core>>);
-
-#[async_trait::async_trait]
-impl pingora::services::background::BackgroundService for KeyWatcher {
-    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {
-                    if let Some(s) = &self.0.load().assertion {
-                        s.ring.refresh();
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

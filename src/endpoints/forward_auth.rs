@@ -117,7 +117,9 @@ async fn allowed(
     held: Option<&Held>,
 ) -> Result<Answer, Answer> {
     let tokens = if route.tokens.any() {
-        let tokens = core.upstream_tokens.for_route(core, route, identity, held);
+        let tokens =
+            core.upstream_tokens
+                .for_route(&core.sessions, &core.providers, route, identity, held);
         match Box::pin(tokens).await {
             Ok(t) => t,
             Err(refused) => return Err(refused),

@@ -189,7 +189,7 @@ impl Gateway {
         if route.tokens.any() {
             match core
                 .upstream_tokens
-                .for_route(core, route, identity, held)
+                .for_route(&core.sessions, &core.providers, route, identity, held)
                 .await
             {
                 Ok(t) => ctx.tokens = t,

@@ -26,7 +26,7 @@ pub struct Route {
     /// gateway's own host).
     pub audience: Option<Arc<str>>,
     /// Tokens sent upstream (`pass_id_token`, `pass_access_token`).
-    pub tokens: crate::upstream_tokens::PassTokens,
+    pub tokens: PassTokens,
     /// Its metric series, resolved once.
     pub series: crate::metrics::RouteSeries,
 }
@@ -233,7 +233,39 @@ pub struct RouteConfig {
     /// `assertion_audience:` the signed assertion's `aud` (default: the route's host).
     pub assertion_audience: Option<String>,
     /// `pass_id_token`, `pass_access_token`.
-    pub tokens: crate::upstream_tokens::PassTokens,
+    pub tokens: PassTokens,
+}
+
+/// `routes[].pass_id_token` / `pass_access_token` as configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassTokens {
+    /// The header for the ID token (`pass_id_token`).
+    pub id_token: Option<String>,
+    pub access_token: Option<AccessTokenPass>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessTokenPass {
+    /// What the access token is for (Entra: `api://<app id>/.default`).
+    pub scope: String,
+    pub header: String,
+}
+
+pub(crate) const ID_TOKEN_HEADER: &str = "X-Auth-Id-Token";
+pub(crate) const ACCESS_TOKEN_HEADER: &str = "X-Auth-Access-Token";
+
+impl PassTokens {
+    pub fn any(&self) -> bool {
+        self.id_token.is_some() || self.access_token.is_some()
+    }
+
+    /// The header names this configuration sends (no client may send them).
+    pub fn headers(&self) -> impl Iterator<Item = &str> {
+        self.id_token
+            .iter()
+            .map(String::as_str)
+            .chain(self.access_token.iter().map(|a| a.header.as_str()))
+    }
 }
 
 /// `routes[].preserve_post`: how much of a form POST is kept across a sign-in, and how long.

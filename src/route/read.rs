@@ -2,12 +2,11 @@
 
 use std::collections::HashSet;
 
-use super::{PreservePost, RouteConfig, Upstream};
+use super::{PassTokens, PreservePost, RouteConfig, Upstream};
 use crate::canonical::RESERVED_PREFIX;
 use crate::idp::settings::ProviderConfig;
 use crate::policy::GroupNames;
 use crate::read::{join, valid_name, Obj, Reader};
-use crate::upstream_tokens::PassTokens;
 
 impl Reader<'_> {
     pub(crate) fn routes(
@@ -135,7 +134,7 @@ impl Reader<'_> {
     /// `routes[i].pass_id_token` (`true` or `{header}`) and `pass_access_token` (`{scope,
     /// header}`): never on a public route.
     fn pass_tokens(&mut self, o: &mut Obj<'_>, path: &str, public: bool) -> PassTokens {
-        use crate::upstream_tokens::{AccessTokenPass, ACCESS_TOKEN_HEADER, ID_TOKEN_HEADER};
+        use super::{AccessTokenPass, ACCESS_TOKEN_HEADER, ID_TOKEN_HEADER};
         let header = |r: &mut Self, o: &mut Obj<'_>, at: &str, default: &str| {
             let h = r.string(o, "header").unwrap_or_else(|| default.to_string());
             if h.is_empty()
