@@ -182,6 +182,7 @@ impl Answer {
     pub fn sign_in_error(e: &IdpError, restart: &str) -> Self {
         let status = match e {
             IdpError::NotReady | IdpError::Discovery(_) => 502,
+            IdpError::Credential(_) => 503,
             _ => 400,
         };
         let message = "The sign-in could not be verified. Start again; if it keeps failing, send the details below to your administrator.";

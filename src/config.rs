@@ -463,7 +463,10 @@ session:
             o.discovery_url.as_str(),
             "http://127.0.0.1:4000/tid/v2.0/.well-known/openid-configuration"
         );
-        assert_eq!(o.client_secret.0, "s3cret");
+        assert_eq!(
+            o.credential,
+            crate::idp::credential::ClientCredential::Secret(Secret("s3cret".into()))
+        );
         assert!(c.warnings.is_empty());
     }
 

@@ -71,10 +71,11 @@ impl Dialect {
         &self,
         cfg: &OidcConfig,
         token_endpoint: &Url,
+        credential: &std::sync::Arc<crate::idp::credential::Credential>,
     ) -> Result<(), IdpError> {
         match self {
             Dialect::Standard => Ok(()),
-            Dialect::Entra(e) => e.discovered(cfg, token_endpoint),
+            Dialect::Entra(e) => e.discovered(cfg, token_endpoint, credential),
         }
     }
 

@@ -2,6 +2,8 @@
 //! the protocol. Each protocol lives in its own file.
 
 pub mod claims;
+pub mod credential;
+mod credential_read;
 pub(crate) mod dialect;
 pub(crate) mod entra;
 pub(crate) mod logout_token;
@@ -35,6 +37,9 @@ pub enum IdpError {
     Callback(String),
     #[error("code exchange failed: {0}")]
     TokenExchange(String),
+    /// The gateway's own credential could not be used (an assertion file missing or empty).
+    #[error("{0}")]
+    Credential(String),
     #[error("ID token rejected: {0}")]
     IdToken(String),
     /// An `Authorization: Bearer` access token that failed a check (named in the text).
@@ -53,6 +58,7 @@ impl IdpError {
             IdpError::Discovery(_) => "idp_metadata",
             IdpError::Callback(_) => "bad_callback",
             IdpError::TokenExchange(_) => "token_exchange",
+            IdpError::Credential(_) => "client_credential",
             IdpError::IdToken(_) => "id_token_invalid",
             IdpError::AccessToken(_) => "invalid_token",
             IdpError::Denied(d, _) => d.label(),

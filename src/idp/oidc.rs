@@ -102,6 +102,8 @@ pub struct OidcProvider {
     pub(super) dialect: Dialect,
     /// The signing algorithms accepted (`signing_algs`), whatever the provider advertises.
     algs: Vec<CoreJwsSigningAlgorithm>,
+    /// How the gateway proves itself at the token endpoint.
+    pub(super) credential: Arc<super::credential::Credential>,
 }
 
 impl OidcProvider {
@@ -122,6 +124,10 @@ impl OidcProvider {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             algs,
+            credential: Arc::new(super::credential::Credential::new(
+                cfg.credential.clone(),
+                &cfg.client_id,
+            )),
             name,
             http,
             redirect_uri: RedirectUrl::from_url(redirect_uri),
@@ -261,7 +267,8 @@ impl OidcProvider {
             fetched_at: Instant::now(),
         };
         if let Some(token) = loaded.metadata.token_endpoint() {
-            self.dialect.discovered(&self.cfg, token.url())?;
+            self.dialect
+                .discovered(&self.cfg, token.url(), &self.credential)?;
         }
         if let Ok(mut slot) = self.loaded.write() {
             *slot = Some(Arc::new(loaded));
@@ -273,13 +280,39 @@ impl OidcProvider {
         Ok(())
     }
 
+    /// The client: with the secret in HTTP Basic, or (any other credential) no secret, so
+    /// `client_id` goes in the body beside the assertion `token_fields` adds.
     fn client_for(&self, metadata: &CoreProviderMetadata) -> Client {
-        CoreClient::from_provider_metadata(
+        let secret = self
+            .credential
+            .secret()
+            .map(|s| ClientSecret::new(s.to_string()));
+        let client = CoreClient::from_provider_metadata(
             metadata.clone(),
             ClientId::new(self.cfg.client_id.clone()),
-            Some(ClientSecret::new(self.cfg.client_secret.0.clone())),
+            secret.clone(),
         )
-        .set_redirect_uri(self.redirect_uri.clone())
+        .set_redirect_uri(self.redirect_uri.clone());
+        match secret {
+            Some(_) => client,
+            None => client.set_auth_type(openidconnect::AuthType::RequestBody),
+        }
+    }
+
+    /// What a token request adds to prove who the gateway is (none for a secret), for the
+    /// token endpoint of `loaded`.
+    pub(super) fn token_fields(
+        &self,
+        loaded: &Loaded,
+    ) -> Result<super::credential::Fields, IdpError> {
+        let endpoint = loaded
+            .metadata
+            .token_endpoint()
+            .map(|t| t.url().to_string())
+            .unwrap_or_default();
+        self.credential
+            .fields(&endpoint)
+            .map_err(|e| IdpError::Credential(e.to_string()))
     }
 
     /// How old the loaded metadata is (for the periodic refresh).
@@ -377,11 +410,14 @@ impl OidcProvider {
                 )));
             }
         }
-        let request = loaded
+        let mut request = loaded
             .client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| IdpError::Discovery(e.to_string()))?
             .set_pkce_verifier(PkceCodeVerifier::new(pending.v.clone()));
+        for (k, v) in self.token_fields(&loaded)? {
+            request = request.add_extra_param(k, v);
+        }
         let token = request
             .request_async(&crate::fetch::oauth_client(&self.http))
             .await

@@ -198,8 +198,12 @@ impl Reader<'_> {
                 }),
             },
         };
-        let client_id = self.required_string(o, "client_id");
-        let client_secret = self.secret(o, "client_secret");
+        let workload = entra.as_ref().is_some_and(|e| e.workload_identity);
+        let client_id = match (workload, o.map.is_some_and(|m| m.contains_key("client_id"))) {
+            (true, false) => self.workload_env(path, "client_id", "AZURE_CLIENT_ID"),
+            _ => self.required_string(o, "client_id"),
+        };
+        let credential = self.client_credential(o, path, workload);
         let scopes = self
             .string_list(o, "scopes")
             .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
@@ -223,7 +227,7 @@ impl Reader<'_> {
             issuer: issuer?,
             discovery_url: discovery_url?,
             client_id: client_id?,
-            client_secret: client_secret?,
+            credential: credential?,
             scopes,
             user_claim,
             clock_skew,

@@ -137,6 +137,12 @@ impl OidcProvider {
         if let Some(scope) = scope {
             request = request.add_scope(Scope::new(scope.to_string()));
         }
+        let fields = self
+            .token_fields(loaded)
+            .map_err(|e| RecheckFailure::Unreachable(e.to_string()))?;
+        for (k, v) in fields {
+            request = request.add_extra_param(k, v);
+        }
         match request
             .request_async(&crate::fetch::oauth_client(&self.http))
             .await

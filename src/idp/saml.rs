@@ -230,7 +230,7 @@ impl SamlProvider {
                 g.url.clone(),
                 token_url,
                 g.client_id.clone(),
-                g.client_secret.0.clone(),
+                crate::idp::entra::GraphCredential::Secret(g.client_secret.0.clone()),
                 g.cache_ttl,
             )
             .map_err(|e| IdpError::Setup(e.to_string()))?;

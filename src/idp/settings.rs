@@ -89,7 +89,8 @@ pub struct OidcConfig {
     pub issuer: Url,
     pub discovery_url: Url,
     pub client_id: String,
-    pub client_secret: Secret,
+    /// Exactly one: a secret, a certificate, an assertion file, or none (public client).
+    pub credential: crate::idp::credential::ClientCredential,
     pub scopes: Vec<String>,
     /// The claim whose value goes into the user header (the stable user key).
     pub user_claim: String,

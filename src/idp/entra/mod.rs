@@ -18,6 +18,7 @@ pub(crate) mod rules;
 mod tokens;
 
 use crate::identity::List;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -315,6 +316,13 @@ impl AadError {
     }
 }
 
+/// How Graph's client-credentials token is asked for: the OpenID provider's own credential, or
+/// a SAML app's `graph_client_secret`.
+pub(crate) enum GraphCredential {
+    Client(Arc<crate::idp::credential::Credential>),
+    Secret(String),
+}
+
 /// Resolves group memberships through Microsoft Graph when a token carries an overage
 /// marker: client-credentials token per tenant (cached until shortly before it expires),
 /// `POST /v1.0/users/{oid}/getMemberObjects` (transitive), results cached per user.
@@ -322,7 +330,7 @@ pub(crate) struct Graph {
     base: Url,
     token_endpoint_template: Url,
     client_id: String,
-    client_secret: String,
+    credential: GraphCredential,
     http: reqwest::Client,
     tokens: moka::future::Cache<String, (String, Instant)>,
     groups: moka::future::Cache<String, List>,
@@ -363,7 +371,7 @@ impl Graph {
         base: Url,
         token_endpoint: Url,
         client_id: String,
-        client_secret: String,
+        credential: GraphCredential,
         cache_ttl: Duration,
     ) -> Result<Graph, GraphError> {
         let http = crate::fetch::client(Duration::from_secs(10)).map_err(GraphError::Client)?;
@@ -371,7 +379,7 @@ impl Graph {
             base,
             token_endpoint_template: token_endpoint,
             client_id,
-            client_secret,
+            credential,
             http,
             tokens: moka::future::Cache::builder()
                 .max_capacity(10_000)
@@ -410,18 +418,31 @@ impl Graph {
             }
         }
         let scope = format!("{}/.default", self.base.as_str().trim_end_matches('/'));
-        let resp = self
-            .http
-            .post(self.token_endpoint(tid))
+        let endpoint = self.token_endpoint(tid);
+        let mut form: Vec<(&str, String)> = vec![
+            ("grant_type", "client_credentials".into()),
+            ("scope", scope),
+        ];
+        let secret = match &self.credential {
+            GraphCredential::Secret(s) => Some(s.as_str()),
+            GraphCredential::Client(c) => {
+                if c.secret().is_none() {
+                    form.push(("client_id", self.client_id.clone()));
+                    let fields = c
+                        .fields(endpoint.as_str())
+                        .map_err(|e| GraphError::TokenRequest(e.to_string()))?;
+                    form.extend(fields);
+                }
+                c.secret()
+            }
+        };
+        let mut request = self.http.post(endpoint);
+        if let Some(secret) = secret {
             // HTTP Basic, form-encoded first (RFC 6749 §2.3.1), as the code exchange does.
-            .basic_auth(
-                form_encode(&self.client_id),
-                Some(form_encode(&self.client_secret)),
-            )
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", scope.as_str()),
-            ])
+            request = request.basic_auth(form_encode(&self.client_id), Some(form_encode(secret)));
+        }
+        let resp = request
+            .form(&form)
             .send()
             .await
             .map_err(|e| GraphError::TokenRequest(format!("{e:?}")))?;
@@ -698,7 +719,7 @@ mod tests {
             Url::parse("https://login.microsoftonline.com/organizations/oauth2/v2.0/token")
                 .unwrap(),
             "c".into(),
-            "s".into(),
+            GraphCredential::Secret("s".into()),
             Duration::from_secs(60),
         )
         .unwrap();
@@ -718,4 +739,6 @@ pub struct EntraSettings {
     /// Microsoft Graph base URL for groups overage; `None` = deny overage users.
     pub graph: Option<Url>,
     pub groups_cache_ttl: Duration,
+    /// `workload_identity: true`: client ID, tenant and assertion file from AKS's variables.
+    pub workload_identity: bool,
 }

@@ -138,15 +138,21 @@ impl Reader<'_> {
 
     pub(crate) fn entra_oidc(&mut self, o: &mut Obj<'_>, path: &str) -> Option<OidcConfig> {
         let instance = self.entra_instance(o, path);
-        let tenant = self
-            .required_string(o, "tenant")
-            .and_then(|t| match Tenant::parse(&t) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    self.err(join(path, "tenant"), e);
-                    None
-                }
-            });
+        let workload_identity = self.bool(o, "workload_identity").unwrap_or(false);
+        let tenant = match (
+            workload_identity,
+            o.map.is_some_and(|m| m.contains_key("tenant")),
+        ) {
+            (true, false) => self.workload_env(path, "tenant", "AZURE_TENANT_ID"),
+            _ => self.required_string(o, "tenant"),
+        };
+        let tenant = tenant.and_then(|t| match Tenant::parse(&t) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.err(join(path, "tenant"), e);
+                None
+            }
+        });
         let tpath = join(path, "allowed_tenants");
         let allowed = match o.map.and_then(|m| m.get("allowed_tenants")) {
             Some(Value::String(s)) if s == "any" => {
@@ -206,6 +212,7 @@ impl Reader<'_> {
             allowed_tenants: allowed_tenants.unwrap_or(TenantRule::Any),
             graph: graph.unwrap_or(None),
             groups_cache_ttl,
+            workload_identity,
         };
         let issuer = issuer.unwrap_or_else(|| fallback.clone());
         let oidc = self.oidc(

@@ -40,6 +40,7 @@ impl EntraRules {
         &self,
         cfg: &OidcConfig,
         token_endpoint: &Url,
+        credential: &Arc<crate::idp::credential::Credential>,
     ) -> Result<(), IdpError> {
         let Some(graph_url) = self.settings.graph.clone() else {
             return Ok(());
@@ -51,7 +52,7 @@ impl EntraRules {
             graph_url,
             token_endpoint.clone(),
             cfg.client_id.clone(),
-            cfg.client_secret.0.clone(),
+            super::GraphCredential::Client(credential.clone()),
             self.settings.groups_cache_ttl,
         )
         .map_err(|e| IdpError::Setup(e.to_string()))?;
