@@ -145,6 +145,11 @@ const DAEMONS = {
 };
 
 const clientId = env('CLIENT_ID', 'authgate-demo');
+// A client with no secret (CERT_CLIENT_JWKS: its public keys): it authenticates with a JWT
+// signed by its key (private_key_jwt), as an Entra app with a certificate credential or a
+// federated credential does. The same app to the Graph stand-in as the main client.
+const certClientId = 'authgate-cert';
+const certClientJwks = env('CERT_CLIENT_JWKS', '') ? JSON.parse(env('CERT_CLIENT_JWKS', '')) : null;
 const servicePrincipalOid = (id) => `00000000-0000-0000-5e7c-${crypto.createHash('sha256').update(id).digest('hex').slice(0, 12)}`;
 // One signing key for every tenant, as Entra's keys are shared; a fresh one every start (its
 // kid changes too): a restarted provider exercises the gateway's refresh-on-unknown-kid path.
@@ -165,7 +170,15 @@ function configuration(tid, graphResource) {
       grant_types: ['authorization_code', 'client_credentials', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
-    }, ...Object.entries(DAEMONS).map(([id, d]) => ({
+    }, ...(certClientJwks ? [{
+      client_id: certClientId,
+      redirect_uris: list(env('REDIRECT_URIS', 'http://127.0.0.1:8080/_authgate/callback/demo')),
+      post_logout_redirect_uris: list(env('POST_LOGOUT_REDIRECT_URIS', '')),
+      grant_types: ['authorization_code', 'client_credentials', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks: certClientJwks,
+    }] : []), ...Object.entries(DAEMONS).map(([id, d]) => ({
       client_id: id,
       client_secret: d.secret,
       grant_types: ['client_credentials'],
@@ -231,7 +244,7 @@ function configuration(tid, graphResource) {
       }
       if (token.kind !== 'ClientCredentials') return undefined;
       const id = token.clientId;
-      const roles = id === clientId
+      const roles = (id === clientId || id === certClientId)
         ? (token.aud === graphResource ? ['GroupMember.Read.All', 'User.Read.All'] : [])
         : DAEMONS[id]?.roles ?? [];
       return { tid, oid: servicePrincipalOid(id), azp: id, idtyp: 'app', ver: '2.0', roles };
@@ -317,10 +330,20 @@ async function testSign(req, res) {
   return send(res, 200, 'application/jwt', `${input}.${sig}`);
 }
 // Tests only: what the provider did, and changes to its users.
-const counts = { refresh: 0, refresh_errors: 0 };
+const counts = { refresh: 0, refresh_errors: 0, client_assertions: 0, last_assertion_jti: null, client_errors: [] };
+// A client assertion's jti (the token request that carried it).
+function noteAssertion(ctx) {
+  const a = ctx.oidc.params && ctx.oidc.params.client_assertion;
+  if (!a) return;
+  counts.client_assertions += 1;
+  try {
+    counts.last_assertion_jti = JSON.parse(Buffer.from(String(a).split('.')[1], 'base64url').toString()).jti;
+  } catch { counts.last_assertion_jti = 'unreadable'; }
+}
 const lastSid = {};
 function observe(provider) {
   provider.on('grant.success', (ctx) => {
+    noteAssertion(ctx);
     if (ctx.oidc.params.grant_type === 'refresh_token') counts.refresh += 1;
     const idToken = ctx.body && ctx.body.id_token;
     if (idToken) {
@@ -329,7 +352,9 @@ function observe(provider) {
       if (claims.sid) lastSid[claims.sub] = claims.sid;
     }
   });
-  provider.on('grant.error', (ctx) => {
+  provider.on('grant.error', (ctx, err) => {
+    noteAssertion(ctx);
+    if (err && ctx.oidc.params && ctx.oidc.params.client_assertion) counts.client_errors.push(`${err.error}: ${err.error_description}`);
     if (ctx.oidc.params && ctx.oidc.params.grant_type === 'refresh_token') counts.refresh_errors += 1;
   });
 }
