@@ -346,3 +346,96 @@ session:
     );
     assert!(ok, "check must pass:\n{out}");
 }
+
+/// Client credentials: exactly one per provider, each checked now, with its path; workload
+/// identity takes what AKS sets, and says which variable is missing.
+#[test]
+fn client_credentials_are_checked_all_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, other) = (
+        dir.path().join("c.crt"),
+        dir.path().join("c.key"),
+        dir.path().join("other.key"),
+    );
+    let pkey = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "gateway").unwrap();
+    let name = name.build();
+    let mut b = openssl::x509::X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&pkey).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    b.sign(&pkey, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    std::fs::write(&cert, b.build().to_pem().unwrap()).unwrap();
+    std::fs::write(&key, pkey.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let stranger = openssl::rsa::Rsa::generate(2048).unwrap();
+    std::fs::write(&other, stranger.private_key_to_pem().unwrap()).unwrap();
+    let provider = |name: &str, lines: &str| {
+        format!("  - name: {name}\n    type: oidc\n    issuer: \"https://idp.example\"\n    client_id: x\n{lines}\n")
+    };
+    let yaml = format!(
+        "listen: [\"127.0.0.1:8080\"]\npublic_url: \"http://gw.example\"\nproviders:\n{}{}{}{}{}{}{}{}  - name: wi\n    type: entra\n    workload_identity: true\nroutes:\n  - upstream: \"127.0.0.1:3000\"\n    provider: ok-cert\nsession:\n  secret: \"0123456789abcdef0123456789abcdef\"\n",
+        provider("two", &format!("    client_secret: s\n    client_assertion_file: /tmp/t")),
+        provider("none-at-all", ""),
+        provider("missing", "    client_certificate_file: /nonexistent/c.crt\n    client_key_file: /nonexistent/c.key"),
+        provider("mismatch", &format!("    client_certificate_file: \"{}\"\n    client_key_file: \"{}\"", cert.display(), other.display())),
+        provider("thumb", &format!("    client_certificate_file: \"{}\"\n    client_key_file: \"{}\"\n    client_certificate_thumbprint: md5", cert.display(), key.display())),
+        provider("basic", "    client_auth: basic"),
+        provider("half", &format!("    client_certificate_file: \"{}\"", cert.display())),
+        provider("ok-cert", &format!("    client_certificate_file: \"{}\"\n    client_key_file: \"{}\"\n    client_certificate_thumbprint: sha256", cert.display(), key.display())),
+    );
+    let (ok, out) = check(&yaml, &[]);
+    assert!(!ok, "check must fail:\n{out}");
+    assert_config_errors(
+        &out,
+        &[
+            ("providers[0]", "more than one client credential"),
+            ("providers[1]", "needs a client credential"),
+            ("providers[2].client_certificate_file", "/nonexistent/c.crt"),
+            (
+                "providers[3].client_certificate_file",
+                "is not the key of the certificate",
+            ),
+            (
+                "providers[4].client_certificate_thumbprint",
+                "is not sha1 or sha256",
+            ),
+            ("providers[5].client_auth", "only none is written here"),
+            ("providers[6].client_key_file", "is required"),
+            (
+                "providers[8].client_id",
+                "$AZURE_CLIENT_ID, which is not set",
+            ),
+            ("providers[8].tenant", "$AZURE_TENANT_ID, which is not set"),
+            (
+                "providers[8].client_assertion_file",
+                "$AZURE_FEDERATED_TOKEN_FILE",
+            ),
+        ],
+    );
+    assert!(!out.contains("providers[7]"), "the good one: {out}");
+
+    // With AKS's variables, workload identity needs nothing more; a public client passes
+    // with a warning that says what it trades away.
+    let yaml = "listen: [\"127.0.0.1:8080\"]\npublic_url: \"http://gw.example\"\nproviders:\n  - name: wi\n    type: entra\n    workload_identity: true\n  - name: public\n    type: oidc\n    issuer: \"https://idp.example\"\n    client_id: spa\n    client_auth: none\nroutes:\n  - upstream: \"127.0.0.1:3000\"\n    provider: wi\nsession:\n  secret: \"0123456789abcdef0123456789abcdef\"\n";
+    let envs = [
+        ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+        ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "/var/run/secrets/azure/tokens/azure-identity-token",
+        ),
+    ];
+    let (ok, out) = check(yaml, &envs);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("providers[1].client_auth") && out.contains("a public client"),
+        "{out}"
+    );
+}

@@ -27,6 +27,19 @@ impl Reader<'_> {
             .iter()
             .filter(|b| **b)
             .count();
+        if given > 1 {
+            // Named in the error below, not reported as unknown keys besides.
+            for k in [
+                "client_secret",
+                "client_secret_file",
+                "client_certificate_file",
+                "client_key_file",
+                "client_assertion_file",
+                "client_auth",
+            ] {
+                self.get(o, k);
+            }
+        }
         if given != 1 {
             self.err(
                 path,
