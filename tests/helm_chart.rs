@@ -87,6 +87,13 @@ fn check_rendered_config(docs: &[Value]) -> (bool, String) {
         .env("AUTHGATE_REDIS_PASSWORD", "x")
         .env("AUTHGATE_ADMIN_TOKEN", "0123456789abcdef0123456789abcdef")
         .env("AUTHGATE_SCIM_TOKEN", "0123456789abcdef0123456789abcdef")
+        // What AKS's workload identity webhook injects (workloadIdentity.enabled).
+        .env("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555")
+        .env("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47")
+        .env(
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "/var/run/secrets/azure/tokens/azure-identity-token",
+        )
         .output()
         .unwrap();
     let text = format!(
@@ -719,6 +726,42 @@ fn the_assertion_key_is_generated_mounted_and_replaceable() {
         .as_str()
         .unwrap_or("")
         .contains("assertion"));
+}
+
+/// Workload identity: the pod label and the ServiceAccount annotation the AKS webhook looks
+/// for, no client secret anywhere, and a config that checks with what the webhook injects.
+#[test]
+fn workload_identity_renders_the_label_the_annotation_and_no_secret() {
+    let docs = render("charts/authgate/ci/workload-identity-values.yaml", &[]);
+    let dep = kind(&docs, "Deployment").expect("Deployment");
+    let pod = &dep["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["labels"]["azure.workload.identity/use"],
+        "true"
+    );
+    let sa = kind(&docs, "ServiceAccount").expect("ServiceAccount");
+    assert_eq!(pod["spec"]["serviceAccountName"], sa["metadata"]["name"]);
+    assert_eq!(
+        sa["metadata"]["annotations"]["azure.workload.identity/client-id"],
+        "11111111-2222-3333-4444-555555555555"
+    );
+    let secret = secrets_secret(&docs).expect("the session secret");
+    assert!(secret["data"].get("client-secret").is_none(), "{secret:?}");
+    let text = serde_yaml::to_string(&docs).expect("yaml");
+    assert!(!text.contains("AUTHGATE_CLIENT_SECRET"), "no secret env");
+    let (ok, out) = check_rendered_config(&docs);
+    assert!(ok, "{out}");
+    // Without the app's client ID the chart refuses, saying why.
+    let (ok, _, err) = helm(&[
+        "template",
+        "t",
+        CHART,
+        "-f",
+        "charts/authgate/ci/workload-identity-values.yaml",
+        "--set",
+        "workloadIdentity.clientId=",
+    ]);
+    assert!(!ok && err.contains("workloadIdentity.clientId"), "{err}");
 }
 
 #[test]

@@ -101,6 +101,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and $v.podDisruptionBudget.enabled (not $v.autoscaling.enabled) (le (int $v.replicaCount) (int $v.podDisruptionBudget.minAvailable)) }}
 {{- fail "podDisruptionBudget.minAvailable must be below replicaCount, or no node could ever be drained" }}
 {{- end }}
+{{- if and $v.workloadIdentity.enabled (not $v.workloadIdentity.clientId) }}
+{{- fail "workloadIdentity.enabled needs workloadIdentity.clientId: the Entra app's client ID (the ServiceAccount's azure.workload.identity/client-id)" }}
+{{- end }}
+{{- if and $v.workloadIdentity.enabled $v.secrets.clientSecret }}
+{{- fail "workloadIdentity.enabled: leave secrets.clientSecret empty (the federated token replaces it)" }}
+{{- end }}
 {{- if and $v.tls.enabled (not $v.tls.secretName) }}
 {{- fail "tls.enabled needs tls.secretName: a kubernetes.io/tls Secret with tls.crt and tls.key (cert-manager's Certificate.spec.secretName)" }}
 {{- end }}
@@ -228,12 +234,14 @@ forward_auth:
       containerPort: {{ .Values.adminPort }}
       protocol: TCP
   env:
+    {{- if not .Values.workloadIdentity.enabled }}
     - name: AUTHGATE_CLIENT_SECRET
       valueFrom:
         secretKeyRef:
           name: {{ include "authgate.secretName" . }}
           key: client-secret
           optional: true
+    {{- end }}
     - name: AUTHGATE_SESSION_SECRET
       valueFrom:
         secretKeyRef:
