@@ -381,7 +381,7 @@ fn client_credentials_are_checked_all_at_once() {
     };
     let yaml = format!(
         "listen: [\"127.0.0.1:8080\"]\npublic_url: \"http://gw.example\"\nproviders:\n{}{}{}{}{}{}{}{}  - name: wi\n    type: entra\n    workload_identity: true\nroutes:\n  - upstream: \"127.0.0.1:3000\"\n    provider: ok-cert\nsession:\n  secret: \"0123456789abcdef0123456789abcdef\"\n",
-        provider("two", &format!("    client_secret: s\n    client_assertion_file: /tmp/t")),
+        provider("two", "    client_secret: s\n    client_assertion_file: /tmp/t"),
         provider("none-at-all", ""),
         provider("missing", "    client_certificate_file: /nonexistent/c.crt\n    client_key_file: /nonexistent/c.key"),
         provider("mismatch", &format!("    client_certificate_file: \"{}\"\n    client_key_file: \"{}\"", cert.display(), other.display())),
