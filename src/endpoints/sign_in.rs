@@ -38,7 +38,32 @@ pub(crate) fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
     let Some(provider) = provider else {
         return Answer::unknown_provider();
     };
-    start(core, down, provider, return_to, Vec::new())
+    let hint = first(&q, "login_hint").and_then(|h| {
+        let ok = crate::idp::hints::login_hint(h);
+        if ok.is_none() {
+            log::info!("sign_in: login_hint dropped (not an email address or UPN)");
+        }
+        ok.map(str::to_string)
+    });
+    let answer = start(core, down, provider, return_to, Vec::new());
+    match hint {
+        Some(h) => with_login_hint(answer, &h),
+        None => answer,
+    }
+}
+
+/// The redirect to the IdP, with `login_hint` added (OpenID Connect and Entra's SAML endpoint
+/// both read it from the query; a signed SAML redirect signs only the SAML parameters).
+fn with_login_hint(mut answer: Answer, hint: &str) -> Answer {
+    for (name, value) in answer.headers.iter_mut() {
+        if name.eq_ignore_ascii_case("location") {
+            if let Ok(mut url) = url::Url::parse(value) {
+                url.query_pairs_mut().append_pair("login_hint", hint);
+                *value = url.to_string();
+            }
+        }
+    }
+    answer
 }
 
 /// No session: browsers are sent to sign in with the route's provider, API callers get a 401.

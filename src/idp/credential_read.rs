@@ -97,6 +97,39 @@ impl Reader<'_> {
         None
     }
 
+    /// `domain_hint`, `prompt` (`select_account`, `login`), `max_age`.
+    pub(crate) fn static_hints(
+        &mut self,
+        o: &mut Obj<'_>,
+        path: &str,
+    ) -> crate::idp::settings::StaticHints {
+        let domain_hint = self.string(o, "domain_hint");
+        if let Some(d) = &domain_hint {
+            if !crate::idp::hints::is_domain(d) {
+                self.err(
+                    join(path, "domain_hint"),
+                    format!("{d:?} is not a domain name"),
+                );
+            }
+        }
+        let prompt = self.string(o, "prompt");
+        if let Some(p) = prompt
+            .as_deref()
+            .filter(|p| !matches!(*p, "select_account" | "login"))
+        {
+            self.err(
+                join(path, "prompt"),
+                format!("{p:?} is not select_account or login"),
+            );
+        }
+        let max_age = self.duration(o, "max_age").map(|d| d.as_secs());
+        crate::idp::settings::StaticHints {
+            domain_hint,
+            prompt,
+            max_age,
+        }
+    }
+
     /// `client_certificate_thumbprint`: `sha1` (x5t, RS256; default) or `sha256` (x5t#S256,
     /// PS256).
     fn thumbprint(&mut self, o: &mut Obj<'_>, path: &str) -> Thumbprint {

@@ -6,6 +6,7 @@ pub mod credential;
 mod credential_read;
 pub(crate) mod dialect;
 pub(crate) mod entra;
+pub mod hints;
 pub(crate) mod logout_token;
 pub(crate) mod oidc;
 pub(crate) mod read;

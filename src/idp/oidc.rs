@@ -299,6 +299,27 @@ impl OidcProvider {
         }
     }
 
+    /// With `max_age`, the IdP's `auth_time` must show a sign-in that recent: it is verified,
+    /// not taken on trust from the request.
+    fn check_auth_time(&self, claims: &Value) -> Result<(), IdpError> {
+        let Some(max_age) = self.cfg.hints.max_age else {
+            return Ok(());
+        };
+        let auth_time = claims
+            .get("auth_time")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| {
+                IdpError::IdToken("max_age was asked for, but the ID token has no auth_time".into())
+            })?;
+        let age = crate::session::now_secs().saturating_sub(auth_time);
+        if age > max_age + self.cfg.clock_skew.as_secs() {
+            return Err(IdpError::IdToken(format!(
+                "the user last authenticated {age}s ago, more than max_age ({max_age}s)"
+            )));
+        }
+        Ok(())
+    }
+
     /// What a token request adds to prove who the gateway is (none for a secret), for the
     /// token endpoint of `loaded`.
     pub(super) fn token_fields(
@@ -375,6 +396,16 @@ impl OidcProvider {
         for s in self.cfg.scopes.iter().filter(|s| *s != "openid") {
             req = req.add_scope(Scope::new(s.clone()));
         }
+        let h = &self.cfg.hints;
+        if let Some(d) = &h.domain_hint {
+            req = req.add_extra_param("domain_hint", d.clone());
+        }
+        if let Some(p) = &h.prompt {
+            req = req.add_extra_param("prompt", p.clone());
+        }
+        if let Some(m) = h.max_age {
+            req = req.add_extra_param("max_age", m.to_string());
+        }
         let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
         Ok((
             url,
@@ -430,6 +461,7 @@ impl OidcProvider {
         let (identity, claims, raw) = self
             .verify_id_token(&mut loaded, id_token, Some(&nonce))
             .await?;
+        self.check_auth_time(&claims)?;
         if let Some(iss) = iss {
             if claims.get("iss").and_then(Value::as_str) != Some(iss) {
                 return Err(IdpError::Callback(format!(

@@ -221,6 +221,7 @@ impl Reader<'_> {
         let api_audience = self.string(o, "api_audience");
         let api_versions = self.token_versions(o, path, entra.is_some());
         let signing_algs = self.signing_algs(o, path);
+        let hints = self.static_hints(o, path);
         Some(OidcConfig {
             api_versions,
             signing_algs,
@@ -234,6 +235,7 @@ impl Reader<'_> {
             api_audience,
             entra,
             header_claims: Vec::new(),
+            hints,
         })
     }
 

@@ -107,4 +107,17 @@ pub struct OidcConfig {
     pub entra: Option<EntraSettings>,
     /// Claims sent upstream as headers (`headers.claims`), kept from the ID token at sign-in.
     pub header_claims: Vec<String>,
+    /// Sent with every sign-in (`domain_hint`, `prompt`, `max_age`).
+    pub hints: StaticHints,
+}
+
+/// A provider's fixed authorization parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaticHints {
+    /// Entra: skip home-realm discovery for this domain (`domain_hint`).
+    pub domain_hint: Option<String>,
+    /// `select_account` or `login`.
+    pub prompt: Option<String>,
+    /// `max_age` (seconds): the returned `auth_time` is checked against it.
+    pub max_age: Option<u64>,
 }
