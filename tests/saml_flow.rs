@@ -111,6 +111,26 @@ fn sp_initiated_sign_in_in_every_signed_mode_and_unsigned_is_refused() {
         assert_eq!(h["x-given-name"], "Alice", "{seen}");
         assert_eq!(h["x-role-list"], "Reader,Admin", "{seen}");
         assert!(h.get("x-not-sent").is_none(), "{seen}");
+        // A link's login_hint goes to the IdP beside the (signed or not) SAML parameters.
+        let r = api()
+            .get(format!(
+                "{}/_authgate/sign_in?provider=ssp-{mode}&rd=/{mode}/&login_hint=alice%40contoso.example",
+                t.gw.url
+            ))
+            .send()
+            .expect("sign_in");
+        let to = reqwest::Url::parse(&location(&r)).expect("SSO URL");
+        let pairs: Vec<(String, String)> = to
+            .query_pairs()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        assert!(
+            pairs
+                .iter()
+                .any(|(k, v)| k == "login_hint" && v == "alice@contoso.example"),
+            "{to}"
+        );
+        assert!(pairs.iter().any(|(k, _)| k == "SAMLRequest"), "{to}");
     }
     // Neither response nor assertion signed: refused, with the reason on the page and in metrics.
     let b = Browser::new();

@@ -19,6 +19,9 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 /// RFC 7523 §2.2.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// The largest client assertion file read.
+const MAX_ASSERTION_FILE: u64 = 16 * 1024;
+
 /// A certificate credential's assertion lives this long (Entra: "5-10 minutes at most").
 const ASSERTION_LIFETIME: u64 = 300;
 
@@ -167,13 +170,19 @@ impl Credential {
 /// Reads a client assertion file (workload identity): at every use, never cached, since the
 /// kubelet replaces the token at 80% of its life and a cached one ends in AADSTS700024.
 fn read_assertion_file(path: &std::path::Path) -> Result<String, CredentialError> {
-    let text = std::fs::read_to_string(path)
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| CredentialError(format!("{}: {e}", path.display())))?;
+    // A token is a few KB: never read more than this, whatever the file has become.
+    let mut text = String::new();
+    file.take(MAX_ASSERTION_FILE + 1)
+        .read_to_string(&mut text)
         .map_err(|e| CredentialError(format!("{}: {e}", path.display())))?;
     let token = text.trim();
     if token.is_empty() {
         return Err(CredentialError(format!("{} is empty", path.display())));
     }
-    if token.len() > 16 * 1024
+    if token.len() > MAX_ASSERTION_FILE as usize
         || token.split('.').count() != 3
         || token.contains(char::is_whitespace)
     {
@@ -346,6 +355,10 @@ mod tests {
             ("  \n", "is empty"),
             ("not-a-jwt", "does not hold one JWT"),
             ("a.b.c d.e.f", "does not hold one JWT"),
+            (
+                &format!("{}.b.c", "a".repeat(20_000)),
+                "does not hold one JWT",
+            ),
         ] {
             std::fs::write(&f, text).unwrap();
             let e = cred.fields("aud").unwrap_err().0;
