@@ -357,23 +357,8 @@ fn client_credentials_are_checked_all_at_once() {
         dir.path().join("c.key"),
         dir.path().join("other.key"),
     );
-    let pkey = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
-    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "gateway").unwrap();
-    let name = name.build();
-    let mut b = openssl::x509::X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&pkey).unwrap();
-    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    b.sign(&pkey, openssl::hash::MessageDigest::sha256())
-        .unwrap();
-    std::fs::write(&cert, b.build().to_pem().unwrap()).unwrap();
-    std::fs::write(&key, pkey.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let (c, k, _) = common::pki::self_signed_rsa(dir.path(), "c");
+    assert_eq!((c, k), (cert.clone(), key.clone()));
     let stranger = openssl::rsa::Rsa::generate(2048).unwrap();
     std::fs::write(&other, stranger.private_key_to_pem().unwrap()).unwrap();
     let provider = |name: &str, lines: &str| {

@@ -23,28 +23,7 @@ struct ClientCert {
 }
 
 fn client_cert(dir: &Path, name: &str) -> ClientCert {
-    let pkey = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("rsa"))
-        .expect("key");
-    let mut n = openssl::x509::X509NameBuilder::new().expect("name");
-    n.append_entry_by_text("CN", name).expect("cn");
-    let n = n.build();
-    let mut b = openssl::x509::X509Builder::new().expect("builder");
-    b.set_version(2).expect("v3");
-    b.set_subject_name(&n).expect("subject");
-    b.set_issuer_name(&n).expect("issuer");
-    b.set_pubkey(&pkey).expect("pubkey");
-    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).expect("time"))
-        .expect("nbf");
-    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).expect("time"))
-        .expect("naf");
-    b.sign(&pkey, openssl::hash::MessageDigest::sha256())
-        .expect("sign");
-    let (cert, key) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    std::fs::write(&cert, b.build().to_pem().expect("pem")).expect("cert");
-    std::fs::write(&key, pkey.private_key_to_pem_pkcs8().expect("pem")).expect("key");
+    let (cert, key, pkey) = common::pki::self_signed_rsa(dir, name);
     ClientCert { cert, key, pkey }
 }
 
@@ -101,6 +80,19 @@ fn token_endpoint(op: &OpenIdProvider) -> String {
 fn try_sign_in(gw: &str, user: &str) -> (u16, String) {
     let (r, _) = Browser::new().sign_in(&format!("{gw}/x"), user);
     (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+/// A gateway whose one OpenID provider is the test provider's certificate client, with
+/// `credential` (YAML lines) as its client credential.
+fn cert_client_gateway(port: u16, op: &OpenIdProvider, upstream: u16, credential: &str) -> Gateway {
+    let provider = format!(
+        "  - name: test-idp\n    type: oidc\n    issuer: \"{}\"\n    client_id: {CERT_CLIENT}\n{credential}",
+        op.issuer
+    );
+    let cfg = ConfigBuilder::binary(port, &format!("http://127.0.0.1:{port}"), free_port())
+        .provider_written(&provider)
+        .route(RouteSpec::new("app", &format!("127.0.0.1:{upstream}")));
+    start_built(&cfg)
 }
 
 fn start_op_with_cert_client(public: &str, provider: &str, c: &ClientCert) -> OpenIdProvider {
@@ -173,19 +165,13 @@ fn a_key_the_idp_does_not_know_ends_in_a_clear_page() {
     let public = format!("http://127.0.0.1:{port}");
     let upstream = start_upstream();
     let op = start_op_with_cert_client(&public, "test-idp", &registered);
-    let provider = format!(
-        "  - name: test-idp\n    type: oidc\n    issuer: \"{}\"\n    client_id: {CERT_CLIENT}\n    client_certificate_file: \"{}\"\n    client_key_file: \"{}\"",
-        op.issuer,
+    let credential = format!(
+        "    client_certificate_file: \"{}\"
+    client_key_file: \"{}\"",
         other.cert.display(),
         other.key.display()
     );
-    let cfg = ConfigBuilder::binary(port, &public, free_port())
-        .provider_written(&provider)
-        .route(RouteSpec::new(
-            "app",
-            &format!("127.0.0.1:{}", upstream.port),
-        ));
-    let gw = start_built(&cfg);
+    let gw = cert_client_gateway(port, &op, upstream.port, &credential);
     let (status, body) = try_sign_in(&gw.url, "alice");
     assert_eq!(status, 400, "{body}");
     assert!(
@@ -210,18 +196,8 @@ fn an_assertion_file_is_read_at_every_token_request() {
     let upstream = start_upstream();
     let op = start_op_with_cert_client(&public, "test-idp", &cert);
     let file = dir.path().join("azure-identity-token");
-    let provider = format!(
-        "  - name: test-idp\n    type: oidc\n    issuer: \"{}\"\n    client_id: {CERT_CLIENT}\n    client_assertion_file: \"{}\"",
-        op.issuer,
-        file.display()
-    );
-    let cfg = ConfigBuilder::binary(port, &public, free_port())
-        .provider_written(&provider)
-        .route(RouteSpec::new(
-            "app",
-            &format!("127.0.0.1:{}", upstream.port),
-        ));
-    let gw = start_built(&cfg);
+    let credential = format!("    client_assertion_file: \"{}\"", file.display());
+    let gw = cert_client_gateway(port, &op, upstream.port, &credential);
     let aud = token_endpoint(&op);
     let sign_in = || try_sign_in(&gw.url, "alice");
 

@@ -134,3 +134,39 @@ fn issue(dir: &Path, ca: &str, name: &str, cn: &str, ext: &str) {
         ],
     );
 }
+
+/// A 2048-bit RSA key and a self-signed certificate for it (CN `name`, 30 days), written to
+/// `dir` as `<name>.crt` and `<name>.key` (PKCS#8): an app registration's certificate
+/// credential.
+pub fn self_signed_rsa(
+    dir: &Path,
+    name: &str,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    openssl::pkey::PKey<openssl::pkey::Private>,
+) {
+    let pkey = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("rsa"))
+        .expect("key");
+    let mut n = openssl::x509::X509NameBuilder::new().expect("name");
+    n.append_entry_by_text("CN", name).expect("cn");
+    let n = n.build();
+    let mut b = openssl::x509::X509Builder::new().expect("builder");
+    b.set_version(2).expect("v3");
+    b.set_subject_name(&n).expect("subject");
+    b.set_issuer_name(&n).expect("issuer");
+    b.set_pubkey(&pkey).expect("pubkey");
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).expect("time"))
+        .expect("nbf");
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).expect("time"))
+        .expect("naf");
+    b.sign(&pkey, openssl::hash::MessageDigest::sha256())
+        .expect("sign");
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert, b.build().to_pem().expect("pem")).expect("cert");
+    std::fs::write(&key, pkey.private_key_to_pem_pkcs8().expect("pem")).expect("key");
+    (cert, key, pkey)
+}
