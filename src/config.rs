@@ -170,6 +170,9 @@ impl Reader<'_> {
         let names: Vec<String> = providers.iter().flatten().map(|p| p.name.clone()).collect();
         let has_scim = top.map.is_some_and(|m| m.contains_key("scim"));
         let scim = self.scim(&mut top, &names);
+        if let (Some(h), Some(sc)) = (&headers, &scim) {
+            self.scim_header_names(h, assertion.as_ref(), sc);
+        }
         self.finish(top);
         if !has_scim {
             for (i, r) in routes.iter().enumerate() {
@@ -268,6 +271,32 @@ impl Reader<'_> {
                         o.scopes.push("offline_access".into());
                     }
                 }
+            }
+        }
+    }
+
+    /// Provisioned attributes' headers (`scim.headers`) are their own: not an identity,
+    /// claim or assertion header.
+    fn scim_header_names(
+        &mut self,
+        h: &HeaderNames,
+        assertion: Option<&crate::assertion::AssertionConfig>,
+        scim: &crate::scim::ScimConfig,
+    ) {
+        let taken: Vec<String> = h
+            .all()
+            .iter()
+            .map(|n| n.to_string())
+            .chain(h.claims.iter().map(|(n, _)| n.clone()))
+            .chain(assertion.map(|a| a.header.clone()))
+            .map(|n| crate::headers::normalize(&n))
+            .collect();
+        for (attr, name) in &scim.headers {
+            if taken.contains(&crate::headers::normalize(name)) {
+                self.err(
+                    format!("scim.headers.{}", attr.key()),
+                    format!("{name:?} is already an identity, claim or assertion header"),
+                );
             }
         }
     }

@@ -132,6 +132,11 @@ headers:
     X-Assert: jobTitle
 assertion:
   header: X-Assert
+scim:
+  token: "0123456789abcdef0123456789abcdef"
+  headers:
+    department: X-Ok
+    title: X-Title
 "#;
     let (ok, out) = check_config(yaml);
     assert!(!ok, "check must fail:\n{out}");
@@ -146,7 +151,12 @@ assertion:
             ("headers.claims.X-Address", "is an object"),
             ("assertion.header", "already an identity header"),
             ("assertion.key_files", "list at least one P-256 key"),
+            (
+                "scim.headers.department",
+                "already an identity, claim or assertion header",
+            ),
         ],
     );
     assert!(!out.contains("headers.claims.X-Ok"), "{out}");
+    assert!(!out.contains("scim.headers.title"), "{out}");
 }
