@@ -131,7 +131,9 @@ impl Gateway {
                 refreshed,
                 held,
             } => {
-                if route.preserve_post.is_some() || route.tokens.any() {
+                let replays =
+                    route.preserve_post.is_some() && down.req().method == http::Method::POST;
+                if replays || route.tokens.any() {
                     // Boxed, as every rarely taken branch here: see BENCHMARKS.md (future sizes).
                     let more =
                         Self::route_extras(core, down, ctx, &route, &identity, held.as_ref());
@@ -140,7 +142,9 @@ impl Gateway {
                     }
                 }
                 ctx.set_cookie = refreshed.map(|v| core.cookies.set_session(&v));
-                ctx.sid = held.as_ref().map(|h| h.sid.clone());
+                if core.assertion.is_some() {
+                    ctx.sid = held.as_ref().map(|h| h.sid.clone());
+                }
                 // A connection that may be upgraded (websockets) is closed when its session
                 // ends, even while idle.
                 if let Some(held) =
