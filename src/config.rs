@@ -51,6 +51,8 @@ pub struct Config {
     pub assertion: Option<crate::assertion::AssertionConfig>,
     /// TLS on the listener (`tls:`); None: plain HTTP.
     pub tls: Option<crate::tls::ListenerTls>,
+    /// `home_realm:` discovery's default provider and remembering.
+    pub home_realm: crate::idp::realm::HomeRealmConfig,
     /// Non-fatal findings (inline secrets and the like), shown by `authgate check` and logged.
     pub warnings: Vec<ConfigError>,
 }
@@ -149,6 +151,7 @@ impl Reader<'_> {
 
         let mut providers = self.providers(&mut top);
         let routes = self.routes(&mut top, &providers);
+        let home_realm = self.home_realm(&mut top, &providers);
         let mut session = self.session(&mut top, public_url.as_ref());
         if let Some(session) = &mut session {
             self.session_needs(&routes, &mut providers, session);
@@ -210,6 +213,7 @@ impl Reader<'_> {
             watch_config: server.watch_config,
             tls,
             assertion,
+            home_realm,
             warnings: Vec::new(),
         })
     }

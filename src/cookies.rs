@@ -6,6 +6,8 @@
 //! - `authgate_login_<16 chars of the key>`: one per sign-in in flight, path `/_authgate/`,
 //!   holding the provider's pending sign-in (OIDC state/nonce/PKCE, SAML request ID);
 //! - `authgate_session_loop` and `authgate_session_done`: the sealed sign-in loop counter;
+//! - `authgate_session_realm`: opt-in (`home_realm.remember`), the last domain typed on the
+//!   address page, so the next sign-in skips it;
 //! - `authgate_sign_out`: never a cookie, but the name a sign-out token is sealed under.
 //!
 //! Every value is sealed with AES-256-GCM (cookie's `PrivateJar`, key derived by HKDF from
@@ -44,6 +46,7 @@ pub struct Cookies {
     sign_out_name: String,
     post_name: String,
     replay_name: String,
+    realm_name: String,
 }
 
 impl Cookies {
@@ -60,6 +63,7 @@ impl Cookies {
             sign_out_name: format!("{}_sign_out", cfg.base_name()),
             post_name: format!("{}_post", cfg.cookie_name),
             replay_name: format!("{}_replay", cfg.cookie_name),
+            realm_name: format!("{}_realm", cfg.cookie_name),
         })
     }
 
@@ -79,6 +83,7 @@ impl Cookies {
             || name == self.done_name
             || name == self.post_name
             || name == self.replay_name
+            || name == self.realm_name
     }
 
     /// Every session cookie value the request presents.
@@ -224,6 +229,23 @@ impl Cookies {
 
     pub fn clear_replay(&self) -> String {
         self.build(&self.replay_name, "", "/", Some(Duration::ZERO))
+    }
+
+    // --- The remembered home realm (`home_realm.remember`).
+
+    /// The domain this browser typed last, if remembered within `ttl`.
+    pub fn realm(&self, req: &RequestHeader, ttl: Duration) -> Option<String> {
+        let (domain, at): (String, u64) = self.sealed(req, &self.realm_name)?;
+        (now_secs().saturating_sub(at) < ttl.as_secs()).then_some(domain)
+    }
+
+    pub fn set_realm(&self, domain: &str, ttl: Duration) -> Option<String> {
+        let sealed = self.sealer.seal(&self.realm_name, &(domain, now_secs()))?;
+        Some(self.build(&self.realm_name, &sealed, "/", Some(ttl)))
+    }
+
+    pub fn clear_realm(&self) -> String {
+        self.build(&self.realm_name, "", "/", Some(Duration::ZERO))
     }
 
     // --- Sign-out confirmation tokens (a form field, sealed like a cookie).

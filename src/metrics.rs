@@ -51,6 +51,7 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     pub assertions_signed: prometheus::IntCounter,
     pub assertion_key_reloads: IntCounterVec,
+    pub home_realms: IntCounterVec,
     /// When each listener certificate expires (Unix time), by its first name.
     pub tls_expiry: IntGaugeVec,
 }
@@ -236,6 +237,13 @@ const ASSERTION_KEY_RELOADS: Series = Series {
     buckets: &[],
 };
 
+const HOME_REALMS: Series = Series {
+    name: "authgate_home_realm_total",
+    help: "Sign-ins sent on by home-realm discovery, by provider and how it was picked (domain, default, remembered)",
+    labels: &["provider", "by"],
+    buckets: &[],
+};
+
 const UP: Series = Series {
     name: "authgate_up",
     help: "1 while the gateway process is serving",
@@ -305,6 +313,7 @@ impl Metrics {
             idp_logouts: counters(&r, &LOGOUT_CHANNELS)?,
             assertions_signed: counter(&r, &ASSERTIONS_SIGNED)?,
             assertion_key_reloads: counters(&r, &ASSERTION_KEY_RELOADS)?,
+            home_realms: counters(&r, &HOME_REALMS)?,
             up: gauge(&r, &UP)?,
             registry: r,
         };
@@ -326,6 +335,11 @@ impl Metrics {
     /// A sign-in with `provider` ended with `result` (`success` or a bounded reason).
     pub fn count_sign_in(&self, provider: &str, result: &str) {
         self.sign_ins.with_label_values(&[provider, result]).inc();
+    }
+
+    /// A sign-in sent on by home-realm discovery.
+    pub fn home_realm(&self, provider: &str, by: &str) {
+        self.home_realms.with_label_values(&[provider, by]).inc();
     }
 
     /// A request refused, for a bounded `reason`.

@@ -77,3 +77,27 @@ h1{{font-size:1.4rem;margin-top:0}}pre{{white-space:pre-wrap;background:#f6f8fa;
         m = escape(message),
     )
 }
+
+/// The address page of home-realm discovery: one email field, posted to `action` with the
+/// return path. The same page for everyone: it never lists the configured domains.
+pub(crate) fn address_form(action: &str, rd: &str, remember: bool, error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!(r#"<p role="alert"><strong>{}</strong></p>"#, escape(e)))
+        .unwrap_or_default();
+    let remember = match remember {
+        true => r#"<p><label><input type="checkbox" name="remember" value="1"> Remember my organization on this browser</label></p>"#,
+        false => "",
+    };
+    let form = format!(
+        r#"{error}<form method="post" action="{}"><input type="hidden" name="rd" value="{}"><p><label for="email">Work email address</label><br><input id="email" name="email" type="email" autocomplete="username" required autofocus maxlength="254" style="width:100%;font:inherit;padding:.4rem"></p>{remember}<p><button class="btn" type="submit">Continue</button></p></form>"#,
+        escape(action),
+        escape(rd),
+    );
+    page(
+        "Sign in",
+        "Enter your work email address: you will be sent to your organization's sign-in page.",
+        None,
+        None,
+    )
+    .replace("</main>", &format!("{form}</main>"))
+}

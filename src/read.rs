@@ -125,6 +125,14 @@ impl<'e> Reader<'e> {
         });
     }
 
+    /// A finding that does not stop the gateway (shown by `authgate check`, logged).
+    pub(crate) fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
     pub(crate) fn obj<'a>(&mut self, path: &str, v: Option<&'a Value>) -> Obj<'a> {
         let map = match v {
             None | Some(Value::Null) => None,

@@ -416,7 +416,10 @@ server.listen(Number(env('PORT', '0')), '127.0.0.1', () => {
       const login = new URLSearchParams((await readBody(req)).toString()).get('login');
       const user = USERS[login];
       if (!user) return send(res, 400, 'text/plain', `AADSTS50034: The user account ${login} does not exist in any directory.`);
-      res.writeHead(302, { location: `/${user.tid}/v2.0/auth?${query}&login_hint=${encodeURIComponent(login)}` });
+      // On to the user's tenant with the name typed as login_hint (replacing one sent).
+      const params = new URLSearchParams(query);
+      params.set('login_hint', login);
+      res.writeHead(302, { location: `/${user.tid}/v2.0/auth?${params}` });
       return res.end();
     }
     if (path === '/token' && req.method === 'POST') {

@@ -19,6 +19,7 @@ pub(crate) mod preserve_post;
 pub(crate) mod saml;
 pub(crate) mod saml_logout;
 pub(crate) mod scim;
+pub(crate) mod discover;
 pub(crate) mod sign_in;
 pub(crate) mod sign_out;
 pub(crate) mod userinfo;
@@ -59,6 +60,9 @@ pub(crate) async fn serve(
         "/sign_out" => sign_out::sign_out(core, down).await?,
         "/signed_out" => sign_out::signed_out(),
         "/auth" => forward_auth::forward_auth(core, down).await,
+        "/sign_in" if down.req().method == http::Method::POST => {
+            discover::submit(core, down).await?
+        }
         "/sign_in" => sign_in::sign_in(core, down),
         "/post_replay" => preserve_post::offer(core, down).await,
         "/userinfo" => userinfo::userinfo(core, down).await,

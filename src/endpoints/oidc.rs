@@ -83,14 +83,25 @@ pub(crate) async fn callback(
             return Answer::sign_in_error(&e, &restart).cookie(clear);
         }
     };
-    let audit = serde_json::json!({"protocol": "oidc"});
+    let clear = vec![clear];
+    if let Some(refused) = sign_in::realm_refused(
+        core,
+        provider_name,
+        &identity,
+        pending.hr.as_ref(),
+        &pending.r,
+        &clear,
+    ) {
+        return refused;
+    }
+    let audit = serde_json::json!({"protocol": "oidc", "realm": pending.hr.as_ref().map(|h| &h.d)});
     sign_in::complete(
         core,
         provider.name(),
         identity,
         Some(grant),
         &pending.r,
-        vec![clear],
+        clear,
         audit,
     )
     .await

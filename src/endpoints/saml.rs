@@ -161,7 +161,14 @@ async fn signed_in(
         None if !relay.is_empty() => return_to::sanitize(relay, &core.cfg.public_url),
         None => "/".to_string(),
     };
+    let realm = pending.and_then(|p| p.hr.as_ref());
+    if let Some(refused) =
+        sign_in::realm_refused(core, name, &identity, realm, &return_to, &clear)
+    {
+        return refused;
+    }
     let audit = serde_json::json!({"protocol": "saml", "idp_initiated": pending.is_none(),
+        "realm": realm.map(|h| &h.d),
         "assertion": verified.assertion_id, "passive": pending.is_some_and(|p| p.pv)});
     let answer = sign_in::complete(core, name, identity, None, &return_to, clear, audit).await;
     // A re-authentication: the session it renews is over (the browser holds the new one).

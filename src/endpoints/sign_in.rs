@@ -7,6 +7,7 @@ use crate::answer::Answer;
 use crate::cookies::LOOP_WINDOW;
 use crate::exchange::{first, query_pairs, wants_html, Downstream};
 use crate::identity::Identity;
+use crate::idp::realm::Realm;
 use crate::idp::Provider;
 use crate::policy::Deny;
 use crate::return_to;
@@ -14,6 +15,8 @@ use crate::route::Route;
 use crate::scim::effects::Refusal;
 use crate::session::{now_secs, CreateError, Grant, Held};
 use crate::state::Core;
+
+use super::discover;
 
 /// More trips to the IdP than this within `LOOP_WINDOW` is a sign-in loop.
 const LOOP_MAX: u32 = 5;
@@ -27,17 +30,12 @@ struct Trips {
     t: u64,
 }
 
-/// `/_authgate/sign_in?rd=<return path>&provider=<name>`.
+/// `GET /_authgate/sign_in?rd=<return path>&provider=<name>&login_hint=<address>`. Without a
+/// provider, the route `rd` leads to decides: its sign-in provider, or the address page when it
+/// discovers home realms (`discover`).
 pub(crate) fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
     let q = query_pairs(down.req());
     let return_to = return_to::sanitize(first(&q, "rd").unwrap_or("/"), &core.cfg.public_url);
-    let provider = match first(&q, "provider") {
-        Some(name) => core.providers.iter().position(|p| p.name() == name),
-        None => Some(0),
-    };
-    let Some(provider) = provider else {
-        return Answer::unknown_provider();
-    };
     let hint = first(&q, "login_hint").and_then(|h| {
         let ok = crate::idp::hints::login_hint(h);
         if ok.is_none() {
@@ -45,23 +43,56 @@ pub(crate) fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
         }
         ok.map(str::to_string)
     });
+    let provider = match first(&q, "provider") {
+        Some(name) => core.providers.iter().position(|p| p.name() == name),
+        None => match discover::route_for(core, &return_to) {
+            Some(route) if crate::idp::realm::discovers(&core.cfg, &route) => {
+                let choose = first(&q, "choose").is_some();
+                return discover::ask(core, down, &route, return_to, hint.as_deref(), choose);
+            }
+            Some(route) => Some(route.provider),
+            None => Some(0),
+        },
+    };
+    let Some(provider) = provider else {
+        return Answer::unknown_provider();
+    };
     let answer = start(core, down, provider, return_to, Vec::new());
-    match hint {
-        Some(h) => with_login_hint(answer, &h),
-        None => answer,
-    }
+    with_hints(answer, hint.as_deref(), None)
 }
 
-/// The redirect to the IdP, with `login_hint` added (OpenID Connect and Entra's SAML endpoint
-/// both read it from the query; a signed SAML redirect signs only the SAML parameters).
-fn with_login_hint(mut answer: Answer, hint: &str) -> Answer {
+/// The redirect to the IdP, with `login_hint` and `domain_hint` added or replaced (OpenID
+/// Connect and Entra's SAML endpoint both read `login_hint` from the query; a signed SAML
+/// redirect signs only the SAML parameters).
+pub(crate) fn with_hints(mut answer: Answer, login: Option<&str>, domain: Option<&str>) -> Answer {
+    if login.is_none() && domain.is_none() {
+        return answer;
+    }
     for (name, value) in answer.headers.iter_mut() {
-        if name.eq_ignore_ascii_case("location") {
-            if let Ok(mut url) = url::Url::parse(value) {
-                url.query_pairs_mut().append_pair("login_hint", hint);
-                *value = url.to_string();
+        if !name.eq_ignore_ascii_case("location") {
+            continue;
+        }
+        let Ok(mut url) = url::Url::parse(value) else {
+            continue;
+        };
+        let replaced = |k: &str| {
+            (k == "login_hint" && login.is_some()) || (k == "domain_hint" && domain.is_some())
+        };
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| !replaced(k))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        {
+            let mut q = url.query_pairs_mut();
+            q.clear().extend_pairs(kept);
+            for (k, v) in [("login_hint", login), ("domain_hint", domain)] {
+                if let Some(v) = v {
+                    q.append_pair(k, v);
+                }
             }
         }
+        *value = url.to_string();
     }
     answer
 }
@@ -114,6 +145,9 @@ pub(crate) fn challenge(core: &Core, down: &mut dyn Downstream, route: &Route) -
     if completed {
         extra.push(core.cookies.clear_sign_in_done());
     }
+    if crate::idp::realm::discovers(&core.cfg, route) {
+        return discover::begin(core, down, route, return_to, extra);
+    }
     start(core, down, route.provider, return_to, extra)
 }
 
@@ -126,7 +160,54 @@ pub(crate) fn start(
     return_to: String,
     extra: Vec<String>,
 ) -> Answer {
-    start_with(core, down, provider, return_to, extra, None)
+    start_with(core, down, provider, return_to, extra, None, None)
+}
+
+/// `start` for the home realm an address chose: the pending sign-in keeps it, and the
+/// identity that comes back must match it (`realm_refused`).
+pub(crate) fn start_in_realm(
+    core: &Core,
+    down: &mut dyn Downstream,
+    provider: usize,
+    return_to: String,
+    extra: Vec<String>,
+    realm: Realm,
+) -> Answer {
+    start_with(core, down, provider, return_to, extra, None, Some(realm))
+}
+
+/// The identity a sign-in returned is not of the tenant the address typed maps to: refused
+/// (and counted), with the way to choose again. `None`: it matches, or no address chose.
+pub(crate) fn realm_refused(
+    core: &Core,
+    provider: &str,
+    identity: &Identity,
+    realm: Option<&Realm>,
+    return_to: &str,
+    clear: &[String],
+) -> Option<Answer> {
+    let why = crate::idp::realm::check(realm?, identity).err()?;
+    core.metrics.count_sign_in(provider, "home_realm_mismatch");
+    core.metrics.deny("home_realm_mismatch");
+    log::warn!(
+        "sign-in with {provider} for {} refused (home_realm_mismatch): {why}",
+        identity.user
+    );
+    let again = format!(
+        "{}/sign_in?choose=1&rd={}",
+        crate::canonical::RESERVED_PREFIX,
+        url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
+    );
+    Some(
+        Answer::page_with(
+            403,
+            "This account belongs to another organization",
+            "You signed in with an account of a different organization than the email address you entered. Sign in again with an account of that organization, or enter another address.",
+            Some(&format!("Reason: home_realm_mismatch\n{why}")),
+            Some((&again, "Choose again")),
+        )
+        .cookies(clear.iter().cloned()),
+    )
 }
 
 /// A session due for its re-check with a SAML provider: a browser navigating is sent through a
@@ -152,7 +233,7 @@ pub(crate) fn reauthenticate(
                 identity.user,
                 identity.provider
             );
-            start_with(core, down, i, return_to, Vec::new(), Some(&held.sid))
+            start_with(core, down, i, return_to, Vec::new(), Some(&held.sid), None)
         }
         _ => {
             core.metrics.deny("reauthentication_required");
@@ -169,6 +250,7 @@ fn start_with(
     return_to: String,
     extra: Vec<String>,
     passive: Option<&str>,
+    realm: Option<Realm>,
 ) -> Answer {
     let Some(p) = core.providers.get(provider) else {
         return Answer::page(
@@ -191,13 +273,16 @@ fn start_with(
         (Some(replaces), Provider::Saml(saml)) => saml.begin_passive(return_to, replaces),
         _ => p.begin(return_to),
     };
-    let begun = match begun {
+    let mut begun = match begun {
         Ok(b) => b,
         Err(e) => {
             log::warn!("sign-in could not start with provider {}: {e}", p.name());
             return Answer::sign_in_unavailable(&e);
         }
     };
+    if let (Some(r), Some(obj)) = (realm, begun.pending.as_object_mut()) {
+        obj.insert("hr".into(), serde_json::to_value(r).unwrap_or_default());
+    }
     let Some(pending) = core
         .cookies
         .start_login(&begun.key, &begun.pending, begun.cross_site)

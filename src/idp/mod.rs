@@ -10,6 +10,8 @@ pub mod hints;
 pub(crate) mod logout_token;
 pub(crate) mod oidc;
 pub(crate) mod read;
+pub mod realm;
+mod realm_read;
 pub(crate) mod refresh;
 pub(crate) mod saml;
 pub(crate) mod saml_logout;
@@ -168,6 +170,8 @@ pub trait PendingSignIn: serde::de::DeserializeOwned {
     fn provider(&self) -> &str;
     /// Seconds since the epoch.
     fn created(&self) -> u64;
+    /// The home realm the sign-in was started for, if an address chose it.
+    fn realm(&self) -> Option<&realm::Realm>;
 }
 
 impl PendingSignIn for oidc::PendingLogin {
@@ -180,6 +184,9 @@ impl PendingSignIn for oidc::PendingLogin {
     fn created(&self) -> u64 {
         self.t
     }
+    fn realm(&self) -> Option<&realm::Realm> {
+        self.hr.as_ref()
+    }
 }
 
 impl PendingSignIn for saml::PendingSaml {
@@ -191,6 +198,9 @@ impl PendingSignIn for saml::PendingSaml {
     }
     fn created(&self) -> u64 {
         self.t
+    }
+    fn realm(&self) -> Option<&realm::Realm> {
+        self.hr.as_ref()
     }
 }
 

@@ -64,6 +64,9 @@ pub struct PendingLogin {
     pub p: String,
     /// Created at (seconds).
     pub t: u64,
+    /// The domain typed on the address page, and its tenant (home-realm discovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hr: Option<super::realm::Realm>,
 }
 
 /// A fetched key set and what the typed one drops.
@@ -416,6 +419,7 @@ impl OidcProvider {
                 r: return_to,
                 p: self.name.clone(),
                 t: crate::session::now_secs(),
+                hr: None,
             },
         ))
     }

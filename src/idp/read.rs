@@ -59,6 +59,7 @@ impl Reader<'_> {
                 None => None,
             };
             let group_names = self.group_names(&mut o, &path);
+            let domains = self.domains(&mut o, &path, parsed.as_ref());
             let session = {
                 let at = join(&path, "session");
                 let v = self.get(&mut o, "session");
@@ -74,10 +75,12 @@ impl Reader<'_> {
                     kind,
                     group_names,
                     session,
+                    domains,
                 }),
                 _ => None,
             });
         }
+        self.unique_domains(&out);
         out
     }
 

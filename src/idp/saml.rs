@@ -44,6 +44,9 @@ pub struct PendingSaml {
     /// The session a re-authentication replaces (ended once the new one is made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rs: Option<String>,
+    /// The domain typed on the address page (home-realm discovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hr: Option<super::realm::Realm>,
 }
 
 /// The IdP as loaded from its metadata (or from fingerprint settings).
@@ -313,6 +316,7 @@ impl SamlProvider {
                 t: crate::session::now_secs(),
                 pv: replaces.is_some(),
                 rs: replaces.map(str::to_string),
+                hr: None,
             },
         ))
     }

@@ -17,6 +17,8 @@ pub struct ProviderConfig {
     pub group_names: GroupNames,
     /// Its `session:` block: timers of its own (resolved into `session.lifecycle`).
     pub session: crate::session::TimerOverrides,
+    /// `domains:` home-realm discovery sends addresses of these domains here.
+    pub domains: Vec<super::realm::DomainRule>,
 }
 
 // Built once per (re)load, never on the request path: boxing the larger variant buys nothing.
