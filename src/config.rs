@@ -151,7 +151,7 @@ impl Reader<'_> {
 
         let mut providers = self.providers(&mut top);
         let routes = self.routes(&mut top, &providers);
-        let home_realm = self.home_realm(&mut top, &providers);
+        let home_realm = self.home_realm(&mut top, &providers, &routes);
         let mut session = self.session(&mut top, public_url.as_ref());
         if let Some(session) = &mut session {
             self.session_needs(&routes, &mut providers, session);

@@ -424,3 +424,90 @@ fn client_credentials_are_checked_all_at_once() {
         "{out}"
     );
 }
+
+/// Every home-realm mistake at once, with its path: bad patterns, a domain on two providers,
+/// tenant maps where no tenant choice exists or outside `allowed_tenants`, an unknown default.
+#[test]
+fn home_realm_mistakes_are_checked_all_at_once() {
+    const A: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const B: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
+    let yaml = format!(
+        "listen: [\"127.0.0.1:8080\"]\npublic_url: \"http://gw.example\"\nproviders:
+  - name: org
+    type: entra
+    tenant: organizations
+    client_id: x
+    client_secret: s
+    allowed_tenants: [\"{A}\"]
+    domains:
+      contoso.com: \"{A}\"
+      fabrikam.com: \"{B}\"
+      northwind.com: not-a-guid
+      \"*.com\": \"{A}\"
+  - name: single
+    type: entra
+    tenant: \"{A}\"
+    client_id: x
+    client_secret: s
+    domains: {{contoso.net: \"{A}\"}}
+  - name: plain
+    type: oidc
+    issuer: \"https://idp.example\"
+    client_id: x
+    client_secret: s
+    domains: [contoso.com, \"*.contoso.com\", \"*\", \"contoso .org\", \"*.contoso.com\", 7]
+  - name: listed
+    type: saml
+    sp_entity_id: \"https://gw.example/sp\"
+    idp_metadata_url: \"https://idp.example/md\"
+    domains: example.edu
+routes:
+  - upstream: \"127.0.0.1:3000\"
+    providers: [org, plain, listed]
+home_realm:
+  default_provider: nobody
+  remember: 0s
+  colour: blue
+session:
+  secret: \"0123456789abcdef0123456789abcdef\"
+"
+    );
+    let (ok, out) = check(&yaml, &[]);
+    assert!(!ok, "check must fail:\n{out}");
+    assert_config_errors(
+        &out,
+        &[
+            (
+                "providers[0].domains.fabrikam.com",
+                "is not in this provider's allowed_tenants",
+            ),
+            (
+                "providers[0].domains.northwind.com",
+                "is not a tenant ID (GUID)",
+            ),
+            ("providers[0].domains.*.com", "is not a domain name"),
+            (
+                "providers[1].domains.contoso.net",
+                "tenant: organizations or common",
+            ),
+            ("providers[2].domains[2]", "is not a domain name"),
+            ("providers[2].domains[3]", "is not a domain name"),
+            ("providers[2].domains[5]", "expected a domain name"),
+            ("providers[2].domains", "*.contoso.com is listed twice"),
+            (
+                "providers[2].domains",
+                "contoso.com is already listed by provider \"org\"",
+            ),
+            ("providers[3].domains", "expected a list of domains"),
+            ("home_realm.default_provider", "no provider named \"nobody\""),
+            ("home_realm.remember", "must be between 1s and 400d"),
+            ("home_realm.colour", "unknown key"),
+        ],
+    );
+
+    // Domains no route can use pass, with a warning that says what would use them.
+    let yaml = "listen: [\"127.0.0.1:8080\"]\npublic_url: \"http://gw.example\"\nproviders:\n  - name: plain\n    type: oidc\n    issuer: \"https://idp.example\"\n    client_id: x\n    client_secret: s\n    domains: [contoso.com]\nroutes:\n  - upstream: \"127.0.0.1:3000\"\nhome_realm:\n  remember: 30d\nsession:\n  secret: \"0123456789abcdef0123456789abcdef\"\n";
+    let (ok, out) = check(yaml, &[]);
+    assert!(ok, "{out}");
+    assert_config_errors(&out, &[("providers", "no route asks for an address")]);
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::answer::Answer;
 use crate::canonical::RESERVED_PREFIX;
 use crate::exchange::{first, read_form, Downstream};
-use crate::idp::realm::{self, Picked};
+use crate::idp::realm;
 use crate::idp::settings::ProviderKind;
 use crate::idp::hints;
 use crate::pages;
@@ -145,7 +145,8 @@ fn foreign(core: &Core, down: &dyn Downstream) -> Option<&'static str> {
 
 /// Sends the browser to the provider `domain` leads to on `route`, with the hints: the
 /// address as `login_hint` when one was typed, the domain as `domain_hint` to an Entra
-/// provider that lists it.
+/// provider (whether it lists the domain or is the default: a hint only for listed domains
+/// would tell a visitor which domains are configured).
 #[allow(clippy::too_many_arguments)]
 fn go(
     core: &Core,
@@ -163,7 +164,7 @@ fn go(
         .providers
         .get(choice.provider)
         .is_some_and(|p| matches!(&p.kind, ProviderKind::Oidc(o) if o.entra.is_some()));
-    let domain_hint = (entra && choice.picked == Picked::Domain).then_some(domain);
+    let domain_hint = entra.then_some(domain);
     let by = match remembered {
         true => "remembered",
         false => choice.picked.label(),

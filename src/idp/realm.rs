@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::identity::Identity;
+use crate::idp::settings::ProviderConfig;
 use crate::route::Route;
 
 /// One `providers[].domains` entry: `contoso.com` (that domain only) or `*.contoso.com` (its
@@ -96,11 +97,19 @@ fn accepted(route: &Route, name: &str) -> bool {
 /// Does a sign-in for `route` start with the address page? When it accepts several providers
 /// and at least one lists domains, or its one provider maps domains to tenants.
 pub fn discovers(cfg: &Config, route: &Route) -> bool {
-    let mut listed = cfg
+    let listed = cfg
         .providers
         .iter()
         .filter(|p| accepted(route, &p.name) && !p.domains.is_empty());
-    match route.accepted().len() {
+    asks(route.accepted().len(), listed)
+}
+
+/// `discovers` for a route accepting `accepted` providers, `listed` those that list domains.
+pub(crate) fn asks<'a>(
+    accepted: usize,
+    mut listed: impl Iterator<Item = &'a ProviderConfig>,
+) -> bool {
+    match accepted {
         0 => false,
         1 => listed.any(|p| p.domains.iter().any(|d| d.tenant.is_some())),
         _ => listed.next().is_some(),

@@ -9,6 +9,7 @@ use super::hints::is_domain;
 use super::realm::{DomainRule, HomeRealmConfig};
 use super::settings::{ProviderConfig, ProviderKind};
 use crate::identity::is_guid;
+use crate::route::RouteConfig;
 use crate::read::{join, Obj, Reader};
 
 /// Sessions of a remembered choice last at most this long.
@@ -148,11 +149,13 @@ impl Reader<'_> {
         }
     }
 
-    /// `home_realm: {default_provider, remember}`.
+    /// `home_realm: {default_provider, remember}`; a warning when no route would ask for an
+    /// address although providers list domains.
     pub(crate) fn home_realm(
         &mut self,
         top: &mut Obj<'_>,
         providers: &[Option<ProviderConfig>],
+        routes: &[RouteConfig],
     ) -> HomeRealmConfig {
         let v = self.get(top, "home_realm");
         let present = v.is_some();
@@ -178,6 +181,19 @@ impl Reader<'_> {
             self.warn(
                 "home_realm",
                 "no provider lists domains:, so no sign-in asks for an address",
+            );
+        }
+        let asks = |r: &RouteConfig| {
+            let listed = providers
+                .iter()
+                .flatten()
+                .filter(|p| r.accepts.contains(&p.name) && !p.domains.is_empty());
+            super::realm::asks(r.accepts.len(), listed)
+        };
+        if any_domains && !routes.iter().any(|r| !r.public && asks(r)) {
+            self.warn(
+                "providers",
+                "providers list domains:, but no route asks for an address: that needs a route accepting several providers (providers: [a, b]), or one Entra provider whose domains map to tenants",
             );
         }
         HomeRealmConfig {
