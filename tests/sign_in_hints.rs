@@ -81,3 +81,15 @@ fn an_authentication_older_than_max_age_is_refused() {
     let body = r.text().unwrap_or_default();
     assert!(body.contains("more than max_age"), "{body}");
 }
+
+/// Entra cannot take `login_hint` with `prompt=select_account`: an address given wins over the
+/// account picker, for that sign-in only.
+#[test]
+fn an_address_replaces_the_account_picker() {
+    let env = start_env_with(|b| b.provider_lines("    prompt: select_account"));
+    let p = authorize_params(&env.gw, "");
+    assert_eq!(values(&p, "prompt"), ["select_account"]);
+    let p = authorize_params(&env.gw, "&login_hint=alice%40contoso.example");
+    assert_eq!(values(&p, "login_hint"), ["alice@contoso.example"]);
+    assert!(values(&p, "prompt").is_empty(), "{p:?}");
+}

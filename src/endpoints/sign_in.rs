@@ -75,12 +75,16 @@ pub(crate) fn with_hints(mut answer: Answer, login: Option<&str>, domain: Option
         let Ok(mut url) = url::Url::parse(value) else {
             continue;
         };
-        let replaced = |k: &str| {
-            (k == "login_hint" && login.is_some()) || (k == "domain_hint" && domain.is_some())
+        // Entra: `login_hint` and `prompt=select_account` do not go together; a typed
+        // address wins over the account picker.
+        let replaced = |k: &str, v: &str| {
+            (k == "login_hint" && login.is_some())
+                || (k == "domain_hint" && domain.is_some())
+                || (k == "prompt" && v == "select_account" && login.is_some())
         };
         let kept: Vec<(String, String)> = url
             .query_pairs()
-            .filter(|(k, _)| !replaced(k))
+            .filter(|(k, v)| !replaced(k, v))
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         {
