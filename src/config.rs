@@ -52,7 +52,7 @@ pub struct Config {
     /// TLS on the listener (`tls:`); None: plain HTTP.
     pub tls: Option<crate::tls::ListenerTls>,
     /// `home_realm:` discovery's default provider and remembering.
-    pub home_realm: crate::idp::realm::HomeRealmConfig,
+    pub home_realm: crate::idp::settings::HomeRealmConfig,
     /// Non-fatal findings (inline secrets and the like), shown by `authgate check` and logged.
     pub warnings: Vec<ConfigError>,
 }
@@ -151,7 +151,12 @@ impl Reader<'_> {
 
         let mut providers = self.providers(&mut top);
         let routes = self.routes(&mut top, &providers);
-        let home_realm = self.home_realm(&mut top, &providers, &routes);
+        let signed_in: Vec<&[String]> = routes
+            .iter()
+            .filter(|r| !r.public)
+            .map(|r| r.accepts.as_slice())
+            .collect();
+        let home_realm = self.home_realm(&mut top, &providers, &signed_in);
         let mut session = self.session(&mut top, public_url.as_ref());
         if let Some(session) = &mut session {
             self.session_needs(&routes, &mut providers, session);

@@ -85,7 +85,9 @@ pub(crate) fn address_form(action: &str, rd: &str, remember: bool, error: Option
         .map(|e| format!(r#"<p role="alert"><strong>{}</strong></p>"#, escape(e)))
         .unwrap_or_default();
     let remember = match remember {
-        true => r#"<p><label><input type="checkbox" name="remember" value="1"> Remember my organization on this browser</label></p>"#,
+        true => {
+            r#"<p><label><input type="checkbox" name="remember" value="1"> Remember my organization on this browser</label></p>"#
+        }
         false => "",
     };
     let form = format!(

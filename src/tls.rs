@@ -181,7 +181,7 @@ impl CertStore {
     fn pick<'a>(all: &'a [Loaded], sni: Option<&str>) -> Option<&'a Loaded> {
         if let Some(host) = sni {
             let host = host.trim_end_matches('.').to_ascii_lowercase();
-            let exact = all.iter().find(|l| l.names.iter().any(|n| *n == host));
+            let exact = all.iter().find(|l| l.names.contains(&host));
             let wild = || {
                 all.iter()
                     .find(|l| l.names.iter().any(|n| covers(n, &host)))

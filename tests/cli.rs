@@ -499,7 +499,10 @@ session:
                 "contoso.com is already listed by provider \"org\"",
             ),
             ("providers[3].domains", "expected a list of domains"),
-            ("home_realm.default_provider", "no provider named \"nobody\""),
+            (
+                "home_realm.default_provider",
+                "no provider named \"nobody\"",
+            ),
             ("home_realm.remember", "must be between 1s and 400d"),
             ("home_realm.colour", "unknown key"),
         ],

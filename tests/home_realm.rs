@@ -76,7 +76,10 @@ fn params(r: &Response) -> (String, Vec<(String, String)>) {
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    (format!("{}{}", to.origin().ascii_serialization(), to.path()), q)
+    (
+        format!("{}{}", to.origin().ascii_serialization(), to.path()),
+        q,
+    )
 }
 
 fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -193,13 +196,24 @@ fn each_domain_lands_on_its_own_idp_and_a_foreign_tenant_is_refused() {
     assert_eq!(seen["headers"]["x-auth-email"], "alice@contoso.example");
 
     let m = scrape(&gw.admin);
-    assert!(metric(&m, "authgate_home_realm_total{by=\"domain\",provider=\"entra\"}") >= 4.0);
+    assert!(
+        metric(
+            &m,
+            "authgate_home_realm_total{by=\"domain\",provider=\"entra\"}"
+        ) >= 4.0
+    );
     assert_eq!(
-        metric(&m, "authgate_home_realm_total{by=\"default\",provider=\"entra\"}"),
+        metric(
+            &m,
+            "authgate_home_realm_total{by=\"default\",provider=\"entra\"}"
+        ),
         4.0
     );
     assert!(
-        metric(&m, "authgate_home_realm_total{by=\"domain\",provider=\"ssp-assertion\"}") >= 3.0
+        metric(
+            &m,
+            "authgate_home_realm_total{by=\"domain\",provider=\"ssp-assertion\"}"
+        ) >= 3.0
     );
 }
 
@@ -213,7 +227,11 @@ fn a_remembered_domain_skips_the_page_until_the_user_chooses_again() {
     assert!(location(&r).contains("SSOService.php"));
     assert!(b.cookie(&gw.url, "authgate_session_realm").is_none());
     let r = b.get(&format!("{}/", gw.url));
-    assert!(location(&r).contains("/_authgate/sign_in?rd="), "{}", location(&r));
+    assert!(
+        location(&r).contains("/_authgate/sign_in?rd="),
+        "{}",
+        location(&r)
+    );
     // The page offers it; asked: the next sign-in goes straight on, with the domain hint.
     let html = b.get(&location(&r)).text().unwrap();
     assert!(html.contains("name=\"remember\""), "{html}");
@@ -223,7 +241,10 @@ fn a_remembered_domain_skips_the_page_until_the_user_chooses_again() {
     let (to, q) = params(&r);
     assert!(to.contains("/organizations/v2.0"), "{to}");
     assert_eq!(param(&q, "domain_hint"), Some("fabrikam.example"));
-    assert!(param(&q, "login_hint").is_none(), "the address is not kept: {q:?}");
+    assert!(
+        param(&q, "login_hint").is_none(),
+        "the address is not kept: {q:?}"
+    );
     // The remembered choice is checked like a typed one: a contoso tenant user is refused.
     let callback = b.login_until_callback(&location(&r), "alice");
     let (r, _) = b.follow(&callback);
@@ -235,7 +256,12 @@ fn a_remembered_domain_skips_the_page_until_the_user_chooses_again() {
     assert!(b.cookie(&gw.url, "authgate_session_realm").is_none());
     // The cookie never reaches the upstream: it is the gateway's own.
     let m = scrape(&gw.admin);
-    assert!(metric(&m, "authgate_home_realm_total{by=\"remembered\",provider=\"entra\"}") >= 1.0);
+    assert!(
+        metric(
+            &m,
+            "authgate_home_realm_total{by=\"remembered\",provider=\"entra\"}"
+        ) >= 1.0
+    );
 }
 
 #[test]
@@ -264,7 +290,9 @@ fn the_address_form_refuses_what_its_page_did_not_send() {
         let r = post(&headers, form.clone());
         assert_eq!(r.status(), 403, "{why}");
         assert!(r.headers().get("location").is_none());
-        assert!(gw.log_text().contains(&format!("address form refused ({why})")));
+        assert!(gw
+            .log_text()
+            .contains(&format!("address form refused ({why})")));
     }
     let origin = [("origin", gw.url.as_str())];
     // Not an address: the page again, with one message for every kind of mistake.
@@ -285,7 +313,10 @@ fn the_address_form_refuses_what_its_page_did_not_send() {
     let r = post(&origin, format!("email={}%40x.io", "a".repeat(5000)));
     assert_eq!(r.status(), 413);
     // A foreign return path becomes "/".
-    let r = post(&origin, "email=alice%40contoso.example&rd=https%3A%2F%2Fevil.example%2F".into());
+    let r = post(
+        &origin,
+        "email=alice%40contoso.example&rd=https%3A%2F%2Fevil.example%2F".into(),
+    );
     assert_eq!(r.status(), 302);
     let b = Browser::new();
     let r = submit(&b, gw, "alice@contoso.example", "//evil.example/x", false);
@@ -304,11 +335,18 @@ fn the_address_form_refuses_what_its_page_did_not_send() {
     assert!(location(&r).contains("SSOService.php"), "{}", location(&r));
     // Without home_realm, an unknown domain goes to the route's sign-in provider.
     let r = submit(&Browser::new(), gw, "x@nowhere.example", "/", false);
-    assert!(location(&r).contains("/organizations/v2.0"), "{}", location(&r));
+    assert!(
+        location(&r).contains("/organizations/v2.0"),
+        "{}",
+        location(&r)
+    );
     // Nothing failed on the gateway's side.
     let m = scrape(&gw.admin);
     assert_eq!(
-        metric(&m, "authgate_denials_total{reason=\"sign_in_form_refused\"}"),
+        metric(
+            &m,
+            "authgate_denials_total{reason=\"sign_in_form_refused\"}"
+        ),
         5.0
     );
 }

@@ -11,15 +11,15 @@ use std::sync::Arc;
 use crate::answer::Answer;
 use crate::canonical::RESERVED_PREFIX;
 use crate::exchange::{first, read_form, Downstream};
+use crate::idp::hints;
 use crate::idp::realm;
 use crate::idp::settings::ProviderKind;
-use crate::idp::hints;
 use crate::pages;
 use crate::return_to;
 use crate::route::Route;
 use crate::state::Core;
 
-use super::sign_in;
+use super::start;
 
 /// The most the address form may weigh.
 const MAX_FORM: usize = 2048;
@@ -59,13 +59,31 @@ pub(crate) fn ask(
 ) -> Answer {
     if let Some(address) = hint {
         let domain = realm::domain_of(address).unwrap_or_default();
-        return go(core, down, route, hint, &domain, return_to, Vec::new(), false);
+        return go(
+            core,
+            down,
+            route,
+            hint,
+            &domain,
+            return_to,
+            Vec::new(),
+            false,
+        );
     }
     if choose {
         return page(core, &return_to, 200, None).cookie(core.cookies.clear_realm());
     }
     if let Some(domain) = remembered(core, down) {
-        return go(core, down, route, None, &domain, return_to, Vec::new(), true);
+        return go(
+            core,
+            down,
+            route,
+            None,
+            &domain,
+            return_to,
+            Vec::new(),
+            true,
+        );
     }
     page(core, &return_to, 200, None)
 }
@@ -104,8 +122,8 @@ pub(crate) async fn submit(core: &Core, down: &mut dyn Downstream) -> pingora::R
         ));
     };
     let Some(route) = route_for(core, &return_to) else {
-        return Ok(sign_in::with_hints(
-            sign_in::start(core, down, 0, return_to, Vec::new()),
+        return Ok(start::with_hints(
+            start::start(core, down, 0, return_to, Vec::new()),
             Some(address),
             None,
         ));
@@ -158,7 +176,12 @@ fn go(
     extra: Vec<String>,
     remembered: bool,
 ) -> Answer {
-    let choice = realm::choose(&core.cfg, route, domain);
+    let choice = realm::choose(
+        &core.cfg.providers,
+        &core.cfg.home_realm,
+        (route.accepted(), route.provider),
+        domain,
+    );
     let entra = core
         .cfg
         .providers
@@ -171,15 +194,8 @@ fn go(
     };
     let name = core.providers.get(choice.provider).map_or("", |p| p.name());
     core.metrics.home_realm(name, by);
-    let answer = sign_in::start_in_realm(
-        core,
-        down,
-        choice.provider,
-        return_to,
-        extra,
-        choice.realm,
-    );
-    sign_in::with_hints(answer, address, domain_hint)
+    let answer = start::start_in_realm(core, down, choice.provider, return_to, extra, choice.realm);
+    start::with_hints(answer, address, domain_hint)
 }
 
 fn remembered(core: &Core, down: &dyn Downstream) -> Option<String> {

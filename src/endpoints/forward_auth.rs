@@ -92,7 +92,7 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
             // ingress-nginx accepts only 2xx/401/403 from auth-url and redirects itself.
             if fa.dialect == Dialect::Traefik && wants_html(down.req()) {
                 let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
-                return sign_in::start(core, down, route.provider, return_to, Vec::new());
+                return super::start::start(core, down, route.provider, return_to, Vec::new());
             }
             core.metrics.deny("unauthenticated");
             return Answer::unauthenticated(None);

@@ -12,6 +12,7 @@
 //! - `scim`: `/scim/v2/...`, SCIM provisioning's HTTP side (what it does: `crate::scim`).
 
 pub(crate) mod backchannel_logout;
+pub(crate) mod discover;
 pub(crate) mod forward_auth;
 pub(crate) mod frontchannel_logout;
 pub(crate) mod oidc;
@@ -19,9 +20,9 @@ pub(crate) mod preserve_post;
 pub(crate) mod saml;
 pub(crate) mod saml_logout;
 pub(crate) mod scim;
-pub(crate) mod discover;
 pub(crate) mod sign_in;
 pub(crate) mod sign_out;
+pub(crate) mod start;
 pub(crate) mod userinfo;
 
 use crate::answer::Answer;

@@ -34,8 +34,6 @@ use crate::route::{PreservePost, Route};
 use crate::session::{now_secs, random_token};
 use crate::state::Core;
 
-use super::sign_in;
-
 /// Forms one browser may have kept at once; a fourth drops the oldest.
 const MAX_PER_BROWSER: usize = 3;
 /// The store's kind for kept forms.
@@ -217,7 +215,7 @@ pub(crate) async fn keep(
         body.len()
     );
     let back = format!("{RESERVED_PREFIX}/post_replay?id={id}");
-    Ok(Some(sign_in::start(
+    Ok(Some(super::start::start(
         core,
         down,
         route.provider,

@@ -105,7 +105,7 @@ pub(crate) async fn acs(
             ) {
                 (Some(p), Some(i)) => {
                     end_replaced(core, &p, "a declined re-authentication belonged to").await;
-                    Ok(sign_in::start(core, down, i, p.r, clear))
+                    Ok(super::start::start(core, down, i, p.r, clear))
                 }
                 _ => Ok(Answer::not_found()),
             }
@@ -162,8 +162,7 @@ async fn signed_in(
         None => "/".to_string(),
     };
     let realm = pending.and_then(|p| p.hr.as_ref());
-    if let Some(refused) =
-        sign_in::realm_refused(core, name, &identity, realm, &return_to, &clear)
+    if let Some(refused) = sign_in::realm_refused(core, name, &identity, realm, &return_to, &clear)
     {
         return refused;
     }

@@ -8,7 +8,6 @@ use crate::cookies::LOOP_WINDOW;
 use crate::exchange::{first, query_pairs, wants_html, Downstream};
 use crate::identity::Identity;
 use crate::idp::realm::Realm;
-use crate::idp::Provider;
 use crate::policy::Deny;
 use crate::return_to;
 use crate::route::Route;
@@ -17,11 +16,10 @@ use crate::session::{now_secs, CreateError, Grant, Held};
 use crate::state::Core;
 
 use super::discover;
+use super::start::{start, start_with, with_hints};
 
 /// More trips to the IdP than this within `LOOP_WINDOW` is a sign-in loop.
 const LOOP_MAX: u32 = 5;
-/// More pending sign-ins than this in one browser: clear them instead of adding another.
-const MAX_PENDING_LOGINS: usize = 5;
 
 /// The sealed sign-in loop counter: trips to the IdP that followed a completed sign-in.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -46,7 +44,7 @@ pub(crate) fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
     let provider = match first(&q, "provider") {
         Some(name) => core.providers.iter().position(|p| p.name() == name),
         None => match discover::route_for(core, &return_to) {
-            Some(route) if crate::idp::realm::discovers(&core.cfg, &route) => {
+            Some(route) if crate::idp::realm::discovers(&core.cfg.providers, route.accepted()) => {
                 let choose = first(&q, "choose").is_some();
                 return discover::ask(core, down, &route, return_to, hint.as_deref(), choose);
             }
@@ -59,46 +57,6 @@ pub(crate) fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
     };
     let answer = start(core, down, provider, return_to, Vec::new());
     with_hints(answer, hint.as_deref(), None)
-}
-
-/// The redirect to the IdP, with `login_hint` and `domain_hint` added or replaced (OpenID
-/// Connect and Entra's SAML endpoint both read `login_hint` from the query; a signed SAML
-/// redirect signs only the SAML parameters).
-pub(crate) fn with_hints(mut answer: Answer, login: Option<&str>, domain: Option<&str>) -> Answer {
-    if login.is_none() && domain.is_none() {
-        return answer;
-    }
-    for (name, value) in answer.headers.iter_mut() {
-        if !name.eq_ignore_ascii_case("location") {
-            continue;
-        }
-        let Ok(mut url) = url::Url::parse(value) else {
-            continue;
-        };
-        // Entra: `login_hint` and `prompt=select_account` do not go together; a typed
-        // address wins over the account picker.
-        let replaced = |k: &str, v: &str| {
-            (k == "login_hint" && login.is_some())
-                || (k == "domain_hint" && domain.is_some())
-                || (k == "prompt" && v == "select_account" && login.is_some())
-        };
-        let kept: Vec<(String, String)> = url
-            .query_pairs()
-            .filter(|(k, v)| !replaced(k, v))
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        {
-            let mut q = url.query_pairs_mut();
-            q.clear().extend_pairs(kept);
-            for (k, v) in [("login_hint", login), ("domain_hint", domain)] {
-                if let Some(v) = v {
-                    q.append_pair(k, v);
-                }
-            }
-        }
-        *value = url.to_string();
-    }
-    answer
 }
 
 /// No session: browsers are sent to sign in with the route's provider, API callers get a 401.
@@ -149,35 +107,10 @@ pub(crate) fn challenge(core: &Core, down: &mut dyn Downstream, route: &Route) -
     if completed {
         extra.push(core.cookies.clear_sign_in_done());
     }
-    if crate::idp::realm::discovers(&core.cfg, route) {
+    if crate::idp::realm::discovers(&core.cfg.providers, route.accepted()) {
         return discover::begin(core, down, route, return_to, extra);
     }
     start(core, down, route.provider, return_to, extra)
-}
-
-/// Sends the browser to provider number `provider`, keeping the pending sign-in sealed in a
-/// cookie named after its key; `extra` cookies are set on the same answer.
-pub(crate) fn start(
-    core: &Core,
-    down: &mut dyn Downstream,
-    provider: usize,
-    return_to: String,
-    extra: Vec<String>,
-) -> Answer {
-    start_with(core, down, provider, return_to, extra, None, None)
-}
-
-/// `start` for the home realm an address chose: the pending sign-in keeps it, and the
-/// identity that comes back must match it (`realm_refused`).
-pub(crate) fn start_in_realm(
-    core: &Core,
-    down: &mut dyn Downstream,
-    provider: usize,
-    return_to: String,
-    extra: Vec<String>,
-    realm: Realm,
-) -> Answer {
-    start_with(core, down, provider, return_to, extra, None, Some(realm))
 }
 
 /// The identity a sign-in returned is not of the tenant the address typed maps to: refused
@@ -244,68 +177,6 @@ pub(crate) fn reauthenticate(
             Answer::reauthentication_required(&core.sign_in_link(req, &identity.provider))
         }
     }
-}
-
-/// `start`, or with `passive` (the session it replaces) a passive re-authentication.
-fn start_with(
-    core: &Core,
-    down: &mut dyn Downstream,
-    provider: usize,
-    return_to: String,
-    extra: Vec<String>,
-    passive: Option<&str>,
-    realm: Option<Realm>,
-) -> Answer {
-    let Some(p) = core.providers.get(provider) else {
-        return Answer::page(
-            500,
-            "Gateway misconfigured",
-            "This route names no identity provider.",
-            None,
-        );
-    };
-    // No session could be made at the end of it: say so now, not after the IdP round trip.
-    if !core.sessions.store().healthy() {
-        log::warn!(
-            "sign-in with {} not started: the {} session store does not answer",
-            p.name(),
-            core.sessions.store().kind()
-        );
-        return Answer::store_unavailable(true);
-    }
-    let begun = match (passive, &**p) {
-        (Some(replaces), Provider::Saml(saml)) => saml.begin_passive(return_to, replaces),
-        _ => p.begin(return_to),
-    };
-    let mut begun = match begun {
-        Ok(b) => b,
-        Err(e) => {
-            log::warn!("sign-in could not start with provider {}: {e}", p.name());
-            return Answer::sign_in_unavailable(&e);
-        }
-    };
-    if let (Some(r), Some(obj)) = (realm, begun.pending.as_object_mut()) {
-        obj.insert("hr".into(), serde_json::to_value(r).unwrap_or_default());
-    }
-    let Some(pending) = core
-        .cookies
-        .start_login(&begun.key, &begun.pending, begun.cross_site)
-    else {
-        return Answer::page(
-            500,
-            "Sign-in failed",
-            "Could not protect the sign-in state.",
-            None,
-        );
-    };
-    // Many abandoned sign-ins: clear them so the Cookie header cannot grow forever.
-    let abandoned = core
-        .cookies
-        .clear_abandoned_logins(down.req(), MAX_PENDING_LOGINS);
-    Answer::redirect(begun.url.to_string())
-        .cookie(pending)
-        .cookies(extra)
-        .cookies(abandoned)
 }
 
 /// The IdP vouched for the user, but the gateway will not let them in (tenant, groups that

@@ -4,54 +4,12 @@
 //! (`endpoints::discover`); the choice travels with the pending sign-in and the returned
 //! identity must match it (`check`).
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
 use crate::identity::Identity;
-use crate::idp::settings::ProviderConfig;
-use crate::route::Route;
+use crate::idp::settings::{HomeRealmConfig, ProviderConfig};
 
-/// One `providers[].domains` entry: `contoso.com` (that domain only) or `*.contoso.com` (its
-/// subdomains only), and, for a multi-tenant Entra provider, the tenant it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DomainRule {
-    /// Lower case, without the `*.`.
-    pub domain: String,
-    /// `*.domain`: subdomains at any depth, not the domain itself.
-    pub subdomains: bool,
-    /// The Entra tenant ID (lower case) this domain's users belong to.
-    pub tenant: Option<String>,
-}
-
-impl DomainRule {
-    fn matches(&self, domain: &str) -> bool {
-        if !self.subdomains {
-            return domain == self.domain;
-        }
-        domain.len() > self.domain.len() + 1
-            && domain.ends_with(self.domain.as_str())
-            && domain.as_bytes()[domain.len() - self.domain.len() - 1] == b'.'
-    }
-
-    /// As written in the configuration.
-    pub fn pattern(&self) -> String {
-        match self.subdomains {
-            true => format!("*.{}", self.domain),
-            false => self.domain.clone(),
-        }
-    }
-}
-
-/// `home_realm:` (every key optional).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HomeRealmConfig {
-    /// Where an address no provider lists goes (else the route's sign-in provider).
-    pub default_provider: Option<String>,
-    /// Opt-in: how long a browser remembers the last domain typed, to skip the page.
-    pub remember: Option<Duration>,
-}
+pub use crate::idp::settings::DomainRule;
 
 /// The domain a sign-in was started for, sealed with the pending sign-in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,38 +48,47 @@ pub struct Choice {
     pub picked: Picked,
 }
 
-fn accepted(route: &Route, name: &str) -> bool {
-    route.accepted().iter().any(|a| **a == *name)
+/// The providers a route accepts (`Route::accepted`, `RouteConfig::accepts`), by name.
+pub trait Accepts {
+    fn accepts_name(&self, name: &str) -> bool;
+    fn count(&self) -> usize;
 }
 
-/// Does a sign-in for `route` start with the address page? When it accepts several providers
-/// and at least one lists domains, or its one provider maps domains to tenants.
-pub fn discovers(cfg: &Config, route: &Route) -> bool {
-    let listed = cfg
-        .providers
+impl<T: AsRef<str>> Accepts for [T] {
+    fn accepts_name(&self, name: &str) -> bool {
+        self.iter().any(|a| a.as_ref() == name)
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Does a sign-in on a route accepting `accepts` start with the address page? When it accepts
+/// several providers and at least one lists domains, or its one provider maps domains to
+/// tenants.
+pub fn discovers<A: Accepts + ?Sized>(providers: &[ProviderConfig], accepts: &A) -> bool {
+    let mut listed = providers
         .iter()
-        .filter(|p| accepted(route, &p.name) && !p.domains.is_empty());
-    asks(route.accepted().len(), listed)
-}
-
-/// `discovers` for a route accepting `accepted` providers, `listed` those that list domains.
-pub(crate) fn asks<'a>(
-    accepted: usize,
-    mut listed: impl Iterator<Item = &'a ProviderConfig>,
-) -> bool {
-    match accepted {
+        .filter(|p| accepts.accepts_name(&p.name) && !p.domains.is_empty());
+    match accepts.count() {
         0 => false,
         1 => listed.any(|p| p.domains.iter().any(|d| d.tenant.is_some())),
         _ => listed.next().is_some(),
     }
 }
 
-/// The provider `domain` (lower case) belongs to among those `route` accepts: an exact entry
-/// first, then the longest `*.` entry, else the default.
-pub fn choose(cfg: &Config, route: &Route, domain: &str) -> Choice {
+/// The provider `domain` (lower case) belongs to among those a route accepts: an exact entry
+/// first, then the longest `*.` entry, else the default (`home_realm.default_provider` if the
+/// route accepts it, else `sign_in_provider`, the route's own).
+pub fn choose<A: Accepts + ?Sized>(
+    providers: &[ProviderConfig],
+    home_realm: &HomeRealmConfig,
+    (accepts, sign_in_provider): (&A, usize),
+    domain: &str,
+) -> Choice {
     let mut best: Option<(usize, &DomainRule)> = None;
-    for (i, p) in cfg.providers.iter().enumerate() {
-        if !accepted(route, &p.name) {
+    for (i, p) in providers.iter().enumerate() {
+        if !accepts.accepts_name(&p.name) {
             continue;
         }
         for rule in p.domains.iter().filter(|r| r.matches(domain)) {
@@ -147,14 +114,13 @@ pub fn choose(cfg: &Config, route: &Route, domain: &str) -> Choice {
             picked: Picked::Domain,
         };
     }
-    let default = cfg
-        .home_realm
+    let default = home_realm
         .default_provider
         .as_deref()
-        .filter(|name| accepted(route, name))
-        .and_then(|name| cfg.providers.iter().position(|p| p.name == name));
+        .filter(|name| accepts.accepts_name(name))
+        .and_then(|name| providers.iter().position(|p| p.name == name));
     Choice {
-        provider: default.unwrap_or(route.provider),
+        provider: default.unwrap_or(sign_in_provider),
         realm: Realm {
             d: domain.to_string(),
             t: None,
@@ -212,7 +178,12 @@ mod tests {
         for yes in ["eu.contoso.com", "a.b.contoso.com"] {
             assert!(sub.matches(yes), "{yes}");
         }
-        for no in ["contoso.com", "xcontoso.com", "evilcontoso.com", ".contoso.com"] {
+        for no in [
+            "contoso.com",
+            "xcontoso.com",
+            "evilcontoso.com",
+            ".contoso.com",
+        ] {
             assert!(!sub.matches(no), "{no}");
         }
         assert_eq!(sub.pattern(), "*.contoso.com");
@@ -239,6 +210,9 @@ mod tests {
             t: None,
         };
         assert!(check(&untied, &id).is_ok());
-        assert_eq!(domain_of("Alice@Contoso.COM").as_deref(), Some("contoso.com"));
+        assert_eq!(
+            domain_of("Alice@Contoso.COM").as_deref(),
+            Some("contoso.com")
+        );
     }
 }

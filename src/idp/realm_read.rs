@@ -6,10 +6,8 @@ use serde_yaml::Value;
 
 use super::entra::TenantRule;
 use super::hints::is_domain;
-use super::realm::{DomainRule, HomeRealmConfig};
-use super::settings::{ProviderConfig, ProviderKind};
+use super::settings::{DomainRule, HomeRealmConfig, ProviderConfig, ProviderKind};
 use crate::identity::is_guid;
-use crate::route::RouteConfig;
 use crate::read::{join, Obj, Reader};
 
 /// Sessions of a remembered choice last at most this long.
@@ -104,7 +102,10 @@ impl Reader<'_> {
         kind: Option<&ProviderKind>,
     ) -> Option<String> {
         let Some(t) = v.as_str().map(str::to_ascii_lowercase) else {
-            self.err(path, "expected the Entra tenant ID (a GUID) this domain belongs to");
+            self.err(
+                path,
+                "expected the Entra tenant ID (a GUID) this domain belongs to",
+            );
             return None;
         };
         let entra = match kind {
@@ -155,7 +156,7 @@ impl Reader<'_> {
         &mut self,
         top: &mut Obj<'_>,
         providers: &[Option<ProviderConfig>],
-        routes: &[RouteConfig],
+        signed_in_routes: &[&[String]],
     ) -> HomeRealmConfig {
         let v = self.get(top, "home_realm");
         let present = v.is_some();
@@ -183,14 +184,9 @@ impl Reader<'_> {
                 "no provider lists domains:, so no sign-in asks for an address",
             );
         }
-        let asks = |r: &RouteConfig| {
-            let listed = providers
-                .iter()
-                .flatten()
-                .filter(|p| r.accepts.contains(&p.name) && !p.domains.is_empty());
-            super::realm::asks(r.accepts.len(), listed)
-        };
-        if any_domains && !routes.iter().any(|r| !r.public && asks(r)) {
+        let known: Vec<ProviderConfig> = providers.iter().flatten().cloned().collect();
+        let asks = |accepts: &&[String]| super::realm::discovers(&known, *accepts);
+        if any_domains && !signed_in_routes.iter().any(asks) {
             self.warn(
                 "providers",
                 "providers list domains:, but no route asks for an address: that needs a route accepting several providers (providers: [a, b]), or one Entra provider whose domains map to tenants",

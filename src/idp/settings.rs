@@ -18,7 +18,7 @@ pub struct ProviderConfig {
     /// Its `session:` block: timers of its own (resolved into `session.lifecycle`).
     pub session: crate::session::TimerOverrides,
     /// `domains:` home-realm discovery sends addresses of these domains here.
-    pub domains: Vec<super::realm::DomainRule>,
+    pub domains: Vec<DomainRule>,
 }
 
 // Built once per (re)load, never on the request path: boxing the larger variant buys nothing.
@@ -122,4 +122,44 @@ pub struct StaticHints {
     pub prompt: Option<String>,
     /// `max_age` (seconds): the returned `auth_time` is checked against it.
     pub max_age: Option<u64>,
+}
+
+/// One `providers[].domains` entry: `contoso.com` (that domain only) or `*.contoso.com` (its
+/// subdomains only), and, for a multi-tenant Entra provider, the tenant it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRule {
+    /// Lower case, without the `*.`.
+    pub domain: String,
+    /// `*.domain`: subdomains at any depth, not the domain itself.
+    pub subdomains: bool,
+    /// The Entra tenant ID (lower case) this domain's users belong to.
+    pub tenant: Option<String>,
+}
+
+impl DomainRule {
+    pub(crate) fn matches(&self, domain: &str) -> bool {
+        if !self.subdomains {
+            return domain == self.domain;
+        }
+        domain.len() > self.domain.len() + 1
+            && domain.ends_with(self.domain.as_str())
+            && domain.as_bytes()[domain.len() - self.domain.len() - 1] == b'.'
+    }
+
+    /// As written in the configuration.
+    pub fn pattern(&self) -> String {
+        match self.subdomains {
+            true => format!("*.{}", self.domain),
+            false => self.domain.clone(),
+        }
+    }
+}
+
+/// `home_realm:` (every key optional).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HomeRealmConfig {
+    /// Where an address no provider lists goes (else the route's sign-in provider).
+    pub default_provider: Option<String>,
+    /// Opt-in: how long a browser remembers the last domain typed, to skip the page.
+    pub remember: Option<Duration>,
 }
