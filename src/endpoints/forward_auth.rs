@@ -92,6 +92,9 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
             // ingress-nginx accepts only 2xx/401/403 from auth-url and redirects itself.
             if fa.dialect == Dialect::Traefik && wants_html(down.req()) {
                 let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
+                if crate::idp::realm::discovers(&core.cfg.providers, route.accepted()) {
+                    return super::discover::begin(core, down, &route, return_to, Vec::new());
+                }
                 return super::start::start(core, down, route.provider, return_to, Vec::new());
             }
             core.metrics.deny("unauthenticated");
