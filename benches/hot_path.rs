@@ -119,6 +119,7 @@ fn bench(c: &mut Criterion) {
             policy: Policy::default(),
             exceptions: Exceptions::default(),
             preserve_post: None,
+            cors: Default::default(),
             assertion_audience: None,
             tokens: Default::default(),
         })
@@ -140,6 +141,7 @@ fn bench(c: &mut Criterion) {
             policy: Policy::default(),
             exceptions: Exceptions::default(),
             preserve_post: None,
+            cors: Default::default(),
             assertion_audience: None,
             tokens: Default::default(),
         }))

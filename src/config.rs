@@ -183,14 +183,7 @@ impl Reader<'_> {
         }
         self.finish(top);
         if !has_scim {
-            for (i, r) in routes.iter().enumerate() {
-                if r.policy.provisioned {
-                    self.err(
-                        format!("routes[{i}].allow.provisioned"),
-                        "needs SCIM provisioning (configure scim:)",
-                    );
-                }
-            }
+            self.provisioned_needs_scim(&routes);
         }
 
         if let (Some(admin), false) = (admin_listen, listen.is_empty()) {
@@ -221,6 +214,18 @@ impl Reader<'_> {
             home_realm,
             warnings: Vec::new(),
         })
+    }
+
+    /// `allow.provisioned` without `scim:`: nobody could ever pass.
+    fn provisioned_needs_scim(&mut self, routes: &[RouteConfig]) {
+        for (i, r) in routes.iter().enumerate() {
+            if r.policy.provisioned {
+                self.err(
+                    format!("routes[{i}].allow.provisioned"),
+                    "needs SCIM provisioning (configure scim:)",
+                );
+            }
+        }
     }
 
     /// What routes and providers ask of the session: re-check timers, a server-side store

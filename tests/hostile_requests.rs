@@ -837,6 +837,7 @@ fn raw_route_equals_every_upstream_reading() {
         policy: Default::default(),
         exceptions,
         preserve_post: None,
+        cors: Default::default(),
         assertion_audience: None,
         tokens: Default::default(),
     };

@@ -10,6 +10,7 @@ use crate::exchange::{wants_html, Downstream};
 use crate::forward_auth::Dialect;
 use crate::identity::Identity;
 use crate::return_to;
+use crate::route::cors::Preflight;
 use crate::route::{NoRoute, Route};
 use crate::session::Held;
 use crate::state::Core;
@@ -70,6 +71,12 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
             );
         }
     };
+    // A CORS preflight on a route that passes or answers them: through, with no identity (an
+    // ingress cannot relay the gateway's reply; the app, or the ingress's own CORS settings,
+    // answer it).
+    if route.cors != Preflight::Refuse && preflight(down.req(), fa.dialect) {
+        return Answer::empty(200);
+    }
     let (identity, refreshed, held) = match authenticate(core, down, &route).await {
         Auth::Refused(answer) => return answer,
         Auth::Public => return Answer::empty(200),
@@ -162,4 +169,24 @@ async fn allowed(
         }
     }
     Ok(answer)
+}
+
+/// The original request was a CORS preflight: `OPTIONS` (ingress-nginx's `X-Original-Method`,
+/// Traefik's `X-Forwarded-Method`) with `Origin` and `Access-Control-Request-Method`, which
+/// both controllers pass on from the original request.
+fn preflight(req: &pingora::http::RequestHeader, dialect: Dialect) -> bool {
+    let method = match dialect {
+        Dialect::Nginx => "x-original-method",
+        Dialect::Traefik => "x-forwarded-method",
+    };
+    let mut methods = req.headers.get_all(method).iter();
+    let options = methods
+        .next()
+        .is_some_and(|m| m.as_bytes().eq_ignore_ascii_case(b"OPTIONS"))
+        && methods.next().is_none();
+    options
+        && req.headers.contains_key(http::header::ORIGIN)
+        && req
+            .headers
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }

@@ -26,6 +26,7 @@ use crate::exchange::Downstream;
 use crate::headers::{set_forwarding, Forwarding};
 use crate::identity::Identity;
 use crate::metrics::{status_label, Metrics};
+use crate::route::cors::{CorsAnswer, Decision, Preflight};
 use crate::route::{NoRoute, Route};
 use crate::state::Core;
 
@@ -123,7 +124,16 @@ impl Gateway {
                 route.name
             );
         }
-        // 6. A bearer token (API clients), or the session cookie, then the route's policy.
+        // 6. A CORS preflight carries no cookies: passed on with no identity, or answered, as
+        //    the route says (`cors.preflight`); by default it needs a session like the rest.
+        if down.req().method == http::Method::OPTIONS {
+            match route.cors.decide(down.req()) {
+                Decision::Continue => {}
+                Decision::Pass => return Ok(None),
+                Decision::Reply(answer) => return Ok(Some(answer)),
+            }
+        }
+        // 7. A bearer token (API clients), or the session cookie, then the route's policy.
         Ok(match authenticate(core, down, &route).await {
             Auth::Public => None,
             Auth::Allowed {
@@ -205,6 +215,34 @@ impl Gateway {
 }
 
 /// The status to answer for a failed proxying, and the bounded reason counted for it.
+/// `Access-Control-Allow-Origin` (and `-Credentials`, `Vary: Origin`) on an actual response to
+/// an allowed origin, when the upstream set none.
+fn cors_response(
+    cors: &CorsAnswer,
+    req: &RequestHeader,
+    response: &mut ResponseHeader,
+) -> Result<()> {
+    let origin = req
+        .headers
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    let Some(allow) = origin.and_then(|o| cors.allow_origin(o)) else {
+        return Ok(());
+    };
+    if response
+        .headers
+        .contains_key(http::header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    {
+        return Ok(());
+    }
+    response.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, allow)?;
+    if cors.credentials {
+        response.insert_header(http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true")?;
+    }
+    response.append_header(http::header::VARY, "Origin")?;
+    Ok(())
+}
+
 fn upstream_failure(e: &pingora::Error) -> (u16, &'static str) {
     use pingora::ErrorType as T;
     if let T::HTTPStatus(code) = e.etype() {
@@ -418,10 +456,15 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        // A route whose preflights the gateway answers: the actual responses to an allowed
+        // origin say so too, unless the upstream already did.
+        if let Some(Preflight::Answer(cors)) = ctx.route.as_ref().map(|r| &r.cors) {
+            cors_response(cors, session.req_header(), response)?;
+        }
         if let Some(c) = ctx.set_cookie.take() {
             response.append_header("set-cookie", c)?;
         }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+pub mod cors;
 mod read;
 pub(crate) mod upstream_tls;
 
@@ -22,6 +23,8 @@ pub struct Route {
     pub exceptions: Exceptions,
     /// `preserve_post:` a same-origin form POST that finds no session survives the sign-in.
     pub preserve_post: Option<PreservePost>,
+    /// `cors.preflight:` what a CORS preflight gets.
+    pub cors: cors::Preflight,
     /// The signed assertion's audience (`assertion_audience`, else the host; None: the
     /// gateway's own host).
     pub audience: Option<Arc<str>>,
@@ -65,6 +68,7 @@ impl RouteTable {
                     policy: r.policy.clone(),
                     exceptions: r.exceptions,
                     preserve_post: r.preserve_post,
+                    cors: r.cors.clone(),
                     audience: r
                         .assertion_audience
                         .as_deref()
@@ -181,6 +185,7 @@ mod tests {
             policy: Policy::default(),
             exceptions: Exceptions::default(),
             preserve_post: None,
+            cors: Default::default(),
             assertion_audience: None,
             tokens: Default::default(),
         }
@@ -230,6 +235,8 @@ pub struct RouteConfig {
     /// Path forms this route accepts although some upstreams read them differently.
     pub exceptions: crate::canonical::Exceptions,
     pub preserve_post: Option<PreservePost>,
+    /// `cors:` CORS preflights.
+    pub cors: cors::Preflight,
     /// `assertion_audience:` the signed assertion's `aud` (default: the route's host).
     pub assertion_audience: Option<String>,
     /// `pass_id_token`, `pass_access_token`.

@@ -63,6 +63,7 @@ impl Reader<'_> {
             let accepts = self.route_providers(&mut o, &path, providers);
             let provider = accepts.first().copied();
             let preserve_post = self.preserve_post(&mut o, &path, public);
+            let cors = self.cors(&mut o, &path);
             let assertion_audience = self.assertion_audience(&mut o, &path);
             let tokens = self.pass_tokens(&mut o, &path, public);
             self.finish(o);
@@ -88,6 +89,7 @@ impl Reader<'_> {
                     policy,
                     exceptions,
                     preserve_post,
+                    cors,
                     assertion_audience,
                     tokens,
                 });
