@@ -51,6 +51,8 @@ pub struct Config {
     pub assertion: Option<crate::assertion::AssertionConfig>,
     /// TLS on the listener (`tls:`); None: plain HTTP.
     pub tls: Option<crate::tls::ListenerTls>,
+    /// `hosts:` (with the routes' hosts) and `allowed_redirect_hosts:`.
+    pub hosts: crate::hosts::Hosts,
     /// `home_realm:` discovery's default provider and remembering.
     pub home_realm: crate::idp::settings::HomeRealmConfig,
     /// Non-fatal findings (inline secrets and the like), shown by `authgate check` and logged.
@@ -157,6 +159,7 @@ impl Reader<'_> {
             .map(|r| r.accepts.as_slice())
             .collect();
         let home_realm = self.home_realm(&mut top, &providers, &signed_in);
+        let hosts = self.hosts(&mut top, &routes);
         let mut session = self.session(&mut top, public_url.as_ref());
         if let Some(session) = &mut session {
             self.session_needs(&routes, &mut providers, session);
@@ -212,6 +215,7 @@ impl Reader<'_> {
             tls,
             assertion,
             home_realm,
+            hosts,
             warnings: Vec::new(),
         })
     }

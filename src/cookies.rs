@@ -8,6 +8,9 @@
 //! - `authgate_session_loop` and `authgate_session_done`: the sealed sign-in loop counter;
 //! - `authgate_session_realm`: opt-in (`home_realm.remember`), the last domain typed on the
 //!   address page, so the next sign-in skips it;
+//! - `authgate_session_handoff`: on a served host other than `public_url`'s, a random nonce
+//!   binding the sign-in it starts to this browser (path `/_authgate/`, 10 min); a handoff
+//!   code (`authgate_handoff`, never a cookie) is sealed under its own name;
 //! - `authgate_sign_out`: never a cookie, but the name a sign-out token is sealed under.
 //!
 //! Every value is sealed with AES-256-GCM (cookie's `PrivateJar`, key derived by HKDF from
@@ -47,6 +50,8 @@ pub struct Cookies {
     post_name: String,
     replay_name: String,
     realm_name: String,
+    binding_name: String,
+    handoff_name: String,
 }
 
 impl Cookies {
@@ -64,6 +69,8 @@ impl Cookies {
             post_name: format!("{}_post", cfg.cookie_name),
             replay_name: format!("{}_replay", cfg.cookie_name),
             realm_name: format!("{}_realm", cfg.cookie_name),
+            binding_name: format!("{}_handoff", cfg.cookie_name),
+            handoff_name: format!("{}_handoff", cfg.base_name()),
         })
     }
 
@@ -84,6 +91,7 @@ impl Cookies {
             || name == self.post_name
             || name == self.replay_name
             || name == self.realm_name
+            || name == self.binding_name
     }
 
     /// Every session cookie value the request presents.
@@ -246,6 +254,26 @@ impl Cookies {
 
     pub fn clear_realm(&self) -> String {
         self.build(&self.realm_name, "", "/", Some(Duration::ZERO))
+    }
+
+    // --- Handing a session to another served host.
+
+    /// The binding nonce this browser holds on this host, if any.
+    pub fn handoff_binding<'a>(&'a self, req: &'a RequestHeader) -> impl Iterator<Item = &'a str> {
+        values(req, &self.binding_name)
+    }
+
+    pub fn set_handoff_binding(&self, nonce: &str) -> String {
+        let path = format!("{RESERVED_PREFIX}/");
+        self.build(&self.binding_name, nonce, &path, Some(LOGIN_TTL))
+    }
+
+    pub fn seal_handoff<T: Serialize>(&self, value: &T) -> Option<String> {
+        self.sealer.seal(&self.handoff_name, value)
+    }
+
+    pub fn open_handoff<T: DeserializeOwned>(&self, code: &str) -> Option<T> {
+        self.sealer.open(&self.handoff_name, code)
     }
 
     // --- Sign-out confirmation tokens (a form field, sealed like a cookie).

@@ -37,6 +37,7 @@ pub mod forward_auth;
 pub mod gateway;
 pub mod head_deadline;
 pub mod headers;
+pub mod hosts;
 pub mod https_redirect;
 pub mod identity;
 pub mod idp;

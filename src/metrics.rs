@@ -52,6 +52,7 @@ pub struct Metrics {
     pub assertions_signed: prometheus::IntCounter,
     pub assertion_key_reloads: IntCounterVec,
     pub home_realms: IntCounterVec,
+    pub handoffs: IntCounterVec,
     /// When each listener certificate expires (Unix time), by its first name.
     pub tls_expiry: IntGaugeVec,
 }
@@ -244,6 +245,13 @@ const HOME_REALMS: Series = Series {
     buckets: &[],
 };
 
+const HANDOFFS: Series = Series {
+    name: "authgate_handoffs_total",
+    help: "Sessions handed to another served host, by result (issued, redeemed, or why refused: host, code, expired, browser, replayed)",
+    labels: &["result"],
+    buckets: &[],
+};
+
 const UP: Series = Series {
     name: "authgate_up",
     help: "1 while the gateway process is serving",
@@ -314,6 +322,7 @@ impl Metrics {
             assertions_signed: counter(&r, &ASSERTIONS_SIGNED)?,
             assertion_key_reloads: counters(&r, &ASSERTION_KEY_RELOADS)?,
             home_realms: counters(&r, &HOME_REALMS)?,
+            handoffs: counters(&r, &HANDOFFS)?,
             up: gauge(&r, &UP)?,
             registry: r,
         };
@@ -340,6 +349,11 @@ impl Metrics {
     /// A sign-in sent on by home-realm discovery.
     pub fn home_realm(&self, provider: &str, by: &str) {
         self.home_realms.with_label_values(&[provider, by]).inc();
+    }
+
+    /// A handoff issued, redeemed or refused.
+    pub fn handoff(&self, result: &str) {
+        self.handoffs.with_label_values(&[result]).inc();
     }
 
     /// A request refused, for a bounded `reason`.

@@ -80,9 +80,18 @@ h1{{font-size:1.4rem;margin-top:0}}pre{{white-space:pre-wrap;background:#f6f8fa;
 
 /// The address page of home-realm discovery: one email field, posted to `action` with the
 /// return path. The same page for everyone: it never lists the configured domains.
-pub(crate) fn address_form(action: &str, rd: &str, remember: bool, error: Option<&str>) -> String {
+pub(crate) fn address_form(
+    action: &str,
+    rd: &str,
+    binding: Option<&str>,
+    remember: bool,
+    error: Option<&str>,
+) -> String {
     let error = error
         .map(|e| format!(r#"<p role="alert"><strong>{}</strong></p>"#, escape(e)))
+        .unwrap_or_default();
+    let binding = binding
+        .map(|b| format!(r#"<input type="hidden" name="hb" value="{}">"#, escape(b)))
         .unwrap_or_default();
     let remember = match remember {
         true => {
@@ -91,7 +100,7 @@ pub(crate) fn address_form(action: &str, rd: &str, remember: bool, error: Option
         false => "",
     };
     let form = format!(
-        r#"{error}<form method="post" action="{}"><input type="hidden" name="rd" value="{}"><p><label for="email">Work email address</label><br><input id="email" name="email" type="email" autocomplete="username" required autofocus maxlength="254" style="width:100%;font:inherit;padding:.4rem"></p>{remember}<p><button class="btn" type="submit">Continue</button></p></form>"#,
+        r#"{error}<form method="post" action="{}"><input type="hidden" name="rd" value="{}">{binding}<p><label for="email">Work email address</label><br><input id="email" name="email" type="email" autocomplete="username" required autofocus maxlength="254" style="width:100%;font:inherit;padding:.4rem"></p>{remember}<p><button class="btn" type="submit">Continue</button></p></form>"#,
         escape(action),
         escape(rd),
     );

@@ -26,7 +26,7 @@
 //   POST_LOGOUT_REDIRECT_URIS (comma list), BACKCHANNEL_LOGOUT_URI (the client's
 //   back-channel logout URL; off when empty).
 // For tests, POST /test/sign {"header": {...}, "claims": {...}} answers a JWT signed with
-// the provider's key; GET /test/counts counts refresh grants (and refused ones);
+// the provider's key; GET /test/counts counts code redemptions, refresh grants (and refused ones);
 // GET /test/sid?account=alice is the `sid` of the last ID token issued to her; and
 // POST /test/users/<name> {"groups": [...], "disabled": true, ...} changes a user (a disabled
 // user's refresh is refused with invalid_grant).
@@ -330,7 +330,7 @@ async function testSign(req, res) {
   return send(res, 200, 'application/jwt', `${input}.${sig}`);
 }
 // Tests only: what the provider did, and changes to its users.
-const counts = { refresh: 0, refresh_errors: 0, client_assertions: 0, last_assertion_jti: null, client_errors: [] };
+const counts = { codes: 0, refresh: 0, refresh_errors: 0, client_assertions: 0, last_assertion_jti: null, client_errors: [] };
 // A client assertion's jti (the token request that carried it).
 function noteAssertion(ctx) {
   const a = ctx.oidc.params && ctx.oidc.params.client_assertion;
@@ -345,6 +345,7 @@ function observe(provider) {
   provider.on('grant.success', (ctx) => {
     noteAssertion(ctx);
     if (ctx.oidc.params.grant_type === 'refresh_token') counts.refresh += 1;
+    if (ctx.oidc.params.grant_type === 'authorization_code') counts.codes += 1;
     const idToken = ctx.body && ctx.body.id_token;
     if (idToken) {
       const claims = JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString());

@@ -15,17 +15,22 @@ use crate::idp::hints;
 use crate::idp::realm;
 use crate::idp::settings::ProviderKind;
 use crate::pages;
-use crate::return_to;
 use crate::route::Route;
 use crate::state::Core;
 
-use super::start;
+use super::start::{self, Back};
+use crate::hosts::Destination;
 
 /// The most the address form may weigh.
 const MAX_FORM: usize = 2048;
 
-/// The route a return path leads to (on `public_url`'s host).
+/// The route a return address leads to (a path on `public_url`'s host, or a URL on a served
+/// host).
 pub(crate) fn route_for(core: &Core, return_to: &str) -> Option<Arc<Route>> {
+    if !return_to.starts_with('/') {
+        let u = url::Url::parse(return_to).ok()?;
+        return core.routes.find(u.host_str(), u.path()).cloned();
+    }
     let path = return_to.split(['?', '#']).next().unwrap_or("/");
     core.routes
         .find(core.cfg.public_url.host_str(), path)
@@ -38,13 +43,13 @@ pub(crate) fn begin(
     core: &Core,
     down: &mut dyn Downstream,
     route: &Route,
-    return_to: String,
+    back: Back,
     extra: Vec<String>,
 ) -> Answer {
     if let Some(domain) = remembered(core, down) {
-        return go(core, down, route, None, &domain, return_to, extra, true);
+        return go(core, down, route, None, &domain, back, extra, true);
     }
-    Answer::redirect(core.public(&page_path(&return_to))).cookies(extra)
+    Answer::redirect(core.public(&page_path(&back))).cookies(extra)
 }
 
 /// `GET /_authgate/sign_in` on a discovering route: straight on with a link's `login_hint` or
@@ -53,39 +58,21 @@ pub(crate) fn ask(
     core: &Core,
     down: &mut dyn Downstream,
     route: &Route,
-    return_to: String,
+    back: Back,
     hint: Option<&str>,
     choose: bool,
 ) -> Answer {
     if let Some(address) = hint {
         let domain = realm::domain_of(address).unwrap_or_default();
-        return go(
-            core,
-            down,
-            route,
-            hint,
-            &domain,
-            return_to,
-            Vec::new(),
-            false,
-        );
+        return go(core, down, route, hint, &domain, back, Vec::new(), false);
     }
     if choose {
-        return page(core, &return_to, 200, None).cookie(core.cookies.clear_realm());
+        return page(core, &back, 200, None).cookie(core.cookies.clear_realm());
     }
     if let Some(domain) = remembered(core, down) {
-        return go(
-            core,
-            down,
-            route,
-            None,
-            &domain,
-            return_to,
-            Vec::new(),
-            true,
-        );
+        return go(core, down, route, None, &domain, back, Vec::new(), true);
     }
-    page(core, &return_to, 200, None)
+    page(core, &back, 200, None)
 }
 
 /// `POST /_authgate/sign_in`: the address typed on the page (same-origin only).
@@ -111,19 +98,19 @@ pub(crate) async fn submit(core: &Core, down: &mut dyn Downstream) -> pingora::R
             Some("Reason: sign_in_form_refused"),
         ));
     };
-    let return_to = return_to::sanitize(first(&form, "rd").unwrap_or("/"), &core.cfg.public_url);
+    let back = back_of(core, &form);
     let address = first(&form, "email").map(str::trim).unwrap_or("");
     let Some(address) = hints::login_hint(address) else {
         return Ok(page(
             core,
-            &return_to,
+            &back,
             400,
             Some("Enter an email address such as name@example.com."),
         ));
     };
-    let Some(route) = route_for(core, &return_to) else {
+    let Some(route) = route_for(core, &back.to) else {
         return Ok(start::with_hints(
-            start::start(core, down, 0, return_to, Vec::new()),
+            start::start(core, down, 0, back.to, Vec::new()),
             Some(address),
             None,
         ));
@@ -141,10 +128,37 @@ pub(crate) async fn submit(core: &Core, down: &mut dyn Downstream) -> pingora::R
         &route,
         Some(address),
         &domain,
-        return_to,
+        back,
         extra,
         false,
     ))
+}
+
+/// The page's return address and binding, as checked as `/_authgate/sign_in` checks them: a
+/// URL on another host only with a valid binding (else `/`).
+fn back_of(core: &Core, form: &[(String, String)]) -> Back {
+    let binding = first(form, "hb")
+        .filter(|b| super::handoff::valid_binding(b))
+        .map(str::to_string);
+    let rd = first(form, "rd").unwrap_or("/");
+    match core.cfg.hosts.destination(rd, &core.cfg.public_url) {
+        Destination::Here(p) => Back {
+            to: p,
+            binding: None,
+        },
+        Destination::Allowed(u) => Back {
+            to: u.to_string(),
+            binding: None,
+        },
+        Destination::Served(u) if binding.is_some() => Back {
+            to: u.to_string(),
+            binding,
+        },
+        Destination::Served(_) => Back {
+            to: "/".into(),
+            binding: None,
+        },
+    }
 }
 
 /// Why a POST did not come from the gateway's own page: `Sec-Fetch-Site` other than
@@ -172,7 +186,7 @@ fn go(
     route: &Route,
     address: Option<&str>,
     domain: &str,
-    return_to: String,
+    back: Back,
     extra: Vec<String>,
     remembered: bool,
 ) -> Answer {
@@ -194,7 +208,11 @@ fn go(
     };
     let name = core.providers.get(choice.provider).map_or("", |p| p.name());
     core.metrics.home_realm(name, by);
-    let answer = start::start_in_realm(core, down, choice.provider, return_to, extra, choice.realm);
+    let more = start::More {
+        realm: Some(choice.realm),
+        binding: back.binding,
+    };
+    let answer = start::start_more(core, down, choice.provider, back.to, extra, more);
     start::with_hints(answer, address, domain_hint)
 }
 
@@ -203,15 +221,19 @@ fn remembered(core: &Core, down: &dyn Downstream) -> Option<String> {
     core.cookies.realm(down.req(), ttl)
 }
 
-fn page_path(return_to: &str) -> String {
-    let rd: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
-    format!("{RESERVED_PREFIX}/sign_in?rd={rd}")
+fn page_path(back: &Back) -> String {
+    let rd: String = url::form_urlencoded::byte_serialize(back.to.as_bytes()).collect();
+    match &back.binding {
+        Some(b) => format!("{RESERVED_PREFIX}/sign_in?rd={rd}&hb={b}"),
+        None => format!("{RESERVED_PREFIX}/sign_in?rd={rd}"),
+    }
 }
 
-fn page(core: &Core, return_to: &str, status: u16, error: Option<&str>) -> Answer {
+fn page(core: &Core, back: &Back, status: u16, error: Option<&str>) -> Answer {
     let html = pages::address_form(
         &format!("{RESERVED_PREFIX}/sign_in"),
-        return_to,
+        &back.to,
+        back.binding.as_deref(),
         core.cfg.home_realm.remember.is_some(),
         error,
     );

@@ -100,7 +100,11 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
             if fa.dialect == Dialect::Traefik && wants_html(down.req()) {
                 let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
                 if crate::idp::realm::discovers(&core.cfg.providers, route.accepted()) {
-                    return super::discover::begin(core, down, &route, return_to, Vec::new());
+                    let back = super::start::Back {
+                        to: return_to,
+                        binding: None,
+                    };
+                    return super::discover::begin(core, down, &route, back, Vec::new());
                 }
                 return super::start::start(core, down, route.provider, return_to, Vec::new());
             }

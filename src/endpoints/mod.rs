@@ -15,6 +15,7 @@ pub(crate) mod backchannel_logout;
 pub(crate) mod discover;
 pub(crate) mod forward_auth;
 pub(crate) mod frontchannel_logout;
+pub(crate) mod handoff;
 pub(crate) mod oidc;
 pub(crate) mod preserve_post;
 pub(crate) mod saml;
@@ -55,6 +56,7 @@ pub(crate) async fn serve(
     core: &Core,
     down: &mut dyn Downstream,
     path: &str,
+    host: Option<&str>,
 ) -> pingora::Result<Answer> {
     let rest = path.get(RESERVED_PREFIX.len()..).unwrap_or("");
     Ok(match rest {
@@ -64,7 +66,8 @@ pub(crate) async fn serve(
         "/sign_in" if down.req().method == http::Method::POST => {
             discover::submit(core, down).await?
         }
-        "/sign_in" => sign_in::sign_in(core, down),
+        "/sign_in" => sign_in::sign_in(core, down).await,
+        "/handoff" => handoff::handoff(core, down, host).await,
         "/post_replay" => preserve_post::offer(core, down).await,
         "/userinfo" => userinfo::userinfo(core, down).await,
         "/jwks.json" => jwks(core, down),

@@ -100,7 +100,10 @@ pub(crate) async fn callback(
         provider.name(),
         identity,
         Some(grant),
-        &pending.r,
+        &super::start::Back {
+            to: pending.r.clone(),
+            binding: pending.hb.clone(),
+        },
         clear,
         audit,
     )

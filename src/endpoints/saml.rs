@@ -169,7 +169,11 @@ async fn signed_in(
     let audit = serde_json::json!({"protocol": "saml", "idp_initiated": pending.is_none(),
         "realm": realm.map(|h| &h.d),
         "assertion": verified.assertion_id, "passive": pending.is_some_and(|p| p.pv)});
-    let answer = sign_in::complete(core, name, identity, None, &return_to, clear, audit).await;
+    let back = super::start::Back {
+        to: return_to,
+        binding: pending.and_then(|p| p.hb.clone()),
+    };
+    let answer = sign_in::complete(core, name, identity, None, &back, clear, audit).await;
     // A re-authentication: the session it renews is over (the browser holds the new one).
     if let (Some(p), 302) = (pending, answer.status) {
         end_replaced(core, p, "a re-authentication replaced").await;

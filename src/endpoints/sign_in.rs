@@ -16,7 +16,8 @@ use crate::session::{now_secs, CreateError, Grant, Held};
 use crate::state::Core;
 
 use super::discover;
-use super::start::{start, start_with, with_hints};
+use super::handoff;
+use super::start::{start, start_more, start_with, with_hints, Back, More};
 
 /// More trips to the IdP than this within `LOOP_WINDOW` is a sign-in loop.
 const LOOP_MAX: u32 = 5;
@@ -30,10 +31,15 @@ struct Trips {
 
 /// `GET /_authgate/sign_in?rd=<return path>&provider=<name>&login_hint=<address>`. Without a
 /// provider, the route `rd` leads to decides: its sign-in provider, or the address page when it
-/// discovers home realms (`discover`).
-pub(crate) fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
+/// discovers home realms (`discover`). `rd` on another served host (with `hb`, the browser
+/// binding that host set) comes back through a handoff: at once when this browser is
+/// signed in here already.
+pub(crate) async fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
     let q = query_pairs(down.req());
-    let return_to = return_to::sanitize(first(&q, "rd").unwrap_or("/"), &core.cfg.public_url);
+    let (return_to, binding) = match handoff::back(core, down, &q).await {
+        Ok(back) => back,
+        Err(answer) => return answer,
+    };
     let hint = first(&q, "login_hint").and_then(|h| {
         let ok = crate::idp::hints::login_hint(h);
         if ok.is_none() {
@@ -46,7 +52,11 @@ pub(crate) fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
         None => match discover::route_for(core, &return_to) {
             Some(route) if crate::idp::realm::discovers(&core.cfg.providers, route.accepted()) => {
                 let choose = first(&q, "choose").is_some();
-                return discover::ask(core, down, &route, return_to, hint.as_deref(), choose);
+                let back = Back {
+                    to: return_to,
+                    binding,
+                };
+                return discover::ask(core, down, &route, back, hint.as_deref(), choose);
             }
             Some(route) => Some(route.provider),
             None => Some(0),
@@ -55,7 +65,11 @@ pub(crate) fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
     let Some(provider) = provider else {
         return Answer::unknown_provider();
     };
-    let answer = start(core, down, provider, return_to, Vec::new());
+    let more = More {
+        realm: None,
+        binding,
+    };
+    let answer = start_more(core, down, provider, return_to, Vec::new(), more);
     with_hints(answer, hint.as_deref(), None)
 }
 
@@ -107,8 +121,17 @@ pub(crate) fn challenge(core: &Core, down: &mut dyn Downstream, route: &Route) -
     if completed {
         extra.push(core.cookies.clear_sign_in_done());
     }
+    // Another served host than public_url's: bind this browser here, sign in there, and
+    // come back through a handoff.
+    if let Some(here) = handoff::elsewhere(core, down.req(), &return_to) {
+        return handoff::begin(core, &here, extra);
+    }
     if crate::idp::realm::discovers(&core.cfg.providers, route.accepted()) {
-        return discover::begin(core, down, route, return_to, extra);
+        let back = Back {
+            to: return_to,
+            binding: None,
+        };
+        return discover::begin(core, down, route, back, extra);
     }
     start(core, down, route.provider, return_to, extra)
 }
@@ -170,7 +193,15 @@ pub(crate) fn reauthenticate(
                 identity.user,
                 identity.provider
             );
-            start_with(core, down, i, return_to, Vec::new(), Some(&held.sid), None)
+            start_with(
+                core,
+                down,
+                i,
+                return_to,
+                Vec::new(),
+                Some(&held.sid),
+                Default::default(),
+            )
         }
         _ => {
             core.metrics.deny("reauthentication_required");
@@ -196,13 +227,14 @@ pub(crate) fn denied(
 
 /// The protocol-independent end of every sign-in: the session, the audit line, the success
 /// count, and the redirect back (or the page saying the session failed). `clear` deletes the
-/// cookie of the pending sign-in.
+/// cookie of the pending sign-in. `back`: where to, through a handoff for another served
+/// host.
 pub(crate) async fn complete(
     core: &Core,
     provider: &str,
     identity: Identity,
     grant: Option<Grant>,
-    return_to: &str,
+    back: &Back,
     clear: Vec<String>,
     mut audit: serde_json::Value,
 ) -> Answer {
@@ -248,7 +280,7 @@ pub(crate) async fn complete(
             crate::logging::audit("sign_in", audit);
             // If this browser comes back without the session, it is a loop round.
             let done = core.cookies.set_sign_in_done(now_secs());
-            Answer::redirect(core.public(return_to))
+            Answer::redirect(handoff::location(core, back, &sealed))
                 .cookie(core.cookies.set_session(&sealed))
                 .cookies(clear)
                 .cookies(done)

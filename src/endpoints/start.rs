@@ -21,20 +21,45 @@ pub(crate) fn start(
     return_to: String,
     extra: Vec<String>,
 ) -> Answer {
-    start_with(core, down, provider, return_to, extra, None, None)
+    start_with(
+        core,
+        down,
+        provider,
+        return_to,
+        extra,
+        None,
+        More::default(),
+    )
 }
 
-/// `start` for the home realm an address chose: the pending sign-in keeps it, and the
-/// identity that comes back must match it (`realm_refused`).
-pub(crate) fn start_in_realm(
+/// Where a sign-in returns to: a path here, or an absolute URL on another served host (with
+/// the browser binding of its handoff) or an allowed one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Back {
+    pub to: String,
+    pub binding: Option<String>,
+}
+
+/// What a pending sign-in keeps besides the protocol's state.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct More {
+    /// The home realm an address chose: the identity that comes back must match it
+    /// (`realm_refused`).
+    pub realm: Option<Realm>,
+    /// The return address is on another served host: the browser binding its handoff needs.
+    pub binding: Option<String>,
+}
+
+/// `start`, keeping `more` with the pending sign-in.
+pub(crate) fn start_more(
     core: &Core,
     down: &mut dyn Downstream,
     provider: usize,
     return_to: String,
     extra: Vec<String>,
-    realm: Realm,
+    more: More,
 ) -> Answer {
-    start_with(core, down, provider, return_to, extra, None, Some(realm))
+    start_with(core, down, provider, return_to, extra, None, more)
 }
 
 /// `start`, or with `passive` (the session it replaces) a passive re-authentication.
@@ -45,7 +70,7 @@ pub(crate) fn start_with(
     return_to: String,
     extra: Vec<String>,
     passive: Option<&str>,
-    realm: Option<Realm>,
+    more: More,
 ) -> Answer {
     let Some(p) = core.providers.get(provider) else {
         return Answer::page(
@@ -75,8 +100,13 @@ pub(crate) fn start_with(
             return Answer::sign_in_unavailable(&e);
         }
     };
-    if let (Some(r), Some(obj)) = (realm, begun.pending.as_object_mut()) {
-        obj.insert("hr".into(), serde_json::to_value(r).unwrap_or_default());
+    if let Some(obj) = begun.pending.as_object_mut() {
+        if let Some(r) = more.realm {
+            obj.insert("hr".into(), serde_json::to_value(r).unwrap_or_default());
+        }
+        if let Some(b) = more.binding {
+            obj.insert("hb".into(), b.into());
+        }
     }
     let Some(pending) = core
         .cookies

@@ -26,7 +26,7 @@ use crate::exchange::Downstream;
 use crate::headers::{set_forwarding, Forwarding};
 use crate::identity::Identity;
 use crate::metrics::{status_label, Metrics};
-use crate::route::cors::{CorsAnswer, Decision, Preflight};
+use crate::route::cors::{CorsAnswer, Decision, Preflight, Reply};
 use crate::route::{NoRoute, Route};
 use crate::state::Core;
 
@@ -87,9 +87,16 @@ impl Gateway {
             Ok(c) => c,
             Err(why) => return Ok(Some(refuse(core, down, why))),
         };
+        // With `hosts:` listed, only the hosts it names (and the routes' and public_url's).
+        if core.cfg.hosts.listed {
+            if let Some(refused) = unserved(core, canonical.host.as_deref()) {
+                return Ok(Some(refused));
+            }
+        }
         // 2. The gateway's own endpoints, on every host and in every spelling.
         if canonical.is_reserved(RESERVED_PREFIX) {
-            let answer = endpoints::serve(core, down, &canonical.route_path).await?;
+            let host = canonical.host.as_deref();
+            let answer = endpoints::serve(core, down, &canonical.route_path, host).await?;
             return Ok(Some(answer));
         }
         if canonical.route_path == endpoints::WELL_KNOWN_JWKS && core.assertion.is_some() {
@@ -130,7 +137,7 @@ impl Gateway {
             match route.cors.decide(down.req()) {
                 Decision::Continue => {}
                 Decision::Pass => return Ok(None),
-                Decision::Reply(answer) => return Ok(Some(answer)),
+                Decision::Reply(reply) => return Ok(Some(preflight_answer(core, reply))),
             }
         }
         // 7. A bearer token (API clients), or the session cookie, then the route's policy.
@@ -215,6 +222,34 @@ impl Gateway {
 }
 
 /// The status to answer for a failed proxying, and the bounded reason counted for it.
+/// The gateway's answer to a preflight.
+fn preflight_answer(core: &Core, reply: Reply) -> Answer {
+    match reply {
+        Reply::Allowed(headers) => headers
+            .into_iter()
+            .fold(Answer::empty(204), |a, (k, v)| a.header(k, v)),
+        Reply::Refused(why) => {
+            core.metrics.deny("cors_preflight_refused");
+            Answer::json_error(403, "cors_preflight_refused", &why)
+        }
+    }
+}
+
+/// A request for a host `hosts:` does not list: refused (logged, counted).
+fn unserved(core: &Core, host: Option<&str>) -> Option<Answer> {
+    if host.is_some_and(|h| core.cfg.hosts.serves(h, &core.cfg.public_url)) {
+        return None;
+    }
+    core.metrics.deny("unserved_host");
+    log::info!("request for host {host:?} refused: not in hosts");
+    Some(Answer::page(
+        421,
+        "Not served here",
+        "This gateway does not serve this host name.",
+        Some("Reason: unserved_host"),
+    ))
+}
+
 /// `Access-Control-Allow-Origin` (and `-Credentials`, `Vary: Origin`) on an actual response to
 /// an allowed origin, when the upstream set none.
 fn cors_response(

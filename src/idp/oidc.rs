@@ -67,6 +67,9 @@ pub struct PendingLogin {
     /// The domain typed on the address page, and its tenant (home-realm discovery).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hr: Option<super::realm::Realm>,
+    /// The return address is on another served host: its handoff's browser binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hb: Option<String>,
 }
 
 /// A fetched key set and what the typed one drops.
@@ -420,6 +423,7 @@ impl OidcProvider {
                 p: self.name.clone(),
                 t: crate::session::now_secs(),
                 hr: None,
+                hb: None,
             },
         ))
     }

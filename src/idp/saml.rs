@@ -47,6 +47,9 @@ pub struct PendingSaml {
     /// The domain typed on the address page (home-realm discovery).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hr: Option<super::realm::Realm>,
+    /// The return address is on another served host: its handoff's browser binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hb: Option<String>,
 }
 
 /// The IdP as loaded from its metadata (or from fingerprint settings).
@@ -317,6 +320,7 @@ impl SamlProvider {
                 pv: replaces.is_some(),
                 rs: replaces.map(str::to_string),
                 hr: None,
+                hb: None,
             },
         ))
     }

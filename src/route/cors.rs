@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use pingora::http::RequestHeader;
 
-use crate::answer::Answer;
 use crate::read::{join, Obj, Reader};
 
 /// What a route does with a preflight.
@@ -43,7 +42,13 @@ pub enum Decision {
     /// A preflight for the upstream, with no identity.
     Pass,
     /// The gateway's reply.
-    Reply(Answer),
+    Reply(Reply),
+}
+
+/// A preflight's reply: `204` with these headers, or `403` naming what is not allowed.
+pub enum Reply {
+    Allowed(Vec<(&'static str, String)>),
+    Refused(String),
 }
 
 /// Longest `max_age` (Chromium caps at 2 hours, Firefox at 24).
@@ -85,7 +90,7 @@ impl CorsAnswer {
         self.origins.contains(&lower).then(|| origin.to_string())
     }
 
-    fn reply(&self, req: &RequestHeader) -> Answer {
+    fn reply(&self, req: &RequestHeader) -> Reply {
         let origin = header(req, "origin").unwrap_or("");
         let method = header(req, "access-control-request-method").unwrap_or("");
         let asked: Vec<String> = header(req, "access-control-request-headers")
@@ -96,7 +101,7 @@ impl CorsAnswer {
             .collect();
         let refused = |why: &str| {
             log::info!("CORS preflight refused ({why}) for origin {origin:?}");
-            Answer::json_error(403, "cors_preflight_refused", why)
+            Reply::Refused(why.to_string())
         };
         let Some(allow) = self.allow_origin(origin) else {
             return refused("origin not allowed");
@@ -107,18 +112,19 @@ impl CorsAnswer {
         if let Some(h) = asked.iter().find(|h| !self.headers.contains(h)) {
             return refused(&format!("header {h} not allowed"));
         }
-        let mut a = Answer::empty(204)
-            .header("access-control-allow-origin", allow)
-            .header("access-control-allow-methods", self.methods.join(", "))
-            .header("access-control-max-age", self.max_age.as_secs().to_string())
-            .header("vary", "Origin".into());
+        let mut h = vec![
+            ("access-control-allow-origin", allow),
+            ("access-control-allow-methods", self.methods.join(", ")),
+            ("access-control-max-age", self.max_age.as_secs().to_string()),
+            ("vary", "Origin".into()),
+        ];
         if !self.headers.is_empty() {
-            a = a.header("access-control-allow-headers", self.headers.join(", "));
+            h.push(("access-control-allow-headers", self.headers.join(", ")));
         }
         if self.credentials {
-            a = a.header("access-control-allow-credentials", "true".into());
+            h.push(("access-control-allow-credentials", "true".into()));
         }
-        a
+        Reply::Allowed(h)
     }
 }
 

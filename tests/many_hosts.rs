@@ -1,0 +1,261 @@
+//! One gateway for three hosts (`login.test` = public_url, `a.test`, `b.test`; all on
+//! 127.0.0.1 through the client's resolver), through the real binary and the real
+//! `oidc-provider`: one sign-in, then each host through a handoff with no second trip to the
+//! IdP; handoff codes refused when replayed, used on another host, too old, or from another
+//! browser; signing out on one host ends the session on all; `rd` never leaves the served
+//! and allowed hosts.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use reqwest::blocking::Client;
+use reqwest::cookie::Jar;
+use reqwest::redirect::Policy;
+
+struct Hosts {
+    gw: Gateway,
+    op: OpenIdProvider,
+    port: u16,
+    _upstream: Upstream,
+}
+
+fn start() -> Hosts {
+    let port = free_port();
+    let admin = free_port();
+    let upstream = start_upstream();
+    let public = format!("http://login.test:{port}");
+    let op = start_op(&public, 0);
+    let cfg = ConfigBuilder::for_binary(port, &public, admin, &op.issuer, upstream.port)
+        .store("memory")
+        .tail("hosts: [a.test, b.test]\nallowed_redirect_hosts: [\"docs.test\"]\n");
+    let gw = start_built(&cfg);
+    Hosts {
+        gw,
+        op,
+        port,
+        _upstream: upstream,
+    }
+}
+
+/// A browser that finds every test host on the gateway.
+fn browser(port: u16) -> Browser {
+    let jar = Arc::new(Jar::default());
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut b = Client::builder()
+        .redirect(Policy::none())
+        .cookie_provider(jar.clone())
+        .timeout(Duration::from_secs(20));
+    for host in ["login.test", "a.test", "b.test", "c.test", "docs.test"] {
+        b = b.resolve(host, addr);
+    }
+    Browser {
+        client: b.build().expect("client"),
+        jar,
+    }
+}
+
+impl Hosts {
+    fn url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.port)
+    }
+
+    /// A fresh handoff code for `host` from a browser signed in at login.test: the URL it
+    /// is redeemed at.
+    fn code_for(&self, b: &Browser, host: &str, path: &str) -> String {
+        let rd = self.url(host, path);
+        let start = format!(
+            "{}?rd={}",
+            self.url("login.test", "/_authgate/sign_in"),
+            url_encode(&rd)
+        );
+        // No binding yet: to the host for one, back to sign in, and on with a code.
+        let r = b.get(&start);
+        assert!(
+            location(&r).starts_with(&self.url(host, "/_authgate/handoff?rd=")),
+            "{}",
+            location(&r)
+        );
+        let r = b.get(&location(&r));
+        assert!(location(&r).starts_with(&self.url("login.test", "/_authgate/sign_in?rd=")));
+        let r = b.get(&location(&r));
+        let to = location(&r);
+        assert!(
+            to.starts_with(&self.url(host, "/_authgate/handoff?code=")),
+            "{to}"
+        );
+        to
+    }
+}
+
+/// Authorization codes the IdP has redeemed: one per sign-in.
+fn codes_redeemed(op: &OpenIdProvider) -> u64 {
+    let c: serde_json::Value = api()
+        .get(format!("http://127.0.0.1:{}/test/counts", op.port))
+        .send()
+        .and_then(|r| r.json())
+        .expect("counts");
+    c["codes"].as_u64().expect("codes")
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[test]
+fn one_sign_in_serves_every_host_and_one_sign_out_ends_it_everywhere() {
+    let t = start();
+    let b = browser(t.port);
+
+    // a.test: to sign in at login.test, and back through a handoff to the page asked for.
+    let (r, url) = b.sign_in(&t.url("a.test", "/x?q=1"), "alice");
+    assert_eq!(r.status(), 200, "{}", t.gw.log_text());
+    assert_eq!(url, t.url("a.test", "/x?q=1"));
+    let seen = echo(b.api_get(&t.url("a.test", "/x")));
+    assert_eq!(seen["headers"]["x-auth-user"], ALICE_OID);
+    assert!(seen["headers"]["cookie"]
+        .as_str()
+        .is_none_or(|c| !c.contains("authgate")));
+    let logins = codes_redeemed(&t.op);
+
+    // b.test: handed off at once, no trip to the IdP.
+    let r = b.get(&t.url("b.test", "/y"));
+    assert!(location(&r).starts_with(&t.url("login.test", "/_authgate/sign_in?rd=")));
+    let r = b.get(&location(&r));
+    let code_url = location(&r);
+    assert!(
+        code_url.starts_with(&t.url("b.test", "/_authgate/handoff?code=")),
+        "{code_url}"
+    );
+    let r = b.get(&code_url);
+    assert_eq!(location(&r), t.url("b.test", "/y"));
+    let seen = echo(b.api_get(&t.url("b.test", "/y")));
+    assert_eq!(seen["headers"]["x-auth-user"], ALICE_OID);
+    assert_eq!(
+        codes_redeemed(&t.op),
+        logins,
+        "no second sign-in at the IdP"
+    );
+
+    // A code once used is spent.
+    let r = b.get(&code_url);
+    assert_eq!(r.status(), 403);
+    assert!(r.text().unwrap().contains("handoff_refused (replayed)"));
+
+    // A code is for its host, and its browser.
+    let code = t.code_for(&b, "b.test", "/z");
+    let on_a = code.replace("b.test", "a.test");
+    let r = b.get(&on_a);
+    assert_eq!(r.status(), 403);
+    assert!(r.text().unwrap().contains("(host)"));
+    let thief = browser(t.port);
+    let r = thief.get(&code);
+    assert_eq!(r.status(), 403);
+    assert!(r.text().unwrap().contains("(browser)"));
+    assert!(thief
+        .cookie(&t.url("b.test", "/"), "authgate_session")
+        .is_none());
+    // Refusals did not spend it: its own browser still can.
+    let r = b.get(&code);
+    assert_eq!(location(&r), t.url("b.test", "/z"));
+    // Tampered or foreign codes are not codes.
+    let r = b.get(&format!("{code}x"));
+    assert_eq!(r.status(), 403);
+    let r = b.get(&t.url("b.test", "/_authgate/handoff?code=AAAA"));
+    assert!(r.text().unwrap().contains("(code)"));
+
+    // Too old: 30 seconds.
+    let late = t.code_for(&b, "a.test", "/late");
+    std::thread::sleep(Duration::from_secs(31));
+    let r = b.get(&late);
+    assert_eq!(r.status(), 403);
+    assert!(r.text().unwrap().contains("(expired)"));
+
+    // A host not listed is refused.
+    let r = b.get(&t.url("c.test", "/"));
+    assert_eq!(r.status(), 421);
+
+    // Signing out on b.test ends the one session: refused on every host.
+    b.sign_out(&t.url("b.test", ""));
+    for host in ["a.test", "b.test", "login.test"] {
+        let r = b.api_get(&t.url(host, "/x"));
+        assert_eq!(r.status(), 401, "{host}");
+    }
+    let m = scrape(&t.gw.admin);
+    assert_eq!(
+        metric(&m, "authgate_handoffs_total{result=\"redeemed\"}"),
+        3.0
+    );
+    assert_eq!(
+        metric(&m, "authgate_handoffs_total{result=\"replayed\"}"),
+        1.0
+    );
+}
+
+#[test]
+fn return_addresses_never_leave_the_served_and_allowed_hosts() {
+    let t = start();
+    let b = browser(t.port);
+    let (r, _) = b.sign_in(&t.url("login.test", "/"), "alice");
+    assert_eq!(r.status(), 200);
+    let p = t.port;
+    let op_origin = reqwest::Url::parse(&t.op.issuer)
+        .unwrap()
+        .origin()
+        .ascii_serialization();
+    let ours = [
+        t.url("login.test", ""),
+        t.url("a.test", ""),
+        t.url("b.test", ""),
+        op_origin.clone(),
+    ];
+    for rd in [
+        format!("http://evil.test:{p}/"),
+        format!("http://user@a.test:{p}/"),
+        "//evil.test/".to_string(),
+        "/\\evil.test/".to_string(),
+        "https:evil.test".to_string(),
+        "%2F%2Fevil.test".to_string(),
+        format!("http://a.test:{}/", p + 1),
+        format!("http://A.TEST:{p}/x"),
+        format!("http://a.test.:{p}/x"),
+        format!("http://a.test:{p}//evil.test"),
+        format!("http://a.test:{p}/%2F%2Fevil.test"),
+        "http://docs.test/x".to_string(),
+        "javascript:alert(1)".to_string(),
+    ] {
+        let r = b.get(&format!(
+            "{}?rd={}",
+            t.url("login.test", "/_authgate/sign_in"),
+            url_encode(&rd)
+        ));
+        let to = location(&r);
+        assert!(
+            ours.iter().any(|o| to.starts_with(o.as_str())),
+            "{rd} -> {to}"
+        );
+    }
+    // A foreign rd, signed in through the IdP, lands on login.test's "/".
+    let fresh = browser(t.port);
+    let start = format!(
+        "{}?rd={}",
+        t.url("login.test", "/_authgate/sign_in"),
+        url_encode(&format!("http://evil.test:{p}/steal"))
+    );
+    let (r, url) = fresh.sign_in(&start, "alice");
+    assert_eq!(r.status(), 200);
+    assert_eq!(url, t.url("login.test", "/"));
+    // An allow-listed host the gateway does not serve (docs.test on public_url's port): a plain
+    // redirect after the sign-in, no handoff.
+    let r = b.get(&format!(
+        "{}?rd={}",
+        t.url("login.test", "/_authgate/sign_in"),
+        url_encode(&t.url("docs.test", "/guide"))
+    ));
+    let callback = b.login_until_callback(&location(&r), "alice");
+    let r = b.get(&callback);
+    assert_eq!(location(&r), t.url("docs.test", "/guide"));
+}
