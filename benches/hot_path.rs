@@ -120,6 +120,7 @@ fn bench(c: &mut Criterion) {
             exceptions: Exceptions::default(),
             preserve_post: None,
             cors: Default::default(),
+            open: Default::default(),
             assertion_audience: None,
             tokens: Default::default(),
         })
@@ -142,6 +143,7 @@ fn bench(c: &mut Criterion) {
             exceptions: Exceptions::default(),
             preserve_post: None,
             cors: Default::default(),
+            open: Default::default(),
             assertion_audience: None,
             tokens: Default::default(),
         }))

@@ -838,6 +838,7 @@ fn raw_route_equals_every_upstream_reading() {
         exceptions,
         preserve_post: None,
         cors: Default::default(),
+        open: Default::default(),
         assertion_audience: None,
         tokens: Default::default(),
     };

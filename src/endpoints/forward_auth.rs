@@ -77,6 +77,16 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
     if route.cors != Preflight::Refuse && preflight(down.req(), fa.dialect) {
         return Answer::empty(200);
     }
+    // `public_methods` / `public_paths`: through with no identity.
+    if !route.open.is_empty() {
+        let method = original_method(down.req(), fa.dialect);
+        let path = &original.canonical.route_path;
+        if method.is_some_and(|m| route.open.methods.contains(&m))
+            || route.open.paths.iter().any(|p| p.matches(path))
+        {
+            return Answer::empty(200);
+        }
+    }
     let (identity, refreshed, held) = match authenticate(core, down, &route).await {
         Auth::Refused(answer) => return answer,
         Auth::Public => return Answer::empty(200),
@@ -179,18 +189,23 @@ async fn allowed(
 /// Traefik's `X-Forwarded-Method`) with `Origin` and `Access-Control-Request-Method`, which
 /// both controllers pass on from the original request.
 fn preflight(req: &pingora::http::RequestHeader, dialect: Dialect) -> bool {
-    let method = match dialect {
-        Dialect::Nginx => "x-original-method",
-        Dialect::Traefik => "x-forwarded-method",
-    };
-    let mut methods = req.headers.get_all(method).iter();
-    let options = methods
-        .next()
-        .is_some_and(|m| m.as_bytes().eq_ignore_ascii_case(b"OPTIONS"))
-        && methods.next().is_none();
-    options
+    original_method(req, dialect) == Some(http::Method::OPTIONS)
         && req.headers.contains_key(http::header::ORIGIN)
         && req
             .headers
             .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// The original request's method, as the dialect sends it (exactly one value), if any.
+fn original_method(req: &pingora::http::RequestHeader, dialect: Dialect) -> Option<http::Method> {
+    let name = match dialect {
+        Dialect::Nginx => "x-original-method",
+        Dialect::Traefik => "x-forwarded-method",
+    };
+    let mut values = req.headers.get_all(name).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    http::Method::from_bytes(first.as_bytes().to_ascii_uppercase().as_slice()).ok()
 }

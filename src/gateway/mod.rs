@@ -140,6 +140,10 @@ impl Gateway {
                 Decision::Reply(reply) => return Ok(Some(preflight_answer(core, reply))),
             }
         }
+        // `public_methods` / `public_paths`: through with no identity, as on a public route.
+        if !route.open.is_empty() && route.open.admits(&down.req().method, &canonical.route_path) {
+            return Ok(None);
+        }
         // 7. A bearer token (API clients), or the session cookie, then the route's policy.
         Ok(match authenticate(core, down, &route).await {
             Auth::Public => None,

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 pub mod cors;
+pub mod open;
 mod read;
 pub(crate) mod upstream_tls;
 
@@ -25,6 +26,8 @@ pub struct Route {
     pub preserve_post: Option<PreservePost>,
     /// `cors.preflight:` what a CORS preflight gets.
     pub cors: cors::Preflight,
+    /// `public_methods`, `public_paths`: let through without a session.
+    pub open: open::Open,
     /// The signed assertion's audience (`assertion_audience`, else the host; None: the
     /// gateway's own host).
     pub audience: Option<Arc<str>>,
@@ -69,6 +72,7 @@ impl RouteTable {
                     exceptions: r.exceptions,
                     preserve_post: r.preserve_post,
                     cors: r.cors.clone(),
+                    open: r.open.clone(),
                     audience: r
                         .assertion_audience
                         .as_deref()
@@ -186,6 +190,7 @@ mod tests {
             exceptions: Exceptions::default(),
             preserve_post: None,
             cors: Default::default(),
+            open: Default::default(),
             assertion_audience: None,
             tokens: Default::default(),
         }
@@ -237,6 +242,8 @@ pub struct RouteConfig {
     pub preserve_post: Option<PreservePost>,
     /// `cors:` CORS preflights.
     pub cors: cors::Preflight,
+    /// `public_methods`, `public_paths`.
+    pub open: open::Open,
     /// `assertion_audience:` the signed assertion's `aud` (default: the route's host).
     pub assertion_audience: Option<String>,
     /// `pass_id_token`, `pass_access_token`.

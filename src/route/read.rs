@@ -64,6 +64,7 @@ impl Reader<'_> {
             let provider = accepts.first().copied();
             let preserve_post = self.preserve_post(&mut o, &path, public);
             let cors = self.cors(&mut o, &path);
+            let open = self.open(&mut o, &path, public);
             let assertion_audience = self.assertion_audience(&mut o, &path);
             let tokens = self.pass_tokens(&mut o, &path, public);
             self.finish(o);
@@ -90,6 +91,7 @@ impl Reader<'_> {
                     exceptions,
                     preserve_post,
                     cors,
+                    open,
                     assertion_audience,
                     tokens,
                 });
