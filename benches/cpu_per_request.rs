@@ -145,6 +145,7 @@ fn main() {
         secret: Secret(SECRET.into()),
         store: StoreKind::Cookie,
         max_sessions: 1000,
+        cookie_domain: None,
         redis: None,
     })
     .expect("sessions");
@@ -236,6 +237,7 @@ fn main() {
                 secret: Secret(SECRET.into()),
                 store: StoreKind::Redis,
                 max_sessions: 1000,
+                cookie_domain: None,
                 redis: Some(redis_config(redis.port)),
             })
             .expect("sessions");

@@ -55,6 +55,7 @@ fn bench(c: &mut Criterion) {
             secret: Secret("b".repeat(48)),
             store,
             max_sessions: 1000,
+            cookie_domain: None,
             redis: None,
         })
         .unwrap();

@@ -64,6 +64,7 @@ fn bench(c: &mut Criterion) {
         secret: Secret("s".repeat(48)),
         store: StoreKind::Cookie,
         max_sessions: 1000,
+        cookie_domain: None,
         redis: None,
     })
     .expect("sessions");

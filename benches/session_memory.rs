@@ -65,6 +65,7 @@ fn main() {
             StoreKind::Memory
         },
         max_sessions: 1_000_000,
+        cookie_domain: None,
         redis: redis_port.map(redis_config),
     })
     .expect("sessions");

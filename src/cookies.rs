@@ -52,6 +52,8 @@ pub struct Cookies {
     realm_name: String,
     binding_name: String,
     handoff_name: String,
+    /// `session.cookie_domain`: the session cookie's `Domain`.
+    domain: Option<String>,
 }
 
 impl Cookies {
@@ -71,6 +73,7 @@ impl Cookies {
             realm_name: format!("{}_realm", cfg.cookie_name),
             binding_name: format!("{}_handoff", cfg.cookie_name),
             handoff_name: format!("{}_handoff", cfg.base_name()),
+            domain: cfg.cookie_domain.clone(),
         })
     }
 
@@ -99,14 +102,49 @@ impl Cookies {
         values(req, &self.session)
     }
 
-    /// `Set-Cookie` for a session cookie.
-    pub fn set_session(&self, value: &str) -> String {
-        self.build(&self.session, value, "/", Some(self.lifetime))
+    /// `Set-Cookie` for a session cookie, in answer to `req`: for its whole
+    /// `session.cookie_domain` when that covers the request's host, else for that host only.
+    pub fn set_session(&self, value: &str, req: &RequestHeader) -> String {
+        let c = self.build(&self.session, value, "/", Some(self.lifetime));
+        self.with_domain(c, self.covers(req))
     }
 
-    /// `Set-Cookie` that deletes the session cookie.
-    pub fn clear_session(&self) -> String {
-        self.build(&self.session, "", "/", Some(Duration::ZERO))
+    /// `set_session` on `public_url`'s host (where sign-ins complete; always under
+    /// `session.cookie_domain` when one is set).
+    pub fn set_session_public(&self, value: &str) -> String {
+        let c = self.build(&self.session, value, "/", Some(self.lifetime));
+        self.with_domain(c, true)
+    }
+
+    /// `Set-Cookie` that deletes the session cookie where `req`'s host would have it.
+    pub fn clear_session(&self, req: &RequestHeader) -> String {
+        let c = self.build(&self.session, "", "/", Some(Duration::ZERO));
+        self.with_domain(c, self.covers(req))
+    }
+
+    fn covers(&self, req: &RequestHeader) -> bool {
+        let Some(d) = &self.domain else { return false };
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let host = host
+            .rsplit_once(':')
+            .map_or(host, |(h, _)| h)
+            .to_ascii_lowercase();
+        host == *d
+            || host
+                .strip_suffix(d.as_str())
+                .is_some_and(|r| r.ends_with('.'))
+    }
+
+    /// The session cookie's `Domain` (`session.cookie_domain`), when `shared`.
+    fn with_domain(&self, cookie: String, shared: bool) -> String {
+        match (&self.domain, shared) {
+            (Some(d), true) => format!("{cookie}; Domain={d}"),
+            _ => cookie,
+        }
     }
 
     // --- Sign-ins in flight.
@@ -435,6 +473,7 @@ mod tests {
             secret: Secret("k".repeat(32)),
             store: StoreKind::Cookie,
             max_sessions: 10,
+            cookie_domain: None,
             redis: None,
         }
     }

@@ -31,7 +31,7 @@ impl HostPattern {
             Some(rest) => (rest.to_string(), true),
             None => (host, false),
         };
-        let labels_ok = crate::idp::hints::is_domain(&host) || (!wildcard && is_name(&host));
+        let labels_ok = crate::identity::is_domain(&host) || (!wildcard && is_name(&host));
         labels_ok.then_some(HostPattern {
             host,
             wildcard,

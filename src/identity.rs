@@ -311,6 +311,19 @@ impl<'de> Deserialize<'de> for List {
     }
 }
 
+/// A DNS name with at least two labels (`contoso.com`), letters, digits and hyphens.
+pub fn is_domain(d: &str) -> bool {
+    d.len() <= 253
+        && d.contains('.')
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// A GUID as Entra writes tenant and object IDs: `8-4-4-4-12` hex digits.
 pub fn is_guid(s: &str) -> bool {
     let b = s.as_bytes();

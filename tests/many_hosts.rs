@@ -24,14 +24,21 @@ struct Hosts {
 }
 
 fn start() -> Hosts {
+    start_on(
+        "login.test",
+        "hosts: [a.test, b.test]\nallowed_redirect_hosts: [\"docs.test\"]\n",
+    )
+}
+
+fn start_on(public_host: &str, tail: &str) -> Hosts {
     let port = free_port();
     let admin = free_port();
     let upstream = start_upstream();
-    let public = format!("http://login.test:{port}");
+    let public = format!("http://{public_host}:{port}");
     let op = start_op(&public, 0);
     let cfg = ConfigBuilder::for_binary(port, &public, admin, &op.issuer, upstream.port)
         .store("memory")
-        .tail("hosts: [a.test, b.test]\nallowed_redirect_hosts: [\"docs.test\"]\n");
+        .tail(tail);
     let gw = start_built(&cfg);
     Hosts {
         gw,
@@ -49,7 +56,16 @@ fn browser(port: u16) -> Browser {
         .redirect(Policy::none())
         .cookie_provider(jar.clone())
         .timeout(Duration::from_secs(20));
-    for host in ["login.test", "a.test", "b.test", "c.test", "docs.test"] {
+    for host in [
+        "login.test",
+        "a.test",
+        "b.test",
+        "c.test",
+        "docs.test",
+        "login.corp.test",
+        "a.corp.test",
+        "c.corp.test",
+    ] {
         b = b.resolve(host, addr);
     }
     Browser {
@@ -258,4 +274,97 @@ fn return_addresses_never_leave_the_served_and_allowed_hosts() {
     let callback = b.login_until_callback(&location(&r), "alice");
     let r = b.get(&callback);
     assert_eq!(location(&r), t.url("docs.test", "/guide"));
+}
+
+/// `session.cookie_domain`: hosts under it share the cookie, so no handoff is needed; hosts
+/// outside it still get one.
+#[test]
+fn a_parent_domain_cookie_reaches_every_host_under_it() {
+    let t = start_on(
+        "login.corp.test",
+        "  cookie_domain: .corp.test\nhosts: [a.corp.test, c.corp.test, b.test]\n",
+    );
+    let b = browser(t.port);
+    let r = b.get(&t.url("a.corp.test", "/x"));
+    let to = location(&r);
+    assert!(
+        to.starts_with(&t.url("login.corp.test", "/_authgate/sign_in?rd=")),
+        "{to}"
+    );
+    assert!(
+        !to.contains("hb="),
+        "no binding under the shared cookie: {to}"
+    );
+    let callback = b.login_until_callback(&t.url("a.corp.test", "/x"), "alice");
+    let r = b.get(&callback);
+    assert_eq!(
+        location(&r),
+        t.url("a.corp.test", "/x"),
+        "straight back, no handoff"
+    );
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.contains("Domain=corp.test"), "{set}");
+    // Every host under the domain: signed in at once.
+    for host in ["a.corp.test", "c.corp.test", "login.corp.test"] {
+        let seen = echo(b.api_get(&t.url(host, "/y")));
+        assert_eq!(seen["headers"]["x-auth-user"], ALICE_OID, "{host}");
+    }
+    // A host outside it still goes through a handoff.
+    let r = b.get(&t.url("b.test", "/z"));
+    assert!(location(&r).contains("hb="), "{}", location(&r));
+    let (r, url) = b.follow(&t.url("b.test", "/z"));
+    assert_eq!(r.status(), 200);
+    assert_eq!(url, t.url("b.test", "/z"));
+    // Signing out clears the shared cookie.
+    let out = b.sign_out(&t.url("c.corp.test", ""));
+    let cleared = out.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cleared.contains("Domain=corp.test"), "{cleared}");
+    assert_eq!(b.api_get(&t.url("a.corp.test", "/y")).status(), 401);
+}
+
+#[test]
+fn parent_domain_cookie_mistakes_are_refused_and_the_choice_is_warned_about() {
+    let base = |public: &str, domain: &str| {
+        format!("listen: [\"127.0.0.1:8080\"]\npublic_url: \"{public}\"\nproviders:\n  - name: idp\n    type: oidc\n    issuer: \"https://idp.example\"\n    client_id: x\n    client_secret: s\nroutes:\n  - upstream: \"127.0.0.1:3000\"\nhosts: [\"a.b\", \"x y\"]\nallowed_redirect_hosts: [\"*\", \"*.example.com:http\"]\nsession:\n  secret: \"0123456789abcdef0123456789abcdef\"\n  cookie_domain: \"{domain}\"\n")
+    };
+    for (public, domain, says) in [
+        ("https://login.example.co.uk", "co.uk", "is a public suffix"),
+        ("https://login.example.com", "com", "is not a domain name"),
+        (
+            "https://login.example.com",
+            "other.example",
+            "must be public_url's host or a parent",
+        ),
+        (
+            "https://login.example.com",
+            "ample.com",
+            "must be public_url's host or a parent",
+        ),
+        ("https://app.github.io", "github.io", "is a public suffix"),
+    ] {
+        let (ok, out) = check_config(&base(public, domain));
+        assert!(!ok, "{domain}: {out}");
+        assert_config_errors(&out, &[("session.cookie_domain", says)]);
+        assert_config_errors(
+            &out,
+            &[
+                ("hosts[1]", "is not a host name"),
+                ("allowed_redirect_hosts[0]", "is not a host"),
+                ("allowed_redirect_hosts[1]", "is not a host"),
+            ],
+        );
+    }
+    let good = base("https://login.example.com", ".Example.com").replace(
+        "hosts: [\"a.b\", \"x y\"]\nallowed_redirect_hosts: [\"*\", \"*.example.com:http\"]\n",
+        "",
+    );
+    let (ok, out) = check_config(&good);
+    assert!(ok, "{out}");
+    assert_config_errors(
+        &out,
+        &[(
+            "session.cookie_domain",
+            "every host under example.com receives the session",
+        )],
+    );
 }

@@ -153,6 +153,7 @@ fn session_config(store: StoreKind) -> SessionConfig {
         secret: Secret("k".repeat(32)),
         store,
         max_sessions: 1000,
+        cookie_domain: None,
         redis: None,
     }
 }

@@ -127,7 +127,7 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
         Err(refused) => return refused,
     };
     if let Some(v) = refreshed {
-        answer = answer.cookie(core.cookies.set_session(&v));
+        answer = answer.cookie(core.cookies.set_session(&v, down.req()));
     }
     answer
 }

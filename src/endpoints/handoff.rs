@@ -54,8 +54,13 @@ pub(crate) fn valid_binding(b: &str) -> bool {
 /// On a served host without a session: bind this browser here, and sign in at `public_url`
 /// for `here` (this host's URL of the page asked for).
 pub(crate) fn begin(core: &Core, here: &Url, extra: Vec<String>) -> Answer {
-    let nonce = random_token(16);
     let rd: String = url::form_urlencoded::byte_serialize(here.as_str().as_bytes()).collect();
+    if reaches(core, here) {
+        // The parent-domain cookie will reach this host: no binding, no handoff.
+        let to = core.public(&format!("{RESERVED_PREFIX}/sign_in?rd={rd}"));
+        return Answer::redirect(to).cookies(extra);
+    }
+    let nonce = random_token(16);
     let to = core.public(&format!(
         "{RESERVED_PREFIX}/sign_in?rd={rd}&hb={}",
         binding_of(&nonce)
@@ -138,7 +143,7 @@ pub(crate) async fn handoff(core: &Core, down: &mut dyn Downstream, host: Option
     }
     core.metrics.handoff("redeemed");
     // The binding cookie stays (10 minutes): a replay from this browser is then named so.
-    Answer::redirect(c.p).cookie(core.cookies.set_session(&c.v))
+    Answer::redirect(c.p).cookie(core.cookies.set_session(&c.v, down.req()))
 }
 
 /// The return address of `/_authgate/sign_in`'s `rd` (and its binding): a path here, an
@@ -158,6 +163,8 @@ pub(crate) async fn back(
     {
         Destination::Here(p) => return Ok((p, None)),
         Destination::Allowed(u) => return Ok((u.to_string(), None)),
+        // The parent-domain cookie reaches it: no handoff.
+        Destination::Served(u) if reaches(core, &u) => return Ok((u.to_string(), None)),
         Destination::Served(u) => u,
     };
     let Some(binding) = first(q, "hb").filter(|b| valid_binding(b)) else {
@@ -189,6 +196,7 @@ pub(crate) fn location(core: &Core, back: &super::start::Back, session: &str) ->
         return core.public(&back.to);
     }
     match (core.cfg.hosts.destination(&back.to, public), &back.binding) {
+        (Destination::Served(u), _) if reaches(core, &u) => u.to_string(),
         (Destination::Served(u), Some(b)) => {
             issue(core, session, &u, b).unwrap_or_else(|| core.public("/"))
         }
@@ -216,6 +224,12 @@ fn path_of(u: &Url) -> String {
         p.push_str(q);
     }
     p
+}
+
+/// The session cookie (`session.cookie_domain`) reaches `u`'s host by itself.
+fn reaches(core: &Core, u: &Url) -> bool {
+    u.host_str()
+        .is_some_and(|h| core.cfg.session.cookie_reaches(h))
 }
 
 /// A request for a served host other than `public_url`'s: that host's URL of `path`.

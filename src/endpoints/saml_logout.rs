@@ -29,7 +29,7 @@ pub(crate) async fn slo(
     let Some(input) = input else {
         // The IdP's LogoutResponse to the logout this gateway started at sign-out, when the
         // session was already revoked: nothing to believe, only a page to show.
-        return Ok(Answer::redirect(signed_out).cookie(core.cookies.clear_session()));
+        return Ok(Answer::redirect(signed_out).cookie(core.cookies.clear_session(down.req())));
     };
     let verified = match saml.logout_request(input).await {
         // One use per LogoutRequest, on every replica.
@@ -90,7 +90,7 @@ pub(crate) async fn slo(
         .unwrap_or(signed_out);
     let answer = Answer::redirect(location);
     Ok(if ended_here {
-        answer.cookie(core.cookies.clear_session())
+        answer.cookie(core.cookies.clear_session(down.req()))
     } else {
         answer
     })

@@ -281,7 +281,7 @@ pub(crate) async fn complete(
             // If this browser comes back without the session, it is a loop round.
             let done = core.cookies.set_sign_in_done(now_secs());
             Answer::redirect(handoff::location(core, back, &sealed))
-                .cookie(core.cookies.set_session(&sealed))
+                .cookie(core.cookies.set_session_public(&sealed))
                 .cookies(clear)
                 .cookies(done)
         }

@@ -35,7 +35,7 @@ pub(crate) async fn sign_out(core: &Core, down: &mut dyn Downstream) -> pingora:
             crate::authenticate::session_of(core, down).await,
             Ok(Some(_))
         ) {
-            return Ok(Answer::redirect(signed_out).cookie(core.cookies.clear_session()));
+            return Ok(Answer::redirect(signed_out).cookie(core.cookies.clear_session(down.req())));
         }
         let token = presented
             .first()
@@ -100,7 +100,7 @@ pub(crate) async fn sign_out(core: &Core, down: &mut dyn Downstream) -> pingora:
         None => signed_out,
     };
     Ok(Answer::see_other(location)
-        .cookie(core.cookies.clear_session())
+        .cookie(core.cookies.clear_session(down.req()))
         .cookie(core.cookies.clear_loop_trips()))
 }
 

@@ -49,7 +49,7 @@ pub(crate) async fn userinfo(core: &Core, down: &mut dyn Downstream) -> Answer {
         }),
     );
     if let Some(v) = found.refreshed {
-        answer = answer.cookie(core.cookies.set_session(&v));
+        answer = answer.cookie(core.cookies.set_session(&v, down.req()));
     }
     answer
 }

@@ -162,7 +162,7 @@ impl Gateway {
                         return Ok(Some(answer));
                     }
                 }
-                ctx.set_cookie = refreshed.map(|v| core.cookies.set_session(&v));
+                ctx.set_cookie = refreshed.map(|v| core.cookies.set_session(&v, down.req()));
                 if core.assertion.is_some() {
                     ctx.sid = held.as_ref().map(|h| h.sid.clone());
                 }

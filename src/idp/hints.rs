@@ -18,18 +18,7 @@ pub fn login_hint(hint: &str) -> Option<&str> {
     (local_ok && is_domain(domain)).then_some(hint)
 }
 
-/// A DNS name with at least two labels (`contoso.com`), letters, digits and hyphens.
-pub fn is_domain(d: &str) -> bool {
-    d.len() <= 253
-        && d.contains('.')
-        && d.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
+pub use crate::identity::is_domain;
 
 #[cfg(test)]
 mod tests {

@@ -136,6 +136,9 @@ pub struct SessionConfig {
     pub store: StoreKind,
     /// Upper bound for the in-memory store.
     pub max_sessions: u64,
+    /// `session.cookie_domain` (lower case, no leading dot): the session cookie is sent to
+    /// every host under it.
+    pub cookie_domain: Option<String>,
     /// `session.redis`: with `store: redis`, or the cookie store's `revocation: redis`.
     pub redis: Option<RedisConfig>,
 }
@@ -148,11 +151,19 @@ impl SessionConfig {
     }
 
     /// The name pending sign-ins and other path-scoped cookies derive theirs from: the
-    /// session cookie's without the `__Host-` prefix (which requires `Path=/`).
+    /// session cookie's without the `__Host-` or `__Secure-` prefix.
     pub fn base_name(&self) -> &str {
         self.cookie_name
             .strip_prefix("__Host-")
+            .or_else(|| self.cookie_name.strip_prefix("__Secure-"))
             .unwrap_or(&self.cookie_name)
+    }
+
+    /// Does the session cookie reach `host` by itself (`cookie_domain` covers it)?
+    pub fn cookie_reaches(&self, host: &str) -> bool {
+        self.cookie_domain.as_deref().is_some_and(|d| {
+            host == d || host.strip_suffix(d).is_some_and(|rest| rest.ends_with('.'))
+        })
     }
 }
 
@@ -553,6 +564,7 @@ mod tests {
             secret: Secret("k".repeat(32)),
             store,
             max_sessions: 100,
+            cookie_domain: None,
             redis: None,
         }
     }

@@ -75,9 +75,15 @@ impl Reader<'_> {
         let max_sessions = self.uint(&mut o, "max_sessions").unwrap_or(1_000_000);
         // Over https the session cookie is `__Host-` prefixed: a sibling subdomain cannot
         // plant or overwrite it (no Domain, Path=/, Secure are then enforced by browsers).
+        // With a parent-domain cookie only `__Secure-` is possible.
         let host_prefix = self.bool(&mut o, "host_prefix").unwrap_or(true);
+        let cookie_domain = self.cookie_domain(&mut o, public_url);
+        let prefix = match cookie_domain {
+            Some(_) => "__Secure-",
+            None => "__Host-",
+        };
         let cookie_name = if secure && host_prefix && !cookie_name.starts_with("__") {
-            format!("__Host-{cookie_name}")
+            format!("{prefix}{cookie_name}")
         } else {
             cookie_name
         };
@@ -91,8 +97,39 @@ impl Reader<'_> {
             secret: secret.filter(|s| s.0.len() >= 32)?,
             store: store?,
             max_sessions,
+            cookie_domain,
             redis: if wants_redis { Some(redis?) } else { None },
         })
+    }
+
+    /// `session.cookie_domain: example.com`: a parent domain of `public_url`'s host that is
+    /// not a public suffix; warned about, since every host under it receives the session.
+    fn cookie_domain(&mut self, o: &mut Obj<'_>, public_url: Option<&Url>) -> Option<String> {
+        let raw = self.string(o, "cookie_domain")?;
+        let d = raw.trim_start_matches('.').to_ascii_lowercase();
+        let at = "session.cookie_domain";
+        if !crate::identity::is_domain(&d) {
+            self.err(at, format!("{raw:?} is not a domain name"));
+            return None;
+        }
+        if psl::suffix_str(&d) == Some(d.as_str()) {
+            self.err(
+                at,
+                format!("{d} is a public suffix: every site under it would receive the session"),
+            );
+            return None;
+        }
+        let host = public_url.and_then(|u| u.host_str()).unwrap_or("");
+        let under = host == d
+            || host
+                .strip_suffix(d.as_str())
+                .is_some_and(|r| r.ends_with('.'));
+        if !under {
+            self.err(at, format!("must be public_url's host or a parent of it ({host}), or browsers drop the cookie"));
+            return None;
+        }
+        self.warn(at, format!("every host under {d} receives the session cookie: any app there, and anyone who controls one, can use it; prefer hosts: with handoffs unless you trust them all"));
+        Some(d)
     }
 
     /// A session's timers as `o` (at `path`: `session`, or a provider's `session`) sets
