@@ -50,12 +50,22 @@ fn start_on(public_host: &str, tail: &str) -> Hosts {
 
 /// A browser that finds every test host on the gateway.
 fn browser(port: u16) -> Browser {
+    browser_with(port, &[])
+}
+
+/// A browser whose resolver sends `elsewhere` hosts to 127.0.0.2 (an ingress in front), and
+/// every other test host to the gateway on 127.0.0.1; the port is the URL's.
+fn browser_with(port: u16, elsewhere: &[&str]) -> Browser {
     let jar = Arc::new(Jar::default());
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let front: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
     let mut b = Client::builder()
         .redirect(Policy::none())
         .cookie_provider(jar.clone())
         .timeout(Duration::from_secs(20));
+    for host in elsewhere {
+        b = b.resolve(host, front);
+    }
     for host in [
         "login.test",
         "a.test",
@@ -66,7 +76,9 @@ fn browser(port: u16) -> Browser {
         "a.corp.test",
         "c.corp.test",
     ] {
-        b = b.resolve(host, addr);
+        if !elsewhere.contains(&host) {
+            b = b.resolve(host, addr);
+        }
     }
     Browser {
         client: b.build().expect("client"),
@@ -367,4 +379,106 @@ fn parent_domain_cookie_mistakes_are_refused_and_the_choice_is_warned_about() {
             "every host under example.com receives the session",
         )],
     );
+}
+
+/// nginx (as ingress-nginx renders `auth-url` and `auth-signin`) in front of two hosts with
+/// different policies, on 127.0.0.2 with the gateway's port number (so the hosts' URLs carry
+/// public_url's port); its sign-in link points at public_url, and the browser comes back to
+/// each host through a handoff, which nginx passes to the gateway under `/_authgate/`.
+fn two_host_ingress(port: u16, app_port: u16) -> String {
+    let server = |host: &str| {
+        format!(
+            r#"
+  server {{
+    listen 127.0.0.2:{port};
+    server_name {host};
+    location = /_external-auth {{
+      internal;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+      proxy_set_header X-Original-Method $request_method;
+      proxy_pass http://127.0.0.1:{port}/_authgate/auth;
+    }}
+    location @signin {{
+      internal;
+      return 302 http://login.test:{port}/_authgate/sign_in?rd=$scheme://$http_host$request_uri;
+    }}
+    location /_authgate/ {{
+      proxy_set_header Host $http_host;
+      proxy_pass http://127.0.0.1:{port};
+    }}
+    location / {{
+      auth_request /_external-auth;
+      auth_request_set $user $upstream_http_x_auth_user;
+      proxy_set_header X-Auth-User $user;
+      error_page 401 = @signin;
+      proxy_set_header Host $http_host;
+      proxy_pass http://127.0.0.1:{app_port};
+    }}
+  }}
+"#
+        )
+    };
+    format!("{}{}", server("a.test"), server("b.test"))
+}
+
+#[test]
+fn forward_auth_for_two_hosts_behind_nginx_signs_in_once() {
+    let port = free_port();
+    let admin = free_port();
+    let upstream = start_upstream();
+    let public = format!("http://login.test:{port}");
+    let op = start_op(&public, 0);
+    let up = format!("127.0.0.1:{}", upstream.port);
+    let cfg = ConfigBuilder::for_binary(port, &public, admin, &op.issuer, upstream.port)
+        .store("memory")
+        .forward_auth_default(&["127.0.0.1/32"])
+        .routes_first([
+            RouteSpec::new("a", &up).host("a.test").groups(&[ADMINS]),
+            RouteSpec::new("b", &up).host("b.test"),
+        ])
+        .tail("hosts: [a.test, b.test]\n");
+    let gw = start_built(&cfg);
+    let (_nginx, _dir) = start_nginx(port, &two_host_ingress(port, upstream.port));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.2", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "nginx on 127.0.0.2");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let url = |host: &str, path: &str| format!("http://{host}:{port}{path}");
+
+    // Alice (an admin) at a.test: nginx's sign-in link, the binding on a.test, the IdP, and
+    // back through the handoff to the page.
+    let alice = browser_with(port, &["a.test", "b.test"]);
+    let (r, landed) = alice.sign_in(&url("a.test", "/x"), "alice");
+    assert_eq!(r.status(), 200, "{}", gw.log_text());
+    assert_eq!(landed, url("a.test", "/x"));
+    let seen = echo(alice.api_get(&url("a.test", "/x")));
+    assert_eq!(seen["headers"]["x-auth-user"], ALICE_OID);
+    let codes = codes_redeemed(&op);
+    // b.test: no second trip to the IdP.
+    let (r, landed) = alice.follow(&url("b.test", "/y"));
+    assert_eq!(r.status(), 200);
+    assert_eq!(landed, url("b.test", "/y"));
+    assert_eq!(codes_redeemed(&op), codes);
+    let seen = echo(alice.api_get(&url("b.test", "/y")));
+    assert_eq!(seen["headers"]["x-auth-user"], ALICE_OID);
+
+    // Bob is no admin: b.test lets him in, a.test's policy does not.
+    let bob = browser_with(port, &["a.test", "b.test"]);
+    let (r, _) = bob.sign_in(&url("b.test", "/y"), "bob");
+    assert_eq!(r.status(), 200);
+    let (r, landed) = bob.follow(&url("a.test", "/x"));
+    assert_eq!(r.status(), 403, "{}", gw.log_text());
+    assert_eq!(
+        landed,
+        url("a.test", "/x"),
+        "handed off, then refused by a.test's policy"
+    );
+
+    // Signing out on a.test (through nginx) ends Alice's session on b.test too.
+    alice.sign_out(&url("a.test", ""));
+    let r = alice.get(&url("b.test", "/y"));
+    assert_eq!(r.status(), 302, "sent to sign in again");
 }

@@ -47,6 +47,9 @@ pub(crate) fn jwks(core: &Core, down: &dyn Downstream) -> Answer {
     }
 }
 
+/// Forward-auth's address.
+pub(crate) const FORWARD_AUTH_PATH: &str = "/_authgate/auth";
+
 /// The JWKS's well-known address, besides `/_authgate/jwks.json`.
 pub(crate) const WELL_KNOWN_JWKS: &str = "/.well-known/authgate/jwks.json";
 

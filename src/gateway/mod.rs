@@ -88,7 +88,14 @@ impl Gateway {
             Err(why) => return Ok(Some(refuse(core, down, why))),
         };
         // With `hosts:` listed, only the hosts it names (and the routes' and public_url's).
-        if core.cfg.hosts.listed {
+        // Forward-auth is asked on the gateway's own service name; its callers are checked by
+        // address, and the host it judges is the one the controller describes.
+        let forward_auth = || {
+            canonical
+                .route_path
+                .eq_ignore_ascii_case(endpoints::FORWARD_AUTH_PATH)
+        };
+        if core.cfg.hosts.listed && !forward_auth() {
             if let Some(refused) = unserved(core, canonical.host.as_deref()) {
                 return Ok(Some(refused));
             }
