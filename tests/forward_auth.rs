@@ -192,12 +192,13 @@ fn traefik_forward_auth_dialect_and_trust_rules() {
         400
     );
     // Traefik passes client headers along: a client's X-Original-URL naming a public page
-    // next to Traefik's X-Forwarded-Uri is not believed.
+    // next to Traefik's X-Forwarded-Uri is not believed: refused, naming the dialect.
     let r = described("/app/secret")
         .header("X-Original-URL", format!("{}/public/", t.front))
         .send()
         .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("mixed_dialect"));
     // The nginx-dialect gateway, asked in Traefik's dialect, does not guess: refused.
     let r = described("/public/x").send_to(&format!("{}/_authgate/auth", t.gw.url));
     assert_eq!(r.status(), 403);

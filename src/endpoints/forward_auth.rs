@@ -8,6 +8,7 @@ use crate::answer::Answer;
 use crate::authenticate::{authenticate, Auth};
 use crate::exchange::{wants_html, Downstream};
 use crate::forward_auth::Dialect;
+use crate::hosts::Destination;
 use crate::identity::Identity;
 use crate::return_to;
 use crate::route::cors::Preflight;
@@ -40,17 +41,21 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
     // ingress-nginx turns any auth answer but 2xx/401/403 into a 500: refuse with 403.
     let refused = match fa.dialect {
         Dialect::Nginx => 403,
-        Dialect::Traefik => 400,
+        _ => 400,
     };
-    let original =
-        match crate::forward_auth::original(down.req(), fa.dialect, core.routes.exceptions) {
-            Ok(o) => o,
-            Err(why) => {
-                core.metrics.deny(why.label());
-                log::warn!("forward-auth refused ({}): {why}", why.label());
-                return Answer::json_error(refused, why.label(), &why.to_string());
-            }
-        };
+    let original = match crate::forward_auth::original(
+        down.req(),
+        fa.dialect,
+        core.routes.exceptions,
+        &fa.envoy_prefix,
+    ) {
+        Ok(o) => o,
+        Err(why) => {
+            core.metrics.deny(why.label());
+            log::warn!("forward-auth refused ({}): {why}", why.label());
+            return Answer::json_error(refused, why.label(), &why.to_string());
+        }
+    };
     let route = match core.routes.route(&original.canonical) {
         Ok(r) => r.clone(),
         Err(NoRoute::Unknown) => {
@@ -97,7 +102,7 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
         } => (identity, refreshed, held),
         // Traefik passes the answer on: a navigating browser is re-authenticated passively.
         // ingress-nginx takes only 2xx/401/403 and sends 401s to its own sign-in URL.
-        Auth::Reauthenticate { identity, held } if fa.dialect == Dialect::Traefik => {
+        Auth::Reauthenticate { identity, held } if fa.dialect.relays_answers() => {
             return sign_in::reauthenticate(core, down, &identity, &held);
         }
         Auth::Reauthenticate { .. } => {
@@ -105,9 +110,14 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
             return Answer::unauthenticated(None);
         }
         Auth::NoSession => {
-            // Traefik passes the answer to the browser as is: send navigations to sign in.
+            // Traefik, Caddy and Envoy pass the answer to the browser as is: send navigations
+            // to sign in (from another served host, through a handoff back to it).
             // ingress-nginx accepts only 2xx/401/403 from auth-url and redirects itself.
-            if fa.dialect == Dialect::Traefik && wants_html(down.req()) {
+            if fa.dialect.relays_answers() && wants_html(down.req()) {
+                let public = &core.cfg.public_url;
+                if let Destination::Served(u) = core.cfg.hosts.destination(&original.url, public) {
+                    return super::handoff::begin(core, &u, Vec::new());
+                }
                 let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
                 if crate::idp::realm::discovers(&core.cfg.providers, route.accepted()) {
                     let back = super::start::Back {
@@ -198,9 +208,8 @@ fn preflight(req: &pingora::http::RequestHeader, dialect: Dialect) -> bool {
 
 /// The original request's method, as the dialect sends it (exactly one value), if any.
 fn original_method(req: &pingora::http::RequestHeader, dialect: Dialect) -> Option<http::Method> {
-    let name = match dialect {
-        Dialect::Nginx => "x-original-method",
-        Dialect::Traefik => "x-forwarded-method",
+    let Some(name) = dialect.method_header() else {
+        return Some(req.method.clone());
     };
     let mut values = req.headers.get_all(name).iter();
     let first = values.next()?;

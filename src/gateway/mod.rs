@@ -23,6 +23,7 @@ use crate::canonical::RESERVED_PREFIX;
 use crate::canonical::{self, Unreadable};
 use crate::endpoints;
 use crate::exchange::Downstream;
+use crate::forward_auth::Dialect;
 use crate::headers::{set_forwarding, Forwarding};
 use crate::identity::Identity;
 use crate::metrics::{status_label, Metrics};
@@ -81,6 +82,14 @@ impl Gateway {
         down: &mut dyn Downstream,
         ctx: &mut Ctx,
     ) -> pingora::Result<Option<Answer>> {
+        // 0. Envoy's ext_authz check requests carry the original path under a prefix: cut
+        //    from the raw target, before any reading could normalize across it.
+        let fa = &core.cfg.forward_auth;
+        if fa.enabled && fa.dialect == Dialect::Envoy && envoy_check(down.req(), &fa.envoy_prefix) {
+            return Ok(Some(
+                Box::pin(endpoints::forward_auth::forward_auth(core, down)).await,
+            ));
+        }
         // 1. One reading of the request, or a refusal: what routing, policy and the upstream
         //    all see.
         let canonical = match canonical::of(down.req(), core.routes.exceptions) {
@@ -233,6 +242,14 @@ impl Gateway {
 }
 
 /// The status to answer for a failed proxying, and the bounded reason counted for it.
+/// An Envoy check request: its raw path is `prefix` or under it.
+fn envoy_check(req: &RequestHeader, prefix: &str) -> bool {
+    req.uri
+        .path()
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The gateway's answer to a preflight.
 fn preflight_answer(core: &Core, reply: Reply) -> Answer {
     match reply {
