@@ -12,10 +12,31 @@ use common::*;
 
 /// Caddy in front of the app and the gateway's endpoints, `forward_auth` to the gateway.
 fn start_caddy(port: u16, gw_port: u16, app_port: u16) -> (Proc, tempfile::TempDir) {
+    start_caddy_for(
+        &format!("http://127.0.0.1:{port}"),
+        "",
+        port,
+        gw_port,
+        app_port,
+    )
+}
+
+/// Caddy serving `sites` (bound to `bind`, if given) on `port`.
+fn start_caddy_for(
+    sites: &str,
+    bind: &str,
+    port: u16,
+    gw_port: u16,
+    app_port: u16,
+) -> (Proc, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
+    let bind = match bind {
+        "" => String::new(),
+        b => format!("  bind {b}\n"),
+    };
     let caddyfile = format!(
         "{{\n  admin off\n  auto_https off\n  persist_config off\n}}\n\
-         http://127.0.0.1:{port} {{\n\
+         {sites} {{\n{bind}\
            handle /_authgate/* {{\n    reverse_proxy 127.0.0.1:{gw_port}\n  }}\n\
            handle {{\n\
              forward_auth 127.0.0.1:{gw_port} {{\n      uri /_authgate/auth\n      copy_headers X-Auth-User X-Auth-Email\n    }}\n\
@@ -38,7 +59,16 @@ fn start_caddy(port: u16, gw_port: u16, app_port: u16) -> (Proc, tempfile::TempD
         .spawn()
         .expect("caddy (scripts/setup.sh installs it into testenv/.caddy)");
     let proc = Proc::logging_to(child, "caddy", log);
-    wait_for_port(port, "caddy");
+    let ip = if bind.is_empty() {
+        "127.0.0.1"
+    } else {
+        "127.0.0.2"
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect((ip, port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "caddy did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
     (proc, dir)
 }
 
@@ -97,6 +127,62 @@ fn caddy_forward_auth_signs_in_and_refuses_mixed_dialects() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// Caddy in front of two hosts (127.0.0.2, the gateway's port number), the gateway at
+/// login.test (127.0.0.1): Caddy relays the gateway's answer, so a browser is bound on its
+/// host and sent to sign in, and comes back through a handoff; the second host needs no
+/// second trip to the IdP.
+#[test]
+fn caddy_in_front_of_two_hosts_hands_the_session_to_each() {
+    use reqwest::blocking::Client;
+    let port = free_port();
+    let admin = free_port();
+    let upstream = start_upstream();
+    let public = format!("http://login.test:{port}");
+    let op = start_op(&public, 0);
+    let cfg = ConfigBuilder::for_binary(port, &public, admin, &op.issuer, upstream.port)
+        .store("memory")
+        .forward_auth("caddy", &["127.0.0.1/32"])
+        .tail("hosts: [a.test, b.test]\n");
+    let gw = start_built(&cfg);
+    let sites = format!("http://a.test:{port}, http://b.test:{port}");
+    let (_caddy, _dir) = start_caddy_for(&sites, "127.0.0.2", port, port, upstream.port);
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let local: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let front: std::net::SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+    let b = Browser {
+        client: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .resolve("login.test", local)
+            .resolve("a.test", front)
+            .resolve("b.test", front)
+            .build()
+            .unwrap(),
+        jar,
+    };
+    let url = |h: &str, p: &str| format!("http://{h}:{port}{p}");
+    let (r, landed) = b.sign_in(&url("a.test", "/x"), "alice");
+    assert_eq!(r.status(), 200, "{}", gw.log_text());
+    assert_eq!(landed, url("a.test", "/x"));
+    let seen = echo(b.api_get(&url("a.test", "/x")));
+    assert_eq!(seen["headers"]["x-auth-user"], ALICE_OID);
+    let (r, landed) = b.follow(&url("b.test", "/y"));
+    assert_eq!(r.status(), 200);
+    assert_eq!(landed, url("b.test", "/y"));
+    let m = scrape(&gw.admin);
+    assert_eq!(
+        metric(&m, "authgate_handoffs_total{result=\"redeemed\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "authgate_sign_ins_total{provider=\"test-idp\",result=\"success\"}"
+        ),
+        1.0
+    );
 }
 
 #[test]

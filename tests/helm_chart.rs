@@ -875,3 +875,36 @@ fn repath(v: &mut serde_yaml::Value, paths: &[(&str, String)]) {
         _ => {}
     }
 }
+
+/// Several apps behind one gateway: the hosts, the redirect allow-list, per-host routes and
+/// the Envoy dialect reach gateway.yaml, which `authgate check` accepts.
+#[test]
+fn many_hosts_scenario_renders_a_valid_config() {
+    let docs = render("charts/authgate/ci/many-hosts-values.yaml", &[]);
+    let cm = kind(&docs, "ConfigMap").expect("ConfigMap");
+    let yaml = cm["data"]["gateway.yaml"].as_str().expect("gateway.yaml");
+    let cfg: serde_yaml::Value = serde_yaml::from_str(yaml).expect("YAML");
+    assert_eq!(cfg["hosts"][1].as_str(), Some("crm.example.com"));
+    assert_eq!(
+        cfg["allowed_redirect_hosts"][0].as_str(),
+        Some("*.docs.example.com")
+    );
+    assert_eq!(cfg["forward_auth"]["dialect"].as_str(), Some("envoy"));
+    assert_eq!(
+        cfg["forward_auth"]["envoy_path_prefix"].as_str(),
+        Some("/_authgate/ext_authz")
+    );
+    let (ok, out) = check_rendered_config(&docs);
+    assert!(ok, "{out}");
+    // A parent-domain cookie instead: rendered, and warned about by check.
+    let docs = render(
+        "charts/authgate/ci/many-hosts-values.yaml",
+        &["--set", "config.session.cookieDomain=example.com"],
+    );
+    let (ok, out) = check_rendered_config(&docs);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("every host under example.com receives the session cookie"),
+        "{out}"
+    );
+}

@@ -155,6 +155,9 @@ session:
   store: {{ .Values.config.session.store }}
   secure: {{ hasPrefix "https://" .Values.config.publicUrl }}
   secret: "${AUTHGATE_SESSION_SECRET}"
+  {{- with .Values.config.session.cookieDomain }}
+  cookie_domain: {{ . | quote }}
+  {{- end }}
   {{- $r := .Values.config.session.redis }}
   {{- if eq .Values.config.session.revocation "redis" }}
   revocation: redis
@@ -192,6 +195,14 @@ assertion:
 headers:
 {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with .Values.config.hosts }}
+hosts:
+{{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.config.allowedRedirectHosts }}
+allowed_redirect_hosts:
+{{- toYaml . | nindent 2 }}
+{{- end }}
 {{- with .Values.config.trustedProxies }}
 trusted_proxies:
 {{- toYaml . | nindent 2 }}
@@ -215,6 +226,9 @@ scim:
 forward_auth:
   enabled: true
   dialect: {{ .Values.config.forwardAuth.dialect | default "nginx" }}
+  {{- with .Values.config.forwardAuth.envoyPathPrefix }}
+  envoy_path_prefix: {{ . | quote }}
+  {{- end }}
   trusted_proxies:
 {{- toYaml .Values.config.forwardAuth.trustedProxies | nindent 4 }}
 {{- end }}
