@@ -135,7 +135,6 @@ fn caddy_forward_auth_signs_in_and_refuses_mixed_dialects() {
 /// second trip to the IdP.
 #[test]
 fn caddy_in_front_of_two_hosts_hands_the_session_to_each() {
-    use reqwest::blocking::Client;
     let port = free_port();
     let admin = free_port();
     let upstream = start_upstream();
@@ -148,20 +147,9 @@ fn caddy_in_front_of_two_hosts_hands_the_session_to_each() {
     let gw = start_built(&cfg);
     let sites = format!("http://a.test:{port}, http://b.test:{port}");
     let (_caddy, _dir) = start_caddy_for(&sites, "127.0.0.2", port, port, upstream.port);
-    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
     let local: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let front: std::net::SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
-    let b = Browser {
-        client: Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_provider(jar.clone())
-            .resolve("login.test", local)
-            .resolve("a.test", front)
-            .resolve("b.test", front)
-            .build()
-            .unwrap(),
-        jar,
-    };
+    let b = Browser::resolving(&[("login.test", local), ("a.test", front), ("b.test", front)]);
     let url = |h: &str, p: &str| format!("http://{h}:{port}{p}");
     let (r, landed) = b.sign_in(&url("a.test", "/x"), "alice");
     assert_eq!(r.status(), 200, "{}", gw.log_text());

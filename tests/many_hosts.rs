@@ -8,13 +8,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use reqwest::blocking::Client;
-use reqwest::cookie::Jar;
-use reqwest::redirect::Policy;
 
 struct Hosts {
     gw: Gateway,
@@ -56,17 +52,9 @@ fn browser(port: u16) -> Browser {
 /// A browser whose resolver sends `elsewhere` hosts to 127.0.0.2 (an ingress in front), and
 /// every other test host to the gateway on 127.0.0.1; the port is the URL's.
 fn browser_with(port: u16, elsewhere: &[&str]) -> Browser {
-    let jar = Arc::new(Jar::default());
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let front: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
-    let mut b = Client::builder()
-        .redirect(Policy::none())
-        .cookie_provider(jar.clone())
-        .timeout(Duration::from_secs(20));
-    for host in elsewhere {
-        b = b.resolve(host, front);
-    }
-    for host in [
+    let hosts: Vec<(&str, SocketAddr)> = [
         "login.test",
         "a.test",
         "b.test",
@@ -75,15 +63,11 @@ fn browser_with(port: u16, elsewhere: &[&str]) -> Browser {
         "login.corp.test",
         "a.corp.test",
         "c.corp.test",
-    ] {
-        if !elsewhere.contains(&host) {
-            b = b.resolve(host, addr);
-        }
-    }
-    Browser {
-        client: b.build().expect("client"),
-        jar,
-    }
+    ]
+    .into_iter()
+    .map(|h| (h, if elsewhere.contains(&h) { front } else { addr }))
+    .collect();
+    Browser::resolving(&hosts)
 }
 
 impl Hosts {

@@ -42,6 +42,23 @@ impl Browser {
         Self { client, jar }
     }
 
+    /// A browser whose resolver sends each (host, address) to that address (the port is the
+    /// URL's): several test host names on loopback.
+    pub fn resolving(hosts: &[(&str, std::net::SocketAddr)]) -> Self {
+        let jar = Arc::new(Jar::default());
+        let mut b = Client::builder()
+            .redirect(Policy::none())
+            .cookie_provider(jar.clone())
+            .timeout(Duration::from_secs(20));
+        for (host, addr) in hosts {
+            b = b.resolve(host, *addr);
+        }
+        Self {
+            client: b.build().expect("client"),
+            jar,
+        }
+    }
+
     /// A navigation: `Accept: text/html`.
     pub fn get(&self, url: &str) -> Response {
         self.client
