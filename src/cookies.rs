@@ -8,9 +8,9 @@
 //! - `authgate_session_loop` and `authgate_session_done`: the sealed sign-in loop counter;
 //! - `authgate_session_realm`: opt-in (`home_realm.remember`), the last domain typed on the
 //!   address page, so the next sign-in skips it;
-//! - `authgate_session_handoff`: on a served host other than `public_url`'s, a random nonce
-//!   binding the sign-in it starts to this browser (path `/_authgate/`, 10 min); a handoff
-//!   code (`authgate_handoff`, never a cookie) is sealed under its own name;
+//! - `authgate_session_handoff` (`__Host-` over https): on a served host other than
+//!   `public_url`'s, a random nonce binding the sign-in it starts to this browser (10 min); a
+//!   handoff code (`authgate_handoff`, never a cookie) is sealed under its own name;
 //! - `authgate_sign_out`: never a cookie, but the name a sign-out token is sealed under.
 //!
 //! Every value is sealed with AES-256-GCM (cookie's `PrivateJar`, key derived by HKDF from
@@ -71,8 +71,13 @@ impl Cookies {
             post_name: format!("{}_post", cfg.cookie_name),
             replay_name: format!("{}_replay", cfg.cookie_name),
             realm_name: format!("{}_realm", cfg.cookie_name),
-            binding_name: format!("{}_handoff", cfg.cookie_name),
-            handoff_name: format!("{}_handoff", cfg.base_name()),
+            // `__Host-` where the scheme allows: a sibling subdomain must not be able to plant
+            // a nonce it knows (it would then hand its own session to this browser).
+            binding_name: match cfg.secure {
+                true => format!("__Host-{}_handoff", cfg.base_name()),
+                false => format!("{}_handoff", cfg.base_name()),
+            },
+            handoff_name: format!("{}_handoff_code", cfg.base_name()),
             domain: cfg.cookie_domain.clone(),
         })
     }
@@ -302,8 +307,7 @@ impl Cookies {
     }
 
     pub fn set_handoff_binding(&self, nonce: &str) -> String {
-        let path = format!("{RESERVED_PREFIX}/");
-        self.build(&self.binding_name, nonce, &path, Some(LOGIN_TTL))
+        self.build(&self.binding_name, nonce, "/", Some(LOGIN_TTL))
     }
 
     pub fn seal_handoff<T: Serialize>(&self, value: &T) -> Option<String> {
@@ -489,6 +493,28 @@ mod tests {
         let plain = Cookies::new(&cfg(false)).unwrap();
         let c = plain.cross_site("n", "v", "/p/", None);
         assert!(c.contains("SameSite=Lax") && !c.contains("Secure"), "{c}");
+    }
+
+    #[test]
+    fn handoff_binding_cannot_be_planted_by_a_sibling_over_https() {
+        let secure = Cookies::new(&cfg(true)).unwrap();
+        let c = secure.set_handoff_binding("nonce");
+        assert!(c.starts_with("__Host-sess_handoff=nonce"), "{c}");
+        assert!(
+            c.contains("Path=/") && c.contains("Secure") && !c.contains("Domain"),
+            "{c}"
+        );
+        assert!(secure.is_own("__Host-sess_handoff"));
+        let mut with_domain = cfg(true);
+        with_domain.cookie_domain = Some("example.com".into());
+        let shared = Cookies::new(&with_domain).unwrap();
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header("host", "app.example.com").unwrap();
+        assert!(shared.set_session("v", &req).contains("Domain=example.com"));
+        req.insert_header("host", "other.test").unwrap();
+        assert!(!shared.set_session("v", &req).contains("Domain"));
+        req.insert_header("host", "evilexample.com").unwrap();
+        assert!(!shared.clear_session(&req).contains("Domain"));
     }
 
     #[test]

@@ -128,7 +128,7 @@ server:
   request_header_timeout: 0s
 forward_auth:
   enabled: true
-  dialect: envoy
+  dialect: istio
 providers:
   - name: idp
     type: oidc
@@ -156,7 +156,7 @@ headers:
         &[
             ("trusted_proxies[1]", "not an address or range"),
             ("server.request_header_timeout", "more than 0s"),
-            ("forward_auth.dialect", "not nginx or traefik"),
+            ("forward_auth.dialect", "not nginx, traefik, caddy or envoy"),
             ("routes[0].path_prefix", "no %, ;"),
             ("routes[1].path_prefix", "reserved"),
             (

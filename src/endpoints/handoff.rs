@@ -143,7 +143,10 @@ pub(crate) async fn handoff(core: &Core, down: &mut dyn Downstream, host: Option
     }
     core.metrics.handoff("redeemed");
     // The binding cookie stays (10 minutes): a replay from this browser is then named so.
-    Answer::redirect(c.p).cookie(core.cookies.set_session(&c.v, down.req()))
+    Answer::redirect(c.p)
+        .cookie(core.cookies.set_session(&c.v, down.req()))
+        .header("cache-control", "no-store".into())
+        .header("referrer-policy", "no-referrer".into())
 }
 
 /// The return address of `/_authgate/sign_in`'s `rd` (and its binding): a path here, an
