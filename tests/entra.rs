@@ -638,3 +638,109 @@ fn delegated_bearer_tokens_for_signed_in_users() {
         t.op.user_token(OTHER_TENANT, "mallory", &callback, "api://authgate");
     refused("/contoso/x", &mallory, "issuer");
 }
+
+/// Every Entra error the README explains, through the real callback with this browser's real
+/// state: its own page (status, title), the code and IDs support asks for, the reason logged
+/// and counted, no session, and never a 5xx or another redirect to the IdP.
+#[test]
+fn entra_error_pages_explain_each_code() {
+    let t = start(TENANT, "", "");
+    for (code, error, status, title, reason) in [
+        (
+            53003,
+            "access_denied",
+            403,
+            "Blocked by your organization's access policy",
+            "conditional_access",
+        ),
+        (
+            65001,
+            "consent_required",
+            403,
+            "This application needs consent",
+            "consent_required",
+        ),
+        (
+            90072,
+            "access_denied",
+            403,
+            "Your account is not a member of this organization",
+            "external_account",
+        ),
+        (
+            50020,
+            "access_denied",
+            403,
+            "Your account is not a member of this organization",
+            "external_account",
+        ),
+        (
+            50011,
+            "invalid_request",
+            400,
+            "This gateway is not registered correctly",
+            "redirect_uri_mismatch",
+        ),
+        (
+            700016,
+            "unauthorized_client",
+            400,
+            "This gateway is not registered correctly",
+            "unknown_client",
+        ),
+    ] {
+        let b = Browser::new();
+        let r = b.get(&format!("{}/app", t.gw.url));
+        let authorize = r.headers()["location"].to_str().unwrap().to_string();
+        let state = reqwest::Url::parse(&authorize)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .expect("state");
+        let description = format!(
+            "AADSTS{code}: Shaped after Entra's message.\r\nTrace ID: 0b1c2d3e-0000-4000-8000-00000000{code:04}\r\nCorrelation ID: 11111111-2222-3333-4444-555555555555\r\nTimestamp: 2026-12-06 00:00:00Z"
+        );
+        let q: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("error", error)
+            .append_pair("error_description", &description)
+            .append_pair("state", &state)
+            .finish();
+        let r = b.get(&format!("{}/_authgate/callback/entra?{q}", t.gw.url));
+        assert_eq!(r.status().as_u16(), status, "AADSTS{code}");
+        assert!(r.headers().get("location").is_none(), "AADSTS{code}");
+        let page = r.text().unwrap();
+        assert!(page.contains(&pages_escape(title)), "AADSTS{code}: {page}");
+        assert!(page.contains(&format!("AADSTS{code}")), "AADSTS{code}");
+        assert!(
+            page.contains("Correlation ID: 11111111-2222-3333-4444-555555555555"),
+            "AADSTS{code}"
+        );
+        assert!(b.cookie(&t.gw.url, "authgate_session").is_none());
+        assert!(
+            t.gw.log_text()
+                .contains(&format!("returned an error ({reason})")),
+            "AADSTS{code}"
+        );
+    }
+    let m = scrape(&t.gw.admin);
+    assert_eq!(
+        metric(
+            &m,
+            "authgate_sign_ins_total{provider=\"entra\",result=\"external_account\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "authgate_sign_ins_total{provider=\"entra\",result=\"unknown_client\"}"
+        ),
+        1.0
+    );
+}
+
+/// A title as the page writes it (HTML-escaped apostrophes).
+fn pages_escape(s: &str) -> String {
+    s.replace('\'', "&#39;")
+}

@@ -277,8 +277,10 @@ impl AadError {
                 "Your account is not a member of this organization",
                 "The account you signed in with is not in the organization that owns this application. Sign in with your work account, or ask to be invited as a guest.",
             ),
+            // A 4xx, though the fault is the registration's: an error response is input from
+            // the network (anyone can send one to the callback), never answered with a 5xx.
             "redirect_uri_mismatch" | "unknown_client" => (
-                502,
+                400,
                 "This gateway is not registered correctly",
                 "The identity provider does not recognize this gateway's registration. This is a configuration problem: send the details below to your administrator.",
             ),
