@@ -355,13 +355,7 @@ fn real_aadsts50105_redirect_renders_the_denial_page() {
     let b = Browser::new();
     let r = b.get(&format!("{}/app", t.gw.url));
     assert_eq!(r.status(), 302);
-    let authorize = r.headers()["location"].to_str().unwrap().to_string();
-    let state = reqwest::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .expect("state");
+    let state = state_of(&r);
     let capture = std::fs::read_to_string(
         "tests/fixtures/oidc/errors/nais_device_AADSTS50105_redirect.url.txt",
     )
@@ -691,13 +685,7 @@ fn entra_error_pages_explain_each_code() {
     ] {
         let b = Browser::new();
         let r = b.get(&format!("{}/app", t.gw.url));
-        let authorize = r.headers()["location"].to_str().unwrap().to_string();
-        let state = reqwest::Url::parse(&authorize)
-            .unwrap()
-            .query_pairs()
-            .find(|(k, _)| k == "state")
-            .map(|(_, v)| v.into_owned())
-            .expect("state");
+        let state = state_of(&r);
         let description = format!(
             "AADSTS{code}: Shaped after Entra's message.\r\nTrace ID: 0b1c2d3e-0000-4000-8000-00000000{code:04}\r\nCorrelation ID: 11111111-2222-3333-4444-555555555555\r\nTimestamp: 2026-12-06 00:00:00Z"
         );
@@ -738,6 +726,16 @@ fn entra_error_pages_explain_each_code() {
         ),
         1.0
     );
+}
+
+/// The `state` of the sign-in a redirect to the IdP starts.
+fn state_of(r: &reqwest::blocking::Response) -> String {
+    reqwest::Url::parse(&location(r))
+        .expect("authorize URL")
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state")
 }
 
 /// A title as the page writes it (HTML-escaped apostrophes).

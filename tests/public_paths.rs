@@ -19,24 +19,10 @@ fn status(gw: &Gateway, method: &str, target: &str) -> u16 {
     raw_request(gw, method, target).0
 }
 
-/// A request sent as written (no client-side normalization of the target).
+/// A request sent as written (no client-side normalization of the target), with a spoofed
+/// identity header.
 fn raw_request(gw: &Gateway, method: &str, target: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let addr = gw.url.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        s,
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nX-Auth-User: spoofed\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let code = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, out)
+    common::raw_request(&gw.url, method, target, "X-Auth-User: spoofed\r\n")
 }
 
 #[test]

@@ -11,7 +11,10 @@ use crate::forward_auth::Dialect;
 use crate::hosts::Destination;
 use crate::identity::Identity;
 use crate::return_to;
-use crate::route::cors::Preflight;
+use std::sync::Arc;
+
+use crate::forward_auth::Original;
+use crate::route::cors::{self, Preflight};
 use crate::route::{NoRoute, Route};
 use crate::session::Held;
 use crate::state::Core;
@@ -20,77 +23,24 @@ use super::sign_in;
 
 pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answer {
     let fa = &core.cfg.forward_auth;
-    if !fa.enabled {
-        return Answer::page(
-            404,
-            "Not found",
-            "Forward-auth is not enabled on this gateway.",
-            None,
-        );
-    }
-    let peer = down.peer();
-    if !peer.is_some_and(|ip| fa.trusted_proxies.iter().any(|c| c.contains(ip))) {
-        core.metrics.deny("untrusted_proxy");
-        log::warn!("forward-auth refused: {peer:?} is not in forward_auth.trusted_proxies");
-        return Answer::json_error(
-            403,
-            "untrusted_proxy",
-            "this address may not use forward-auth",
-        );
-    }
-    // ingress-nginx turns any auth answer but 2xx/401/403 into a 500: refuse with 403.
-    let refused = match fa.dialect {
-        Dialect::Nginx => 403,
-        _ => 400,
+    let (original, route) = match described(core, down.req(), down.peer()) {
+        Ok(d) => d,
+        Err(refused) => return refused,
     };
-    let original = match crate::forward_auth::original(
-        down.req(),
-        fa.dialect,
-        core.routes.exceptions,
-        &fa.envoy_prefix,
-    ) {
-        Ok(o) => o,
-        Err(why) => {
-            core.metrics.deny(why.label());
-            log::warn!("forward-auth refused ({}): {why}", why.label());
-            return Answer::json_error(refused, why.label(), &why.to_string());
-        }
-    };
-    let route = match core.routes.route(&original.canonical) {
-        Ok(r) => r.clone(),
-        Err(NoRoute::Unknown) => {
-            core.metrics.deny("no_route");
-            return Answer::json_error(403, "no_route", "no route for the original request");
-        }
-        Err(NoRoute::Refused(r)) => {
-            core.metrics.deny(r.label());
-            log::warn!(
-                "forward-auth refused ({}): {} is not allowed on its route",
-                r.label(),
-                original.canonical.path
-            );
-            return Answer::json_error(
-                refused,
-                r.label(),
-                "the original request path is not acceptable",
-            );
-        }
-    };
-    // A CORS preflight on a route that passes or answers them: through, with no identity (an
+    // Through with no identity: a CORS preflight on a route that passes or answers them (an
     // ingress cannot relay the gateway's reply; the app, or the ingress's own CORS settings,
-    // answer it).
-    if route.cors != Preflight::Refuse && preflight(down.req(), fa.dialect) {
+    // answer it), and the route's `public_methods` / `public_paths`.
+    let method = original_method(down.req(), fa.dialect);
+    let preflight = route.cors != Preflight::Refuse
+        && method
+            .as_ref()
+            .is_some_and(|m| cors::is_preflight_as(m, down.req()));
+    let path = &original.canonical.route_path;
+    let open = !route.open.is_empty()
+        && (method.is_some_and(|m| route.open.methods.contains(&m))
+            || route.open.paths.iter().any(|p| p.matches(path)));
+    if preflight || open {
         return Answer::empty(200);
-    }
-    // `public_methods` / `public_paths`: through with no identity.
-    if !route.open.is_empty() {
-        let method = original_method(down.req(), fa.dialect);
-        let path = &original.canonical.route_path;
-        if method.is_some_and(|m| route.open.methods.contains(&m))
-            || route.open.paths.iter().any(|p| p.matches(path))
-        {
-            return Answer::empty(200);
-        }
     }
     let (identity, refreshed, held) = match authenticate(core, down, &route).await {
         Auth::Refused(answer) => return answer,
@@ -109,25 +59,12 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
             core.metrics.deny("reauthentication_required");
             return Answer::unauthenticated(None);
         }
+        // Traefik, Caddy and Envoy pass the answer to the browser as is: send navigations to
+        // sign in. ingress-nginx accepts only 2xx/401/403 from auth-url and redirects itself.
+        Auth::NoSession if fa.dialect.relays_answers() && wants_html(down.req()) => {
+            return relayed_sign_in(core, down, &route, &original.url);
+        }
         Auth::NoSession => {
-            // Traefik, Caddy and Envoy pass the answer to the browser as is: send navigations
-            // to sign in (from another served host, through a handoff back to it).
-            // ingress-nginx accepts only 2xx/401/403 from auth-url and redirects itself.
-            if fa.dialect.relays_answers() && wants_html(down.req()) {
-                let public = &core.cfg.public_url;
-                if let Destination::Served(u) = core.cfg.hosts.destination(&original.url, public) {
-                    return super::handoff::begin(core, &u, Vec::new());
-                }
-                let return_to = return_to::sanitize(&original.url, &core.cfg.public_url);
-                if crate::idp::realm::discovers(&core.cfg.providers, route.accepted()) {
-                    let back = super::start::Back {
-                        to: return_to,
-                        binding: None,
-                    };
-                    return super::discover::begin(core, down, &route, back, Vec::new());
-                }
-                return super::start::start(core, down, route.provider, return_to, Vec::new());
-            }
             core.metrics.deny("unauthenticated");
             return Answer::unauthenticated(None);
         }
@@ -140,6 +77,83 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
         answer = answer.cookie(core.cookies.set_session(&v, down.req()));
     }
     answer
+}
+
+/// The request the controller describes, and its route; or the refusal (forward-auth off,
+/// a caller not in `trusted_proxies`, an unusable description, no route).
+fn described(
+    core: &Core,
+    req: &pingora::http::RequestHeader,
+    peer: Option<std::net::IpAddr>,
+) -> Result<(Original, Arc<Route>), Answer> {
+    let fa = &core.cfg.forward_auth;
+    if !fa.enabled {
+        return Err(Answer::page(
+            404,
+            "Not found",
+            "Forward-auth is not enabled on this gateway.",
+            None,
+        ));
+    }
+    if !peer.is_some_and(|ip| fa.trusted_proxies.iter().any(|c| c.contains(ip))) {
+        core.metrics.deny("untrusted_proxy");
+        log::warn!("forward-auth refused: {peer:?} is not in forward_auth.trusted_proxies");
+        return Err(Answer::json_error(
+            403,
+            "untrusted_proxy",
+            "this address may not use forward-auth",
+        ));
+    }
+    // ingress-nginx turns any auth answer but 2xx/401/403 into a 500: refuse with 403.
+    let refused = match fa.dialect {
+        Dialect::Nginx => 403,
+        _ => 400,
+    };
+    let exceptions = core.routes.exceptions;
+    let original = crate::forward_auth::original(req, fa.dialect, exceptions, &fa.envoy_prefix)
+        .map_err(|why| {
+            core.metrics.deny(why.label());
+            log::warn!("forward-auth refused ({}): {why}", why.label());
+            Answer::json_error(refused, why.label(), &why.to_string())
+        })?;
+    match core.routes.route(&original.canonical) {
+        Ok(r) => {
+            let r = r.clone();
+            Ok((original, r))
+        }
+        Err(NoRoute::Unknown) => {
+            core.metrics.deny("no_route");
+            Err(Answer::json_error(
+                403,
+                "no_route",
+                "no route for the original request",
+            ))
+        }
+        Err(NoRoute::Refused(r)) => {
+            core.metrics.deny(r.label());
+            log::warn!(
+                "forward-auth refused ({}): {} is not allowed on its route",
+                r.label(),
+                original.canonical.path
+            );
+            Err(Answer::json_error(
+                refused,
+                r.label(),
+                "the original request path is not acceptable",
+            ))
+        }
+    }
+}
+
+/// A browser without a session, behind a controller that relays the answer: to sign in, and
+/// from another served host through a handoff back to it.
+fn relayed_sign_in(core: &Core, down: &mut dyn Downstream, route: &Route, url: &str) -> Answer {
+    let public = &core.cfg.public_url;
+    if let Destination::Served(u) = core.cfg.hosts.destination(url, public) {
+        return super::handoff::begin(core, &u, Vec::new());
+    }
+    let return_to = return_to::sanitize(url, public);
+    sign_in::to_sign_in(core, down, route, return_to, Vec::new())
 }
 
 /// The 200 for an allowed request: the identity headers, the signed assertion for the
@@ -193,17 +207,6 @@ async fn allowed(
         }
     }
     Ok(answer)
-}
-
-/// The original request was a CORS preflight: `OPTIONS` (ingress-nginx's `X-Original-Method`,
-/// Traefik's `X-Forwarded-Method`) with `Origin` and `Access-Control-Request-Method`, which
-/// both controllers pass on from the original request.
-fn preflight(req: &pingora::http::RequestHeader, dialect: Dialect) -> bool {
-    original_method(req, dialect) == Some(http::Method::OPTIONS)
-        && req.headers.contains_key(http::header::ORIGIN)
-        && req
-            .headers
-            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// The original request's method, as the dialect sends it (exactly one value), if any.

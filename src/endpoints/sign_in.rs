@@ -126,6 +126,18 @@ pub(crate) fn challenge(core: &Core, down: &mut dyn Downstream, route: &Route) -
     if let Some(here) = handoff::elsewhere(core, down.req(), &return_to) {
         return handoff::begin(core, &here, extra);
     }
+    to_sign_in(core, down, route, return_to, extra)
+}
+
+/// Sends a browser to sign in for `route`: the address page (or the remembered organization)
+/// when the route discovers home realms, else its sign-in provider.
+pub(crate) fn to_sign_in(
+    core: &Core,
+    down: &mut dyn Downstream,
+    route: &Route,
+    return_to: String,
+    extra: Vec<String>,
+) -> Answer {
     if crate::idp::realm::discovers(&core.cfg.providers, route.accepted()) {
         let back = Back {
             to: return_to,

@@ -84,11 +84,9 @@ impl Gateway {
     ) -> pingora::Result<Option<Answer>> {
         // 0. Envoy's ext_authz check requests carry the original path under a prefix: cut
         //    from the raw target, before any reading could normalize across it.
-        let fa = &core.cfg.forward_auth;
-        if fa.enabled && fa.dialect == Dialect::Envoy && envoy_check(down.req(), &fa.envoy_prefix) {
-            return Ok(Some(
-                Box::pin(endpoints::forward_auth::forward_auth(core, down)).await,
-            ));
+        if envoy_check(core, down.req()) {
+            let check = endpoints::forward_auth::forward_auth(core, down);
+            return Ok(Some(Box::pin(check).await));
         }
         // 1. One reading of the request, or a refusal: what routing, policy and the upstream
         //    all see.
@@ -97,15 +95,8 @@ impl Gateway {
             Err(why) => return Ok(Some(refuse(core, down, why))),
         };
         // With `hosts:` listed, only the hosts it names (and the routes' and public_url's).
-        // Forward-auth is asked on the gateway's own service name; its callers are checked by
-        // address, and the host it judges is the one the controller describes.
-        let forward_auth = || {
-            canonical
-                .route_path
-                .eq_ignore_ascii_case(endpoints::FORWARD_AUTH_PATH)
-        };
-        if core.cfg.hosts.listed && !forward_auth() {
-            if let Some(refused) = unserved(core, canonical.host.as_deref()) {
+        if core.cfg.hosts.listed {
+            if let Some(refused) = unserved(core, &canonical) {
                 return Ok(Some(refused));
             }
         }
@@ -121,15 +112,7 @@ impl Gateway {
         // 3. The route, on the canonical host and path.
         let route = match core.routes.route(&canonical) {
             Ok(r) => r.clone(),
-            Err(NoRoute::Refused(why)) => return Ok(Some(refuse(core, down, why))),
-            Err(NoRoute::Unknown) => {
-                return Ok(Some(Answer::page(
-                    404,
-                    "Not found",
-                    "No application is configured at this address.",
-                    None,
-                )))
-            }
+            Err(no) => return Ok(Some(no_route(core, down, no))),
         };
         ctx.route = Some(route.clone());
         // 4. The upstream receives exactly what was read.
@@ -147,18 +130,10 @@ impl Gateway {
                 route.name
             );
         }
-        // 6. A CORS preflight carries no cookies: passed on with no identity, or answered, as
-        //    the route says (`cors.preflight`); by default it needs a session like the rest.
-        if down.req().method == http::Method::OPTIONS {
-            match route.cors.decide(down.req()) {
-                Decision::Continue => {}
-                Decision::Pass => return Ok(None),
-                Decision::Reply(reply) => return Ok(Some(preflight_answer(core, reply))),
-            }
-        }
-        // `public_methods` / `public_paths`: through with no identity, as on a public route.
-        if !route.open.is_empty() && route.open.admits(&down.req().method, &canonical.route_path) {
-            return Ok(None);
+        // 6. Through with no identity, or answered, without a session: a CORS preflight as
+        //    the route says, the route's `public_methods` / `public_paths`.
+        if let Some(open) = without_session(core, &route, down.req(), &canonical.route_path) {
+            return Ok(open);
         }
         // 7. A bearer token (API clients), or the session cookie, then the route's policy.
         Ok(match authenticate(core, down, &route).await {
@@ -179,17 +154,7 @@ impl Gateway {
                     }
                 }
                 ctx.set_cookie = refreshed.map(|v| core.cookies.set_session(&v, down.req()));
-                if core.assertion.is_some() {
-                    ctx.sid = held.as_ref().map(|h| h.sid.clone());
-                }
-                // A connection that may be upgraded (websockets) is closed when its session
-                // ends, even while idle.
-                if let Some(held) =
-                    held.filter(|_| down.req().headers.contains_key(http::header::UPGRADE))
-                {
-                    ctx.cancel = Some(core.sessions.watch(&held, &identity));
-                }
-                ctx.identity = Some(identity);
+                keep_identity(core, down.req(), ctx, identity, held);
                 None
             }
             Auth::NoSession => match route.preserve_post {
@@ -242,12 +207,68 @@ impl Gateway {
 }
 
 /// The status to answer for a failed proxying, and the bounded reason counted for it.
-/// An Envoy check request: its raw path is `prefix` or under it.
-fn envoy_check(req: &RequestHeader, prefix: &str) -> bool {
-    req.uri
-        .path()
-        .strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+/// The answer when no route takes the request.
+fn no_route(core: &Core, down: &dyn Downstream, no: NoRoute) -> Answer {
+    match no {
+        NoRoute::Refused(why) => refuse(core, down, why),
+        NoRoute::Unknown => Answer::page(
+            404,
+            "Not found",
+            "No application is configured at this address.",
+            None,
+        ),
+    }
+}
+
+/// An Envoy check request (forward-auth in Envoy's dialect): its raw path is
+/// `envoy_path_prefix` or under it.
+fn envoy_check(core: &Core, req: &RequestHeader) -> bool {
+    let fa = &core.cfg.forward_auth;
+    fa.enabled
+        && fa.dialect == Dialect::Envoy
+        && req
+            .uri
+            .path()
+            .strip_prefix(fa.envoy_prefix.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// What an allowed request carries on: the identity, the session id for the assertion, and
+/// for a connection that may be upgraded (websockets) a watch that closes it when its
+/// session ends, even while idle.
+fn keep_identity(
+    core: &Core,
+    req: &RequestHeader,
+    ctx: &mut Ctx,
+    identity: Arc<Identity>,
+    held: Option<crate::session::Held>,
+) {
+    if core.assertion.is_some() {
+        ctx.sid = held.as_ref().map(|h| h.sid.clone());
+    }
+    if let Some(held) = held.filter(|_| req.headers.contains_key(http::header::UPGRADE)) {
+        ctx.cancel = Some(core.sessions.watch(&held, &identity));
+    }
+    ctx.identity = Some(identity);
+}
+
+/// A request the route lets through with no session: `Some(None)` on to the upstream with
+/// no identity (a preflight with `pass`, `public_methods`, `public_paths`), `Some(answer)`
+/// a preflight the gateway answers; `None`: it needs a session.
+fn without_session(
+    core: &Core,
+    route: &Route,
+    req: &RequestHeader,
+    path: &str,
+) -> Option<Option<Answer>> {
+    if req.method == http::Method::OPTIONS {
+        match route.cors.decide(req) {
+            Decision::Continue => {}
+            Decision::Pass => return Some(None),
+            Decision::Reply(reply) => return Some(Some(preflight_answer(core, reply))),
+        }
+    }
+    (!route.open.is_empty() && route.open.admits(&req.method, path)).then_some(None)
 }
 
 /// The gateway's answer to a preflight.
@@ -263,9 +284,15 @@ fn preflight_answer(core: &Core, reply: Reply) -> Answer {
     }
 }
 
-/// A request for a host `hosts:` does not list: refused (logged, counted).
-fn unserved(core: &Core, host: Option<&str>) -> Option<Answer> {
-    if host.is_some_and(|h| core.cfg.hosts.serves(h, &core.cfg.public_url)) {
+/// A request for a host `hosts:` does not list: refused (logged, counted). Forward-auth is
+/// asked on the gateway's own service name: its callers are checked by address, and the
+/// host it judges is the one the controller describes.
+fn unserved(core: &Core, canonical: &canonical::Canonical) -> Option<Answer> {
+    let host = canonical.host.as_deref();
+    let forward_auth = canonical
+        .route_path
+        .eq_ignore_ascii_case(endpoints::FORWARD_AUTH_PATH);
+    if forward_auth || host.is_some_and(|h| core.cfg.hosts.serves(h, &core.cfg.public_url)) {
         return None;
     }
     core.metrics.deny("unserved_host");

@@ -60,7 +60,13 @@ fn header<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
 
 /// A real preflight: `OPTIONS` + `Origin` + `Access-Control-Request-Method`.
 pub fn is_preflight(req: &RequestHeader) -> bool {
-    req.method == http::Method::OPTIONS
+    is_preflight_as(&req.method, req)
+}
+
+/// `is_preflight` for a request whose original method is `method` (forward-auth: the
+/// controller names it in a header).
+pub fn is_preflight_as(method: &http::Method, req: &RequestHeader) -> bool {
+    *method == http::Method::OPTIONS
         && req.headers.contains_key(http::header::ORIGIN)
         && req
             .headers

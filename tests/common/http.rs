@@ -298,11 +298,16 @@ pub fn api() -> Client {
 /// Sends a request with an exact, unnormalized request target (HTTP clients resolve `..`
 /// themselves) and returns the status code and the whole response.
 pub fn raw_get(base: &str, target: &str) -> (u16, String) {
+    raw_request(base, "GET", target, "")
+}
+
+/// `raw_get` with another method and `extra` header lines (each ending in CRLF).
+pub fn raw_request(base: &str, method: &str, target: &str, extra: &str) -> (u16, String) {
     use std::io::Read;
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n{extra}Connection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     let status = out
