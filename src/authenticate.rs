@@ -31,6 +31,13 @@ pub(crate) enum Auth {
     NoSession,
     /// A SAML session due for its re-check: confirmed with its IdP before it is used again.
     Reauthenticate { identity: Arc<Identity>, held: Held },
+    /// Allowed by the policy, but the route's `require:` asks for more than the session (or
+    /// bearer token, `held: None`) proves: a step-up.
+    StepUp {
+        identity: Arc<Identity>,
+        held: Option<Held>,
+        unmet: crate::assurance::Unmet,
+    },
     /// Refused (bad token, policy denial), with the answer to give.
     Refused(Answer),
 }
@@ -84,6 +91,16 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
         );
         let html = wants_html(down.req());
         return Auth::Refused(Answer::forbidden(deny, &identity, &route.name, html));
+    }
+    if !route.require.is_empty() {
+        let skew = core.provider(&identity.provider).map_or(0, |p| p.clock_skew());
+        if let Some(unmet) = route.require.unmet(&identity, now_secs(), skew) {
+            return Auth::StepUp {
+                identity,
+                held,
+                unmet,
+            };
+        }
     }
     Auth::Allowed {
         identity,

@@ -99,6 +99,23 @@ impl Config {
     }
 }
 
+/// Every provider keeps, at sign-in, the claims the routes' rules name.
+fn rule_claims_wanted(routes: &[RouteConfig], providers: &mut [Option<ProviderConfig>]) {
+    use crate::idp::settings::ProviderKind;
+    let mut wanted: Vec<String> = Vec::new();
+    for name in routes.iter().flat_map(|r| r.policy.claim_names()) {
+        if !wanted.iter().any(|w| w == name) {
+            wanted.push(name.to_string());
+        }
+    }
+    for p in providers.iter_mut().flatten() {
+        match &mut p.kind {
+            ProviderKind::Oidc(o) => o.rule_claims.clone_from(&wanted),
+            ProviderKind::Saml(s) => s.rule_claims.clone_from(&wanted),
+        }
+    }
+}
+
 /// Every provider keeps the claims `headers.claims` sends, at sign-in.
 fn claims_wanted(h: &HeaderNames, providers: &mut [Option<ProviderConfig>]) {
     use crate::idp::settings::ProviderKind;
@@ -168,6 +185,7 @@ impl Reader<'_> {
         if let Some(h) = &headers {
             claims_wanted(h, &mut providers);
         }
+        rule_claims_wanted(&routes, &mut providers);
         let assertion = self.assertion(&mut top);
         if let Some(h) = &headers {
             let mut taken: Vec<&str> = h.all().to_vec();

@@ -49,6 +49,19 @@ pub struct Identity {
     /// seconds since the epoch: what `recheck_every` counts from.
     #[serde(rename = "ck", default, skip_serializing_if = "is_zero")]
     pub checked_at: u64,
+    /// When the user last authenticated at the IdP (OpenID `auth_time`, SAML
+    /// `AuthnInstant`), seconds since the epoch; 0: not said. What `require.max_age` reads.
+    #[serde(rename = "at", default, skip_serializing_if = "is_zero")]
+    pub auth_time: u64,
+    /// What the IdP proved about how the user signed in, each with when the gateway verified
+    /// it: Entra authentication contexts (`c1`...) from `acrs`, and `mfa`. What
+    /// `require.auth_context` and `require.mfa` read; a step-up adds to it.
+    #[serde(rename = "ax", default, skip_serializing_if = "Vec::is_empty")]
+    pub assured: Vec<(String, u64)>,
+    /// The claims `allow.claims` and `deny.claims` rules name, as the IdP sent them: (name,
+    /// values; an array's elements, numbers and booleans as their JSON text).
+    #[serde(rename = "rc", default, skip_serializing_if = "Vec::is_empty")]
+    pub rule_claims: Vec<(String, Vec<String>)>,
     /// The identity headers, built once per identity and header plan (never serialized).
     #[serde(skip)]
     pub prepared: Prepared,
@@ -56,6 +69,32 @@ pub struct Identity {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+impl Identity {
+    /// Whether the IdP proved `what` (an authentication context, `mfa`) for this identity.
+    pub fn is_assured(&self, what: &str) -> bool {
+        self.assured.iter().any(|(w, _)| w == what)
+    }
+
+    /// Adds what `other` proved (a step-up) to what this identity already had, keeping the
+    /// latest time of each.
+    pub fn add_assured(&mut self, other: &[(String, u64)]) {
+        for (what, at) in other {
+            match self.assured.iter_mut().find(|(w, _)| w == what) {
+                Some((_, t)) => *t = (*t).max(*at),
+                None => self.assured.push((what.clone(), *at)),
+            }
+        }
+    }
+
+    /// The values of claim `name` kept for the rules.
+    pub fn rule_claim(&self, name: &str) -> Option<&[String]> {
+        self.rule_claims
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
 }
 
 /// One shared copy of a short string many identities carry (provider names, tenant IDs):

@@ -29,6 +29,7 @@
 // `pub(crate)`.
 pub mod answer;
 pub mod assertion;
+pub mod assurance;
 pub mod canonical;
 pub mod config;
 pub mod exchange;

@@ -52,6 +52,8 @@ pub struct Metrics {
     pub assertions_signed: prometheus::IntCounter,
     pub assertion_key_reloads: IntCounterVec,
     pub home_realms: IntCounterVec,
+    /// Step-up sign-ins (a route's `require:`), by provider and result.
+    pub step_ups: IntCounterVec,
     pub handoffs: IntCounterVec,
     /// When each listener certificate expires (Unix time), by its first name.
     pub tls_expiry: IntGaugeVec,
@@ -238,6 +240,13 @@ const ASSERTION_KEY_RELOADS: Series = Series {
     buckets: &[],
 };
 
+const STEP_UPS: Series = Series {
+    name: "authgate_step_ups_total",
+    help: "Step-up sign-ins for a route's require:, by provider and result (started, success, or why it was refused)",
+    labels: &["provider", "result"],
+    buckets: &[],
+};
+
 const HOME_REALMS: Series = Series {
     name: "authgate_home_realm_total",
     help: "Sign-ins sent on by home-realm discovery, by provider and how it was picked (domain, default, remembered)",
@@ -322,6 +331,7 @@ impl Metrics {
             assertions_signed: counter(&r, &ASSERTIONS_SIGNED)?,
             assertion_key_reloads: counters(&r, &ASSERTION_KEY_RELOADS)?,
             home_realms: counters(&r, &HOME_REALMS)?,
+            step_ups: counters(&r, &STEP_UPS)?,
             handoffs: counters(&r, &HANDOFFS)?,
             up: gauge(&r, &UP)?,
             registry: r,
@@ -344,6 +354,11 @@ impl Metrics {
     /// A sign-in with `provider` ended with `result` (`success` or a bounded reason).
     pub fn count_sign_in(&self, provider: &str, result: &str) {
         self.sign_ins.with_label_values(&[provider, result]).inc();
+    }
+
+    /// A step-up with `provider` came to `result`.
+    pub fn step_up(&self, provider: &str, result: &str) {
+        self.step_ups.with_label_values(&[provider, result]).inc();
     }
 
     /// A sign-in sent on by home-realm discovery.

@@ -204,22 +204,22 @@ impl Rechecker {
             Err(e) => Err(e),
         };
         match fresh {
-            Ok((identity, grant)) => match self
-                .sessions
-                .renew(held, identity, &grant, now_secs())
-                .await
-            {
-                Ok(identity) => {
-                    self.metrics.recheck(&was.provider, "renewed");
-                    log::info!(
-                        "session of {} with {} re-checked: renewed",
-                        was.user,
-                        was.provider
-                    );
-                    Outcome::Renewed(identity)
+            Ok((mut identity, grant)) => {
+                // A refresh is no new sign-in: what the session proved (step-ups) stays.
+                crate::assurance::carry(was, &mut identity);
+                match self.sessions.renew(held, identity, &grant, now_secs()).await {
+                    Ok(identity) => {
+                        self.metrics.recheck(&was.provider, "renewed");
+                        log::info!(
+                            "session of {} with {} re-checked: renewed",
+                            was.user,
+                            was.provider
+                        );
+                        Outcome::Renewed(identity)
+                    }
+                    Err(e) => self.unreachable(was, &format!("session store: {e}")),
                 }
-                Err(e) => self.unreachable(was, &format!("session store: {e}")),
-            },
+            }
             Err(RecheckFailure::Refused(why)) => {
                 self.end(held, was, "refused", &why).await;
                 Outcome::Ended

@@ -835,6 +835,7 @@ fn raw_route_equals_every_upstream_reading() {
         provider: 0,
         accepts: vec!["demo".into()],
         policy: Default::default(),
+        require: Default::default(),
         exceptions,
         preserve_post: None,
         cors: Default::default(),

@@ -211,6 +211,7 @@ fn go(
     let more = start::More {
         realm: Some(choice.realm),
         binding: back.binding,
+        ask: None,
     };
     let answer = start::start_more(core, down, choice.provider, back.to, extra, more);
     start::with_hints(answer, address, domain_hint)

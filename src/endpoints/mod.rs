@@ -24,6 +24,7 @@ pub(crate) mod scim;
 pub(crate) mod sign_in;
 pub(crate) mod sign_out;
 pub(crate) mod start;
+pub(crate) mod step_up;
 pub(crate) mod userinfo;
 
 use crate::answer::Answer;

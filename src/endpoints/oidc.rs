@@ -95,19 +95,20 @@ pub(crate) async fn callback(
         return refused;
     }
     let audit = serde_json::json!({"protocol": "oidc", "realm": pending.hr.as_ref().map(|h| &h.d)});
-    sign_in::complete(
-        core,
-        provider.name(),
-        identity,
-        Some(grant),
-        &super::start::Back {
-            to: pending.r.clone(),
-            binding: pending.hb.clone(),
-        },
-        clear,
-        audit,
-    )
-    .await
+    let back = super::start::Back {
+        to: pending.r.clone(),
+        binding: pending.hb.clone(),
+    };
+    let name = provider.name();
+    match &pending.su {
+        Some(ask) => {
+            let asked = (ask, pending.t);
+            let grant = Some(grant);
+            super::step_up::finish(core, down, name, identity, grant, asked, &back, clear, audit)
+                .await
+        }
+        None => sign_in::complete(core, name, identity, Some(grant), &back, clear, audit).await,
+    }
 }
 
 /// One use per state, on every replica (the store's single-use check): the answer to a

@@ -84,6 +84,7 @@ pub(crate) async fn acs(
     match finished {
         Ok((identity, verified)) => Ok(signed_in(
             core,
+            down,
             saml,
             identity,
             &verified,
@@ -142,8 +143,10 @@ async fn once(
 
 /// A verified, single-use assertion: groups overage resolved, then the session (replacing the
 /// one a re-authentication renews), and back to where the sign-in started.
+#[allow(clippy::too_many_arguments)]
 async fn signed_in(
     core: &Core,
+    down: &mut dyn Downstream,
     saml: &SamlProvider,
     mut identity: Identity,
     verified: &saml_verify::Verified,
@@ -173,7 +176,13 @@ async fn signed_in(
         to: return_to,
         binding: pending.and_then(|p| p.hb.clone()),
     };
-    let answer = sign_in::complete(core, name, identity, None, &back, clear, audit).await;
+    let answer = match pending.and_then(|p| p.su.as_ref().map(|ask| (ask, p.t))) {
+        Some(asked) => {
+            super::step_up::finish(core, down, name, identity, None, asked, &back, clear, audit)
+                .await
+        }
+        None => sign_in::complete(core, name, identity, None, &back, clear, audit).await,
+    };
     // A re-authentication: the session it renews is over (the browser holds the new one).
     if let (Some(p), 302) = (pending, answer.status) {
         end_replaced(core, p, "a re-authentication replaced").await;

@@ -68,6 +68,7 @@ pub(crate) async fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
     let more = More {
         realm: None,
         binding,
+        ask: None,
     };
     let answer = start_more(core, down, provider, return_to, Vec::new(), more);
     with_hints(answer, hint.as_deref(), None)
@@ -237,6 +238,46 @@ pub(crate) fn denied(
     Answer::sign_in_denied(deny, why).cookies(clear)
 }
 
+/// Provisioning has its say before a session is made or upgraded: deprovisioned users stop
+/// here (with the answer to give).
+pub(crate) async fn admitted(
+    core: &Core,
+    provider: &str,
+    identity: Identity,
+    clear: &[String],
+) -> Result<Identity, Answer> {
+    let Some(scim) = &core.scim else {
+        return Ok(identity);
+    };
+    let clear = clear.to_vec();
+    match scim.admit(identity).await {
+        Ok(identity) => Ok(identity),
+        Err(Refusal::Deprovisioned) => Err(denied(
+            core,
+            provider,
+            Deny::Deprovisioned,
+            "the SCIM directory lists this user as inactive or deleted",
+            clear,
+        )),
+        Err(Refusal::Unavailable(e)) => {
+            core.metrics.count_sign_in(provider, "store_unavailable");
+            log::error!("sign-in with {provider}: the SCIM directory cannot be read: {e}");
+            Err(Answer::store_unavailable(true).cookies(clear))
+        }
+        Err(Refusal::Webhook(why)) => {
+            core.metrics.count_sign_in(provider, "webhook_failed");
+            log::error!("sign-in with {provider}: first-sign-in webhook failed: {why}");
+            Err(Answer::page(
+                503,
+                "Your account could not be set up",
+                "The application could not create your account just now. Try again in a minute; if it persists, tell your administrator.",
+                Some("Reason: webhook_failed"),
+            )
+            .cookies(clear))
+        }
+    }
+}
+
 /// The protocol-independent end of every sign-in: the session, the audit line, the success
 /// count, and the redirect back (or the page saying the session failed). `clear` deletes the
 /// cookie of the pending sign-in. `back`: where to, through a handoff for another served
@@ -250,37 +291,9 @@ pub(crate) async fn complete(
     clear: Vec<String>,
     mut audit: serde_json::Value,
 ) -> Answer {
-    // Provisioning has its say before there is a session: deprovisioned users stop here.
-    let identity = match &core.scim {
-        None => identity,
-        Some(scim) => match scim.admit(identity).await {
-            Ok(identity) => identity,
-            Err(Refusal::Deprovisioned) => {
-                return denied(
-                    core,
-                    provider,
-                    Deny::Deprovisioned,
-                    "the SCIM directory lists this user as inactive or deleted",
-                    clear,
-                )
-            }
-            Err(Refusal::Unavailable(e)) => {
-                core.metrics.count_sign_in(provider, "store_unavailable");
-                log::error!("sign-in with {provider}: the SCIM directory cannot be read: {e}");
-                return Answer::store_unavailable(true).cookies(clear);
-            }
-            Err(Refusal::Webhook(why)) => {
-                core.metrics.count_sign_in(provider, "webhook_failed");
-                log::error!("sign-in with {provider}: first-sign-in webhook failed: {why}");
-                return Answer::page(
-                    503,
-                    "Your account could not be set up",
-                    "The application could not create your account just now. Try again in a minute; if it persists, tell your administrator.",
-                    Some("Reason: webhook_failed"),
-                )
-                .cookies(clear);
-            }
-        },
+    let identity = match admitted(core, provider, identity, &clear).await {
+        Ok(identity) => identity,
+        Err(answer) => return answer,
     };
     let (user, tenant) = (identity.user.clone(), identity.tenant.clone());
     match core.sessions.create_with(identity, grant).await {

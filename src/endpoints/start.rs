@@ -4,6 +4,7 @@
 //! passive re-authentication).
 
 use crate::answer::Answer;
+use crate::assurance::Ask;
 use crate::exchange::Downstream;
 use crate::idp::realm::Realm;
 use crate::idp::Provider;
@@ -48,6 +49,9 @@ pub(crate) struct More {
     pub realm: Option<Realm>,
     /// The return address is on another served host: the browser binding its handoff needs.
     pub binding: Option<String>,
+    /// What to ask the IdP for (a step-up, `endpoints::step_up`); `None`: what the route the
+    /// sign-in returns to requires, if it accepts this provider.
+    pub ask: Option<Ask>,
 }
 
 /// `start`, keeping `more` with the pending sign-in.
@@ -89,9 +93,10 @@ pub(crate) fn start_with(
         );
         return Answer::store_unavailable(true);
     }
+    let ask = more.ask.unwrap_or_else(|| required(core, &return_to, p.name()));
     let begun = match (passive, &**p) {
         (Some(replaces), Provider::Saml(saml)) => saml.begin_passive(return_to, replaces),
-        _ => p.begin(return_to),
+        _ => p.begin(return_to, &ask),
     };
     let mut begun = match begun {
         Ok(b) => b,
@@ -127,6 +132,16 @@ pub(crate) fn start_with(
         .cookie(pending)
         .cookies(extra)
         .cookies(abandoned)
+}
+
+/// What the route a sign-in returns to requires (`require:`), when it accepts `provider`: a
+/// first sign-in for `/payroll` asks for its authentication context at once, not in a
+/// second trip.
+fn required(core: &Core, return_to: &str, provider: &str) -> Ask {
+    super::discover::route_for(core, return_to)
+        .filter(|r| !r.require.is_empty() && r.accepted().iter().any(|a| &**a == provider))
+        .map(|r| r.require.ask(None))
+        .unwrap_or_default()
 }
 
 /// The redirect to the IdP, with `login_hint` and `domain_hint` added or replaced (OpenID

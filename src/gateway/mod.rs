@@ -169,6 +169,18 @@ impl Gateway {
             Auth::Reauthenticate { identity, held } => Some(endpoints::sign_in::reauthenticate(
                 core, down, &identity, &held,
             )),
+            Auth::StepUp {
+                identity,
+                held,
+                unmet,
+            } => Some(endpoints::step_up::required(
+                core,
+                down,
+                &route,
+                &identity,
+                held.as_ref(),
+                unmet,
+            )),
             Auth::Refused(answer) => Some(answer),
         })
     }

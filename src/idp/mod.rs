@@ -95,8 +95,9 @@ pub trait IdentityProvider: Send + Sync {
     /// How old the loaded metadata is (None: not loaded).
     fn age(&self) -> Option<std::time::Duration>;
     fn is_ready(&self) -> bool;
-    /// Starts a sign-in that returns to `return_to` (a same-origin path).
-    fn begin(&self, return_to: String) -> Result<Begun, IdpError>;
+    /// Starts a sign-in that returns to `return_to` (a same-origin path), asking the IdP for
+    /// what `ask` names (a route's `require:`), which the pending sign-in keeps.
+    fn begin(&self, return_to: String, ask: &crate::assurance::Ask) -> Result<Begun, IdpError>;
     /// Where the browser goes at sign-out to end the IdP's session too, if anywhere;
     /// `signed_out` is the gateway's signed-out page.
     /// `grant`: what the session kept from its sign-in (OpenID: the ID token and login hint
@@ -127,6 +128,22 @@ impl std::ops::Deref for Provider {
 }
 
 impl Provider {
+    /// The tolerance for the IdP's clock, in seconds.
+    pub fn clock_skew(&self) -> u64 {
+        match self {
+            Provider::Oidc(p) => p.cfg.clock_skew.as_secs(),
+            Provider::Saml(p) => p.cfg.clock_skew.as_secs(),
+        }
+    }
+
+    /// The `acr` values that mean a second factor (OpenID Connect `mfa_acr_values`).
+    pub fn mfa_acr_values(&self) -> &[String] {
+        match self {
+            Provider::Oidc(p) => &p.cfg.mfa_acr_values,
+            Provider::Saml(_) => &[],
+        }
+    }
+
     /// The verifier of `Authorization: Bearer` tokens, when this provider takes them.
     pub fn api(&self) -> Option<&oidc::OidcProvider> {
         match self {

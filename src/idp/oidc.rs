@@ -25,6 +25,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use url::Url;
 
+use crate::assurance::Ask;
 use super::claims::{audiences, id_token_claims, identity_from_claims, token_times};
 use super::claims::{issuer_matches, jwt_kid, jwt_part, jwt_payload, list_claim, string_claim};
 use super::dialect::{Dialect, IssuerFacts};
@@ -70,6 +71,9 @@ pub struct PendingLogin {
     /// The return address is on another served host: its handoff's browser binding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hb: Option<String>,
+    /// What the sign-in asked for (a route's `require:`), and the session a step-up upgrades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub su: Option<Ask>,
 }
 
 /// A fetched key set and what the typed one drops.
@@ -326,6 +330,16 @@ impl OidcProvider {
         Ok(())
     }
 
+    /// What verified token claims prove about the sign-in (`auth_time`, `acrs`, a second
+    /// factor), and the claims the routes' rules name.
+    fn assurance(&self, claims: &Value, identity: &mut Identity) {
+        let (auth_time, assured) =
+            crate::assurance::from_claims(claims, &self.cfg.mfa_acr_values, now_secs());
+        identity.auth_time = auth_time;
+        identity.assured = assured;
+        identity.rule_claims = crate::assurance::rule_claims(claims, &self.cfg.rule_claims);
+    }
+
     /// What a token request adds to prove who the gateway is (none for a secret), for the
     /// token endpoint of `loaded`.
     pub(super) fn token_fields(
@@ -391,7 +405,7 @@ impl OidcProvider {
     }
 
     /// Builds the authorization redirect and the state to keep until the callback.
-    pub fn begin(&self, return_to: String) -> Result<(Url, PendingLogin), IdpError> {
+    pub fn begin(&self, return_to: String, ask: &Ask) -> Result<(Url, PendingLogin), IdpError> {
         let loaded = self.current()?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut req = loaded.client.authorize_url(
@@ -409,8 +423,19 @@ impl OidcProvider {
         if let Some(p) = &h.prompt {
             req = req.add_extra_param("prompt", p.clone());
         }
-        if let Some(m) = h.max_age {
+        // A route's max_age is the stricter of the two.
+        let max_age = match (h.max_age, ask.max_age) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(m) = max_age {
             req = req.add_extra_param("max_age", m.to_string());
+        }
+        if let Some(claims) = ask.claims_request("id_token") {
+            req = req.add_extra_param("claims", claims);
+        }
+        if ask.mfa && !self.cfg.mfa_acr_values.is_empty() {
+            req = req.add_extra_param("acr_values", self.cfg.mfa_acr_values.join(" "));
         }
         let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
         Ok((
@@ -424,6 +449,7 @@ impl OidcProvider {
                 t: crate::session::now_secs(),
                 hr: None,
                 hb: None,
+                su: (!ask.asks_nothing() || ask.session.is_some()).then(|| ask.clone()),
             },
         ))
     }
@@ -540,6 +566,7 @@ impl OidcProvider {
         let mut identity = identity_from_claims(&self.name, &self.cfg.user_claim, &claims)?;
         identity.claims =
             super::claims::header_claims(&self.name, &claims, &self.cfg.header_claims);
+        self.assurance(&claims, &mut identity);
         self.dialect
             .identity(&self.name, &claims, &mut identity)
             .await?;
@@ -639,6 +666,7 @@ impl OidcProvider {
             claims: super::claims::header_claims(&self.name, &claims, &self.cfg.header_claims),
             ..Default::default()
         };
+        self.assurance(&claims, &mut identity);
         // The same rules as at sign-in (Entra: allowed tenants, the nOAuth-safe email (an
         // app has none), and a groups overage looked up in Graph, cached per user).
         self.dialect
@@ -835,8 +863,8 @@ impl IdentityProvider for OidcProvider {
     fn is_ready(&self) -> bool {
         OidcProvider::is_ready(self)
     }
-    fn begin(&self, return_to: String) -> Result<Begun, IdpError> {
-        let (url, pending) = OidcProvider::begin(self, return_to)?;
+    fn begin(&self, return_to: String, ask: &Ask) -> Result<Begun, IdpError> {
+        let (url, pending) = OidcProvider::begin(self, return_to, ask)?;
         Ok(Begun {
             url,
             key: pending.s.clone(),

@@ -225,7 +225,9 @@ impl Reader<'_> {
         let api_versions = self.token_versions(o, path, entra.is_some());
         let signing_algs = self.signing_algs(o, path);
         let hints = self.static_hints(o, path);
+        let mfa_acr_values = self.string_list(o, "mfa_acr_values").unwrap_or_default();
         Some(OidcConfig {
+            mfa_acr_values,
             api_versions,
             signing_algs,
             issuer: issuer?,
@@ -238,6 +240,7 @@ impl Reader<'_> {
             api_audience,
             entra,
             header_claims: Vec::new(),
+            rule_claims: Vec::new(),
             hints,
         })
     }
@@ -504,6 +507,7 @@ impl Reader<'_> {
             user_attribute,
             attributes,
             header_claims: Vec::new(),
+            rule_claims: Vec::new(),
         })
     }
 }

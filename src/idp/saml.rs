@@ -22,6 +22,7 @@ use super::{Begun, IdentityProvider, IdpError};
 use crate::canonical::RESERVED_PREFIX;
 use crate::identity::{shared, Identity};
 use crate::metrics::Metrics;
+use crate::assurance::Ask;
 use crate::policy::Deny;
 
 const MAX_METADATA_BYTES: usize = 2 * 1024 * 1024;
@@ -50,6 +51,9 @@ pub struct PendingSaml {
     /// The return address is on another served host: its handoff's browser binding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hb: Option<String>,
+    /// What the sign-in asked for (a route's `require:`), and the session a step-up upgrades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub su: Option<Ask>,
 }
 
 /// The IdP as loaded from its metadata (or from fingerprint settings).
@@ -274,21 +278,25 @@ impl SamlProvider {
     }
 
     /// The AuthnRequest (HTTP-Redirect binding) and the state to keep until the ACS.
-    pub fn begin(&self, return_to: String) -> Result<(Url, PendingSaml), IdpError> {
-        self.begin_with(return_to, None)
+    pub fn begin(&self, return_to: String, ask: &Ask) -> Result<(Url, PendingSaml), IdpError> {
+        self.begin_with(return_to, None, ask)
     }
 
     /// A passive re-authentication of the session `replaces` (`IsPassive="true"`: the IdP
     /// answers at once, with an assertion if its own session is alive, a status if not).
     pub fn begin_passive(&self, return_to: String, replaces: &str) -> Result<Begun, IdpError> {
-        let (url, pending) = self.begin_with(return_to, Some(replaces))?;
+        let (url, pending) = self.begin_with(return_to, Some(replaces), &Ask::default())?;
         begun(url, pending)
     }
 
+    /// `ask`: a route's `mfa` or `max_age` sends `ForceAuthn` (never `RequestedAuthnContext`:
+    /// Entra has no MFA class, and a password class refuses FIDO and Windows Hello users with
+    /// AADSTS75011).
     fn begin_with(
         &self,
         return_to: String,
         replaces: Option<&str>,
+        ask: &Ask,
     ) -> Result<(Url, PendingSaml), IdpError> {
         let idp = self.idp()?;
         // Entra: the ID must not start with a digit.
@@ -301,10 +309,10 @@ impl SamlProvider {
             acs = xml_escape(&self.acs_url),
             issuer = xml_escape(&self.cfg.entity_id),
             fmt = xml_escape(&self.cfg.name_id_format),
-            passive = if replaces.is_some() {
-                r#" IsPassive="true""#
-            } else {
-                ""
+            passive = match (replaces, ask.mfa || ask.max_age.is_some()) {
+                (Some(_), _) => r#" IsPassive="true""#,
+                (None, true) => r#" ForceAuthn="true""#,
+                (None, false) => "",
             },
         );
         let url =
@@ -321,6 +329,7 @@ impl SamlProvider {
                 rs: replaces.map(str::to_string),
                 hr: None,
                 hb: None,
+                su: (!ask.asks_nothing() || ask.session.is_some()).then(|| ask.clone()),
             },
         ))
     }
@@ -471,9 +480,23 @@ impl SamlProvider {
                 .ok_or_else(|| AssertionRejection::NoUserKey(attr.to_string()))?,
             None => v.name_id.clone(),
         };
+        let (auth_time, assured) = crate::assurance::from_saml(
+            v.authn_instant
+                .and_then(|t| u64::try_from(t.timestamp()).ok()),
+            v.attribute(crate::assurance::SAML_METHODS),
+            crate::session::now_secs(),
+        );
         Ok(Identity {
             provider: shared(&self.name),
             user,
+            auth_time,
+            assured,
+            rule_claims: self
+                .cfg
+                .rule_claims
+                .iter()
+                .filter_map(|n| Some((n.clone(), v.attribute_or_alias(n)?)))
+                .collect(),
             email: first(&a.email),
             name: first(&a.name)
                 .or_else(|| first("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name")),
@@ -793,8 +816,8 @@ impl IdentityProvider for SamlProvider {
     fn is_ready(&self) -> bool {
         SamlProvider::is_ready(self)
     }
-    fn begin(&self, return_to: String) -> Result<Begun, IdpError> {
-        let (url, pending) = SamlProvider::begin(self, return_to)?;
+    fn begin(&self, return_to: String, ask: &Ask) -> Result<Begun, IdpError> {
+        let (url, pending) = SamlProvider::begin(self, return_to, ask)?;
         begun(url, pending)
     }
     fn sign_out_url(

@@ -57,6 +57,8 @@ pub struct Verified {
     pub in_response_to: Option<String>,
     /// Attribute name → values, in document order.
     pub attributes: Vec<(String, Vec<String>)>,
+    /// When the user authenticated at the IdP (the latest `AuthnInstant`).
+    pub authn_instant: Option<DateTime<Utc>>,
 }
 
 impl Verified {
@@ -65,6 +67,28 @@ impl Verified {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_slice())
+    }
+
+    /// The values of attribute `name` (a URI, or any name, exactly), or for a short name
+    /// without `/` or `:` (`department`) of every attribute whose URI ends in `/department`
+    /// (any case), as Entra names claims `<namespace>/<name>`.
+    pub fn attribute_or_alias(&self, name: &str) -> Option<Vec<String>> {
+        if let Some(v) = self.attribute(name) {
+            return Some(v.to_vec());
+        }
+        if name.contains(['/', ':']) {
+            return None;
+        }
+        let found: Vec<String> = self
+            .attributes
+            .iter()
+            .filter(|(n, _)| {
+                n.rsplit_once('/')
+                    .is_some_and(|(_, last)| last.eq_ignore_ascii_case(name))
+            })
+            .flat_map(|(_, v)| v.iter().cloned())
+            .collect();
+        (!found.is_empty()).then_some(found)
     }
 }
 
@@ -470,6 +494,12 @@ fn verify_assertion(
         session_not_on_or_after,
         in_response_to,
         attributes,
+        authn_instant: a
+            .authn_statements
+            .iter()
+            .flatten()
+            .filter_map(|s| s.authn_instant)
+            .max(),
     })
 }
 

@@ -49,6 +49,9 @@ pub struct SamlConfig {
     pub graph: Option<SamlGraph>,
     /// Attributes sent upstream as headers (`headers.claims`), kept at sign-in.
     pub header_claims: Vec<String>,
+    /// Attributes the routes' claim rules name (`allow.claims`, `deny.claims`), kept at
+    /// sign-in (by URI, or a short name's alias).
+    pub rule_claims: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +112,11 @@ pub struct OidcConfig {
     pub entra: Option<EntraSettings>,
     /// Claims sent upstream as headers (`headers.claims`), kept from the ID token at sign-in.
     pub header_claims: Vec<String>,
+    /// Claims the routes' rules name (`allow.claims`, `deny.claims`), kept at sign-in.
+    pub rule_claims: Vec<String>,
+    /// `acr` values that mean a second factor (`mfa_acr_values`): sent as `acr_values` when a
+    /// route requires `mfa`, and accepted in the returned `acr`.
+    pub mfa_acr_values: Vec<String>,
     /// Sent with every sign-in (`domain_hint`, `prompt`, `max_age`).
     pub hints: StaticHints,
 }

@@ -7,9 +7,11 @@
 
 use std::collections::HashMap;
 
+pub mod claims;
 mod read;
 
 use crate::identity::Identity;
+pub use claims::ClaimRule;
 
 /// Group ID → readable name, from the provider's `group_names`.
 pub type GroupNames = HashMap<String, String>;
@@ -30,6 +32,21 @@ pub struct Policy {
     pub require_assignment: bool,
     /// Only users provisioned (and active) through SCIM (`allow.provisioned`).
     pub provisioned: bool,
+    /// Rules on any claim (`allow.claims`): each must match.
+    pub claims: Vec<ClaimRule>,
+    /// `deny:`: checked first, and any match refuses, whatever `allow` says.
+    pub deny: Denials,
+}
+
+/// A route's `deny:` block: any entry that matches refuses the user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Denials {
+    pub tenants: Vec<String>,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    pub email_domains: Vec<String>,
+    pub users: Vec<String>,
+    pub claims: Vec<ClaimRule>,
 }
 
 /// Why a user may not pass. `label()` is a bounded metric label.
@@ -47,6 +64,10 @@ pub enum Deny {
     Deprovisioned,
     /// The route admits only users provisioned through SCIM, and this one is not.
     NotProvisioned,
+    /// An `allow.claims` rule did not match; the label names it (`allow.claims.department`).
+    Claim(&'static str),
+    /// A `deny:` entry matched; the label names it (`deny.groups`, `deny.claims.jobTitle`).
+    Rule(&'static str),
 }
 
 impl Deny {
@@ -61,6 +82,7 @@ impl Deny {
             Deny::GroupsUnresolved => "groups_unresolved",
             Deny::Deprovisioned => "deprovisioned",
             Deny::NotProvisioned => "not_provisioned",
+            Deny::Claim(rule) | Deny::Rule(rule) => rule,
         }
     }
 
@@ -112,6 +134,14 @@ impl Deny {
                 "Your account is not set up for this application",
                 "This application admits only accounts your organization has provisioned to it, and yours has not been provisioned yet. Ask your administrator to assign you; provisioning can take up to 40 minutes, then sign in again.",
             ),
+            Deny::Claim(_) => (
+                "You do not have access to this page",
+                "This part of the application admits only accounts with certain directory attributes (such as department or job title), and yours do not match. Ask your administrator if you need access.",
+            ),
+            Deny::Rule(_) => (
+                "You do not have access to this page",
+                "A rule of this application excludes your account from this part of it. Ask your administrator if you think this is a mistake.",
+            ),
         }
     }
 }
@@ -124,8 +154,23 @@ impl Policy {
     /// Replaces group names with the IDs they map to (entries that are no name stay as
     /// given: IDs, or names a non-Entra IdP sends as they are).
     pub fn resolve_groups(&mut self, names: &GroupNames) {
-        let mut out = Vec::with_capacity(self.groups.len());
-        for g in &self.groups {
+        self.groups = resolved(&self.groups, names);
+        self.deny.groups = resolved(&self.deny.groups, names);
+    }
+
+    /// The claims its rules name (what sign-ins must keep).
+    pub fn claim_names(&self) -> impl Iterator<Item = &str> {
+        self.claims
+            .iter()
+            .chain(&self.deny.claims)
+            .map(|r| r.name.as_str())
+    }
+}
+
+fn resolved(groups: &[String], names: &GroupNames) -> Vec<String> {
+    {
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
             let ids: Vec<&String> = names
                 .iter()
                 .filter(|(_, n)| *n == g)
@@ -139,12 +184,61 @@ impl Policy {
         }
         out.sort();
         out.dedup();
-        self.groups = out;
+        out
     }
 }
 
-/// The decision. Checked in a fixed order, so the reason is stable.
+/// Whether one of `id`'s groups (by ID, or by a name the SCIM directory gave it) is in `list`.
+fn in_groups(id: &Identity, list: &[String]) -> bool {
+    let named = id.group_names.iter().flat_map(|n| n.iter());
+    id.groups
+        .iter()
+        .chain(named)
+        .any(|g| list.iter().any(|p| p.eq_ignore_ascii_case(g)))
+}
+
+fn email_domain_in(id: &Identity, list: &[String]) -> bool {
+    let domain = id
+        .email
+        .as_deref()
+        .and_then(|e| e.rsplit_once('@'))
+        .map(|(_, d)| d);
+    domain.is_some_and(|d| list.iter().any(|p| p.eq_ignore_ascii_case(d)))
+}
+
+/// The first `deny:` entry `id` matches, in a fixed order.
+fn denied(d: &Denials, id: &Identity) -> Option<Deny> {
+    let tenant = id
+        .tenant
+        .as_deref()
+        .is_some_and(|t| d.tenants.iter().any(|p| p.eq_ignore_ascii_case(t)));
+    if tenant {
+        return Some(Deny::Rule("deny.tenants"));
+    }
+    if d.users.contains(&id.user) {
+        return Some(Deny::Rule("deny.users"));
+    }
+    if d.roles.iter().any(|r| id.roles.contains(r)) {
+        return Some(Deny::Rule("deny.roles"));
+    }
+    if !d.groups.is_empty() && in_groups(id, &d.groups) {
+        return Some(Deny::Rule("deny.groups"));
+    }
+    if !d.email_domains.is_empty() && email_domain_in(id, &d.email_domains) {
+        return Some(Deny::Rule("deny.email_domains"));
+    }
+    d.claims
+        .iter()
+        .find(|r| r.matches(id))
+        .map(|r| Deny::Rule(r.label))
+}
+
+/// The decision. Checked in a fixed order, so the reason is stable: `deny:` first (it wins
+/// over `allow:`), then each `allow:` condition.
 pub fn decide(policy: &Policy, id: &Identity) -> Result<(), Deny> {
+    if let Some(deny) = denied(&policy.deny, id) {
+        return Err(deny);
+    }
     if !policy.tenants.is_empty() {
         let ok = id
             .tenant
@@ -167,33 +261,16 @@ pub fn decide(policy: &Policy, id: &Identity) -> Result<(), Deny> {
         return Err(Deny::MissingRole);
     }
     // By ID, or by a name the SCIM directory gave the group.
-    let named = id.group_names.iter().flat_map(|n| n.iter());
-    if !policy.groups.is_empty()
-        && !id
-            .groups
-            .iter()
-            .chain(named)
-            .any(|g| policy.groups.iter().any(|p| p.eq_ignore_ascii_case(g)))
-    {
+    if !policy.groups.is_empty() && !in_groups(id, &policy.groups) {
         return Err(Deny::MissingGroup);
     }
-    if !policy.email_domains.is_empty() {
-        let domain = id
-            .email
-            .as_deref()
-            .and_then(|e| e.rsplit_once('@'))
-            .map(|(_, d)| d);
-        let ok = domain.is_some_and(|d| {
-            policy
-                .email_domains
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(d))
-        });
-        if !ok {
-            return Err(Deny::EmailDomain);
-        }
+    if !policy.email_domains.is_empty() && !email_domain_in(id, &policy.email_domains) {
+        return Err(Deny::EmailDomain);
     }
-    Ok(())
+    match policy.claims.iter().find(|r| !r.matches(id)) {
+        Some(r) => Err(Deny::Claim(r.label)),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -279,6 +356,55 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(decide(&d, &no_email), Err(Deny::EmailDomain));
+    }
+
+    #[test]
+    fn deny_wins_over_allow_and_every_refusal_names_its_rule() {
+        let mut a = alice();
+        a.rule_claims = vec![
+            ("department".into(), vec!["Finance".into()]),
+            ("jobTitle".into(), vec!["Contract Manager".into()]),
+        ];
+        let rule = |name: &str, values: &[&str], at: &str| ClaimRule {
+            name: name.into(),
+            values: values.iter().map(|s| s.to_string()).collect(),
+            label: claims::intern(&format!("{at}.{name}")),
+        };
+        let allow = Policy {
+            roles: vec!["Reader".into()],
+            claims: vec![rule("department", &["Finance", "HR"], "allow.claims")],
+            ..Default::default()
+        };
+        assert_eq!(decide(&allow, &a), Ok(()));
+        let mut deny = allow.clone();
+        deny.deny.claims = vec![rule("jobTitle", &["Contract*"], "deny.claims")];
+        assert_eq!(decide(&deny, &a), Err(Deny::Rule("deny.claims.jobTitle")));
+        assert_eq!(Deny::Rule("deny.claims.jobTitle").label(), "deny.claims.jobTitle");
+        let other = Policy {
+            claims: vec![rule("department", &["HR"], "allow.claims")],
+            ..Default::default()
+        };
+        assert_eq!(decide(&other, &a), Err(Deny::Claim("allow.claims.department")));
+        // A claim the user lacks: an allow rule fails, a deny rule does not match.
+        let missing = Policy {
+            claims: vec![rule("costCenter", &["*"], "allow.claims")],
+            ..Default::default()
+        };
+        assert_eq!(decide(&missing, &a), Err(Deny::Claim("allow.claims.costCenter")));
+        let mut no_deny = Policy::default();
+        no_deny.deny.claims = vec![rule("costCenter", &["*"], "deny.claims")];
+        assert_eq!(decide(&no_deny, &a), Ok(()));
+        // The fixed lists deny too, before any allow condition.
+        for (d, label) in [
+            (Denials { roles: vec!["Admin".into(), "Reader".into()], ..Default::default() }, "deny.roles"),
+            (Denials { groups: vec!["6E6A3C0C-1D87-4D39-9B9A-9D54A0F0A1B1".into()], ..Default::default() }, "deny.groups"),
+            (Denials { users: vec!["oid-alice".into()], ..Default::default() }, "deny.users"),
+            (Denials { email_domains: vec!["contoso.example".into()], ..Default::default() }, "deny.email_domains"),
+            (Denials { tenants: vec!["72f988bf-86f1-41af-91ab-2d7cd011db47".into()], ..Default::default() }, "deny.tenants"),
+        ] {
+            let p = Policy { deny: d, users: vec!["oid-alice".into()], ..Default::default() };
+            assert_eq!(decide(&p, &a), Err(Deny::Rule(label)));
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct Route {
     /// The providers whose identities this route accepts (see `accepts`).
     accepts: Vec<Arc<str>>,
     pub policy: Policy,
+    /// `require:` how recently and strongly the user must have signed in.
+    pub require: crate::assurance::Require,
     pub exceptions: Exceptions,
     /// `preserve_post:` a same-origin form POST that finds no session survives the sign-in.
     pub preserve_post: Option<PreservePost>,
@@ -69,6 +71,7 @@ impl RouteTable {
                     provider: r.provider,
                     accepts: r.accepts.iter().map(|n| Arc::from(n.as_str())).collect(),
                     policy: r.policy.clone(),
+                    require: r.require.clone(),
                     exceptions: r.exceptions,
                     preserve_post: r.preserve_post,
                     cors: r.cors.clone(),
@@ -187,6 +190,7 @@ mod tests {
             provider: 0,
             accepts: vec!["p".into()],
             policy: Policy::default(),
+            require: Default::default(),
             exceptions: Exceptions::default(),
             preserve_post: None,
             cors: Default::default(),
@@ -237,6 +241,8 @@ pub struct RouteConfig {
     pub accepts: Vec<String>,
     /// Who may pass, beyond being signed in (`allow:`); group names already resolved to IDs.
     pub policy: Policy,
+    /// `require:` step-up requirements, checked after the policy.
+    pub require: crate::assurance::Require,
     /// Path forms this route accepts although some upstreams read them differently.
     pub exceptions: crate::canonical::Exceptions,
     pub preserve_post: Option<PreservePost>,

@@ -67,12 +67,13 @@ impl Reader<'_> {
             let open = self.open(&mut o, &path, public);
             let assertion_audience = self.assertion_audience(&mut o, &path);
             let tokens = self.pass_tokens(&mut o, &path, public);
+            let accepted: Vec<&ProviderConfig> = accepts
+                .iter()
+                .filter_map(|i| providers.get(*i).and_then(Option::as_ref))
+                .collect();
+            let require = self.require(&mut o, &path, public, &accepted);
             self.finish(o);
             if let (Some(upstream), Some(provider)) = (upstream, provider) {
-                let accepted: Vec<&ProviderConfig> = accepts
-                    .iter()
-                    .filter_map(|i| providers.get(*i).and_then(Option::as_ref))
-                    .collect();
                 let names: GroupNames = accepted
                     .iter()
                     .flat_map(|p| p.group_names.iter())
@@ -88,6 +89,7 @@ impl Reader<'_> {
                     provider,
                     accepts: accepted.iter().map(|p| p.name.clone()).collect(),
                     policy,
+                    require,
                     exceptions,
                     preserve_post,
                     cors,

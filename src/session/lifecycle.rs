@@ -223,6 +223,45 @@ impl Sessions {
         Ok(identity)
     }
 
+    /// A step-up proved more about the user of session `held`: its identity becomes
+    /// `identity` (and its grant `grant`, when the sign-in gave one), keeping its id, issue
+    /// time and expiry. With the stores the cookie stays as it is (`None`); with the cookie
+    /// store the identity travels in it, so the new ticket is returned to set.
+    pub async fn upgrade(
+        &self,
+        held: &Held,
+        mut identity: Identity,
+        grant: Option<&Grant>,
+        now: u64,
+    ) -> Result<Option<String>, StoreError> {
+        identity.checked_at = now;
+        if !self.store.keeps_identities() {
+            let ticket = super::Ticket {
+                v: super::TICKET_VERSION,
+                sid: held.sid.to_string(),
+                iat: held.iat,
+                exp: held.exp,
+                seen: now,
+                idle: self.cfg.timers(&identity.provider).idle_timeout.as_secs(),
+                id: Some(identity),
+            };
+            return match self.sealer.seal(&self.cfg.cookie_name, &ticket) {
+                Some(v) if v.len() <= crate::seal::MAX_COOKIE_VALUE => Ok(Some(v)),
+                _ => Err(StoreError::Unavailable(
+                    "the stepped-up identity does not fit in the session cookie".into(),
+                )),
+            };
+        }
+        let ttl = Duration::from_secs(held.exp.saturating_sub(held.iat));
+        self.store
+            .save(&held.sid, Arc::new(identity), held.iat, ttl)
+            .await?;
+        if let Some(grant) = grant {
+            self.keep_grant(&held.sid, grant, held.exp, now).await?;
+        }
+        Ok(None)
+    }
+
     /// Ends session `sid` on every replica, and forgets its grant.
     pub async fn end(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
         let held = self.store.revoke(sid).await?;

@@ -526,6 +526,11 @@ pub(crate) fn weight(i: &Identity) -> usize {
             .iter()
             .map(|(a, v)| 48 + a.len() + v.len())
             .sum::<usize>()
+        + i.assured.iter().map(|(w, _)| 40 + w.len()).sum::<usize>()
+        + i.rule_claims
+            .iter()
+            .map(|(n, v)| 48 + n.len() + v.iter().map(|x| 24 + x.len()).sum::<usize>())
+            .sum::<usize>()
 }
 
 /// Why the session manager could not be built.
