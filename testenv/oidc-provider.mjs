@@ -30,10 +30,20 @@
 // GET /test/sid?account=alice is the `sid` of the last ID token issued to her; and
 // POST /test/users/<name> {"groups": [...], "disabled": true, ...} changes a user (a disabled
 // user's refresh is refused with invalid_grant).
+// Second factor and step-up, shaped like Entra's Conditional Access authentication contexts:
+// a user with `otp` set has a second factor. The login form asks for it (after the password)
+// when the authorization request wants one: `claims={"id_token":{"acrs":{"essential":true,
+// "value":"c1"}}}` for a context whose policy (POLICIES) requires MFA, or `acr_values`
+// naming MFA_ACR. A login that gives the code gets amr [pwd, mfa] and acr MFA_ACR; one that
+// leaves it out, amr [pwd]. The ID token's `acrs` lists the contexts asked for that the
+// login satisfied; as Entra does, a context no policy targets is listed anyway (the
+// "silent c1": POST /test/policies {"c1": null} removes c1's policy). Every ID token carries
+// auth_time. POST /test/ignore_max_age {"on": true} drops max_age from authorization
+// requests (an IdP that signs the user in from its old session regardless).
 // Once listening it prints one JSON line: {"issuer": "...", "port": N, "other_tenant": "..."}.
 import http from 'node:http';
 import crypto from 'node:crypto';
-import Provider from 'oidc-provider';
+import Provider, { interactionPolicy } from 'oidc-provider';
 
 const env = (name, fallback) => process.env[name] ?? fallback;
 const TENANT_ID = env('TENANT_ID', '72f988bf-86f1-41af-91ab-2d7cd011db47');
@@ -56,6 +66,8 @@ const USERS = {
     xms_edov: true,
     groups: [ADMINS, STAFF],
     roles: ['Reader', 'Admin'],
+    // Her second factor (the code the login form asks for when a step-up wants one).
+    otp: '246810',
     // Entra's optional `login_hint` claim: an opaque value for the logout's logout_hint.
     login_hint: 'O.CiQ2ZTZhM2MwYy0xZDg3LTRkMzktOWI5YS05ZDU0YTBmMGExYjE',
   },
@@ -128,11 +140,35 @@ const USERS = {
 // Claims a test may give a user (POST /test/users/<name>) to see them as headers
 // (`headers.claims`): a directory attribute, an Entra extension attribute, and shapes.
 const TEST_CLAIMS = ['department', 'employee_number', 'is_manager', 'tags', 'address', 'bio',
-  'motto', 'local_name', 'extension_0f1e2d3c4b5a69788796a5b4c3d2e1f0_costCenter', 'nested_list'];
+  'motto', 'local_name', 'extension_0f1e2d3c4b5a69788796a5b4c3d2e1f0_costCenter', 'nested_list',
+  'jobTitle', 'level'];
 const tokenClaims = (u) => {
-  const { graphGroups, ...claims } = u;
+  const { graphGroups, otp, ...claims } = u;
   return claims;
 };
+
+// Conditional Access policies bound to authentication contexts: c1 requires MFA. A context
+// with no policy is satisfied by any sign-in (Entra still lists it in acrs).
+const POLICIES = { c1: 'mfa' };
+const MFA_ACR = 'http://schemas.openid.net/pape/policies/2007/06/multi-factor';
+const PWD_ACR = 'urn:authgate:test:password';
+let ignoreMaxAge = false;
+// The contexts a claims request asks for in the ID token.
+const askedContexts = (claims) => {
+  const r = claims?.id_token?.acrs;
+  if (!r) return [];
+  return (Array.isArray(r.values) ? r.values : [r.value]).filter((c) => typeof c === 'string');
+};
+// Whether an authorization request wants a second factor.
+const wantsMfa = (params) => {
+  let claims = {};
+  try { claims = params.claims ? JSON.parse(params.claims) : {}; } catch { claims = {}; }
+  const acr = String(params.acr_values || '').split(' ');
+  return askedContexts(claims).some((c) => POLICIES[c] === 'mfa') || acr.includes(MFA_ACR);
+};
+// The contexts a token's login satisfied: asked for, and MFA done where its policy wants it.
+const satisfiedContexts = (token) => askedContexts(token?.claims)
+  .filter((c) => POLICIES[c] !== 'mfa' || (token.amr || []).includes('mfa'));
 
 // An API a signed-in user's refresh token may be redeemed for (pass_access_token).
 const REPORTS_API = 'api://authgate-reports';
@@ -162,6 +198,7 @@ function configuration(tid, graphResource) {
       client_secret: env('CLIENT_SECRET', 'demo-client-secret'),
       redirect_uris: list(env('REDIRECT_URIS', 'http://127.0.0.1:8080/_authgate/callback/demo')),
       post_logout_redirect_uris: list(env('POST_LOGOUT_REDIRECT_URIS', '')),
+      require_auth_time: true,
       // OpenID back-channel logout: where the provider POSTs logout tokens (with `sid`).
       ...(env('BACKCHANNEL_LOGOUT_URI', '') ? {
         backchannel_logout_uri: env('BACKCHANNEL_LOGOUT_URI', ''),
@@ -191,7 +228,10 @@ function configuration(tid, graphResource) {
       openid: ['sub'],
       profile: ['name', 'preferred_username', 'tid', 'oid', 'upn', 'groups', 'roles', 'login_hint', '_claim_names', '_claim_sources', ...TEST_CLAIMS],
       email: ['email', 'email_verified', 'xms_edov'],
+      acrs: null,
     },
+    acrValues: [MFA_ACR, PWD_ACR],
+    interactions: { policy: stepUpPolicy() },
     conformIdTokenClaims: false,
     // Every refresh returns a new refresh token and consumes the old one; using a consumed one
     // again revokes the whole grant (oidc-provider's reuse detection), as a race would.
@@ -199,6 +239,7 @@ function configuration(tid, graphResource) {
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: true },
+      claimsParameter: { enabled: true },
       rpInitiatedLogout: { enabled: true },
       backchannelLogout: { enabled: true },
       clientCredentials: { enabled: true },
@@ -258,11 +299,19 @@ function configuration(tid, graphResource) {
       names: { session: `op_session_${tid.slice(0, 8)}`, interaction: `op_interaction_${tid.slice(0, 8)}`, resume: `op_resume_${tid.slice(0, 8)}` },
     },
     ttl: { AuthorizationCode: 60, IdToken: 3600, Interaction: 600, Session: 3600, Grant: 3600 },
-    async findAccount(ctx, id) {
+    async findAccount(ctx, id, token) {
       const user = USERS[id];
       // A disabled user: every refresh then answers invalid_grant, as Entra does.
       if (!user || user.tid !== tid || user.disabled) return undefined;
-      return { accountId: id, async claims() { return tokenClaims(user); } };
+      // `token`: the code or refresh token being redeemed (its claims request and the
+      // login's amr): Entra's acrs for the contexts it satisfied.
+      return {
+        accountId: id,
+        async claims() {
+          const acrs = satisfiedContexts(token);
+          return { ...tokenClaims(user), ...(acrs.length ? { acrs } : {}) };
+        },
+      };
     },
     // Skip the consent screen, as an admin-consented Entra app does.
     async loadExistingGrant(ctx) {
@@ -272,7 +321,7 @@ function configuration(tid, graphResource) {
       });
       const asked = String(ctx.oidc.params.scope || '').split(' ');
       grant.addOIDCScope(`openid profile email${asked.includes('offline_access') ? ' offline_access' : ''}`);
-      grant.addOIDCClaims(['tid', 'oid', 'upn', 'groups', 'roles', 'xms_edov', 'login_hint', '_claim_names', '_claim_sources', ...TEST_CLAIMS]);
+      grant.addOIDCClaims(['tid', 'oid', 'upn', 'groups', 'roles', 'xms_edov', 'login_hint', '_claim_names', '_claim_sources', 'acrs', ...TEST_CLAIMS]);
       // A sign-in that names an API (resource=...) consents to its delegated scope.
       const resource = ctx.oidc.params.resource;
       if (typeof resource === 'string' && resource) grant.addResourceScope(resource, `${resource}/access_as_user`);
@@ -290,6 +339,48 @@ function configuration(tid, graphResource) {
       ctx.body = `${out.error}: ${out.error_description || ''}`;
     },
   };
+}
+
+// The login prompt also shows when the request wants a second factor the session has not
+// had (a step-up), as Conditional Access prompts for MFA.
+function stepUpPolicy() {
+  const policy = interactionPolicy.base();
+  policy.get('login').checks.add(new interactionPolicy.Check(
+    'step_up', 'a second factor is required',
+    // Not right after a login (`result`): one that left the second factor out goes on
+    // without it, and the token then lacks what needs it.
+    (ctx) => (wantsMfa(ctx.oidc.params) && !ctx.oidc.result?.login
+      && !(ctx.oidc.session.amr || []).includes('mfa')
+      ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT),
+  ));
+  return policy;
+}
+
+// The login form's submission, handled here for a login prompt: the password step, then the
+// second-factor step when the request wants one and the user has a second factor.
+async function submitLogin(provider, req, res) {
+  const details = await provider.interactionDetails(req, res);
+  if (details.prompt.name !== 'login') return false;
+  const form = new URLSearchParams((await readBody(req)).toString());
+  const login = form.get('login') || '';
+  const user = USERS[login];
+  const otp = form.get('otp');
+  if (user && user.otp && wantsMfa(details.params) && otp === null) {
+    const hidden = ['prompt', 'login', 'password']
+      .map((k) => `<input type="hidden" name="${k}" value="${String(form.get(k) || '').replace(/[^A-Za-z0-9@._-]/g, '')}">`).join('');
+    send(res, 200, 'text/html', `<!doctype html><title>Verify your identity</title><form method="post" action="${req.originalUrl.split('?')[0]}">${hidden}<label>Code <input name="otp"></label><button>Verify</button></form>`);
+    return true;
+  }
+  // An empty code: the user goes on without the second factor.
+  if (otp && (!user || otp !== user.otp)) {
+    send(res, 400, 'text/plain', 'AADSTS50074: wrong verification code');
+    return true;
+  }
+  const mfa = Boolean(otp);
+  await provider.interactionFinished(req, res, {
+    login: { accountId: login, amr: mfa ? ['pwd', 'mfa'] : ['pwd'], acr: mfa ? MFA_ACR : PWD_ACR },
+  }, { mergeWithLastSubmission: false });
+  return true;
 }
 
 function rsaJwk() {
@@ -361,6 +452,16 @@ function observe(provider) {
 }
 async function testHooks(req, res, path, query) {
   if (path === '/test/counts') return send(res, 200, 'application/json', counts);
+  if (path === '/test/policies' && req.method === 'POST') {
+    for (const [c, p] of Object.entries(JSON.parse((await readBody(req)).toString() || '{}'))) {
+      if (p === null) delete POLICIES[c]; else POLICIES[c] = p;
+    }
+    return send(res, 200, 'application/json', POLICIES);
+  }
+  if (path === '/test/ignore_max_age' && req.method === 'POST') {
+    ignoreMaxAge = Boolean(JSON.parse((await readBody(req)).toString() || '{}').on);
+    return send(res, 200, 'application/json', { ignoreMaxAge });
+  }
   if (path === '/test/sid') {
     const account = new URLSearchParams(query).get('account');
     return send(res, 200, 'application/json', { sid: lastSid[account] || null });
@@ -384,7 +485,7 @@ server.listen(Number(env('PORT', '0')), '127.0.0.1', () => {
     const provider = new Provider(`${base}/${tid}/v2.0`, configuration(tid, graphResource));
     provider.proxy = false;
     observe(provider);
-    tenants[tid] = provider.callback();
+    tenants[tid] = { handler: provider.callback(), provider };
   }
   const ORG = '/organizations/v2.0';
 
@@ -463,7 +564,7 @@ server.listen(Number(env('PORT', '0')), '127.0.0.1', () => {
   server.on('request', (req, res) => {
     const [path, query = ''] = req.url.split(/\?(.*)/s);
     const handle = async () => {
-      for (const [tid, handler] of Object.entries(tenants)) {
+      for (const [tid, { handler, provider }] of Object.entries(tenants)) {
         const prefix = `/${tid}/v2.0`;
         if (path === prefix || path.startsWith(`${prefix}/`)) {
           // Entra issues a refresh token for offline_access without a consent prompt;
@@ -471,11 +572,17 @@ server.listen(Number(env('PORT', '0')), '127.0.0.1', () => {
           // prompt=consent is asked. Asked here, so the provider behaves as Entra does (the
           // consent page is then clicked through).
           const q = new URLSearchParams(query);
+          if (ignoreMaxAge && path === `${prefix}/auth` && q.has('max_age')) {
+            q.delete('max_age');
+            req.url = `${path}?${q}`;
+          }
           if (path === `${prefix}/auth` && (q.get('scope') || '').split(' ').includes('offline_access') && !q.has('prompt')) {
             req.url += '&prompt=consent';
           }
           req.originalUrl = req.url;
           req.url = req.url.slice(prefix.length) || '/';
+          if (req.method === 'POST' && /^\/interaction\/[^/]+$/.test(path.slice(prefix.length))
+            && await submitLogin(provider, req, res)) return undefined;
           return handler(req, res);
         }
       }

@@ -10,6 +10,7 @@
 //! so one paste shows every setting that is off, not only the first.
 
 mod aad;
+mod routes;
 mod saml;
 mod token;
 
@@ -202,7 +203,11 @@ pub async fn explain(
                     chosen.name
                 ));
             };
-            Ok(token::explain(p, &jwt, now).await)
+            let mut report = token::explain(p, &jwt, now).await;
+            if let crate::idp::settings::ProviderKind::Oidc(o) = &chosen.kind {
+                report.checks.extend(routes::checks(cfg, chosen, o, &jwt, now));
+            }
+            Ok(report)
         }
     }
 }

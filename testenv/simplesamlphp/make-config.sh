@@ -61,6 +61,17 @@ cat > "$DIR/authsources.php" <<PHP
       '$C/emailaddress' => ['00000000-0000-0000-66f3-3332eca7ea81'],
       '$M/displayname' => ['Mallory'], '$M/tenantid' => ['$TID'],
     ],
+    // Signed in with a second factor, as Entra says it in SAML (authnmethodsreferences), and
+    // in Finance (a department claim under Entra's default namespace).
+    'dana:dana-pw' => [
+      '$C/name' => ['dana@contoso.example'], '$C/emailaddress' => ['dana@contoso.example'],
+      '$M/displayname' => ['Dana Example'], '$M/tenantid' => ['$TID'],
+      '$M/objectidentifier' => ['00000000-0000-0000-da4a-da4ada4ada4a'],
+      '$C/department' => ['Finance'],
+      'http://schemas.microsoft.com/claims/authnmethodsreferences' => [
+        'http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password',
+        'http://schemas.microsoft.com/claims/multipleauthn'],
+    ],
     // Over 150 groups: Entra sends groups.link instead of the groups (ENTRA.md §9).
     'olivia:olivia-pw' => [
       '$C/name' => ['olivia@contoso.example'], '$C/emailaddress' => ['olivia@contoso.example'],

@@ -94,31 +94,45 @@ impl Browser {
     /// Follows the sign-in from `start` through the provider's login form as `user`, up to
     /// the gateway's callback (not followed). Returns the callback URL.
     pub fn login_until_callback(&self, start: &str, user: &str) -> String {
+        self.login_with_code(start, user, None)
+    }
+
+    /// `login_until_callback`, giving `code` when the provider asks for a second factor
+    /// (`None`: the second-factor step is left out, as a user without one does).
+    pub fn login_with_code(&self, start: &str, user: &str, code: Option<&str>) -> String {
         let mut url = start.to_string();
+        // A page a form post answered with (the second-factor step), not yet filled in.
+        let mut in_hand: Option<(reqwest::StatusCode, String)> = None;
         for _ in 0..20 {
-            let r = self.get(&url);
             let here = url.clone();
-            if r.status().is_redirection() {
-                let loc = r.headers()["location"]
-                    .to_str()
-                    .expect("location")
-                    .to_string();
-                url = reqwest::Url::parse(&here)
-                    .unwrap()
-                    .join(&loc)
-                    .unwrap()
-                    .to_string();
-                if url.contains("/_authgate/callback/") {
-                    return url;
+            let (status, page) = match in_hand.take() {
+                Some(p) => p,
+                None => {
+                    let r = self.get(&url);
+                    if r.status().is_redirection() {
+                        url = join_location(&here, &r);
+                        if url.contains("/_authgate/callback/") {
+                            return url;
+                        }
+                        continue;
+                    }
+                    (r.status(), r.text().unwrap_or_default())
                 }
-                continue;
-            }
-            let status = r.status();
-            let page = r.text().unwrap_or_default();
+            };
             let action = form_action(&page)
                 .unwrap_or_else(|| panic!("no form on {here} ({status}):\n{page}"));
             let action = reqwest::Url::parse(&here).unwrap().join(&action).unwrap();
-            let form: Vec<(&str, &str)> = if page.contains("name=\"login\"") {
+            // The provider's own auto-posted forms (another account signing in ends the
+            // provider's session of the first: a logout confirmation) carry their values.
+            let xsrf = input_value(&page, "xsrf");
+            let form: Vec<(&str, &str)> = if let Some(x) = xsrf.as_deref() {
+                vec![("xsrf", x), ("logout", "yes")]
+            } else if page.contains("name=\"otp\"") {
+                let mut f = vec![("prompt", "login"), ("login", user), ("password", "any")];
+                // An empty code: the second factor left out.
+                f.push(("otp", code.unwrap_or("")));
+                f
+            } else if page.contains("name=\"login\"") {
                 vec![("prompt", "login"), ("login", user), ("password", "any")]
             } else {
                 vec![("prompt", "consent")]
@@ -129,22 +143,22 @@ impl Browser {
                 .form(&form)
                 .send()
                 .expect("post form");
+            if r.status() == 200 {
+                in_hand = Some((r.status(), r.text().unwrap_or_default()));
+                continue;
+            }
+            let status = r.status();
             assert!(
-                r.status().is_redirection(),
-                "form post answered {}",
-                r.status()
+                status.is_redirection(),
+                "form post answered {status}: {}",
+                r.text().unwrap_or_default()
             );
-            let loc = r.headers()["location"].to_str().unwrap().to_string();
-            url = reqwest::Url::parse(&here)
-                .unwrap()
-                .join(&loc)
-                .unwrap()
-                .to_string();
+            url = join_location(&here, &r);
             if url.contains("/_authgate/callback/") {
                 return url;
             }
         }
-        panic!("sign-in did not reach the callback");
+        panic!("sign-in did not reach the callback (last at {url})");
     }
 
     /// Full sign-in: start at `start` (a protected URL), log in as `user`, complete the
@@ -193,6 +207,16 @@ impl Browser {
             (n == name).then(|| v.to_string())
         })
     }
+}
+
+/// The absolute URL a redirect from `here` leads to.
+fn join_location(here: &str, r: &Response) -> String {
+    let loc = r.headers()["location"].to_str().expect("location");
+    reqwest::Url::parse(here)
+        .unwrap()
+        .join(loc)
+        .unwrap()
+        .to_string()
 }
 
 /// The action of the first form on a page (the provider renders it; never build it).
