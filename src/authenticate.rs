@@ -32,12 +32,8 @@ pub(crate) enum Auth {
     /// A SAML session due for its re-check: confirmed with its IdP before it is used again.
     Reauthenticate { identity: Arc<Identity>, held: Held },
     /// Allowed by the policy, but the route's `require:` asks for more than the session (or
-    /// bearer token, `held: None`) proves: a step-up.
-    StepUp {
-        identity: Arc<Identity>,
-        held: Option<Held>,
-        unmet: crate::assurance::Unmet,
-    },
+    /// bearer token) proves: a step-up.
+    StepUp(StepUp),
     /// Refused (bad token, policy denial), with the answer to give.
     Refused(Answer),
 }
@@ -93,13 +89,15 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
         return Auth::Refused(Answer::forbidden(deny, &identity, &route.name, html));
     }
     if !route.require.is_empty() {
-        let skew = core.provider(&identity.provider).map_or(0, |p| p.clock_skew());
+        let skew = core
+            .provider(&identity.provider)
+            .map_or(0, |p| p.clock_skew());
         if let Some(unmet) = route.require.unmet(&identity, now_secs(), skew) {
-            return Auth::StepUp {
+            return Auth::StepUp(StepUp {
                 identity,
                 held,
                 unmet,
-            };
+            });
         }
     }
     Auth::Allowed {
@@ -107,6 +105,15 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
         refreshed,
         held,
     }
+}
+
+/// An identity the route's `require:` asks more of.
+#[derive(Debug)]
+pub(crate) struct StepUp {
+    pub(crate) identity: Arc<Identity>,
+    /// Its session; `None` for a bearer token.
+    pub(crate) held: Option<Held>,
+    pub(crate) unmet: crate::assurance::Unmet,
 }
 
 /// A session cookie could not be used.

@@ -207,7 +207,11 @@ impl Rechecker {
             Ok((mut identity, grant)) => {
                 // A refresh is no new sign-in: what the session proved (step-ups) stays.
                 crate::assurance::carry(was, &mut identity);
-                match self.sessions.renew(held, identity, &grant, now_secs()).await {
+                match self
+                    .sessions
+                    .renew(held, identity, &grant, now_secs())
+                    .await
+                {
                     Ok(identity) => {
                         self.metrics.recheck(&was.provider, "renewed");
                         log::info!(

@@ -9,12 +9,7 @@ use serde_json::{json, Value};
 
 /// Gives the test provider's user `name` these claims (merged into the user).
 fn set_claims(op: &OpenIdProvider, name: &str, claims: Value) {
-    let r = api()
-        .post(format!("http://127.0.0.1:{}/test/users/{name}", op.port))
-        .json(&claims)
-        .send()
-        .expect("set claims");
-    assert_eq!(r.status(), 200);
+    op.hook(&format!("/test/users/{name}"), claims);
 }
 
 const EXTENSION: &str = "extension_0f1e2d3c4b5a69788796a5b4c3d2e1f0_costCenter";

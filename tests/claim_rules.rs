@@ -8,12 +8,7 @@ use common::*;
 use serde_json::{json, Value};
 
 fn set_claims(op: &OpenIdProvider, name: &str, claims: Value) {
-    let r = api()
-        .post(format!("http://127.0.0.1:{}/test/users/{name}", op.port))
-        .json(&claims)
-        .send()
-        .expect("set claims");
-    assert_eq!(r.status(), 200);
+    op.hook(&format!("/test/users/{name}"), claims);
 }
 
 #[test]
@@ -39,10 +34,18 @@ fn claim_rules_allow_and_deny_as_written() {
                 .with("allow:\n  claims:\n    department: [Finance, HR]\ndeny:\n  claims:\n    jobTitle: [\"Contract*\"]\n  groups: [\"6e6a3c0c-1d87-4d39-9b9a-9d54a0f0a1b1\"]"),
         ])
     });
-    set_claims(&env.op, "alice", json!({"department": "Finance", "jobTitle": "Sales Manager",
-        "tags": ["blue", "contractor"], "level": 7, "is_manager": true}));
-    set_claims(&env.op, "carol", json!({"department": "HR", "jobTitle": "Contract Manager",
-        "tags": ["green"], "level": "7", "is_manager": false}));
+    set_claims(
+        &env.op,
+        "alice",
+        json!({"department": "Finance", "jobTitle": "Sales Manager",
+        "tags": ["blue", "contractor"], "level": 7, "is_manager": true}),
+    );
+    set_claims(
+        &env.op,
+        "carol",
+        json!({"department": "HR", "jobTitle": "Contract Manager",
+        "tags": ["green"], "level": "7", "is_manager": false}),
+    );
     let gw = &env.gw;
     let users: Vec<(&str, Browser)> = ["alice", "carol", "bob"]
         .into_iter()
@@ -79,15 +82,27 @@ fn claim_rules_allow_and_deny_as_written() {
         assert_eq!(r.status(), status, "{user} {path}");
         if status == 403 {
             let page = r.text().unwrap();
-            assert!(page.contains(&format!("Reason: {reason}")), "{user} {path}: {page}");
+            assert!(
+                page.contains(&format!("Reason: {reason}")),
+                "{user} {path}: {page}"
+            );
             let r = b.api_get(&format!("{}{path}", gw.url));
             let body: Value = r.json().unwrap();
             assert_eq!(body["error"], reason, "{user} {path}");
         }
     }
     let m = scrape(&gw.admin);
-    assert_eq!(metric(&m, "authgate_denials_total{reason=\"deny.claims.tags\"}"), 2.0);
-    assert_eq!(metric(&m, "authgate_denials_total{reason=\"allow.claims.department\"}"), 4.0);
+    assert_eq!(
+        metric(&m, "authgate_denials_total{reason=\"deny.claims.tags\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "authgate_denials_total{reason=\"allow.claims.department\"}"
+        ),
+        4.0
+    );
 }
 
 #[test]
@@ -108,7 +123,10 @@ fn claim_rules_that_cannot_work_are_refused_by_check() {
             ("routes[0].allow.claims", "is not a claim name"),
             ("routes[0].allow.claims.dept", "between 1 and 256"),
             ("routes[0].require.mfa", "use auth_context"),
-            ("routes[0].require.auth_context", "not an authentication context ID"),
+            (
+                "routes[0].require.auth_context",
+                "not an authentication context ID",
+            ),
             ("routes[0].require.max_age", "between 1s and 400d"),
             ("routes[1].require.auth_context", "SAML"),
             ("routes[2].require", "public route"),

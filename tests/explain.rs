@@ -281,22 +281,53 @@ fn explain_names_the_routes_a_token_would_need_a_step_up_for() {
     );
     let yaml = ConfigBuilder::new("https://api.example.com")
         .provider_written(&provider)
-        .route(RouteSpec::new("payroll", "127.0.0.1:3000").prefix("/payroll").with("require:\n  auth_context: c1"))
-        .route(RouteSpec::new("fresh", "127.0.0.1:3000").prefix("/fresh").with("require:\n  max_age: 1h"))
-        .route(RouteSpec::new("office", "127.0.0.1:3000").prefix("/office").with("allow:\n  claims:\n    ipaddr: [\"131.107.*\"]"))
-        .route(RouteSpec::new("home", "127.0.0.1:3000").prefix("/home").with("deny:\n  claims:\n    ipaddr: [\"131.107.*\"]"))
+        .route(
+            RouteSpec::new("payroll", "127.0.0.1:3000")
+                .prefix("/payroll")
+                .with("require:\n  auth_context: c1"),
+        )
+        .route(
+            RouteSpec::new("fresh", "127.0.0.1:3000")
+                .prefix("/fresh")
+                .with("require:\n  max_age: 1h"),
+        )
+        .route(
+            RouteSpec::new("office", "127.0.0.1:3000")
+                .prefix("/office")
+                .with("allow:\n  claims:\n    ipaddr: [\"131.107.*\"]"),
+        )
+        .route(
+            RouteSpec::new("home", "127.0.0.1:3000")
+                .prefix("/home")
+                .with("deny:\n  claims:\n    ipaddr: [\"131.107.*\"]"),
+        )
         .route(RouteSpec::new("api", "127.0.0.1:3000"))
         .yaml();
     std::fs::write(&config, yaml).expect("config");
     let token = fixture("oidc/bearer_flow__access_token.jwt");
     let (_, out) = explain(&config, &["--at", "2016-06-30T19:00:00Z"], &token);
     let payroll = line(&out, "INFO", "route payroll require");
-    assert!(payroll.contains("fails (auth_context_required)") && payroll.contains("acrs is absent"), "{out}");
-    assert!(payroll.contains(r#"claims={"id_token":{"acrs":{"essential":true,"value":"c1"}}}"#), "{out}");
+    assert!(
+        payroll.contains("fails (auth_context_required)") && payroll.contains("acrs is absent"),
+        "{out}"
+    );
+    assert!(
+        payroll.contains(r#"claims={"id_token":{"acrs":{"essential":true,"value":"c1"}}}"#),
+        "{out}"
+    );
     // Issued 2016-06-30T18:27:28Z: within the hour at 19:00, without auth_time it is not.
-    assert!(line(&out, "INFO", "route fresh require").contains("no auth_time"), "{out}");
-    assert!(line(&out, "INFO", "route office policy").contains("allows this user"), "{out}");
-    assert!(line(&out, "INFO", "route home policy").contains("refuses this user: deny.claims.ipaddr"), "{out}");
+    assert!(
+        line(&out, "INFO", "route fresh require").contains("no auth_time"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "INFO", "route office policy").contains("allows this user"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "INFO", "route home policy").contains("refuses this user: deny.claims.ipaddr"),
+        "{out}"
+    );
     assert!(!out.contains("route api "), "{out}");
 }
 

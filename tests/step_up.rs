@@ -30,9 +30,21 @@ fn entra_gateway(
     ConfigBuilder::binary(port, &public, admin)
         .entra("entra", &op.instance(), Some("api://authgate-reports"))
         .provider_lines("    clock_skew: 1s")
-        .route(RouteSpec::new("payroll", &up).prefix("/payroll").with("require:\n  auth_context: c1"))
-        .route(RouteSpec::new("ctx2", &up).prefix("/ctx2").with("require:\n  auth_context: c2"))
-        .route(RouteSpec::new("fresh", &up).prefix("/fresh").with("require:\n  max_age: 3s"))
+        .route(
+            RouteSpec::new("payroll", &up)
+                .prefix("/payroll")
+                .with("require:\n  auth_context: c1"),
+        )
+        .route(
+            RouteSpec::new("ctx2", &up)
+                .prefix("/ctx2")
+                .with("require:\n  auth_context: c2"),
+        )
+        .route(
+            RouteSpec::new("fresh", &up)
+                .prefix("/fresh")
+                .with("require:\n  max_age: 3s"),
+        )
         .route(RouteSpec::new("app", &up))
         .store(store)
         .tail(tail)
@@ -48,21 +60,18 @@ fn start(store: &str) -> Env {
     let port = free_port();
     let op = start_op_for(&[&format!("http://127.0.0.1:{port}")], "entra", 0, &[]);
     let upstream = start_upstream();
-    let gw = start_built(&entra_gateway(&op, &upstream, (port, free_port()), store, ""));
+    let gw = start_built(&entra_gateway(
+        &op,
+        &upstream,
+        (port, free_port()),
+        store,
+        "",
+    ));
     Env {
         gw,
         op,
         _upstream: upstream,
     }
-}
-
-fn op_post(op: &OpenIdProvider, path: &str, body: Value) {
-    let r = api()
-        .post(format!("http://127.0.0.1:{}{path}", op.port))
-        .json(&body)
-        .send()
-        .expect("test hook");
-    assert_eq!(r.status(), 200, "{path}");
 }
 
 fn param(url: &str, name: &str) -> Option<String> {
@@ -83,7 +92,11 @@ fn trail(b: &Browser, start: &str) -> (reqwest::blocking::Response, Vec<String>)
         if !r.status().is_redirection() {
             return (r, urls);
         }
-        url = reqwest::Url::parse(&url).unwrap().join(&location(&r)).unwrap().to_string();
+        url = reqwest::Url::parse(&url)
+            .unwrap()
+            .join(&location(&r))
+            .unwrap()
+            .to_string();
         urls.push(url.clone());
     }
     panic!("too many redirects from {start}");
@@ -97,7 +110,8 @@ fn signed_in(gw: &Gateway) -> Browser {
 }
 
 fn session_cookie(b: &Browser, gw: &Gateway) -> String {
-    b.cookie(&format!("{}/", gw.url), "authgate_session").expect("session cookie")
+    b.cookie(&format!("{}/", gw.url), "authgate_session")
+        .expect("session cookie")
 }
 
 #[test]
@@ -111,8 +125,12 @@ fn a_step_up_keeps_the_session_and_the_page_asked_for() {
     let r = b.get(&format!("{}/payroll/slips?month=11", gw.url));
     assert_eq!(r.status(), 302);
     let to_idp = location(&r);
-    let claims: Value = serde_json::from_str(&param(&to_idp, "claims").expect("claims parameter")).unwrap();
-    assert_eq!(claims, json!({"id_token": {"acrs": {"essential": true, "value": "c1"}}}));
+    let claims: Value =
+        serde_json::from_str(&param(&to_idp, "claims").expect("claims parameter")).unwrap();
+    assert_eq!(
+        claims,
+        json!({"id_token": {"acrs": {"essential": true, "value": "c1"}}})
+    );
 
     // The IdP asks for the password again, then the second factor.
     let callback = b.login_with_code(&to_idp, "alice", Some(CODE));
@@ -129,8 +147,19 @@ fn a_step_up_keeps_the_session_and_the_page_asked_for() {
     assert_eq!(r.status(), 200);
     assert_eq!(b.get(&format!("{}/", gw.url)).status(), 200);
     let m = scrape(&gw.admin);
-    assert_eq!(metric(&m, "authgate_step_ups_total{provider=\"entra\",result=\"success\"}"), 1.0);
-    assert!(metric(&m, "authgate_denials_total{reason=\"auth_context_required\"}") >= 1.0);
+    assert_eq!(
+        metric(
+            &m,
+            "authgate_step_ups_total{provider=\"entra\",result=\"success\"}"
+        ),
+        1.0
+    );
+    assert!(
+        metric(
+            &m,
+            "authgate_denials_total{reason=\"auth_context_required\"}"
+        ) >= 1.0
+    );
     assert!(gw.log_text().contains("step-up sign-in"));
 }
 
@@ -149,11 +178,14 @@ fn a_step_up_answered_without_the_context_or_by_someone_else_is_refused() {
     assert!(page.contains("auth_context_missing"), "{page}");
     assert!(gw.log_text().contains("refused (auth_context_missing)"));
     // The session is as it was: / works, /payroll still asks.
-    assert_eq!(echo(b.api_get(&format!("{}/", gw.url)))["headers"]["x-auth-user"], ALICE_OID);
+    assert_eq!(
+        echo(b.api_get(&format!("{}/", gw.url)))["headers"]["x-auth-user"],
+        ALICE_OID
+    );
     assert_eq!(b.get(&format!("{}/payroll/", gw.url)).status(), 302);
 
     // Carol, with a second factor of her own, answers Alice's step-up.
-    op_post(&env.op, "/test/users/carol", json!({"otp": "135790"}));
+    env.op.hook("/test/users/carol", json!({"otp": "135790"}));
     let r = b.get(&format!("{}/payroll/", gw.url));
     let callback = b.login_with_code(&location(&r), "carol", Some("135790"));
     let r = b.get(&callback);
@@ -161,12 +193,33 @@ fn a_step_up_answered_without_the_context_or_by_someone_else_is_refused() {
     let page = r.text().unwrap();
     assert!(page.contains("step_up_other_user"), "{page}");
     // Alice's session still works, as Alice, and still lacks c1.
-    assert_eq!(echo(b.api_get(&format!("{}/", gw.url)))["headers"]["x-auth-user"], ALICE_OID);
+    assert_eq!(
+        echo(b.api_get(&format!("{}/", gw.url)))["headers"]["x-auth-user"],
+        ALICE_OID
+    );
     assert_eq!(b.get(&format!("{}/payroll/", gw.url)).status(), 302);
     let m = scrape(&gw.admin);
-    assert_eq!(metric(&m, "authgate_step_ups_total{provider=\"entra\",result=\"step_up_other_user\"}"), 1.0);
-    assert_eq!(metric(&m, "authgate_step_ups_total{provider=\"entra\",result=\"auth_context_missing\"}"), 1.0);
-    assert_eq!(metric(&m, "authgate_step_ups_total{provider=\"entra\",result=\"success\"}"), 0.0);
+    assert_eq!(
+        metric(
+            &m,
+            "authgate_step_ups_total{provider=\"entra\",result=\"step_up_other_user\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "authgate_step_ups_total{provider=\"entra\",result=\"auth_context_missing\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "authgate_step_ups_total{provider=\"entra\",result=\"success\"}"
+        ),
+        0.0
+    );
 }
 
 #[test]
@@ -178,12 +231,15 @@ fn a_context_no_policy_targets_is_satisfied_silently_as_entra_does() {
     // gateway cannot tell (the README says to bind a policy to every context a route names).
     let (r, urls) = trail(&b, &format!("{}/ctx2/", gw.url));
     assert_eq!(r.status(), 200, "{urls:?}\n{}", gw.log_text());
-    assert!(urls.iter().any(|u| u.contains("/_authgate/callback/")), "{urls:?}");
+    assert!(
+        urls.iter().any(|u| u.contains("/_authgate/callback/")),
+        "{urls:?}"
+    );
     // With the cookie store the identity travels in the cookie: the step-up re-issued it,
     // for the same session.
     assert_eq!(b.get(&format!("{}/ctx2/", gw.url)).status(), 200);
     // Remove c1's policy too: the same silent satisfaction.
-    op_post(&env.op, "/test/policies", json!({"c1": null}));
+    env.op.hook("/test/policies", json!({"c1": null}));
     let (r, urls) = trail(&b, &format!("{}/payroll/", gw.url));
     assert_eq!(r.status(), 200, "{urls:?}");
 }
@@ -206,7 +262,7 @@ fn max_age_forces_a_fresh_sign_in_and_an_old_auth_time_is_refused() {
 
     // An IdP that ignores max_age answers from its old session: its auth_time is verified,
     // not trusted, and refused.
-    op_post(&env.op, "/test/ignore_max_age", json!({"on": true}));
+    env.op.hook("/test/ignore_max_age", json!({"on": true}));
     std::thread::sleep(Duration::from_secs(5));
     let (r, urls) = trail(&b, &format!("{}/fresh/b", gw.url));
     assert_eq!(r.status(), 403, "{urls:?}");
@@ -224,27 +280,69 @@ fn api_callers_get_the_insufficient_claims_challenge() {
     let b = signed_in(gw);
     let r = b.api_get(&format!("{}/payroll/", gw.url));
     assert_eq!(r.status(), 401);
-    let www = r.headers()["www-authenticate"].to_str().unwrap().to_string();
-    assert!(www.starts_with("Bearer ") && www.contains(r#"error="insufficient_claims""#), "{www}");
+    let www = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        www.starts_with("Bearer ") && www.contains(r#"error="insufficient_claims""#),
+        "{www}"
+    );
     let claims = |h: &str| -> Value {
-        let b64 = h.split("claims=\"").nth(1).unwrap().split('"').next().unwrap();
-        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
+        let b64 = h
+            .split("claims=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        )
+        .unwrap()
     };
     // What the browser's sign-in asks for, exactly.
-    let asked: Value = serde_json::from_str(&param(&location(&b.get(&format!("{}/payroll/", gw.url))), "claims").unwrap()).unwrap();
+    let asked: Value = serde_json::from_str(
+        &param(&location(&b.get(&format!("{}/payroll/", gw.url))), "claims").unwrap(),
+    )
+    .unwrap();
     assert_eq!(claims(&www), asked);
     let body: Value = r.json().unwrap();
     assert_eq!(body["error"], "auth_context_required");
-    assert!(body["sign_in"].as_str().unwrap().contains("/_authgate/sign_in"));
+    assert!(body["sign_in"]
+        .as_str()
+        .unwrap()
+        .contains("/_authgate/sign_in"));
 
     // A bearer caller (an Entra delegated token for the API) without c1: the access-token form.
-    let token = env.op.user_token(TENANT, "alice", &format!("{}/_authgate/callback/entra", gw.url), "api://authgate-reports");
-    let r = api().get(format!("{}/payroll/", gw.url)).bearer_auth(&token).send().unwrap();
+    let token = env.op.user_token(
+        TENANT,
+        "alice",
+        &format!("{}/_authgate/callback/entra", gw.url),
+        "api://authgate-reports",
+    );
+    let r = api()
+        .get(format!("{}/payroll/", gw.url))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let www = r.headers()["www-authenticate"].to_str().unwrap().to_string();
-    assert_eq!(claims(&www), json!({"access_token": {"acrs": {"essential": true, "value": "c1"}}}));
+    let www = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        claims(&www),
+        json!({"access_token": {"acrs": {"essential": true, "value": "c1"}}})
+    );
     // The same token passes a route without require.
-    let r = api().get(format!("{}/", gw.url)).bearer_auth(&token).send().unwrap();
+    let r = api()
+        .get(format!("{}/", gw.url))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -255,7 +353,10 @@ fn a_first_sign_in_for_a_requiring_page_asks_at_once() {
     let b = Browser::new();
     let r = b.get(&format!("{}/payroll/x", gw.url));
     let to_idp = location(&r);
-    assert!(param(&to_idp, "claims").is_some_and(|c| c.contains("c1")), "{to_idp}");
+    assert!(
+        param(&to_idp, "claims").is_some_and(|c| c.contains("c1")),
+        "{to_idp}"
+    );
     let callback = b.login_with_code(&to_idp, "alice", Some(CODE));
     let (r, landed) = b.follow(&callback);
     assert_eq!(r.status(), 200, "{}", gw.log_text());
@@ -266,7 +367,9 @@ fn a_first_sign_in_for_a_requiring_page_asks_at_once() {
     let callback = bob.login_with_code(&location(&r), "bob", None);
     let r = bob.get(&callback);
     assert_eq!(r.status(), 403);
-    assert!(bob.cookie(&format!("{}/", gw.url), "authgate_session").is_none());
+    assert!(bob
+        .cookie(&format!("{}/", gw.url), "authgate_session")
+        .is_none());
 }
 
 #[test]
@@ -277,7 +380,13 @@ fn requirements_hold_across_replicas_on_redis() {
     let op = start_op_for(&[&format!("http://127.0.0.1:{port_a}")], "entra", 0, &[]);
     let upstream = start_upstream();
     let tail = format!("  redis:\n{}", redis.yaml("stepup:"));
-    let a = start_built(&entra_gateway(&op, &upstream, (port_a, free_port()), "redis", &tail));
+    let a = start_built(&entra_gateway(
+        &op,
+        &upstream,
+        (port_a, free_port()),
+        "redis",
+        &tail,
+    ));
     // B: another replica, same public_url (A's), same Redis.
     let mut cfg_b = entra_gateway(&op, &upstream, (port_a, free_port()), "redis", &tail);
     cfg_b.listen = format!("127.0.0.1:{port_b}");
@@ -298,9 +407,18 @@ fn requirements_hold_across_replicas_on_redis() {
             assert_eq!(echo(r)["headers"]["x-auth-user"], ALICE_OID);
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "B never saw the step-up: {}", r.status());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never saw the step-up: {}",
+            r.status()
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     let m = scrape(&b_gw.admin);
-    assert!(metric(&m, "authgate_denials_total{reason=\"auth_context_required\"}") >= 1.0);
+    assert!(
+        metric(
+            &m,
+            "authgate_denials_total{reason=\"auth_context_required\"}"
+        ) >= 1.0
+    );
 }

@@ -59,7 +59,9 @@ fn authn_request(to_idp: &str) -> String {
         .find(|(k, _)| k == "SAMLRequest")
         .map(|(_, v)| v.into_owned())
         .expect("SAMLRequest");
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
     let mut xml = String::new();
     flate2::read::DeflateDecoder::new(&raw[..])
         .read_to_string(&mut xml)
@@ -72,7 +74,11 @@ fn sign_in(b: &Browser, gw: &Gateway, start: &str, user: &str) -> reqwest::block
         b.saml_login_until_post(&format!("{}{start}", gw.url), user, &format!("{user}-pw"));
     let r = b.post_acs(&acs, &response, &relay);
     if r.status().is_redirection() {
-        return b.follow(&reqwest::Url::parse(&acs).unwrap().join(&location(&r)).unwrap().to_string()).0;
+        let next = reqwest::Url::parse(&acs)
+            .unwrap()
+            .join(&location(&r))
+            .unwrap();
+        return b.follow(next.as_str()).0;
     }
     r
 }
@@ -83,7 +89,12 @@ fn mfa_sends_force_authn_and_needs_multipleauthn() {
     let gw = &env.gw;
     // Alice signs in (password only) for /.
     let alice = Browser::new();
-    assert_eq!(sign_in(&alice, gw, "/", "alice").status(), 200, "{}", gw.log_text());
+    assert_eq!(
+        sign_in(&alice, gw, "/", "alice").status(),
+        200,
+        "{}",
+        gw.log_text()
+    );
     // A plain sign-in asks for no fresh authentication.
     let plain = authn_request(&location(&Browser::new().get(&format!("{}/", gw.url))));
     assert!(!plain.contains("ForceAuthn"), "{plain}");
@@ -115,20 +126,43 @@ fn claim_rules_reach_saml_attributes_by_uri_and_by_short_name() {
     let env = start();
     let gw = &env.gw;
     let dana = Browser::new();
-    assert_eq!(sign_in(&dana, gw, "/", "dana").status(), 200, "{}", gw.log_text());
+    assert_eq!(
+        sign_in(&dana, gw, "/", "dana").status(),
+        200,
+        "{}",
+        gw.log_text()
+    );
     let alice = Browser::new();
     assert_eq!(sign_in(&alice, gw, "/", "alice").status(), 200);
     // allow.claims.department (short name: …/claims/department).
     assert_eq!(dana.get(&format!("{}/finance/", gw.url)).status(), 200);
     let r = alice.get(&format!("{}/finance/", gw.url));
     assert_eq!(r.status(), 403);
-    assert!(r.text().unwrap().contains("Reason: allow.claims.department"));
+    assert!(r
+        .text()
+        .unwrap()
+        .contains("Reason: allow.claims.department"));
     // deny.claims by the full URI, with a glob.
     let r = dana.get(&format!("{}/not-finance/", gw.url));
     assert_eq!(r.status(), 403);
-    assert!(r.text().unwrap().contains(&format!("Reason: deny.claims.{DEPARTMENT}")));
+    assert!(r
+        .text()
+        .unwrap()
+        .contains(&format!("Reason: deny.claims.{DEPARTMENT}")));
     assert_eq!(alice.get(&format!("{}/not-finance/", gw.url)).status(), 200);
     let m = scrape(&gw.admin);
-    assert_eq!(metric(&m, "authgate_denials_total{reason=\"allow.claims.department\"}"), 1.0);
-    assert_eq!(metric(&m, &format!("authgate_denials_total{{reason=\"deny.claims.{DEPARTMENT}\"}}")), 1.0);
+    assert_eq!(
+        metric(
+            &m,
+            "authgate_denials_total{reason=\"allow.claims.department\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            &format!("authgate_denials_total{{reason=\"deny.claims.{DEPARTMENT}\"}}")
+        ),
+        1.0
+    );
 }

@@ -173,9 +173,13 @@ impl Ask {
     pub fn challenge(&self, token: &str, acr_values: &[String]) -> String {
         if let Some(claims) = self.claims_request(token) {
             let b64 = base64::engine::general_purpose::STANDARD.encode(claims);
-            return format!(r#"Bearer error="insufficient_claims", error_description="A stronger or more recent sign-in is required", claims="{b64}""#);
+            return format!(
+                r#"Bearer error="insufficient_claims", error_description="A stronger or more recent sign-in is required", claims="{b64}""#
+            );
         }
-        let mut h = String::from(r#"Bearer error="insufficient_user_authentication", error_description="A stronger or more recent sign-in is required""#);
+        let mut h = String::from(
+            r#"Bearer error="insufficient_user_authentication", error_description="A stronger or more recent sign-in is required""#,
+        );
         if self.mfa && !acr_values.is_empty() {
             h.push_str(&format!(r#", acr_values="{}""#, acr_values.join(" ")));
         }
@@ -198,15 +202,25 @@ pub fn carry(was: &Identity, now: &mut Identity) {
 /// What an ID or access token proves about the sign-in, verified at `now`: its `auth_time`
 /// and the contexts in `acrs`, and `mfa` when `amr` holds `mfa` or `acr` is one of
 /// `mfa_acr_values`.
-pub fn from_claims(claims: &Value, mfa_acr_values: &[String], now: u64) -> (u64, Vec<(String, u64)>) {
+pub fn from_claims(
+    claims: &Value,
+    mfa_acr_values: &[String],
+    now: u64,
+) -> (u64, Vec<(String, u64)>) {
     let auth_time = claims
         .get("auth_time")
-        .and_then(|v| v.as_u64().or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)))
+        .and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+        })
         .unwrap_or(0);
     let strings = |name: &str| -> Vec<String> {
         match claims.get(name) {
             Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
             _ => Vec::new(),
         }
     };
@@ -227,11 +241,19 @@ pub fn from_claims(claims: &Value, mfa_acr_values: &[String], now: u64) -> (u64,
 
 /// What a SAML assertion proves: its `AuthnInstant`, and `mfa` when
 /// `authnmethodsreferences` holds Entra's `multipleauthn`.
-pub fn from_saml(authn_instant: Option<u64>, methods: Option<&[String]>, now: u64) -> (u64, Vec<(String, u64)>) {
+pub fn from_saml(
+    authn_instant: Option<u64>,
+    methods: Option<&[String]>,
+    now: u64,
+) -> (u64, Vec<(String, u64)>) {
     let mfa = methods.is_some_and(|m| m.iter().any(|v| v == SAML_MFA));
     (
         authn_instant.unwrap_or(0),
-        if mfa { vec![(MFA.to_string(), now)] } else { Vec::new() },
+        if mfa {
+            vec![(MFA.to_string(), now)]
+        } else {
+            Vec::new()
+        },
     )
 }
 
@@ -243,6 +265,11 @@ pub fn is_context_id(s: &str) -> bool {
         && s[1..].bytes().all(|b| b.is_ascii_digit())
         && !s[1..].starts_with('0')
 }
+
+/// At most this many values of one claim are kept for the rules, each at most this long (a
+/// session's memory stays bounded whatever a token carries; a longer value matches nothing).
+const MAX_RULE_CLAIM_VALUES: usize = 256;
+const MAX_RULE_CLAIM_VALUE: usize = 1024;
 
 /// The values of the claims rules name, from verified ID-token or access-token claims:
 /// strings as they are, numbers and booleans as their JSON text, an array's scalar elements.
@@ -260,6 +287,11 @@ pub fn rule_claims(claims: &Value, names: &[String]) -> Vec<(String, Vec<String>
                 Value::Array(a) => a.iter().filter_map(scalar).collect(),
                 one => scalar(one).into_iter().collect(),
             };
+            let values: Vec<String> = values
+                .into_iter()
+                .filter(|v| v.len() <= MAX_RULE_CLAIM_VALUE)
+                .take(MAX_RULE_CLAIM_VALUES)
+                .collect();
             (!values.is_empty()).then(|| (n.clone(), values))
         })
         .collect()

@@ -29,13 +29,18 @@ impl Reader<'_> {
             return require;
         }
         if public {
-            self.err(&rpath, "a public route signs nobody in: drop public or require");
+            self.err(
+                &rpath,
+                "a public route signs nobody in: drop public or require",
+            );
         }
         if let Some(c) = &require.auth_context {
             if !is_context_id(c) {
                 self.err(
                     join(&rpath, "auth_context"),
-                    format!("{c:?} is not an authentication context ID (c1 … c25, as Entra names them)"),
+                    format!(
+                        "{c:?} is not an authentication context ID (c1 … c25, as Entra names them)"
+                    ),
                 );
             }
         }

@@ -70,17 +70,11 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
         }
         // A route's require: a navigating browser signs in again (asking for what the route
         // requires, which the sign-in page adds); anything else is told what to ask for.
-        Auth::StepUp { unmet, .. } if fa.dialect.relays_answers() && wants_html(down.req()) => {
-            core.metrics.deny(unmet.label());
+        Auth::StepUp(s) if fa.dialect.relays_answers() && wants_html(down.req()) => {
+            core.metrics.deny(s.unmet.label());
             return relayed_sign_in(core, down, &route, &original.url);
         }
-        Auth::StepUp {
-            identity,
-            held,
-            unmet,
-        } => {
-            return super::step_up::challenge(core, down.req(), &route, &identity, held.as_ref(), unmet);
-        }
+        Auth::StepUp(s) => return super::step_up::challenge(core, down.req(), &route, &s),
     };
     let mut answer = match allowed(core, &route, &identity, held.as_ref()).await {
         Ok(a) => a,

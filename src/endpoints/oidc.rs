@@ -104,8 +104,10 @@ pub(crate) async fn callback(
         Some(ask) => {
             let asked = (ask, pending.t);
             let grant = Some(grant);
-            super::step_up::finish(core, down, name, identity, grant, asked, &back, clear, audit)
-                .await
+            super::step_up::finish(
+                core, down, name, identity, grant, asked, &back, clear, audit,
+            )
+            .await
         }
         None => sign_in::complete(core, name, identity, Some(grant), &back, clear, audit).await,
     }

@@ -93,7 +93,9 @@ pub(crate) fn start_with(
         );
         return Answer::store_unavailable(true);
     }
-    let ask = more.ask.unwrap_or_else(|| required(core, &return_to, p.name()));
+    let ask = more
+        .ask
+        .unwrap_or_else(|| required(core, &return_to, p.name()));
     let begun = match (passive, &**p) {
         (Some(replaces), Provider::Saml(saml)) => saml.begin_passive(return_to, replaces),
         _ => p.begin(return_to, &ask),

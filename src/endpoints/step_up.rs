@@ -9,7 +9,8 @@
 //! stays as it was.
 
 use crate::answer::Answer;
-use crate::assurance::{Ask, Unmet};
+use crate::assurance::Ask;
+use crate::authenticate::StepUp;
 use crate::exchange::{wants_html, Downstream};
 use crate::identity::Identity;
 use crate::return_to;
@@ -26,10 +27,9 @@ pub(crate) fn required(
     core: &Core,
     down: &mut dyn Downstream,
     route: &Route,
-    identity: &Identity,
-    held: Option<&Held>,
-    unmet: Unmet,
+    need: &StepUp,
 ) -> Answer {
+    let (identity, held, unmet) = (&*need.identity, need.held.as_ref(), need.unmet);
     let provider = core
         .providers
         .iter()
@@ -61,7 +61,7 @@ pub(crate) fn required(
             };
             start_more(core, down, i, return_to, Vec::new(), more)
         }
-        _ => challenge(core, req, route, identity, held, unmet),
+        _ => challenge(core, req, route, need),
     }
 }
 
@@ -73,14 +73,17 @@ pub(crate) fn challenge(
     core: &Core,
     req: &pingora::http::RequestHeader,
     route: &Route,
-    identity: &Identity,
-    held: Option<&Held>,
-    unmet: Unmet,
+    need: &StepUp,
 ) -> Answer {
+    let (identity, held, unmet) = (&*need.identity, need.held.as_ref(), need.unmet);
     let acr = core
         .provider(&identity.provider)
         .map_or(&[][..], |p| p.mfa_acr_values());
-    let token = if held.is_some() { "id_token" } else { "access_token" };
+    let token = if held.is_some() {
+        "id_token"
+    } else {
+        "access_token"
+    };
     let header = route.require.ask(None).challenge(token, acr);
     let link = core.sign_in_link(req, &identity.provider);
     Answer::json(
@@ -119,7 +122,10 @@ pub(crate) async fn finish(
         log::info!("step-up with {provider}: the session it was for has ended; signing in afresh");
         return sign_in::complete(core, provider, identity, grant, back, clear, audit).await;
     };
-    let oidc = matches!(core.provider(provider).map(|p| &**p), Some(crate::idp::Provider::Oidc(_)));
+    let oidc = matches!(
+        core.provider(provider).map(|p| &**p),
+        Some(crate::idp::Provider::Oidc(_))
+    );
     if let Err(why) = same_user(&was, &identity, oidc) {
         return refused(core, provider, "step_up_other_user", &why, &back.to, clear);
     }
@@ -127,7 +133,17 @@ pub(crate) async fn finish(
         Ok(i) => i,
         Err(answer) => return answer,
     };
-    upgrade(core, down, provider, (held, &was), identity, grant.as_ref(), back, clear).await
+    upgrade(
+        core,
+        down,
+        provider,
+        (held, &was),
+        identity,
+        grant.as_ref(),
+        back,
+        clear,
+    )
+    .await
 }
 
 /// The session upgraded in place: what it proved before and what this sign-in proved.
@@ -188,7 +204,11 @@ async fn held_session(
 /// A step-up must sign the same person in again: provider, user key, tenant, and (OpenID
 /// Connect) `sub`.
 fn same_user(was: &Identity, now: &Identity, oidc: bool) -> Result<(), String> {
-    let differs = |what: &str, a: &str, b: &str| Err(format!("the session is {what} {a:?}, the step-up signed in {b:?}"));
+    let differs = |what: &str, a: &str, b: &str| {
+        Err(format!(
+            "the session is {what} {a:?}, the step-up signed in {b:?}"
+        ))
+    };
     if was.provider != now.provider {
         return differs("of provider", &was.provider, &now.provider);
     }
@@ -196,17 +216,32 @@ fn same_user(was: &Identity, now: &Identity, oidc: bool) -> Result<(), String> {
         return differs("of user", &was.user, &now.user);
     }
     if was.tenant != now.tenant {
-        return differs("of tenant", was.tenant.as_deref().unwrap_or("-"), now.tenant.as_deref().unwrap_or("-"));
+        return differs(
+            "of tenant",
+            was.tenant.as_deref().unwrap_or("-"),
+            now.tenant.as_deref().unwrap_or("-"),
+        );
     }
     if oidc && was.name_id != now.name_id {
-        return differs("of sub", was.name_id.as_deref().unwrap_or("-"), now.name_id.as_deref().unwrap_or("-"));
+        return differs(
+            "of sub",
+            was.name_id.as_deref().unwrap_or("-"),
+            now.name_id.as_deref().unwrap_or("-"),
+        );
     }
     Ok(())
 }
 
 /// The IdP's answer did not prove what was asked, or named another user: refused, counted,
 /// logged; a session the sign-in was for stays as it was.
-fn refused(core: &Core, provider: &str, label: &str, why: &str, back: &str, clear: Vec<String>) -> Answer {
+fn refused(
+    core: &Core,
+    provider: &str,
+    label: &str,
+    why: &str,
+    back: &str,
+    clear: Vec<String>,
+) -> Answer {
     core.metrics.step_up(provider, label);
     core.metrics.count_sign_in(provider, label);
     core.metrics.deny(label);
@@ -222,6 +257,12 @@ fn refused(core: &Core, provider: &str, label: &str, why: &str, back: &str, clea
         ),
     };
     let again = if back.starts_with('/') { back } else { "/" };
-    Answer::page_with(403, title, message, Some(&format!("Reason: {label}\n{why}")), Some((again, "Try again")))
-        .cookies(clear)
+    Answer::page_with(
+        403,
+        title,
+        message,
+        Some(&format!("Reason: {label}\n{why}")),
+        Some((again, "Try again")),
+    )
+    .cookies(clear)
 }

@@ -205,7 +205,9 @@ pub async fn explain(
             };
             let mut report = token::explain(p, &jwt, now).await;
             if let crate::idp::settings::ProviderKind::Oidc(o) = &chosen.kind {
-                report.checks.extend(routes::checks(cfg, chosen, o, &jwt, now));
+                report
+                    .checks
+                    .extend(routes::checks(cfg, chosen, o, &jwt, now));
             }
             Ok(report)
         }

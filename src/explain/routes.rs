@@ -33,9 +33,20 @@ pub(super) fn checks(
     id.assured = assured;
     id.rule_claims = crate::assurance::rule_claims(&claims, &oidc.rule_claims);
     let mut out = Vec::new();
-    for route in cfg.routes.iter().filter(|r| r.accepts.contains(&provider.name)) {
+    for route in cfg
+        .routes
+        .iter()
+        .filter(|r| r.accepts.contains(&provider.name))
+    {
         if !route.require.is_empty() {
-            out.push(require_check(&route.name, &route.require, &id, &claims, now, oidc));
+            out.push(require_check(
+                &route.name,
+                &route.require,
+                &id,
+                &claims,
+                now,
+                oidc,
+            ));
         }
         let rules = route.policy.claim_names().next().is_some();
         if rules {
@@ -74,7 +85,10 @@ fn require_check(
             "acrs is {}, without {}: the gateway asks for it with claims={}",
             claims.get("acrs").map_or("absent".into(), Value::to_string),
             require.auth_context.as_deref().unwrap_or(""),
-            require.ask(None).claims_request("id_token").unwrap_or_default()
+            require
+                .ask(None)
+                .claims_request("id_token")
+                .unwrap_or_default()
         ),
         crate::assurance::Unmet::Mfa => format!(
             "no second factor shown (amr {}, acr {})",

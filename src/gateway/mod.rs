@@ -169,18 +169,7 @@ impl Gateway {
             Auth::Reauthenticate { identity, held } => Some(endpoints::sign_in::reauthenticate(
                 core, down, &identity, &held,
             )),
-            Auth::StepUp {
-                identity,
-                held,
-                unmet,
-            } => Some(endpoints::step_up::required(
-                core,
-                down,
-                &route,
-                &identity,
-                held.as_ref(),
-                unmet,
-            )),
+            Auth::StepUp(s) => Some(endpoints::step_up::required(core, down, &route, &s)),
             Auth::Refused(answer) => Some(answer),
         })
     }

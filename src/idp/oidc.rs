@@ -25,13 +25,13 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use url::Url;
 
-use crate::assurance::Ask;
 use super::claims::{audiences, id_token_claims, identity_from_claims, token_times};
 use super::claims::{issuer_matches, jwt_kid, jwt_part, jwt_payload, list_claim, string_claim};
 use super::dialect::{Dialect, IssuerFacts};
 use super::entra;
 use super::settings::OidcConfig;
 use super::{Begun, IdentityProvider, IdpError};
+use crate::assurance::Ask;
 use crate::identity::{shared, Identity};
 use crate::policy::Deny;
 use crate::session::{now_secs, Grant};

@@ -19,10 +19,10 @@ use super::saml_logout::{self, LogoutRejection};
 use super::saml_verify::{self, AssertionRejection, Expect, Trust, Verified};
 use super::settings::{SamlConfig, SamlIdp};
 use super::{Begun, IdentityProvider, IdpError};
+use crate::assurance::Ask;
 use crate::canonical::RESERVED_PREFIX;
 use crate::identity::{shared, Identity};
 use crate::metrics::Metrics;
-use crate::assurance::Ask;
 use crate::policy::Deny;
 
 const MAX_METADATA_BYTES: usize = 2 * 1024 * 1024;
@@ -495,7 +495,12 @@ impl SamlProvider {
                 .cfg
                 .rule_claims
                 .iter()
-                .filter_map(|n| Some((n.clone(), v.attribute_or_alias(n)?)))
+                .filter_map(|n| {
+                    let mut values = v.attribute_or_alias(n)?;
+                    values.retain(|x| x.len() <= 1024);
+                    values.truncate(256);
+                    Some((n.clone(), values))
+                })
                 .collect(),
             email: first(&a.email),
             name: first(&a.name)

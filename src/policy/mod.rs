@@ -379,30 +379,73 @@ mod tests {
         let mut deny = allow.clone();
         deny.deny.claims = vec![rule("jobTitle", &["Contract*"], "deny.claims")];
         assert_eq!(decide(&deny, &a), Err(Deny::Rule("deny.claims.jobTitle")));
-        assert_eq!(Deny::Rule("deny.claims.jobTitle").label(), "deny.claims.jobTitle");
+        assert_eq!(
+            Deny::Rule("deny.claims.jobTitle").label(),
+            "deny.claims.jobTitle"
+        );
         let other = Policy {
             claims: vec![rule("department", &["HR"], "allow.claims")],
             ..Default::default()
         };
-        assert_eq!(decide(&other, &a), Err(Deny::Claim("allow.claims.department")));
+        assert_eq!(
+            decide(&other, &a),
+            Err(Deny::Claim("allow.claims.department"))
+        );
         // A claim the user lacks: an allow rule fails, a deny rule does not match.
         let missing = Policy {
             claims: vec![rule("costCenter", &["*"], "allow.claims")],
             ..Default::default()
         };
-        assert_eq!(decide(&missing, &a), Err(Deny::Claim("allow.claims.costCenter")));
+        assert_eq!(
+            decide(&missing, &a),
+            Err(Deny::Claim("allow.claims.costCenter"))
+        );
         let mut no_deny = Policy::default();
         no_deny.deny.claims = vec![rule("costCenter", &["*"], "deny.claims")];
         assert_eq!(decide(&no_deny, &a), Ok(()));
         // The fixed lists deny too, before any allow condition.
         for (d, label) in [
-            (Denials { roles: vec!["Admin".into(), "Reader".into()], ..Default::default() }, "deny.roles"),
-            (Denials { groups: vec!["6E6A3C0C-1D87-4D39-9B9A-9D54A0F0A1B1".into()], ..Default::default() }, "deny.groups"),
-            (Denials { users: vec!["oid-alice".into()], ..Default::default() }, "deny.users"),
-            (Denials { email_domains: vec!["contoso.example".into()], ..Default::default() }, "deny.email_domains"),
-            (Denials { tenants: vec!["72f988bf-86f1-41af-91ab-2d7cd011db47".into()], ..Default::default() }, "deny.tenants"),
+            (
+                Denials {
+                    roles: vec!["Admin".into(), "Reader".into()],
+                    ..Default::default()
+                },
+                "deny.roles",
+            ),
+            (
+                Denials {
+                    groups: vec!["6E6A3C0C-1D87-4D39-9B9A-9D54A0F0A1B1".into()],
+                    ..Default::default()
+                },
+                "deny.groups",
+            ),
+            (
+                Denials {
+                    users: vec!["oid-alice".into()],
+                    ..Default::default()
+                },
+                "deny.users",
+            ),
+            (
+                Denials {
+                    email_domains: vec!["contoso.example".into()],
+                    ..Default::default()
+                },
+                "deny.email_domains",
+            ),
+            (
+                Denials {
+                    tenants: vec!["72f988bf-86f1-41af-91ab-2d7cd011db47".into()],
+                    ..Default::default()
+                },
+                "deny.tenants",
+            ),
         ] {
-            let p = Policy { deny: d, users: vec!["oid-alice".into()], ..Default::default() };
+            let p = Policy {
+                deny: d,
+                users: vec!["oid-alice".into()],
+                ..Default::default()
+            };
             assert_eq!(decide(&p, &a), Err(Deny::Rule(label)));
         }
     }

@@ -117,14 +117,20 @@ impl Reader<'_> {
                     Value::Bool(b) => b.to_string(),
                     Value::Number(n) => n.to_string(),
                     _ => {
-                        self.err(format!("{at}[{i}]"), "expected a value (a string, number or boolean)");
+                        self.err(
+                            format!("{at}[{i}]"),
+                            "expected a value (a string, number or boolean)",
+                        );
                         continue;
                     }
                 };
                 if text.matches('*').count() > 1 {
                     self.err(format!("{at}[{i}]"), "at most one * per value");
                 } else if text.len() > MAX_RULE_VALUE || text.chars().any(char::is_control) {
-                    self.err(format!("{at}[{i}]"), "at most 1024 bytes, no control characters");
+                    self.err(
+                        format!("{at}[{i}]"),
+                        "at most 1024 bytes, no control characters",
+                    );
                 } else {
                     values.push(text);
                 }

@@ -153,6 +153,19 @@ impl OpenIdProvider {
 }
 
 impl OpenIdProvider {
+    /// POSTs `body` to one of the provider's test hooks (`/test/users/<name>`,
+    /// `/test/policies`, ...), which must answer 200.
+    pub fn hook(&self, path: &str, body: serde_json::Value) {
+        let r = api()
+            .post(format!("http://127.0.0.1:{}{path}", self.port))
+            .json(&body)
+            .send()
+            .expect("test hook");
+        assert_eq!(r.status(), 200, "{path}");
+    }
+}
+
+impl OpenIdProvider {
     /// A delegated access token for `resource`, as an app gets one for a signed-in user: the
     /// authorization code flow (with PKCE and `resource=`) as `user`, through the provider's
     /// login form, redeemed by the gateway's client at the token endpoint. `redirect_uri` is a
