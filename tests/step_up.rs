@@ -422,3 +422,35 @@ fn requirements_hold_across_replicas_on_redis() {
         ) >= 1.0
     );
 }
+
+/// A standard OpenID provider: `mfa: true` sends `mfa_acr_values` as `acr_values`, and the
+/// returned `acr` (or `amr`) must show the second factor.
+#[test]
+fn mfa_with_a_standard_provider_asks_with_acr_values() {
+    const MFA_ACR: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
+    let env = start_env_with(|b| {
+        let up = b.upstream();
+        b.provider_lines(&format!("    mfa_acr_values: [\"{MFA_ACR}\"]"))
+            .routes_first([RouteSpec::new("mfa", &up)
+                .prefix("/mfa")
+                .with("require:\n  mfa: true")])
+            .store("memory")
+    });
+    let gw = &env.gw;
+    let b = Browser::new();
+    assert_eq!(b.sign_in(&format!("{}/", gw.url), "alice").0.status(), 200);
+    let r = b.get(&format!("{}/mfa/", gw.url));
+    let to_idp = location(&r);
+    assert_eq!(param(&to_idp, "acr_values").as_deref(), Some(MFA_ACR));
+    // Without the code: refused.
+    let callback = b.login_with_code(&to_idp, "alice", None);
+    let r = b.get(&callback);
+    assert_eq!(r.status(), 403);
+    assert!(r.text().unwrap().contains("mfa_missing"));
+    // With it: in, and the upstream sees Alice.
+    let r = b.get(&format!("{}/mfa/", gw.url));
+    let callback = b.login_with_code(&location(&r), "alice", Some(CODE));
+    let (r, landed) = b.follow(&callback);
+    assert_eq!(r.status(), 200, "{}", gw.log_text());
+    assert_eq!(echo(b.api_get(&landed))["headers"]["x-auth-user"], ALICE_OID);
+}
