@@ -54,6 +54,19 @@ pub struct Core {
 }
 
 impl Core {
+    /// The route a return address leads to (a path on `public_url`'s host, or a URL on a
+    /// served host).
+    pub(crate) fn route_for(&self, return_to: &str) -> Option<Arc<crate::route::Route>> {
+        if !return_to.starts_with('/') {
+            let u = url::Url::parse(return_to).ok()?;
+            return self.routes.find(u.host_str(), u.path()).cloned();
+        }
+        let path = return_to.split(['?', '#']).next().unwrap_or("/");
+        self.routes
+            .find(self.cfg.public_url.host_str(), path)
+            .cloned()
+    }
+
     /// Builds from a validated config, reusing the providers (loaded metadata, key caches)
     /// and the session manager (keys, store, revocations) of `previous` where their
     /// configuration is unchanged, so a reload keeps everyone signed in.

@@ -897,7 +897,10 @@ fn many_hosts_scenario_renders_a_valid_config() {
     // A route's require:, allow.claims and deny: pass through as written.
     let billing = &cfg["routes"][1];
     assert_eq!(billing["require"]["auth_context"].as_str(), Some("c1"));
-    assert_eq!(billing["deny"]["claims"]["jobTitle"][0].as_str(), Some("Contract*"));
+    assert_eq!(
+        billing["deny"]["claims"]["jobTitle"][0].as_str(),
+        Some("Contract*")
+    );
     let (ok, out) = check_rendered_config(&docs);
     assert!(ok, "{out}");
     // A parent-domain cookie instead: rendered, and warned about by check.

@@ -452,5 +452,8 @@ fn mfa_with_a_standard_provider_asks_with_acr_values() {
     let callback = b.login_with_code(&location(&r), "alice", Some(CODE));
     let (r, landed) = b.follow(&callback);
     assert_eq!(r.status(), 200, "{}", gw.log_text());
-    assert_eq!(echo(b.api_get(&landed))["headers"]["x-auth-user"], ALICE_OID);
+    assert_eq!(
+        echo(b.api_get(&landed))["headers"]["x-auth-user"],
+        ALICE_OID
+    );
 }

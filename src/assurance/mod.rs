@@ -15,8 +15,6 @@
 //! goes through a step-up sign-in that keeps its session (`endpoints::step_up`); API callers
 //! get a 401 naming what to ask for (`challenge`).
 
-mod read;
-
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

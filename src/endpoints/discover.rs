@@ -6,8 +6,6 @@
 //! which domains are configured. The choice is sealed with the pending sign-in and checked
 //! when the IdP sends the user back (`sign_in::realm_refused`).
 
-use std::sync::Arc;
-
 use crate::answer::Answer;
 use crate::canonical::RESERVED_PREFIX;
 use crate::exchange::{first, read_form, Downstream};
@@ -23,19 +21,6 @@ use crate::hosts::Destination;
 
 /// The most the address form may weigh.
 const MAX_FORM: usize = 2048;
-
-/// The route a return address leads to (a path on `public_url`'s host, or a URL on a served
-/// host).
-pub(crate) fn route_for(core: &Core, return_to: &str) -> Option<Arc<Route>> {
-    if !return_to.starts_with('/') {
-        let u = url::Url::parse(return_to).ok()?;
-        return core.routes.find(u.host_str(), u.path()).cloned();
-    }
-    let path = return_to.split(['?', '#']).next().unwrap_or("/");
-    core.routes
-        .find(core.cfg.public_url.host_str(), path)
-        .cloned()
-}
 
 /// For a request without a session on a discovering route: the domain this browser
 /// remembers, else the address page.
@@ -108,7 +93,7 @@ pub(crate) async fn submit(core: &Core, down: &mut dyn Downstream) -> pingora::R
             Some("Enter an email address such as name@example.com."),
         ));
     };
-    let Some(route) = route_for(core, &back.to) else {
+    let Some(route) = core.route_for(&back.to) else {
         return Ok(start::with_hints(
             start::start(core, down, 0, back.to, Vec::new()),
             Some(address),

@@ -49,7 +49,7 @@ pub(crate) async fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
     });
     let provider = match first(&q, "provider") {
         Some(name) => core.providers.iter().position(|p| p.name() == name),
-        None => match discover::route_for(core, &return_to) {
+        None => match core.route_for(&return_to) {
             Some(route) if crate::idp::realm::discovers(&core.cfg.providers, route.accepted()) => {
                 let choose = first(&q, "choose").is_some();
                 let back = Back {

@@ -140,7 +140,7 @@ pub(crate) fn start_with(
 /// first sign-in for `/payroll` asks for its authentication context at once, not in a
 /// second trip.
 fn required(core: &Core, return_to: &str, provider: &str) -> Ask {
-    super::discover::route_for(core, return_to)
+    core.route_for(return_to)
         .filter(|r| !r.require.is_empty() && r.accepted().iter().any(|a| &**a == provider))
         .map(|r| r.require.ask(None))
         .unwrap_or_default()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 pub mod cors;
 pub mod open;
 mod read;
+mod require;
 pub(crate) mod upstream_tls;
 
 use crate::canonical::{has_prefix_ci, Canonical, Exceptions, Unreadable};

@@ -1,6 +1,7 @@
-//! Reading `routes[].require`, checked against the providers the route accepts.
+//! Reading `routes[].require` (`crate::assurance::Require`), checked against the providers
+//! the route accepts.
 
-use super::{is_context_id, Require};
+use crate::assurance::{is_context_id, Require};
 use crate::idp::settings::{ProviderConfig, ProviderKind};
 use crate::read::{join, Obj, Reader};
 
