@@ -101,6 +101,9 @@ fn operation(kind: Kind, doc: &mut Map<String, Value>, o: &Value) -> Result<(), 
             ))
         }
     };
+    if let Some(urn) = path.as_ref().and_then(schema_urn) {
+        return whole_schema(kind, doc, &urn, op, value);
+    }
     match (path, op, value) {
         (None, Op::Remove, _) => Err(ScimError::new(400, Some("noTarget"), "remove needs a path")),
         (None, _, Some(Value::Object(values))) => {
@@ -135,6 +138,60 @@ fn operation(kind: Kind, doc: &mut Map<String, Value>, o: &Value) -> Result<(), 
         (Some(p), Op::Remove, v) => set(kind, doc, &p, op, v),
         (Some(_), _, None) => Err(ScimError::invalid_value("add and replace need a value")),
         (Some(p), _, v) => set(kind, doc, &p, op, v),
+    }
+}
+
+/// The schema URN a path names as a whole (`urn:…:enterprise:2.0:User`), if it does: the
+/// path reader takes its last part for an attribute.
+fn schema_urn(p: &Path) -> Option<String> {
+    let schema = p.schema.as_deref()?;
+    let named = p.select.is_none()
+        && p.sub.is_none()
+        && (p.attr.eq_ignore_ascii_case("User") || p.attr.eq_ignore_ascii_case("Group"));
+    named.then(|| format!("{schema}:{}", p.attr))
+}
+
+/// An operation on a whole schema: the core one's attributes, or an extension's object.
+/// `add`/`replace` set the sub-attributes given (the others stay, RFC 7644 §3.5.2.1/3);
+/// `remove` drops an extension with all its attributes.
+fn whole_schema(
+    kind: Kind,
+    doc: &mut Map<String, Value>,
+    urn: &str,
+    op: Op,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    let core = urn
+        .to_ascii_lowercase()
+        .starts_with("urn:ietf:params:scim:schemas:core:");
+    match (op, value) {
+        (Op::Remove, _) if core => Err(ScimError::new(
+            400,
+            Some("mutability"),
+            "the core schema cannot be removed",
+        )),
+        (Op::Remove, _) => {
+            if let Some(k) = key_of(doc, urn) {
+                doc.remove(&k);
+            }
+            Ok(())
+        }
+        (_, Some(Value::Object(values))) => {
+            for (sk, sv) in values.iter().filter(|(_, v)| !v.is_null()) {
+                let name = if core {
+                    sk.clone()
+                } else {
+                    format!("{urn}:{sk}")
+                };
+                let p = Path::parse(&name)
+                    .map_err(|e| ScimError::new(400, Some("invalidPath"), e.0))?;
+                set(kind, doc, &p, op, Some(sv))?;
+            }
+            Ok(())
+        }
+        _ => Err(ScimError::invalid_value(format!(
+            "{urn} takes an object of its attributes"
+        ))),
     }
 }
 

@@ -173,6 +173,11 @@ pub(crate) fn accept(kind: Kind, body: &Value) -> Result<Map<String, Value>, Sci
         }
         out.insert(k.clone(), v.clone());
     }
+    // A created or replaced user without `active` is active; a patch that removes it leaves
+    // it unset (which the gateway reads as active, as it always did).
+    if kind == Kind::User && !out.keys().any(|k| k.eq_ignore_ascii_case("active")) {
+        out.insert("active".into(), Value::Bool(true));
+    }
     check(kind, &mut out)?;
     Ok(out)
 }
@@ -190,16 +195,13 @@ pub(crate) fn check(kind: Kind, doc: &mut Map<String, Value>) -> Result<(), Scim
                 return Err(ScimError::invalid_value("userName is required"));
             };
             bad_string(&user_name, "userName", true)?;
-            match get(doc, "active") {
-                None => {
-                    doc.insert("active".into(), Value::Bool(true));
-                }
-                Some((k, v)) => match as_bool(&v) {
+            if let Some((k, v)) = get(doc, "active") {
+                match as_bool(&v) {
                     Some(b) => {
                         doc.insert(k, Value::Bool(b));
                     }
                     None => return Err(ScimError::invalid_value("active must be a boolean")),
-                },
+                }
             }
             if let Some((_, ext)) = get(doc, ENTERPRISE) {
                 if !ext.is_object() {
@@ -208,6 +210,7 @@ pub(crate) fn check(kind: Kind, doc: &mut Map<String, Value>) -> Result<(), Scim
                     )));
                 }
             }
+            list_extension(doc);
         }
         Kind::Group => {
             let Some((_, name)) = get(doc, "displayName") else {
@@ -237,6 +240,37 @@ pub(crate) fn check(kind: Kind, doc: &mut Map<String, Value>) -> Result<(), Scim
     }
     doc.retain(|_, v| !v.is_null());
     Ok(())
+}
+
+/// `schemas` lists the enterprise extension exactly when the user carries its attributes
+/// (RFC 7643 §3: a resource names every schema it has attributes of); an emptied extension
+/// object is dropped with it.
+fn list_extension(doc: &mut Map<String, Value>) {
+    let key = doc
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(ENTERPRISE))
+        .cloned();
+    let carried = key
+        .as_ref()
+        .and_then(|k| doc.get(k))
+        .is_some_and(|v| v.as_object().is_some_and(|m| !m.is_empty()));
+    if let (Some(k), false) = (&key, carried) {
+        doc.remove(k);
+    }
+    let Some(Value::Array(schemas)) = doc
+        .iter_mut()
+        .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
+        .map(|(_, v)| v)
+    else {
+        return;
+    };
+    schemas.retain(|s| {
+        !s.as_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case(ENTERPRISE))
+    });
+    if carried {
+        schemas.push(ENTERPRISE.into());
+    }
 }
 
 /// The resource as stored: what the client sent, plus `schemas`, `id` and `meta`.

@@ -117,6 +117,18 @@ async fn route(
             (_, [s, ..]) if s.eq_ignore_ascii_case("Bulk") || s.eq_ignore_ascii_case(".search") => {
                 Err(ScimError::new(501, None, format!("{s} is not supported")))
             }
+            // The discovery endpoints are read-only (RFC 7644 §4).
+            (_, [s, ..])
+                if ["ServiceProviderConfig", "ResourceTypes", "Schemas"]
+                    .iter()
+                    .any(|d| s.eq_ignore_ascii_case(d)) =>
+            {
+                Err(ScimError::new(
+                    405,
+                    None,
+                    format!("{s} is read-only: GET only"),
+                ))
+            }
             _ => Err(ScimError::new(404, None, "no such SCIM endpoint")),
         };
     };
