@@ -484,3 +484,41 @@ fn provider_errors_show_a_page_not_a_redirect() {
     assert!(page.contains("AADSTS50105"), "{page}");
     assert!(page.contains("<!doctype html>"));
 }
+
+/// A user in 250 groups on the cookie store: the sealed identity does not fit a cookie. The
+/// sign-in stops on a page that says so (and what to change), sets no session, and is logged
+/// and counted.
+#[test]
+fn an_identity_too_large_for_a_cookie_gets_a_clear_page() {
+    let env = start_env_with(|b| b.store("cookie"));
+    let groups: Vec<String> = (0..250)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect();
+    env.op
+        .hook("/test/users/bob", serde_json::json!({ "groups": groups }));
+    let b = Browser::new();
+    let callback = b.login_until_callback(&format!("{}/", env.gw.url), "bob");
+    let r = b.get(&callback);
+    assert_eq!(r.status(), 413);
+    let page = r.text().unwrap();
+    assert!(page.contains("too large for this gateway"), "{page}");
+    assert!(
+        page.contains("cookie_too_large") && page.contains("session.store: memory or redis"),
+        "{page}"
+    );
+    assert!(b
+        .cookie(&format!("{}/", env.gw.url), "authgate_session")
+        .is_none());
+    assert!(env.gw.log_text().contains("too large for a session cookie"));
+    let m = scrape(&env.gw.admin);
+    assert_eq!(
+        metric(
+            &m,
+            "authgate_sign_ins_total{provider=\"test-idp\",result=\"cookie_too_large\"}"
+        ),
+        1.0
+    );
+    // Alice, in two groups, still signs in on the same gateway.
+    let (r, _) = Browser::new().sign_in(&format!("{}/", env.gw.url), "alice");
+    assert_eq!(r.status(), 200);
+}

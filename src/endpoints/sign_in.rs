@@ -310,6 +310,18 @@ pub(crate) async fn complete(
                 .cookies(clear)
                 .cookies(done)
         }
+        Err(CreateError::TooLarge(bytes)) => {
+            core.metrics.count_sign_in(provider, "cookie_too_large");
+            log::error!("sign-in with {provider} for {user}: the identity is {bytes} bytes sealed, too large for a session cookie (4 KB): set session.store: memory or redis, or send fewer claims (groups: an Entra group filter)");
+            Answer::page(
+                413,
+                "Your sign-in is too large for this gateway",
+                "You signed in, but your account carries more information (such as group memberships) than fits in a browser cookie, so no session could be made. Tell your administrator: the gateway's session store needs to change.",
+                Some(&format!("Reason: cookie_too_large
+The sealed identity is {bytes} bytes; browsers keep at most about 4 KB per cookie. Set session.store: memory or redis.")),
+            )
+            .cookies(clear)
+        }
         Err(CreateError::Store(e)) => {
             core.metrics.count_sign_in(provider, "store_unavailable");
             log::error!("sign-in with {provider} for {user}: session not stored: {e}");
