@@ -86,11 +86,13 @@ impl ServeHttp for AdminApp {
 }
 
 /// Loads every provider's metadata at start (retrying with back-off while it fails) and
-/// refreshes it hourly; a failed refresh keeps the last good copy.
+/// refreshes it every `metadata_refresh` (hourly); a failed refresh keeps the last good copy.
 pub struct MetadataRefresher {
     pub core: Arc<ArcSwap<Core>>,
 }
 
+/// When a provider's `metadata_refresh` cannot be found (a provider of an older
+/// configuration): hourly.
 const REFRESH_EVERY: Duration = Duration::from_secs(3600);
 
 #[async_trait]
@@ -100,11 +102,17 @@ impl BackgroundService for MetadataRefresher {
         loop {
             let mut all_ready = true;
             // The current configuration's providers: after a reload, new ones load here.
-            let providers = self.core.load().providers.clone();
-            for o in &providers {
+            let core = self.core.load_full();
+            for o in &core.providers {
+                let every = core
+                    .cfg
+                    .providers
+                    .iter()
+                    .find(|p| p.name == o.name())
+                    .map_or(REFRESH_EVERY, |p| p.metadata_refresh);
                 let due = match o.age() {
                     None => true,
-                    Some(age) => age >= REFRESH_EVERY,
+                    Some(age) => age >= every,
                 };
                 if !due {
                     continue;

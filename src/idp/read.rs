@@ -60,6 +60,12 @@ impl Reader<'_> {
             };
             let group_names = self.group_names(&mut o, &path);
             let domains = self.domains(&mut o, &path, parsed.as_ref());
+            let metadata_refresh = self
+                .duration(&mut o, "metadata_refresh")
+                .unwrap_or(std::time::Duration::from_secs(3600));
+            if metadata_refresh.is_zero() || metadata_refresh.as_secs() > 7 * 86_400 {
+                self.err(join(&path, "metadata_refresh"), "between 1s and 7d");
+            }
             let session = {
                 let at = join(&path, "session");
                 let v = self.get(&mut o, "session");
@@ -76,6 +82,7 @@ impl Reader<'_> {
                     group_names,
                     session,
                     domains,
+                    metadata_refresh,
                 }),
                 _ => None,
             });

@@ -19,6 +19,9 @@ pub struct ProviderConfig {
     pub session: crate::session::TimerOverrides,
     /// `domains:` home-realm discovery sends addresses of these domains here.
     pub domains: Vec<DomainRule>,
+    /// `metadata_refresh:` how often its metadata and signing keys are fetched again (a
+    /// failed fetch keeps the last good copy).
+    pub metadata_refresh: std::time::Duration,
 }
 
 // Built once per (re)load, never on the request path: boxing the larger variant buys nothing.
