@@ -10,6 +10,9 @@ use super::{
 };
 use crate::read::{Obj, Reader, Secret};
 
+/// The Sentinels' own username and password (`session.redis.sentinel`).
+type SentinelAuth = (Option<String>, Option<Secret>);
+
 impl Reader<'_> {
     pub(crate) fn session(
         &mut self,
@@ -246,15 +249,30 @@ impl Reader<'_> {
         }
     }
 
-    /// `session.redis.sentinel`: the service name and the Sentinels.
-    fn redis_sentinel(&mut self, mut s: Obj<'_>) -> Option<Topology> {
+    /// `session.redis.sentinel`: the service name and the Sentinels, and the Sentinels' own
+    /// credentials (`username`, `password`/`password_file`: Sentinel's `requirepass` or an
+    /// ACL user of theirs), apart from the data nodes'.
+    fn redis_sentinel(&mut self, mut s: Obj<'_>) -> Option<(Topology, SentinelAuth)> {
         let service_name = self.required_string(&mut s, "service_name");
         let nodes = self.redis_nodes(&mut s);
+        let username = self.string(&mut s, "username");
+        let has_password = s
+            .map
+            .is_some_and(|m| m.contains_key("password") || m.contains_key("password_file"));
+        let password = if has_password {
+            self.secret(&mut s, "password")
+        } else {
+            None
+        };
+        if username.is_some() && password.is_none() {
+            self.err("session.redis.sentinel.username", "needs a password");
+        }
         self.finish(s);
-        Some(Topology::Sentinel {
+        let topology = Topology::Sentinel {
             service_name: service_name?,
             nodes: nodes?,
-        })
+        };
+        Some((topology, (username, password)))
     }
 
     /// `session.redis.cluster`: the seed nodes (database 0 only).
@@ -305,10 +323,14 @@ impl Reader<'_> {
                 "give exactly one of url (standalone), sentinel or cluster",
             );
         }
+        let mut sentinel_auth: SentinelAuth = (None, None);
         let topology = if let Some(u) = url {
             self.redis_url(&u, &mut username, &mut password, &mut database, &mut tls)
         } else if sentinel.map.is_some() {
-            self.redis_sentinel(sentinel)
+            self.redis_sentinel(sentinel).map(|(t, auth)| {
+                sentinel_auth = auth;
+                t
+            })
         } else if cluster.map.is_some() {
             self.redis_cluster(cluster, database)
         } else {
@@ -348,6 +370,8 @@ impl Reader<'_> {
             topology: topology?,
             username,
             password,
+            sentinel_username: sentinel_auth.0,
+            sentinel_password: sentinel_auth.1,
             database,
             tls,
             key_prefix,

@@ -66,13 +66,29 @@ fn fred_config(cfg: &RedisConfig) -> Result<Config, String> {
         } => ServerConfig::Sentinel {
             hosts: nodes.iter().map(|(h, p)| server(h, *p)).collect(),
             service_name: service_name.clone(),
+            username: cfg.sentinel_username.clone(),
+            password: cfg.sentinel_password.as_ref().map(|s| s.0.clone()),
         },
         Topology::Cluster { nodes } => ServerConfig::Clustered {
             hosts: nodes.iter().map(|(h, p)| server(h, *p)).collect(),
             policy: Default::default(),
         },
     };
-    let tls = match &cfg.tls {
+    Ok(Config {
+        // Start even while Redis is down (requests that need it get 503 until it is back).
+        fail_fast: false,
+        username: cfg.username.clone(),
+        password: cfg.password.as_ref().map(|s| s.0.clone()),
+        database: cfg.database,
+        server,
+        tls: tls_config(cfg)?,
+        ..Default::default()
+    })
+}
+
+/// TLS toward Redis (and the Sentinels), with the configured CA bundle.
+fn tls_config(cfg: &RedisConfig) -> Result<Option<fred::types::config::TlsConfig>, String> {
+    Ok(match &cfg.tls {
         None => None,
         Some(t) => {
             let mut b = native_tls::TlsConnector::builder();
@@ -89,16 +105,6 @@ fn fred_config(cfg: &RedisConfig) -> Result<Config, String> {
             let connector = TlsConnector::try_from(b).map_err(|e| e.to_string())?;
             Some(connector.into())
         }
-    };
-    Ok(Config {
-        // Start even while Redis is down (requests that need it get 503 until it is back).
-        fail_fast: false,
-        username: cfg.username.clone(),
-        password: cfg.password.as_ref().map(|s| s.0.clone()),
-        database: cfg.database,
-        server,
-        tls,
-        ..Default::default()
     })
 }
 
@@ -120,7 +126,10 @@ struct SentinelWatch {
 }
 
 impl SentinelWatch {
-    fn new(service: &str, nodes: &[(String, u16)], timeout: Duration) -> Result<Self, String> {
+    /// Clients of the Sentinels `nodes` (with their own credentials, and TLS as the data
+    /// nodes have it).
+    fn new(service: &str, nodes: &[(String, u16)], cfg: &RedisConfig) -> Result<Self, String> {
+        let timeout = cfg.timeout;
         let mut sentinels = Vec::new();
         for (host, port) in nodes {
             let config = Config {
@@ -128,6 +137,9 @@ impl SentinelWatch {
                 server: ServerConfig::Centralized {
                     server: server(host, *port),
                 },
+                username: cfg.sentinel_username.clone(),
+                password: cfg.sentinel_password.as_ref().map(|s| s.0.clone()),
+                tls: tls_config(cfg)?,
                 ..Default::default()
             };
             let mut b = Builder::from_config(config);
@@ -260,7 +272,7 @@ impl Link {
             Topology::Sentinel {
                 service_name,
                 nodes,
-            } => Some(SentinelWatch::new(service_name, nodes, timeout)?),
+            } => Some(SentinelWatch::new(service_name, nodes, &cfg)?),
             _ => None,
         };
         {

@@ -25,6 +25,9 @@ pub struct RedisConfig {
     pub topology: Topology,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// Sentinel only: the Sentinels' own credentials (`requirepass`, or an ACL user of theirs).
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<Secret>,
     pub database: Option<u8>,
     /// TLS (`rediss://`, or `tls:` for Sentinel and Cluster), with an optional CA bundle.
     pub tls: Option<RedisTls>,
@@ -75,6 +78,8 @@ impl RedisConfig {
             },
             username: None,
             password: None,
+            sentinel_username: None,
+            sentinel_password: None,
             database: None,
             tls: None,
             key_prefix: "authgate:".into(),
