@@ -272,7 +272,7 @@ impl Link {
             Topology::Sentinel {
                 service_name,
                 nodes,
-            } => Some(SentinelWatch::new(service_name, nodes, &cfg)?),
+            } => Some(SentinelWatch::new(service_name, nodes, cfg)?),
             _ => None,
         };
         {
