@@ -23,6 +23,8 @@ pub struct Answer {
     pub content_type: &'static str,
     pub body: Vec<u8>,
     pub headers: Vec<(Cow<'static, str>, String)>,
+    /// Who was refused (user key, provider), for the access log; never sent.
+    pub who: Option<(String, std::sync::Arc<str>)>,
 }
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -35,6 +37,7 @@ impl Answer {
             content_type,
             body,
             headers: Vec::new(),
+            who: None,
         }
     }
 
@@ -98,6 +101,26 @@ impl Answer {
         self.headers
             .extend(set_cookies.into_iter().map(|c| ("set-cookie".into(), c)));
         self
+    }
+
+    /// The reason this answer names, for the access log: a JSON body's `error`, a page's
+    /// `Reason: …` line, `redirect` for a redirect.
+    pub fn reason(&self) -> Option<String> {
+        if self.content_type == JSON {
+            let v: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+            return v.get("error")?.as_str().map(str::to_string);
+        }
+        let body = std::str::from_utf8(&self.body).ok()?;
+        if let Some(i) = body.find("Reason: ") {
+            let rest = &body[i + "Reason: ".len()..];
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == '<' || c == '&')
+                .unwrap_or(rest.len());
+            return Some(rest[..end].chars().take(128).collect());
+        }
+        self.header_value("location")
+            .filter(|_| (300..400).contains(&self.status))
+            .map(|_| "redirect".to_string())
     }
 
     /// The first value of header `name`, if set.
@@ -270,6 +293,12 @@ impl Answer {
 
     /// A route's policy said no: a page for people (`html`), JSON for programs.
     pub fn forbidden(deny: Deny, identity: &Identity, route: &str, html: bool) -> Self {
+        let mut answer = Self::forbidden_answer(deny, identity, route, html);
+        answer.who = Some((identity.user.clone(), identity.provider.clone()));
+        answer
+    }
+
+    fn forbidden_answer(deny: Deny, identity: &Identity, route: &str, html: bool) -> Self {
         let (title, message) = deny.explain();
         if !html {
             return Self::json_error(403, deny.label(), message);

@@ -45,6 +45,8 @@ pub struct Config {
     /// The whole request head must arrive within this time (slow-header clients).
     pub request_header_timeout: Duration,
     pub log_format: LogFormat,
+    /// `logging:` the access log.
+    pub access_log: crate::logging::AccessLog,
     /// Reload when the file changes (besides SIGHUP).
     pub watch_config: bool,
     /// The signed identity assertion (`assertion:`); None: off.
@@ -181,6 +183,7 @@ impl Reader<'_> {
         if let Some(session) = &mut session {
             self.session_needs(&routes, &mut providers, session);
         }
+        let access_log = self.access_log(&mut top);
         let headers = self.headers(&mut top);
         if let Some(h) = &headers {
             claims_wanted(h, &mut providers);
@@ -229,6 +232,7 @@ impl Reader<'_> {
             trusted_proxies,
             request_header_timeout: server.request_header_timeout,
             log_format: server.log_format,
+            access_log,
             watch_config: server.watch_config,
             tls,
             assertion,

@@ -354,6 +354,10 @@ impl Metrics {
     /// A sign-in with `provider` ended with `result` (`success` or a bounded reason).
     pub fn count_sign_in(&self, provider: &str, result: &str) {
         self.sign_ins.with_label_values(&[provider, result]).inc();
+        if result != "success" {
+            let fields = serde_json::json!({ "provider": provider, "reason": result });
+            crate::logging::audit("sign_in_failed", fields);
+        }
     }
 
     /// A step-up with `provider` came to `result`.
@@ -372,8 +376,13 @@ impl Metrics {
     }
 
     /// A request refused, for a bounded `reason`.
+    /// A request refused or denied, for a bounded `reason`; also an audit event.
     pub fn deny(&self, reason: &str) {
         self.denials.with_label_values(&[reason]).inc();
+        // Not the routine "no session yet" that every first visit meets.
+        if reason != "unauthenticated" {
+            crate::logging::audit("denied", serde_json::json!({ "reason": reason }));
+        }
     }
 
     /// A presented session cookie not accepted, for a bounded `reason`.

@@ -61,6 +61,12 @@ pub struct Ctx {
     tokens: crate::upstream_tokens::TokenHeaders,
     /// A form kept across a sign-in (`preserve_post`), sent upstream instead of this body.
     replay: Option<endpoints::preserve_post::Replay>,
+    /// The upstream's status and time to its response head, once it answered.
+    upstream: Option<(u16, f64)>,
+    /// The reason the gateway's own answer names, and whom it refused (for the access log,
+    /// when it is on).
+    reason: Option<String>,
+    who: Option<(String, Arc<str>)>,
 }
 
 impl Gateway {
@@ -399,6 +405,10 @@ impl ProxyHttp for Gateway {
         ctx.started = Some(Instant::now());
         match self.admit(&core, session, ctx).await? {
             Some(answer) => {
+                if core.cfg.access_log.enabled {
+                    ctx.reason = answer.reason();
+                    ctx.who = answer.who.clone();
+                }
                 answer.write(session).await?;
                 Ok(true)
             }
@@ -535,12 +545,13 @@ impl ProxyHttp for Gateway {
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
+        upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let (Some(sent), Some(route)) = (ctx.upstream_sent.take(), &ctx.route) {
             let secs = sent.elapsed().as_secs_f64();
             route.series.upstream(&self.metrics, &route.name, secs);
+            ctx.upstream = Some((upstream_response.status.as_u16(), secs));
         }
         Ok(())
     }
@@ -611,6 +622,9 @@ impl ProxyHttp for Gateway {
                 route
             }
         };
+        if ctx.core.as_ref().is_some_and(|c| c.cfg.access_log.enabled) {
+            access_line(session, ctx, route, status, secs);
+        }
         if let Some(e) = e {
             // A client hanging up is routine (load generators, closed tabs); the rest is not.
             if *e.esource() == pingora::ErrorSource::Downstream {
@@ -620,4 +634,47 @@ impl ProxyHttp for Gateway {
             }
         }
     }
+}
+
+/// The access log's line for a finished request (`logging.access: true`): the canonical path
+/// when the request has one (else the raw one), never the query unless asked (and then with
+/// secrets redacted), never a header or cookie.
+fn access_line(session: &Session, ctx: &Ctx, route: &str, status: u16, secs: Option<f64>) {
+    let Some(core) = &ctx.core else { return };
+    let req = session.req_header();
+    let canonical = canonical::of(req, core.routes.exceptions).ok();
+    let raw = req.uri.path();
+    let path = canonical.as_ref().map_or(raw, |c| c.path.as_str());
+    let host = canonical
+        .as_ref()
+        .and_then(|c| c.host.as_deref())
+        .unwrap_or("");
+    let query = req
+        .uri
+        .query()
+        .filter(|_| core.cfg.access_log.query)
+        .map(crate::logging::redacted_query);
+    crate::logging::access(crate::logging::Access {
+        peer: ctx.peer,
+        host,
+        method: req.method.as_str(),
+        path,
+        query,
+        route,
+        status,
+        user: ctx
+            .identity
+            .as_ref()
+            .map(|i| i.user.as_str())
+            .or(ctx.who.as_ref().map(|w| w.0.as_str())),
+        provider: ctx
+            .identity
+            .as_ref()
+            .map(|i| &*i.provider)
+            .or(ctx.who.as_ref().map(|w| &*w.1)),
+        reason: ctx.reason.clone(),
+        upstream: ctx.upstream,
+        bytes: session.body_bytes_sent(),
+        secs,
+    });
 }
