@@ -118,8 +118,15 @@ fn rule_claims_wanted(routes: &[RouteConfig], providers: &mut [Option<ProviderCo
     }
 }
 
-/// Every provider keeps the claims `headers.claims` sends, at sign-in.
-fn claims_wanted(h: &HeaderNames, providers: &mut [Option<ProviderConfig>]) {
+/// Every provider keeps, at sign-in, the claims `headers.claims` sends and the claims the
+/// routes' rules name.
+fn claims_wanted(
+    h: Option<&HeaderNames>,
+    routes: &[RouteConfig],
+    providers: &mut [Option<ProviderConfig>],
+) {
+    rule_claims_wanted(routes, providers);
+    let Some(h) = h else { return };
     use crate::idp::settings::ProviderKind;
     let wanted: Vec<String> = h.claims.iter().map(|(_, c)| c.clone()).collect();
     for p in providers.iter_mut().flatten() {
@@ -185,10 +192,7 @@ impl Reader<'_> {
         }
         let access_log = self.access_log(&mut top);
         let headers = self.headers(&mut top);
-        if let Some(h) = &headers {
-            claims_wanted(h, &mut providers);
-        }
-        rule_claims_wanted(&routes, &mut providers);
+        claims_wanted(headers.as_ref(), &routes, &mut providers);
         let assertion = self.assertion(&mut top);
         if let Some(h) = &headers {
             let mut taken: Vec<&str> = h.all().to_vec();
