@@ -15,75 +15,24 @@ use common::*;
 
 const ACL: &str = "user default off\nuser authgate on >gateway-pass ~sec:* &sec:* +@all\n";
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
+/// A CA (`ca.pem`) and a server certificate for 127.0.0.1 (`redis.pem`, `redis.key`)
+/// issued by it, in `dir`.
 fn pki(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=redis",
-        "-keyout",
-        "redis.key",
-        "-out",
-        "redis.csr",
-    ]);
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "redis.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "redis.crt",
-    ]);
+    common::pki::make_ca(dir, "ca");
+    common::pki::make_leaf(
+        dir,
+        "ca",
+        "redis",
+        "redis",
+        "IP:127.0.0.1,DNS:localhost",
+        "serverAuth",
+    );
 }
 
 /// `redis.conf` lines: TLS only on the port the server is started with.
 fn tls_lines(dir: &Path) -> String {
     format!(
-        "port 0\ntls-port {{port}}\ntls-cert-file {d}/redis.crt\ntls-key-file {d}/redis.key\ntls-ca-cert-file {d}/ca.crt\ntls-auth-clients no\ntls-replication yes\n",
+        "port 0\ntls-port {{port}}\ntls-cert-file {d}/redis.pem\ntls-key-file {d}/redis.key\ntls-ca-cert-file {d}/ca.pem\ntls-auth-clients no\ntls-replication yes\n",
         d = dir.display()
     )
 }
@@ -97,7 +46,7 @@ fn tls_server(dir: &Path, extra: &str, sentinel: bool) -> RedisServer {
 /// `redis-cli` over TLS, as `user` (none: no AUTH).
 fn cli(dir: &Path, port: u16, user: Option<(&str, &str)>, args: &[&str]) -> String {
     let mut c = Command::new("redis-cli");
-    c.args(["--tls", "--cacert"]).arg(dir.join("ca.crt"));
+    c.args(["--tls", "--cacert"]).arg(dir.join("ca.pem"));
     c.args([
         "-h",
         "127.0.0.1",
@@ -158,7 +107,7 @@ fn standalone_over_tls_with_an_acl_user_limited_to_the_prefix() {
     let session = format!(
         "  redis:\n    url: \"rediss://authgate:gateway-pass@127.0.0.1:{}/0\"\n    tls:\n      ca_file: \"{}\"\n    key_prefix: \"sec:\"\n",
         redis.port,
-        dir.path().join("ca.crt").display()
+        dir.path().join("ca.pem").display()
     );
     let (a, _b, b_url) = replicas(&op, &upstream, port_a, &session);
     signed_in_on_both(&a, &b_url);
@@ -277,7 +226,7 @@ fn sentinel_over_tls_with_its_own_password() {
     let session = format!(
         "  redis:\n    sentinel:\n      service_name: sec\n      nodes: [{}]\n      password: \"sentinel-pass\"\n    username: authgate\n    password: \"gateway-pass\"\n    tls:\n      ca_file: \"{}\"\n    key_prefix: \"sec:\"\n",
         nodes.join(", "),
-        dir.path().join("ca.crt").display()
+        dir.path().join("ca.pem").display()
     );
     let port_a = free_port();
     let op = start_op(&format!("http://127.0.0.1:{port_a}"), 0);
