@@ -35,6 +35,8 @@ pub mod config;
 pub mod exchange;
 pub mod explain;
 pub mod forward_auth;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod gateway;
 pub mod head_deadline;
 pub mod headers;

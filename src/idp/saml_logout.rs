@@ -81,6 +81,23 @@ pub(crate) struct Expect<'a> {
     pub clock_skew: Duration,
 }
 
+/// For the fuzzers (`crate::fuzz_targets`): `text` through the XML reader, and through both
+/// bindings against an IdP with no certificate (nothing can verify; nothing may panic).
+pub(crate) fn fuzz(text: &str) {
+    let _ = parse(text);
+    let trust = Trust {
+        idp_entity_id: "https://idp.example/".into(),
+        certs: Vec::new(),
+    };
+    let expect = Expect {
+        slo_url: "https://gw.example/_authgate/saml/p/slo",
+        clock_skew: Duration::from_secs(60),
+    };
+    let now = Utc::now();
+    assert!(from_redirect(text, &trust, &expect, now).is_err(), "verified without a key");
+    assert!(from_post(text, &trust, &expect, now).is_err(), "verified without a key");
+}
+
 /// The HTTP-Redirect binding: `raw_query` exactly as received. The signature covers
 /// `SAMLRequest=…[&RelayState=…]&SigAlg=…` in their received (URL-encoded) form.
 pub(crate) fn from_redirect(

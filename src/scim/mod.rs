@@ -35,6 +35,35 @@ mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// For the fuzzers (`crate::fuzz_targets`): `which` picks the reader of `text`: a filter, an
+/// attribute path, or a PATCH body applied to a user and a group (an applied PATCH must leave
+/// a resource that passes the checks a create passes).
+pub(crate) fn fuzz(which: u8, text: &str) {
+    use serde_json::{json, Value};
+    match which % 3 {
+        0 => {
+            let _ = path::Filter::parse(text);
+        }
+        1 => {
+            let _ = path::Path::parse(text);
+        }
+        _ => {
+            let Ok(body) = serde_json::from_str::<Value>(text) else { return };
+            let user = json!({"schemas": [resource::USER_SCHEMA], "userName": "a@b.example",
+                "active": true, "emails": [{"type": "work", "value": "a@b.example"}]});
+            let group = json!({"schemas": [resource::GROUP_SCHEMA], "displayName": "G",
+                "members": [{"value": "m1"}]});
+            for (kind, doc) in [(directory::Kind::User, user), (directory::Kind::Group, group)] {
+                let mut doc = doc.as_object().cloned().unwrap_or_default();
+                if patch::apply(kind, &mut doc, &body).is_ok() {
+                    let mut again = doc.clone();
+                    assert!(resource::check(kind, &mut again).is_ok(), "an applied PATCH left an invalid resource");
+                }
+            }
+        }
+    }
+}
+
 use directory::{Directory, Kv, MemoryKv};
 pub use settings::{Attribute, MatchAttribute, OnFailure, ScimConfig, WebhookConfig};
 

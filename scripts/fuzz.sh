@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of one target for a while: scripts/fuzz.sh <target> <seconds>
+# (targets: authgate::fuzz_targets::TARGETS). Uses cargo fuzz (libFuzzer) on the nightly
+# toolchain, installing cargo-fuzz if missing. New inputs that add coverage go into
+# fuzz/corpus/<target>/ (minimise with: cargo +nightly fuzz cmin <target>); a crash is written
+# to fuzz/artifacts/<target>/ and the run stops. The test suite replays the corpus on stable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${1:?usage: scripts/fuzz.sh <target> <seconds>}"
+secs="${2:-60}"
+if ! rustup toolchain list | grep -q '^nightly'; then
+  echo "fuzz: installing the nightly toolchain"
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "fuzz: installing cargo-fuzz"
+  cargo +nightly install cargo-fuzz --locked
+fi
+# No leak detection: pingora and the caches keep process-lifetime allocations on purpose.
+cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
+  -max_total_time="$secs" -detect_leaks=0 -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1

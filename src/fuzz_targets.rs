@@ -1,0 +1,210 @@
+//! Entry points for the coverage-guided fuzzers (`fuzz/`, run with `scripts/fuzz.sh`) and for
+//! the corpus replay every test run makes (`tests/fuzz_corpus.rs`). Each takes arbitrary
+//! bytes, feeds one parser that faces the network or the operator, and asserts what must hold
+//! of its answer: a panic is a finding, whether the parser's or an invariant's.
+
+use std::sync::OnceLock;
+
+use crate::canonical::{self, Exceptions};
+use crate::idp::saml_verify::{self, Expect, Trust};
+
+/// The targets, by name (the fuzzers' and the corpus directories' names).
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("request_head", request_head),
+    ("forward_auth", forward_auth),
+    ("sealed_cookie", sealed_cookie),
+    ("saml_response", saml_response),
+    ("saml_logout", saml_logout),
+    ("scim", scim),
+    ("jwt", jwt),
+    ("config", config),
+    ("explain_input", explain_input),
+];
+
+/// A request head from bytes: `METHOD TARGET` on the first line, then `name: value` lines.
+/// `None` when pingora itself would not have built it.
+fn head(data: &[u8]) -> Option<pingora::http::RequestHeader> {
+    let text = std::str::from_utf8(data).ok()?;
+    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
+    let (method, target) = lines.next()?.split_once(' ')?;
+    let mut req =
+        pingora::http::RequestHeader::build(method, target.as_bytes(), None).ok()?;
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim_start().to_string();
+            let _ = req.append_header(name.to_string(), value);
+        }
+    }
+    Some(req)
+}
+
+/// The canonical reading: what it accepts is normalized (absolute, no dot segments, no
+/// empty segment, no raw control or space characters) and reads the same again.
+pub fn request_head(data: &[u8]) {
+    let Some(req) = head(data) else { return };
+    for allowed in [
+        Exceptions::default(),
+        Exceptions {
+            path_parameters: true,
+            encoded_slash: true,
+        },
+    ] {
+        let Ok(c) = canonical::of(&req, allowed) else {
+            continue;
+        };
+        assert!(c.path.starts_with('/'), "not absolute: {:?}", c.path);
+        for bad in ["/./", "/../", "//"] {
+            assert!(!c.path.contains(bad), "{bad} in {:?}", c.path);
+        }
+        assert!(!c.path.ends_with("/.") && !c.path.ends_with("/.."), "{:?}", c.path);
+        assert!(
+            !c.path.bytes().any(|b| b <= b' ' || b == 0x7f),
+            "raw control or space in {:?}",
+            c.path
+        );
+        // Read again, the normalized target is itself.
+        let mut again = match pingora::http::RequestHeader::build(
+            req.method.as_str(),
+            c.target().as_bytes(),
+            None,
+        ) {
+            Ok(r) => r,
+            Err(e) => panic!("the normalized target {:?} is unreadable: {e}", c.target()),
+        };
+        if let Some(a) = &c.authority {
+            let _ = again.insert_header("host", a.as_str());
+        }
+        let twice = canonical::of(&again, allowed)
+            .unwrap_or_else(|e| panic!("{:?} refused on a second reading: {e:?}", c.target()));
+        assert_eq!(twice.path, c.path, "not stable");
+        assert_eq!(twice.host, c.host, "host not stable");
+    }
+}
+
+/// The forward-auth description of the original request, in each dialect: what is read is
+/// canonical, as the proxy's own reading is.
+pub fn forward_auth(data: &[u8]) {
+    use crate::forward_auth::{original, Dialect};
+    let Some(req) = head(data) else { return };
+    for d in [
+        Dialect::Nginx,
+        Dialect::Traefik,
+        Dialect::Caddy,
+        Dialect::Envoy,
+    ] {
+        if let Ok(o) = original(&req, d, Exceptions::default(), "/_authgate/ext_authz") {
+            let p = &o.canonical.path;
+            assert!(p.starts_with('/') && !p.contains("/../") && !p.contains("//"), "{p:?}");
+        }
+    }
+}
+
+/// Sealed cookies: nothing but what the gateway sealed opens (a fixed key here: a forgery
+/// that opens is a finding), and what it seals opens to the same value.
+pub fn sealed_cookie(data: &[u8]) {
+    static SEALER: OnceLock<Option<crate::seal::Sealer>> = OnceLock::new();
+    let Some(sealer) = SEALER
+        .get_or_init(|| crate::seal::Sealer::new(b"fuzzing-secret-0123456789abcdef-0123"))
+        .as_ref()
+    else {
+        return;
+    };
+    let text = String::from_utf8_lossy(data);
+    let opened: Option<serde_json::Value> = sealer.open_any("authgate_session", &text);
+    assert!(opened.is_none(), "a value the gateway never sealed opened: {text:?}");
+    let sealed = sealer.seal("authgate_session", &text.to_string());
+    if let Some(s) = sealed {
+        assert_eq!(sealer.open::<String>("authgate_session", &s).as_deref(), Some(&*text));
+        assert!(sealer.open::<String>("another_cookie", &s).is_none(), "opened under another name");
+    }
+}
+
+/// A real Entra response (2024, assertion signed) and its certificate.
+fn entra() -> &'static (Trust, String) {
+    static ENTRA: OnceLock<(Trust, String)> = OnceLock::new();
+    ENTRA.get_or_init(|| {
+        let xml = include_str!("../tests/fixtures/saml/entra/entra2024_spring_demo_response.xml");
+        let pem = include_str!("../tests/fixtures/saml/entra/entra2024_accesscontrol_cert.pem");
+        let body: String = pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>();
+        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body)
+            .unwrap_or_default();
+        let trust = Trust {
+            idp_entity_id: "https://sts.windows.net/603e9946-79fd-42bc-bae2-2abda19cb695/".into(),
+            certs: vec![samael::crypto::CertificateDer::from(der)],
+        };
+        (trust, xml.to_string())
+    })
+}
+
+/// SAML responses: whatever verifies names the subject the IdP signed (signature wrapping
+/// must never move the verified statements onto another assertion).
+pub fn saml_response(data: &[u8]) {
+    let Ok(xml) = std::str::from_utf8(data) else { return };
+    let (trust, signed) = entra();
+    let expect = Expect {
+        sp_entity_id: "spn:95210223-1471-47de-8f76-c0f420c1738f",
+        acs_url: "http://localhost:8080/saml/SSO",
+        request_id: Some("ARQe02d7b7-ac3d-4b0d-bb17-6c54ef3b08f1"),
+        allow_idp_initiated: false,
+        clock_skew: std::time::Duration::from_secs(300),
+    };
+    let at = chrono::DateTime::parse_from_rfc3339("2024-03-21T13:55:00Z")
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_default();
+    let _ = saml_verify::decode_post(xml);
+    if let Ok(v) = saml_verify::verify(xml, trust, &expect, at) {
+        let original = saml_verify::verify(signed, trust, &expect, at)
+            .map(|o| o.name_id)
+            .unwrap_or_default();
+        assert_eq!(v.name_id, original, "a verified response names another subject");
+    }
+}
+
+/// SAML logout requests and responses, in both bindings: read or refused, never a panic.
+pub fn saml_logout(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    crate::idp::saml_logout::fuzz(&text);
+}
+
+/// SCIM filters, attribute paths and PATCH bodies; a PATCH that applies leaves a resource
+/// that passes the same checks a create does.
+pub fn scim(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else { return };
+    let text = String::from_utf8_lossy(rest);
+    crate::scim::fuzz(which, &text);
+}
+
+/// JWTs and key sets: the claim readers every token goes through, on any payload.
+pub fn jwt(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = crate::idp::claims::jwt_payload(&text);
+    let _ = crate::idp::claims::jwt_kid(&text);
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
+        let _ = crate::idp::claims::token_times(&v, 1_700_000_000, std::time::Duration::from_secs(60));
+        let _ = crate::idp::claims::id_token_claims(&v, "client", 1_700_000_000, std::time::Duration::from_secs(60));
+        let _ = crate::idp::claims::identity_from_claims("p", "sub", &v);
+        let _ = crate::idp::claims::header_claims("p", &v, &["department".into(), "groups".into()]);
+        let _ = crate::assurance::from_claims(&v, &["urn:mfa".into()], 1);
+        let _ = crate::assurance::rule_claims(&v, &["department".into(), "tags".into()]);
+        let _ = serde_json::from_value::<openidconnect::core::CoreJsonWebKeySet>(v);
+    }
+}
+
+/// The configuration reader: any text is a configuration or a list of errors, each with
+/// its path.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Err(errors) = crate::config::Config::parse(text, &|_| None) {
+        for e in &errors.0 {
+            assert!(!e.message.is_empty(), "an error without a message at {:?}", e.path);
+        }
+    }
+}
+
+/// `authgate explain`'s input detection.
+pub fn explain_input(data: &[u8]) {
+    let _ = crate::explain::classify(&String::from_utf8_lossy(data));
+}
