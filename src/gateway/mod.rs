@@ -374,7 +374,10 @@ fn upstream_failure(e: &pingora::Error) -> (u16, &'static str) {
 fn refuse(core: &Core, down: &dyn Downstream, why: Unreadable) -> Answer {
     core.metrics.deny(why.label());
     let req = down.req();
-    let target = String::from_utf8_lossy(req.raw_path());
+    // The path only: a query may carry codes, tokens or assertions.
+    let raw = req.raw_path();
+    let path = raw.split(|b| *b == b'?').next().unwrap_or(raw);
+    let target = String::from_utf8_lossy(path);
     // HTTP/2 names the host in `:authority` (the URI), HTTP/1 in `Host`.
     let host = req
         .headers
@@ -396,6 +399,18 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> Ctx {
         Ctx::default()
+    }
+
+    /// What pingora's error lines say about a request: method, path and host, never the
+    /// query (it may carry codes, tokens or assertions).
+    fn request_summary(&self, session: &Session, _ctx: &Ctx) -> String {
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        format!("{} {}, Host: {host}", req.method, req.uri.path())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {

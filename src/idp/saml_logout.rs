@@ -94,8 +94,14 @@ pub(crate) fn fuzz(text: &str) {
         clock_skew: Duration::from_secs(60),
     };
     let now = Utc::now();
-    assert!(from_redirect(text, &trust, &expect, now).is_err(), "verified without a key");
-    assert!(from_post(text, &trust, &expect, now).is_err(), "verified without a key");
+    assert!(
+        from_redirect(text, &trust, &expect, now).is_err(),
+        "verified without a key"
+    );
+    assert!(
+        from_post(text, &trust, &expect, now).is_err(),
+        "verified without a key"
+    );
 }
 
 /// The HTTP-Redirect binding: `raw_query` exactly as received. The signature covers

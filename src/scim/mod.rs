@@ -48,16 +48,24 @@ pub(crate) fn fuzz(which: u8, text: &str) {
             let _ = path::Path::parse(text);
         }
         _ => {
-            let Ok(body) = serde_json::from_str::<Value>(text) else { return };
+            let Ok(body) = serde_json::from_str::<Value>(text) else {
+                return;
+            };
             let user = json!({"schemas": [resource::USER_SCHEMA], "userName": "a@b.example",
                 "active": true, "emails": [{"type": "work", "value": "a@b.example"}]});
             let group = json!({"schemas": [resource::GROUP_SCHEMA], "displayName": "G",
                 "members": [{"value": "m1"}]});
-            for (kind, doc) in [(directory::Kind::User, user), (directory::Kind::Group, group)] {
+            for (kind, doc) in [
+                (directory::Kind::User, user),
+                (directory::Kind::Group, group),
+            ] {
                 let mut doc = doc.as_object().cloned().unwrap_or_default();
                 if patch::apply(kind, &mut doc, &body).is_ok() {
                     let mut again = doc.clone();
-                    assert!(resource::check(kind, &mut again).is_ok(), "an applied PATCH left an invalid resource");
+                    assert!(
+                        resource::check(kind, &mut again).is_ok(),
+                        "an applied PATCH left an invalid resource"
+                    );
                 }
             }
         }

@@ -45,7 +45,11 @@ impl Path {
             return bad("empty or overlong attribute path");
         }
         // A schema URN prefix: everything up to the last ':' before the attribute.
-        let (schema, rest) = if text.len() > 4 && text[..4].eq_ignore_ascii_case("urn:") {
+        let (schema, rest) = if text.len() > 4
+            && text
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        {
             let head_end = text.find('[').unwrap_or(text.len());
             match text[..head_end].rfind(':') {
                 Some(i) => (Some(text[..i].to_string()), &text[i + 1..]),
@@ -273,6 +277,17 @@ pub(crate) fn as_bool(v: &Value) -> Option<bool> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Found by the `scim` fuzz target: a multi-byte character within the first four bytes
+    /// made the URN-prefix test slice inside it (a panic on network input).
+    #[test]
+    fn multibyte_text_where_a_urn_may_start_is_refused_not_a_panic() {
+        for text in ["\u{e9}rn:x", "u\u{e9}n:a:b", "\u{1f600}:a", "urn\u{e9}x:a"] {
+            let _ = Path::parse(text);
+            let _ = Filter::parse(&format!("{text} eq \"x\""));
+        }
+        assert!(Path::parse("\u{e9}rn:x").is_err());
+    }
 
     #[test]
     fn paths_entra_sends() {
