@@ -269,6 +269,15 @@ pub fn is_context_id(s: &str) -> bool {
 const MAX_RULE_CLAIM_VALUES: usize = 256;
 const MAX_RULE_CLAIM_VALUE: usize = 1024;
 
+/// A claim's values as a session keeps them for the rules: within the bounds above.
+pub fn bounded(values: Vec<String>) -> Vec<String> {
+    values
+        .into_iter()
+        .filter(|v| v.len() <= MAX_RULE_CLAIM_VALUE)
+        .take(MAX_RULE_CLAIM_VALUES)
+        .collect()
+}
+
 /// The values of the claims rules name, from verified ID-token or access-token claims:
 /// strings as they are, numbers and booleans as their JSON text, an array's scalar elements.
 pub fn rule_claims(claims: &Value, names: &[String]) -> Vec<(String, Vec<String>)> {
@@ -285,11 +294,7 @@ pub fn rule_claims(claims: &Value, names: &[String]) -> Vec<(String, Vec<String>
                 Value::Array(a) => a.iter().filter_map(scalar).collect(),
                 one => scalar(one).into_iter().collect(),
             };
-            let values: Vec<String> = values
-                .into_iter()
-                .filter(|v| v.len() <= MAX_RULE_CLAIM_VALUE)
-                .take(MAX_RULE_CLAIM_VALUES)
-                .collect();
+            let values = bounded(values);
             (!values.is_empty()).then(|| (n.clone(), values))
         })
         .collect()

@@ -496,9 +496,7 @@ impl SamlProvider {
                 .rule_claims
                 .iter()
                 .filter_map(|n| {
-                    let mut values = v.attribute_or_alias(n)?;
-                    values.retain(|x| x.len() <= 1024);
-                    values.truncate(256);
+                    let values = crate::assurance::bounded(v.attribute_or_alias(n)?);
                     Some((n.clone(), values))
                 })
                 .collect(),

@@ -112,23 +112,13 @@ fn operation(kind: Kind, doc: &mut Map<String, Value>, o: &Value) -> Result<(), 
                 if v.is_null() {
                     continue;
                 }
-                if k.to_ascii_lowercase().starts_with("urn:")
-                    && v.is_object()
-                    && Path::parse(k).is_ok_and(|p| {
-                        p.attr.eq_ignore_ascii_case("User") || p.attr.eq_ignore_ascii_case("Group")
-                    })
-                {
-                    // `"urn:…:enterprise:2.0:User": {...}`: the extension's attributes.
-                    for (sk, sv) in v.as_object().into_iter().flatten() {
-                        let p = Path::parse(&format!("{k}:{sk}"))
-                            .map_err(|e| ScimError::new(400, Some("invalidPath"), e.0))?;
-                        set(kind, doc, &p, op, Some(sv))?;
-                    }
-                    continue;
-                }
                 let p =
                     Path::parse(k).map_err(|e| ScimError::new(400, Some("invalidPath"), e.0))?;
-                set(kind, doc, &p, op, Some(v))?;
+                // `"urn:…:enterprise:2.0:User": {...}`: the extension's attributes.
+                match schema_urn(&p).filter(|_| v.is_object()) {
+                    Some(urn) => whole_schema(kind, doc, &urn, op, Some(v))?,
+                    None => set(kind, doc, &p, op, Some(v))?,
+                }
             }
             Ok(())
         }
