@@ -78,13 +78,16 @@ fn callgrind(pid: u32, arg: &str) {
     assert!(ok, "callgrind_control {arg} failed");
 }
 
-/// Total instructions in the newest dump in `dir`.
-fn last_dump_ir(dir: &std::path::Path) -> u64 {
-    last_dump_ir_named(dir, "cg.out")
+/// What one phase cost: instructions and heap allocations (calls to malloc, calloc, realloc
+/// and the aligned allocators), per request.
+#[derive(Clone, Copy)]
+struct Cost {
+    ir: f64,
+    allocs: f64,
 }
 
-/// Total instructions in the newest dump in `dir` whose name starts with `prefix`.
-fn last_dump_ir_named(dir: &std::path::Path, prefix: &str) -> u64 {
+/// The newest dump in `dir` whose name starts with `prefix`, per request over `n`.
+fn last_dump(dir: &std::path::Path, prefix: &str, n: usize) -> Cost {
     let mut dumps: Vec<_> = std::fs::read_dir(dir)
         .expect("dir")
         .filter_map(|e| e.ok())
@@ -92,50 +95,135 @@ fn last_dump_ir_named(dir: &std::path::Path, prefix: &str) -> u64 {
         .collect();
     dumps.sort_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
     let text = std::fs::read_to_string(dumps.last().expect("a dump").path()).expect("read dump");
-    text.lines()
+    let ir: u64 = text
+        .lines()
         .find_map(|l| {
             l.strip_prefix("summary: ")
                 .or_else(|| l.strip_prefix("totals: "))
         })
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("summary line")
+        .expect("summary line");
+    Cost {
+        ir: ir as f64 / n as f64,
+        allocs: allocations(&text) as f64 / n as f64,
+    }
 }
 
-fn main() {
-    // `cargo test --all-targets` runs benches without `--bench`: then a short smoke run that
-    // still checks every answer, as criterion does.
-    let bench = std::env::args().any(|a| a == "--bench");
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(if bench { 3000 } else { 20 });
-    let dir = tempfile::tempdir().expect("tempdir");
-    // Upstream: nginx answering a static 200.
-    let up = free_port();
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(&conf, format!(
-        "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/nginx.err;\nevents {{ worker_connections 256; }}\nhttp {{ access_log off; server {{ listen 127.0.0.1:{up}; keepalive_requests 1000000; location / {{ default_type text/plain; return 200 \"hello\\n\"; }} }} }}\n",
-        d = dir.path().display()
-    )).expect("nginx.conf");
-    let nginx = Command::new("nginx")
-        .args([
-            "-c",
-            &conf.display().to_string(),
-            "-p",
-            &dir.path().display().to_string(),
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx (apt install nginx)");
-    // Stopped with SIGTERM (also on a panic): a SIGKILLed master leaves its worker running,
-    // holding the test command's output open.
-    let _nginx = Nginx(nginx);
-    wait_port(up, Duration::from_secs(10));
+/// Calls into the C allocator in a callgrind dump: the `calls=` lines under a `cfn=` naming
+/// one (callgrind compresses names: `(id) name` defines an id, `(id)` refers to it). Every Rust
+/// allocation reaches one of these (the system allocator), so this is the process's count.
+fn allocations(dump: &str) -> u64 {
+    const ALLOCATORS: &[&str] = &[
+        "malloc",
+        "calloc",
+        "realloc",
+        "posix_memalign",
+        "aligned_alloc",
+        "memalign",
+    ];
+    let mut names: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    let mut callee_is_alloc = false;
+    let mut total = 0;
+    for line in dump.lines() {
+        let named = line
+            .strip_prefix("cfn=")
+            .map(|r| (true, r))
+            .or_else(|| line.strip_prefix("fn=").map(|r| (false, r)));
+        if let Some((is_call, rest)) = named {
+            let name = match rest.split_once(' ') {
+                Some((id, name)) if id.starts_with('(') => {
+                    names.insert(id, name);
+                    name
+                }
+                _ => names.get(rest).copied().unwrap_or(rest),
+            };
+            callee_is_alloc = is_call && ALLOCATORS.contains(&name);
+        } else if let Some(calls) = line.strip_prefix("calls=") {
+            if callee_is_alloc {
+                total += calls
+                    .split_whitespace()
+                    .next()
+                    .and_then(|c| c.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    total
+}
 
-    // The gateway, under callgrind. Its identity provider is never asked: the session is
-    // minted with the gateway's own secret, as a sign-in would make it.
-    let (gw, mut gateway) = start_gateway(dir.path(), up, "", "", "cg.out.");
+fn print_row(name: &str, c: Cost, note: &str) {
+    println!(
+        "{name:<32} {:>10.0} instructions/request {:>6.1} allocations/request{note}",
+        c.ir, c.allocs
+    );
+}
 
+struct Bench {
+    dir: tempfile::TempDir,
+    up: u16,
+    n: usize,
+    warm: usize,
+}
+
+impl Bench {
+    /// The gateway started with `session_extra` and `top`, warmed on `path`, then `n`
+    /// requests counted.
+    fn gateway(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        session_extra: &str,
+        top: &str,
+        dumps: &str,
+    ) -> Cost {
+        let (gw, mut gateway) = start_gateway(self.dir.path(), self.up, session_extra, top, dumps);
+        let cost = self.count(gw, gateway.id(), path, cookie, dumps);
+        let _ = gateway.kill();
+        let _ = gateway.wait();
+        cost
+    }
+
+    fn count(&self, port: u16, pid: u32, path: &str, cookie: Option<&str>, dumps: &str) -> Cost {
+        drive(port, path, cookie, self.warm);
+        callgrind(pid, "-z");
+        drive(port, path, cookie, self.n);
+        callgrind(pid, "-d");
+        last_dump(self.dir.path(), dumps, self.n)
+    }
+
+    /// The physical limit: bare pingora (examples/bare_pingora.rs, filters doing nothing),
+    /// same pingora, same server options, under callgrind the same way.
+    fn bare(&self) -> Option<Cost> {
+        let bin = bare_pingora_bin()?;
+        let bp = free_port();
+        let mut bare = Command::new("valgrind")
+            .args([
+                "--tool=callgrind",
+                "--collect-atstart=yes",
+                &format!(
+                    "--callgrind-out-file={}/bare.out.%p",
+                    self.dir.path().display()
+                ),
+                &bin.display().to_string(),
+                &format!("127.0.0.1:{bp}"),
+                &format!("127.0.0.1:{}", self.up),
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("valgrind");
+        wait_port(bp, Duration::from_secs(120));
+        let cost = self.count(bp, bare.id(), "/x", None, "bare.out.");
+        let _ = bare.kill();
+        let _ = bare.wait();
+        Some(cost)
+    }
+}
+
+/// A session of `identity` made by the gateway's own code with the bench's secret, as a
+/// sign-in would make it, in `store`.
+fn mint(rt: &tokio::runtime::Runtime, identity: &Identity, redis: Option<u16>) -> String {
     let sessions = Sessions::new(SessionConfig {
         cookie_name: "authgate_session".into(),
         lifetime: Duration::from_secs(8 * 3600),
@@ -143,13 +231,30 @@ fn main() {
         lifecycle: Default::default(),
         secure: false,
         secret: Secret(SECRET.into()),
-        store: StoreKind::Cookie,
+        store: if redis.is_some() {
+            StoreKind::Redis
+        } else {
+            StoreKind::Cookie
+        },
         max_sessions: 1000,
         cookie_domain: None,
-        redis: None,
+        redis: redis.map(redis_config),
     })
     .expect("sessions");
-    let identity = Identity {
+    // Redis may take a moment to accept connections.
+    (0..50)
+        .find_map(|_| {
+            let made = rt.block_on(sessions.create(identity.clone())).ok();
+            if made.is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            made
+        })
+        .expect("a session")
+}
+
+fn identity() -> Identity {
+    Identity {
         provider: "entra".into(),
         user: "00000000-0000-0000-66f3-3332eca7ea81".into(),
         email: Some("alice@contoso.example".into()),
@@ -160,172 +265,146 @@ fn main() {
             .collect(),
         roles: ["Reader", "Admin"].into(),
         ..Default::default()
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let cookie = rt
-        .block_on(sessions.create(identity.clone()))
-        .expect("session");
-
-    // Warm both paths (connection pool, caches), then count.
-    let warm = if bench { 200 } else { 5 };
-    drive(gw, "/public/x", None, warm);
-    drive(gw, "/x", Some(&cookie), warm);
-    let pid = gateway.id();
-    let mut per = Vec::new();
-    for (name, path, c) in [
-        ("public route", "/public/x", None),
-        ("with a session", "/x", Some(cookie.as_str())),
-    ] {
-        callgrind(pid, "-z");
-        drive(gw, path, c, n);
-        callgrind(pid, "-d");
-        let ir = last_dump_ir(dir.path());
-        per.push(ir as f64 / n as f64);
-        println!(
-            "{name:<16} {:>10.0} instructions/request",
-            ir as f64 / n as f64
-        );
     }
-    println!(
-        "session ÷ public: {:.3} (target ≤ 1.05), over {n} requests each",
-        per[1] / per[0]
-    );
-    let _ = gateway.kill();
-    let _ = gateway.wait();
+}
 
-    // The signed assertion on (cookie store): signed once per session and audience, then
-    // reused for half its lifetime, so what is measured is attaching the kept one.
-    let key = dir.path().join("assertion.pem");
+/// Upstream: nginx answering a static 200, stopped with SIGTERM (also on a panic: a SIGKILLed
+/// master leaves its worker running, holding the test command's output open).
+fn start_nginx(dir: &std::path::Path) -> (u16, Nginx) {
+    let up = free_port();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, format!(
+        "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/nginx.err;\nevents {{ worker_connections 256; }}\nhttp {{ access_log off; server {{ listen 127.0.0.1:{up}; keepalive_requests 1000000; location / {{ default_type text/plain; return 200 \"hello\\n\"; }} }} }}\n",
+        d = dir.display()
+    )).expect("nginx.conf");
+    let nginx = Command::new("nginx")
+        .args([
+            "-c",
+            &conf.display().to_string(),
+            "-p",
+            &dir.display().to_string(),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx (apt install nginx)");
+    let nginx = Nginx(nginx);
+    wait_port(up, Duration::from_secs(10));
+    (up, nginx)
+}
+
+/// An assertion signing key (P-256) in `dir`, and the `assertion:` line naming it.
+fn assertion_config(dir: &std::path::Path) -> String {
+    let key = dir.join("assertion.pem");
     let group =
         openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("P-256");
     let pem = openssl::ec::EcKey::generate(&group)
         .and_then(|k| k.private_key_to_pem())
         .expect("key");
     std::fs::write(&key, pem).expect("key file");
-    let top = format!("assertion: {{ key_files: [\"{}\"] }}\n", key.display());
-    let (gw, mut gateway) = start_gateway(dir.path(), up, "", &top, "assert.out.");
-    drive(gw, "/x", Some(&cookie), warm);
-    callgrind(gateway.id(), "-z");
-    drive(gw, "/x", Some(&cookie), n);
-    callgrind(gateway.id(), "-d");
-    let asserted = last_dump_ir_named(dir.path(), "assert.out.") as f64 / n as f64;
-    println!(
-        "{:<16} {asserted:>10.0} instructions/request (assertion on)",
-        "with a session"
-    );
-    println!(
-        "assertion on ÷ off, session: {:.3} (target ≤ 1.03)",
-        asserted / per[1]
-    );
-    let _ = gateway.kill();
-    let _ = gateway.wait();
+    format!("assertion: {{ key_files: [\"{}\"] }}\n", key.display())
+}
 
-    // The Redis store: the same request, the session held in a local redis-server (read
-    // from Redis once per cache_ttl, from the replica's cache in between).
-    match start_redis(dir.path()) {
+fn main() {
+    // `cargo test --all-targets` runs benches without `--bench`: then a short smoke run that
+    // still checks every answer, as criterion does. `--guard N`: fail when a signed-in request
+    // (cookie or Redis store) costs more than bare pingora + N instructions.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let at = args.iter().position(|a| a == "--guard");
+    let guard: Option<f64> = at.and_then(|i| args.get(i + 1)?.parse().ok());
+    assert!(at.is_none() || guard.is_some(), "--guard N: N instructions");
+    let n: usize = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| at.is_none_or(|g| *i != g + 1))
+        .find_map(|(_, a)| a.parse().ok())
+        .unwrap_or(if bench { 3000 } else { 20 });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (up, _nginx) = start_nginx(dir.path());
+    let b = Bench {
+        dir,
+        up,
+        n,
+        warm: if bench { 200 } else { 5 },
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let id = identity();
+    let cookie = mint(&rt, &id, None);
+
+    let public = b.gateway("/public/x", None, "", "", "public.out.");
+    print_row("public route", public, "");
+    let session = b.gateway("/x", Some(&cookie), "", "", "cookie.out.");
+    print_row("session (cookie store)", session, "");
+    let top = assertion_config(b.dir.path());
+    let asserted = b.gateway("/x", Some(&cookie), "", &top, "assert.out.");
+    print_row("session (cookie, assertion on)", asserted, "");
+    println!(
+        "assertion on ÷ off: {:.3} (target ≤ 1.03)",
+        asserted.ir / session.ir
+    );
+
+    // The Redis store: the session held in a local redis-server (read from Redis once per
+    // cache_ttl, from the replica's cache in between); re-checks off, then on
+    // (`recheck_every: 1h`: never due here, so what is measured is asking, on every request).
+    let mut stored = None;
+    match start_redis(b.dir.path()) {
         Some(redis) => {
+            let cookie = mint(&rt, &id, Some(redis.port));
             let url = format!("redis://127.0.0.1:{}/0", redis.port);
-            let stored = Sessions::new(SessionConfig {
-                cookie_name: "authgate_session".into(),
-                lifetime: Duration::from_secs(8 * 3600),
-                idle_timeout: Duration::from_secs(3600),
-                lifecycle: Default::default(),
-                secure: false,
-                secret: Secret(SECRET.into()),
-                store: StoreKind::Redis,
-                max_sessions: 1000,
-                cookie_domain: None,
-                redis: Some(redis_config(redis.port)),
-            })
-            .expect("sessions");
-            let cookie = (0..50)
-                .find_map(|_| {
-                    let made = rt.block_on(stored.create(identity.clone())).ok();
-                    if made.is_none() {
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                    made
-                })
-                .expect("a session stored in Redis");
-            // Re-checks off, then on (`recheck_every: 1h`: never due here, so what is measured
-            // is what asking costs on every request; the re-check itself runs off the path).
-            let mut stored_ir = Vec::new();
-            for (label, extra) in [("", ""), (", recheck_every on", ", recheck_every: 1h")] {
-                let session = format!(", store: redis, redis: {{ url: \"{url}\" }}{extra}");
-                let dumps = format!("redis{}.out.", stored_ir.len());
-                let (gw, mut gateway) = start_gateway(dir.path(), up, &session, "", &dumps);
-                drive(gw, "/x", Some(&cookie), warm);
-                callgrind(gateway.id(), "-z");
-                drive(gw, "/x", Some(&cookie), n);
-                callgrind(gateway.id(), "-d");
-                let ir = last_dump_ir_named(dir.path(), &dumps) as f64 / n as f64;
-                println!(
-                    "{:<16} {ir:>10.0} instructions/request (redis store{label})",
-                    "with a session"
-                );
-                stored_ir.push(ir);
-                let _ = gateway.kill();
-                let _ = gateway.wait();
-            }
+            let session = format!(", store: redis, redis: {{ url: \"{url}\" }}");
+            let off = b.gateway("/x", Some(&cookie), &session, "", "redis0.out.");
+            print_row("session (redis store)", off, "");
+            let on = format!("{session}, recheck_every: 1h");
+            let with = b.gateway("/x", Some(&cookie), &on, "", "redis1.out.");
+            print_row("session (redis, recheck on)", with, "");
             println!(
-                "redis store ÷ cookie store, session: {:.3}",
-                stored_ir[0] / per[1]
+                "recheck_every on ÷ off: {:.3} (target ≤ 1.02)",
+                with.ir / off.ir
             );
-            println!(
-                "recheck_every on ÷ off (redis store): {:.3} (target ≤ 1.02)",
-                stored_ir[1] / stored_ir[0]
-            );
+            stored = Some(off);
         }
         None => println!(
             "redis store: redis-server not installed (apt install redis-server); not measured"
         ),
     }
-
-    // The physical limit: bare pingora (examples/bare_pingora.rs, filters doing nothing),
-    // same pingora, same server options, under callgrind the same way.
-    match bare_pingora_bin() {
-        Some(bin) => {
-            let bp = free_port();
-            let mut bare = Command::new("valgrind")
-                .args([
-                    "--tool=callgrind",
-                    "--collect-atstart=yes",
-                    &format!("--callgrind-out-file={}/bare.out.%p", dir.path().display()),
-                    &bin.display().to_string(),
-                    &format!("127.0.0.1:{bp}"),
-                    &format!("127.0.0.1:{up}"),
-                    "1",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("valgrind");
-            wait_port(bp, Duration::from_secs(120));
-            drive(bp, "/x", None, warm);
-            callgrind(bare.id(), "-z");
-            drive(bp, "/x", None, n);
-            callgrind(bare.id(), "-d");
-            let ir = last_dump_ir_named(dir.path(), "bare.out.") as f64 / n as f64;
-            println!("{:<16} {ir:>10.0} instructions/request", "bare pingora");
-            println!(
-                "bare pingora ÷ public: {:.3} (target ≥ 0.97); bare pingora ÷ session: {:.3} (target ≥ 0.92)",
-                ir / per[0],
-                ir / per[1]
-            );
-            let _ = bare.kill();
-            let _ = bare.wait();
+    let Some(bare) = b.bare() else {
+        println!("bare pingora: not built (cargo build --release --example bare_pingora); no ratio to it");
+        assert!(guard.is_none(), "--guard needs examples/bare_pingora built");
+        return;
+    };
+    print_row("bare pingora", bare, "");
+    let mut over = Vec::new();
+    for (name, c) in [
+        ("public route", Some(public)),
+        ("session (cookie store)", Some(session)),
+        ("session (redis store)", stored),
+    ] {
+        let Some(c) = c else { continue };
+        println!(
+            "{name:<32} {:>+10.0} instructions {:>+6.1} allocations over bare pingora (bare ÷ this {:.3})",
+            c.ir - bare.ir,
+            c.allocs - bare.allocs,
+            bare.ir / c.ir
+        );
+        if name != "public route" && guard.is_some_and(|g| c.ir - bare.ir > g) {
+            over.push(format!(
+                "{name}: {:.0} instructions over bare pingora",
+                c.ir - bare.ir
+            ));
         }
-        None => println!(
-            "bare pingora: not built (cargo build --release --example bare_pingora); no ratio to it"
-        ),
     }
     if std::env::var_os("BENCH_KEEP").is_some() {
-        // For callgrind_annotate: the two dumps (public, then session) stay.
-        println!("dumps kept in {}", dir.keep().display());
+        // For callgrind_annotate.
+        println!("dumps kept in {}", b.dir.keep().display());
     }
+    assert!(
+        over.is_empty(),
+        "over the guard of {:?} instructions: {over:?}",
+        guard
+    );
 }
 
 /// The gateway under callgrind, `session_extra` appended to its `session:` mapping and `top`

@@ -53,8 +53,6 @@ pub struct Signer {
     /// Tells this configuration's assertions from a previous one's.
     id: u64,
     header: http::HeaderName,
-    /// The name as configured (its case goes on the wire), built once.
-    case_name: Bytes,
     /// `public_url` without the trailing slash.
     issuer: String,
     lifetime: u64,
@@ -83,7 +81,6 @@ impl Signer {
             id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             header: http::HeaderName::from_bytes(cfg.header.as_bytes())
                 .map_err(|e| format!("assertion.header: {e}"))?,
-            case_name: Bytes::from(cfg.header.clone()),
             issuer: public_url.as_str().trim_end_matches('/').to_string(),
             lifetime: cfg.lifetime.as_secs(),
             default_audience: public_url.host_str().unwrap_or_default().into(),
@@ -110,7 +107,7 @@ impl Signer {
     /// Sets the assertion on a request to the upstream.
     pub fn attach(&self, req: &mut RequestHeader, about: About<'_>) {
         if let Some(v) = self.assertion(about) {
-            let _ = req.insert_header(self.case_name.clone(), v);
+            let _ = req.insert_parsed_header(self.header.clone(), v);
         }
     }
 

@@ -121,7 +121,9 @@ impl Gateway {
             Err(no) => return Ok(Some(no_route(core, down, no))),
         };
         ctx.route = Some(route.clone());
-        // 4. The upstream receives exactly what was read.
+        // 4. The upstream receives exactly what was read. Header names go upstream in lower
+        //    case (standard ones titled): no case map to copy and keep in step on every insert.
+        down.req_mut().remove_case();
         canonical::apply(down.req_mut(), &canonical)?;
         ctx.peer = down.peer();
         ctx.trusted_peer = core.trusts(ctx.peer);

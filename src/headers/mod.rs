@@ -143,17 +143,14 @@ pub struct HeaderPlan {
     owned: NameSet,
     /// Forwarding headers, removed unless the peer is a trusted proxy.
     forwarding: NameSet,
+    /// Parsed once: an insert then neither parses nor allocates a name.
     names: [HeaderName; 7],
-    /// The same names as configured (their case goes on the wire), built once: pingora would
-    /// otherwise title-case and allocate a name on every insert.
-    case_names: [Bytes; 7],
     /// Provider name → group ID → readable name (the providers' `group_names`).
     group_names: HashMap<String, GroupNames>,
-    /// Provisioned attributes sent as headers (`scim.headers`): (attribute, name, name as
-    /// configured).
-    attributes: Vec<(&'static str, HeaderName, Bytes)>,
-    /// Claims sent as headers (`headers.claims`): (claim, name, name as configured).
-    claims: Vec<(String, HeaderName, Bytes)>,
+    /// Provisioned attributes sent as headers (`scim.headers`): (attribute, name).
+    attributes: Vec<(&'static str, HeaderName)>,
+    /// Claims sent as headers (`headers.claims`): (claim, name).
+    claims: Vec<(String, HeaderName)>,
 }
 
 impl HeaderPlan {
@@ -186,19 +183,9 @@ impl HeaderPlan {
                 .iter()
                 .filter_map(|(name, claim)| {
                     let h = HeaderName::from_bytes(name.as_bytes()).ok()?;
-                    Some((claim.clone(), h, Bytes::from(name.clone())))
+                    Some((claim.clone(), h))
                 })
                 .collect(),
-            case_names: [
-                &h.user,
-                &h.email,
-                &h.name,
-                &h.groups,
-                &h.roles,
-                &h.tenant,
-                &h.provider,
-            ]
-            .map(|n| Bytes::from(n.to_string())),
         })
     }
 
@@ -211,7 +198,7 @@ impl HeaderPlan {
         for (key, name) in attrs {
             if let Ok(h) = HeaderName::from_bytes(name.as_bytes()) {
                 self.owned.insert(name);
-                self.attributes.push((key, h, Bytes::from(name.clone())));
+                self.attributes.push((key, h));
             }
         }
         self
@@ -261,22 +248,22 @@ impl HeaderPlan {
     pub fn inject(&self, req: &mut RequestHeader, id: &Identity) -> Arc<PreparedSet> {
         let prepared = self.prepared(id);
         for (i, value) in prepared.headers.iter() {
-            if let Some(name) = self.case_name(*i) {
-                let _ = req.insert_header(name.clone(), value.clone());
+            if let Some(name) = self.name_of(*i) {
+                let _ = req.insert_parsed_header(name.clone(), value.clone());
             }
         }
         prepared
     }
 
-    /// The configured spelling of the `i`-th header: the identity headers, then provisioned
-    /// attributes, then claims.
-    fn case_name(&self, i: usize) -> Option<&Bytes> {
-        let a = self.case_names.len();
+    /// The `i`-th header's name: the identity headers, then provisioned attributes, then
+    /// claims.
+    fn name_of(&self, i: usize) -> Option<&HeaderName> {
+        let a = self.names.len();
         let c = a + self.attributes.len();
         match i {
-            _ if i < a => self.case_names.get(i),
-            _ if i < c => self.attributes.get(i - a).map(|x| &x.2),
-            _ => self.claims.get(i - c).map(|x| &x.2),
+            _ if i < a => self.names.get(i),
+            _ if i < c => self.attributes.get(i - a).map(|x| &x.1),
+            _ => self.claims.get(i - c).map(|x| &x.1),
         }
     }
 
@@ -286,10 +273,10 @@ impl HeaderPlan {
             let mut out = Vec::with_capacity(7);
             self.each(id, |name, value| {
                 let i = self.names.iter().position(|n| n == name).or_else(|| {
-                    match self.attributes.iter().position(|(_, n, _)| n == name) {
+                    match self.attributes.iter().position(|(_, n)| n == name) {
                         Some(j) => Some(self.names.len() + j),
                         None => {
-                            let k = self.claims.iter().position(|(_, n, _)| n == name)?;
+                            let k = self.claims.iter().position(|(_, n)| n == name)?;
                             Some(self.names.len() + self.attributes.len() + k)
                         }
                     }
@@ -320,12 +307,12 @@ impl HeaderPlan {
         put(name, id.name.as_deref());
         put(tenant, id.tenant.as_deref());
         put(provider, Some(&id.provider));
-        for (attr, name, _) in &self.attributes {
+        for (attr, name) in &self.attributes {
             if let Some((_, v)) = id.attributes.iter().find(|(a, _)| a == attr) {
                 put(name, Some(v));
             }
         }
-        for (claim, name, _) in &self.claims {
+        for (claim, name) in &self.claims {
             if let Some((_, v)) = id.claims.iter().find(|(c, _)| c == claim) {
                 put(name, Some(v));
             }
@@ -382,10 +369,14 @@ fn owned_value(s: String) -> Option<HeaderValue> {
 /// Sets the forwarding headers the upstream receives: the gateway's own, appended to (or,
 /// for `-Proto`/`-Host`/`-Port`, replaced by) a trusted proxy's.
 pub fn set_forwarding(upstream: &mut RequestHeader, f: Forwarding) -> pingora::Result<()> {
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    const HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    const PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
     if let Some(ip) = f.peer {
         let xff = match upstream
             .headers
-            .get("x-forwarded-for")
+            .get(&XFF)
             .and_then(|v| v.to_str().ok())
             .filter(|_| f.trusted)
         {
@@ -393,20 +384,20 @@ pub fn set_forwarding(upstream: &mut RequestHeader, f: Forwarding) -> pingora::R
             None => ip.to_string(),
         };
         if let Some(v) = owned_value(xff) {
-            upstream.insert_header("x-forwarded-for", v)?;
+            upstream.insert_parsed_header(XFF, v)?;
         }
     }
-    let keep = |h: &RequestHeader, n: &str| f.trusted && h.headers.contains_key(n);
-    if !keep(upstream, "x-forwarded-proto") {
-        upstream.insert_header("x-forwarded-proto", f.proto)?;
+    let keep = |h: &RequestHeader, n: &HeaderName| f.trusted && h.headers.contains_key(n);
+    if !keep(upstream, &PROTO) {
+        upstream.insert_parsed_header(PROTO, f.proto)?;
     }
-    if !keep(upstream, "x-forwarded-host") {
+    if !keep(upstream, &HOST) {
         if let Some(a) = f.authority.and_then(owned_value) {
-            upstream.insert_header("x-forwarded-host", a)?;
+            upstream.insert_parsed_header(HOST, a)?;
         }
     }
-    if !keep(upstream, "x-forwarded-port") {
-        upstream.insert_header("x-forwarded-port", f.port)?;
+    if !keep(upstream, &PORT) {
+        upstream.insert_parsed_header(PORT, f.port)?;
     }
     Ok(())
 }
@@ -541,6 +532,33 @@ mod tests {
         for n in forwarding {
             assert!(req.headers.contains_key(n), "{n}");
         }
+    }
+
+    /// The vendored pingora-http's parsed-name inserts (vendor/PATCHES.md): with the case
+    /// map they keep both maps in step (the wire form zips them), without it names go out in
+    /// lower case; an insert replaces every earlier value in any spelling.
+    #[test]
+    fn parsed_inserts_with_and_without_the_case_map() {
+        let wire = |req: &RequestHeader| {
+            let mut buf = Vec::new();
+            req.header_to_h1_wire(&mut buf);
+            String::from_utf8(buf).unwrap()
+        };
+        let name = HeaderName::from_static("x-auth-user");
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("Accept", "*/*").unwrap();
+        req.append_header("X-AUTH-USER", "spoof").unwrap();
+        req.insert_parsed_header(name.clone(), HeaderValue::from_static("u1"))
+            .unwrap();
+        req.append_parsed_header(http::header::VIA, HeaderValue::from_static("1.1 gw"))
+            .unwrap();
+        assert_eq!(wire(&req), "Accept: */*\r\nx-auth-user: u1\r\nVia: 1.1 gw\r\n");
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("X-Custom-Thing", "a").unwrap();
+        req.remove_case();
+        req.insert_parsed_header(name, HeaderValue::from_static("u2"))
+            .unwrap();
+        assert_eq!(wire(&req), "x-custom-thing: a\r\nx-auth-user: u2\r\n");
     }
 
     #[test]
