@@ -20,6 +20,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("saml_logout", saml_logout),
     ("scim", scim),
     ("jwt", jwt),
+    ("jwt_signature", jwt_signature),
     ("config", config),
     ("explain_input", explain_input),
 ];
@@ -246,4 +247,144 @@ pub fn config(data: &[u8]) {
 /// `authgate explain`'s input detection.
 pub fn explain_input(data: &[u8]) {
     let _ = crate::explain::classify(&String::from_utf8_lossy(data));
+}
+
+/// The test provider of `jwt_signature`: its issuer, audience and client.
+const FUZZ_ISSUER: &str = "http://127.0.0.1:9/fuzz";
+const FUZZ_AUDIENCE: &str = "api://fuzz";
+/// A logout token's clock (its seed's `iat` + 10 s).
+pub const FUZZ_LOGOUT_NOW: u64 = 1_700_000_010;
+
+/// A provider loaded offline with one RSA key (tests/fixtures/fuzz/jwt-test-rsa.pem, a
+/// test-only key), and a runtime to run its checks on.
+struct JwtRig {
+    rt: tokio::runtime::Runtime,
+    provider: crate::idp::oidc::OidcProvider,
+}
+
+fn jwt_rig() -> Result<&'static JwtRig, &'static str> {
+    static RIG: OnceLock<Result<JwtRig, String>> = OnceLock::new();
+    RIG.get_or_init(|| {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let pem = include_bytes!("../tests/fixtures/fuzz/jwt-test-rsa.pem");
+        let key = openssl::rsa::Rsa::private_key_from_pem(pem).map_err(|e| e.to_string())?;
+        let jwks = serde_json::json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256",
+            "kid": "fuzz-1", "n": b64.encode(key.n().to_vec()), "e": b64.encode(key.e().to_vec())}]});
+        let discovery = serde_json::json!({"issuer": FUZZ_ISSUER,
+            "authorization_endpoint": format!("{FUZZ_ISSUER}/authorize"),
+            "token_endpoint": format!("{FUZZ_ISSUER}/token"),
+            "jwks_uri": format!("{FUZZ_ISSUER}/jwks"),
+            "response_types_supported": ["code"], "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"]});
+        let yaml = format!(
+            "listen: [\"127.0.0.1:1\"]\npublic_url: http://gw.test\nproviders:\n  - {{name: fuzz, type: oidc, issuer: \"{FUZZ_ISSUER}\", client_id: fuzz-client, client_secret: s, api_audience: \"{FUZZ_AUDIENCE}\"}}\nroutes:\n  - {{name: app, upstream: \"127.0.0.1:1\"}}\nsession: {{secret: \"fuzz-session-secret-0123456789abcdef0123\"}}\n"
+        );
+        let cfg = crate::config::Config::parse(&yaml, &|_| None).map_err(|e| e.to_string())?;
+        let Some(crate::idp::settings::ProviderKind::Oidc(o)) = cfg.providers.first().map(|p| &p.kind) else {
+            return Err("no OpenID provider".into());
+        };
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new().map_err(|e| e.to_string())?);
+        let redirect = url::Url::parse("http://gw.test/_authgate/callback/fuzz").map_err(|e| e.to_string())?;
+        let provider =
+            crate::idp::oidc::OidcProvider::new("fuzz".into(), o.clone(), redirect, metrics)
+                .map_err(|e| e.to_string())?;
+        provider
+            .load_documents(discovery.to_string().as_bytes(), jwks.to_string().as_bytes())
+            .map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(JwtRig { rt, provider })
+    })
+    .as_ref()
+    .map_err(String::as_str)
+}
+
+/// The signing inputs (`header.payload`) the seed corpus's tokens were signed over with the
+/// test key (fuzz/corpus/jwt_signature/): nothing else was ever signed with it.
+const SIGNED_BY_THE_TEST_KEY: &[&str] = &[
+    include_str!("../tests/fixtures/fuzz/bearer.signing-input"),
+    include_str!("../tests/fixtures/fuzz/logout.signing-input"),
+];
+
+/// JWT signatures, bearer access tokens and back-channel logout tokens against a provider
+/// whose key set holds one test key. The first byte picks the check (`b` bearer, `l` logout,
+/// else both). Invariant: a token that verifies is one the key's holder signed (its signing
+/// input is a seed's), so no mutation of header, payload, algorithm or `kid` gets through.
+pub fn jwt_signature(data: &[u8]) {
+    let rig = match jwt_rig() {
+        Ok(rig) => rig,
+        Err(why) => panic!("the jwt_signature rig does not load: {why}"),
+    };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (which, token) = match text.as_bytes().first() {
+        Some(b'b') => (1, &text[1..]),
+        Some(b'l') => (2, &text[1..]),
+        _ => (3, text),
+    };
+    let signed = |token: &str| {
+        let input = token.rsplit_once('.').map_or("", |(i, _)| i);
+        assert!(
+            SIGNED_BY_THE_TEST_KEY.iter().any(|s| s.trim() == input),
+            "a token nobody signed verified: {token}"
+        );
+    };
+    if which & 1 != 0 && rig.rt.block_on(rig.provider.verify_bearer(token)).is_ok() {
+        signed(token);
+    }
+    if which & 2 != 0 {
+        let verified = rig
+            .rt
+            .block_on(rig.provider.verify_logout_token(token, FUZZ_LOGOUT_NOW));
+        if verified.is_ok() {
+            signed(token);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rig is real: its seeds verify (so the invariant is reached), and the same tokens
+    /// changed by one character, or under another algorithm, do not.
+    #[test]
+    fn jwt_signature_seeds_verify_and_their_mutants_do_not() {
+        let rig = jwt_rig().unwrap_or_else(|e| panic!("the rig: {e}"));
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/jwt_signature");
+        let read = |f: &str| std::fs::read_to_string(root.join(f)).expect("seed");
+        let bearer = read("seed-bearer");
+        let logout = read("seed-logout");
+        let verify_bearer = |t: &str| rig.rt.block_on(rig.provider.verify_bearer(t));
+        let verify_logout = |t: &str| {
+            rig.rt
+                .block_on(rig.provider.verify_logout_token(t, FUZZ_LOGOUT_NOW))
+        };
+        let id = verify_bearer(&bearer[1..]).expect("the bearer seed verifies");
+        assert_eq!(id.user, "fuzz-user");
+        let out = verify_logout(&logout[1..]).expect("the logout seed verifies");
+        assert_eq!(out.sub.as_deref(), Some("fuzz-user"));
+        // A bearer token is no logout token, and the other way round.
+        assert!(verify_logout(&bearer[1..]).is_err());
+        assert!(verify_bearer(&logout[1..]).is_err());
+        for seed in ["seed-alg-none", "seed-hs256", "seed-other-kid"] {
+            assert!(verify_bearer(&read(seed)[1..]).is_err(), "{seed}");
+        }
+        let token = &bearer[1..];
+        let dot = token.find('.').expect("a JWT") + 5;
+        let mut flipped = token.as_bytes().to_vec();
+        flipped[dot] = if flipped[dot] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).expect("ASCII");
+        assert!(
+            verify_bearer(&flipped).is_err(),
+            "a changed payload verified"
+        );
+        jwt_signature(bearer.as_bytes());
+        jwt_signature(logout.as_bytes());
+    }
 }

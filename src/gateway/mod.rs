@@ -510,6 +510,9 @@ impl ProxyHttp for Gateway {
                 "no configuration bound to request",
             );
         };
+        // Room for what follows at once: the identity headers, the assertion and the four
+        // forwarding headers (the map would otherwise double several times).
+        upstream.reserve_headers(12)?;
         if let Some(id) = &ctx.identity {
             let prepared = core.headers.inject(upstream, id);
             if let (Some(signer), Some(route)) = (&core.assertion, &ctx.route) {
@@ -550,7 +553,7 @@ impl ProxyHttp for Gateway {
             proto: core.forwarded_proto.clone(),
             authority: ctx.authority.take(),
             port: match ctx.port {
-                Some(p) => http::HeaderValue::from(p),
+                Some(p) => crate::headers::port_value(p),
                 None => core.forwarded_port.clone(),
             },
         };

@@ -361,6 +361,45 @@ pub struct Forwarding {
     pub port: HeaderValue,
 }
 
+/// `ip` as a header value. The last one made on this thread is kept: a connection's requests
+/// come from one peer, and a clone shares the bytes (no formatting, no allocation).
+fn peer_value(ip: std::net::IpAddr) -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(std::net::IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((seen, v)) if *seen == ip => Some(v.clone()),
+            _ => {
+                let v = HeaderValue::from_str(&ip.to_string()).ok()?;
+                *last = Some((ip, v.clone()));
+                Some(v)
+            }
+        }
+    })
+}
+
+/// `port` as a header value, the last one made on this thread kept (as `peer_value`).
+pub fn port_value(port: u16) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u16, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((seen, v)) if *seen == port => v.clone(),
+            _ => {
+                let v = HeaderValue::from(port);
+                *last = Some((port, v.clone()));
+                v
+            }
+        }
+    })
+}
+
 /// A header value that takes the string's buffer instead of copying it.
 fn owned_value(s: String) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(Bytes::from(s)).ok()
@@ -380,10 +419,10 @@ pub fn set_forwarding(upstream: &mut RequestHeader, f: Forwarding) -> pingora::R
             .and_then(|v| v.to_str().ok())
             .filter(|_| f.trusted)
         {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip.to_string(),
+            Some(prev) => owned_value(format!("{prev}, {ip}")),
+            None => peer_value(ip),
         };
-        if let Some(v) = owned_value(xff) {
+        if let Some(v) = xff {
             upstream.insert_parsed_header(XFF, v)?;
         }
     }
@@ -552,7 +591,10 @@ mod tests {
             .unwrap();
         req.append_parsed_header(http::header::VIA, HeaderValue::from_static("1.1 gw"))
             .unwrap();
-        assert_eq!(wire(&req), "Accept: */*\r\nx-auth-user: u1\r\nVia: 1.1 gw\r\n");
+        assert_eq!(
+            wire(&req),
+            "Accept: */*\r\nx-auth-user: u1\r\nVia: 1.1 gw\r\n"
+        );
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.append_header("X-Custom-Thing", "a").unwrap();
         req.remove_case();

@@ -16,9 +16,9 @@ use openidconnect::core::{
     CoreProviderMetadata,
 };
 use openidconnect::{
-    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope, SignatureVerificationError,
+    AuthorizationCode, ClaimsVerificationError, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    SignatureVerificationError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -44,6 +44,8 @@ type Client = CoreClient<
     EndpointMaybeSet,
     EndpointMaybeSet,
 >;
+
+mod load;
 
 /// The most a discovery document or JWKS may weigh: the network is hostile.
 const MAX_DOC_BYTES: usize = 512 * 1024;
@@ -164,149 +166,6 @@ impl OidcProvider {
             .ok()
             .and_then(|l| l.clone())
             .ok_or(IdpError::NotReady)
-    }
-
-    async fn fetch_json(&self, url: &Url, kind: &'static str) -> Result<Vec<u8>, IdpError> {
-        let started = Instant::now();
-        let result = async {
-            let resp = self
-                .http
-                .get(url.clone())
-                .header("accept", "application/json")
-                .send()
-                .await
-                .map_err(|e| format!("{kind} fetch from {url} failed: {e}"))?;
-            if !resp.status().is_success() {
-                return Err(format!("{kind} fetch from {url}: HTTP {}", resp.status()));
-            }
-            crate::fetch::body(resp, MAX_DOC_BYTES)
-                .await
-                .map_err(|e| format!("{kind} from {url} refused: {e}"))
-        }
-        .await;
-        self.metrics
-            .idp_fetch_duration
-            .with_label_values(&[self.name.as_str(), kind])
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics
-            .idp_fetches
-            .with_label_values(&[
-                self.name.as_str(),
-                kind,
-                if result.is_ok() { "ok" } else { "error" },
-            ])
-            .inc();
-        result.map_err(IdpError::Discovery)
-    }
-
-    /// The provider's key set, without the keys of a kid that several keys claim (logged):
-    /// which of them signed a token, and so which issuer rule applies, cannot be told.
-    async fn fetch_jwks(&self, uri: &Url) -> Result<Keys, IdpError> {
-        let body = self.fetch_json(uri, "jwks").await?;
-        let bad = |e: serde_json::Error| {
-            IdpError::Discovery(format!("JWKS from {uri} does not parse: {e}"))
-        };
-        let mut raw: Value = serde_json::from_slice(&body).map_err(bad)?;
-        let (issuers, ambiguous) = entra::key_issuers(&raw);
-        if !ambiguous.is_empty() {
-            log::warn!(
-                "provider {}: the key set at {uri} lists more than one key under kid {}: tokens signed under {} are refused until it is fixed",
-                self.name,
-                ambiguous.join(", "),
-                if ambiguous.len() > 1 { "these kids" } else { "that kid" }
-            );
-            if let Some(keys) = raw.get_mut("keys").and_then(Value::as_array_mut) {
-                keys.retain(|k| {
-                    k.get("kid")
-                        .and_then(Value::as_str)
-                        .is_none_or(|kid| !ambiguous.iter().any(|a| a == kid))
-                });
-            }
-        }
-        Ok(Keys {
-            set: serde_json::from_value(raw).map_err(bad)?,
-            issuers,
-            ambiguous,
-        })
-    }
-
-    /// Fetches discovery and keys. On failure the last good copy stays in use.
-    pub async fn load(&self) -> Result<(), IdpError> {
-        let body = self
-            .fetch_json(&self.cfg.discovery_url, "discovery")
-            .await?;
-        let raw: Value = serde_json::from_slice(&body)
-            .map_err(|e| IdpError::Discovery(format!("discovery document is not JSON: {e}")))?;
-        let metadata: CoreProviderMetadata = serde_json::from_value(raw.clone()).map_err(|e| {
-            IdpError::Discovery(format!(
-                "discovery document is not valid OpenID metadata: {e}"
-            ))
-        })?;
-        let issuer = metadata.issuer().as_str().to_string();
-        if !self.dialect.discovery_issuer_ok(&self.cfg.issuer, &issuer) {
-            return Err(IdpError::Discovery(format!(
-                "discovery issuer {issuer:?} differs from the configured issuer {:?}",
-                self.cfg.issuer.as_str()
-            )));
-        }
-        if metadata.token_endpoint().is_none() {
-            return Err(IdpError::Discovery(
-                "discovery document has no token_endpoint".into(),
-            ));
-        }
-        let jwks_uri = metadata.jwks_uri().url().clone();
-        let keys = self.fetch_jwks(&jwks_uri).await?;
-        let iss_parameter = raw
-            .get("authorization_response_iss_parameter_supported")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let end_session = raw
-            .get("end_session_endpoint")
-            .and_then(Value::as_str)
-            .and_then(|s| Url::parse(s).ok());
-        let metadata = metadata.set_jwks(keys.set);
-        let loaded = Loaded {
-            client: self.client_for(&metadata),
-            metadata,
-            jwks_uri,
-            end_session,
-            issuer,
-            key_issuers: keys.issuers,
-            ambiguous: keys.ambiguous,
-            iss_parameter,
-            fetched_at: Instant::now(),
-        };
-        if let Some(token) = loaded.metadata.token_endpoint() {
-            self.dialect
-                .discovered(&self.cfg, token.url(), &self.credential)?;
-        }
-        if let Ok(mut slot) = self.loaded.write() {
-            *slot = Some(Arc::new(loaded));
-        }
-        self.metrics
-            .idp_ready
-            .with_label_values(&[&self.name])
-            .set(1);
-        Ok(())
-    }
-
-    /// The client: with the secret in HTTP Basic, or (any other credential) no secret, so
-    /// `client_id` goes in the body beside the assertion `token_fields` adds.
-    fn client_for(&self, metadata: &CoreProviderMetadata) -> Client {
-        let secret = self
-            .credential
-            .secret()
-            .map(|s| ClientSecret::new(s.to_string()));
-        let client = CoreClient::from_provider_metadata(
-            metadata.clone(),
-            ClientId::new(self.cfg.client_id.clone()),
-            secret.clone(),
-        )
-        .set_redirect_uri(self.redirect_uri.clone());
-        match secret {
-            Some(_) => client,
-            None => client.set_auth_type(openidconnect::AuthType::RequestBody),
-        }
     }
 
     /// With `max_age`, the IdP's `auth_time` must show a sign-in that recent: it is verified,
