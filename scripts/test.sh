@@ -23,6 +23,19 @@ status=0
 setsid --wait bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$sid_file" \
   cargo test --locked --all-targets "$@" || status=$?
 
+# The hot path's regression guard (issue #30): instruction counts under callgrind are
+# deterministic, so a signed-in request (cookie and Redis stores) may cost at most
+# AUTHGATE_GUARD instructions more than bare pingora, in a release build. Skipped when the
+# suite was asked for a subset (arguments given).
+if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
+  guard="${AUTHGATE_GUARD:-GUARD_DEFAULT}"
+  cargo build --locked --release --bin authgate --example bare_pingora || status=$?
+  if [ "$status" -eq 0 ]; then
+    setsid --wait bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$sid_file" \
+      cargo bench --locked --bench cpu_per_request -- 500 --guard "$guard" || status=$?
+  fi
+fi
+
 # Anything still in the tests' session outlived the test that started it.
 sid=$(cat "$sid_file")
 sleep 0.5

@@ -273,10 +273,7 @@ pub fn read(
         Some((h, p)) => (Some(h), p),
         None => (None, None),
     };
-    let authority = host.as_ref().map(|h| match port {
-        Some(p) => format!("{h}:{p}"),
-        None => h.clone(),
-    });
+    let authority = host.as_deref().map(|h| authority_of(h, port));
     Ok(Canonical {
         host,
         authority,
@@ -286,6 +283,30 @@ pub fn read(
         query,
         used,
     })
+}
+
+/// `host[:port]`, built to its exact length (it becomes a header value without a copy).
+fn authority_of(host: &str, port: Option<u16>) -> String {
+    let Some(mut n) = port else {
+        return host.to_string();
+    };
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut a = String::with_capacity(host.len() + 1 + digits.len() - i);
+    a.push_str(host);
+    a.push(':');
+    for d in &digits[i..] {
+        a.push(char::from(*d));
+    }
+    a
 }
 
 /// Splits origin-form and absolute-form targets into (authority, path-and-query).

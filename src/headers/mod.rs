@@ -100,29 +100,55 @@ pub(crate) fn is_forwarding(normalized: &str) -> bool {
 struct NameSet {
     exact: std::collections::HashSet<String, ahash::RandomState>,
     prefixes: Vec<String>,
+    /// The first bytes of every name and prefix (all of them for an empty prefix): most of a
+    /// browser's headers (`host`, `accept`, `user-agent`, `sec-…`) are told apart by their
+    /// first byte alone, without hashing or comparing prefixes.
+    first: [u64; 4],
+}
+
+/// `b` as `normalize` reads it.
+fn fold(b: u8) -> u8 {
+    match b {
+        b'_' => b'-',
+        b => b.to_ascii_lowercase(),
+    }
 }
 
 impl NameSet {
     fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
         let mut set = NameSet::default();
         for n in names {
-            let n = normalize(n);
-            match n.strip_suffix('*') {
-                Some(p) => set.prefixes.push(p.to_string()),
-                None => {
-                    set.exact.insert(n);
-                }
-            }
+            set.add(normalize(n));
         }
         set
     }
 
+    fn add(&mut self, n: String) {
+        match n.as_bytes().first() {
+            Some(b'*') | None => self.first = [u64::MAX; 4],
+            Some(&b) => self.first[usize::from(b >> 6)] |= 1 << (b & 63),
+        }
+        match n.strip_suffix('*') {
+            Some(p) => self.prefixes.push(p.to_string()),
+            None => {
+                self.exact.insert(n);
+            }
+        }
+    }
+
     fn insert(&mut self, name: &str) {
-        self.exact.insert(normalize(name));
+        self.add(normalize(name));
     }
 
     /// `name` comes from the wire (pingora lower-cases it); `_` is read as `-`.
     fn contains(&self, name: &str) -> bool {
+        let Some(&b) = name.as_bytes().first() else {
+            return self.exact.contains("") || self.prefixes.iter().any(String::is_empty);
+        };
+        let b = fold(b);
+        if self.first[usize::from(b >> 6)] & (1 << (b & 63)) == 0 {
+            return false;
+        }
         let folded;
         let name = if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
             folded = normalize(name);
@@ -244,9 +270,19 @@ impl HeaderPlan {
     }
 
     /// Sets the identity headers on a request to the upstream. They are built once per
-    /// identity (a session's identity is shared by all its requests) and reused.
-    pub fn inject(&self, req: &mut RequestHeader, id: &Identity) -> Arc<PreparedSet> {
-        let prepared = self.prepared(id);
+    /// identity (a session's identity is shared by all its requests) and reused. An identity
+    /// only this request holds (a bearer token's, verified for it) gets them built and not
+    /// kept: kept, they would fill the prepared sets' cache with headers nobody asks again.
+    pub fn inject(&self, req: &mut RequestHeader, id: &Arc<Identity>) -> Arc<PreparedSet> {
+        let prepared = if Arc::strong_count(id) > 1 {
+            self.prepared(id)
+        } else {
+            Arc::new(PreparedSet {
+                plan: self.id,
+                headers: self.headers_for(id),
+                signed: arc_swap::ArcSwapOption::const_empty(),
+            })
+        };
         for (i, value) in prepared.headers.iter() {
             if let Some(name) = self.name_of(*i) {
                 let _ = req.insert_parsed_header(name.clone(), value.clone());
@@ -269,7 +305,12 @@ impl HeaderPlan {
 
     /// The identity's headers under this plan, built on first use (see `Prepared`).
     pub fn prepared(&self, id: &Identity) -> Arc<PreparedSet> {
-        id.prepared.get_or_build(self.id, || {
+        id.prepared.get_or_build(self.id, || self.headers_for(id))
+    }
+
+    /// The identity's headers under this plan: (index of the name, value).
+    fn headers_for(&self, id: &Identity) -> crate::identity::PreparedHeaders {
+        {
             let mut out = Vec::with_capacity(7);
             self.each(id, |name, value| {
                 let i = self.names.iter().position(|n| n == name).or_else(|| {
@@ -286,7 +327,7 @@ impl HeaderPlan {
                 }
             });
             out
-        })
+        }
     }
 
     /// Calls `f` with every identity header for `id`. Values that are not valid header values
@@ -593,7 +634,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             wire(&req),
-            "Accept: */*\r\nx-auth-user: u1\r\nVia: 1.1 gw\r\n"
+            "Accept: */*\r\nx-auth-user: u1\r\nvia: 1.1 gw\r\n"
         );
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.append_header("X-Custom-Thing", "a").unwrap();
@@ -614,6 +655,7 @@ mod tests {
             groups: List::from(["g1", "g2"]),
             ..Default::default()
         };
+        let id = Arc::new(id);
         plan().inject(&mut req, &id);
         assert_eq!(req.headers["x-auth-user"], "u1");
         assert_eq!(req.headers["x-auth-groups"], "g1,g2");
@@ -629,11 +671,13 @@ mod tests {
 
     #[test]
     fn prepared_headers_follow_the_plan() {
-        let id = Identity {
+        let id = Arc::new(Identity {
             provider: "demo".into(),
             user: "u1".into(),
             ..Default::default()
-        };
+        });
+        // Held elsewhere too (a session store's cache): its headers are kept.
+        let _cached = id.clone();
         let a = plan();
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         a.inject(&mut req, &id);
@@ -652,18 +696,33 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         a.inject(&mut req, &id);
         assert!(req.headers.get("x-remote-user").is_none());
+        assert!(id.prepared.is_kept());
+        // An identity only this request holds (a bearer token's) is served, not kept.
+        let once = Arc::new(Identity {
+            provider: "demo".into(),
+            user: "u2".into(),
+            ..Default::default()
+        });
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        a.inject(&mut req, &once);
+        assert_eq!(req.headers["x-auth-user"], "u2");
+        assert!(!once.prepared.is_kept());
     }
 
     #[test]
     fn prepared_headers_are_kept_for_a_bounded_number_of_identities() {
         let a = plan();
-        let ids: Vec<Identity> = (0..40_000)
-            .map(|i| Identity {
-                provider: "demo".into(),
-                user: format!("user-{i:06}"),
-                ..Default::default()
+        let ids: Vec<Arc<Identity>> = (0..40_000)
+            .map(|i| {
+                Arc::new(Identity {
+                    provider: "demo".into(),
+                    user: format!("user-{i:06}"),
+                    ..Default::default()
+                })
             })
             .collect();
+        // Each held by a session store's cache as well.
+        let _cached = ids.clone();
         for id in &ids {
             let mut req = RequestHeader::build("GET", b"/", None).unwrap();
             a.inject(&mut req, id);
