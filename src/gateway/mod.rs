@@ -590,6 +590,12 @@ impl ProxyHttp for Gateway {
         if let Some(c) = ctx.set_cookie.take() {
             response.append_header("set-cookie", c)?;
         }
+        if response.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            // An upgraded connection (a websocket) lives as long as both ends keep it, quiet or
+            // not: pingora's downstream read timeout (60 s) would cut a quiet one. Its session's
+            // end closes it (the watch), and `upstream_read_timeout` bounds the app's silence.
+            session.set_read_timeout(None);
+        }
         if ctx.replay.is_some() {
             if let Some(core) = &ctx.core {
                 response.append_header("set-cookie", core.cookies.clear_replay())?;
