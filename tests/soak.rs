@@ -137,10 +137,25 @@ impl Load {
     }
 }
 
+/// Bob's session through `gw`, once the replica can sign in (a replica answers 503 until its
+/// store and provider are reachable, which on a busy machine can take a few seconds).
+fn first_session(gw: &Gateway) -> String {
+    let started = Instant::now();
+    loop {
+        match catch_unwind(AssertUnwindSafe(|| signed_in(gw, "bob").1)) {
+            Ok(cookie) => return cookie,
+            Err(_) if started.elapsed() < Duration::from_secs(60) => {
+                std::thread::sleep(Duration::from_secs(1))
+            }
+            Err(_) => panic!("no sign-in through {} within a minute", gw.url),
+        }
+    }
+}
+
 /// Session requests with Bob's session on both replicas, signing in again if it ends.
 fn sessions(load: &Load, gw: &Gateway, n: usize) {
     let c = client();
-    let mut cookie = signed_in(gw, "bob").1;
+    let mut cookie = first_session(gw);
     let mut i = n;
     while load.running() {
         i += 1;
@@ -234,7 +249,7 @@ fn bearer(load: &Load, op: &OpenIdProvider) {
 /// Traefik's forward-auth checks with Bob's session.
 fn forward_auth(load: &Load, gw: &Gateway) {
     let c = client();
-    let cookie = signed_in(gw, "bob").1;
+    let cookie = first_session(gw);
     let mut i = 0usize;
     while load.running() {
         i += 1;
@@ -544,7 +559,7 @@ fn two_replicas_stay_flat_under_a_mixed_load() {
         stop: Arc::new(AtomicBool::new(false)),
         rec: Arc::new(Recorder::default()),
     });
-    let mut sockets = Sockets::open([port_a, port_b], &signed_in(&a, "bob").1);
+    let mut sockets = Sockets::open([port_a, port_b], &first_session(&a));
 
     let (a, b, op) = (Arc::new(a), Arc::new(b), Arc::new(op));
     let workers = start_load(&load, &a, &b, &op);
