@@ -359,30 +359,7 @@ fn main() {
         asserted.ir / session.ir
     );
 
-    // The Redis store: the session held in a local redis-server (read from Redis once per
-    // cache_ttl, from the replica's cache in between); re-checks off, then on
-    // (`recheck_every: 1h`: never due here, so what is measured is asking, on every request).
-    let mut stored = None;
-    match start_redis(b.dir.path()) {
-        Some(redis) => {
-            let cookie = || mint(&rt, &id, Some(redis.port));
-            let url = format!("redis://127.0.0.1:{}/0", redis.port);
-            let session = format!(", store: redis, redis: {{ url: \"{url}\" }}");
-            let off = b.gateway("/x", Some(&cookie), &session, "", "redis0.out.");
-            print_row("session (redis store)", off, "");
-            let on = format!("{session}, recheck_every: 1h");
-            let with = b.gateway("/x", Some(&cookie), &on, "", "redis1.out.");
-            print_row("session (redis, recheck on)", with, "");
-            println!(
-                "recheck_every on ÷ off: {:.3} (target ≤ 1.02)",
-                with.ir / off.ir
-            );
-            stored = Some(off);
-        }
-        None => println!(
-            "redis store: redis-server not installed (apt install redis-server); not measured"
-        ),
-    }
+    let stored = redis_rows(&b, &rt, &id);
     let Some(bare) = b.bare() else {
         println!("bare pingora: not built (cargo build --release --example bare_pingora); no ratio to it");
         assert!(guard.is_none(), "--guard needs examples/bare_pingora built");
@@ -418,6 +395,31 @@ fn main() {
         "over the guard of {:?} instructions: {over:?}",
         guard
     );
+}
+
+/// The Redis store: the session held in a local redis-server (read from Redis once per
+/// cache_ttl, from the replica's cache in between); re-checks off, then on
+/// (`recheck_every: 1h`: never due here, so what is measured is asking, on every request).
+fn redis_rows(b: &Bench, rt: &tokio::runtime::Runtime, id: &Identity) -> Option<Cost> {
+    let Some(redis) = start_redis(b.dir.path()) else {
+        println!(
+            "redis store: redis-server not installed (apt install redis-server); not measured"
+        );
+        return None;
+    };
+    let cookie = || mint(rt, id, Some(redis.port));
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let session = format!(", store: redis, redis: {{ url: \"{url}\" }}");
+    let off = b.gateway("/x", Some(&cookie), &session, "", "redis0.out.");
+    print_row("session (redis store)", off, "");
+    let on = format!("{session}, recheck_every: 1h");
+    let with = b.gateway("/x", Some(&cookie), &on, "", "redis1.out.");
+    print_row("session (redis, recheck on)", with, "");
+    println!(
+        "recheck_every on ÷ off: {:.3} (target ≤ 1.02)",
+        with.ir / off.ir
+    );
+    Some(off)
 }
 
 /// The gateway under callgrind, `session_extra` appended to its `session:` mapping and `top`
