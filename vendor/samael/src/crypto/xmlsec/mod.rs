@@ -318,7 +318,11 @@ impl super::CryptoProvider for XmlSec {
         drop(selections);
         drop(signature_nodes);
 
-        move_output_root_to_document_root(&mut xml, output_root_ptr)?;
+        // authgate patch: the detached old root is freed by this guard, declared after `xml`
+        // so that it drops first: after the reduced document is serialized (its nodes may
+        // still point at namespace declarations the old root owns) and while the document
+        // (whose dictionary holds the old root's names) is still alive.
+        let _old_root = OldRoot(move_output_root_to_document_root(&mut xml, output_root_ptr)?);
 
         let mut root_elem = xml
             .get_root_element()
@@ -934,15 +938,30 @@ fn collect_top_level_kept_elements(
     }
 }
 
+/// authgate patch: a root `xmlDocSetRootElement` detached, freed (with its subtree) when
+/// dropped.
+struct OldRoot(Option<libxml::bindings::xmlNodePtr>);
+
+impl Drop for OldRoot {
+    fn drop(&mut self) {
+        if let Some(node) = self.0.take() {
+            // SAFETY: detached from its document by xmlDocSetRootElement and owned by nobody
+            // else; libxml's wrapper of it was never marked unlinked, so it does not free it.
+            unsafe { libxml::bindings::xmlFreeNode(node) };
+        }
+    }
+}
+
+/// Returns the old root when it was replaced: the caller frees it (see `OldRoot`).
 fn move_output_root_to_document_root(
     doc: &mut libxml::tree::Document,
     output_root_ptr: usize,
-) -> Result<(), CryptoError> {
+) -> Result<Option<libxml::bindings::xmlNodePtr>, CryptoError> {
     let current_root = doc
         .get_root_element()
         .ok_or(XmlSecProviderError::XmlMissingRootElement)?;
     if current_root.node_ptr() as usize == output_root_ptr {
-        return Ok(());
+        return Ok(None);
     }
 
     let mut new_root = find_node_by_ptr_in_tree(&current_root, output_root_ptr as *const _)
@@ -952,11 +971,8 @@ fn move_output_root_to_document_root(
     preserve_namespace_declarations(&mut new_root, namespaces)?;
     doc.set_root_element(&new_root);
     // authgate patch (vendor/samael/PATCHES.md): xmlDocSetRootElement detaches the old root
-    // and hands it back to be freed; libxml's wrapper drops it. Marked unlinked, it is freed
-    // with its subtree (which no longer holds the new root) when its wrapper goes.
-    let mut old_root = current_root;
-    old_root.unlink();
-    Ok(())
+    // and hands it back to be freed; libxml's wrapper drops it on the floor.
+    Ok(Some(current_root.node_ptr()))
 }
 
 /// authgate patch: the namespaces in scope at `node`, read from xmlGetNsList's array, which is
@@ -1446,7 +1462,7 @@ mod tests {
         let (nodes_to_keep, allowed_attributes, output_root_ptr) =
             build_keep_state(&doc, &selections, reduce_mode).unwrap();
         drop(selections);
-        move_output_root_to_document_root(&mut doc, output_root_ptr).unwrap();
+        let _old_root = OldRoot(move_output_root_to_document_root(&mut doc, output_root_ptr).unwrap());
         let mut root = doc.get_root_element().unwrap();
         prune_unverified_nodes(&mut root, &nodes_to_keep, &allowed_attributes).unwrap();
         doc.to_string()
