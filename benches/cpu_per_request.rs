@@ -156,9 +156,9 @@ fn allocations(dump: &str) -> u64 {
     total
 }
 
-fn print_row(name: &str, c: Cost, note: &str) {
+fn print_row(name: &str, c: Cost) {
     println!(
-        "{name:<32} {:>10.0} instructions/request {:>6.1} allocations/request{note}",
+        "{name:<32} {:>10.0} instructions/request {:>6.1} allocations/request",
         c.ir, c.allocs
     );
 }
@@ -348,12 +348,12 @@ fn main() {
     let cookie = || mint(&rt, &id, None);
 
     let public = b.gateway("/public/x", None, "", "", "public.out.");
-    print_row("public route", public, "");
+    print_row("public route", public);
     let session = b.gateway("/x", Some(&cookie), "", "", "cookie.out.");
-    print_row("session (cookie store)", session, "");
+    print_row("session (cookie store)", session);
     let top = assertion_config(b.dir.path());
     let asserted = b.gateway("/x", Some(&cookie), "", &top, "assert.out.");
-    print_row("session (cookie, assertion on)", asserted, "");
+    print_row("session (cookie, assertion on)", asserted);
     println!(
         "assertion on ÷ off: {:.3} (target ≤ 1.03)",
         asserted.ir / session.ir
@@ -365,7 +365,7 @@ fn main() {
         assert!(guard.is_none(), "--guard needs examples/bare_pingora built");
         return;
     };
-    print_row("bare pingora", bare, "");
+    print_row("bare pingora", bare);
     let mut over = Vec::new();
     for (name, c) in [
         ("public route", Some(public)),
@@ -411,10 +411,10 @@ fn redis_rows(b: &Bench, rt: &tokio::runtime::Runtime, id: &Identity) -> Option<
     let url = format!("redis://127.0.0.1:{}/0", redis.port);
     let session = format!(", store: redis, redis: {{ url: \"{url}\" }}");
     let off = b.gateway("/x", Some(&cookie), &session, "", "redis0.out.");
-    print_row("session (redis store)", off, "");
+    print_row("session (redis store)", off);
     let on = format!("{session}, recheck_every: 1h");
     let with = b.gateway("/x", Some(&cookie), &on, "", "redis1.out.");
-    print_row("session (redis, recheck on)", with, "");
+    print_row("session (redis, recheck on)", with);
     println!(
         "recheck_every on ÷ off: {:.3} (target ≤ 1.02)",
         with.ir / off.ir

@@ -310,24 +310,22 @@ impl HeaderPlan {
 
     /// The identity's headers under this plan: (index of the name, value).
     fn headers_for(&self, id: &Identity) -> crate::identity::PreparedHeaders {
-        {
-            let mut out = Vec::with_capacity(7);
-            self.each(id, |name, value| {
-                let i = self.names.iter().position(|n| n == name).or_else(|| {
-                    match self.attributes.iter().position(|(_, n)| n == name) {
-                        Some(j) => Some(self.names.len() + j),
-                        None => {
-                            let k = self.claims.iter().position(|(_, n)| n == name)?;
-                            Some(self.names.len() + self.attributes.len() + k)
-                        }
+        let mut out = Vec::with_capacity(7);
+        self.each(id, |name, value| {
+            let i = self.names.iter().position(|n| n == name).or_else(|| {
+                match self.attributes.iter().position(|(_, n)| n == name) {
+                    Some(j) => Some(self.names.len() + j),
+                    None => {
+                        let k = self.claims.iter().position(|(_, n)| n == name)?;
+                        Some(self.names.len() + self.attributes.len() + k)
                     }
-                });
-                if let Some(i) = i {
-                    out.push((i, value));
                 }
             });
-            out
-        }
+            if let Some(i) = i {
+                out.push((i, value));
+            }
+        });
+        out
     }
 
     /// Calls `f` with every identity header for `id`. Values that are not valid header values
