@@ -205,8 +205,9 @@ impl Bench {
     }
 
     /// The physical limit: bare pingora (examples/bare_pingora.rs, filters doing nothing),
-    /// same pingora, same server options, under callgrind the same way.
-    fn bare(&self) -> Option<Cost> {
+    /// same pingora, same server options, under callgrind the same way; with `cookie`, the
+    /// same request the session rows send (pingora reads, copies and forwards its bytes).
+    fn bare(&self, cookie: Option<&str>, dumps: &str) -> Option<Cost> {
         let bin = bare_pingora_bin()?;
         let bp = free_port();
         let mut bare = Command::new("valgrind")
@@ -214,7 +215,7 @@ impl Bench {
                 "--tool=callgrind",
                 "--collect-atstart=yes",
                 &format!(
-                    "--callgrind-out-file={}/bare.out.%p",
+                    "--callgrind-out-file={}/{dumps}%p",
                     self.dir.path().display()
                 ),
                 &bin.display().to_string(),
@@ -227,7 +228,7 @@ impl Bench {
             .spawn()
             .expect("valgrind");
         wait_port(bp, Duration::from_secs(120));
-        let cost = self.count(bp, bare.id(), "/x", None, "bare.out.");
+        let cost = self.count(bp, bare.id(), "/x", cookie, dumps);
         let _ = bare.kill();
         let _ = bare.wait();
         Some(cost)
@@ -360,12 +361,23 @@ fn main() {
     );
 
     let stored = redis_rows(&b, &rt, &id);
-    let Some(bare) = b.bare() else {
+    let Some(bare) = b.bare(None, "bare.out.") else {
         println!("bare pingora: not built (cargo build --release --example bare_pingora); no ratio to it");
         assert!(guard.is_none(), "--guard needs examples/bare_pingora built");
         return;
     };
     print_row("bare pingora", bare);
+    // The same request with a session cookie as long as the cookie store's (not opened:
+    // bare pingora passes it on): what carrying those bytes costs pingora alone.
+    if let Some(with_cookie) = b.bare(Some(&cookie()), "bare_cookie.out.") {
+        print_row("bare pingora, same Cookie header", with_cookie);
+        println!(
+            "{:<32} {:>+10.0} instructions {:>+6.1} allocations over bare pingora with the same Cookie header",
+            "session (cookie store)",
+            session.ir - with_cookie.ir,
+            session.allocs - with_cookie.allocs
+        );
+    }
     let mut over = Vec::new();
     for (name, c) in [
         ("public route", Some(public)),

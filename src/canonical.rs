@@ -132,8 +132,9 @@ pub struct Canonical {
     pub port: Option<u16>,
     /// The normalized path the upstream receives.
     pub path: String,
-    /// The same path as routing reads it (path parameters removed under that exception).
-    pub route_path: String,
+    /// The path as routing reads it, when that differs (path parameters removed under that
+    /// exception): see `route_path`.
+    routed: Option<String>,
     /// The query, as received (it does not take part in routing).
     pub query: Option<String>,
     /// Which exceptions this request needed: only routes allowing them may take it.
@@ -149,9 +150,14 @@ impl Canonical {
         }
     }
 
+    /// The same path as routing reads it (path parameters removed under that exception).
+    pub fn route_path(&self) -> &str {
+        self.routed.as_deref().unwrap_or(&self.path)
+    }
+
     /// Whether the path is under the gateway's reserved prefix, in any spelling.
     pub fn is_reserved(&self, prefix: &str) -> bool {
-        has_prefix_ci(&self.route_path, prefix)
+        has_prefix_ci(self.route_path(), prefix)
     }
 }
 
@@ -268,7 +274,7 @@ pub fn read(
         return Err(Unreadable::MissingHost);
     }
 
-    let (path, route_path, used) = read_path(raw_path, allowed)?;
+    let (path, routed, used) = read_path(raw_path, allowed)?;
     let (host, port) = match named {
         Some((h, p)) => (Some(h), p),
         None => (None, None),
@@ -279,7 +285,7 @@ pub fn read(
         authority,
         port,
         path,
-        route_path,
+        routed,
         query,
         used,
     })
@@ -386,7 +392,10 @@ fn read_authority(a: &str) -> Result<(String, Option<u16>), Unreadable> {
 /// Normalizes a path: decodes unreserved escapes (RFC 3986 §6.2.2.2), upper-cases the hex of
 /// the others, folds `//`, and refuses what upstream servers read in different ways. Returns
 /// (path for the upstream, path for routing, exceptions used).
-fn read_path(raw: &str, allowed: Exceptions) -> Result<(String, String, Exceptions), Unreadable> {
+fn read_path(
+    raw: &str,
+    allowed: Exceptions,
+) -> Result<(String, Option<String>, Exceptions), Unreadable> {
     let b = raw.as_bytes();
     let mut out = String::with_capacity(b.len());
     let mut used = Exceptions::default();
@@ -438,7 +447,7 @@ fn read_path(raw: &str, allowed: Exceptions) -> Result<(String, String, Exceptio
         }
     }
     // Routing reads the path the way the strictest upstream would: without `;params`.
-    let route_path = if used.path_parameters {
+    let routed = used.path_parameters.then(|| {
         let stripped: Vec<&str> = out
             .split('/')
             .map(|seg| seg.split(';').next().unwrap_or(""))
@@ -448,13 +457,10 @@ fn read_path(raw: &str, allowed: Exceptions) -> Result<(String, String, Exceptio
             p = p.replace("//", "/");
         }
         p
-    } else {
-        out.clone()
-    };
-    let paths: &[&String] = if used.path_parameters {
-        &[&out, &route_path]
-    } else {
-        &[&out]
+    });
+    let paths: &[&str] = match &routed {
+        Some(r) => &[out.as_str(), r.as_str()],
+        None => &[out.as_str()],
     };
     for path in paths {
         for seg in path.split('/') {
@@ -467,7 +473,7 @@ fn read_path(raw: &str, allowed: Exceptions) -> Result<(String, String, Exceptio
             }
         }
     }
-    Ok((out, route_path, used))
+    Ok((out, routed, used))
 }
 
 fn check_segment(seg: &str) -> Result<(), Unreadable> {
@@ -668,7 +674,7 @@ mod tests {
         };
         let c = read(b"/app/x;jsessionid=AB", &[b"h"], None, true, both).unwrap();
         assert_eq!(c.path, "/app/x;jsessionid=AB");
-        assert_eq!(c.route_path, "/app/x");
+        assert_eq!(c.route_path(), "/app/x");
         assert!(c.used.path_parameters && !c.used.encoded_slash);
         // `..;` is still a dot segment to the servlet reading.
         assert_eq!(

@@ -215,7 +215,7 @@ impl Cookies {
             .headers
             .get_all(http::header::COOKIE)
             .iter()
-            .filter_map(|h| h.to_str().ok())
+            .filter_map(|h| std::str::from_utf8(h.as_bytes()).ok())
             .flat_map(|h| h.split(';'))
             .filter_map(|c| c.split_once('=').map(|(n, _)| n.trim().to_string()))
             .filter(|n| n.starts_with(&self.login_prefix))
@@ -406,7 +406,10 @@ pub(crate) fn values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator
     req.headers
         .get_all(http::header::COOKIE)
         .iter()
-        .filter_map(|h| h.to_str().ok())
+        // UTF-8, not `to_str`'s visible ASCII: a sibling app's non-ASCII cookie in the same
+        // header must not hide the session (and ASCII is checked word by word, not byte by
+        // byte: a cookie-store session is ~1.4 KB). A value that is not base64 never opens.
+        .filter_map(|h| std::str::from_utf8(h.as_bytes()).ok())
         .flat_map(move |h| all_cookies(h, name))
         .take(MAX_VALUES)
 }
@@ -532,6 +535,21 @@ mod tests {
         assert_eq!(find_cookie("xsess=1", "sess"), None);
         let all: Vec<_> = all_cookies("sess=bad; a=1; sess=good", "sess").collect();
         assert_eq!(all, ["bad", "good"]);
+    }
+
+    #[test]
+    fn a_sibling_s_non_ascii_cookie_does_not_hide_the_session() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        let header = "lang=\u{e9}t\u{e9}; sess=abc; x=1".as_bytes();
+        let value = http::HeaderValue::from_bytes(header).unwrap();
+        req.insert_header(http::header::COOKIE, value).unwrap();
+        assert_eq!(values(&req, "sess").collect::<Vec<_>>(), ["abc"]);
+        // Not UTF-8 at all: that header is not read (the upstream does not get it either
+        // when it holds one of ours: `keep_from_upstream`).
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        let value = http::HeaderValue::from_bytes(b"lang=\xff; sess=abc").unwrap();
+        req.insert_header(http::header::COOKIE, value).unwrap();
+        assert_eq!(values(&req, "sess").count(), 0);
     }
 
     #[test]

@@ -28,30 +28,32 @@ use crate::metrics::Metrics;
 struct Scan {
     /// Armed: waiting for (or inside) a request head.
     armed: bool,
-    /// Bytes since the last `\n`, not counting `\r`.
+    /// Lines since the last `\n` (fed in pieces) with a byte other than `\r`: 0 = empty so far.
     line: usize,
     /// A non-empty line was seen (leading blank lines do not end a head).
     started: bool,
 }
 
 impl Scan {
-    /// Feeds bytes; true when they complete the head.
+    /// Feeds bytes; true when they complete the head. Jumps from line end to line end
+    /// (`memchr`): a line's other bytes matter only in whether it has any besides `\r`.
     fn feed(&mut self, bytes: &[u8]) -> bool {
-        for b in bytes {
-            match b {
-                b'\n' if self.line == 0 && self.started => {
-                    self.armed = false;
-                    return true;
-                }
-                b'\n' => self.line = 0,
-                b'\r' => {}
-                _ => {
-                    self.line += 1;
-                    self.started = true;
-                }
+        let mut rest = bytes;
+        loop {
+            let end = memchr::memchr(b'\n', rest);
+            let line = &rest[..end.unwrap_or(rest.len())];
+            if line.iter().any(|&b| b != b'\r') {
+                self.line += 1;
+                self.started = true;
             }
+            let Some(end) = end else { return false };
+            if self.line == 0 && self.started {
+                self.armed = false;
+                return true;
+            }
+            self.line = 0;
+            rest = &rest[end + 1..];
         }
-        false
     }
 }
 
@@ -296,5 +298,20 @@ mod tests {
             ..Scan::default()
         };
         assert!(s.feed(b"GET / HTTP/1.0\n\n"));
+        // Lines of only `\r` are empty; a `\r` inside a line is not its end.
+        let mut s = Scan {
+            armed: true,
+            ..Scan::default()
+        };
+        assert!(!s.feed(b"GET / HTTP/1.1\r\nA: b\rc\r\n\r"));
+        assert!(!s.feed(b"\r"));
+        assert!(s.feed(b"\r\n"), "a line holding only \\r ends the head");
+        let mut s = Scan {
+            armed: true,
+            ..Scan::default()
+        };
+        assert!(!s.feed(b"GET / HTTP/1.1\r\n\r\r"));
+        assert!(!s.feed(b"x\r\n"), "\\r\\rx\\r is a header line");
+        assert!(s.feed(b"\r\n"));
     }
 }

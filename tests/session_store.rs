@@ -35,11 +35,21 @@ fn identity(user: &str) -> Identity {
     }
 }
 
+/// `load`'s answer, after checking that `load_now` (the hot path's answer without waiting)
+/// says the same whenever it answers.
+async fn loaded(store: &dyn SessionStore, sid: &str) -> Option<Arc<Identity>> {
+    let waited = store.load(sid).await.unwrap();
+    if let Some(now) = store.load_now(sid) {
+        assert_eq!(now, waited, "load_now and load disagree on {sid:?}");
+    }
+    waited
+}
+
 async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
     assert!(store.keeps_identities());
     let alice = Arc::new(identity("alice"));
     assert!(
-        store.load("nope").await.unwrap().is_none(),
+        loaded(store, "nope").await.is_none(),
         "unknown id loads nothing"
     );
     store
@@ -51,7 +61,7 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         )
         .await
         .unwrap();
-    assert_eq!(store.load("s1").await.unwrap().as_deref(), Some(&*alice));
+    assert_eq!(loaded(store, "s1").await.as_deref(), Some(&*alice));
     // Overwrite.
     let bob = Arc::new(Identity {
         user: "bob".into(),
@@ -66,7 +76,7 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         )
         .await
         .unwrap();
-    assert_eq!(store.load("s1").await.unwrap().unwrap().user, "bob");
+    assert_eq!(loaded(store, "s1").await.unwrap().user, "bob");
     // Independent keys; remove is idempotent.
     store
         .save(
@@ -79,8 +89,8 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         .unwrap();
     store.remove("s1").await.unwrap();
     store.remove("s1").await.unwrap();
-    assert!(store.load("s1").await.unwrap().is_none());
-    assert_eq!(store.load("s2").await.unwrap().unwrap().user, "alice");
+    assert!(loaded(store, "s1").await.is_none());
+    assert_eq!(loaded(store, "s2").await.unwrap().user, "alice");
     // Real ids are 24 characters; ids that share a prefix are different sessions; an id
     // longer than any the gateway makes loads nothing.
     let real = "Qk3xv9_TnRz0aB-1cD2eF3gH";
@@ -93,9 +103,9 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         )
         .await
         .unwrap();
-    assert_eq!(store.load(real).await.unwrap().unwrap().user, "bob");
-    assert!(store.load(&real[..23]).await.unwrap().is_none());
-    assert!(store.load(&"x".repeat(300)).await.unwrap().is_none());
+    assert_eq!(loaded(store, real).await.unwrap().user, "bob");
+    assert!(loaded(store, &real[..23]).await.is_none());
+    assert!(loaded(store, &"x".repeat(300)).await.is_none());
     // A zero TTL is expired at once.
     store
         .save(
@@ -107,7 +117,7 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         .await
         .unwrap();
     assert!(
-        store.load("s3").await.unwrap().is_none(),
+        loaded(store, "s3").await.is_none(),
         "expired entries do not load"
     );
     // Expiry follows the clock: alive one second before its TTL, gone at it.
@@ -122,11 +132,11 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         .unwrap();
     time.fetch_add(29, Ordering::SeqCst);
     assert!(
-        store.load("s4").await.unwrap().is_some(),
+        loaded(store, "s4").await.is_some(),
         "alive before its TTL"
     );
     time.fetch_add(1, Ordering::SeqCst);
-    assert!(store.load("s4").await.unwrap().is_none(), "gone at its TTL");
+    assert!(loaded(store, "s4").await.is_none(), "gone at its TTL");
     // Revoking one id ends it and hands back what was held; the id stays void.
     store
         .save(
@@ -139,7 +149,7 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         .unwrap();
     let held = store.revoke("s5").await.unwrap();
     assert_eq!(held.as_deref().map(|i| i.user.as_str()), Some("alice"));
-    assert!(store.load("s5").await.unwrap().is_none());
+    assert!(loaded(store, "s5").await.is_none());
     assert!(store.is_revoked("s5") && !store.is_revoked("s2"));
 }
 
@@ -318,7 +328,7 @@ async fn cookie_store_conforms() {
     // It keeps no identities (they travel in the ticket): only the revocation suite applies.
     let store = CookieStore::new(Duration::from_secs(3600));
     assert!(!store.keeps_identities());
-    assert!(store.load("any").await.unwrap().is_none());
+    assert!(loaded(store, "any").await.is_none());
     revocation(StoreKind::Cookie, |_| {
         Arc::new(CookieStore::new(Duration::from_secs(3600)))
     })

@@ -452,3 +452,37 @@ fn an_upstream_read_timeout_ends_slow_answers_and_idle_websockets() {
     let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
     assert!(closed, "the idle websocket is closed by the gateway");
 }
+
+#[test]
+fn upstream_host_names_are_looked_up_and_one_that_does_not_resolve_is_a_502_page() {
+    let env = start_env_with(|b| {
+        let by_name = b.upstream().replace("127.0.0.1", "localhost");
+        assert!(by_name.contains("localhost"), "{by_name}");
+        let named = RouteSpec::new("named", &by_name).prefix("/named");
+        let nowhere = RouteSpec::new("nowhere", "http://no-such-host.invalid:8080").prefix("/nowhere");
+        b.routes_first([named, nowhere])
+    });
+    let b = Browser::new();
+    b.sign_in(&format!("{}/", env.gw.url), "alice");
+    // A host name reaches its upstream (looked up off the event loop, then reused).
+    for i in 0..3 {
+        let r = b.api_get(&format!("{}/named/{i}", env.gw.url));
+        assert_eq!(r.status(), 200, "request {i} by name");
+    }
+    // One that does not resolve: the gateway's 502 page, every time, counted with its reason
+    // (pingora's own HttpPeer::new would panic and reset the connection).
+    for _ in 0..2 {
+        let r = b.get(&format!("{}/nowhere/x", env.gw.url));
+        assert_eq!(r.status(), 502);
+        assert!(r.text().unwrap_or_default().contains("not reachable"));
+    }
+    let r = b.api_get(&format!("{}/other", env.gw.url));
+    assert_eq!(r.status(), 200, "the gateway goes on serving");
+    let m = scrape(&env.gw.admin);
+    assert_eq!(
+        metric(&m, "authgate_upstream_errors_total{reason=\"dns\",route=\"nowhere\"}"),
+        2.0,
+        "{m:?}"
+    );
+    assert!(env.gw.log_text().contains("no-such-host.invalid"));
+}

@@ -35,7 +35,7 @@ pub(crate) async fn forward_auth(core: &Core, down: &mut dyn Downstream) -> Answ
         && method
             .as_ref()
             .is_some_and(|m| cors::is_preflight_as(m, down.req()));
-    let path = &original.canonical.route_path;
+    let path = original.canonical.route_path();
     let open = !route.open.is_empty()
         && (method.is_some_and(|m| route.open.methods.contains(&m))
             || route.open.paths.iter().any(|p| p.matches(path)));

@@ -96,7 +96,7 @@ impl Gateway {
         }
         // 1. One reading of the request, or a refusal: what routing, policy and the upstream
         //    all see.
-        let canonical = match canonical::of(down.req(), core.routes.exceptions) {
+        let mut canonical = match canonical::of(down.req(), core.routes.exceptions) {
             Ok(c) => c,
             Err(why) => return Ok(Some(refuse(core, down, why))),
         };
@@ -109,10 +109,10 @@ impl Gateway {
         // 2. The gateway's own endpoints, on every host and in every spelling.
         if canonical.is_reserved(RESERVED_PREFIX) {
             let host = canonical.host.as_deref();
-            let answer = endpoints::serve(core, down, &canonical.route_path, host).await?;
+            let answer = endpoints::serve(core, down, canonical.route_path(), host).await?;
             return Ok(Some(answer));
         }
-        if canonical.route_path == endpoints::WELL_KNOWN_JWKS && core.assertion.is_some() {
+        if canonical.route_path() == endpoints::WELL_KNOWN_JWKS && core.assertion.is_some() {
             return Ok(Some(endpoints::jwks(core, down)));
         }
         // 3. The route, on the canonical host and path.
@@ -127,7 +127,7 @@ impl Gateway {
         canonical::apply(down.req_mut(), &canonical)?;
         ctx.peer = down.peer();
         ctx.trusted_peer = core.trusts(ctx.peer);
-        ctx.authority = canonical.authority;
+        ctx.authority = canonical.authority.take();
         ctx.port = canonical.port;
         // 5. Nobody but the gateway sets identity headers, nor (unless it is a trusted proxy)
         //    forwarding headers.
@@ -140,7 +140,7 @@ impl Gateway {
         }
         // 6. Through with no identity, or answered, without a session: a CORS preflight as
         //    the route says, the route's `public_methods` / `public_paths`.
-        if let Some(open) = without_session(core, &route, down.req(), &canonical.route_path) {
+        if let Some(open) = without_session(core, &route, down.req(), canonical.route_path()) {
             return Ok(open);
         }
         // 7. A bearer token (API clients), or the session cookie, then the route's policy.
@@ -299,7 +299,7 @@ fn preflight_answer(core: &Core, reply: Reply) -> Answer {
 fn unserved(core: &Core, canonical: &canonical::Canonical) -> Option<Answer> {
     let host = canonical.host.as_deref();
     let forward_auth = canonical
-        .route_path
+        .route_path()
         .eq_ignore_ascii_case(endpoints::FORWARD_AUTH_PATH);
     if forward_auth || host.is_some_and(|h| core.cfg.hosts.serves(h, &core.cfg.public_url)) {
         return None;
@@ -358,6 +358,7 @@ fn upstream_failure(e: &pingora::Error) -> (u16, &'static str) {
                 T::ConnectNoRoute | T::ConnectError | T::BindError | T::SocketError => "connect",
                 T::ReadTimedout | T::WriteTimedout => "timeout",
                 T::ConnectionClosed => "closed",
+                T::Custom(crate::route::peer::DNS_ERROR) => "dns",
                 T::InvalidHTTPHeader | T::H1Error | T::H2Error | T::InvalidH2 => "bad_response",
                 _ => "other",
             };
@@ -438,16 +439,10 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let Some(route) = &ctx.route else {
-            return Error::e_explain(ErrorType::InternalError, "no route chosen");
-        };
-        let u = &route.upstream;
-        let mut peer = HttpPeer::new(u.addr.as_str(), u.tls, u.sni.clone());
-        if let Some(tls) = &u.tls_options {
-            tls.apply(&mut peer);
+        match &ctx.route {
+            Some(route) => route.peer.get().await,
+            None => Error::e_explain(ErrorType::InternalError, "no route chosen"),
         }
-        peer.options.read_timeout = u.read_timeout;
-        Ok(Box::new(peer))
     }
 
     /// The upstream could not be reached or spoke badly: a page instead of pingora's bare

@@ -452,12 +452,9 @@ pub fn set_forwarding(upstream: &mut RequestHeader, f: Forwarding) -> pingora::R
     const HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
     const PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
     if let Some(ip) = f.peer {
-        let xff = match upstream
-            .headers
-            .get(&XFF)
-            .and_then(|v| v.to_str().ok())
-            .filter(|_| f.trusted)
-        {
+        // An untrusted peer's own were stripped: nothing to look up.
+        let kept = f.trusted.then(|| upstream.headers.get(&XFF)).flatten();
+        let xff = match kept.and_then(|v| v.to_str().ok()) {
             Some(prev) => owned_value(format!("{prev}, {ip}")),
             None => peer_value(ip),
         };

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 pub mod cors;
 pub mod open;
+pub mod peer;
 mod read;
 mod require;
 pub(crate) mod upstream_tls;
@@ -17,6 +18,8 @@ pub struct Route {
     host: Option<String>,
     prefix: String,
     pub upstream: Upstream,
+    /// Where its requests connect, prepared once (`peer`).
+    pub peer: peer::Peer,
     pub public: bool,
     pub provider: usize,
     /// The providers whose identities this route accepts (see `accepts`).
@@ -68,6 +71,7 @@ impl RouteTable {
                     host: r.host.clone(),
                     prefix: r.path_prefix.clone(),
                     upstream: r.upstream.clone(),
+                    peer: peer::Peer::new(&r.upstream),
                     public: r.public,
                     provider: r.provider,
                     accepts: r.accepts.iter().map(|n| Arc::from(n.as_str())).collect(),
@@ -103,7 +107,7 @@ impl RouteTable {
     /// route allowing it, and every reading of an encoded slash must lead to the same route.
     pub fn route(&self, c: &Canonical) -> Result<&Arc<Route>, NoRoute> {
         let route = self
-            .find(c.host.as_deref(), &c.route_path)
+            .find(c.host.as_deref(), c.route_path())
             .ok_or(NoRoute::Unknown)?;
         if !route.exceptions.covers(c.used) {
             return Err(NoRoute::Refused(if c.used.path_parameters {
@@ -121,7 +125,7 @@ impl RouteTable {
         if c.used.path_parameters && !(agrees(&c.path) && agrees(&c.path.replace("%2F", "/"))) {
             return Err(NoRoute::Refused(Unreadable::PathParameter));
         }
-        if c.used.encoded_slash && !agrees(&c.route_path.replace("%2F", "/")) {
+        if c.used.encoded_slash && !agrees(&c.route_path().replace("%2F", "/")) {
             return Err(NoRoute::Refused(Unreadable::EncodedSlash));
         }
         Ok(route)

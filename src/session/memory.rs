@@ -89,15 +89,20 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
+        Ok(self.load_now(sid).flatten())
+    }
+
+    fn load_now(&self, sid: &str) -> Option<Option<Arc<Identity>>> {
         let Some(key) = SidKey::new(sid) else {
-            return Ok(None);
+            return Some(None);
         };
         let now = (self.clock)();
-        Ok(self
-            .cache
-            .get(&key)
-            .filter(|(_, exp)| *exp > now)
-            .map(|(id, _)| id))
+        Some(
+            self.cache
+                .get(&key)
+                .filter(|(_, exp)| *exp > now)
+                .map(|(id, _)| id),
+        )
     }
 
     async fn save(

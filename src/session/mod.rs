@@ -395,14 +395,21 @@ impl Sessions {
             }
             (true, Some(id)) => id.clone(),
             (true, None) => return Check::Rejected(Rejection::Invalid),
-            (false, _) => match self.store.load(&held.sid).await {
-                Ok(Some(id)) => id,
-                Ok(None) => return Check::Rejected(Rejection::Unknown),
-                Err(e) => {
-                    log::warn!("session store: {e}");
-                    return Check::Rejected(Rejection::StoreError);
+            (false, _) => {
+                // A copy at hand (memory, a fresh cached read) without a boxed future.
+                let loaded = match self.store.load_now(&held.sid) {
+                    Some(answer) => Ok(answer),
+                    None => self.store.load(&held.sid).await,
+                };
+                match loaded {
+                    Ok(Some(id)) => id,
+                    Ok(None) => return Check::Rejected(Rejection::Unknown),
+                    Err(e) => {
+                        log::warn!("session store: {e}");
+                        return Check::Rejected(Rejection::StoreError);
+                    }
                 }
-            },
+            }
         };
         if self.store.is_ended(&identity, held.iat) {
             return Check::Rejected(Rejection::Revoked);

@@ -46,6 +46,11 @@ pub trait SessionStore: Send + Sync {
         true
     }
     async fn load(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError>;
+    /// What `load` would answer, when it can be answered without waiting (this process's
+    /// memory, a fresh cached copy): the hot path, without a boxed future. `None`: ask `load`.
+    fn load_now(&self, _sid: &str) -> Option<Option<Arc<Identity>>> {
+        None
+    }
     /// Stores session `sid`, issued at `issued` (the ticket's issue time: what "sessions
     /// issued until T are void" compares), for `ttl` from then.
     async fn save(

@@ -198,6 +198,15 @@ impl SessionStore for RedisStore {
         true
     }
 
+    fn load_now(&self, sid: &str) -> Option<Option<Arc<Identity>>> {
+        if !self.keeps || sid.len() > 64 {
+            return Some(None);
+        }
+        let now = (self.clock)();
+        let c = self.fresh(sid, now)?;
+        Some(c.identity.clone().filter(|_| c.exp > now))
+    }
+
     async fn load(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
         if !self.keeps || sid.len() > 64 {
             return Ok(None);
