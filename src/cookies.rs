@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use cookie::{Cookie, SameSite};
 use pingora::http::RequestHeader;
 use serde::de::DeserializeOwned;
@@ -330,30 +331,23 @@ impl Cookies {
 
     // --- What the upstream receives.
 
-    /// Removes the gateway's cookies from the request the upstream receives.
+    /// Removes the gateway's cookies from the request the upstream receives: every pair whose
+    /// name is one of ours goes, the others stay byte for byte (a header that is not UTF-8
+    /// too: a pair is split at `;` in any encoding, and none of our names is anything but
+    /// ASCII).
     pub fn keep_from_upstream(&self, upstream: &mut RequestHeader) -> pingora::Result<()> {
-        let mut kept: Option<String> = None;
+        let mut kept: Option<Vec<u8>> = None;
         let mut ours = false;
         for h in upstream.headers.get_all(http::header::COOKIE).iter() {
-            match std::str::from_utf8(h.as_bytes()) {
-                Ok(c) => ours |= keep_foreign(c, |n| self.is_own(n), &mut kept),
-                // Not UTF-8: read the names as bytes; a header holding one of ours goes
-                // whole (the client's other cookies in it with it) rather than reach the
-                // upstream with ours inside.
-                Err(_) => {
-                    ours |= h.as_bytes().split(|b| *b == b';').any(|pair| {
-                        let name = pair.split(|b| *b == b'=').next().unwrap_or(pair);
-                        std::str::from_utf8(name.trim_ascii()).is_ok_and(|n| self.is_own(n))
-                    })
-                }
-            }
+            ours |= keep_foreign(h.as_bytes(), |n| self.is_own(n), &mut kept);
         }
         if !ours {
             return Ok(());
         }
         upstream.remove_header(&http::header::COOKIE);
-        if let Some(kept) = kept {
-            upstream.insert_header(http::header::COOKIE, kept)?;
+        // Pieces of valid header values joined with "; ": valid.
+        if let Some(v) = kept.and_then(|k| http::HeaderValue::from_maybe_shared(Bytes::from(k)).ok()) {
+            upstream.insert_header(http::header::COOKIE, v)?;
         }
         Ok(())
     }
@@ -406,27 +400,52 @@ pub(crate) fn values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator
     req.headers
         .get_all(http::header::COOKIE)
         .iter()
-        // UTF-8, not `to_str`'s visible ASCII: a sibling app's non-ASCII cookie in the same
-        // header must not hide the session (and ASCII is checked word by word, not byte by
-        // byte: a cookie-store session is ~1.4 KB). A value that is not base64 never opens.
-        .filter_map(|h| std::str::from_utf8(h.as_bytes()).ok())
-        .flat_map(move |h| all_cookies(h, name))
+        .flat_map(move |h| all_cookies(h.as_bytes(), name))
         .take(MAX_VALUES)
 }
 
 /// Every value of cookie `name` in one `Cookie` header, in order (a sibling subdomain may
-/// plant a cookie of the same name: each is tried, not just the first).
-pub(crate) fn all_cookies<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> {
-    header.split(';').filter_map(move |pair| {
-        let (n, v) = pair.split_once('=')?;
-        (n.trim() == name).then(|| v.trim().trim_matches('"'))
+/// plant a cookie of the same name: each is tried, not just the first). Read pair by pair: a
+/// sibling app's cookie that is not ASCII, or not even UTF-8, does not hide the session.
+pub(crate) fn all_cookies<'a>(header: &'a [u8], name: &'a str) -> impl Iterator<Item = &'a str> {
+    pairs(header).filter_map(move |pair| {
+        let i = memchr::memchr(b'=', pair)?;
+        let (n, v) = (&pair[..i], &pair[i + 1..]);
+        if name_text(n) != Some(name) {
+            return None;
+        }
+        Some(std::str::from_utf8(v).ok()?.trim().trim_matches('"'))
     })
+}
+
+/// The `name=value` pairs of one `Cookie` header: split at `;` (found with `memchr`, many
+/// bytes at a time: a cookie-store session is ~1.4 KB), ASCII white space trimmed, empty
+/// ones skipped.
+fn pairs(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(header);
+    std::iter::from_fn(move || loop {
+        let r = rest?;
+        let (pair, next) = match memchr::memchr(b';', r) {
+            Some(i) => (&r[..i], Some(&r[i + 1..])),
+            None => (r, None),
+        };
+        rest = next;
+        let pair = pair.trim_ascii();
+        if !pair.is_empty() {
+            return Some(pair);
+        }
+    })
+}
+
+/// A cookie name as text, trimmed of any white space (`None`: not UTF-8, so none of ours).
+fn name_text(n: &[u8]) -> Option<&str> {
+    std::str::from_utf8(n).ok().map(str::trim)
 }
 
 /// The first value of cookie `name` (the tests' view of `all_cookies`).
 #[cfg(test)]
 fn find_cookie<'a>(header: &'a str, name: &'a str) -> Option<&'a str> {
-    all_cookies(header, name).next()
+    all_cookies(header.as_bytes(), name).next()
 }
 
 /// Rewrites the `Cookie` header without the gateway's own cookies, so the session never
@@ -435,26 +454,26 @@ fn find_cookie<'a>(header: &'a str, name: &'a str) -> Option<&'a str> {
 #[cfg(test)]
 fn without_cookies(cookie_header: &str, is_ours: impl Fn(&str) -> bool) -> Option<String> {
     let mut kept = None;
-    keep_foreign(cookie_header, is_ours, &mut kept);
-    kept
+    keep_foreign(cookie_header.as_bytes(), is_ours, &mut kept);
+    kept.map(|k| String::from_utf8_lossy(&k).into_owned())
 }
 
 /// Appends the cookies of `header` that are not ours to `kept` ("; "-separated, allocated
 /// only when there is one); returns whether the header held one of ours.
-fn keep_foreign(header: &str, is_ours: impl Fn(&str) -> bool, kept: &mut Option<String>) -> bool {
+fn keep_foreign(header: &[u8], is_ours: impl Fn(&str) -> bool, kept: &mut Option<Vec<u8>>) -> bool {
     let mut ours = false;
-    for c in header.split(';').map(str::trim).filter(|c| !c.is_empty()) {
-        let name = c.split_once('=').map_or(c, |(n, _)| n).trim();
-        if is_ours(name) {
+    for pair in pairs(header) {
+        let name = memchr::memchr(b'=', pair).map_or(pair, |i| &pair[..i]);
+        if name_text(name).is_some_and(&is_ours) {
             ours = true;
             continue;
         }
         match kept {
             Some(k) => {
-                k.push_str("; ");
-                k.push_str(c);
+                k.extend_from_slice(b"; ");
+                k.extend_from_slice(pair);
             }
-            None => *kept = Some(c.to_string()),
+            None => *kept = Some(pair.to_vec()),
         }
     }
     ours
@@ -533,7 +552,7 @@ mod tests {
         assert_eq!(find_cookie("a=1; sess=xyz; b=2", "sess"), Some("xyz"));
         assert_eq!(find_cookie("a=1;sess=\"q\"", "sess"), Some("q"));
         assert_eq!(find_cookie("xsess=1", "sess"), None);
-        let all: Vec<_> = all_cookies("sess=bad; a=1; sess=good", "sess").collect();
+        let all: Vec<_> = all_cookies(b"sess=bad; a=1; sess=good", "sess").collect();
         assert_eq!(all, ["bad", "good"]);
     }
 
@@ -544,12 +563,12 @@ mod tests {
         let value = http::HeaderValue::from_bytes(header).unwrap();
         req.insert_header(http::header::COOKIE, value).unwrap();
         assert_eq!(values(&req, "sess").collect::<Vec<_>>(), ["abc"]);
-        // Not UTF-8 at all: that header is not read (the upstream does not get it either
-        // when it holds one of ours: `keep_from_upstream`).
+        // Not UTF-8 at all in another pair: the session is still read; a value that is not
+        // UTF-8 is no value; a name with white space around it (any kind) is the name.
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        let value = http::HeaderValue::from_bytes(b"lang=\xff; sess=abc").unwrap();
+        let value = http::HeaderValue::from_bytes(b"lang=\xff; sess=abc; sess=\xfe\xff;\xc2\xa0sess =\"q\"").unwrap();
         req.insert_header(http::header::COOKIE, value).unwrap();
-        assert_eq!(values(&req, "sess").count(), 0);
+        assert_eq!(values(&req, "sess").collect::<Vec<_>>(), ["abc", "q"]);
     }
 
     #[test]
@@ -580,14 +599,15 @@ mod tests {
         c.keep_from_upstream(&mut req).unwrap();
         let all: Vec<_> = req.headers.get_all("cookie").iter().collect();
         assert_eq!(all, ["keep=1"]);
-        // A header that is not UTF-8 still gives ours away by name: it goes whole.
+        // A header that is not UTF-8: ours go by name, the other pairs stay byte for byte
+        // (also a name of ours spelled with non-ASCII white space around it).
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        let odd = http::HeaderValue::from_bytes(b"x=\xff; sess=v").unwrap();
+        let odd = http::HeaderValue::from_bytes(b"x=\xff; sess=v;\xc2\xa0sess_login_a=1; y=\xfe").unwrap();
         req.append_header("cookie", odd).unwrap();
         req.append_header("cookie", "keep=1").unwrap();
         c.keep_from_upstream(&mut req).unwrap();
-        let all: Vec<_> = req.headers.get_all("cookie").iter().collect();
-        assert_eq!(all, ["keep=1"]);
+        let all: Vec<_> = req.headers.get_all("cookie").iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(all, [&b"x=\xff; y=\xfe; keep=1"[..]]);
         // Not UTF-8 and none of ours: left as the client sent it.
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.append_header("cookie", http::HeaderValue::from_bytes(b"x=\xff").unwrap())
