@@ -328,7 +328,7 @@ async fn cookie_store_conforms() {
     // It keeps no identities (they travel in the ticket): only the revocation suite applies.
     let store = CookieStore::new(Duration::from_secs(3600));
     assert!(!store.keeps_identities());
-    assert!(loaded(store, "any").await.is_none());
+    assert!(loaded(&store, "any").await.is_none());
     revocation(StoreKind::Cookie, |_| {
         Arc::new(CookieStore::new(Duration::from_secs(3600)))
     })
