@@ -28,7 +28,7 @@ setsid --wait bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$sid_file" \
 # AUTHGATE_GUARD instructions more than bare pingora, in a release build. Skipped when the
 # suite was asked for a subset (arguments given).
 if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
-  guard="${AUTHGATE_GUARD:-27000}"
+  guard="${AUTHGATE_GUARD:-28000}"
   cargo build --locked --release --bin authgate --example bare_pingora || status=$?
   if [ "$status" -eq 0 ]; then
     setsid --wait bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$sid_file" \
