@@ -346,7 +346,9 @@ impl Cookies {
         }
         upstream.remove_header(&http::header::COOKIE);
         // Pieces of valid header values joined with "; ": valid.
-        if let Some(v) = kept.and_then(|k| http::HeaderValue::from_maybe_shared(Bytes::from(k)).ok()) {
+        if let Some(v) =
+            kept.and_then(|k| http::HeaderValue::from_maybe_shared(Bytes::from(k)).ok())
+        {
             upstream.insert_header(http::header::COOKIE, v)?;
         }
         Ok(())
@@ -566,7 +568,10 @@ mod tests {
         // Not UTF-8 at all in another pair: the session is still read; a value that is not
         // UTF-8 is no value; a name with white space around it (any kind) is the name.
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        let value = http::HeaderValue::from_bytes(b"lang=\xff; sess=abc; sess=\xfe\xff;\xc2\xa0sess =\"q\"").unwrap();
+        let value = http::HeaderValue::from_bytes(
+            b"lang=\xff; sess=abc; sess=\xfe\xff;\xc2\xa0sess =\"q\"",
+        )
+        .unwrap();
         req.insert_header(http::header::COOKIE, value).unwrap();
         assert_eq!(values(&req, "sess").collect::<Vec<_>>(), ["abc", "q"]);
     }
@@ -602,11 +607,17 @@ mod tests {
         // A header that is not UTF-8: ours go by name, the other pairs stay byte for byte
         // (also a name of ours spelled with non-ASCII white space around it).
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        let odd = http::HeaderValue::from_bytes(b"x=\xff; sess=v;\xc2\xa0sess_login_a=1; y=\xfe").unwrap();
+        let odd = http::HeaderValue::from_bytes(b"x=\xff; sess=v;\xc2\xa0sess_login_a=1; y=\xfe")
+            .unwrap();
         req.append_header("cookie", odd).unwrap();
         req.append_header("cookie", "keep=1").unwrap();
         c.keep_from_upstream(&mut req).unwrap();
-        let all: Vec<_> = req.headers.get_all("cookie").iter().map(|v| v.as_bytes()).collect();
+        let all: Vec<_> = req
+            .headers
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
         assert_eq!(all, [&b"x=\xff; y=\xfe; keep=1"[..]]);
         // Not UTF-8 and none of ours: left as the client sent it.
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();

@@ -131,10 +131,7 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         .await
         .unwrap();
     time.fetch_add(29, Ordering::SeqCst);
-    assert!(
-        loaded(store, "s4").await.is_some(),
-        "alive before its TTL"
-    );
+    assert!(loaded(store, "s4").await.is_some(), "alive before its TTL");
     time.fetch_add(1, Ordering::SeqCst);
     assert!(loaded(store, "s4").await.is_none(), "gone at its TTL");
     // Revoking one id ends it and hands back what was held; the id stays void.

@@ -459,7 +459,8 @@ fn upstream_host_names_are_looked_up_and_one_that_does_not_resolve_is_a_502_page
         let by_name = b.upstream().replace("127.0.0.1", "localhost");
         assert!(by_name.contains("localhost"), "{by_name}");
         let named = RouteSpec::new("named", &by_name).prefix("/named");
-        let nowhere = RouteSpec::new("nowhere", "http://no-such-host.invalid:8080").prefix("/nowhere");
+        let nowhere =
+            RouteSpec::new("nowhere", "http://no-such-host.invalid:8080").prefix("/nowhere");
         b.routes_first([named, nowhere])
     });
     let b = Browser::new();
@@ -480,7 +481,10 @@ fn upstream_host_names_are_looked_up_and_one_that_does_not_resolve_is_a_502_page
     assert_eq!(r.status(), 200, "the gateway goes on serving");
     let m = scrape(&env.gw.admin);
     assert_eq!(
-        metric(&m, "authgate_upstream_errors_total{reason=\"dns\",route=\"nowhere\"}"),
+        metric(
+            &m,
+            "authgate_upstream_errors_total{reason=\"dns\",route=\"nowhere\"}"
+        ),
         2.0,
         "{m:?}"
     );

@@ -70,7 +70,10 @@ impl Peer {
     /// SNI, `upstream_tls` and read timeout.
     pub fn new(u: &Upstream) -> Self {
         let (host, port) = split(&u.addr);
-        let literal = host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port));
+        let literal = host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, port));
         // Until a name is looked up, an address nothing listens on (never connected to).
         let addr = literal.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], port)));
         // Without TLS there is no SNI: an empty one costs nothing to copy per request.
@@ -123,8 +126,14 @@ impl Peer {
     }
 
     /// Looks the name up off the event loop; keeps `known` when that fails.
-    async fn look_up(&self, host: &str, port: u16, known: Option<SocketAddr>) -> Option<SocketAddr> {
-        let found = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port))).await;
+    async fn look_up(
+        &self,
+        host: &str,
+        port: u16,
+        known: Option<SocketAddr>,
+    ) -> Option<SocketAddr> {
+        let found =
+            tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port))).await;
         let first = match found {
             Ok(Ok(mut addrs)) => addrs.next(),
             Ok(Err(e)) => {
@@ -144,7 +153,9 @@ impl Peer {
                 r.until = Some(Instant::now() + RESOLVED_FOR);
             }
             None if known.is_some() => {
-                log::warn!("upstream host {host:?}: keeping {known:?} (last address that resolved)");
+                log::warn!(
+                    "upstream host {host:?}: keeping {known:?} (last address that resolved)"
+                );
                 r.until = Some(Instant::now() + RETRY_AFTER);
             }
             None => {}
@@ -185,7 +196,10 @@ mod tests {
         assert_eq!(got.sni, "", "no SNI without TLS");
         assert_eq!(got.options.read_timeout, Some(Duration::from_secs(7)));
 
-        let v6 = Peer::new(&upstream("[::1]:443", true)).get().await.expect("peer");
+        let v6 = Peer::new(&upstream("[::1]:443", true))
+            .get()
+            .await
+            .expect("peer");
         assert_eq!(v6._address.to_string(), "[::1]:443");
         assert_eq!(v6.sni, "app.internal");
 
