@@ -216,10 +216,13 @@ impl Cookies {
             .headers
             .get_all(http::header::COOKIE)
             .iter()
-            .filter_map(|h| std::str::from_utf8(h.as_bytes()).ok())
-            .flat_map(|h| h.split(';'))
-            .filter_map(|c| c.split_once('=').map(|(n, _)| n.trim().to_string()))
+            .flat_map(|h| pairs(h.as_bytes()))
+            .filter_map(|pair| match split_pair(pair) {
+                (n, Some(_)) => name_text(n),
+                (_, None) => None,
+            })
             .filter(|n| n.starts_with(&self.login_prefix))
+            .map(str::to_string)
             .collect();
         if names.len() < max {
             return Vec::new();
@@ -411,8 +414,8 @@ pub(crate) fn values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator
 /// sibling app's cookie that is not ASCII, or not even UTF-8, does not hide the session.
 pub(crate) fn all_cookies<'a>(header: &'a [u8], name: &'a str) -> impl Iterator<Item = &'a str> {
     pairs(header).filter_map(move |pair| {
-        let i = memchr::memchr(b'=', pair)?;
-        let (n, v) = (&pair[..i], &pair[i + 1..]);
+        let (n, v) = split_pair(pair);
+        let v = v?;
         if name_text(n) != Some(name) {
             return None;
         }
@@ -437,6 +440,14 @@ fn pairs(header: &[u8]) -> impl Iterator<Item = &[u8]> {
             return Some(pair);
         }
     })
+}
+
+/// A pair's name and, after the first `=`, its value (`None`: no `=`).
+fn split_pair(pair: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match memchr::memchr(b'=', pair) {
+        Some(i) => (&pair[..i], Some(&pair[i + 1..])),
+        None => (pair, None),
+    }
 }
 
 /// A cookie name as text, trimmed of any white space (`None`: not UTF-8, so none of ours).
@@ -465,8 +476,7 @@ fn without_cookies(cookie_header: &str, is_ours: impl Fn(&str) -> bool) -> Optio
 fn keep_foreign(header: &[u8], is_ours: impl Fn(&str) -> bool, kept: &mut Option<Vec<u8>>) -> bool {
     let mut ours = false;
     for pair in pairs(header) {
-        let name = memchr::memchr(b'=', pair).map_or(pair, |i| &pair[..i]);
-        if name_text(name).is_some_and(&is_ours) {
+        if name_text(split_pair(pair).0).is_some_and(&is_ours) {
             ours = true;
             continue;
         }

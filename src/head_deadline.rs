@@ -28,8 +28,8 @@ use crate::metrics::Metrics;
 struct Scan {
     /// Armed: waiting for (or inside) a request head.
     armed: bool,
-    /// Lines since the last `\n` (fed in pieces) with a byte other than `\r`: 0 = empty so far.
-    line: usize,
+    /// The current line (perhaps fed in pieces) has a byte other than `\r` so far.
+    in_line: bool,
     /// A non-empty line was seen (leading blank lines do not end a head).
     started: bool,
 }
@@ -43,15 +43,15 @@ impl Scan {
             let end = memchr::memchr(b'\n', rest);
             let line = &rest[..end.unwrap_or(rest.len())];
             if line.iter().any(|&b| b != b'\r') {
-                self.line += 1;
+                self.in_line = true;
                 self.started = true;
             }
             let Some(end) = end else { return false };
-            if self.line == 0 && self.started {
+            if !self.in_line && self.started {
                 self.armed = false;
                 return true;
             }
-            self.line = 0;
+            self.in_line = false;
             rest = &rest[end + 1..];
         }
     }

@@ -208,16 +208,13 @@ impl SessionStore for RedisStore {
     }
 
     async fn load(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
-        if !self.keeps || sid.len() > 64 {
-            return Ok(None);
+        if let Some(answer) = self.load_now(sid) {
+            return Ok(answer);
         }
         let now = (self.clock)();
-        let cached = match self.fresh(sid, now) {
-            Some(c) => Some(c),
-            None => match self.fetch(sid, now).await {
-                Ok(c) => c,
-                Err(e) => Some(self.graced(sid, now, e)?),
-            },
+        let cached = match self.fetch(sid, now).await {
+            Ok(c) => c,
+            Err(e) => Some(self.graced(sid, now, e)?),
         };
         Ok(cached
             .filter(|c| c.exp > now)
