@@ -10,6 +10,8 @@
 //! With `SESSION_MEMORY_GRANT=1`, each session also keeps an IdP grant of Entra's sizes (a
 //! 1,400-character refresh token, a 1,600-character ID token, a login hint), as sessions of
 //! an OpenID provider do with a server-side store (`recheck_every`, `id_token_hint`).
+//! With `SESSION_MEMORY_TEXT_GROUPS=1` the group IDs are upper case, which the identity keeps
+//! as text (lower-case GUIDs, as Entra sends them, are packed 16 bytes each).
 //! Run: cargo bench --bench session_memory [-- N [G]]
 
 use std::time::{Duration, Instant};
@@ -82,6 +84,9 @@ fn main() {
         id_token: Some(format!("eyJ{i:012}{}", "i".repeat(1_585))),
         login_hint: Some(format!("O.CiQ{i:012}{}", "h".repeat(44))),
     };
+    // Upper-case group IDs are kept as text, lower-case ones (Entra's) packed 16 bytes each:
+    // SESSION_MEMORY_TEXT_GROUPS=1 measures the text form, same lengths.
+    let as_text = std::env::var_os("SESSION_MEMORY_TEXT_GROUPS").is_some();
     let before = rss_kib();
     let started = Instant::now();
     let mut cookies = Vec::with_capacity(n as usize);
@@ -94,7 +99,14 @@ fn main() {
             name: Some(format!("User {i}")),
             tenant: Some(shared("72f988bf-86f1-41af-91ab-2d7cd011db47")),
             groups: (0..group_count)
-                .map(|g| format!("6e6a3c0c-1d87-4d39-9b9a-{:06}{g:06}", i % 1_000_000))
+                .map(|g| {
+                    let id = format!("6e6a3c0c-1d87-4d39-9b9a-{:06}{g:06}", i % 1_000_000);
+                    if as_text {
+                        id.to_uppercase()
+                    } else {
+                        id
+                    }
+                })
                 .collect(),
             roles: ["Reader", "Admin"].into(),
             ..Default::default()

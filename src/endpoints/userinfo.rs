@@ -34,7 +34,7 @@ pub(crate) async fn userinfo(core: &Core, down: &mut dyn Downstream) -> Answer {
         Err(Unusable::StoreDown) => return Answer::store_unavailable(false),
     };
     let id = &found.identity;
-    let list = |l: &crate::identity::List| l.iter().map(str::to_string).collect::<Vec<_>>();
+    let list = |l: &crate::identity::List| l.iter().map(|v| v.into_owned()).collect::<Vec<_>>();
     let mut answer = Answer::json(
         200,
         serde_json::json!({

@@ -379,7 +379,10 @@ impl HeaderPlan {
             Some(names) if !id.groups.is_empty() => std::borrow::Cow::Owned(
                 id.groups
                     .iter()
-                    .map(|g| names.get(g).map_or(g, String::as_str))
+                    .map(|g| match names.get(&*g) {
+                        Some(name) => std::borrow::Cow::Borrowed(name.as_str()),
+                        None => g,
+                    })
                     .collect(),
             ),
             _ => std::borrow::Cow::Borrowed(&id.groups),

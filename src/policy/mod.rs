@@ -190,11 +190,13 @@ fn resolved(groups: &[String], names: &GroupNames) -> Vec<String> {
 
 /// Whether one of `id`'s groups (by ID, or by a name the SCIM directory gave it) is in `list`.
 fn in_groups(id: &Identity, list: &[String]) -> bool {
-    let named = id.group_names.iter().flat_map(|n| n.iter());
-    id.groups
-        .iter()
-        .chain(named)
-        .any(|g| list.iter().any(|p| p.eq_ignore_ascii_case(g)))
+    list.iter().any(|p| {
+        id.groups.contains_ignore_ascii_case(p)
+            || id
+                .group_names
+                .as_ref()
+                .is_some_and(|n| n.contains_ignore_ascii_case(p))
+    })
 }
 
 fn email_domain_in(id: &Identity, list: &[String]) -> bool {

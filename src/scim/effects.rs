@@ -114,7 +114,8 @@ impl Scim {
         if identity.groups.is_empty() {
             return Ok(());
         }
-        let ids: Vec<&str> = identity.groups.iter().collect();
+        let owned: Vec<_> = identity.groups.iter().collect();
+        let ids: Vec<&str> = owned.iter().map(|g| &**g).collect();
         let names = self.dir.group_names(&ids).await?;
         let fixed = self
             .providers

@@ -34,7 +34,7 @@ pub use memory::MemoryStore;
 pub use redis::{RedisConfig, RedisStore, RedisTls, Topology};
 pub use store::{system_clock, Clock, SessionInfo, SessionStore, StoreError};
 
-use crate::identity::Identity;
+use crate::identity::{Identity, List};
 use crate::read::Secret;
 
 pub fn now_secs() -> u64 {
@@ -550,12 +550,12 @@ impl Sessions {
 /// Roughly what an identity costs in memory: the struct, the lists (kept joined) and the
 /// other strings (cache weighers).
 pub(crate) fn weight(i: &Identity) -> usize {
-    320 + i.groups.joined().len()
-        + i.roles.joined().len()
+    320 + i.groups.heap_len()
+        + i.roles.heap_len()
         + i.user.len()
         + i.email.as_ref().map_or(0, String::len)
         + i.name.as_ref().map_or(0, String::len)
-        + i.group_names.as_ref().map_or(0, |g| g.joined().len())
+        + i.group_names.as_ref().map_or(0, List::heap_len)
         + i.attributes
             .iter()
             .map(|(a, v)| 48 + a.len() + v.len())
