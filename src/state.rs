@@ -82,6 +82,7 @@ impl Core {
         let cookies = Cookies::new(&cfg.session)
             .ok_or(BuildError::Sessions(crate::session::SessionsError::Secret))?;
         let mut providers = Vec::with_capacity(cfg.providers.len());
+        let id_tokens_passed = cfg.routes.iter().any(|r| r.tokens.id_token.is_some());
         for pc in &cfg.providers {
             let reused = previous.and_then(|p| {
                 p.cfg
@@ -91,11 +92,15 @@ impl Core {
                     .filter(|_| p.cfg.public_url == cfg.public_url)
                     .and_then(|i| p.providers.get(i).cloned())
             });
-            providers.push(match reused {
+            let provider = match reused {
                 Some(p) => p,
                 None => idp::build(pc, &cfg.public_url, metrics.clone())
                     .map_err(|e| BuildError::Provider(pc.name.clone(), e))?,
-            });
+            };
+            if let idp::Provider::Oidc(o) = &*provider {
+                o.set_id_tokens_passed(id_tokens_passed);
+            }
+            providers.push(provider);
         }
         let scim = match &cfg.scim {
             None => None,

@@ -7,6 +7,7 @@
 //! Entra's templated multi-tenant issuer (see docs/entra.md §3) in the Entra module.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -116,6 +117,9 @@ pub struct OidcProvider {
     algs: Vec<CoreJwsSigningAlgorithm>,
     /// How the gateway proves itself at the token endpoint.
     pub(super) credential: Arc<super::credential::Credential>,
+    /// A route of the current configuration passes ID tokens upstream (`pass_id_token`):
+    /// sessions keep theirs whatever the logout needs. Set on every (re)load.
+    id_tokens_passed: AtomicBool,
 }
 
 impl OidcProvider {
@@ -148,7 +152,19 @@ impl OidcProvider {
             metrics,
             dialect: Dialect::of(&cfg),
             cfg,
+            id_tokens_passed: AtomicBool::new(false),
         })
+    }
+
+    /// Whether a route of the configuration now serving passes ID tokens upstream.
+    pub fn set_id_tokens_passed(&self, passed: bool) {
+        self.id_tokens_passed.store(passed, Ordering::Relaxed);
+    }
+
+    /// The ID token a session keeps in its grant: only where the logout or a route reads it.
+    pub(super) fn kept_id_token(&self, raw: String) -> Option<String> {
+        (self.dialect.logout_needs_id_token() || self.id_tokens_passed.load(Ordering::Relaxed))
+            .then_some(raw)
     }
 
     /// Entra's settings, when this provider speaks Entra's dialect.
@@ -364,7 +380,7 @@ impl OidcProvider {
         }
         let grant = Grant {
             refresh_token: token.refresh_token().map(|t| t.secret().clone()),
-            id_token: Some(raw),
+            id_token: self.kept_id_token(raw),
             login_hint: string_claim(&claims, "login_hint"),
         };
         Ok((identity, grant))

@@ -85,7 +85,7 @@ impl OidcProvider {
                 .refresh_token()
                 .map(|t| t.secret().clone())
                 .or_else(|| grant.refresh_token.clone()),
-            id_token: Some(raw),
+            id_token: self.kept_id_token(raw),
             login_hint: crate::idp::claims::string_claim(&claims, "login_hint")
                 .or_else(|| grant.login_hint.clone()),
         };
