@@ -9,8 +9,9 @@
 //!   back-channel logout token, each end a session on every replica;
 //! - the IdP down: the session lives within `recheck_grace`, then `deny` ends it and `keep`
 //!   keeps it; nothing answers 5xx;
-//! - the RP-initiated logout carries `id_token_hint` and `logout_hint` (a server-side store)
-//!   and neither with the cookie store; a table of bad front-channel calls ends nothing.
+//! - the RP-initiated logout carries `id_token_hint` (a server-side store) and `logout_hint`
+//!   (any store: the hint travels with the identity); a table of bad front-channel calls ends
+//!   nothing.
 
 mod common;
 
@@ -461,7 +462,8 @@ fn logout_hints_and_a_table_of_bad_front_channel_calls() {
     let at_op = alice.get(&location);
     assert_eq!(at_op.status(), 200, "{}", at_op.text().unwrap_or_default());
 
-    // With the cookie store nothing is kept server-side: no hint.
+    // With the cookie store nothing is kept server-side: no ID token; the login hint travels
+    // with the identity in the cookie.
     let (gw2, _op2, _upstream2) = single("cookie");
     let bob = Browser::new();
     assert_eq!(
@@ -471,6 +473,7 @@ fn logout_hints_and_a_table_of_bad_front_channel_calls() {
     let r = bob.sign_out(&gw2.url);
     let p = params(r.headers()["location"].to_str().expect("location"));
     assert_eq!(param(&p, "id_token_hint"), None);
+    assert_eq!(param(&p, "logout_hint"), Some(ALICE_LOGIN_HINT));
     assert!(param(&p, "client_id").is_some());
 }
 

@@ -31,6 +31,10 @@ pub struct Identity {
     pub name_id: Option<String>,
     #[serde(rename = "si", default, skip_serializing_if = "Option::is_none")]
     pub session_index: Option<String>,
+    /// Entra's `login_hint` claim (an opaque value): the RP-initiated logout's
+    /// `logout_hint`, with which Entra signs this account out without asking which.
+    #[serde(rename = "lh", default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
     /// Provisioned (and active) in the SCIM directory when signing in.
     #[serde(rename = "pv", default, skip_serializing_if = "std::ops::Not::not")]
     pub provisioned: bool,

@@ -244,6 +244,7 @@ pub fn identity_from_claims(
         // logout token names.
         name_id: string_claim(claims, "sub"),
         session_index: string_claim(claims, "sid"),
+        login_hint: string_claim(claims, "login_hint"),
         ..Default::default()
     })
 }

@@ -381,7 +381,7 @@ impl OidcProvider {
         let grant = Grant {
             refresh_token: token.refresh_token().map(|t| t.secret().clone()),
             id_token: self.kept_id_token(raw),
-            login_hint: string_claim(&claims, "login_hint"),
+            login_hint: None,
         };
         Ok((identity, grant))
     }
@@ -650,10 +650,11 @@ impl OidcProvider {
     }
 
     /// Where to send the browser to end the IdP session, if the IdP advertises it: with the
-    /// session's last ID token as `id_token_hint` and its `login_hint` claim as `logout_hint`
-    /// where the session kept them (Entra then skips its account picker).
+    /// session's last ID token as `id_token_hint` where the session kept one, and the
+    /// identity's `login_hint` claim as `logout_hint` (Entra then skips its account picker).
     pub fn end_session_url(
         &self,
+        identity: &Identity,
         grant: Option<&Grant>,
         post_logout_redirect: &str,
     ) -> Option<Url> {
@@ -666,7 +667,8 @@ impl OidcProvider {
             if let Some(t) = grant.and_then(|g| g.id_token.as_deref()) {
                 q.append_pair("id_token_hint", t);
             }
-            if let Some(h) = grant.and_then(|g| g.login_hint.as_deref()) {
+            let hint = identity.login_hint.as_deref();
+            if let Some(h) = hint.or_else(|| grant.and_then(|g| g.login_hint.as_deref())) {
                 q.append_pair("logout_hint", h);
             }
         }
@@ -749,10 +751,10 @@ impl IdentityProvider for OidcProvider {
     }
     fn sign_out_url(
         &self,
-        _identity: &Identity,
+        identity: &Identity,
         grant: Option<&Grant>,
         signed_out: &str,
     ) -> Option<Url> {
-        self.end_session_url(grant, signed_out)
+        self.end_session_url(identity, grant, signed_out)
     }
 }

@@ -80,14 +80,17 @@ impl OidcProvider {
         if identity.session_index.is_none() {
             identity.session_index.clone_from(&was.session_index);
         }
+        // Sessions made before the hint moved to the identity kept it in their grant.
+        if identity.login_hint.is_none() {
+            identity.login_hint = was.login_hint.clone().or_else(|| grant.login_hint.clone());
+        }
         let kept = Grant {
             refresh_token: token
                 .refresh_token()
                 .map(|t| t.secret().clone())
                 .or_else(|| grant.refresh_token.clone()),
             id_token: self.kept_id_token(raw),
-            login_hint: crate::idp::claims::string_claim(&claims, "login_hint")
-                .or_else(|| grant.login_hint.clone()),
+            login_hint: None,
         };
         Ok((identity, kept))
     }

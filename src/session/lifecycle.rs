@@ -120,7 +120,8 @@ pub struct Grant {
     /// The last ID token, for the RP-initiated logout's `id_token_hint`.
     #[serde(rename = "it", default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
-    /// Entra's `login_hint` claim, for the logout's `logout_hint`.
+    /// Entra's `login_hint` claim, for the logout's `logout_hint`: only in grants of sessions
+    /// made before it moved to the identity (`Identity::login_hint`), read as a fallback.
     #[serde(rename = "lh", default, skip_serializing_if = "Option::is_none")]
     pub login_hint: Option<String>,
 }

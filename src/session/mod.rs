@@ -555,6 +555,7 @@ pub(crate) fn weight(i: &Identity) -> usize {
         + i.user.len()
         + i.email.as_ref().map_or(0, String::len)
         + i.name.as_ref().map_or(0, String::len)
+        + i.login_hint.as_ref().map_or(0, String::len)
         + i.group_names.as_ref().map_or(0, List::heap_len)
         + i.attributes
             .iter()
