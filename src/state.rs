@@ -81,27 +81,7 @@ impl Core {
         };
         let cookies = Cookies::new(&cfg.session)
             .ok_or(BuildError::Sessions(crate::session::SessionsError::Secret))?;
-        let mut providers = Vec::with_capacity(cfg.providers.len());
-        let id_tokens_passed = cfg.routes.iter().any(|r| r.tokens.id_token.is_some());
-        for pc in &cfg.providers {
-            let reused = previous.and_then(|p| {
-                p.cfg
-                    .providers
-                    .iter()
-                    .position(|old| old == pc)
-                    .filter(|_| p.cfg.public_url == cfg.public_url)
-                    .and_then(|i| p.providers.get(i).cloned())
-            });
-            let provider = match reused {
-                Some(p) => p,
-                None => idp::build(pc, &cfg.public_url, metrics.clone())
-                    .map_err(|e| BuildError::Provider(pc.name.clone(), e))?,
-            };
-            if let idp::Provider::Oidc(o) = &*provider {
-                o.set_id_tokens_passed(id_tokens_passed);
-            }
-            providers.push(provider);
-        }
+        let providers = build_providers(&cfg, previous, metrics)?;
         let scim = match &cfg.scim {
             None => None,
             Some(sc) => Some(Arc::new(Scim::build(
@@ -209,4 +189,36 @@ impl Core {
         s.push_str(path);
         s
     }
+}
+
+/// The providers of `cfg`: those of `previous` whose configuration is unchanged (loaded
+/// metadata and key caches kept), new ones built. Each learns whether a route now passes ID
+/// tokens upstream (what its sessions keep depends on it).
+fn build_providers(
+    cfg: &Config,
+    previous: Option<&Core>,
+    metrics: &Arc<Metrics>,
+) -> Result<Vec<Arc<Provider>>, BuildError> {
+    let id_tokens_passed = cfg.routes.iter().any(|r| r.tokens.id_token.is_some());
+    let mut providers = Vec::with_capacity(cfg.providers.len());
+    for pc in &cfg.providers {
+        let reused = previous.and_then(|p| {
+            p.cfg
+                .providers
+                .iter()
+                .position(|old| old == pc)
+                .filter(|_| p.cfg.public_url == cfg.public_url)
+                .and_then(|i| p.providers.get(i).cloned())
+        });
+        let provider = match reused {
+            Some(p) => p,
+            None => idp::build(pc, &cfg.public_url, metrics.clone())
+                .map_err(|e| BuildError::Provider(pc.name.clone(), e))?,
+        };
+        if let Provider::Oidc(o) = &*provider {
+            o.set_id_tokens_passed(id_tokens_passed);
+        }
+        providers.push(provider);
+    }
+    Ok(providers)
 }
