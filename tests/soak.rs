@@ -81,6 +81,9 @@ impl Recorder {
 #[derive(Clone, Copy, Default)]
 struct Usage {
     rss_kib: u64,
+    /// Of it, pages of files (the binary's code, mostly): it grows as rarer paths run, and
+    /// tells such growth from the heap's (`RssAnon`).
+    file_kib: u64,
     fds: u64,
     threads: u64,
 }
@@ -99,6 +102,7 @@ fn usage(pid: u32) -> Usage {
         .unwrap_or(0);
     Usage {
         rss_kib: field("VmRSS:"),
+        file_kib: field("RssFile:"),
         fds,
         threads: field("Threads:"),
     }
@@ -379,7 +383,7 @@ fn row(minute: f64, pids: [u32; 2], events: &[Event]) -> Row {
 
 fn report(rows: &[Row]) -> String {
     let mut t = String::from(
-        "| min | A RSS MiB | A fds | A thr | B RSS MiB | B fds | B thr | session p99 ms | answers (kind status: n) |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| min | A RSS MiB (of it files) | A fds | A thr | B RSS MiB (of it files) | B fds | B thr | session p99 ms | answers (kind status: n) |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let answers: Vec<String> = r
@@ -390,8 +394,9 @@ fn report(rows: &[Row]) -> String {
         let u = |i: usize| {
             let u = r.usage[i];
             format!(
-                "{:.1} | {} | {}",
+                "{:.1} ({:.1}) | {} | {}",
                 u.rss_kib as f64 / 1024.0,
+                u.file_kib as f64 / 1024.0,
                 u.fds,
                 u.threads
             )
