@@ -314,6 +314,52 @@ mod tests {
         assert!(l.contains(&upper) && !l.contains(G1) && l.contains_ignore_ascii_case(G1));
     }
 
+    /// GUID-like values with one byte changed (a hyphen moved, a letter out of range, upper
+    /// case, a multi-byte character): every list reads back exactly, and `contains` answers
+    /// as a plain comparison of the texts would.
+    #[test]
+    fn mutated_guids_read_back_and_compare_as_text_would() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let swaps: [&str; 8] = ["-", "g", "A", "F", "0", "é", ",", ""];
+        for _ in 0..2_000 {
+            let n = 1 + next() % 4;
+            let values: Vec<String> = (0..n)
+                .map(|_| {
+                    let mut v = print_guid(&next().to_le_bytes().repeat(2));
+                    if next() % 2 == 0 {
+                        let at = (next() % 36) as usize;
+                        let with = swaps[(next() % 8) as usize];
+                        v.replace_range(at..at + 1, with);
+                    }
+                    v
+                })
+                .collect();
+            let l = List::new(&values);
+            let kept: Vec<&str> = values
+                .iter()
+                .map(String::as_str)
+                .filter(|v| !v.is_empty() && !v.contains(','))
+                .collect();
+            assert_eq!(l.iter().collect::<Vec<_>>(), kept, "{values:?}");
+            for probe in values.iter().chain([&values[0].to_uppercase()]) {
+                let text = kept.iter().any(|v| v == probe);
+                let folded = kept.iter().any(|v| v.eq_ignore_ascii_case(probe));
+                assert_eq!(l.contains(probe), text, "{values:?} {probe}");
+                assert_eq!(
+                    l.contains_ignore_ascii_case(probe),
+                    folded,
+                    "{values:?} {probe}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn list_is_a_json_array_on_the_wire() {
         for l in [List::new(["g1", "g2"]), List::new([G1, G2])] {
