@@ -91,7 +91,16 @@ impl List {
         match self.parts() {
             Parts::Empty => Cow::Borrowed(""),
             Parts::Text(t) => Cow::Borrowed(t),
-            Parts::Guids(_) => Cow::Owned(self.iter().collect::<Vec<_>>().join(",")),
+            Parts::Guids(g) => {
+                let mut joined = String::with_capacity(g.len() / 16 * 37);
+                for (i, one) in g.chunks_exact(16).enumerate() {
+                    if i > 0 {
+                        joined.push(',');
+                    }
+                    push_guid(&mut joined, one);
+                }
+                Cow::Owned(joined)
+            }
         }
     }
 
@@ -195,16 +204,21 @@ fn nibble(c: u8, any_case: bool) -> Option<u8> {
 }
 
 fn print_guid(g: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(36);
+    push_guid(&mut s, g);
+    s
+}
+
+/// Writes 16 bytes as a lower-case `8-4-4-4-12` GUID.
+fn push_guid(out: &mut String, g: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, byte) in g.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
+            out.push('-');
         }
-        s.push(char::from(HEX[usize::from(byte >> 4)]));
-        s.push(char::from(HEX[usize::from(byte & 15)]));
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 15)]));
     }
-    s
 }
 
 impl std::fmt::Debug for List {
