@@ -77,7 +77,9 @@ impl SessionStore for CookieStore {
     }
 
     async fn first_use(&self, scope: &str, id: &str, ttl: Duration) -> Result<bool, StoreError> {
-        Ok(self.once.first_use(scope, id, ttl))
+        self.once
+            .first_use(scope, id, ttl)
+            .map_err(|full| StoreError::Unavailable(full.to_string()))
     }
 
     async fn lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
