@@ -191,8 +191,12 @@ impl Ask {
 /// `now` (the identity a step-up or a re-check returned) keeps what `was` had proven: every
 /// context and factor, each with its latest time, and the latest `auth_time`.
 pub fn carry(was: &Identity, now: &mut Identity) {
-    let proven = std::mem::take(&mut now.assured);
-    now.assured.clone_from(&was.assured);
+    let proven = if now.more.assured.is_empty() {
+        Vec::new()
+    } else {
+        std::mem::take(&mut now.more.assured)
+    };
+    now.more.set(|r| &mut r.assured, was.more.assured.clone());
     now.add_assured(&proven);
     now.auth_time = now.auth_time.max(was.auth_time);
 }

@@ -3,7 +3,11 @@ use super::*;
 fn id(auth_time: u64, assured: &[&str]) -> Identity {
     Identity {
         auth_time,
-        assured: assured.iter().map(|a| (a.to_string(), 100)).collect(),
+        more: crate::identity::Rare {
+            assured: assured.iter().map(|a| (a.to_string(), 100)).collect(),
+            ..Default::default()
+        }
+        .into(),
         ..Default::default()
     }
 }

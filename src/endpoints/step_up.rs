@@ -159,7 +159,12 @@ async fn upgrade(
     clear: Vec<String>,
 ) -> Answer {
     let now = now_secs();
-    let fresh: Vec<String> = identity.assured.iter().map(|(w, _)| w.clone()).collect();
+    let fresh: Vec<String> = identity
+        .more
+        .assured
+        .iter()
+        .map(|(w, _)| w.clone())
+        .collect();
     crate::assurance::carry(was, &mut identity);
     let user = identity.user.clone();
     match core.sessions.upgrade(&held, identity, grant, now).await {

@@ -30,8 +30,9 @@ pub(super) fn checks(
     };
     let (auth_time, assured) = crate::assurance::from_claims(&claims, &oidc.mfa_acr_values, now);
     id.auth_time = auth_time;
-    id.assured = assured;
-    id.rule_claims = crate::assurance::rule_claims(&claims, &oidc.rule_claims);
+    id.more.set(|r| &mut r.assured, assured);
+    let rules = crate::assurance::rule_claims(&claims, &oidc.rule_claims);
+    id.more.set(|r| &mut r.rule_claims, rules);
     let mut out = Vec::new();
     for route in cfg
         .routes

@@ -347,12 +347,12 @@ impl HeaderPlan {
         put(tenant, id.tenant.as_deref());
         put(provider, Some(&id.provider));
         for (attr, name) in &self.attributes {
-            if let Some((_, v)) = id.attributes.iter().find(|(a, _)| a == attr) {
+            if let Some((_, v)) = id.more.attributes.iter().find(|(a, _)| a == attr) {
                 put(name, Some(v));
             }
         }
         for (claim, name) in &self.claims {
-            if let Some((_, v)) = id.claims.iter().find(|(c, _)| c == claim) {
+            if let Some((_, v)) = id.more.claims.iter().find(|(c, _)| c == claim) {
                 put(name, Some(v));
             }
         }
@@ -372,7 +372,7 @@ impl HeaderPlan {
     /// The groups as upstreams see them: named at sign-in from the SCIM directory (the static
     /// names included), else mapped through the provider's `group_names`, else the IDs.
     pub fn groups_seen<'a>(&self, id: &'a Identity) -> std::borrow::Cow<'a, List> {
-        if let Some(named) = &id.group_names {
+        if let Some(named) = &id.more.group_names {
             return std::borrow::Cow::Borrowed(named);
         }
         match self.group_names.get(&*id.provider) {

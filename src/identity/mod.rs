@@ -26,7 +26,7 @@ pub struct Identity {
     pub groups: List,
     #[serde(rename = "r", default, skip_serializing_if = "List::is_empty")]
     pub roles: List,
-    /// SAML NameID and SessionIndex, kept for single logout.
+    /// SAML NameID and SessionIndex (OpenID: `sub` and `sid`), kept for single logout.
     #[serde(rename = "ni", default, skip_serializing_if = "Option::is_none")]
     pub name_id: Option<String>,
     #[serde(rename = "si", default, skip_serializing_if = "Option::is_none")]
@@ -38,6 +38,27 @@ pub struct Identity {
     /// Provisioned (and active) in the SCIM directory when signing in.
     #[serde(rename = "pv", default, skip_serializing_if = "std::ops::Not::not")]
     pub provisioned: bool,
+    /// When the IdP last vouched for this identity (the sign-in, or the last re-check),
+    /// seconds since the epoch: what `recheck_every` counts from.
+    #[serde(rename = "ck", default, skip_serializing_if = "is_zero")]
+    pub checked_at: u64,
+    /// When the user last authenticated at the IdP (OpenID `auth_time`, SAML
+    /// `AuthnInstant`), seconds since the epoch; 0: not said. What `require.max_age` reads.
+    #[serde(rename = "at", default, skip_serializing_if = "is_zero")]
+    pub auth_time: u64,
+    /// The fields few identities have (SCIM names and attributes, claim
+    /// headers, assurance, rule claims), behind one pointer: 8 bytes where there are none.
+    /// Serialized in line with the others (the wire form is one flat object).
+    #[serde(flatten)]
+    pub more: More,
+    /// The identity headers, built once per identity and header plan (never serialized).
+    #[serde(skip)]
+    pub prepared: Prepared,
+}
+
+/// An identity's rarely set fields (see `Identity::more`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Rare {
     /// The groups as upstreams see them, when the SCIM directory named some of them
     /// (`groups` keeps the IDs, for policies written with IDs).
     #[serde(rename = "gn", default, skip_serializing_if = "Option::is_none")]
@@ -52,14 +73,6 @@ pub struct Identity {
     /// 0: not said. The gateway's session ends by then too.
     #[serde(rename = "sn", default, skip_serializing_if = "is_zero")]
     pub session_not_after: u64,
-    /// When the IdP last vouched for this identity (the sign-in, or the last re-check),
-    /// seconds since the epoch: what `recheck_every` counts from.
-    #[serde(rename = "ck", default, skip_serializing_if = "is_zero")]
-    pub checked_at: u64,
-    /// When the user last authenticated at the IdP (OpenID `auth_time`, SAML
-    /// `AuthnInstant`), seconds since the epoch; 0: not said. What `require.max_age` reads.
-    #[serde(rename = "at", default, skip_serializing_if = "is_zero")]
-    pub auth_time: u64,
     /// What the IdP proved about how the user signed in, each with when the gateway verified
     /// it: Entra authentication contexts (`c1`...) from `acrs`, and `mfa`. What
     /// `require.auth_context` and `require.mfa` read; a step-up adds to it.
@@ -69,9 +82,68 @@ pub struct Identity {
     /// values; an array's elements, numbers and booleans as their JSON text).
     #[serde(rename = "rc", default, skip_serializing_if = "Vec::is_empty")]
     pub rule_claims: Vec<(String, Vec<String>)>,
-    /// The identity headers, built once per identity and header plan (never serialized).
-    #[serde(skip)]
-    pub prepared: Prepared,
+}
+
+impl Rare {
+    const EMPTY: Rare = Rare {
+        group_names: None,
+        attributes: Vec::new(),
+        claims: Vec::new(),
+        session_not_after: 0,
+        assured: Vec::new(),
+        rule_claims: Vec::new(),
+    };
+}
+
+/// What an identity without rare fields reads.
+static NO_RARE: Rare = Rare::EMPTY;
+
+/// `Rare`, allocated only once one of its fields is set: reading an unset one reads an empty
+/// `Rare`, writing through `DerefMut` allocates it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct More(Option<Box<Rare>>);
+
+impl std::ops::Deref for More {
+    type Target = Rare;
+    fn deref(&self) -> &Rare {
+        self.0.as_deref().unwrap_or(&NO_RARE)
+    }
+}
+
+impl std::ops::DerefMut for More {
+    fn deref_mut(&mut self) -> &mut Rare {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl More {
+    /// Sets one field (`field` picks it), allocating only for a value that is not empty:
+    /// `id.more.set(|r| &mut r.assured, assured)`. Writing through `DerefMut` allocates even
+    /// to store an empty value.
+    pub fn set<T: Default + PartialEq>(&mut self, field: fn(&mut Rare) -> &mut T, value: T) {
+        if self.0.is_none() && value == T::default() {
+            return;
+        }
+        *field(self) = value;
+    }
+}
+
+impl From<Rare> for More {
+    fn from(rare: Rare) -> Self {
+        More((rare != Rare::EMPTY).then(|| Box::new(rare)))
+    }
+}
+
+impl Serialize for More {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for More {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Rare::deserialize(d).map(More::from)
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -81,23 +153,27 @@ fn is_zero(n: &u64) -> bool {
 impl Identity {
     /// Whether the IdP proved `what` (an authentication context, `mfa`) for this identity.
     pub fn is_assured(&self, what: &str) -> bool {
-        self.assured.iter().any(|(w, _)| w == what)
+        self.more.assured.iter().any(|(w, _)| w == what)
     }
 
     /// Adds what `other` proved (a step-up) to what this identity already had, keeping the
     /// latest time of each.
     pub fn add_assured(&mut self, other: &[(String, u64)]) {
+        if other.is_empty() {
+            return;
+        }
         for (what, at) in other {
-            match self.assured.iter_mut().find(|(w, _)| w == what) {
+            match self.more.assured.iter_mut().find(|(w, _)| w == what) {
                 Some((_, t)) => *t = (*t).max(*at),
-                None => self.assured.push((what.clone(), *at)),
+                None => self.more.assured.push((what.clone(), *at)),
             }
         }
     }
 
     /// The values of claim `name` kept for the rules.
     pub fn rule_claim(&self, name: &str) -> Option<&[String]> {
-        self.rule_claims
+        self.more
+            .rule_claims
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_slice())
@@ -314,5 +390,51 @@ mod tests {
         ));
         let long = "x".repeat(300);
         assert_eq!(&*shared(&long), long.as_str());
+    }
+
+    #[test]
+    fn rare_fields_cost_one_pointer_until_set_and_keep_the_flat_wire_form() {
+        // The struct every session keeps (368 bytes with the rare fields in line).
+        assert!(
+            std::mem::size_of::<Identity>() <= 248,
+            "{} bytes",
+            std::mem::size_of::<Identity>()
+        );
+        let plain = Identity {
+            provider: "entra".into(),
+            user: "u".into(),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&plain).unwrap();
+        assert_eq!(json, r#"{"p":"entra","u":"u"}"#);
+        let back: Identity = serde_json::from_str(&json).unwrap();
+        assert!(back.more.0.is_none(), "nothing rare, nothing allocated");
+        assert_eq!(back, plain);
+
+        let mut rich = plain.clone();
+        rich.more.session_not_after = 7;
+        rich.more.claims = vec![("dept".into(), "R&D".into())];
+        rich.add_assured(&[("mfa".into(), 5)]);
+        rich.more.rule_claims = vec![("jobTitle".into(), vec!["CEO".into()])];
+        let json = serde_json::to_string(&rich).unwrap();
+        assert_eq!(
+            json,
+            r#"{"p":"entra","u":"u","c":[["dept","R&D"]],"sn":7,"ax":[["mfa",5]],"rc":[["jobTitle",["CEO"]]]}"#
+        );
+        let back: Identity = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, rich);
+        // Read through the empty default, written through an allocation.
+        assert!(!plain.is_assured("mfa") && rich.is_assured("mfa"));
+        assert_eq!(rich.rule_claim("jobTitle"), Some(&["CEO".to_string()][..]));
+        let mut untouched = plain.clone();
+        untouched.add_assured(&[]);
+        assert!(untouched.more.0.is_none());
+        // A stored identity naming unknown and rare fields in any order (an older or newer
+        // replica's) reads the same.
+        let mixed: Identity = serde_json::from_str(
+            r#"{"sn":7,"zz":[1,{"a":2}],"u":"u","ax":[["mfa",5]],"p":"entra","rc":[["jobTitle",["CEO"]]],"c":[["dept","R&D"]]}"#,
+        )
+        .unwrap();
+        assert_eq!(mixed, rich);
     }
 }

@@ -211,8 +211,9 @@ impl OidcProvider {
         let (auth_time, assured) =
             crate::assurance::from_claims(claims, &self.cfg.mfa_acr_values, now_secs());
         identity.auth_time = auth_time;
-        identity.assured = assured;
-        identity.rule_claims = crate::assurance::rule_claims(claims, &self.cfg.rule_claims);
+        identity.more.set(|r| &mut r.assured, assured);
+        let rules = crate::assurance::rule_claims(claims, &self.cfg.rule_claims);
+        identity.more.set(|r| &mut r.rule_claims, rules);
     }
 
     /// What a token request adds to prove who the gateway is (none for a secret), for the
@@ -439,8 +440,8 @@ impl OidcProvider {
             .id_token_issuer(&loaded.facts(), &raw, &claims)
             .map_err(IdpError::IdToken)?;
         let mut identity = identity_from_claims(&self.name, &self.cfg.user_claim, &claims)?;
-        identity.claims =
-            super::claims::header_claims(&self.name, &claims, &self.cfg.header_claims);
+        let headers = super::claims::header_claims(&self.name, &claims, &self.cfg.header_claims);
+        identity.more.set(|r| &mut r.claims, headers);
         self.assurance(&claims, &mut identity);
         self.dialect
             .identity(&self.name, &claims, &mut identity)
@@ -538,7 +539,11 @@ impl OidcProvider {
             tenant: string_claim(&claims, "tid").map(|t| shared(&t)),
             groups: list_claim(&claims, "groups").into(),
             roles: roles.into(),
-            claims: super::claims::header_claims(&self.name, &claims, &self.cfg.header_claims),
+            more: crate::identity::Rare {
+                claims: super::claims::header_claims(&self.name, &claims, &self.cfg.header_claims),
+                ..Default::default()
+            }
+            .into(),
             ..Default::default()
         };
         self.assurance(&claims, &mut identity);

@@ -490,16 +490,6 @@ impl SamlProvider {
             provider: shared(&self.name),
             user,
             auth_time,
-            assured,
-            rule_claims: self
-                .cfg
-                .rule_claims
-                .iter()
-                .filter_map(|n| {
-                    let values = crate::assurance::bounded(v.attribute_or_alias(n)?);
-                    Some((n.clone(), values))
-                })
-                .collect(),
             email: first(&a.email),
             name: first(&a.name)
                 .or_else(|| first("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name")),
@@ -508,11 +498,25 @@ impl SamlProvider {
             roles: list(&a.roles).into(),
             name_id: Some(v.name_id.clone()),
             session_index: v.session_index.clone(),
-            claims: self.header_claims(v),
-            session_not_after: v
-                .session_not_on_or_after
-                .and_then(|t| u64::try_from(t.timestamp()).ok())
-                .unwrap_or(0),
+            more: crate::identity::Rare {
+                assured,
+                rule_claims: self
+                    .cfg
+                    .rule_claims
+                    .iter()
+                    .filter_map(|n| {
+                        let values = crate::assurance::bounded(v.attribute_or_alias(n)?);
+                        Some((n.clone(), values))
+                    })
+                    .collect(),
+                claims: self.header_claims(v),
+                session_not_after: v
+                    .session_not_on_or_after
+                    .and_then(|t| u64::try_from(t.timestamp()).ok())
+                    .unwrap_or(0),
+                ..Default::default()
+            }
+            .into(),
             ..Default::default()
         })
     }

@@ -56,10 +56,14 @@ mod tests {
 
     fn with(claims: &[(&str, &[&str])]) -> Identity {
         Identity {
-            rule_claims: claims
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.iter().map(|s| s.to_string()).collect()))
-                .collect(),
+            more: crate::identity::Rare {
+                rule_claims: claims
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                    .collect(),
+                ..Default::default()
+            }
+            .into(),
             ..Default::default()
         }
     }

@@ -193,6 +193,7 @@ fn in_groups(id: &Identity, list: &[String]) -> bool {
     list.iter().any(|p| {
         id.groups.contains_ignore_ascii_case(p)
             || id
+                .more
                 .group_names
                 .as_ref()
                 .is_some_and(|n| n.contains_ignore_ascii_case(p))
@@ -363,7 +364,7 @@ mod tests {
     #[test]
     fn deny_wins_over_allow_and_every_refusal_names_its_rule() {
         let mut a = alice();
-        a.rule_claims = vec![
+        a.more.rule_claims = vec![
             ("department".into(), vec!["Finance".into()]),
             ("jobTitle".into(), vec!["Contract Manager".into()]),
         ];

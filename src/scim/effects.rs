@@ -77,7 +77,8 @@ impl Scim {
         };
         identity.provisioned = doc.is_some();
         if let Some(doc) = &doc {
-            identity.attributes = self.attributes(doc).await.map_err(Refusal::Unavailable)?;
+            let attributes = self.attributes(doc).await.map_err(Refusal::Unavailable)?;
+            identity.more.set(|r| &mut r.attributes, attributes);
         }
         self.name_groups(&mut identity)
             .await
@@ -145,7 +146,7 @@ impl Scim {
             })
             .collect();
         if any {
-            identity.group_names = Some(List::new(shown));
+            identity.more.group_names = Some(List::new(shown));
         }
         Ok(())
     }

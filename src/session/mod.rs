@@ -322,7 +322,7 @@ impl Sessions {
         let timers = self.cfg.timers(&identity.provider);
         let sid = random_token(18);
         // The IdP's own session (SAML SessionNotOnOrAfter) bounds this one.
-        let exp = match identity.session_not_after {
+        let exp = match identity.more.session_not_after {
             0 => now + timers.max_lifetime.as_secs(),
             until => (now + timers.max_lifetime.as_secs()).min(until.max(now + 1)),
         };
@@ -556,13 +556,19 @@ pub(crate) fn weight(i: &Identity) -> usize {
         + i.email.as_ref().map_or(0, String::len)
         + i.name.as_ref().map_or(0, String::len)
         + i.login_hint.as_ref().map_or(0, String::len)
-        + i.group_names.as_ref().map_or(0, List::heap_len)
-        + i.attributes
+        + i.more.group_names.as_ref().map_or(0, List::heap_len)
+        + i.more
+            .attributes
             .iter()
             .map(|(a, v)| 48 + a.len() + v.len())
             .sum::<usize>()
-        + i.assured.iter().map(|(w, _)| 40 + w.len()).sum::<usize>()
-        + i.rule_claims
+        + i.more
+            .assured
+            .iter()
+            .map(|(w, _)| 40 + w.len())
+            .sum::<usize>()
+        + i.more
+            .rule_claims
             .iter()
             .map(|(n, v)| 48 + n.len() + v.iter().map(|x| 24 + x.len()).sum::<usize>())
             .sum::<usize>()
@@ -727,7 +733,11 @@ mod tests {
         let bounded = s
             .create(Identity {
                 provider: "q".into(),
-                session_not_after: now + 90,
+                more: crate::identity::Rare {
+                    session_not_after: now + 90,
+                    ..Default::default()
+                }
+                .into(),
                 ..alice()
             })
             .await

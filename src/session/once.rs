@@ -69,8 +69,8 @@ impl LocalOnce {
         let now = self.start.elapsed();
         let now_s = u32::try_from(now.as_secs()).unwrap_or(u32::MAX);
         // Rounded up: a value is never forgotten before its TTL.
-        let until = u32::try_from(now.saturating_add(ttl).as_secs().saturating_add(1))
-            .unwrap_or(u32::MAX);
+        let until =
+            u32::try_from(now.saturating_add(ttl).as_secs().saturating_add(1)).unwrap_or(u32::MAX);
         let shard = usize::try_from(self.hasher.hash_one(key)).unwrap_or(0) % SHARDS;
         // A poisoned lock only means another thread panicked while holding it; the set
         // itself is never left half-changed by these operations.
