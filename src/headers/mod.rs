@@ -612,6 +612,28 @@ mod tests {
         }
     }
 
+    /// The vendored pingora-core (vendor/pingora-core/PATCHES.md): the upstream request head
+    /// is written into a buffer of its own size, with a case map or without.
+    #[test]
+    fn the_upstream_head_buffer_is_sized_to_the_head() {
+        use pingora::protocols::http::v1::client::http_req_header_to_wire;
+        for keep_case in [true, false] {
+            let mut req = RequestHeader::build("GET", b"/a/b?c=d", None).unwrap();
+            if !keep_case {
+                req.remove_case();
+            }
+            req.insert_header("Host", "example.com").unwrap();
+            let groups = HeaderName::from_static("x-auth-groups");
+            req.insert_parsed_header(groups, HeaderValue::from_str(&"g".repeat(2000)).unwrap())
+                .unwrap();
+            req.append_header("X-Many", "1").unwrap();
+            req.append_header("X-Many", "2").unwrap();
+            let wire = http_req_header_to_wire(&req).unwrap();
+            assert!(wire.ends_with(b"\r\n\r\n") && wire.len() > 2000);
+            assert_eq!(wire.capacity(), wire.len(), "no growth, no slack");
+        }
+    }
+
     /// The vendored pingora-http's parsed-name inserts (vendor/PATCHES.md): with the case
     /// map they keep both maps in step (the wire form zips them), without it names go out in
     /// lower case; an insert replaces every earlier value in any spelling.
