@@ -94,9 +94,9 @@ fn main() {
         let identity = Identity {
             // As the sign-in mappers make them: provider name and tenant ID shared.
             provider: shared("entra"),
-            user: format!("00000000-0000-0000-0000-{i:012}"),
-            email: Some(format!("user{i}@contoso.example")),
-            name: Some(format!("User {i}")),
+            user: format!("00000000-0000-0000-0000-{i:012}").into(),
+            email: Some(format!("user{i}@contoso.example").into()),
+            name: Some(format!("User {i}").into()),
             tenant: Some(shared("72f988bf-86f1-41af-91ab-2d7cd011db47")),
             groups: (0..group_count)
                 .map(|g| {

@@ -294,7 +294,7 @@ impl Answer {
     /// A route's policy said no: a page for people (`html`), JSON for programs.
     pub fn forbidden(deny: Deny, identity: &Identity, route: &str, html: bool) -> Self {
         let mut answer = Self::forbidden_answer(deny, identity, route, html);
-        answer.who = Some((identity.user.clone(), identity.provider.clone()));
+        answer.who = Some((identity.user.to_string(), identity.provider.clone()));
         answer
     }
 

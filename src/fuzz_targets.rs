@@ -366,7 +366,7 @@ mod tests {
                 .block_on(rig.provider.verify_logout_token(t, FUZZ_LOGOUT_NOW))
         };
         let id = verify_bearer(&bearer[1..]).expect("the bearer seed verifies");
-        assert_eq!(id.user, "fuzz-user");
+        assert_eq!(&*id.user, "fuzz-user");
         let out = verify_logout(&logout[1..]).expect("the logout seed verifies");
         assert_eq!(out.sub.as_deref(), Some("fuzz-user"));
         // A bearer token is no logout token, and the other way round.

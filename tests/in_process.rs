@@ -62,7 +62,7 @@ impl Harness {
         let id = Identity {
             provider: provider.into(),
             user: user.into(),
-            email: Some(format!("{user}@example.test")),
+            email: Some(format!("{user}@example.test").into()),
             groups: List::from(
                 groups
                     .iter()
@@ -281,7 +281,7 @@ async fn decisions_table() {
         let ok = match (&expect, &answer) {
             (Proxy(route, user), None) => {
                 ctx.route.as_ref().map(|r| r.name.as_str()) == Some(*route)
-                    && ctx.identity.as_ref().map(|i| i.user.as_str()) == *user
+                    && ctx.identity.as_ref().map(|i| &*i.user) == *user
             }
             (Answer(status, text), Some(a)) => a.status == *status && body(a).contains(text),
             _ => false,
@@ -318,10 +318,7 @@ async fn what_the_upstream_would_receive_is_decided_in_admit() {
         .header("x-forwarded-for", "6.6.6.6");
     let (answer, ctx) = h.admit(&mut req).await;
     assert!(answer.is_none(), "{answer:?}");
-    assert_eq!(
-        ctx.identity.as_ref().map(|i| i.user.as_str()),
-        Some("alice")
-    );
+    assert_eq!(ctx.identity.as_ref().map(|i| &*i.user), Some("alice"));
     for spoofed in ["x-auth-user", "x_auth_groups", "x-forwarded-for"] {
         assert!(
             !req.head.headers.contains_key(spoofed),

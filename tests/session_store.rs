@@ -76,7 +76,7 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         )
         .await
         .unwrap();
-    assert_eq!(loaded(store, "s1").await.unwrap().user, "bob");
+    assert_eq!(&*loaded(store, "s1").await.unwrap().user, "bob");
     // Independent keys; remove is idempotent.
     store
         .save(
@@ -90,7 +90,7 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
     store.remove("s1").await.unwrap();
     store.remove("s1").await.unwrap();
     assert!(loaded(store, "s1").await.is_none());
-    assert_eq!(loaded(store, "s2").await.unwrap().user, "alice");
+    assert_eq!(&*loaded(store, "s2").await.unwrap().user, "alice");
     // Real ids are 24 characters; ids that share a prefix are different sessions; an id
     // longer than any the gateway makes loads nothing.
     let real = "Qk3xv9_TnRz0aB-1cD2eF3gH";
@@ -103,7 +103,7 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         )
         .await
         .unwrap();
-    assert_eq!(loaded(store, real).await.unwrap().user, "bob");
+    assert_eq!(&*loaded(store, real).await.unwrap().user, "bob");
     assert!(loaded(store, &real[..23]).await.is_none());
     assert!(loaded(store, &"x".repeat(300)).await.is_none());
     // A zero TTL is expired at once.
@@ -145,7 +145,7 @@ async fn storage(store: &dyn SessionStore, time: &AtomicU64) {
         .await
         .unwrap();
     let held = store.revoke("s5").await.unwrap();
-    assert_eq!(held.as_deref().map(|i| i.user.as_str()), Some("alice"));
+    assert_eq!(held.as_deref().map(|i| &*i.user), Some("alice"));
     assert!(loaded(store, "s5").await.is_none());
     assert!(store.is_revoked("s5") && !store.is_revoked("s2"));
 }
@@ -166,7 +166,7 @@ fn session_config(store: StoreKind) -> SessionConfig {
 }
 
 fn is_valid(c: &Check, user: &str) -> bool {
-    matches!(c, Check::Valid { identity, .. } if identity.user == user)
+    matches!(c, Check::Valid { identity, .. } if &*identity.user == user)
 }
 
 async fn revocation(kind: StoreKind, make: impl Fn(Clock) -> Arc<dyn SessionStore>) {

@@ -163,8 +163,8 @@ async fn end_sessions(
             && (request.session_indexes.is_empty()
                 || id
                     .session_index
-                    .as_ref()
-                    .is_some_and(|s| request.session_indexes.contains(s)))
+                    .as_deref()
+                    .is_some_and(|s| request.session_indexes.iter().any(|r| r == s)))
     };
     let mut ended_here = false;
     for v in presented {

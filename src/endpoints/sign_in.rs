@@ -300,7 +300,7 @@ pub(crate) async fn complete(
         Ok(sealed) => {
             core.metrics.count_sign_in(provider, "success");
             audit["provider"] = provider.into();
-            audit["user"] = user.into();
+            audit["user"] = user.to_string().into();
             audit["tenant"] = tenant.as_deref().into();
             crate::logging::audit("sign_in", audit);
             // If this browser comes back without the session, it is a loop round.

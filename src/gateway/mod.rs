@@ -686,7 +686,7 @@ fn access_line(session: &Session, ctx: &Ctx, route: &str, status: u16, secs: Opt
         user: ctx
             .identity
             .as_ref()
-            .map(|i| i.user.as_str())
+            .map(|i| &*i.user)
             .or(ctx.who.as_ref().map(|w| w.0.as_str())),
         provider: ctx
             .identity

@@ -736,7 +736,7 @@ mod tests {
             .map(|i| {
                 Arc::new(Identity {
                     provider: "demo".into(),
-                    user: format!("user-{i:06}"),
+                    user: format!("user-{i:06}").into(),
                     ..Default::default()
                 })
             })
@@ -746,7 +746,7 @@ mod tests {
         for id in &ids {
             let mut req = RequestHeader::build("GET", b"/", None).unwrap();
             a.inject(&mut req, id);
-            assert_eq!(req.headers["x-auth-user"], id.user.as_str());
+            assert_eq!(req.headers["x-auth-user"], &*id.user);
         }
         crate::identity::Prepared::settle();
         let kept = ids.iter().filter(|i| i.prepared.is_kept()).count();
@@ -756,7 +756,7 @@ mod tests {
         let dropped = ids.iter().find(|i| !i.prepared.is_kept()).unwrap();
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         a.inject(&mut req, dropped);
-        assert_eq!(req.headers["x-auth-user"], dropped.user.as_str());
+        assert_eq!(req.headers["x-auth-user"], &*dropped.user);
         assert!(dropped.prepared.is_kept());
     }
 }

@@ -234,17 +234,19 @@ pub fn identity_from_claims(
     })?;
     Ok(Identity {
         provider: shared(provider),
-        user,
-        email: string_claim(claims, "email"),
-        name: string_claim(claims, "name").or_else(|| string_claim(claims, "preferred_username")),
+        user: user.into(),
+        email: string_claim(claims, "email").map(Into::into),
+        name: string_claim(claims, "name")
+            .or_else(|| string_claim(claims, "preferred_username"))
+            .map(Into::into),
         tenant: string_claim(claims, "tid").map(|t| shared(&t)),
         groups: list_claim(claims, "groups").into(),
         roles: list_claim(claims, "roles").into(),
         // The provider's own names for the user and the session there: what a back-channel
         // logout token names.
-        name_id: string_claim(claims, "sub"),
-        session_index: string_claim(claims, "sid"),
-        login_hint: string_claim(claims, "login_hint"),
+        name_id: string_claim(claims, "sub").map(Into::into),
+        session_index: string_claim(claims, "sid").map(Into::into),
+        login_hint: string_claim(claims, "login_hint").map(Into::into),
         ..Default::default()
     })
 }
@@ -296,7 +298,7 @@ mod tests {
         let c = json!({"sub":"s","oid":"o","tid":"t","email":"a@b","name":"A",
             "groups":["g1","g,2",""],"roles":"R"});
         let id = identity_from_claims("p", "oid", &c).unwrap();
-        assert_eq!(id.user, "o");
+        assert_eq!(&*id.user, "o");
         assert_eq!(id.tenant.as_deref(), Some("t"));
         assert_eq!(id.groups, List::from(["g1"]));
         assert_eq!(id.roles, List::from(["R"]));

@@ -529,13 +529,14 @@ impl OidcProvider {
             .ok_or_else(|| bad("token names no subject".into()))?;
         let mut identity = Identity {
             provider: shared(&self.name),
-            user,
-            email: string_claim(&claims, "email"),
+            user: user.into(),
+            email: string_claim(&claims, "email").map(Into::into),
             name: if app_only {
                 string_claim(&claims, "azp").or_else(|| string_claim(&claims, "appid"))
             } else {
                 string_claim(&claims, "name")
-            },
+            }
+            .map(Into::into),
             tenant: string_claim(&claims, "tid").map(|t| shared(&t)),
             groups: list_claim(&claims, "groups").into(),
             roles: roles.into(),

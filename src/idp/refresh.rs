@@ -82,7 +82,10 @@ impl OidcProvider {
         }
         // Sessions made before the hint moved to the identity kept it in their grant.
         if identity.login_hint.is_none() {
-            identity.login_hint = was.login_hint.clone().or_else(|| grant.login_hint.clone());
+            identity.login_hint = was
+                .login_hint
+                .clone()
+                .or_else(|| grant.login_hint.as_deref().map(Into::into));
         }
         let kept = Grant {
             refresh_token: token

@@ -488,16 +488,17 @@ impl SamlProvider {
         );
         Ok(Identity {
             provider: shared(&self.name),
-            user,
+            user: user.into(),
             auth_time,
-            email: first(&a.email),
+            email: first(&a.email).map(Into::into),
             name: first(&a.name)
-                .or_else(|| first("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name")),
+                .or_else(|| first("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"))
+                .map(Into::into),
             tenant: first(&a.tenant).map(|t| shared(&t)),
             groups: list(&a.groups).into(),
             roles: list(&a.roles).into(),
-            name_id: Some(v.name_id.clone()),
-            session_index: v.session_index.clone(),
+            name_id: Some(v.name_id.as_str().into()),
+            session_index: v.session_index.as_deref().map(Into::into),
             more: crate::identity::Rare {
                 assured,
                 rule_claims: self

@@ -218,7 +218,7 @@ fn denied(d: &Denials, id: &Identity) -> Option<Deny> {
     if tenant {
         return Some(Deny::Rule("deny.tenants"));
     }
-    if d.users.contains(&id.user) {
+    if d.users.iter().any(|u| **u == *id.user) {
         return Some(Deny::Rule("deny.users"));
     }
     if d.roles.iter().any(|r| id.roles.contains(r)) {
@@ -257,7 +257,7 @@ pub fn decide(policy: &Policy, id: &Identity) -> Result<(), Deny> {
     if policy.provisioned && !id.provisioned {
         return Err(Deny::NotProvisioned);
     }
-    if !policy.users.is_empty() && !policy.users.contains(&id.user) {
+    if !policy.users.is_empty() && !policy.users.iter().any(|u| **u == *id.user) {
         return Err(Deny::UserNotAllowed);
     }
     if !policy.roles.is_empty() && !policy.roles.iter().any(|p| id.roles.contains(p)) {

@@ -234,7 +234,7 @@ impl Scim {
         if !self.covers(&identity.provider) {
             return Ok(identity);
         }
-        let key = (identity.provider.clone(), identity.user.clone());
+        let key = (identity.provider.clone(), identity.user.to_string());
         let status = match self.effects.bearer.get(&key) {
             Some(s) => s,
             None => {

@@ -76,7 +76,7 @@ impl MemoryStore {
         let now = (self.clock)();
         self.cache
             .iter()
-            .filter(|(_, (id, exp))| *exp > now && &*id.provider == provider && id.user == user)
+            .filter(|(_, (id, exp))| *exp > now && &*id.provider == provider && &*id.user == user)
             .map(|(k, (_, exp))| (*k, exp))
             .collect()
     }

@@ -553,9 +553,9 @@ pub(crate) fn weight(i: &Identity) -> usize {
     320 + i.groups.heap_len()
         + i.roles.heap_len()
         + i.user.len()
-        + i.email.as_ref().map_or(0, String::len)
-        + i.name.as_ref().map_or(0, String::len)
-        + i.login_hint.as_ref().map_or(0, String::len)
+        + i.email.as_ref().map_or(0, |s| s.len())
+        + i.name.as_ref().map_or(0, |s| s.len())
+        + i.login_hint.as_ref().map_or(0, |s| s.len())
         + i.more.group_names.as_ref().map_or(0, List::heap_len)
         + i.more
             .attributes
@@ -635,7 +635,7 @@ mod tests {
                     refreshed,
                     ..
                 } => {
-                    assert_eq!(identity.user, "alice");
+                    assert_eq!(&*identity.user, "alice");
                     assert!(refreshed.is_none());
                 }
                 other => panic!("{other:?}"),
@@ -658,7 +658,7 @@ mod tests {
                 panic!("idle refresh expected");
             };
             match s.check(&renewed, now + 200).await {
-                Check::Valid { identity, .. } => assert_eq!(identity.user, "alice"),
+                Check::Valid { identity, .. } => assert_eq!(&*identity.user, "alice"),
                 other => panic!("{other:?}"),
             }
             let mut bytes = v.clone().into_bytes();

@@ -87,7 +87,7 @@ impl Revocations {
         let user_ended = self.any_user.load(Ordering::Acquire)
             && self
                 .users
-                .get(&(identity.provider.clone(), identity.user.clone()))
+                .get(&(identity.provider.clone(), identity.user.to_string()))
                 .is_some_and(|at| issued <= at);
         user_ended || (self.any_by_idp.load(Ordering::Acquire) && self.idp_ended(identity, issued))
     }

@@ -79,7 +79,7 @@ impl EntraRules {
                 format!("tenant {tid} is not in allowed_tenants"),
             ));
         }
-        identity.email = trusted_email(claims);
+        identity.email = trusted_email(claims).map(Into::into);
         identity.groups = identity
             .groups
             .iter()
