@@ -97,12 +97,13 @@ impl LocalOnce {
     }
 }
 
-/// The first 16 bytes of SHA-256(scope, 0, id). A collision could only make a fresh value
-/// look used (a refused sign-in), never let a used one through.
+/// The first 16 bytes of SHA-256(length of scope, scope, id): no scope and value pair spells
+/// another. A collision could only make a fresh value look used (a refused sign-in), never
+/// let a used one through.
 fn digest(scope: &str, id: &str) -> [u8; 16] {
     let mut h = openssl::sha::Sha256::new();
+    h.update(&(scope.len() as u64).to_le_bytes());
     h.update(scope.as_bytes());
-    h.update(&[0]);
     h.update(id.as_bytes());
     let full = h.finish();
     let mut out = [0u8; 16];
@@ -124,8 +125,18 @@ mod tests {
         assert!(once.first_use("assertion", "abc", MIN).unwrap());
         // The scope and the value are kept apart: "a" + "bc" is not "ab" + "c".
         assert!(once.first_use("stat", "eabc", MIN).unwrap());
+        assert!(once.first_use("a\0", "b", MIN).unwrap());
+        assert!(once.first_use("a", "\0b", MIN).unwrap());
         assert!(once.first_use("", "", MIN).unwrap());
         assert!(!once.first_use("", "", MIN).unwrap());
+        // Values of any size and bytes are taken once, and the set keeps only their digest.
+        let big = "\u{202e}x".repeat(100_000);
+        assert!(once.first_use("state", &big, MIN).unwrap());
+        assert!(!once.first_use("state", &big, MIN).unwrap());
+        assert!(once.first_use("state", &big[..big.len() - 1], MIN).unwrap());
+        // A TTL past what the set can count is kept for good, never wrapped into the past.
+        assert!(once.first_use("state", "forever", Duration::MAX).unwrap());
+        assert!(!once.first_use("state", "forever", MIN).unwrap());
     }
 
     #[test]
