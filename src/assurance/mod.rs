@@ -191,11 +191,7 @@ impl Ask {
 /// `now` (the identity a step-up or a re-check returned) keeps what `was` had proven: every
 /// context and factor, each with its latest time, and the latest `auth_time`.
 pub fn carry(was: &Identity, now: &mut Identity) {
-    let proven = if now.more.assured.is_empty() {
-        Vec::new()
-    } else {
-        std::mem::take(&mut now.more.assured)
-    };
+    let proven = now.more.take(|r| &mut r.assured);
     now.more.set(|r| &mut r.assured, was.more.assured.clone());
     now.add_assured(&proven);
     now.auth_time = now.auth_time.max(was.auth_time);

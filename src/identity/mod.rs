@@ -126,6 +126,18 @@ impl More {
         }
         *field(self) = value;
     }
+
+    /// Takes one field's value, leaving it empty, without allocating when nothing is set.
+    pub fn take<T: Default>(&mut self, field: fn(&mut Rare) -> &mut T) -> T {
+        self.0
+            .as_deref_mut()
+            .map_or_else(T::default, |rare| std::mem::take(field(rare)))
+    }
+
+    /// Bytes of the allocation behind it (0 while nothing is set), for cache weighers.
+    pub fn boxed_len(&self) -> usize {
+        self.0.as_ref().map_or(0, |_| std::mem::size_of::<Rare>())
+    }
 }
 
 impl From<Rare> for More {
@@ -428,6 +440,7 @@ mod tests {
         assert_eq!(rich.rule_claim("jobTitle"), Some(&["CEO".to_string()][..]));
         let mut untouched = plain.clone();
         untouched.add_assured(&[]);
+        assert!(untouched.more.take(|r| &mut r.assured).is_empty());
         assert!(untouched.more.0.is_none());
         // A stored identity naming unknown and rare fields in any order (an older or newer
         // replica's) reads the same.

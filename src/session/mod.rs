@@ -547,16 +547,27 @@ impl Sessions {
     }
 }
 
-/// Roughly what an identity costs in memory: the struct, the lists (kept joined) and the
-/// other strings (cache weighers).
+/// Roughly what an identity costs in memory: the struct in its `Arc`, its rare fields' box,
+/// the lists and the strings (cache weighers).
 pub(crate) fn weight(i: &Identity) -> usize {
-    320 + i.groups.heap_len()
+    let text = |s: &Option<Box<str>>| s.as_ref().map_or(0, |s| s.len());
+    std::mem::size_of::<Identity>()
+        + 16
+        + i.more.boxed_len()
+        + i.groups.heap_len()
         + i.roles.heap_len()
         + i.user.len()
-        + i.email.as_ref().map_or(0, |s| s.len())
-        + i.name.as_ref().map_or(0, |s| s.len())
-        + i.login_hint.as_ref().map_or(0, |s| s.len())
+        + text(&i.email)
+        + text(&i.name)
+        + text(&i.name_id)
+        + text(&i.session_index)
+        + text(&i.login_hint)
         + i.more.group_names.as_ref().map_or(0, List::heap_len)
+        + i.more
+            .claims
+            .iter()
+            .map(|(c, v)| 48 + c.len() + v.len())
+            .sum::<usize>()
         + i.more
             .attributes
             .iter()

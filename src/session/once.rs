@@ -18,17 +18,9 @@ const SHARDS: usize = 16;
 const MAX_VALUES: usize = 1_000_000;
 
 /// The set is full: nothing more can be marked used until older values expire.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the single-use set holds {MAX_VALUES} values, none expired yet")]
 pub(super) struct Full;
-
-impl std::fmt::Display for Full {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the single-use set holds {MAX_VALUES} values, none expired yet"
-        )
-    }
-}
 
 pub(super) struct LocalOnce {
     shards: Box<[Mutex<Shard>]>,
