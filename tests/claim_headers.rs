@@ -155,3 +155,45 @@ scim:
     assert!(!out.contains("headers.claims.X-Ok"), "{out}");
     assert!(!out.contains("scim.headers.title"), "{out}");
 }
+
+/// Identity headers go upstream as wire lines appended to the head, so their names must not
+/// be ones the request or the gateway sets: a second `Host` or `Content-Length` would be two
+/// answers to one question, read differently by different upstreams. Other conventions' names
+/// stay allowed (oauth2-proxy's `X-Forwarded-User`, a migration's first step).
+#[test]
+fn identity_header_names_that_frame_the_request_are_refused() {
+    let yaml = r#"
+listen: ["127.0.0.1:8080"]
+public_url: "http://gw.example"
+providers:
+  - name: idp
+    type: oidc
+    issuer: "https://idp.example"
+    client_id: x
+    client_secret: "s"
+routes:
+  - upstream: "127.0.0.1:3000"
+session:
+  secret: "0123456789abcdef0123456789abcdef"
+headers:
+  user: Host
+  email: X-Forwarded-User
+  groups: X_Forwarded_For
+  roles: content-length
+  tenant: Transfer-Encoding
+  name: Authorization
+"#;
+    let (ok, out) = check_config(yaml);
+    assert!(!ok, "check must fail:\n{out}");
+    assert_config_errors(
+        &out,
+        &[
+            ("headers.user", "the request's own headers"),
+            ("headers.groups", "a forwarding header the gateway sets"),
+            ("headers.roles", "the request's own headers"),
+            ("headers.tenant", "the request's own headers"),
+            ("headers.name", "the request's own headers"),
+        ],
+    );
+    assert!(!out.contains("headers.email"), "{out}");
+}

@@ -505,11 +505,8 @@ impl ProxyHttp for Gateway {
                 "no configuration bound to request",
             );
         };
-        // Room for what follows at once: the identity headers, the assertion and the four
-        // forwarding headers (the map would otherwise double several times).
-        upstream.reserve_headers(12)?;
         if let Some(id) = &ctx.identity {
-            let prepared = core.headers.inject(upstream, id);
+            let prepared = core.headers.inject(upstream, id)?;
             if let (Some(signer), Some(route)) = (&core.assertion, &ctx.route) {
                 signer.attach(
                     upstream,

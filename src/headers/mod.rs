@@ -270,10 +270,16 @@ impl HeaderPlan {
     }
 
     /// Sets the identity headers on a request to the upstream. They are built once per
-    /// identity (a session's identity is shared by all its requests) and reused. An identity
-    /// only this request holds (a bearer token's, verified for it) gets them built and not
-    /// kept: kept, they would fill the prepared sets' cache with headers nobody asks again.
-    pub fn inject(&self, req: &mut RequestHeader, id: &Arc<Identity>) -> Arc<PreparedSet> {
+    /// identity (a session's identity is shared by all its requests) as HTTP/1 wire lines and
+    /// appended to the head as one block (`strip` removed every name they use from the
+    /// request, and the configuration refuses names anything else sets). An identity only
+    /// this request holds (a bearer token's, verified for it) gets them built and not kept:
+    /// kept, they would fill the prepared sets' cache with headers nobody asks again.
+    pub fn inject(
+        &self,
+        req: &mut RequestHeader,
+        id: &Arc<Identity>,
+    ) -> pingora::Result<Arc<PreparedSet>> {
         let prepared = if Arc::strong_count(id) > 1 {
             self.prepared(id)
         } else {
@@ -283,24 +289,10 @@ impl HeaderPlan {
                 signed: arc_swap::ArcSwapOption::const_empty(),
             })
         };
-        for (i, value) in prepared.headers.iter() {
-            if let Some(name) = self.name_of(*i) {
-                let _ = req.insert_parsed_header(name.clone(), value.clone());
-            }
+        if !prepared.headers.is_empty() {
+            req.append_encoded(prepared.headers.clone())?;
         }
-        prepared
-    }
-
-    /// The `i`-th header's name: the identity headers, then provisioned attributes, then
-    /// claims.
-    fn name_of(&self, i: usize) -> Option<&HeaderName> {
-        let a = self.names.len();
-        let c = a + self.attributes.len();
-        match i {
-            _ if i < a => self.names.get(i),
-            _ if i < c => self.attributes.get(i - a).map(|x| &x.1),
-            _ => self.claims.get(i - c).map(|x| &x.1),
-        }
+        Ok(prepared)
     }
 
     /// The identity's headers under this plan, built on first use (see `Prepared`).
@@ -308,24 +300,11 @@ impl HeaderPlan {
         id.prepared.get_or_build(self.id, || self.headers_for(id))
     }
 
-    /// The identity's headers under this plan: (index of the name, value).
+    /// The identity's headers under this plan, as wire lines.
     fn headers_for(&self, id: &Identity) -> crate::identity::PreparedHeaders {
-        let mut out = Vec::with_capacity(7);
-        self.each(id, |name, value| {
-            let i = self.names.iter().position(|n| n == name).or_else(|| {
-                match self.attributes.iter().position(|(_, n)| n == name) {
-                    Some(j) => Some(self.names.len() + j),
-                    None => {
-                        let k = self.claims.iter().position(|(_, n)| n == name)?;
-                        Some(self.names.len() + self.attributes.len() + k)
-                    }
-                }
-            });
-            if let Some(i) = i {
-                out.push((i, value));
-            }
-        });
-        out
+        let mut out: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(8);
+        self.each(id, |name, value| out.push((name.clone(), value)));
+        crate::identity::PreparedHeaders::encode(out.iter().map(|(n, v)| (n, v)))
     }
 
     /// Calls `f` with every identity header for `id`. Values that are not valid header values
@@ -447,13 +426,27 @@ fn owned_value(s: String) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(Bytes::from(s)).ok()
 }
 
+/// The forwarding headers the gateway sets (normalized).
+pub(crate) const SET_FORWARDING: [&str; 4] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+];
+
+const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+
 /// Sets the forwarding headers the upstream receives: the gateway's own, appended to (or,
 /// for `-Proto`/`-Host`/`-Port`, replaced by) a trusted proxy's.
 pub fn set_forwarding(upstream: &mut RequestHeader, f: Forwarding) -> pingora::Result<()> {
-    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-    const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-    const HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-    const PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+    if !f.trusted {
+        // `strip` removed every forwarding header an untrusted peer sent: the gateway's own
+        // go out as one block of wire lines, made once for a connection's requests.
+        return upstream.append_encoded(forwarding_block(f));
+    }
     if let Some(ip) = f.peer {
         // An untrusted peer's own were stripped: nothing to look up.
         let kept = f.trusted.then(|| upstream.headers.get(&XFF)).flatten();
@@ -478,6 +471,47 @@ pub fn set_forwarding(upstream: &mut RequestHeader, f: Forwarding) -> pingora::R
         upstream.insert_parsed_header(PORT, f.port)?;
     }
     Ok(())
+}
+
+/// The forwarding headers for a peer that is not a trusted proxy, as wire lines. The last
+/// block made on this thread is kept: a connection's requests share peer, scheme, host and
+/// port, and a clone shares the bytes.
+fn forwarding_block(f: Forwarding) -> pingora::http::EncodedHeaders {
+    type Key = (
+        Option<std::net::IpAddr>,
+        HeaderValue,
+        Option<String>,
+        HeaderValue,
+    );
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(Key, pingora::http::EncodedHeaders)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some(((peer, proto, authority, port), block)) = &*last {
+            if *peer == f.peer && *proto == f.proto && *authority == f.authority && *port == f.port
+            {
+                return block.clone();
+            }
+        }
+        let xff = f.peer.and_then(peer_value);
+        let host = f
+            .authority
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok());
+        let lines = [
+            (&XFF, xff.as_ref()),
+            (&PROTO, Some(&f.proto)),
+            (&HOST, host.as_ref()),
+            (&PORT, Some(&f.port)),
+        ];
+        let block = pingora::http::EncodedHeaders::encode(
+            lines.iter().filter_map(|(n, v)| Some((*n, (*v)?))),
+        );
+        *last = Some(((f.peer, f.proto, f.authority, f.port), block.clone()));
+        block
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -664,6 +698,92 @@ mod tests {
         assert_eq!(wire(&req), "x-custom-thing: a\r\nx-auth-user: u2\r\n");
     }
 
+    /// What an upstream reads: the head as written. A client's spoofed identity and
+    /// forwarding headers are gone, and the gateway's are there exactly once each, as lines
+    /// appended to the head (HTTP/1) or as map entries (HTTP/2, after materializing).
+    #[test]
+    fn the_upstream_head_carries_each_gateway_header_once() {
+        use pingora::protocols::http::v1::client::http_req_header_to_wire;
+        let id = Arc::new(Identity {
+            provider: "demo".into(),
+            user: "u1".into(),
+            name: Some("evil\r\nX-Injected: 1".into()),
+            groups: List::from(["g1", "g2"]),
+            ..Default::default()
+        });
+        let held = id.clone();
+        let forwarding = |trusted| Forwarding {
+            peer: Some("192.0.2.7".parse().unwrap()),
+            trusted,
+            proto: HeaderValue::from_static("https"),
+            authority: Some("app.example".into()),
+            port: port_value(443),
+        };
+        for trusted in [false, true] {
+            let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+            req.remove_case();
+            for (n, v) in [
+                ("Host", "app.example"),
+                ("X-Auth-User", "admin"),
+                ("x_auth_groups", "Admins"),
+                ("X-Forwarded-For", "10.9.9.9"),
+                ("X-Forwarded-Host", "evil.example"),
+            ] {
+                req.append_header(n.to_string(), v).unwrap();
+            }
+            plan().strip(&mut req, trusted);
+            plan().inject(&mut req, &id).unwrap();
+            set_forwarding(&mut req, forwarding(trusted)).unwrap();
+            let wire = http_req_header_to_wire(&req).unwrap();
+            let wire = String::from_utf8(wire.to_vec()).unwrap();
+            let lines: Vec<&str> = wire.split("\r\n").collect();
+            let count = |p: &str| {
+                lines
+                    .iter()
+                    .filter(|l| l.to_ascii_lowercase().starts_with(p))
+                    .count()
+            };
+            for (prefix, n) in [
+                ("x-auth-user: u1", 1),
+                ("x-auth-user", 1),
+                ("x-auth-groups: g1,g2", 1),
+                ("x-auth-groups", 1),
+                ("x-auth-provider: demo", 1),
+                ("x-auth-name", 0),
+                ("x-injected", 0),
+                ("x-forwarded-for", 1),
+                ("x-forwarded-host", 1),
+                ("x-forwarded-proto: https", 1),
+                ("x-forwarded-port: 443", 1),
+                ("host: app.example", 1),
+            ] {
+                assert_eq!(count(prefix), n, "{prefix} (trusted {trusted}):\n{wire}");
+            }
+            let xff = if trusted {
+                "10.9.9.9, 192.0.2.7"
+            } else {
+                "192.0.2.7"
+            };
+            assert_eq!(count(&format!("x-forwarded-for: {xff}")), 1, "{wire}");
+            let host = if trusted {
+                "evil.example"
+            } else {
+                "app.example"
+            };
+            assert_eq!(count(&format!("x-forwarded-host: {host}")), 1, "{wire}");
+            assert!(wire.ends_with("\r\n\r\n") && !wire[..wire.len() - 4].contains("\r\n\r\n"));
+            // HTTP/2 has no head to append to: the same headers, once each, in the map.
+            req.materialize_encoded().unwrap();
+            assert_eq!(req.encoded().count(), 0);
+            assert_eq!(req.headers.get_all("x-auth-user").iter().count(), 1);
+            assert_eq!(req.headers["x-auth-groups"], "g1,g2");
+            assert_eq!(req.headers.get_all("x-forwarded-for").iter().count(), 1);
+            assert_eq!(req.headers["x-forwarded-for"], xff);
+            assert_eq!(req.headers["x-forwarded-port"], "443");
+        }
+        drop(held);
+    }
+
     #[test]
     fn injects_and_skips_bad_values() {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
@@ -676,7 +796,8 @@ mod tests {
             ..Default::default()
         };
         let id = Arc::new(id);
-        plan().inject(&mut req, &id);
+        plan().inject(&mut req, &id).unwrap();
+        req.materialize_encoded().unwrap();
         assert_eq!(req.headers["x-auth-user"], "u1");
         assert_eq!(req.headers["x-auth-groups"], "g1,g2");
         assert!(req.headers.get("x-auth-name").is_none());
@@ -685,7 +806,8 @@ mod tests {
         let names: GroupNames = [("g1".to_string(), "Admins".to_string())].into();
         let mapped = plan().with_group_names([("demo".to_string(), names)].into());
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        mapped.inject(&mut req, &id);
+        mapped.inject(&mut req, &id).unwrap();
+        req.materialize_encoded().unwrap();
         assert_eq!(req.headers["x-auth-groups"], "Admins,g2");
     }
 
@@ -700,8 +822,8 @@ mod tests {
         let _cached = id.clone();
         let a = plan();
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        a.inject(&mut req, &id);
-        a.inject(&mut req, &id);
+        a.inject(&mut req, &id).unwrap();
+        req.materialize_encoded().unwrap();
         assert_eq!(req.headers["x-auth-user"], "u1");
         // A reloaded configuration that renames the header: the cached set is not reused.
         let names = HeaderNames {
@@ -710,11 +832,13 @@ mod tests {
         };
         let b = HeaderPlan::new(&names).unwrap();
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        b.inject(&mut req, &id);
+        b.inject(&mut req, &id).unwrap();
+        req.materialize_encoded().unwrap();
         assert_eq!(req.headers["x-remote-user"], "u1");
         assert!(req.headers.get("x-auth-user").is_none());
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        a.inject(&mut req, &id);
+        a.inject(&mut req, &id).unwrap();
+        req.materialize_encoded().unwrap();
         assert!(req.headers.get("x-remote-user").is_none());
         assert!(id.prepared.is_kept());
         // An identity only this request holds (a bearer token's) is served, not kept.
@@ -724,7 +848,8 @@ mod tests {
             ..Default::default()
         });
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        a.inject(&mut req, &once);
+        a.inject(&mut req, &once).unwrap();
+        req.materialize_encoded().unwrap();
         assert_eq!(req.headers["x-auth-user"], "u2");
         assert!(!once.prepared.is_kept());
     }
@@ -745,7 +870,8 @@ mod tests {
         let _cached = ids.clone();
         for id in &ids {
             let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-            a.inject(&mut req, id);
+            a.inject(&mut req, id).unwrap();
+            req.materialize_encoded().unwrap();
             assert_eq!(req.headers["x-auth-user"], &*id.user);
         }
         crate::identity::Prepared::settle();
@@ -755,7 +881,8 @@ mod tests {
         // A dropped set is prepared again on the identity's next request.
         let dropped = ids.iter().find(|i| !i.prepared.is_kept()).unwrap();
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        a.inject(&mut req, dropped);
+        a.inject(&mut req, dropped).unwrap();
+        req.materialize_encoded().unwrap();
         assert_eq!(req.headers["x-auth-user"], &*dropped.user);
         assert!(dropped.prepared.is_kept());
     }

@@ -52,9 +52,16 @@ impl Reader<'_> {
         }
         self.finish(o);
         let mut seen = HashSet::new();
-        for n in h.all() {
+        for (key, n) in [
+            "user", "email", "name", "groups", "roles", "tenant", "provider",
+        ]
+        .into_iter()
+        .zip(h.all())
+        {
             if !seen.insert(crate::headers::normalize(n)) {
                 self.err("headers", format!("header name {n:?} is used twice"));
+            } else if let Some(why) = refused_identity_header(n) {
+                self.err(join("headers", key), format!("{n:?} is {why}"));
             }
         }
         for (name, _) in &h.claims {
@@ -134,6 +141,18 @@ const STANDARD: &[&str] = &[
     "expect",
     "via",
 ];
+
+/// Why `name` cannot be an identity header: one of the request's own, or a forwarding
+/// header the gateway sets. (Other conventions' names, `X-Forwarded-User` say, are fine.)
+fn refused_identity_header(name: &str) -> Option<&'static str> {
+    let n = crate::headers::normalize(name);
+    if crate::headers::SET_FORWARDING.contains(&n.as_str()) {
+        return Some("a forwarding header the gateway sets from the connection");
+    }
+    STANDARD
+        .contains(&n.as_str())
+        .then_some("one of the request's own headers (framing, host or credentials)")
+}
 
 /// Why `name` cannot carry a claim (or a token): not a header name, a forwarding header, or
 /// one of the request's own.

@@ -223,8 +223,8 @@ pub struct Prepared(Arc<Slot>);
 
 type Slot = arc_swap::ArcSwapOption<PreparedSet>;
 
-/// (index of the header in the plan, value).
-pub type PreparedHeaders = Vec<(usize, http::HeaderValue)>;
+/// The identity headers as HTTP/1 wire lines, appended to a request's head as one block.
+pub type PreparedHeaders = pingora::http::EncodedHeaders;
 
 /// A signed assertion (`crate::assertion`), kept with its identity's prepared headers.
 pub struct Signed {
@@ -280,7 +280,7 @@ fn prepared_sets() -> &'static moka::sync::Cache<usize, Arc<Slot>, ahash::Random
                         .load()
                         .as_ref()
                         .map_or(0, |l| l.iter().map(|s| 96 + s.weight()).sum());
-                    p.headers.iter().map(|(_, h)| h.len()).sum::<usize>() + signed
+                    p.headers.len() + signed
                 });
                 u32::try_from(768 + bytes).unwrap_or(u32::MAX)
             })

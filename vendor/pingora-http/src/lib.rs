@@ -29,7 +29,7 @@ use http::request::Parts as ReqParts;
 use http::response::Builder as RespBuilder;
 use http::response::Parts as RespParts;
 use http::uri::Uri;
-use pingora_error::{ErrorType::*, OrErr, Result};
+use pingora_error::{Error, ErrorType::*, OrErr, Result};
 use std::borrow::Cow;
 use std::ops::Deref;
 
@@ -43,6 +43,12 @@ use authority::{raw_target_authority, RawTargetAuthority};
 
 mod case_header_name;
 use case_header_name::CaseHeaderName;
+// authgate patch: header lines encoded once (see PATCHES.md).
+mod encoded;
+pub use encoded::EncodedHeaders;
+
+/// How many encoded blocks one request can carry ([RequestHeader::append_encoded()]).
+pub const ENCODED_BLOCKS: usize = 3;
 pub use case_header_name::IntoCaseHeaderName;
 
 pub mod prelude {
@@ -88,6 +94,8 @@ pub struct RequestHeader {
     raw_target: RawTarget,
     // whether we send END_STREAM with HEADERS for h2 requests
     send_end_stream: bool,
+    // authgate patch: header lines written after the map's (see `append_encoded`).
+    encoded: [Option<EncodedHeaders>; ENCODED_BLOCKS],
 }
 
 /// How a request-target is stored, and how [`RequestHeader::raw_path`] recovers it.
@@ -155,6 +163,7 @@ impl RequestHeader {
             header_name_map: None,
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
+            encoded: Default::default(),
         }
     }
 
@@ -293,11 +302,46 @@ impl RequestHeader {
         self.header_name_map = None;
     }
 
+    /// Append header lines encoded once ([EncodedHeaders]), written after the map's headers
+    /// when the request goes out as HTTP/1. The map does not see them: the caller makes sure
+    /// their names are not in it (or wants both), as with [Self::append_header()]. Before a
+    /// request goes out in another form (HTTP/2), [Self::materialize_encoded()] moves them into
+    /// the map. At most [ENCODED_BLOCKS] blocks.
+    pub fn append_encoded(&mut self, block: EncodedHeaders) -> Result<()> {
+        match self.encoded.iter_mut().find(|b| b.is_none()) {
+            Some(slot) => {
+                *slot = Some(block);
+                Ok(())
+            }
+            None => Error::e_explain(InvalidHTTPHeader, "too many encoded header blocks"),
+        }
+    }
+
+    /// The encoded blocks appended so far.
+    pub fn encoded(&self) -> impl Iterator<Item = &EncodedHeaders> + '_ {
+        self.encoded.iter().flatten()
+    }
+
+    /// Move the encoded blocks' headers into the header map (appended, in order), for a
+    /// request that is not written as HTTP/1 wire bytes.
+    pub fn materialize_encoded(&mut self) -> Result<()> {
+        let blocks = std::mem::take(&mut self.encoded);
+        for block in blocks.iter().flatten() {
+            for (name, value) in block.iter() {
+                self.append_parsed_header(name, value)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Write the header to the `buf` in HTTP/1.1 wire format.
     ///
-    /// The header case will be preserved.
+    /// The header case will be preserved. Encoded blocks follow the map's headers.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
-        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf)
+        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf);
+        for block in self.encoded() {
+            buf.put_slice(block.as_bytes());
+        }
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
@@ -463,6 +507,7 @@ impl Clone for RequestHeader {
             header_name_map: self.header_name_map.clone(),
             raw_target: self.raw_target.clone(),
             send_end_stream: self.send_end_stream,
+            encoded: self.encoded.clone(),
         }
     }
 }
@@ -479,6 +524,7 @@ impl From<ReqParts> for RequestHeader {
             // The Uri is the only target available here, so it is the one that serializes.
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
+            encoded: Default::default(),
         }
     }
 }

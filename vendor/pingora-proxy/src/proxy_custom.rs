@@ -107,6 +107,10 @@ where
                 return (false, Some(e));
             }
         }
+        // authgate patch: a custom protocol has no HTTP/1 head to append encoded lines to.
+        if let Err(e) = req.materialize_encoded() {
+            return (false, Some(e));
+        }
 
         session.set_upstream_h1_upgrade_request_status(is_h1_upgrade_req(&req));
 

@@ -181,6 +181,10 @@ where
                 return (false, Some(e));
             }
         }
+        // authgate patch: HTTP/2 has no wire head to append encoded header lines to.
+        if let Err(e) = req.materialize_encoded() {
+            return (false, Some(e));
+        }
 
         if authority_policy.is_standard() {
             if let Err(e) = reconcile_upstream_authority(&mut req) {

@@ -922,7 +922,8 @@ fn req_head_wire_len(req: &RequestHeader) -> usize {
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
-    line + headers + 2
+    let encoded: usize = req.encoded().map(|b| b.len()).sum();
+    line + headers + encoded + 2
 }
 
 // TODO: change it to to_buf
