@@ -133,11 +133,14 @@ fn serve(cfg: Config, path: PathBuf) -> Result<std::convert::Infallible, String>
     server.bootstrap();
 
     let mut http = pingora::proxy::http_proxy(&server.configuration, app.gateway);
+    let mut options = pingora::apps::HttpServerOptions::default();
+    // Header names reach the upstream in lower case (as over HTTP/2), so the request is read
+    // without a case map to fill and keep in step (vendor/pingora-core/PATCHES.md).
+    options.discard_request_header_case = true;
     if let Some(tls) = &cfg.tls {
-        let mut options = pingora::apps::HttpServerOptions::default();
         options.h2_idle_timeout = Some(tls.http2_idle_timeout);
-        http.server_options = Some(options);
     }
+    http.server_options = Some(options);
     // Every connection's request heads must arrive within server.request_header_timeout.
     let mut proxy = Service::new(
         "authgate proxy".to_string(),

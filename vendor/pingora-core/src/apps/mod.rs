@@ -89,6 +89,13 @@ pub struct HttpServerOptions {
     ///
     /// Default: `None`
     pub h2_idle_timeout: Option<Duration>,
+
+    /// authgate patch: do not keep the case of HTTP/1 request header names. A proxy that
+    /// writes every header name in lower case (as HTTP/2 does) saves filling the case map on
+    /// every request, and keeping it in step on every insert.
+    ///
+    /// Default: `false` (case kept, as published)
+    pub discard_request_header_case: bool,
 }
 
 /// Settings persisted across HTTP/1.x keepalive requests on the same downstream connection.
@@ -356,10 +363,16 @@ where
                 self.server_options()
                     .and_then(|opts| opts.keepalive_request_limit),
             );
+            // authgate patch: each request of the connection is read the same way.
+            let keep_case = !self
+                .server_options()
+                .is_some_and(|o| o.discard_request_header_case);
+            session.set_keep_header_case(keep_case);
 
             let mut result = self.process_new_http(session, shutdown).await;
             while let Some((stream, persistent_settings)) = result.map(|r| r.consume()) {
                 let mut session = ServerSession::new_http1(stream);
+                session.set_keep_header_case(keep_case);
                 if let Some(persistent_settings) = persistent_settings {
                     persistent_settings.apply_to_session(&mut session);
                 }

@@ -333,6 +333,15 @@ impl Session {
         }
     }
 
+    /// authgate patch: whether HTTP/1 request header names keep their case (see
+    /// `v1::server::HttpSession::set_keep_header_case`). Noop for h2 (which has none) and
+    /// subrequest.
+    pub fn set_keep_header_case(&mut self, keep: bool) {
+        if let Self::H1(s) = self {
+            s.set_keep_header_case(keep);
+        }
+    }
+
     /// Set the number of times the upstream connection connection for this
     /// session can be reused via keepalive. Noop for h2 and subrequest
     pub fn set_keepalive_reuses_remaining(&mut self, reuses: Option<u32>) {
