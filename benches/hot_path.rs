@@ -96,7 +96,7 @@ fn bench(c: &mut Criterion) {
             },
             |mut req| {
                 plan.strip(&mut req, false);
-                plan.inject(&mut req, &id);
+                plan.inject(&mut req, &id).unwrap();
                 req
             },
             criterion::BatchSize::SmallInput,
