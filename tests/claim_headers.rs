@@ -99,10 +99,8 @@ fn every_claim_shape_reaches_the_upstream_as_documented() {
     );
 }
 
-/// What `authgate check` refuses in `headers.claims`: names that belong to someone else.
-#[test]
-fn claim_header_names_that_collide_are_refused() {
-    let yaml = r#"
+/// A configuration `authgate check` accepts, to which each test adds what it checks.
+const MINIMAL: &str = r#"
 listen: ["127.0.0.1:8080"]
 public_url: "http://gw.example"
 providers:
@@ -115,6 +113,13 @@ routes:
   - upstream: "127.0.0.1:3000"
 session:
   secret: "0123456789abcdef0123456789abcdef"
+"#;
+
+/// What `authgate check` refuses in `headers.claims`: names that belong to someone else.
+#[test]
+fn claim_header_names_that_collide_are_refused() {
+    let yaml = MINIMAL.to_string()
+        + r#"
 headers:
   claims:
     X-Auth-User: upn
@@ -133,7 +138,7 @@ scim:
     department: X-Ok
     title: X-Title
 "#;
-    let (ok, out) = check_config(yaml);
+    let (ok, out) = check_config(&yaml);
     assert!(!ok, "check must fail:\n{out}");
     assert_config_errors(
         &out,
@@ -162,19 +167,8 @@ scim:
 /// stay allowed (oauth2-proxy's `X-Forwarded-User`, a migration's first step).
 #[test]
 fn identity_header_names_that_frame_the_request_are_refused() {
-    let yaml = r#"
-listen: ["127.0.0.1:8080"]
-public_url: "http://gw.example"
-providers:
-  - name: idp
-    type: oidc
-    issuer: "https://idp.example"
-    client_id: x
-    client_secret: "s"
-routes:
-  - upstream: "127.0.0.1:3000"
-session:
-  secret: "0123456789abcdef0123456789abcdef"
+    let yaml = MINIMAL.to_string()
+        + r#"
 headers:
   user: Host
   email: X-Forwarded-User
@@ -183,7 +177,7 @@ headers:
   tenant: Transfer-Encoding
   name: Authorization
 "#;
-    let (ok, out) = check_config(yaml);
+    let (ok, out) = check_config(&yaml);
     assert!(!ok, "check must fail:\n{out}");
     assert_config_errors(
         &out,
