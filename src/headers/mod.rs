@@ -447,10 +447,9 @@ pub fn set_forwarding(upstream: &mut RequestHeader, f: Forwarding) -> pingora::R
         // go out as one block of wire lines, made once for a connection's requests.
         return upstream.append_encoded(forwarding_block(f));
     }
+    // A trusted proxy: its own are kept, `-For` appended to, the others set when absent.
     if let Some(ip) = f.peer {
-        // An untrusted peer's own were stripped: nothing to look up.
-        let kept = f.trusted.then(|| upstream.headers.get(&XFF)).flatten();
-        let xff = match kept.and_then(|v| v.to_str().ok()) {
+        let xff = match upstream.headers.get(&XFF).and_then(|v| v.to_str().ok()) {
             Some(prev) => owned_value(format!("{prev}, {ip}")),
             None => peer_value(ip),
         };
@@ -458,16 +457,15 @@ pub fn set_forwarding(upstream: &mut RequestHeader, f: Forwarding) -> pingora::R
             upstream.insert_parsed_header(XFF, v)?;
         }
     }
-    let keep = |h: &RequestHeader, n: &HeaderName| f.trusted && h.headers.contains_key(n);
-    if !keep(upstream, &PROTO) {
+    if !upstream.headers.contains_key(&PROTO) {
         upstream.insert_parsed_header(PROTO, f.proto)?;
     }
-    if !keep(upstream, &HOST) {
+    if !upstream.headers.contains_key(&HOST) {
         if let Some(a) = f.authority.and_then(owned_value) {
             upstream.insert_parsed_header(HOST, a)?;
         }
     }
-    if !keep(upstream, &PORT) {
+    if !upstream.headers.contains_key(&PORT) {
         upstream.insert_parsed_header(PORT, f.port)?;
     }
     Ok(())

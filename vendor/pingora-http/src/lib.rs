@@ -281,20 +281,6 @@ impl RequestHeader {
             .or_err(InvalidHTTPHeader, "header value map size overflows MAX_SIZE")
     }
 
-    /// Make room for `additional` more headers at once, so that a known number of inserts
-    /// grows the map (and the case map, if any) once rather than doubling it several times.
-    pub fn reserve_headers(&mut self, additional: usize) -> Result<()> {
-        if let Some(name_map) = self.header_name_map.as_mut() {
-            name_map
-                .try_reserve(additional)
-                .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
-        }
-        self.base
-            .headers
-            .try_reserve(additional)
-            .or_err(InvalidHTTPHeader, "header value map size overflows MAX_SIZE")
-    }
-
     /// Stop preserving the case of header names: the case map is dropped, and the header is
     /// written as one built by [Self::build_no_case()] is (standard names titled, others in
     /// lower case). Every later insert then writes one map instead of two.
