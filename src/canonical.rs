@@ -338,7 +338,7 @@ fn split_target(target: &str) -> Result<(Option<&str>, &str), Unreadable> {
 
 /// `host[:port]` → (lower-case host without a trailing dot, port).
 fn read_authority(a: &str) -> Result<(String, Option<u16>), Unreadable> {
-    let a = a.trim_matches([' ', '\t']);
+    let a = trim_blanks(a);
     let (host, port) = if let Some(rest) = a.strip_prefix('[') {
         let (h, after) = rest.split_once(']').ok_or(Unreadable::BadHost)?;
         if h.is_empty()
@@ -359,14 +359,7 @@ fn read_authority(a: &str) -> Result<(String, Option<u16>), Unreadable> {
             None => (a, None),
         };
         let h = h.strip_suffix('.').unwrap_or(h);
-        let ok = !h.is_empty()
-            && h.len() <= 253
-            && h.split('.').all(|label| {
-                !label.is_empty()
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            });
+        let ok = !h.is_empty() && h.len() <= 253 && labels_ok(h.as_bytes());
         if !ok {
             return Err(Unreadable::BadHost);
         }
@@ -389,10 +382,83 @@ fn read_authority(a: &str) -> Result<(String, Option<u16>), Unreadable> {
     Ok((host, port))
 }
 
+/// Spaces and tabs cut from both ends (a `Host` value's optional white space).
+fn trim_blanks(a: &str) -> &str {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let b = a.as_bytes();
+    let start = b.iter().position(|c| !blank(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !blank(c)).map_or(start, |i| i + 1);
+    // Both ends are next to ASCII bytes (or the ends of `a`): character boundaries.
+    a.get(start..end).unwrap_or("")
+}
+
+/// Every `.`-separated label is non-empty and only letters, digits, `-` and `_`.
+fn labels_ok(h: &[u8]) -> bool {
+    let mut prev = b'.';
+    for &b in h {
+        let ok = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && prev != b'.');
+        if !ok {
+            return false;
+        }
+        prev = b;
+    }
+    prev != b'.'
+}
+
 /// Normalizes a path: decodes unreserved escapes (RFC 3986 §6.2.2.2), upper-cases the hex of
 /// the others, folds `//`, and refuses what upstream servers read in different ways. Returns
 /// (path for the upstream, path for routing, exceptions used).
 fn read_path(
+    raw: &str,
+    allowed: Exceptions,
+) -> Result<(String, Option<String>, Exceptions), Unreadable> {
+    match plain_path(raw) {
+        Some(read) => read,
+        None => read_path_in_full(raw, allowed),
+    }
+}
+
+/// The common path, with nothing to decode, fold or refuse by character (no `%`, `\`, `;`
+/// or `//`): it is its own normal form, and its segments are checked in one pass. `None`:
+/// it needs `read_path_in_full`, which reads such a path the same way.
+fn plain_path(raw: &str) -> Option<Result<(String, Option<String>, Exceptions), Unreadable>> {
+    let mut prev = 0u8;
+    for &c in raw.as_bytes() {
+        if matches!(c, b'%' | b'\\' | b';') || (c == b'/' && prev == b'/') {
+            return None;
+        }
+        prev = c;
+    }
+    Some(plain_segments(raw).map(|()| (raw.to_string(), None, Exceptions::default())))
+}
+
+/// `check_segment` on every segment of a path with no `%` and no `;` (nothing to decode or
+/// cut, and ASCII only), without splitting or searching per segment.
+fn plain_segments(path: &str) -> Result<(), Unreadable> {
+    for seg in path.as_bytes().split(|&b| b == b'/') {
+        if seg == b"." || seg == b".." {
+            return Err(Unreadable::DotSegment);
+        }
+        if matches!(seg.last(), Some(b'.' | b' ')) {
+            return Err(Unreadable::TrailingDotOrSpace);
+        }
+        let (mut alternate, mut short) = (false, false);
+        for w in seg.windows(2) {
+            alternate |= w[0] == b':' && matches!(w[1], b':' | b'$');
+            short |= w[0] == b'~' && w[1].is_ascii_digit();
+        }
+        if alternate {
+            return Err(Unreadable::AlternateStream);
+        }
+        if short {
+            return Err(Unreadable::ShortName);
+        }
+    }
+    Ok(())
+}
+
+/// `read_path` for any path: escapes, `;` parameters, `//`.
+fn read_path_in_full(
     raw: &str,
     allowed: Exceptions,
 ) -> Result<(String, Option<String>, Exceptions), Unreadable> {
@@ -610,6 +676,86 @@ mod tests {
         ];
         for (t, want) in table {
             assert_eq!(refused(t), *want, "{t}");
+        }
+    }
+
+    /// The one-pass reading of plain paths says exactly what the full reading says, on every
+    /// path it takes: every string of up to 4 characters from an alphabet of the characters
+    /// the checks look at, after a `/`, and a table of longer ones.
+    #[test]
+    fn plain_paths_read_as_the_full_reading_reads_them() {
+        let alphabet = [b'/', b'.', b':', b'$', b'~', b'1', b'a', b' ', b'%', b';', b'\\'];
+        let mut paths: Vec<String> = [
+            "/",
+            "/app/x.html",
+            "/a/b/c/",
+            "/ADMINI~1/x",
+            "/x~a/y",
+            "/a:b/c",
+            "/a/b::$DATA",
+            "/a/b:$DATA/c",
+            "/a./b",
+            "/a/..",
+            "/a/.../b",
+            "/.well-known/x",
+            "/_authgate/callback",
+        ]
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+        let mut frontier = vec![String::from("/")];
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for p in &frontier {
+                for c in alphabet {
+                    next.push(format!("{p}{}", c as char));
+                }
+            }
+            paths.extend(next.iter().cloned());
+            frontier = next;
+        }
+        let mut plain = 0;
+        for p in &paths {
+            let Some(fast) = plain_path(p) else { continue };
+            plain += 1;
+            let full = read_path_in_full(p, Exceptions::default());
+            assert_eq!(fast, full, "{p:?}");
+            let all = Exceptions {
+                encoded_slash: true,
+                path_parameters: true,
+            };
+            assert_eq!(plain_path(p), Some(read_path_in_full(p, all)), "{p:?}");
+        }
+        assert!(plain > 1_000, "{plain} plain paths");
+    }
+
+    /// The byte loops for host labels and blanks say what the string splits said.
+    #[test]
+    fn host_labels_and_blanks_read_as_the_splits_read_them() {
+        let by_split = |h: &str| {
+            h.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+        };
+        let alphabet = ["a", "Z", "0", "-", "_", ".", ":", " ", "\t", "é", "*"];
+        let mut hosts = vec![String::new()];
+        let mut frontier = vec![String::new()];
+        for _ in 0..4 {
+            let next: Vec<String> = frontier
+                .iter()
+                .flat_map(|h| alphabet.iter().map(move |c| format!("{h}{c}")))
+                .collect();
+            hosts.extend(next.iter().cloned());
+            frontier = next;
+        }
+        for h in &hosts {
+            if !h.is_empty() {
+                assert_eq!(labels_ok(h.as_bytes()), by_split(h), "{h:?}");
+            }
+            assert_eq!(trim_blanks(h), h.trim_matches([' ', '\t']), "{h:?}");
         }
     }
 

@@ -38,6 +38,15 @@ impl Scan {
     /// Feeds bytes; true when they complete the head. Jumps from line end to line end
     /// (`memchr`): a line's other bytes matter only in whether it has any besides `\r`.
     fn feed(&mut self, bytes: &[u8]) -> bool {
+        // The usual read: one whole head, ending with its blank line. A line that is
+        // not blank has come before it (the first byte, or a line already begun) so the head
+        // is complete within these bytes, wherever exactly it ended.
+        if bytes.ends_with(b"\r\n\r\n")
+            && (self.started || bytes.first().is_some_and(|&b| b != b'\r' && b != b'\n'))
+        {
+            self.armed = false;
+            return true;
+        }
         let mut rest = bytes;
         loop {
             let end = memchr::memchr(b'\n', rest);
@@ -313,5 +322,22 @@ mod tests {
         assert!(!s.feed(b"GET / HTTP/1.1\r\n\r\r"));
         assert!(!s.feed(b"x\r\n"), "\\r\\rx\\r is a header line");
         assert!(s.feed(b"\r\n"));
+        // A read that ends with a blank line: the whole head, unless nothing but blank lines
+        // came so far.
+        let armed = || Scan {
+            armed: true,
+            ..Scan::default()
+        };
+        assert!(armed().feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(!armed().feed(b"\r\n\r\n"), "leading blank lines are no head");
+        assert!(!armed().feed(b"\n\r\n\r\n"));
+        let mut s = armed();
+        assert!(!s.feed(b"\r\n\r\n"));
+        assert!(!s.feed(b"GET / HTTP/1.1\r\nHost: a"));
+        assert!(s.feed(b"\r\n\r\n"), "a head begun in an earlier read");
+        let mut s = armed();
+        assert!(!s.feed(b"GET / HTTP/1.1\r\n"));
+        assert!(s.feed(b"\r\n\r\n"));
+        assert!(!s.armed, "the deadline is off once the head is complete");
     }
 }

@@ -95,11 +95,20 @@ pub(crate) fn is_forwarding(normalized: &str) -> bool {
     })
 }
 
-/// Normalized header names and name prefixes, matched without allocating.
+/// What a name in a `NameSet` is (bits): a header only the gateway sets, removed from every
+/// request; a forwarding header, removed unless a trusted proxy sent it.
+const OWNED: u8 = 1;
+const FORWARDS: u8 = 2;
+
+/// Normalized header names and name prefixes, each with its kinds, matched without
+/// allocating: one hash lookup and one pass over the prefixes per request header.
 #[derive(Debug, Clone, Default)]
 struct NameSet {
-    exact: std::collections::HashSet<String, ahash::RandomState>,
-    prefixes: Vec<String>,
+    exact: HashMap<String, u8, ahash::RandomState>,
+    /// (first byte, prefix, kinds): the first byte is compared before the prefix.
+    prefixes: Vec<(u8, String, u8)>,
+    /// The kinds of an empty prefix (`*`: every name).
+    every: u8,
     /// The first bytes of every name and prefix (all of them for an empty prefix): most of a
     /// browser's headers (`host`, `accept`, `user-agent`, `sec-…`) are told apart by their
     /// first byte alone, without hashing or comparing prefixes.
@@ -115,39 +124,34 @@ fn fold(b: u8) -> u8 {
 }
 
 impl NameSet {
-    fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut set = NameSet::default();
-        for n in names {
-            set.add(normalize(n));
-        }
-        set
-    }
-
-    fn add(&mut self, n: String) {
+    fn add(&mut self, name: &str, kinds: u8) {
+        let n = normalize(name);
         match n.as_bytes().first() {
             Some(b'*') | None => self.first = [u64::MAX; 4],
             Some(&b) => self.first[usize::from(b >> 6)] |= 1 << (b & 63),
         }
         match n.strip_suffix('*') {
-            Some(p) => self.prefixes.push(p.to_string()),
-            None => {
-                self.exact.insert(n);
+            Some("") => self.every |= kinds,
+            Some(p) => {
+                let first = p.as_bytes()[0];
+                match self.prefixes.iter_mut().find(|(_, q, _)| q == p) {
+                    Some((_, _, k)) => *k |= kinds,
+                    None => self.prefixes.push((first, p.to_string(), kinds)),
+                }
             }
+            None => *self.exact.entry(n).or_default() |= kinds,
         }
     }
 
-    fn insert(&mut self, name: &str) {
-        self.add(normalize(name));
-    }
-
-    /// `name` comes from the wire (pingora lower-cases it); `_` is read as `-`.
-    fn contains(&self, name: &str) -> bool {
+    /// The kinds `name` has (0: none). `name` comes from the wire (pingora lower-cases it);
+    /// `_` is read as `-`.
+    fn kinds(&self, name: &str) -> u8 {
         let Some(&b) = name.as_bytes().first() else {
-            return self.exact.contains("") || self.prefixes.iter().any(String::is_empty);
+            return self.every | self.exact.get("").copied().unwrap_or(0);
         };
         let b = fold(b);
         if self.first[usize::from(b >> 6)] & (1 << (b & 63)) == 0 {
-            return false;
+            return 0;
         }
         let folded;
         let name = if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
@@ -156,7 +160,13 @@ impl NameSet {
         } else {
             name
         };
-        self.exact.contains(name) || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+        let mut k = self.every | self.exact.get(name).copied().unwrap_or(0);
+        for (first, p, kinds) in &self.prefixes {
+            if *first == b && name.starts_with(p.as_str()) {
+                k |= kinds;
+            }
+        }
+        k
     }
 }
 
@@ -165,10 +175,9 @@ impl NameSet {
 pub struct HeaderPlan {
     /// Tells identities' prepared headers of this plan from another's (after a reload).
     id: u64,
-    /// The injected names, other conventions' identity headers and `headers.strip`.
-    owned: NameSet,
-    /// Forwarding headers, removed unless the peer is a trusted proxy.
-    forwarding: NameSet,
+    /// The injected names, other conventions' identity headers and `headers.strip`
+    /// (`OWNED`); forwarding headers, removed unless the peer is a trusted proxy (`FORWARDS`).
+    stripped: NameSet,
     /// Parsed once: an insert then neither parses nor allocates a name.
     names: [HeaderName; 7],
     /// Provider name → group ID → readable name (the providers' `group_names`).
@@ -185,14 +194,20 @@ impl HeaderPlan {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Self {
             id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            owned: NameSet::new(
-                h.all()
-                    .into_iter()
-                    .chain(FOREIGN_IDENTITY.iter().copied())
+            stripped: {
+                let mut set = NameSet::default();
+                let owned = h.all().into_iter().chain(FOREIGN_IDENTITY.iter().copied());
+                let owned = owned
                     .chain(h.strip.iter().map(String::as_str))
-                    .chain(h.claims.iter().map(|(name, _)| name.as_str())),
-            ),
-            forwarding: NameSet::new(FORWARDING.iter().copied()),
+                    .chain(h.claims.iter().map(|(name, _)| name.as_str()));
+                for n in owned {
+                    set.add(n, OWNED);
+                }
+                for n in FORWARDING {
+                    set.add(n, FORWARDS);
+                }
+                set
+            },
             names: [
                 mk(&h.user)?,
                 mk(&h.email)?,
@@ -223,7 +238,7 @@ impl HeaderPlan {
     ) -> Self {
         for (key, name) in attrs {
             if let Ok(h) = HeaderName::from_bytes(name.as_bytes()) {
-                self.owned.insert(name);
+                self.stripped.add(name, OWNED);
                 self.attributes.push((key, h));
             }
         }
@@ -233,7 +248,7 @@ impl HeaderPlan {
     /// More names only the gateway sets (the signed assertion's header, ...).
     pub fn with_owned<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
         for n in names {
-            self.owned.insert(n);
+            self.stripped.add(n, OWNED);
         }
         self
     }
@@ -253,12 +268,12 @@ impl HeaderPlan {
             .headers
             .keys()
             .filter(|k| {
-                let k = k.as_str();
-                if self.owned.contains(k) {
+                let kinds = self.stripped.kinds(k.as_str());
+                if kinds & OWNED != 0 {
                     identity += 1;
                     true
                 } else {
-                    !trusted_peer && self.forwarding.contains(k)
+                    !trusted_peer && kinds & FORWARDS != 0
                 }
             })
             .cloned()
@@ -642,6 +657,26 @@ mod tests {
         for n in forwarding {
             assert!(req.headers.contains_key(n), "{n}");
         }
+    }
+
+    #[test]
+    fn a_name_has_every_kind_it_was_given() {
+        let mut set = NameSet::default();
+        set.add("X-Forwarded-User", OWNED);
+        set.add("x-forwarded-*", FORWARDS);
+        set.add("X_Corp_*", OWNED);
+        set.add("x-corp-*", FORWARDS);
+        assert_eq!(set.kinds("x-forwarded-user"), OWNED | FORWARDS);
+        assert_eq!(set.kinds("x_forwarded_user"), OWNED | FORWARDS);
+        assert_eq!(set.kinds("x-forwarded-for"), FORWARDS);
+        assert_eq!(set.kinds("X_CORP_ROLE"), OWNED | FORWARDS);
+        assert_eq!(set.kinds("x-corp"), 0, "a prefix is not its own name");
+        assert_eq!(set.kinds("accept"), 0);
+        assert_eq!(set.kinds("y-forwarded-user"), 0);
+        // `*` alone: every name, whatever its first byte.
+        set.add("*", OWNED);
+        assert_eq!(set.kinds("accept"), OWNED);
+        assert_eq!(set.kinds("x-forwarded-for"), OWNED | FORWARDS);
     }
 
     /// The vendored pingora-core (vendor/pingora-core/PATCHES.md): the upstream request head
