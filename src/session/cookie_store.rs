@@ -102,6 +102,10 @@ impl SessionStore for CookieStore {
         self.revocations.is_revoked(sid)
     }
 
+    fn revocation_generation(&self) -> u64 {
+        self.revocations.generation()
+    }
+
     fn is_ended(&self, identity: &Identity, issued: u64) -> bool {
         self.revocations.is_ended(identity, issued)
     }

@@ -14,7 +14,7 @@ use super::store::{system_clock, Clock, SessionInfo, SessionStore, StoreError};
 use crate::identity::Identity;
 
 pub struct MemoryStore {
-    cache: Cache<SidKey, (Arc<Identity>, u64)>,
+    cache: Cache<SidKey, (Arc<Identity>, u64), ahash::RandomState>,
     revocations: Revocations,
     once: LocalOnce,
     kept: LocalKept,
@@ -54,7 +54,7 @@ impl MemoryStore {
             cache: Cache::builder()
                 .max_capacity(max_sessions)
                 .time_to_live(max_lifetime)
-                .build(),
+                .build_with_hasher(ahash::RandomState::new()),
             revocations: Revocations::new(max_lifetime),
             once: LocalOnce::default(),
             kept: LocalKept::new(max_sessions),
@@ -209,6 +209,10 @@ impl SessionStore for MemoryStore {
 
     fn is_revoked(&self, sid: &str) -> bool {
         self.revocations.is_revoked(sid)
+    }
+
+    fn revocation_generation(&self) -> u64 {
+        self.revocations.generation()
     }
 
     fn is_ended(&self, identity: &Identity, issued: u64) -> bool {

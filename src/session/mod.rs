@@ -32,7 +32,9 @@ pub use lifecycle::{
 };
 pub use memory::MemoryStore;
 pub use redis::{RedisConfig, RedisStore, RedisTls, Topology};
-pub use store::{system_clock, Clock, SessionInfo, SessionStore, StoreError};
+pub use store::{
+    system_clock, Clock, SessionInfo, SessionStore, StoreError, UNKNOWN_GENERATION,
+};
 
 use crate::identity::{Identity, List};
 use crate::read::Secret;
@@ -195,6 +197,9 @@ struct Opened {
     /// The re-issued value (idle clock reset) and when it was sealed: every request with this
     /// old value in the same refresh window gets the same new one, sealed once.
     renewed: std::sync::Mutex<Option<(u64, String)>>,
+    /// The store's `revocation_generation` when this session was last found not revoked
+    /// (`UNKNOWN_GENERATION`: not yet).
+    unrevoked_at: std::sync::atomic::AtomicU64,
 }
 
 /// Hashes a sealed cookie value by its last 32 characters and its length: they hold the
@@ -363,6 +368,25 @@ impl Sessions {
         Ok(sealed)
     }
 
+    /// Whether the session was revoked: asked of the store once per revocation it learns of,
+    /// not on every request (`revocation_generation`).
+    fn revoked(&self, ticket: &Opened) -> bool {
+        use std::sync::atomic::Ordering;
+        // Read before asking: a revocation after this read changes it.
+        let generation = self.store.revocation_generation();
+        let known = generation != store::UNKNOWN_GENERATION;
+        if known && ticket.unrevoked_at.load(Ordering::Acquire) == generation {
+            return false;
+        }
+        if self.store.is_revoked(&ticket.held.sid) {
+            return true;
+        }
+        if known {
+            ticket.unrevoked_at.store(generation, Ordering::Release);
+        }
+        false
+    }
+
     /// Checks a presented cookie value at time `now` (seconds).
     pub async fn check(&self, sealed: &str, now: u64) -> Check {
         // Opening is an AES-GCM decryption with a fresh key schedule: every store remembers
@@ -393,6 +417,7 @@ impl Sessions {
                     idle,
                     identity: t.id.map(Arc::new),
                     renewed: std::sync::Mutex::new(None),
+                    unrevoked_at: std::sync::atomic::AtomicU64::new(store::UNKNOWN_GENERATION),
                 });
                 self.opened.insert(sealed.to_string(), opened.clone());
                 opened
@@ -406,7 +431,7 @@ impl Sessions {
         if now.saturating_sub(ticket.seen) >= idle {
             return Check::Rejected(Rejection::Idle);
         }
-        if self.store.is_revoked(&held.sid) {
+        if self.revoked(&ticket) {
             return Check::Rejected(Rejection::Revoked);
         }
         let identity = match (in_ticket, &ticket.identity) {

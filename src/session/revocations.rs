@@ -2,7 +2,7 @@
 //! sessions issued until a time are void, and sessions ended by their IdP. Entries live as
 //! long as a session can (`session.lifetime`), then could not matter any more.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,12 +10,17 @@ use moka::sync::Cache;
 
 use crate::identity::Identity;
 
+type Hasher = ahash::RandomState;
+
 pub(crate) struct Revocations {
-    sids: Cache<String, ()>,
+    sids: Cache<String, (), Hasher>,
+    /// Counts the ids revoked here, raised after each is on `sids`: a session found not
+    /// revoked while it read `n` is still not revoked while it reads `n` (see `generation`).
+    revoked: AtomicU64,
     /// (provider, user) → sessions issued until then are void.
-    users: Cache<(Arc<str>, String), u64>,
+    users: Cache<(Arc<str>, String), u64, Hasher>,
     /// (provider, NameID, SessionIndex or "") → sessions of that subject issued until then.
-    by_idp: Cache<(Arc<str>, String, String), u64>,
+    by_idp: Cache<(Arc<str>, String, String), u64, Hasher>,
     /// Set once a user's sessions were ended: until then the hot path skips that lookup.
     any_user: AtomicBool,
     /// Set once an IdP ended a session; `any_by_index` once it named only the index (an
@@ -30,15 +35,16 @@ impl Revocations {
             sids: Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(lifetime)
-                .build(),
+                .build_with_hasher(Hasher::new()),
+            revoked: AtomicU64::new(0),
             users: Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(lifetime)
-                .build(),
+                .build_with_hasher(Hasher::new()),
             by_idp: Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(lifetime)
-                .build(),
+                .build_with_hasher(Hasher::new()),
             any_user: AtomicBool::new(false),
             any_by_idp: AtomicBool::new(false),
             any_by_index: AtomicBool::new(false),
@@ -47,6 +53,15 @@ impl Revocations {
 
     pub(crate) fn revoke(&self, sid: &str) {
         self.sids.insert(sid.to_string(), ());
+        // After the insert: whoever reads the new count finds the id on the list.
+        self.revoked.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Changes with every id revoked here (and only an id revoked here turns `is_revoked`
+    /// true: entries leave the list only by expiring). Read it before `is_revoked`: an id not
+    /// revoked then stays not revoked for as long as this reads the same.
+    pub(crate) fn generation(&self) -> u64 {
+        self.revoked.load(Ordering::Acquire)
     }
 
     pub(crate) fn is_revoked(&self, sid: &str) -> bool {

@@ -13,6 +13,10 @@ use async_trait::async_trait;
 use crate::identity::Identity;
 
 /// Seconds since the epoch, as the store sees them: the system clock, or a test's.
+/// `revocation_generation` of a store that cannot tell: `is_revoked` is asked on every
+/// request.
+pub const UNKNOWN_GENERATION: u64 = u64::MAX;
+
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 pub fn system_clock() -> Clock {
@@ -83,6 +87,12 @@ pub trait SessionStore: Send + Sync {
 
     /// On the hot path, before the identity is known: was this id revoked?
     fn is_revoked(&self, sid: &str) -> bool;
+    /// A count that changes whenever `is_revoked` may have turned true for some id (the
+    /// revocation list's `generation`): an id found not revoked while this read `n` need not
+    /// be asked again while it reads `n`. `UNKNOWN_GENERATION`: ask every time.
+    fn revocation_generation(&self) -> u64 {
+        UNKNOWN_GENERATION
+    }
     /// On the hot path: is this identity's session, issued at `issued`, void (its user
     /// revoked, or ended by its IdP)?
     fn is_ended(&self, identity: &Identity, issued: u64) -> bool;

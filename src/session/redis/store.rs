@@ -369,6 +369,10 @@ impl SessionStore for RedisStore {
         self.shared.local.is_revoked(sid)
     }
 
+    fn revocation_generation(&self) -> u64 {
+        self.shared.local.generation()
+    }
+
     fn is_ended(&self, identity: &Identity, issued: u64) -> bool {
         self.shared.local.is_ended(identity, issued)
     }
