@@ -416,11 +416,25 @@ pub(crate) fn all_cookies<'a>(header: &'a [u8], name: &'a str) -> impl Iterator<
     pairs(header).filter_map(move |pair| {
         let (n, v) = split_pair(pair);
         let v = v?;
-        if name_text(n) != Some(name) {
+        if !is_named(n, name) {
             return None;
         }
-        Some(std::str::from_utf8(v).ok()?.trim().trim_matches('"'))
+        Some(unquoted(std::str::from_utf8(v).ok()?.trim()))
     })
+}
+
+/// `name_text(n) == Some(name)`, without reading `n` as text when it is `name` byte for byte
+/// or too short to become it by trimming.
+fn is_named(n: &[u8], name: &str) -> bool {
+    n == name.as_bytes() || (n.len() > name.len() && name_text(n) == Some(name))
+}
+
+/// `v.trim_matches('"')`, byte by byte (`"` is ASCII, so the cuts are character boundaries).
+fn unquoted(v: &str) -> &str {
+    let b = v.as_bytes();
+    let start = b.iter().position(|c| *c != b'"').unwrap_or(b.len());
+    let end = b.iter().rposition(|c| *c != b'"').map_or(start, |i| i + 1);
+    v.get(start..end).unwrap_or("")
 }
 
 /// The `name=value` pairs of one `Cookie` header: split at `;` (found with `memchr`, many
@@ -557,6 +571,25 @@ mod tests {
         let v = s.seal("a", &"x").unwrap();
         assert_eq!(s.open::<String>("a", &v).as_deref(), Some("x"));
         assert!(s.open::<String>("b", &v).is_none());
+    }
+
+    /// The byte-level name match and quote trimming say what the text functions say.
+    #[test]
+    fn names_and_quotes_read_as_the_text_reads_them() {
+        let parts = ["", "sess", "s", "\"", " ", "\t", "\u{a0}", "x", "\u{e9}"];
+        let mut all = vec![String::new()];
+        for _ in 0..3 {
+            all = all
+                .iter()
+                .flat_map(|a| parts.iter().map(move |p| format!("{a}{p}")))
+                .collect();
+        }
+        for t in &all {
+            let by_text = name_text(t.as_bytes()) == Some("sess");
+            assert_eq!(is_named(t.as_bytes(), "sess"), by_text, "{t:?}");
+            assert_eq!(unquoted(t), t.trim_matches('"'), "{t:?}");
+        }
+        assert!(!is_named(b"\xffsess", "sess"), "not UTF-8: not ours");
     }
 
     #[test]

@@ -398,15 +398,17 @@ fn refuse(core: &Core, down: &dyn Downstream, why: Unreadable) -> Answer {
 
 #[async_trait]
 impl ProxyHttp for Gateway {
-    type CTX = Ctx;
+    /// Boxed: pingora keeps the context in every request's future, which is copied when it is
+    /// boxed (see BENCHMARKS.md, "The context behind a pointer").
+    type CTX = Box<Ctx>;
 
-    fn new_ctx(&self) -> Ctx {
-        Ctx::default()
+    fn new_ctx(&self) -> Box<Ctx> {
+        Box::default()
     }
 
     /// What pingora's error lines say about a request: method, path and host, never the
     /// query (it may carry codes, tokens or assertions).
-    fn request_summary(&self, session: &Session, _ctx: &Ctx) -> String {
+    fn request_summary(&self, session: &Session, _ctx: &Box<Ctx>) -> String {
         let req = session.req_header();
         let host = req
             .headers
@@ -416,7 +418,7 @@ impl ProxyHttp for Gateway {
         format!("{} {}, Host: {host}", req.method, req.uri.path())
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<bool> {
         // The configuration this request is served with, even if a reload lands meanwhile.
         let core = self.core.load_full();
         ctx.core = Some(core.clone());
@@ -434,11 +436,11 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    fn proxy_cancel(&self, ctx: &mut Ctx) -> Option<tokio::sync::watch::Receiver<bool>> {
+    fn proxy_cancel(&self, ctx: &mut Box<Ctx>) -> Option<tokio::sync::watch::Receiver<bool>> {
         ctx.cancel.take()
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Box<Ctx>) -> Result<Box<HttpPeer>> {
         match &ctx.route {
             Some(route) => route.peer.get().await,
             None => Error::e_explain(ErrorType::InternalError, "no route chosen"),
@@ -451,7 +453,7 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         e: &pingora::Error,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> pingora::proxy::FailToProxy {
         let route = ctx.route.as_ref().map_or("_gateway", |r| r.name.as_str());
         let (code, reason) = upstream_failure(e);
@@ -497,7 +499,7 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         upstream: &mut RequestHeader,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         let Some(core) = ctx.core.clone() else {
             return Error::e_explain(
@@ -558,7 +560,7 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         if let (Some(sent), Some(route)) = (ctx.upstream_sent.take(), &ctx.route) {
             let secs = sent.elapsed().as_secs_f64();
@@ -572,7 +574,7 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         response: &mut ResponseHeader,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         // A route whose preflights the gateway answers: the actual responses to an allowed
         // origin say so too, unless the upstream already did.
@@ -603,7 +605,7 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         if let Some(r) = &mut ctx.replay {
             *body = if end_of_stream {
@@ -615,7 +617,7 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Box<Ctx>) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let metrics = &self.metrics;
         let secs = ctx.started.map(|t| t.elapsed().as_secs_f64());

@@ -109,10 +109,17 @@ struct NameSet {
     prefixes: Vec<(u8, String, u8)>,
     /// The kinds of an empty prefix (`*`: every name).
     every: u8,
-    /// The first bytes of every name and prefix (all of them for an empty prefix): most of a
-    /// browser's headers (`host`, `accept`, `user-agent`, `sec-…`) are told apart by their
-    /// first byte alone, without hashing or comparing prefixes.
-    first: [u64; 4],
+    /// The first two bytes of every name and prefix, hashed into 1,024 bits (every pair for
+    /// an empty or one-byte prefix): most of a browser's headers (`host`, `cookie`, `accept`,
+    /// `user-agent`, `sec-…`) are told apart by them, without hashing the name or comparing
+    /// prefixes.
+    heads: [u64; 16],
+}
+
+/// The bit of `heads` for a name's first two bytes, folded (`0` for a missing second byte).
+fn head_bit(first: u8, second: u8) -> (usize, u64) {
+    let h = (usize::from(first) * 31 + usize::from(second)) % 1024;
+    (h / 64, 1 << (h % 64))
 }
 
 /// `b` as `normalize` reads it.
@@ -126,9 +133,15 @@ fn fold(b: u8) -> u8 {
 impl NameSet {
     fn add(&mut self, name: &str, kinds: u8) {
         let n = normalize(name);
-        match n.as_bytes().first() {
-            Some(b'*') | None => self.first = [u64::MAX; 4],
-            Some(&b) => self.first[usize::from(b >> 6)] |= 1 << (b & 63),
+        match n.as_bytes() {
+            [] | [b'*', ..] => self.heads = [u64::MAX; 16],
+            [first, b'*', ..] => {
+                for second in 0..=u8::MAX {
+                    self.set_head(*first, second);
+                }
+            }
+            [first] => self.set_head(*first, 0),
+            [first, second, ..] => self.set_head(*first, *second),
         }
         match n.strip_suffix('*') {
             Some("") => self.every |= kinds,
@@ -143,6 +156,11 @@ impl NameSet {
         }
     }
 
+    fn set_head(&mut self, first: u8, second: u8) {
+        let (word, bit) = head_bit(first, second);
+        self.heads[word] |= bit;
+    }
+
     /// The kinds `name` has (0: none). `name` comes from the wire (pingora lower-cases it);
     /// `_` is read as `-`.
     fn kinds(&self, name: &str) -> u8 {
@@ -150,7 +168,8 @@ impl NameSet {
             return self.every | self.exact.get("").copied().unwrap_or(0);
         };
         let b = fold(b);
-        if self.first[usize::from(b >> 6)] & (1 << (b & 63)) == 0 {
+        let (word, bit) = head_bit(b, name.as_bytes().get(1).map_or(0, |&c| fold(c)));
+        if self.heads[word] & bit == 0 {
             return 0;
         }
         let folded;
@@ -673,6 +692,13 @@ mod tests {
         assert_eq!(set.kinds("x-corp"), 0, "a prefix is not its own name");
         assert_eq!(set.kinds("accept"), 0);
         assert_eq!(set.kinds("y-forwarded-user"), 0);
+        // One-byte names and prefixes: every second byte (or none) may follow.
+        set.add("Q*", OWNED);
+        set.add("z", FORWARDS);
+        for (name, kinds) in [("q", OWNED), ("q_x", OWNED), ("qz", OWNED), ("z", FORWARDS)] {
+            assert_eq!(set.kinds(name), kinds, "{name}");
+        }
+        assert_eq!(set.kinds("za"), 0);
         // `*` alone: every name, whatever its first byte.
         set.add("*", OWNED);
         assert_eq!(set.kinds("accept"), OWNED);
