@@ -73,6 +73,38 @@ fn drive(port: u16, path: &str, cookie: Option<&str>, n: usize) -> usize {
     reissued
 }
 
+/// Waits until the gateway answers the request with 200: listening comes before the rest of
+/// its start (under valgrind, its Redis connection can take seconds), and until then a
+/// session it cannot read yet is answered 503.
+fn ready(port: u16, path: &str, cookie: Option<&str>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let cookie = cookie
+        .map(|c| format!("Cookie: authgate_session={c}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{cookie}\r\n"
+    );
+    loop {
+        let status = TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+                s.write_all(req.as_bytes()).ok()?;
+                let mut line = String::new();
+                BufReader::new(s).read_line(&mut line).ok()?;
+                Some(line)
+            });
+        match status {
+            Some(line) if line.contains(" 200 ") => return,
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "{path} never answered 200: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn callgrind(pid: u32, arg: &str) {
     let ok = Command::new("callgrind_control")
         .args([arg, &pid.to_string()])
@@ -192,6 +224,7 @@ impl Bench {
     }
 
     fn count(&self, port: u16, pid: u32, path: &str, cookie: Option<&str>, dumps: &str) -> Cost {
+        ready(port, path, cookie);
         drive(port, path, cookie, self.warm);
         callgrind(pid, "-z");
         let reissued = drive(port, path, cookie, self.n);

@@ -247,7 +247,7 @@ pub fn read(
     // Only ASCII remains, so this cannot fail.
     let target = std::str::from_utf8(target).map_err(|_| Unreadable::RawByte)?;
     let (target_authority, path_and_query) = split_target(target)?;
-    let (raw_path, query) = match path_and_query.split_once('?') {
+    let (raw_path, query) = match split_at_byte(path_and_query, b'?') {
         Some((p, q)) => (p, Some(q.to_string())),
         None => (path_and_query, None),
     };
@@ -354,7 +354,7 @@ fn read_authority(a: &str) -> Result<(String, Option<u16>), Unreadable> {
         };
         (format!("[{}]", h.to_ascii_lowercase()), port)
     } else {
-        let (h, p) = match a.split_once(':') {
+        let (h, p) = match split_at_byte(a, b':') {
             Some((h, p)) => (h, Some(p)),
             None => (a, None),
         };
@@ -380,6 +380,13 @@ fn read_authority(a: &str) -> Result<(String, Option<u16>), Unreadable> {
     // A default port names the same origin as none: both spellings are one host.
     let port = port.filter(|p| *p != 80 && *p != 443);
     Ok((host, port))
+}
+
+/// `s.split_once(c)` for an ASCII `c`, without a searcher (these strings are short).
+fn split_at_byte(s: &str, c: u8) -> Option<(&str, &str)> {
+    let i = s.as_bytes().iter().position(|&b| b == c)?;
+    // `c` is ASCII: both sides of it are character boundaries.
+    Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
 /// Spaces and tabs cut from both ends (a `Host` value's optional white space).
@@ -684,7 +691,9 @@ mod tests {
     /// the checks look at, after a `/`, and a table of longer ones.
     #[test]
     fn plain_paths_read_as_the_full_reading_reads_them() {
-        let alphabet = [b'/', b'.', b':', b'$', b'~', b'1', b'a', b' ', b'%', b';', b'\\'];
+        let alphabet = [
+            b'/', b'.', b':', b'$', b'~', b'1', b'a', b' ', b'%', b';', b'\\',
+        ];
         let mut paths: Vec<String> = [
             "/",
             "/app/x.html",
@@ -756,6 +765,7 @@ mod tests {
                 assert_eq!(labels_ok(h.as_bytes()), by_split(h), "{h:?}");
             }
             assert_eq!(trim_blanks(h), h.trim_matches([' ', '\t']), "{h:?}");
+            assert_eq!(split_at_byte(h, b':'), h.split_once(':'), "{h:?}");
         }
     }
 

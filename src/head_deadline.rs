@@ -329,7 +329,10 @@ mod tests {
             ..Scan::default()
         };
         assert!(armed().feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
-        assert!(!armed().feed(b"\r\n\r\n"), "leading blank lines are no head");
+        assert!(
+            !armed().feed(b"\r\n\r\n"),
+            "leading blank lines are no head"
+        );
         assert!(!armed().feed(b"\n\r\n\r\n"));
         let mut s = armed();
         assert!(!s.feed(b"\r\n\r\n"));

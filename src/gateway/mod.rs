@@ -440,7 +440,11 @@ impl ProxyHttp for Gateway {
         ctx.cancel.take()
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Box<Ctx>) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Box<Ctx>,
+    ) -> Result<Box<HttpPeer>> {
         match &ctx.route {
             Some(route) => route.peer.get().await,
             None => Error::e_explain(ErrorType::InternalError, "no route chosen"),
@@ -544,12 +548,10 @@ impl ProxyHttp for Gateway {
         let forwarding = Forwarding {
             peer: ctx.peer,
             trusted: ctx.trusted_peer,
-            proto: core.forwarded_proto.clone(),
-            authority: ctx.authority.take(),
-            port: match ctx.port {
-                Some(p) => crate::headers::port_value(p),
-                None => core.forwarded_port.clone(),
-            },
+            proto: &core.forwarded_proto,
+            authority: ctx.authority.as_deref(),
+            port: ctx.port,
+            default_port: &core.forwarded_port,
         };
         set_forwarding(upstream, forwarding)?;
         ctx.upstream_sent = Some(Instant::now());

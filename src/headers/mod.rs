@@ -404,16 +404,28 @@ impl HeaderPlan {
 }
 
 /// What the forwarding headers say about the request.
-pub struct Forwarding {
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
     /// The TCP peer.
     pub peer: Option<std::net::IpAddr>,
     /// The peer is a trusted proxy: its forwarding headers are kept and appended to.
     pub trusted: bool,
     /// The public URL's scheme.
-    pub proto: HeaderValue,
+    pub proto: &'a HeaderValue,
     /// The canonical `Host`.
-    pub authority: Option<String>,
-    pub port: HeaderValue,
+    pub authority: Option<&'a str>,
+    /// The port the client named; `None`: `default_port` (the public URL's).
+    pub port: Option<u16>,
+    pub default_port: &'a HeaderValue,
+}
+
+impl Forwarding<'_> {
+    fn port(&self) -> HeaderValue {
+        match self.port {
+            Some(p) => port_value(p),
+            None => self.default_port.clone(),
+        }
+    }
 }
 
 /// `ip` as a header value. The last one made on this thread is kept: a connection's requests
@@ -492,15 +504,15 @@ pub fn set_forwarding(upstream: &mut RequestHeader, f: Forwarding) -> pingora::R
         }
     }
     if !upstream.headers.contains_key(&PROTO) {
-        upstream.insert_parsed_header(PROTO, f.proto)?;
+        upstream.insert_parsed_header(PROTO, f.proto.clone())?;
     }
     if !upstream.headers.contains_key(&HOST) {
-        if let Some(a) = f.authority.and_then(owned_value) {
+        if let Some(a) = f.authority.map(str::to_string).and_then(owned_value) {
             upstream.insert_parsed_header(HOST, a)?;
         }
     }
     if !upstream.headers.contains_key(&PORT) {
-        upstream.insert_parsed_header(PORT, f.port)?;
+        upstream.insert_parsed_header(PORT, f.port())?;
     }
     Ok(())
 }
@@ -509,10 +521,12 @@ pub fn set_forwarding(upstream: &mut RequestHeader, f: Forwarding) -> pingora::R
 /// block made on this thread is kept: a connection's requests share peer, scheme, host and
 /// port, and a clone shares the bytes.
 fn forwarding_block(f: Forwarding) -> pingora::http::EncodedHeaders {
+    /// Peer, scheme, host, the port named, the default port.
     type Key = (
         Option<std::net::IpAddr>,
         HeaderValue,
         Option<String>,
+        Option<u16>,
         HeaderValue,
     );
     thread_local! {
@@ -521,27 +535,36 @@ fn forwarding_block(f: Forwarding) -> pingora::http::EncodedHeaders {
     }
     LAST.with(|last| {
         let mut last = last.borrow_mut();
-        if let Some(((peer, proto, authority, port), block)) = &*last {
-            if *peer == f.peer && *proto == f.proto && *authority == f.authority && *port == f.port
+        if let Some(((peer, proto, authority, port, default_port), block)) = &*last {
+            if *peer == f.peer
+                && proto == f.proto
+                && authority.as_deref() == f.authority
+                && *port == f.port
+                && default_port == f.default_port
             {
                 return block.clone();
             }
         }
         let xff = f.peer.and_then(peer_value);
-        let host = f
-            .authority
-            .as_deref()
-            .and_then(|a| HeaderValue::from_str(a).ok());
+        let host = f.authority.and_then(|a| HeaderValue::from_str(a).ok());
+        let port = f.port();
         let lines = [
             (&XFF, xff.as_ref()),
-            (&PROTO, Some(&f.proto)),
+            (&PROTO, Some(f.proto)),
             (&HOST, host.as_ref()),
-            (&PORT, Some(&f.port)),
+            (&PORT, Some(&port)),
         ];
         let block = pingora::http::EncodedHeaders::encode(
             lines.iter().filter_map(|(n, v)| Some((*n, (*v)?))),
         );
-        *last = Some(((f.peer, f.proto, f.authority, f.port), block.clone()));
+        let key = (
+            f.peer,
+            f.proto.clone(),
+            f.authority.map(str::to_string),
+            f.port,
+            f.default_port.clone(),
+        );
+        *last = Some((key, block.clone()));
         block
     })
 }
@@ -760,6 +783,79 @@ mod tests {
     /// What an upstream reads: the head as written. A client's spoofed identity and
     /// forwarding headers are gone, and the gateway's are there exactly once each, as lines
     /// appended to the head (HTTP/1) or as map entries (HTTP/2, after materializing).
+    /// The forwarding block kept per thread is made again whenever anything in it differs:
+    /// one connection's requests after another's never carry the other's peer, host or port.
+    #[test]
+    fn the_kept_forwarding_block_follows_every_ingredient() {
+        use pingora::protocols::http::v1::client::http_req_header_to_wire;
+        let https = HeaderValue::from_static("https");
+        let http = HeaderValue::from_static("http");
+        let (p443, p8443) = (port_value(443), port_value(8443));
+        let a = Forwarding {
+            peer: Some("192.0.2.7".parse().unwrap()),
+            trusted: false,
+            proto: &https,
+            authority: Some("a.example"),
+            port: None,
+            default_port: &p443,
+        };
+        let cases = [
+            (a, "192.0.2.7", "https", "a.example", "443"),
+            (
+                Forwarding {
+                    peer: Some("192.0.2.8".parse().unwrap()),
+                    ..a
+                },
+                "192.0.2.8",
+                "https",
+                "a.example",
+                "443",
+            ),
+            (
+                Forwarding { proto: &http, ..a },
+                "192.0.2.7",
+                "http",
+                "a.example",
+                "443",
+            ),
+            (
+                Forwarding {
+                    authority: Some("b.example:8080"),
+                    port: Some(8080),
+                    ..a
+                },
+                "192.0.2.7",
+                "https",
+                "b.example:8080",
+                "8080",
+            ),
+            (
+                Forwarding {
+                    default_port: &p8443,
+                    ..a
+                },
+                "192.0.2.7",
+                "https",
+                "a.example",
+                "8443",
+            ),
+            (a, "192.0.2.7", "https", "a.example", "443"),
+        ];
+        for (f, peer, proto, host, port) in cases {
+            let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+            set_forwarding(&mut req, f).unwrap();
+            let wire = String::from_utf8(http_req_header_to_wire(&req).unwrap().to_vec()).unwrap();
+            for line in [
+                format!("x-forwarded-for: {peer}\r\n"),
+                format!("x-forwarded-proto: {proto}\r\n"),
+                format!("x-forwarded-host: {host}\r\n"),
+                format!("x-forwarded-port: {port}\r\n"),
+            ] {
+                assert_eq!(wire.matches(&line).count(), 1, "{line:?} in {wire:?}");
+            }
+        }
+    }
+
     #[test]
     fn the_upstream_head_carries_each_gateway_header_once() {
         use pingora::protocols::http::v1::client::http_req_header_to_wire;
@@ -771,12 +867,14 @@ mod tests {
             ..Default::default()
         });
         let held = id.clone();
+        let (proto, default_port) = (HeaderValue::from_static("https"), port_value(443));
         let forwarding = |trusted| Forwarding {
             peer: Some("192.0.2.7".parse().unwrap()),
             trusted,
-            proto: HeaderValue::from_static("https"),
-            authority: Some("app.example".into()),
-            port: port_value(443),
+            proto: &proto,
+            authority: Some("app.example"),
+            port: None,
+            default_port: &default_port,
         };
         for trusted in [false, true] {
             let mut req = RequestHeader::build("GET", b"/", None).unwrap();

@@ -32,9 +32,7 @@ pub use lifecycle::{
 };
 pub use memory::MemoryStore;
 pub use redis::{RedisConfig, RedisStore, RedisTls, Topology};
-pub use store::{
-    system_clock, Clock, SessionInfo, SessionStore, StoreError, UNKNOWN_GENERATION,
-};
+pub use store::{system_clock, Clock, SessionInfo, SessionStore, StoreError, UNKNOWN_GENERATION};
 
 use crate::identity::{Identity, List};
 use crate::read::Secret;
