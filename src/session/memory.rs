@@ -15,6 +15,8 @@ use crate::identity::Identity;
 
 pub struct MemoryStore {
     cache: Cache<SidKey, (Arc<Identity>, u64), ahash::RandomState>,
+    /// Raised after every insert into `cache` and every removal from it (`load_generation`).
+    writes: std::sync::atomic::AtomicU64,
     revocations: Revocations,
     once: LocalOnce,
     kept: LocalKept,
@@ -55,11 +57,18 @@ impl MemoryStore {
                 .max_capacity(max_sessions)
                 .time_to_live(max_lifetime)
                 .build_with_hasher(ahash::RandomState::new()),
+            writes: std::sync::atomic::AtomicU64::new(0),
             revocations: Revocations::new(max_lifetime),
             once: LocalOnce::default(),
             kept: LocalKept::new(max_sessions),
             clock,
         }
+    }
+
+    /// After a write: whoever reads the new count finds the cache as written.
+    fn wrote(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub fn len(&self) -> u64 {
@@ -93,16 +102,25 @@ impl SessionStore for MemoryStore {
     }
 
     fn load_now(&self, sid: &str) -> Option<Option<Arc<Identity>>> {
+        self.load_now_until(sid).map(|(identity, _)| identity)
+    }
+
+    /// An answer stands for the rest of this second at most: what the cache does meanwhile
+    /// (evictions when it is full) is then a second late at worst; writes end it at once.
+    fn load_now_until(&self, sid: &str) -> Option<(Option<Arc<Identity>>, u64)> {
         let Some(key) = SidKey::new(sid) else {
-            return Some(None);
+            return Some((None, 0));
         };
         let now = (self.clock)();
-        Some(
-            self.cache
-                .get(&key)
-                .filter(|(_, exp)| *exp > now)
-                .map(|(id, _)| id),
-        )
+        let found = self.cache.get(&key).filter(|(_, exp)| *exp > now);
+        Some(match found {
+            Some((id, exp)) => (Some(id), exp.min(now + 1)),
+            None => (None, 0),
+        })
+    }
+
+    fn load_generation(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     async fn save(
@@ -116,12 +134,14 @@ impl SessionStore for MemoryStore {
             StoreError::Unavailable(format!("session id of {} bytes is too long", sid.len()))
         })?;
         self.cache.insert(key, (identity, issued + ttl.as_secs()));
+        self.wrote();
         Ok(())
     }
 
     async fn remove(&self, sid: &str) -> Result<(), StoreError> {
         if let Some(key) = SidKey::new(sid) {
             self.cache.invalidate(&key);
+            self.wrote();
         }
         Ok(())
     }
@@ -139,6 +159,7 @@ impl SessionStore for MemoryStore {
         for (key, _) in &ended {
             self.revocations.revoke(&key.as_str());
             self.cache.invalidate(key);
+            self.wrote();
         }
         Ok(ended.len() as u64)
     }

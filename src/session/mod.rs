@@ -198,6 +198,16 @@ struct Opened {
     /// The store's `revocation_generation` when this session was last found not revoked
     /// (`UNKNOWN_GENERATION`: not yet).
     unrevoked_at: std::sync::atomic::AtomicU64,
+    /// The store's last answer for the session (`Loaded`), if it said how long it stands.
+    loaded: arc_swap::ArcSwapOption<Loaded>,
+}
+
+/// A server-side store's answer for an opened cookie's session, kept while it stands
+/// (`SessionStore::load_now_until`).
+struct Loaded {
+    identity: Arc<Identity>,
+    until: u64,
+    generation: u64,
 }
 
 /// Hashes a sealed cookie value by its last 32 characters and its length: they hold the
@@ -366,6 +376,31 @@ impl Sessions {
         Ok(sealed)
     }
 
+    /// The store's answer for the session without waiting: the one kept beside the opened
+    /// cookie while it stands (same `load_generation`, before its time), else the store's now
+    /// (kept when it says how long it stands). `None`: the store must be asked (`load`).
+    fn load_kept(&self, ticket: &Opened, now: u64) -> Option<Option<Arc<Identity>>> {
+        // Read before asking: a write after this read changes it.
+        let generation = self.store.load_generation();
+        if generation == store::UNKNOWN_GENERATION {
+            return self.store.load_now(&ticket.held.sid);
+        }
+        if let Some(kept) = &*ticket.loaded.load() {
+            if kept.generation == generation && now < kept.until {
+                return Some(Some(kept.identity.clone()));
+            }
+        }
+        let (identity, until) = self.store.load_now_until(&ticket.held.sid)?;
+        if let Some(identity) = &identity {
+            ticket.loaded.store(Some(Arc::new(Loaded {
+                identity: identity.clone(),
+                until,
+                generation,
+            })));
+        }
+        Some(identity)
+    }
+
     /// Whether the session was revoked: asked of the store once per revocation it learns of,
     /// not on every request (`revocation_generation`).
     fn revoked(&self, ticket: &Opened) -> bool {
@@ -416,6 +451,7 @@ impl Sessions {
                     identity: t.id.map(Arc::new),
                     renewed: std::sync::Mutex::new(None),
                     unrevoked_at: std::sync::atomic::AtomicU64::new(store::UNKNOWN_GENERATION),
+                    loaded: arc_swap::ArcSwapOption::const_empty(),
                 });
                 self.opened.insert(sealed.to_string(), opened.clone());
                 opened
@@ -446,8 +482,9 @@ impl Sessions {
             (true, Some(id)) => id.clone(),
             (true, None) => return Check::Rejected(Rejection::Invalid),
             (false, _) => {
-                // A copy at hand (memory, a fresh cached read) without a boxed future.
-                let loaded = match self.store.load_now(&held.sid) {
+                // A copy at hand (kept from the last request, memory, a fresh cached read)
+                // without a boxed future.
+                let loaded = match self.load_kept(&ticket, now) {
                     Some(answer) => Ok(answer),
                     None => self.store.load(&held.sid).await,
                 };
@@ -714,6 +751,48 @@ mod tests {
                 Check::Rejected(Rejection::Revoked)
             ));
         }
+    }
+
+    /// The store's answer kept beside the opened cookie ends with any write to the store's
+    /// sessions and with its time: a changed identity is seen on the next request, a removed
+    /// session is gone.
+    #[tokio::test]
+    async fn a_kept_answer_ends_with_any_write_and_with_its_time() {
+        let s = Sessions::new(cfg(StoreKind::Memory)).unwrap();
+        let v = s.create(alice()).await.unwrap();
+        let ticket = s.sealer.open::<Ticket>(&s.cfg.cookie_name, &v).unwrap();
+        let now = now_secs();
+        let name = |c: &Check| match c {
+            Check::Valid { identity, .. } => identity.name.as_deref().map(str::to_string),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(name(&s.check(&v, now).await), None);
+        let kept = s.opened.get(&v).unwrap();
+        assert!(kept.loaded.load().is_some(), "the answer is kept");
+        let changed = Identity {
+            name: Some("Alice Changed".into()),
+            ..alice()
+        };
+        s.store
+            .save(&ticket.sid, Arc::new(changed), ticket.iat, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(
+            name(&s.check(&v, now).await).as_deref(),
+            Some("Alice Changed")
+        );
+        // A memory store's answer stands a second at most; a removal ends it at once.
+        let kept_until = kept.loaded.load().as_ref().map(|l| l.until).unwrap();
+        assert!(kept_until <= now + 1, "a memory answer stands a second at most");
+        s.store.remove(&ticket.sid).await.unwrap();
+        assert!(matches!(
+            s.check(&v, now).await,
+            Check::Rejected(Rejection::Unknown)
+        ));
+        assert!(matches!(
+            s.check(&v, kept_until).await,
+            Check::Rejected(Rejection::Unknown)
+        ));
     }
 
     #[tokio::test]

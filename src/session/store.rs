@@ -55,6 +55,18 @@ pub trait SessionStore: Send + Sync {
     fn load_now(&self, _sid: &str) -> Option<Option<Arc<Identity>>> {
         None
     }
+    /// `load_now`'s answer and until when it stands (seconds) while `load_generation` reads
+    /// the same: the session check keeps it beside the opened cookie and asks again only
+    /// then. `None`: as `load_now`'s (or a store that cannot say how long).
+    fn load_now_until(&self, _sid: &str) -> Option<(Option<Arc<Identity>>, u64)> {
+        None
+    }
+    /// A count that changes whenever an answer of `load_now_until` may stop standing before
+    /// its time (any write to the sessions this process holds, a reconnect). Read it before
+    /// asking. `UNKNOWN_GENERATION`: answers are not kept.
+    fn load_generation(&self) -> u64 {
+        UNKNOWN_GENERATION
+    }
     /// Stores session `sid`, issued at `issued` (the ticket's issue time: what "sessions
     /// issued until T are void" compares), for `ttl` from then.
     async fn save(

@@ -27,6 +27,8 @@ pub struct RedisStore {
     /// `store: redis` (true) or the cookie store's shared revocations (false).
     keeps: bool,
     cache: Cache<String, Arc<Cached>, ahash::RandomState>,
+    /// Raised after every write to `cache` but a routine read again (`load_generation`).
+    writes: std::sync::atomic::AtomicU64,
     clock: Clock,
     lifetime: Duration,
     cache_ttl: u64,
@@ -80,6 +82,7 @@ impl RedisStore {
                 })
                 .time_to_live(keep_for)
                 .build_with_hasher(ahash::RandomState::new()),
+            writes: std::sync::atomic::AtomicU64::new(0),
             clock,
             lifetime,
             cache_ttl: cfg.cache_ttl.as_secs(),
@@ -94,6 +97,22 @@ impl RedisStore {
 
     fn link(&self) -> &super::Link {
         &self.shared.link
+    }
+
+    fn cache_put(&self, sid: String, cached: Arc<Cached>) {
+        self.cache.insert(sid, cached);
+        self.wrote();
+    }
+
+    fn cache_drop(&self, sid: &str) {
+        self.cache.invalidate(sid);
+        self.wrote();
+    }
+
+    /// After the write: whoever reads the new count finds the cache as written.
+    fn wrote(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// The cached entry, if it may be used without asking Redis.
@@ -127,11 +146,11 @@ impl RedisStore {
             })
             .await?;
         let Some(record) = raw.and_then(|s| serde_json::from_str::<Record>(&s).ok()) else {
-            self.cache.invalidate(sid);
+            self.cache_drop(sid);
             return Ok(None);
         };
         if record.exp <= now || !self.shared.confirm(sid, &record.id, record.iat).await? {
-            self.cache.invalidate(sid);
+            self.cache_drop(sid);
             return Ok(None);
         }
         let cached = Arc::new(Cached {
@@ -140,6 +159,8 @@ impl RedisStore {
             fetched: now,
             epoch: self.link().epoch(),
         });
+        // A routine read again (the copy was due): answers kept from the older copy stand no
+        // longer than it would have (`load_now_until`), so this write does not end them.
         self.cache.insert(sid.to_string(), cached.clone());
         Ok(Some(cached))
     }
@@ -199,12 +220,25 @@ impl SessionStore for RedisStore {
     }
 
     fn load_now(&self, sid: &str) -> Option<Option<Arc<Identity>>> {
+        self.load_now_until(sid).map(|(identity, _)| identity)
+    }
+
+    /// A fresh cached read stands until it is due to be read again (or the session ends).
+    fn load_now_until(&self, sid: &str) -> Option<(Option<Arc<Identity>>, u64)> {
         if !self.keeps || sid.len() > 64 {
-            return Some(None);
+            return Some((None, 0));
         }
         let now = (self.clock)();
         let c = self.fresh(sid, now)?;
-        Some(c.identity.clone().filter(|_| c.exp > now))
+        let until = (c.fetched + self.cache_ttl).min(c.exp);
+        Some((c.identity.clone().filter(|_| c.exp > now), until))
+    }
+
+    /// Cache writes and reconnects (a new epoch makes every cached read stale): both only
+    /// grow, so their sum changes whenever either does.
+    fn load_generation(&self) -> u64 {
+        let writes = self.writes.load(std::sync::atomic::Ordering::Acquire);
+        writes.wrapping_add(self.link().epoch())
     }
 
     async fn load(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
@@ -240,7 +274,7 @@ impl SessionStore for RedisStore {
             keys.user_sessions(&identity.provider, &identity.user),
         );
         if ttl.as_secs() == 0 {
-            self.cache.invalidate(sid);
+            self.cache_drop(sid);
             return self
                 .link()
                 .run("session write", move |r| async move {
@@ -265,7 +299,7 @@ impl SessionStore for RedisStore {
                 r.expire::<(), _>(&set, life, None).await
             })
             .await?;
-        self.cache.insert(
+        self.cache_put(
             sid.to_string(),
             Arc::new(Cached {
                 identity: Some(identity),
@@ -278,7 +312,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn remove(&self, sid: &str) -> Result<(), StoreError> {
-        self.cache.invalidate(sid);
+        self.cache_drop(sid);
         if !self.keeps {
             return Ok(());
         }
@@ -307,7 +341,7 @@ impl SessionStore for RedisStore {
         } else {
             None
         };
-        self.cache.invalidate(sid);
+        self.cache_drop(sid);
         Ok(held)
     }
 
@@ -324,7 +358,7 @@ impl SessionStore for RedisStore {
                 .link()
                 .run("session delete", move |r| async move { r.del(key).await })
                 .await?;
-            self.cache.invalidate(&sid);
+            self.cache_drop(&sid);
             ended += gone;
         }
         Ok(ended)
@@ -399,11 +433,11 @@ impl SessionStore for RedisStore {
                     fetched: now,
                     epoch: self.link().epoch(),
                 };
-                self.cache.insert(sid.to_string(), Arc::new(c));
+                self.cache_put(sid.to_string(), Arc::new(c));
                 Ok(true)
             }
             Ok(false) => {
-                self.cache.invalidate(sid);
+                self.cache_drop(sid);
                 Ok(false)
             }
             Err(e) => self.graced(sid, now, e).map(|_| true),
@@ -415,7 +449,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn reload(&self, sid: &str) -> Result<Option<Arc<Identity>>, StoreError> {
-        self.cache.invalidate(sid);
+        self.cache_drop(sid);
         self.load(sid).await
     }
 
