@@ -213,13 +213,12 @@ impl Bench {
         top: &str,
         dumps: &str,
     ) -> Cost {
-        let (gw, mut gateway) = start_gateway(self.dir.path(), self.up, session_extra, top, dumps);
+        let (gw, gateway) = start_gateway(self.dir.path(), self.up, session_extra, top, dumps);
         // Minted now, not before the (slow, under valgrind) start: a session older than a
         // minute is re-issued on every answer (a Set-Cookie), which is not the hot path.
         let cookie = mint.map(|m| m());
-        let cost = self.count(gw, gateway.id(), path, cookie.as_deref(), dumps);
-        let _ = gateway.kill();
-        let _ = gateway.wait();
+        let cost = self.count(gw, gateway.0.id(), path, cookie.as_deref(), dumps);
+        drop(gateway);
         cost
     }
 
@@ -243,7 +242,7 @@ impl Bench {
     fn bare(&self, cookie: Option<&str>, dumps: &str) -> Option<Cost> {
         let bin = bare_pingora_bin()?;
         let bp = free_port();
-        let mut bare = Command::new("valgrind")
+        let bare = Command::new("valgrind")
             .args([
                 "--tool=callgrind",
                 "--collect-atstart=yes",
@@ -260,11 +259,22 @@ impl Bench {
             .stderr(Stdio::null())
             .spawn()
             .expect("valgrind");
+        let bare = Killed(bare);
         wait_port(bp, Duration::from_secs(120));
-        let cost = self.count(bp, bare.id(), "/x", cookie, dumps);
-        let _ = bare.kill();
-        let _ = bare.wait();
+        let cost = self.count(bp, bare.0.id(), "/x", cookie, dumps);
+        drop(bare);
         Some(cost)
+    }
+}
+
+/// A process under valgrind, killed when this is dropped: after its row, or when a row's
+/// assertion fails (nothing is left running).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -475,7 +485,7 @@ fn start_gateway(
     session_extra: &str,
     top: &str,
     dumps: &str,
-) -> (u16, std::process::Child) {
+) -> (u16, Killed) {
     let (gw, admin, idp) = (free_port(), free_port(), free_port());
     let yaml = format!(
         r#"listen: ["127.0.0.1:{gw}"]
@@ -510,6 +520,7 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}"{session_extra} }}
         .stderr(Stdio::null())
         .spawn()
         .expect("valgrind (apt install valgrind)");
+    let gateway = Killed(gateway);
     wait_port(gw, Duration::from_secs(120));
     (gw, gateway)
 }

@@ -774,7 +774,12 @@ mod tests {
             ..alice()
         };
         s.store
-            .save(&ticket.sid, Arc::new(changed), ticket.iat, Duration::from_secs(3600))
+            .save(
+                &ticket.sid,
+                Arc::new(changed),
+                ticket.iat,
+                Duration::from_secs(3600),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -783,7 +788,10 @@ mod tests {
         );
         // A memory store's answer stands a second at most; a removal ends it at once.
         let kept_until = kept.loaded.load().as_ref().map(|l| l.until).unwrap();
-        assert!(kept_until <= now + 1, "a memory answer stands a second at most");
+        assert!(
+            kept_until <= now + 1,
+            "a memory answer stands a second at most"
+        );
         s.store.remove(&ticket.sid).await.unwrap();
         assert!(matches!(
             s.check(&v, now).await,
