@@ -205,7 +205,9 @@ struct Opened {
 /// A server-side store's answer for an opened cookie's session, kept while it stands
 /// (`SessionStore::load_now_until`).
 struct Loaded {
-    identity: Arc<Identity>,
+    /// Weak: an identity the store let go of is not held here (only its ~200-byte shell,
+    /// until the opened cookie leaves the cache), and then the store is asked again.
+    identity: std::sync::Weak<Identity>,
     until: u64,
     generation: u64,
 }
@@ -243,7 +245,11 @@ const OPENED_TTL: Duration = Duration::from_secs(300);
 const OPENED_MAX_BYTES: u64 = 32 * 1024 * 1024;
 /// With a server-side store the openings carry no identity and only the recently active
 /// need to stay: a smaller bound keeps the memory for the sessions themselves.
-const OPENED_MAX_BYTES_STORED: u64 = 4 * 1024 * 1024;
+const OPENED_MAX_BYTES_STORED: u64 = 8 * 1024 * 1024;
+/// What a kept store answer adds to an opening: `Loaded` in its `Arc` with the allocator's
+/// rounding (~64), and an `Identity`'s shell (`Arc` counts and the struct, ~216) that a weak
+/// reference keeps allocated after the store let the identity go.
+const LOADED_WEIGHT: usize = 64 + 16 + std::mem::size_of::<Identity>();
 
 impl Sessions {
     /// The manager for `cfg`, with the store it names (connecting to Redis in the
@@ -290,7 +296,14 @@ impl Sessions {
                 .max_capacity(opened_max)
                 .weigher(|k: &String, v: &Arc<Opened>| {
                     let id = v.identity.as_deref().map_or(0, weight);
-                    u32::try_from(k.len() + 160 + id).unwrap_or(u32::MAX)
+                    // With a server-side store: the kept answer (`Loaded`) and the shell of
+                    // an identity it may outlive.
+                    let kept = if v.identity.is_none() {
+                        LOADED_WEIGHT
+                    } else {
+                        0
+                    };
+                    u32::try_from(k.len() + 160 + id + kept).unwrap_or(u32::MAX)
                 })
                 .time_to_live(OPENED_TTL)
                 .build_with_hasher(TailHash::default()),
@@ -387,13 +400,15 @@ impl Sessions {
         }
         if let Some(kept) = &*ticket.loaded.load() {
             if kept.generation == generation && now < kept.until {
-                return Some(Some(kept.identity.clone()));
+                if let Some(identity) = kept.identity.upgrade() {
+                    return Some(Some(identity));
+                }
             }
         }
         let (identity, until) = self.store.load_now_until(&ticket.held.sid)?;
         if let Some(identity) = &identity {
             ticket.loaded.store(Some(Arc::new(Loaded {
-                identity: identity.clone(),
+                identity: Arc::downgrade(identity),
                 until,
                 generation,
             })));
