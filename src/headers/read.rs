@@ -146,7 +146,7 @@ const STANDARD: &[&str] = &[
 /// header the gateway sets. (Other conventions' names, `X-Forwarded-User` say, are fine.)
 fn refused_identity_header(name: &str) -> Option<&'static str> {
     let n = crate::headers::normalize(name);
-    if crate::headers::SET_FORWARDING.contains(&n.as_str()) {
+    if crate::headers::forwarding::SET_FORWARDING.contains(&n.as_str()) {
         return Some("a forwarding header the gateway sets from the connection");
     }
     STANDARD
