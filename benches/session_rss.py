@@ -5,7 +5,7 @@ sign-ins (through the OpenID provider in testenv/, Entra claims, 20 group IDs: t
 
 It reports the resident set before, at N/3, 2N/3 and N, and the growth per session over the
 last third (the marginal cost, past start-up, allocator warm-up and the bounded caches
-filling: prepared identity headers 16 MiB, opened cookies 4 MiB with a server-side store and
+filling: prepared identity headers 16 MiB, opened cookies 8 MiB by weight with a server-side store and
 32 MiB with the cookie store), and that growth extrapolated to 100,000 sessions. Whatever the sign-in path leaves behind (replay state, caches,
 allocations) is in the number, unlike benches/session_memory.rs, which counts the store
 alone.
