@@ -325,13 +325,25 @@ fn identity() -> Identity {
     }
 }
 
-/// Upstream: nginx answering a static 200, stopped with SIGTERM (also on a panic: a SIGKILLed
-/// master leaves its worker running, holding the test command's output open).
+/// Upstream: nginx answering a static 200 ("hello" for every path, or with `BENCH_BODY=N` a
+/// body of N bytes: what a larger answer costs the gateway beside pingora), stopped with
+/// SIGTERM (also on a panic: a SIGKILLed master leaves its worker running, holding the test
+/// command's output open).
 fn start_nginx(dir: &std::path::Path) -> (u16, Nginx) {
     let up = free_port();
     let conf = dir.join("nginx.conf");
+    let body = std::env::var("BENCH_BODY")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok());
+    let answer = match body {
+        Some(n) => {
+            std::fs::write(dir.join("body.txt"), "x".repeat(n)).expect("body file");
+            format!("root {}; try_files /body.txt =404;", dir.display())
+        }
+        None => "return 200 \"hello\\n\";".to_string(),
+    };
     std::fs::write(&conf, format!(
-        "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/nginx.err;\nevents {{ worker_connections 256; }}\nhttp {{ access_log off; server {{ listen 127.0.0.1:{up}; keepalive_requests 1000000; location / {{ default_type text/plain; return 200 \"hello\\n\"; }} }} }}\n",
+        "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/nginx.err;\nevents {{ worker_connections 256; }}\nhttp {{ access_log off; server {{ listen 127.0.0.1:{up}; keepalive_requests 1000000; location / {{ default_type text/plain; {answer} }} }} }}\n",
         d = dir.display()
     )).expect("nginx.conf");
     let nginx = Command::new("nginx")

@@ -22,7 +22,11 @@ mod_auth_openidc, Debian's SimpleSAMLphp for mellon). Every system runs with a t
 (every server on CPU 0, wrk on CPU 1: steadier). Rounds are interleaved; the best of each is
 kept. A run with any non-2xx answer, connect or write error or timeout invalidates the
 benchmark; socket read errors (a peer closing a keep-alive connection) are reported.
-Then p99 latency is measured at one fixed rate, half of authgate's maximum.
+After each round, p99 latency is measured at one fixed rate, half of authgate's maximum; the
+report gives the median over rounds of what authgate adds to bare pingora's p99. Beside the
+best run's ratio it also gives the median over rounds of each round's own ratio, and the CPU
+time the server spent per request (from /proc), which a drift of the machine's speed moves
+less than req/s.
 
 Usage (after scripts/setup.sh and a release build; benches/load.sh does both):
   benches/load.py [--duration 8] [--connections 32] [--threads 2] [--rounds 2]
@@ -196,8 +200,46 @@ def wrk(name, url, args, cookie_header=None, delay_ms=None, workdir=None, cpus=N
         print(out)
         sys.exit(f"{name}: wrk printed no result")
     lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)", out, re.M))
+    done = re.search(r"(\d+) requests in", out)
     return {"name": name, "rps": float(m.group(1)), "p50": ms(lat["50"]), "p99": ms(lat["99"]),
-            "read_errors": errors.get("read", 0)}
+            "read_errors": errors.get("read", 0), "requests": int(done.group(1)) if done else 0}
+
+
+# The process group that serves each system (for its CPU time); "direct" has none of its own.
+SERVER = {"nginx proxy": "nginx-proxy", "bare pingora": "bare-pingora", "authgate public": "authgate",
+          "authgate session": "authgate", "authgate session (memory)": "authgate-memory",
+          "authgate session (redis)": "authgate-redis", "mellon": "apache-mellon",
+          "mod_auth_openidc": "apache-openidc"}
+
+
+def cpu_ticks(name):
+    """User and system CPU time, in clock ticks, of every live process in the groups started
+    as `name` (all their threads)."""
+    pgids = {p.pid for n, p in procs if n == name}
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, pgrp, ..., utime (12th), stime (13th).
+        if int(fields[2]) in pgids:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def measured(name, url, args, cookie_header=None, cpus=None):
+    """One wrk run, with the CPU time the system's server spent per request (µs): steadier
+    than req/s on a machine whose speed drifts, as it counts work, not waiting."""
+    server = SERVER.get(name)
+    before = cpu_ticks(server) if server else 0
+    r = wrk(name, url, args, cookie_header, cpus=cpus)
+    ticks = cpu_ticks(server) - before if server else 0
+    r["cpu_us"] = ticks * 1e6 / os.sysconf("SC_CLK_TCK") / r["requests"] if server and r["requests"] else float("nan")
+    return r
 
 
 def ms(v):
@@ -292,6 +334,70 @@ def start_authgate(cfg, name, admin, env=None):
     return p
 
 
+def start_apaches(work, up, issuer, openidc, mellon, ssp_port):
+    """Apache with mod_auth_openidc (against the OpenID provider) and with mod_auth_mellon
+    (against SimpleSAMLphp), each at its (URL, port)."""
+    aoi_url, oidc_ap = openidc
+    mel_url, mel_ap = mellon
+    mel_entity = f"{mel_url}/mellon/metadata"
+    # Apache + mod_auth_openidc against the same provider.
+    apache("openidc", oidc_ap, work, f"""
+OIDCProviderMetadataURL {issuer}/.well-known/openid-configuration
+OIDCClientID bench
+OIDCClientSecret bench-secret
+OIDCProviderTokenEndpointAuth client_secret_basic
+OIDCRedirectURI {aoi_url}/redirect_uri
+OIDCCryptoPassphrase {os.urandom(16).hex()}
+OIDCScope "openid profile email"
+OIDCPKCEMethod S256
+OIDCRemoteUserClaim oid
+OIDCSessionInactivityTimeout 3600
+<Location />
+  AuthType openid-connect
+  Require valid-user
+</Location>
+ProxyPass /redirect_uri !
+ProxyPass / http://127.0.0.1:{up}/ keepalive=On
+""", ["auth_openidc"])
+
+    # Apache + mod_auth_mellon against SimpleSAMLphp.
+    md = urllib.request.urlopen(f"http://127.0.0.1:{ssp_port}/saml2/idp/metadata.php").read()
+    mdir = os.path.join(work, "mellon")
+    os.makedirs(mdir, exist_ok=True)
+    with open(os.path.join(mdir, "idp.xml"), "wb") as f:
+        f.write(md)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
+                    "-subj", "/CN=mellon-bench", "-keyout", f"{mdir}/sp.key", "-out", f"{mdir}/sp.crt"],
+                   check=True, capture_output=True)
+    cert = "".join(l for l in open(f"{mdir}/sp.crt").read().splitlines() if "CERTIFICATE" not in l)
+    with open(os.path.join(mdir, "sp.xml"), "w") as f:
+        f.write(f"""<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{mel_entity}">
+<SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+<KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>{cert}</X509Certificate></X509Data></KeyInfo></KeyDescriptor>
+<SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{mel_url}/mellon/logout"/>
+<AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{mel_url}/mellon/postResponse" index="0"/>
+</SPSSODescriptor></EntityDescriptor>
+""")
+    for n in os.listdir(mdir):
+        os.chmod(os.path.join(mdir, n), 0o644)
+    os.chmod(mdir, 0o755)
+    apache("mellon", mel_ap, work, f"""
+<Location />
+  MellonEnable auth
+  MellonEndpointPath /mellon
+  MellonSPPrivateKeyFile {mdir}/sp.key
+  MellonSPCertFile {mdir}/sp.crt
+  MellonSPMetadataFile {mdir}/sp.xml
+  MellonIdPMetadataFile {mdir}/idp.xml
+  MellonCookieSameSite lax
+  AuthType Mellon
+  Require valid-user
+</Location>
+ProxyPass /mellon !
+ProxyPass / http://127.0.0.1:{up}/ keepalive=On
+""", ["auth_mellon"])
+
+
 def run(args, work):
     up, ngx, bare, gw, gwm, adm, admm, oidc_ap, mel_ap, op_port, ssp_port = (free_port() for _ in range(11))
     gwr, admr, redis_port = (free_port() for _ in range(3))
@@ -377,62 +483,7 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}", store: {store} }}
 """)
         start_authgate(cfg, name, admin, {"BENCH_SECRET": "bench-secret", "BENCH_SESSION_SECRET": secret})
 
-    # Apache + mod_auth_openidc against the same provider.
-    apache("openidc", oidc_ap, work, f"""
-OIDCProviderMetadataURL {issuer}/.well-known/openid-configuration
-OIDCClientID bench
-OIDCClientSecret bench-secret
-OIDCProviderTokenEndpointAuth client_secret_basic
-OIDCRedirectURI {aoi_url}/redirect_uri
-OIDCCryptoPassphrase {os.urandom(16).hex()}
-OIDCScope "openid profile email"
-OIDCPKCEMethod S256
-OIDCRemoteUserClaim oid
-OIDCSessionInactivityTimeout 3600
-<Location />
-  AuthType openid-connect
-  Require valid-user
-</Location>
-ProxyPass /redirect_uri !
-ProxyPass / http://127.0.0.1:{up}/ keepalive=On
-""", ["auth_openidc"])
-
-    # Apache + mod_auth_mellon against SimpleSAMLphp.
-    md = urllib.request.urlopen(f"http://127.0.0.1:{ssp_port}/saml2/idp/metadata.php").read()
-    mdir = os.path.join(work, "mellon")
-    os.makedirs(mdir, exist_ok=True)
-    with open(os.path.join(mdir, "idp.xml"), "wb") as f:
-        f.write(md)
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
-                    "-subj", "/CN=mellon-bench", "-keyout", f"{mdir}/sp.key", "-out", f"{mdir}/sp.crt"],
-                   check=True, capture_output=True)
-    cert = "".join(l for l in open(f"{mdir}/sp.crt").read().splitlines() if "CERTIFICATE" not in l)
-    with open(os.path.join(mdir, "sp.xml"), "w") as f:
-        f.write(f"""<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{mel_entity}">
-<SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-<KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>{cert}</X509Certificate></X509Data></KeyInfo></KeyDescriptor>
-<SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{mel_url}/mellon/logout"/>
-<AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{mel_url}/mellon/postResponse" index="0"/>
-</SPSSODescriptor></EntityDescriptor>
-""")
-    for n in os.listdir(mdir):
-        os.chmod(os.path.join(mdir, n), 0o644)
-    os.chmod(mdir, 0o755)
-    apache("mellon", mel_ap, work, f"""
-<Location />
-  MellonEnable auth
-  MellonEndpointPath /mellon
-  MellonSPPrivateKeyFile {mdir}/sp.key
-  MellonSPCertFile {mdir}/sp.crt
-  MellonSPMetadataFile {mdir}/sp.xml
-  MellonIdPMetadataFile {mdir}/idp.xml
-  MellonCookieSameSite lax
-  AuthType Mellon
-  Require valid-user
-</Location>
-ProxyPass /mellon !
-ProxyPass / http://127.0.0.1:{up}/ keepalive=On
-""", ["auth_mellon"])
+    start_apaches(work, up, issuer, (aoi_url, oidc_ap), (mel_url, mel_ap), ssp_port)
 
     # One real sign-in per system.
     aoi = cookie(oidc_sign_in(f"{aoi_url}/", "alice"), "mod_auth_openidc_session")
@@ -467,13 +518,19 @@ ProxyPass / http://127.0.0.1:{up}/ keepalive=On
         print(json.dumps({"systems": [(n, t, b, c()) for n, t, b, c in systems], "pids": pids}), flush=True)
         while True:
             time.sleep(3600)
+    measure(args, systems, work)
 
+
+def measure(args, systems, work):
+    """The interleaved rounds: each variant, each size, each system in turn; then the half-load
+    latencies; then the report."""
     cores = os.cpu_count()
     variants = [("shared", None, None), ("pinned", "0", "1")] if cores >= 2 and not args.no_pinned else [("shared", None, None)]
     print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s; best of {args.rounds} interleaved rounds; "
           f"shared: {cores} cores shared by wrk and every server; pinned: the servers on CPU 0, wrk and the upstream on CPU 1",
           flush=True)
-    best = {}
+    best, rounds = {}, {}
+    half_rounds = []
     for rnd in range(args.rounds):
         for variant, server_cpus, wrk_cpus in variants:
             pin(server_cpus or ",".join(str(i) for i in range(cores)))
@@ -482,59 +539,106 @@ ProxyPass / http://127.0.0.1:{up}/ keepalive=On
                 pin(wrk_cpus, {"nginx-upstream"})
             for size in ("tiny", "16 KB"):
                 for name, tiny, big, c in systems:
-                    r = wrk(name, tiny if size == "tiny" else big, args, c(), cpus=wrk_cpus)
+                    r = measured(name, tiny if size == "tiny" else big, args, c(), cpus=wrk_cpus)
                     key = (variant, size, name)
-                    print(f"  round {rnd + 1} {variant:<6} {size:<5} {name:<26} {r['rps']:>10.0f} req/s", flush=True)
+                    rounds.setdefault(key, []).append(r)
+                    print(f"  round {rnd + 1} {variant:<6} {size:<5} {name:<26} {r['rps']:>10.0f} req/s"
+                          f" {r['cpu_us']:>8.1f} µs CPU/request", flush=True)
                     if key not in best or r["rps"] > best[key]["rps"]:
                         reads = best.get(key, {}).get("read_errors", 0)
                         best[key] = r
                         r["read_errors"] += reads
                     else:
                         best[key]["read_errors"] += r["read_errors"]
-    pin(",".join(str(i) for i in range(cores)))
+        pin(",".join(str(i) for i in range(cores)))
+        half_rounds.append(half_load(args, systems, best, work))
+    report(args, variants, systems, best, rounds, half_rounds)
 
-    # p99 at half of authgate's maximum (shared, tiny), the same fixed rate for each.
-    rate = best[("shared", "tiny", "authgate session")]["rps"] / 2 if ("shared", "tiny", "authgate session") in best \
-        else best[("shared", "tiny", "bare pingora")]["rps"] / 2
+
+def half_load(args, systems, best, work):
+    """p99 at half of authgate's maximum (shared, tiny; the best so far), the same fixed rate
+    for each system, one after the other."""
+    top = best.get(("shared", "tiny", "authgate session")) or best[("shared", "tiny", "bare pingora")]
+    rate = top["rps"] / 2
     delay_ms = args.connections * 1000.0 / rate
-    half = {}
+    half = {"rate": rate}
     for name, tiny, _, c in systems:
         if name in ("direct", "nginx proxy", "bare pingora", "authgate public", "authgate session"):
             half[name] = wrk(name, tiny, args, c(), delay_ms=delay_ms, workdir=work)
+    return half
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x == x)
+    if not xs:
+        return float("nan")
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
+def report(args, variants, systems, best, rounds, half_rounds):
+    """The tables. Beside the best run's ratio (the way this benchmark has always measured):
+    the median over rounds of each round's ratio to that round's bare pingora (run moments
+    before it, so a drift of the machine's speed cancels), and the server's CPU per request,
+    bare pingora's divided by the system's (the share of bare pingora's capacity it keeps)."""
+    def paired(variant, size, a, b="bare pingora"):
+        ra, rb = rounds.get((variant, size, a), []), rounds.get((variant, size, b), [])
+        return median(x["rps"] / y["rps"] for x, y in zip(ra, rb))
+
+    def cpu(variant, size, name):
+        return median(r["cpu_us"] for r in rounds.get((variant, size, name), []))
 
     for variant, _, _ in variants:
         for size in ("tiny", "16 KB"):
             bp = best[(variant, size, "bare pingora")]["rps"]
+            bcpu = cpu(variant, size, "bare pingora")
             print()
             print(f"{variant}, {size} response:")
             print()
-            print("| system | req/s | p50 ms | p99 ms | ÷ bare pingora |")
-            print("|---|---:|---:|---:|---:|")
+            print("| system | req/s (best) | p50 ms | p99 ms | ÷ bare pingora (best) | ÷ bare (median of rounds) "
+                  "| server CPU µs/request (median) | bare's CPU ÷ this |")
+            print("|---|---:|---:|---:|---:|---:|---:|---:|")
             for name, _, _, _ in systems:
                 r = best[(variant, size, name)]
-                print(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rps'] / bp:.3f} |")
+                c = cpu(variant, size, name)
+                print(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rps'] / bp:.3f} "
+                      f"| {paired(variant, size, name):.3f} | {c:.1f} | {bcpu / c:.3f} |")
     print()
+
     def ratio(variant, size, a, b):
         ka, kb = (variant, size, a), (variant, size, b)
         return best[ka]["rps"] / best[kb]["rps"] if ka in best and kb in best else float("nan")
+
+    def line(label, size, a, b, target):
+        print(f"  {label:<32} best {ratio(v, size, a, b):.3f}, median of rounds {paired(v, size, a, b):.3f}, "
+              f"CPU {cpu(v, size, b) / cpu(v, size, a):.3f} (target ≥ {target})")
     v = "pinned" if len(variants) > 1 else "shared"
-    print(f"targets ({v} variant):")
-    print(f"  session ÷ bare pingora, tiny:  {ratio(v, 'tiny', 'authgate session', 'bare pingora'):.3f} (target ≥ 0.92)")
-    print(f"  session ÷ bare pingora, 16 KB: {ratio(v, '16 KB', 'authgate session', 'bare pingora'):.3f} (target ≥ 0.95)")
-    print(f"  public ÷ bare pingora, tiny:   {ratio(v, 'tiny', 'authgate public', 'bare pingora'):.3f} (target ≥ 0.97)")
-    print(f"  redis store ÷ cookie store, tiny:  {ratio(v, 'tiny', 'authgate session (redis)', 'authgate session'):.3f} (target ≥ 0.9)")
-    print(f"  redis store ÷ cookie store, 16 KB: {ratio(v, '16 KB', 'authgate session (redis)', 'authgate session'):.3f} (target ≥ 0.9)")
+    print(f"targets ({v} variant; best run, median of paired rounds, bare's CPU per request ÷ this):")
+    line("session ÷ bare pingora, tiny:", "tiny", "authgate session", "bare pingora", 0.92)
+    line("session ÷ bare pingora, 16 KB:", "16 KB", "authgate session", "bare pingora", 0.97)
+    line("public ÷ bare pingora, tiny:", "tiny", "authgate public", "bare pingora", 0.97)
+    line("memory store ÷ bare pingora, tiny:", "tiny", "authgate session (memory)", "bare pingora", 0.92)
+    line("redis store ÷ bare pingora, tiny:", "tiny", "authgate session (redis)", "bare pingora", 0.92)
+    line("redis store ÷ cookie store, tiny:", "tiny", "authgate session (redis)", "authgate session", 0.9)
+    line("redis store ÷ cookie store, 16 KB:", "16 KB", "authgate session (redis)", "authgate session", 0.9)
     print(f"  session ÷ mellon, tiny:        {ratio(v, 'tiny', 'authgate session', 'mellon'):.2f}")
     print(f"  session ÷ mod_auth_openidc:    {ratio(v, 'tiny', 'authgate session', 'mod_auth_openidc'):.2f}")
-    if "authgate session" in half and "bare pingora" in half:
-        print(f"  p99 at {rate:.0f} req/s: " + ", ".join(f"{n} {h['p99']:.2f} ms" for n, h in half.items())
-              + f"; session adds {half['authgate session']['p99'] - half['bare pingora']['p99']:.2f} ms over bare pingora (target ≤ 0.3)")
+    for i, half in enumerate(half_rounds):
+        if "authgate session" in half and "bare pingora" in half:
+            print(f"  round {i + 1}, p99 at {half['rate']:.0f} req/s: "
+                  + ", ".join(f"{n} {h['p99']:.2f} ms" for n, h in half.items() if n != "rate"))
+    adds = [h["authgate session"]["p99"] - h["bare pingora"]["p99"] for h in half_rounds
+            if "authgate session" in h and "bare pingora" in h]
+    if adds:
+        print(f"  p99 at half load: session adds {median(adds):.2f} ms over bare pingora, median of "
+              f"{len(adds)} rounds ({', '.join(f'{a:+.2f}' for a in adds)}) (target ≤ 0.3)")
     reads = {f"{k[0]}/{k[1]}/{k[2]}": r["read_errors"] for k, r in best.items() if r["read_errors"]}
     print(f"  socket read errors (peers closing keep-alive connections; reported, not fatal): {reads or 'none'}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"best": {" / ".join(k): r for k, r in best.items()}, "half_load": half, "rate": rate}, f, indent=1)
-
+            json.dump({"best": {" / ".join(k): r for k, r in best.items()},
+                       "rounds": {" / ".join(k): rs for k, rs in rounds.items()},
+                       "half_load": half_rounds}, f, indent=1)
 
 if __name__ == "__main__":
     main()

@@ -10,13 +10,13 @@ use moka::sync::Cache;
 use super::kept::LocalKept;
 use super::once::LocalOnce;
 use super::revocations::Revocations;
-use super::store::{system_clock, Clock, SessionInfo, SessionStore, StoreError};
+use super::store::{system_clock, Clock, SessionInfo, SessionStore, StoreError, WriteCount};
 use crate::identity::Identity;
 
 pub struct MemoryStore {
     cache: Cache<SidKey, (Arc<Identity>, u64), ahash::RandomState>,
     /// Raised after every insert into `cache` and every removal from it (`load_generation`).
-    writes: std::sync::atomic::AtomicU64,
+    writes: WriteCount,
     revocations: Revocations,
     once: LocalOnce,
     kept: LocalKept,
@@ -57,18 +57,12 @@ impl MemoryStore {
                 .max_capacity(max_sessions)
                 .time_to_live(max_lifetime)
                 .build_with_hasher(ahash::RandomState::new()),
-            writes: std::sync::atomic::AtomicU64::new(0),
+            writes: WriteCount::default(),
             revocations: Revocations::new(max_lifetime),
             once: LocalOnce::default(),
             kept: LocalKept::new(max_sessions),
             clock,
         }
-    }
-
-    /// After a write: whoever reads the new count finds the cache as written.
-    fn wrote(&self) {
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub fn len(&self) -> u64 {
@@ -120,7 +114,7 @@ impl SessionStore for MemoryStore {
     }
 
     fn load_generation(&self) -> u64 {
-        self.writes.load(std::sync::atomic::Ordering::Acquire)
+        self.writes.get()
     }
 
     async fn save(
@@ -134,14 +128,14 @@ impl SessionStore for MemoryStore {
             StoreError::Unavailable(format!("session id of {} bytes is too long", sid.len()))
         })?;
         self.cache.insert(key, (identity, issued + ttl.as_secs()));
-        self.wrote();
+        self.writes.wrote();
         Ok(())
     }
 
     async fn remove(&self, sid: &str) -> Result<(), StoreError> {
         if let Some(key) = SidKey::new(sid) {
             self.cache.invalidate(&key);
-            self.wrote();
+            self.writes.wrote();
         }
         Ok(())
     }
@@ -159,7 +153,7 @@ impl SessionStore for MemoryStore {
         for (key, _) in &ended {
             self.revocations.revoke(&key.as_str());
             self.cache.invalidate(key);
-            self.wrote();
+            self.writes.wrote();
         }
         Ok(ended.len() as u64)
     }

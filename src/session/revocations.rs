@@ -2,12 +2,13 @@
 //! sessions issued until a time are void, and sessions ended by their IdP. Entries live as
 //! long as a session can (`session.lifetime`), then could not matter any more.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
 
+use super::store::WriteCount;
 use crate::identity::Identity;
 
 type Hasher = ahash::RandomState;
@@ -16,7 +17,7 @@ pub(crate) struct Revocations {
     sids: Cache<String, (), Hasher>,
     /// Counts the ids revoked here, raised after each is on `sids`: a session found not
     /// revoked while it read `n` is still not revoked while it reads `n` (see `generation`).
-    revoked: AtomicU64,
+    revoked: WriteCount,
     /// (provider, user) → sessions issued until then are void.
     users: Cache<(Arc<str>, String), u64, Hasher>,
     /// (provider, NameID, SessionIndex or "") → sessions of that subject issued until then.
@@ -36,7 +37,7 @@ impl Revocations {
                 .max_capacity(1_000_000)
                 .time_to_live(lifetime)
                 .build_with_hasher(Hasher::new()),
-            revoked: AtomicU64::new(0),
+            revoked: WriteCount::default(),
             users: Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(lifetime)
@@ -54,14 +55,14 @@ impl Revocations {
     pub(crate) fn revoke(&self, sid: &str) {
         self.sids.insert(sid.to_string(), ());
         // After the insert: whoever reads the new count finds the id on the list.
-        self.revoked.fetch_add(1, Ordering::AcqRel);
+        self.revoked.wrote();
     }
 
     /// Changes with every id revoked here (and only an id revoked here turns `is_revoked`
     /// true: entries leave the list only by expiring). Read it before `is_revoked`: an id not
     /// revoked then stays not revoked for as long as this reads the same.
     pub(crate) fn generation(&self) -> u64 {
-        self.revoked.load(Ordering::Acquire)
+        self.revoked.get()
     }
 
     pub(crate) fn is_revoked(&self, sid: &str) -> bool {

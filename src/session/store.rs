@@ -5,6 +5,7 @@
 //! sessions an IdP ended (SAML logout). `tests/session_store.rs` runs every store through
 //! the same conformance suite, with a clock it moves forward.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,23 @@ use crate::identity::Identity;
 /// `revocation_generation` of a store that cannot tell: `is_revoked` is asked on every
 /// request.
 pub const UNKNOWN_GENERATION: u64 = u64::MAX;
+
+/// A count of writes, raised after each write is done: whoever reads the new count finds the
+/// write made. It only grows, so what was read while it read `n` stands while it reads `n`.
+/// The stores' `load_generation` and the revocation list's generation are made of these.
+#[derive(Default)]
+pub(crate) struct WriteCount(AtomicU64);
+
+impl WriteCount {
+    /// After a write.
+    pub(crate) fn wrote(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
 
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 

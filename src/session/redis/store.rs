@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use super::shared::SharedRevocations;
 use super::RedisConfig;
 use crate::identity::Identity;
-use crate::session::store::{system_clock, Clock, SessionInfo, SessionStore, StoreError};
+use crate::session::store::{
+    system_clock, Clock, SessionInfo, SessionStore, StoreError, WriteCount,
+};
 
 pub struct RedisStore {
     shared: SharedRevocations,
@@ -28,7 +30,7 @@ pub struct RedisStore {
     keeps: bool,
     cache: Cache<String, Arc<Cached>, ahash::RandomState>,
     /// Raised after every write to `cache` but a routine read again (`load_generation`).
-    writes: std::sync::atomic::AtomicU64,
+    writes: WriteCount,
     clock: Clock,
     lifetime: Duration,
     cache_ttl: u64,
@@ -82,7 +84,7 @@ impl RedisStore {
                 })
                 .time_to_live(keep_for)
                 .build_with_hasher(ahash::RandomState::new()),
-            writes: std::sync::atomic::AtomicU64::new(0),
+            writes: WriteCount::default(),
             clock,
             lifetime,
             cache_ttl: cfg.cache_ttl.as_secs(),
@@ -101,18 +103,12 @@ impl RedisStore {
 
     fn cache_put(&self, sid: String, cached: Arc<Cached>) {
         self.cache.insert(sid, cached);
-        self.wrote();
+        self.writes.wrote();
     }
 
     fn cache_drop(&self, sid: &str) {
         self.cache.invalidate(sid);
-        self.wrote();
-    }
-
-    /// After the write: whoever reads the new count finds the cache as written.
-    fn wrote(&self) {
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.writes.wrote();
     }
 
     /// The cached entry, if it may be used without asking Redis.
@@ -237,7 +233,7 @@ impl SessionStore for RedisStore {
     /// Cache writes and reconnects (a new epoch makes every cached read stale): both only
     /// grow, so their sum changes whenever either does.
     fn load_generation(&self) -> u64 {
-        let writes = self.writes.load(std::sync::atomic::Ordering::Acquire);
+        let writes = self.writes.get();
         writes.wrapping_add(self.link().epoch())
     }
 
