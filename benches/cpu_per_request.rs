@@ -116,11 +116,59 @@ fn callgrind(pid: u32, arg: &str) {
 }
 
 /// What one phase cost: instructions and heap allocations (calls to malloc, calloc, realloc
-/// and the aligned allocators), per request.
+/// and the aligned allocators), per request; with `BENCH_CACHE_SIM=1`, also the misses
+/// callgrind's cache and branch simulation counts (first-level instruction and data cache,
+/// mispredicted branches), where the cycles beyond the instructions go.
 #[derive(Clone, Copy)]
 struct Cost {
     ir: f64,
     allocs: f64,
+    misses: Option<Misses>,
+}
+
+#[derive(Clone, Copy)]
+struct Misses {
+    i1: f64,
+    d1: f64,
+    branches: f64,
+}
+
+/// valgrind's options for the cache and branch simulation, when `BENCH_CACHE_SIM` is set.
+fn simulated() -> &'static [&'static str] {
+    if std::env::var_os("BENCH_CACHE_SIM").is_some() {
+        &["--cache-sim=yes", "--branch-sim=yes"]
+    } else {
+        &[]
+    }
+}
+
+/// The simulated misses per request from a dump's `events:` and `summary:` lines.
+fn misses(text: &str, n: usize) -> Option<Misses> {
+    let events: Vec<&str> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("events: "))?
+        .split_whitespace()
+        .collect();
+    let totals: Vec<f64> = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("summary: ")
+                .or_else(|| l.strip_prefix("totals: "))
+        })?
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let sum = |names: &[&str]| -> Option<f64> {
+        names.iter().try_fold(0.0, |acc, name| {
+            let i = events.iter().position(|e| e == name)?;
+            Some(acc + totals.get(i)? / n as f64)
+        })
+    };
+    Some(Misses {
+        i1: sum(&["I1mr"])?,
+        d1: sum(&["D1mr", "D1mw"])?,
+        branches: sum(&["Bcm", "Bim"])?,
+    })
 }
 
 /// The newest dump in `dir` whose name starts with `prefix`, per request over `n`.
@@ -143,6 +191,7 @@ fn last_dump(dir: &std::path::Path, prefix: &str, n: usize) -> Cost {
     Cost {
         ir: ir as f64 / n as f64,
         allocs: allocations(&text) as f64 / n as f64,
+        misses: misses(&text, n),
     }
 }
 
@@ -193,6 +242,12 @@ fn print_row(name: &str, c: Cost) {
         "{name:<32} {:>10.0} instructions/request {:>6.1} allocations/request",
         c.ir, c.allocs
     );
+    if let Some(m) = c.misses {
+        println!(
+            "{:<32} {:>10.0} I1 misses {:>6.0} D1 misses {:>6.0} mispredicted branches (simulated)",
+            "", m.i1, m.d1, m.branches
+        );
+    }
 }
 
 struct Bench {
@@ -243,6 +298,7 @@ impl Bench {
         let bin = bare_pingora_bin()?;
         let bp = free_port();
         let bare = Command::new("valgrind")
+            .args(simulated())
             .args([
                 "--tool=callgrind",
                 "--collect-atstart=yes",
@@ -515,6 +571,7 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}"{session_extra} }}
     let cfg = dir.join(format!("gateway-{gw}.yaml"));
     std::fs::write(&cfg, yaml).expect("gateway.yaml");
     let gateway = Command::new("valgrind")
+        .args(simulated())
         .args([
             "--tool=callgrind",
             "--collect-atstart=yes",

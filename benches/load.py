@@ -24,9 +24,10 @@ kept. A run with any non-2xx answer, connect or write error or timeout invalidat
 benchmark; socket read errors (a peer closing a keep-alive connection) are reported.
 After each round, p99 latency is measured at one fixed rate, half of authgate's maximum; the
 report gives the median over rounds of what authgate adds to bare pingora's p99. Beside the
-best run's ratio it also gives the median over rounds of each round's own ratio, and the CPU
-time the server spent per request (from /proc), which a drift of the machine's speed moves
-less than req/s.
+best run's ratio it gives the median over rounds of each round's own ratio, to bare pingora's
+figure drawn between its run before the system and its run again after the others (a drift of
+the machine's speed within a round cancels), in req/s and in requests per second of the
+server's CPU time (from /proc).
 
 Usage (after scripts/setup.sh and a release build; benches/load.sh does both):
   benches/load.py [--duration 8] [--connections 32] [--threads 2] [--rounds 2]
@@ -206,7 +207,8 @@ def wrk(name, url, args, cookie_header=None, delay_ms=None, workdir=None, cpus=N
 
 
 # The process group that serves each system (for its CPU time); "direct" has none of its own.
-SERVER = {"nginx proxy": "nginx-proxy", "bare pingora": "bare-pingora", "authgate public": "authgate",
+SERVER = {"nginx proxy": "nginx-proxy", "bare pingora": "bare-pingora", "bare pingora, again": "bare-pingora",
+          "authgate public": "authgate",
           "authgate session": "authgate", "authgate session (memory)": "authgate-memory",
           "authgate session (redis)": "authgate-redis", "mellon": "apache-mellon",
           "mod_auth_openidc": "apache-openidc"}
@@ -538,8 +540,13 @@ def measure(args, systems, work):
                 # The upstream runs beside wrk: the core under test is the server's alone.
                 pin(wrk_cpus, {"nginx-upstream"})
             for size in ("tiny", "16 KB"):
-                for name, tiny, big, c in systems:
+                # Bare pingora once more after the others: each system's ratio is to bare
+                # pingora's figure drawn between the run before it and the run after it.
+                again = [("bare pingora, again", *s[1:]) for s in systems if s[0] == "bare pingora"]
+                runs = systems + again if len(systems) > 1 else systems
+                for at, (name, tiny, big, c) in enumerate(runs):
                     r = measured(name, tiny if size == "tiny" else big, args, c(), cpus=wrk_cpus)
+                    r["at"] = at
                     key = (variant, size, name)
                     rounds.setdefault(key, []).append(r)
                     print(f"  round {rnd + 1} {variant:<6} {size:<5} {name:<26} {r['rps']:>10.0f} req/s"
@@ -581,9 +588,21 @@ def report(args, variants, systems, best, rounds, half_rounds):
     the median over rounds of each round's ratio to that round's bare pingora (run moments
     before it, so a drift of the machine's speed cancels), and the server's CPU per request,
     bare pingora's divided by the system's (the share of bare pingora's capacity it keeps)."""
-    def paired(variant, size, a, b="bare pingora"):
+    def paired(variant, size, a, b="bare pingora", cpu=False):
+        """The median over rounds of a's req/s (or requests per CPU-second, `cpu`) ÷ b's in the
+        same round; b = bare pingora: its figure drawn linearly between its run before a and
+        its run again after the others."""
         ra, rb = rounds.get((variant, size, a), []), rounds.get((variant, size, b), [])
-        return median(x["rps"] / y["rps"] for x, y in zip(ra, rb))
+        after = rounds.get((variant, size, "bare pingora, again"), []) if b == "bare pingora" else []
+        rate = (lambda r: 1 / r["cpu_us"]) if cpu else (lambda r: r["rps"])
+        ratios = []
+        for i, (x, y) in enumerate(zip(ra, rb)):
+            ref = rate(y)
+            if i < len(after):
+                z = after[i]
+                ref += (rate(z) - rate(y)) * (x["at"] - y["at"]) / (z["at"] - y["at"])
+            ratios.append(rate(x) / ref)
+        return median(ratios)
 
     def cpu(variant, size, name):
         return median(r["cpu_us"] for r in rounds.get((variant, size, name), []))
@@ -591,7 +610,6 @@ def report(args, variants, systems, best, rounds, half_rounds):
     for variant, _, _ in variants:
         for size in ("tiny", "16 KB"):
             bp = best[(variant, size, "bare pingora")]["rps"]
-            bcpu = cpu(variant, size, "bare pingora")
             print()
             print(f"{variant}, {size} response:")
             print()
@@ -602,7 +620,7 @@ def report(args, variants, systems, best, rounds, half_rounds):
                 r = best[(variant, size, name)]
                 c = cpu(variant, size, name)
                 print(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rps'] / bp:.3f} "
-                      f"| {paired(variant, size, name):.3f} | {c:.1f} | {bcpu / c:.3f} |")
+                      f"| {paired(variant, size, name):.3f} | {c:.1f} | {paired(variant, size, name, cpu=True):.3f} |")
     print()
 
     def ratio(variant, size, a, b):
@@ -610,8 +628,8 @@ def report(args, variants, systems, best, rounds, half_rounds):
         return best[ka]["rps"] / best[kb]["rps"] if ka in best and kb in best else float("nan")
 
     def line(label, size, a, b, target):
-        print(f"  {label:<32} best {ratio(v, size, a, b):.3f}, median of rounds {paired(v, size, a, b):.3f}, "
-              f"CPU {cpu(v, size, b) / cpu(v, size, a):.3f} (target ≥ {target})")
+        print(f"  {label:<36} best {ratio(v, size, a, b):.3f}, median of rounds {paired(v, size, a, b):.3f}, "
+              f"CPU {paired(v, size, a, b, cpu=True):.3f} (target ≥ {target})")
     v = "pinned" if len(variants) > 1 else "shared"
     print(f"targets ({v} variant; best run, median of paired rounds, bare's CPU per request ÷ this):")
     line("session ÷ bare pingora, tiny:", "tiny", "authgate session", "bare pingora", 0.92)
