@@ -336,6 +336,40 @@ def start_authgate(cfg, name, admin, env=None):
     return p
 
 
+def start_nginxes(work, up, ngx):
+    """The upstream (its own nginx: a tiny 200 anywhere, 16 KB at .../big) on `up`, and nginx
+    as a plain reverse proxy in front of it, in a process of its own, on `ngx`."""
+    www = os.path.join(work, "www")
+    os.makedirs(os.path.join(www, "public"), exist_ok=True)
+    for path in ("big", "public/big"):
+        with open(os.path.join(www, path), "wb") as f:
+            f.write(b"x" * BIG)
+    for n in ("upstream", "proxy"):
+        os.makedirs(os.path.join(work, n), exist_ok=True)
+    with open(os.path.join(work, "upstream.conf"), "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {work}/upstream/nginx.pid; error_log {work}/upstream/err;
+events {{ worker_connections 4096; }}
+http {{ access_log off;
+  server {{ listen 127.0.0.1:{up}; keepalive_requests 1000000;
+    location ~ /big$ {{ root {www}; default_type application/octet-stream; }}
+    location / {{ default_type text/plain; return 200 "hello from upstream\\n"; }} }}
+}}
+""")
+    with open(os.path.join(work, "proxy.conf"), "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {work}/proxy/nginx.pid; error_log {work}/proxy/err;
+events {{ worker_connections 4096; }}
+http {{ access_log off;
+  upstream app {{ server 127.0.0.1:{up}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{ngx}; keepalive_requests 1000000;
+    location / {{ proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://app; }} }}
+}}
+""")
+    start(["nginx", "-c", f"{work}/upstream.conf", "-p", f"{work}/upstream"], "nginx-upstream")
+    start(["nginx", "-c", f"{work}/proxy.conf", "-p", f"{work}/proxy"], "nginx-proxy")
+    wait_port(up, "upstream")
+    wait_port(ngx, "nginx proxy")
+
+
 def start_apaches(work, up, issuer, openidc, mellon, ssp_port):
     """Apache with mod_auth_openidc (against the OpenID provider) and with mod_auth_mellon
     (against SimpleSAMLphp), each at its (URL, port)."""
@@ -403,37 +437,7 @@ ProxyPass / http://127.0.0.1:{up}/ keepalive=On
 def run(args, work):
     up, ngx, bare, gw, gwm, adm, admm, oidc_ap, mel_ap, op_port, ssp_port = (free_port() for _ in range(11))
     gwr, admr, redis_port = (free_port() for _ in range(3))
-    # The upstream (its own nginx: a tiny 200 anywhere, 16 KB at .../big), and nginx as a
-    # plain reverse proxy in front of it, in a process of its own.
-    www = os.path.join(work, "www")
-    os.makedirs(os.path.join(www, "public"), exist_ok=True)
-    for path in ("big", "public/big"):
-        with open(os.path.join(www, path), "wb") as f:
-            f.write(b"x" * BIG)
-    for n in ("upstream", "proxy"):
-        os.makedirs(os.path.join(work, n), exist_ok=True)
-    with open(os.path.join(work, "upstream.conf"), "w") as f:
-        f.write(f"""worker_processes 1; daemon off; pid {work}/upstream/nginx.pid; error_log {work}/upstream/err;
-events {{ worker_connections 4096; }}
-http {{ access_log off;
-  server {{ listen 127.0.0.1:{up}; keepalive_requests 1000000;
-    location ~ /big$ {{ root {www}; default_type application/octet-stream; }}
-    location / {{ default_type text/plain; return 200 "hello from upstream\\n"; }} }}
-}}
-""")
-    with open(os.path.join(work, "proxy.conf"), "w") as f:
-        f.write(f"""worker_processes 1; daemon off; pid {work}/proxy/nginx.pid; error_log {work}/proxy/err;
-events {{ worker_connections 4096; }}
-http {{ access_log off;
-  upstream app {{ server 127.0.0.1:{up}; keepalive 64; }}
-  server {{ listen 127.0.0.1:{ngx}; keepalive_requests 1000000;
-    location / {{ proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://app; }} }}
-}}
-""")
-    start(["nginx", "-c", f"{work}/upstream.conf", "-p", f"{work}/upstream"], "nginx-upstream")
-    start(["nginx", "-c", f"{work}/proxy.conf", "-p", f"{work}/proxy"], "nginx-proxy")
-    wait_port(up, "upstream")
-    wait_port(ngx, "nginx proxy")
+    start_nginxes(work, up, ngx)
     # The physical limit: pingora passing requests through, filters doing nothing.
     start([os.path.join(ROOT, "target/release/examples/bare_pingora"), f"127.0.0.1:{bare}",
            f"127.0.0.1:{up}", "0"], "bare-pingora")
