@@ -638,9 +638,12 @@ fn authgate_bin() -> String {
 }
 
 /// examples/bare_pingora next to this build's binary: `cargo build [--release] --example
-/// bare_pingora` (benches/load.sh does). `cargo test` builds examples only as test harnesses,
-/// so the suite's smoke run reports the bare row as not built.
+/// bare_pingora` (benches/load.sh does), or `BARE_PINGORA_BIN`. `cargo test` builds examples
+/// only as test harnesses, so the suite's smoke run reports the bare row as not built.
 fn bare_pingora_bin() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("BARE_PINGORA_BIN") {
+        return Some(p.into());
+    }
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_authgate"));
     let p = exe.parent()?.join("examples").join("bare_pingora");
     p.exists().then_some(p)

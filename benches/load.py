@@ -32,6 +32,7 @@ server's CPU time (from /proc).
 Usage (after scripts/setup.sh and a release build; benches/load.sh does both):
   benches/load.py [--duration 8] [--connections 32] [--threads 2] [--rounds 2]
                   [--only "authgate session,nginx proxy"] [--no-pinned] [--json out.json]
+AUTHGATE_BIN and BARE_PINGORA_BIN name other builds to measure (default: target/release).
 """
 import argparse
 import html
@@ -53,6 +54,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTENV = os.path.join(ROOT, "testenv")
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 MODULES = "/usr/lib/apache2/modules"
+# The binaries measured: this checkout's release build, or others (to compare two builds).
+AUTHGATE_BIN = os.environ.get("AUTHGATE_BIN", os.path.join(ROOT, "target/release/authgate"))
+BARE_PINGORA_BIN = os.environ.get("BARE_PINGORA_BIN",
+                                  os.path.join(ROOT, "target/release/examples/bare_pingora"))
 procs = []
 
 
@@ -93,10 +98,6 @@ def wait_port(port, what, timeout=30):
         except OSError:
             time.sleep(0.05)
     sys.exit(f"{what} did not listen on {port}")
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    pass
 
 
 def browser():
@@ -149,14 +150,21 @@ def saml_sign_in(start_url, user, password):
     return jar
 
 
-def check_200(url, cookie_header=None):
-    req = urllib.request.Request(url, headers={"Cookie": cookie_header} if cookie_header else {})
+def status_of(url, cookie_header=None, accept=None):
+    """The status one GET of `url` answers, redirects not followed."""
+    headers = {"Cookie": cookie_header} if cookie_header else {}
+    if accept:
+        headers["Accept"] = accept
+    req = urllib.request.Request(url, headers=headers)
     opener = urllib.request.build_opener(NoRedirectHandler())
     try:
-        r = opener.open(req)
-        status = r.status
+        return opener.open(req).status
     except urllib.error.HTTPError as e:
-        status = e.code
+        return e.code
+
+
+def check_200(url, cookie_header=None):
+    status = status_of(url, cookie_header)
     if status != 200:
         sys.exit(f"{url} answers {status} with the benchmark's cookie: refusing to benchmark error pages")
 
@@ -291,6 +299,9 @@ def main():
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--only", help="comma-separated systems to run (bare pingora always runs)")
     ap.add_argument("--no-pinned", action="store_true", help="skip the pinned variant")
+    ap.add_argument("--train", type=int, metavar="SECONDS",
+                    help="run each selected system for SECONDS and stop: a profile-guided "
+                         "build's training (scripts/build-pgo.sh)")
     ap.add_argument("--hold", action="store_true",
                     help="after signing in, print the systems as JSON and wait (for profiling)")
     args = ap.parse_args()
@@ -324,7 +335,7 @@ BIG = 16 * 1024
 
 def start_authgate(cfg, name, admin, env=None):
     """Starts the release gateway with `cfg` and waits until its admin port says ready."""
-    p = start([os.path.join(ROOT, "target/release/authgate"), "run", "-c", cfg], name,
+    p = start([AUTHGATE_BIN, "run", "-c", cfg], name,
               env={"AUTHGATE_LOG": "warn", **(env or {})})
     wait_port(admin, f"{name} admin")
     for _ in range(100):
@@ -439,7 +450,7 @@ def run(args, work):
     gwr, admr, redis_port = (free_port() for _ in range(3))
     start_nginxes(work, up, ngx)
     # The physical limit: pingora passing requests through, filters doing nothing.
-    start([os.path.join(ROOT, "target/release/examples/bare_pingora"), f"127.0.0.1:{bare}",
+    start([BARE_PINGORA_BIN, f"127.0.0.1:{bare}",
            f"127.0.0.1:{up}", "0"], "bare-pingora")
     wait_port(bare, "bare pingora")
 
@@ -519,12 +530,36 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}", store: {store} }}
     for name, tiny, big, c in systems:
         check_200(tiny, c())
         check_200(big, c())
+    if args.train:
+        train(args, systems)
+        return
     if args.hold:
         pids = {n: p.pid for n, p in procs}
         print(json.dumps({"systems": [(n, t, b, c()) for n, t, b, c in systems], "pids": pids}), flush=True)
         while True:
             time.sleep(3600)
     measure(args, systems, work)
+
+
+def train(args, systems):
+    """The workload a profile-guided build learns from (scripts/build-pgo.sh): every system
+    on both paths under wrk for --train seconds, with more sign-ins and requests without a
+    session in between, so the code a gateway runs most is what the profile calls hot."""
+    args.duration = args.train
+    for name, tiny, big, c in systems:
+        for url in (tiny, big):
+            r = wrk(name, url, args, c())
+            print(f"  trained {name:<28} {url:<40} {r['rps']:>8.0f} req/s", flush=True)
+        if not name.startswith("authgate") or "public" in name:
+            continue
+        for _ in range(20):
+            c()  # a sign-in: the redirect, the callback, the token exchange
+        # Without a session: a browser is sent to sign in, anything else is answered 401.
+        for accept, expected in (("text/html", 302), (None, 401)) * 100:
+            status = status_of(tiny, accept=accept)
+            if status != expected:
+                sys.exit(f"{name}: a request without a session (Accept: {accept}) answered "
+                         f"{status}, not {expected}")
 
 
 def measure(args, systems, work):

@@ -6,16 +6,7 @@
 #        benches/load.sh --memory [--sessions 30000]   (resident memory after real sign-ins)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-need=()
-for pkg in wrk apache2 libapache2-mod-auth-mellon libapache2-mod-auth-openidc; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+benches/peers.sh
 cargo build --release --locked --bin authgate --example bare_pingora
 if [ "${1:-}" = "--memory" ]; then
   shift

@@ -37,21 +37,7 @@ command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)
 # The chart's security scan runs PyPI checkov in a virtualenv of its own (testenv/.venv).
 dpkg -s python3-venv >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: installing ${need_apt[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  # Packages must not start their services (redis-server, nginx would stay running after the
-  # tests): policy-rc.d says no for the length of the install, unless one exists already.
-  policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    policy=/usr/sbin/policy-rc.d
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
-    $SUDO chmod +x "$policy"
-  fi
-  status=0
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" || status=$?
-  if [ -n "$policy" ]; then $SUDO rm -f "$policy"; fi
-  if [ "$status" -ne 0 ]; then exit "$status"; fi
+  scripts/apt-install.sh "${need_apt[@]}"
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
