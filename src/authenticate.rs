@@ -210,9 +210,11 @@ async fn bearer(core: &Core, down: &mut dyn Downstream, route: &Route) -> Bearer
         [one] => *one,
         several => pick_by_issuer(several, token),
     };
-    let verified = oidc.verify_bearer(token).await.map(Arc::new);
+    // Boxed, both: only requests with a token wait on them, and inline their futures
+    // (~2.6 KB) would be carried by every request's (BENCHMARKS.md, ninth round).
+    let verified = Box::pin(oidc.verify_bearer(token)).await.map(Arc::new);
     let verified = match (verified, &core.scim) {
-        (Ok(identity), Some(scim)) => match scim.check_bearer(identity).await {
+        (Ok(identity), Some(scim)) => match Box::pin(scim.check_bearer(identity)).await {
             Ok(identity) => Ok(identity),
             Err(Refusal::Deprovisioned) => Err(IdpError::Denied(
                 policy::Deny::Deprovisioned,

@@ -440,3 +440,29 @@ async fn forward_auth_in_process() {
         assert_eq!(answer.header_value("x-auth-user"), user, "{what}");
     }
 }
+
+/// pingora boxes the future of `request_filter`, which awaits `admit`, on every request, and
+/// that box is written (copied) whole whatever branch the request takes. Rarely taken
+/// branches that await something large (the gateway's own endpoints ~5 KB, bearer-token
+/// verification ~2.3 KB, writing an answer ~1.2 KB) are boxed where they are awaited, so
+/// only the requests that take them pay for their size (BENCHMARKS.md, ninth round).
+/// 992 bytes when this was written (the same in the release build); 5,464 with
+/// `endpoints::serve` awaited inline, as it was.
+#[tokio::test]
+async fn the_admission_future_stays_small() {
+    const LIMIT: usize = 2_000;
+    let h = Harness::new(config());
+    let mut req = api("/");
+    let mut ctx = Ctx::default();
+    let future = h.gw.admit(&h.core, &mut req, &mut ctx);
+    let size = std::mem::size_of_val(&future);
+    drop(future);
+    println!("Gateway::admit's future: {size} bytes");
+    assert!(
+        size <= LIMIT,
+        "Gateway::admit's future is {size} bytes (limit {LIMIT}): box the large branch you added"
+    );
+    // The future still decides: the request it was made for is refused (no session).
+    let (answer, _) = h.admit(&mut req).await;
+    assert_eq!(answer.map(|a| a.status), Some(401));
+}

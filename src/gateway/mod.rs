@@ -109,8 +109,10 @@ impl Gateway {
         // 2. The gateway's own endpoints, on every host and in every spelling.
         if canonical.is_reserved(RESERVED_PREFIX) {
             let host = canonical.host.as_deref();
-            let answer = endpoints::serve(core, down, canonical.route_path(), host).await?;
-            return Ok(Some(answer));
+            // Boxed: the endpoints' future (sign-in, callbacks, SCIM) is ~5 KB, and every
+            // request's future would carry (and copy) it inline (BENCHMARKS.md, ninth round).
+            let serve = endpoints::serve(core, down, canonical.route_path(), host);
+            return Ok(Some(Box::pin(serve).await?));
         }
         if canonical.route_path() == endpoints::WELL_KNOWN_JWKS && core.assertion.is_some() {
             return Ok(Some(endpoints::jwks(core, down)));
@@ -429,7 +431,9 @@ impl ProxyHttp for Gateway {
                     ctx.reason = answer.reason();
                     ctx.who = answer.who.clone();
                 }
-                answer.write(session).await?;
+                // Boxed: only answered requests write here (~1.2 KB of future otherwise
+                // carried, and copied, by every request's).
+                Box::pin(answer.write(session)).await?;
                 Ok(true)
             }
             None => Ok(false),
