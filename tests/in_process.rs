@@ -446,7 +446,7 @@ async fn forward_auth_in_process() {
 /// branches that await something large (the gateway's own endpoints ~5 KB, bearer-token
 /// verification ~2.3 KB, writing an answer ~1.2 KB) are boxed where they are awaited, so
 /// only the requests that take them pay for their size (BENCHMARKS.md, ninth round).
-/// 992 bytes when this was written (the same in the release build); 5,464 with
+/// 880 bytes when this was written (992 before step 7 became a function of its own); 5,464 with
 /// `endpoints::serve` awaited inline, as it was.
 #[tokio::test]
 async fn the_admission_future_stays_small() {

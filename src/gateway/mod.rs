@@ -146,7 +146,22 @@ impl Gateway {
             return Ok(open);
         }
         // 7. A bearer token (API clients), or the session cookie, then the route's policy.
-        Ok(match authenticate(core, down, &route).await {
+        let auth = authenticate(core, down, &route).await;
+        Self::authenticated(core, down, ctx, &route, auth).await
+    }
+}
+
+impl Gateway {
+    /// What the authentication came to: `None` to pass the request upstream (identity and
+    /// refreshed cookie kept in `ctx`), or the answer instead (sign-in, step-up, refusal).
+    async fn authenticated(
+        core: &Core,
+        down: &mut dyn Downstream,
+        ctx: &mut Ctx,
+        route: &Route,
+        auth: Auth,
+    ) -> pingora::Result<Option<Answer>> {
+        Ok(match auth {
             Auth::Public => None,
             Auth::Allowed {
                 identity,
@@ -157,8 +172,7 @@ impl Gateway {
                     route.preserve_post.is_some() && down.req().method == http::Method::POST;
                 if replays || route.tokens.any() {
                     // Boxed, as every rarely taken branch here: see BENCHMARKS.md (future sizes).
-                    let more =
-                        Self::route_extras(core, down, ctx, &route, &identity, held.as_ref());
+                    let more = Self::route_extras(core, down, ctx, route, &identity, held.as_ref());
                     if let Some(answer) = Box::pin(more).await {
                         return Ok(Some(answer));
                     }
@@ -167,25 +181,23 @@ impl Gateway {
                 keep_identity(core, down.req(), ctx, identity, held);
                 None
             }
-            Auth::NoSession => match route.preserve_post {
+            Auth::NoSession => match &route.preserve_post {
                 Some(pp) if down.req().method == http::Method::POST => {
-                    match Box::pin(endpoints::preserve_post::keep(core, down, &route, &pp)).await? {
+                    match Box::pin(endpoints::preserve_post::keep(core, down, route, pp)).await? {
                         Some(answer) => Some(answer),
-                        None => Some(endpoints::sign_in::challenge(core, down, &route)),
+                        None => Some(endpoints::sign_in::challenge(core, down, route)),
                     }
                 }
-                _ => Some(endpoints::sign_in::challenge(core, down, &route)),
+                _ => Some(endpoints::sign_in::challenge(core, down, route)),
             },
             Auth::Reauthenticate { identity, held } => Some(endpoints::sign_in::reauthenticate(
                 core, down, &identity, &held,
             )),
-            Auth::StepUp(s) => Some(endpoints::step_up::required(core, down, &route, &s)),
+            Auth::StepUp(s) => Some(endpoints::step_up::required(core, down, route, &s)),
             Auth::Refused(answer) => Some(answer),
         })
     }
-}
 
-impl Gateway {
     /// What a route adds to an allowed request: a form kept across the sign-in (its body
     /// replaces this one), the tokens it passes upstream. `Some`: the answer instead.
     async fn route_extras(
