@@ -1,9 +1,11 @@
 # authgate container image: build on Debian 12 (bookworm), run on bookworm-slim so the
 # runtime has the exact system OpenSSL (libssl3) and xmlsec1/libxml2 (SAML) the binary was linked against
 # (OPENSSL_NO_VENDOR=1 in .cargo/config.toml: one OpenSSL, the system's).
-# Cannot be built in this project's CI (no container engine); kept correct by review.
+# This project's CI has no container engine: tests/runtime_image.rs checks that the build
+# stage's context resolves and its toolchain is new enough for Cargo.lock, and runs the
+# binary on exactly the runtime stage's packages.
 
-FROM rust:1.88-bookworm AS build
+FROM rust:1.95-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config cmake libssl-dev \
       libxml2-dev libxmlsec1-dev libclang-dev \
@@ -12,6 +14,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY .cargo .cargo
 COPY src src
+# [patch.crates-io] in Cargo.toml: the patched pingora crates and samael.
+COPY vendor vendor
 # Cargo.toml declares the bench target; its source must exist for the manifest to load.
 COPY benches benches
 RUN cargo build --release --locked --bin authgate \

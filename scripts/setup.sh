@@ -46,7 +46,7 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo not found; install Rust (1.88 or later) first" >&2
+  echo "setup: cargo not found; install Rust (1.95 or later) first" >&2
   exit 1
 fi
 

@@ -169,3 +169,124 @@ fn the_binary_signs_a_user_in_from_the_runtime_stages_packages_alone() {
     let (ok, text) = in_root(&root, &["/usr/local/bin/authgate", "version"]);
     assert!(!ok && text.contains("libxmlsec1-openssl"), "{text}");
 }
+
+/// The build stage: its `rust:` image's toolchain version and the paths its `COPY`
+/// instructions bring into the build context.
+fn build_stage() -> (String, Vec<String>) {
+    let first = DOCKERFILE
+        .split("\nFROM ")
+        .find(|s| s.trim_start().starts_with("rust:"))
+        .expect("a build stage FROM rust:");
+    let image = first.lines().next().expect("base image").trim();
+    let toolchain = image
+        .strip_prefix("rust:")
+        .and_then(|t| t.split('-').next())
+        .expect("rust:<version>-<suite>")
+        .to_string();
+    let copied = first
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            // Every word but the destination.
+            words[..words.len().saturating_sub(1)]
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    (toolchain, copied)
+}
+
+fn version(v: &str) -> Vec<u64> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+/// `cargo metadata` of the manifest in `dir` (locked, offline: what the lock file resolves
+/// to, from the registry cache the build already filled).
+fn metadata(dir: &Path) -> Result<serde_json::Value, String> {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .output()
+        .expect("cargo metadata");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+/// The image is built with `cargo build --locked` in a context holding only what the build
+/// stage copies: that context must resolve (a path dependency left out, such as the
+/// vendored pingora crates `[patch.crates-io]` names, fails the image build). Checked the
+/// way cargo would first fail: the manifest and lock file loaded from a copy of exactly
+/// those paths. Leaving `vendor` out of the Dockerfile makes this fail (checked).
+#[test]
+fn the_build_stage_copies_everything_the_build_resolves() {
+    let (_, copied) = build_stage();
+    assert!(copied.iter().any(|c| c == "Cargo.lock"), "{copied:?}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    for path in &copied {
+        let out = Command::new("cp")
+            .arg("-r")
+            .arg(root.join(path))
+            .arg(dir.path())
+            .output()
+            .expect("cp");
+        assert!(out.status.success(), "COPY {path}: not in the repository");
+    }
+    if let Err(e) = metadata(dir.path()) {
+        panic!("the Dockerfile's build context does not resolve (a COPY missing?): {e}");
+    }
+    // And the same check does fail without the vendored crates.
+    std::fs::remove_dir_all(dir.path().join("vendor")).expect("vendor copied");
+    assert!(metadata(dir.path()).is_err());
+}
+
+/// The build stage's toolchain builds what the lock file pins: it is at least the
+/// `rust-version` of every locked package (an update that needs a newer compiler makes this
+/// fail) and the one `Cargo.toml` declares, which in turn is what the README tells users.
+#[test]
+fn the_build_stage_toolchain_is_new_enough_for_the_lock_file() {
+    let (toolchain, _) = build_stage();
+    let meta = metadata(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("cargo metadata");
+    let packages = meta["packages"].as_array().expect("packages");
+    let needs = packages
+        .iter()
+        .filter_map(|p| Some((p["rust_version"].as_str()?, p["name"].as_str()?)))
+        .max_by_key(|(v, _)| version(v))
+        .expect("some package declares a rust-version");
+    assert!(
+        version(&toolchain) >= version(needs.0),
+        "FROM rust:{toolchain} is older than {} needs ({})",
+        needs.1,
+        needs.0
+    );
+    let ours = packages
+        .iter()
+        .find(|p| p["name"] == "authgate")
+        .and_then(|p| p["rust_version"].as_str())
+        .expect("Cargo.toml declares rust-version");
+    assert!(
+        version(ours) >= version(needs.0),
+        "Cargo.toml's rust-version {ours} is older than {} needs ({})",
+        needs.1,
+        needs.0
+    );
+    assert_eq!(
+        version(&toolchain),
+        version(ours),
+        "FROM rust: and rust-version"
+    );
+    let readme = include_str!("../README.md")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        readme.contains(&format!("Rust {ours}+ must be installed")),
+        "the README names the Rust version users need ({ours})"
+    );
+}
