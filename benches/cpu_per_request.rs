@@ -135,7 +135,10 @@ struct Misses {
 
 /// valgrind's options for the cache and branch simulation, when `BENCH_CACHE_SIM` is set.
 fn simulated() -> &'static [&'static str] {
-    if std::env::var_os("BENCH_CACHE_SIM").is_some() {
+    if std::env::var_os("BENCH_DUMP_INSTR").is_some() {
+        // Per instruction, for a look at which code lines a request touches.
+        &["--cache-sim=yes", "--branch-sim=yes", "--dump-instr=yes"]
+    } else if std::env::var_os("BENCH_CACHE_SIM").is_some() {
         &["--cache-sim=yes", "--branch-sim=yes"]
     } else {
         &[]

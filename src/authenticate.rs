@@ -1,6 +1,8 @@
 //! The one authentication step the proxy and forward-auth share: the route's bearer token or
 //! session, checked against the providers the route accepts, then the route's policy.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::answer::Answer;
@@ -42,51 +44,34 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
     if route.public {
         return Auth::Public;
     }
-    let (identity, refreshed, held) = match bearer(core, down, route).await {
-        Bearer::Refused(answer) => return Auth::Refused(answer),
-        Bearer::Verified(identity) => (identity, None, None),
-        Bearer::Absent => match session_of(core, down).await {
-            Err(Unusable::StoreDown) => {
-                return Auth::Refused(Answer::store_unavailable(wants_html(down.req())))
+    let from_bearer = match bearer_token(down.req()) {
+        None => None,
+        // Boxed as a trait object: only API clients send a token, and neither the future
+        // (~2.6 KB with its verification) nor its code is then part of every request's
+        // (BENCHMARKS.md, ninth and tenth rounds).
+        Some(_) => {
+            let verify: Pin<Box<dyn Future<Output = Bearer> + Send + '_>> =
+                Box::pin(bearer(core, down, route));
+            match verify.await {
+                Bearer::Refused(answer) => return Auth::Refused(answer),
+                Bearer::Verified(identity) => Some(identity),
+                Bearer::Absent => None,
             }
-            Err(Unusable::Reauthenticate(found)) => {
-                return Auth::Reauthenticate {
-                    identity: found.identity,
-                    held: found.held,
-                }
+        }
+    };
+    let (identity, refreshed, held) = match from_bearer {
+        Some(identity) => (identity, None, None),
+        None => match session_of(core, down).await {
+            Ok(Some(found)) if route.accepts(&found.identity.provider) => {
+                (found.identity, found.refreshed, Some(found.held))
             }
-            Err(Unusable::Expired) => {
-                let provider = core.providers.get(route.provider).map_or("", |p| p.name());
-                let again = core.sign_in_link(down.req(), provider);
-                return Auth::Refused(Answer::session_expired(wants_html(down.req()), &again));
-            }
-            Ok(Some(Found { identity, .. })) if !route.accepts(&identity.provider) => {
-                // Signed in, but with a provider this route does not take: no session
-                // here, so the browser signs in with the route's own provider.
-                core.metrics.session_rejected("wrong_provider");
-                log::info!(
-                    "session of provider {} is not accepted on route {} (accepts {}): treated as no session",
-                    identity.provider,
-                    route.name,
-                    route.accepted().join(", ")
-                );
-                return Auth::NoSession;
-            }
-            Ok(Some(found)) => (found.identity, found.refreshed, Some(found.held)),
+            Ok(Some(found)) => return wrong_provider(core, route, &found.identity),
             Ok(None) => return Auth::NoSession,
+            Err(unusable) => return session_unusable(core, down, route, unusable),
         },
     };
     if let Err(deny) = policy::decide(&route.policy, &identity) {
-        core.metrics.deny(deny.label());
-        log::warn!(
-            "access to route {} denied for user {} (tenant {}): {}",
-            route.name,
-            identity.user,
-            identity.tenant.as_deref().unwrap_or("-"),
-            deny.label()
-        );
-        let html = wants_html(down.req());
-        return Auth::Refused(Answer::forbidden(deny, &identity, &route.name, html));
+        return denied(core, down, route, &identity, deny);
     }
     if !route.require.is_empty() {
         let skew = core
@@ -105,6 +90,65 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
         refreshed,
         held,
     }
+}
+
+// The branches below end a request without passing it on. `#[cold]` keeps their code out of
+// the line of the signed-in request's (fewer instruction-cache lines per request: BENCHMARKS.md,
+// tenth round).
+
+/// A session cookie that could not be used: the refusal or re-authentication it comes to.
+#[cold]
+#[inline(never)]
+fn session_unusable(core: &Core, down: &dyn Downstream, route: &Route, why: Unusable) -> Auth {
+    match why {
+        Unusable::StoreDown => Auth::Refused(Answer::store_unavailable(wants_html(down.req()))),
+        Unusable::Reauthenticate(found) => Auth::Reauthenticate {
+            identity: found.identity,
+            held: found.held,
+        },
+        Unusable::Expired => {
+            let provider = core.providers.get(route.provider).map_or("", |p| p.name());
+            let again = core.sign_in_link(down.req(), provider);
+            Auth::Refused(Answer::session_expired(wants_html(down.req()), &again))
+        }
+    }
+}
+
+/// Signed in, but with a provider this route does not take: no session here, so the
+/// browser signs in with the route's own provider.
+#[cold]
+#[inline(never)]
+fn wrong_provider(core: &Core, route: &Route, identity: &Identity) -> Auth {
+    core.metrics.session_rejected("wrong_provider");
+    log::info!(
+        "session of provider {} is not accepted on route {} (accepts {}): treated as no session",
+        identity.provider,
+        route.name,
+        route.accepted().join(", ")
+    );
+    Auth::NoSession
+}
+
+/// The route's policy refuses this identity: counted, logged, and a 403 page or JSON error.
+#[cold]
+#[inline(never)]
+fn denied(
+    core: &Core,
+    down: &dyn Downstream,
+    route: &Route,
+    identity: &Identity,
+    deny: policy::Deny,
+) -> Auth {
+    core.metrics.deny(deny.label());
+    log::warn!(
+        "access to route {} denied for user {} (tenant {}): {}",
+        route.name,
+        identity.user,
+        identity.tenant.as_deref().unwrap_or("-"),
+        deny.label()
+    );
+    let html = wants_html(down.req());
+    Auth::Refused(Answer::forbidden(deny, identity, &route.name, html))
 }
 
 /// An identity the route's `require:` asks more of.
@@ -169,11 +213,7 @@ pub(crate) async fn session_of(
                     held,
                 }));
             }
-            Check::Rejected(r) => {
-                log::debug!("session cookie rejected: {}", r.label());
-                core.metrics.session_rejected(r.label());
-                unchecked |= r == Rejection::StoreError;
-            }
+            Check::Rejected(r) => unchecked |= rejected(core, r),
         }
     }
     if unchecked {
@@ -181,6 +221,16 @@ pub(crate) async fn session_of(
     } else {
         Ok(None)
     }
+}
+
+/// A session cookie the store rejected: counted and logged; `true` when the store could not
+/// be asked.
+#[cold]
+#[inline(never)]
+fn rejected(core: &Core, r: Rejection) -> bool {
+    log::debug!("session cookie rejected: {}", r.label());
+    core.metrics.session_rejected(r.label());
+    r == Rejection::StoreError
 }
 
 /// What an `Authorization: Bearer` header came to.
@@ -210,11 +260,10 @@ async fn bearer(core: &Core, down: &mut dyn Downstream, route: &Route) -> Bearer
         [one] => *one,
         several => pick_by_issuer(several, token),
     };
-    // Boxed, both: only requests with a token wait on them, and inline their futures
-    // (~2.6 KB) would be carried by every request's (BENCHMARKS.md, ninth round).
-    let verified = Box::pin(oidc.verify_bearer(token)).await.map(Arc::new);
+    // Inline: this whole future is boxed where `authenticate` awaits it.
+    let verified = oidc.verify_bearer(token).await.map(Arc::new);
     let verified = match (verified, &core.scim) {
-        (Ok(identity), Some(scim)) => match Box::pin(scim.check_bearer(identity)).await {
+        (Ok(identity), Some(scim)) => match scim.check_bearer(identity).await {
             Ok(identity) => Ok(identity),
             Err(Refusal::Deprovisioned) => Err(IdpError::Denied(
                 policy::Deny::Deprovisioned,

@@ -75,6 +75,9 @@ pub(crate) async fn sign_in(core: &Core, down: &mut dyn Downstream) -> Answer {
 }
 
 /// No session: browsers are sent to sign in with the route's provider, API callers get a 401.
+// Cold: an answer instead of the upstream's (BENCHMARKS.md, tenth round).
+#[cold]
+#[inline(never)]
 pub(crate) fn challenge(core: &Core, down: &mut dyn Downstream, route: &Route) -> Answer {
     let req = down.req();
     let path_and_query = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -186,6 +189,8 @@ pub(crate) fn realm_refused(
 /// A session due for its re-check with a SAML provider: a browser navigating is sent through a
 /// passive re-authentication (`IsPassive`) that keeps the page asked for, and replaces the
 /// session; anything else (an API call, XHR, a form POST) gets a 401 with the sign-in link.
+#[cold]
+#[inline(never)]
 pub(crate) fn reauthenticate(
     core: &Core,
     down: &mut dyn Downstream,

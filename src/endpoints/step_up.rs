@@ -23,6 +23,8 @@ use super::sign_in;
 use super::start::{start_more, Back, More};
 
 /// The session of `identity` (`held`; none for a bearer token) lacks `unmet` for `route`.
+#[cold]
+#[inline(never)]
 pub(crate) fn required(
     core: &Core,
     down: &mut dyn Downstream,

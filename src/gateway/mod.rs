@@ -7,6 +7,8 @@
 //! upstream_request_filter: identity headers in, the gateway's cookies out, forwarding
 //! headers set. response_filter: the refreshed session cookie. logging: metrics.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -91,14 +93,18 @@ impl Gateway {
         // 0. Envoy's ext_authz check requests carry the original path under a prefix: cut
         //    from the raw target, before any reading could normalize across it.
         if envoy_check(core, down.req()) {
+            std::hint::cold_path();
             let check = endpoints::forward_auth::forward_auth(core, down);
-            return Ok(Some(Box::pin(check).await));
+            return Ok(Some(aside(check).await));
         }
         // 1. One reading of the request, or a refusal: what routing, policy and the upstream
         //    all see.
         let mut canonical = match canonical::of(down.req(), core.routes.exceptions) {
             Ok(c) => c,
-            Err(why) => return Ok(Some(refuse(core, down, why))),
+            Err(why) => {
+                std::hint::cold_path();
+                return Ok(Some(refuse(core, down, why)));
+            }
         };
         // With `hosts:` listed, only the hosts it names (and the routes' and public_url's).
         if core.cfg.hosts.listed {
@@ -108,19 +114,24 @@ impl Gateway {
         }
         // 2. The gateway's own endpoints, on every host and in every spelling.
         if canonical.is_reserved(RESERVED_PREFIX) {
+            std::hint::cold_path();
             let host = canonical.host.as_deref();
             // Boxed: the endpoints' future (sign-in, callbacks, SCIM) is ~5 KB, and every
             // request's future would carry (and copy) it inline (BENCHMARKS.md, ninth round).
             let serve = endpoints::serve(core, down, canonical.route_path(), host);
-            return Ok(Some(Box::pin(serve).await?));
+            return Ok(Some(aside(serve).await?));
         }
         if canonical.route_path() == endpoints::WELL_KNOWN_JWKS && core.assertion.is_some() {
+            std::hint::cold_path();
             return Ok(Some(endpoints::jwks(core, down)));
         }
         // 3. The route, on the canonical host and path.
         let route = match core.routes.route(&canonical) {
             Ok(r) => r.clone(),
-            Err(no) => return Ok(Some(no_route(core, down, no))),
+            Err(no) => {
+                std::hint::cold_path();
+                return Ok(Some(no_route(core, down, no)));
+            }
         };
         ctx.route = Some(route.clone());
         // 4. The upstream receives exactly what was read. Header names go upstream in lower
@@ -135,10 +146,7 @@ impl Gateway {
         //    forwarding headers.
         let stripped = core.headers.strip(down.req_mut(), ctx.trusted_peer);
         if stripped > 0 {
-            log::info!(
-                "stripped {stripped} client-sent identity header(s) on route {}",
-                route.name
-            );
+            log_stripped(stripped, &route.name);
         }
         // 6. Through with no identity, or answered, without a session: a CORS preflight as
         //    the route says, the route's `public_methods` / `public_paths`.
@@ -173,7 +181,7 @@ impl Gateway {
                 if replays || route.tokens.any() {
                     // Boxed, as every rarely taken branch here: see BENCHMARKS.md (future sizes).
                     let more = Self::route_extras(core, down, ctx, route, &identity, held.as_ref());
-                    if let Some(answer) = Box::pin(more).await {
+                    if let Some(answer) = aside(more).await {
                         return Ok(Some(answer));
                     }
                 }
@@ -181,20 +189,41 @@ impl Gateway {
                 keep_identity(core, down.req(), ctx, identity, held);
                 None
             }
+            // Answered instead of passed on: out of the signed-in request's line.
+            other => {
+                std::hint::cold_path();
+                Some(aside(Self::answer(core, down, route, other)).await?)
+            }
+        })
+    }
+
+    /// The answer for a request that is not passed on: sign-in (after keeping a form), the
+    /// SAML re-authentication, a step-up, or the refusal decided earlier.
+    async fn answer(
+        core: &Core,
+        down: &mut dyn Downstream,
+        route: &Route,
+        auth: Auth,
+    ) -> pingora::Result<Answer> {
+        Ok(match auth {
             Auth::NoSession => match &route.preserve_post {
                 Some(pp) if down.req().method == http::Method::POST => {
-                    match Box::pin(endpoints::preserve_post::keep(core, down, route, pp)).await? {
-                        Some(answer) => Some(answer),
-                        None => Some(endpoints::sign_in::challenge(core, down, route)),
+                    match endpoints::preserve_post::keep(core, down, route, pp).await? {
+                        Some(answer) => answer,
+                        None => endpoints::sign_in::challenge(core, down, route),
                     }
                 }
-                _ => Some(endpoints::sign_in::challenge(core, down, route)),
+                _ => endpoints::sign_in::challenge(core, down, route),
             },
-            Auth::Reauthenticate { identity, held } => Some(endpoints::sign_in::reauthenticate(
-                core, down, &identity, &held,
-            )),
-            Auth::StepUp(s) => Some(endpoints::step_up::required(core, down, route, &s)),
-            Auth::Refused(answer) => Some(answer),
+            Auth::Reauthenticate { identity, held } => {
+                endpoints::sign_in::reauthenticate(core, down, &identity, &held)
+            }
+            Auth::StepUp(s) => endpoints::step_up::required(core, down, route, &s),
+            Auth::Refused(answer) => answer,
+            // Decided by `authenticated`.
+            Auth::Public | Auth::Allowed { .. } => {
+                return Error::e_explain(ErrorType::InternalError, "no answer to give")
+            }
         })
     }
 
@@ -229,8 +258,26 @@ impl Gateway {
     }
 }
 
-/// The status to answer for a failed proxying, and the bounded reason counted for it.
+/// Client-sent identity headers were dropped: worth a line (a client probing, or an app in
+/// front that should not set them). Cold: the line is not the signed-in request's.
+#[cold]
+#[inline(never)]
+fn log_stripped(stripped: usize, route: &str) {
+    log::info!("stripped {stripped} client-sent identity header(s) on route {route}");
+}
+
+/// A rarely taken await, boxed as a trait object: its future (often kilobytes) is not carried,
+/// nor copied, by every request's, and its code is not laid out in the line of the signed-in
+/// request's (BENCHMARKS.md, ninth and tenth rounds).
+fn aside<'a, T>(
+    f: impl Future<Output = T> + Send + 'a,
+) -> Pin<Box<dyn Future<Output = T> + Send + 'a>> {
+    Box::pin(f)
+}
+
 /// The answer when no route takes the request.
+#[cold]
+#[inline(never)]
 fn no_route(core: &Core, down: &dyn Downstream, no: NoRoute) -> Answer {
     match no {
         NoRoute::Refused(why) => refuse(core, down, why),
@@ -295,6 +342,8 @@ fn without_session(
 }
 
 /// The gateway's answer to a preflight.
+#[cold]
+#[inline(never)]
 fn preflight_answer(core: &Core, reply: Reply) -> Answer {
     match reply {
         Reply::Allowed(headers) => headers
@@ -318,14 +367,21 @@ fn unserved(core: &Core, canonical: &canonical::Canonical) -> Option<Answer> {
     if forward_auth || host.is_some_and(|h| core.cfg.hosts.serves(h, &core.cfg.public_url)) {
         return None;
     }
+    Some(unserved_refusal(core, host))
+}
+
+/// The refusal of a host `hosts:` does not list.
+#[cold]
+#[inline(never)]
+fn unserved_refusal(core: &Core, host: Option<&str>) -> Answer {
     core.metrics.deny("unserved_host");
     log::info!("request for host {host:?} refused: not in hosts");
-    Some(Answer::page(
+    Answer::page(
         421,
         "Not served here",
         "This gateway does not serve this host name.",
         Some("Reason: unserved_host"),
-    ))
+    )
 }
 
 /// `Access-Control-Allow-Origin` (and `-Credentials`, `Vary: Origin`) on an actual response to
@@ -388,6 +444,8 @@ fn upstream_failure(e: &pingora::Error) -> (u16, &'static str) {
 }
 
 /// A request the gateway cannot read unambiguously: 400, with the reason logged and counted.
+#[cold]
+#[inline(never)]
 fn refuse(core: &Core, down: &dyn Downstream, why: Unreadable) -> Answer {
     core.metrics.deny(why.label());
     let req = down.req();
@@ -445,7 +503,7 @@ impl ProxyHttp for Gateway {
                 }
                 // Boxed: only answered requests write here (~1.2 KB of future otherwise
                 // carried, and copied, by every request's).
-                Box::pin(answer.write(session)).await?;
+                aside(answer.write(session)).await?;
                 Ok(true)
             }
             None => Ok(false),
@@ -556,10 +614,7 @@ impl ProxyHttp for Gateway {
         // The gateway's cookies are its own business.
         core.cookies.keep_from_upstream(upstream)?;
         if let Some(r) = &ctx.replay {
-            let len = r.body.as_ref().map_or(0, |b| b.len());
-            upstream.remove_header(&http::header::TRANSFER_ENCODING);
-            upstream.insert_header(http::header::CONTENT_TYPE, r.content_type.as_str())?;
-            upstream.insert_header(http::header::CONTENT_LENGTH, len.to_string())?;
+            replay_head(upstream, r)?;
         }
         let forwarding = Forwarding {
             peer: ctx.peer,
@@ -644,33 +699,56 @@ impl ProxyHttp for Gateway {
                 r.series.finished(metrics, &r.name, status, secs);
                 r.name.as_str()
             }
-            None => {
-                // The gateway's own pages and refusals: not the hot path.
-                let route = "_gateway";
-                metrics
-                    .requests
-                    .with_label_values(&[route, status_label(status)])
-                    .inc();
-                if let Some(s) = secs {
-                    metrics
-                        .request_duration
-                        .with_label_values(&[route])
-                        .observe(s);
-                }
-                route
-            }
+            None => gateway_finished(metrics, status, secs),
         };
         if ctx.core.as_ref().is_some_and(|c| c.cfg.access_log.enabled) {
             access_line(session, ctx, route, status, secs);
         }
         if let Some(e) = e {
-            // A client hanging up is routine (load generators, closed tabs); the rest is not.
-            if *e.esource() == pingora::ErrorSource::Downstream {
-                log::debug!("route {route}: client went away: {e}");
-            } else {
-                log::warn!("route {route}: request failed with {status}: {e}");
-            }
+            log_failed(route, status, e);
         }
+    }
+}
+
+/// A form kept across the sign-in goes upstream in place of the browser's body: its type and
+/// length on the head.
+#[cold]
+#[inline(never)]
+fn replay_head(upstream: &mut RequestHeader, r: &endpoints::preserve_post::Replay) -> Result<()> {
+    let len = r.body.as_ref().map_or(0, |b| b.len());
+    upstream.remove_header(&http::header::TRANSFER_ENCODING);
+    upstream.insert_header(http::header::CONTENT_TYPE, r.content_type.as_str())?;
+    upstream.insert_header(http::header::CONTENT_LENGTH, len.to_string())?;
+    Ok(())
+}
+
+/// The gateway's own pages and refusals, counted under route `_gateway`: not the hot path.
+#[cold]
+#[inline(never)]
+fn gateway_finished(metrics: &Metrics, status: u16, secs: Option<f64>) -> &'static str {
+    let route = "_gateway";
+    metrics
+        .requests
+        .with_label_values(&[route, status_label(status)])
+        .inc();
+    if let Some(s) = secs {
+        metrics
+            .request_duration
+            .with_label_values(&[route])
+            .observe(s);
+    }
+    route
+}
+
+/// A request that ended in an error. A client hanging up is routine (load generators,
+/// closed tabs); the rest is not.
+#[cold]
+#[inline(never)]
+fn log_failed(route: &str, status: u16, e: &pingora::Error) {
+    if *e.esource() == pingora::ErrorSource::Downstream {
+        log::debug!("route {route}: client went away: {e}");
+    } else {
+        log::warn!("route {route}: request failed with {status}: {e}");
     }
 }
 
