@@ -13,6 +13,7 @@ mod lifecycle;
 mod memory;
 mod once;
 mod read;
+mod recent;
 pub(crate) mod redis;
 mod revocations;
 mod store;
@@ -180,6 +181,8 @@ pub struct Sessions {
     /// time and revocation are still checked on every request. Only values that opened are
     /// inserted, so garbage cookies cannot fill it.
     opened: Cache<String, Arc<Opened>, TailHash>,
+    /// This manager's id in each worker thread's last openings (`recent`).
+    owner: u64,
     /// Upgraded connections waiting to be told their session ended.
     watchers: Arc<watch::Watchers>,
 }
@@ -307,6 +310,7 @@ impl Sessions {
                 })
                 .time_to_live(OPENED_TTL)
                 .build_with_hasher(TailHash::default()),
+            owner: recent::new_owner(),
             watchers: Arc::default(),
         })
     }
@@ -440,7 +444,11 @@ impl Sessions {
         // Opening is an AES-GCM decryption with a fresh key schedule: every store remembers
         // the openings of recently presented cookies (bounded, see OPENED_MAX_BYTES*).
         let in_ticket = !self.store.keeps_identities();
-        let cached = self.opened.get(sealed);
+        let cached = recent::find(self.owner, sealed, now).or_else(|| {
+            let hit = self.opened.get(sealed)?;
+            recent::keep(self.owner, sealed, &hit, now);
+            Some(hit)
+        });
         let ticket = match cached {
             Some(hit) => hit,
             None => {
@@ -469,6 +477,7 @@ impl Sessions {
                     loaded: arc_swap::ArcSwapOption::const_empty(),
                 });
                 self.opened.insert(sealed.to_string(), opened.clone());
+                recent::keep(self.owner, sealed, &opened, now);
                 opened
             }
         };
