@@ -19,19 +19,24 @@ use super::*;
 
 /// Spawns a node script and waits for its one JSON line on stdout.
 ///
-/// A peer that prints nothing within 30 s is stopped and started once more, loudly: once
-/// in CI an oidc-provider loaded its modules and then never reached its listen callback,
-/// and the test waited for it until CI's own limit. What the stuck process was doing
-/// (its state and kernel wait channel) is printed, so a repeat can be told apart from a
-/// gateway bug. A second failure fails the test.
+/// A peer that prints nothing within 30 s is stopped and started again, loudly, up to three
+/// starts in all: in CI an oidc-provider has loaded its modules and then never reached its
+/// listen callback (once; and once twice in a row, its main thread waiting on a futex), and
+/// the test would wait for it until CI's own limit. What the stuck process was doing (each
+/// thread's kernel wait channel, and its native stacks from gdb) is printed, so a repeat can
+/// be told apart from a gateway bug. A third failure fails the test.
 pub fn spawn_node(script: &str, envs: &[(&str, String)], name: &'static str) -> (Proc, Value) {
-    match try_spawn_node(script, envs, name) {
-        Ok(started) => started,
-        Err(why) => {
-            eprintln!("harness: {why}; starting {script} once more");
-            try_spawn_node(script, envs, name).unwrap_or_else(|why| panic!("{why}"))
+    let mut why = String::new();
+    for attempt in 1..=3 {
+        match try_spawn_node(script, envs, name) {
+            Ok(started) => return started,
+            Err(e) => {
+                eprintln!("harness: {e}; start {attempt} of 3 of {script}");
+                why = e;
+            }
         }
     }
+    panic!("{why}")
 }
 
 pub fn try_spawn_node(
@@ -74,11 +79,12 @@ pub fn try_spawn_node(
         Ok(Ok(line)) => line,
         Ok(Err(e)) => return Err(format!("{script} output: {e}")),
         Err(_) => {
+            let state = process_state(proc.pid());
+            print_native_stacks(proc.pid());
             return Err(format!(
-                "{script} (pid {}) printed nothing within 30 s; {}",
-                proc.pid(),
-                process_state(proc.pid())
-            ))
+                "{script} (pid {}) printed nothing within 30 s; {state}",
+                proc.pid()
+            ));
         }
     };
     let info: Value = serde_json::from_str(line.trim())

@@ -251,12 +251,51 @@ pub fn process_state(pid: u32) -> String {
             .to_string()
     };
     let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    // Each thread: its name and where the kernel has it waiting.
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.flatten()
+                .map(|t| {
+                    let read = |f: &str| {
+                        std::fs::read_to_string(t.path().join(f))
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string()
+                    };
+                    format!("{} in {}", read("comm"), read("wchan"))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
     format!(
-        "state {}, {} threads, waiting in {:?}",
+        "state {}, {} threads, waiting in {:?} (threads: {threads})",
         field("State:"),
         field("Threads:"),
         wchan
     )
+}
+
+/// Prints the native stacks of every thread of `pid` (gdb, at most 30 s): what a stuck peer
+/// was doing, for the log.
+pub fn print_native_stacks(pid: u32) {
+    eprintln!("harness: native stacks of pid {pid}:");
+    let gdb = Command::new("gdb")
+        .args(["-p", &pid.to_string(), "-batch", "-nx"])
+        .args(["-ex", "set print frame-arguments none"])
+        .args(["-ex", "thread apply all bt 25"])
+        .stdin(Stdio::null())
+        .spawn();
+    let Ok(mut gdb) = gdb else {
+        eprintln!("harness: gdb did not start; no stacks");
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while matches!(gdb.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = gdb.kill();
+    let _ = gdb.wait();
 }
 
 pub fn write_file(path: &std::path::Path, text: &str) {
