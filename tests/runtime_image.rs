@@ -203,11 +203,10 @@ fn version(v: &str) -> Vec<u64> {
     v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
 }
 
-/// `cargo metadata` of the manifest in `dir` (locked, offline: what the lock file resolves
-/// to, from the registry cache the build already filled).
-/// `cargo metadata` on the Linux packages of the lock file, offline: a build on this host
-/// fetched those (and only those: `--offline` without the platform filter wants every
-/// platform's crates, Android's and Windows' too, which a fresh machine has never fetched).
+/// `cargo metadata` of the manifest in `dir`: locked, offline (what the lock file resolves to,
+/// from the registry cache the build already filled), and for Linux only: a build on this
+/// host fetched Linux's packages alone, and `--offline` without the platform filter wants
+/// every platform's crates (Android's, Windows'), which a fresh machine has never fetched.
 fn metadata(dir: &Path) -> Result<serde_json::Value, String> {
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--locked", "--offline", "--format-version", "1"])
