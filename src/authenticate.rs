@@ -1,8 +1,6 @@
 //! The one authentication step the proxy and forward-auth share: the route's bearer token or
 //! session, checked against the providers the route accepts, then the route's policy.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::answer::Answer;
@@ -49,15 +47,11 @@ pub(crate) async fn authenticate(core: &Core, down: &mut dyn Downstream, route: 
         // Boxed as a trait object: only API clients send a token, and neither the future
         // (~2.6 KB with its verification) nor its code is then part of every request's
         // (BENCHMARKS.md, ninth and tenth rounds).
-        Some(_) => {
-            let verify: Pin<Box<dyn Future<Output = Bearer> + Send + '_>> =
-                Box::pin(bearer(core, down, route));
-            match verify.await {
-                Bearer::Refused(answer) => return Auth::Refused(answer),
-                Bearer::Verified(identity) => Some(identity),
-                Bearer::Absent => None,
-            }
-        }
+        Some(_) => match crate::aside(bearer(core, down, route)).await {
+            Bearer::Refused(answer) => return Auth::Refused(answer),
+            Bearer::Verified(identity) => Some(identity),
+            Bearer::Absent => None,
+        },
     };
     let (identity, refreshed, held) = match from_bearer {
         Some(identity) => (identity, None, None),

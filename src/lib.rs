@@ -68,9 +68,20 @@ mod reload;
 mod return_to;
 mod upstream_tokens;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+
+/// A rarely taken await, boxed as a trait object: its future (often kilobytes) is not carried,
+/// nor copied, by every request's, and its code is not laid out in the line of the signed-in
+/// request's (BENCHMARKS.md, ninth and tenth rounds).
+pub(crate) fn aside<'a, T>(
+    f: impl Future<Output = T> + Send + 'a,
+) -> Pin<Box<dyn Future<Output = T> + Send + 'a>> {
+    Box::pin(f)
+}
 
 /// Everything `main` needs to start serving, built from a validated config.
 pub struct App {

@@ -7,8 +7,6 @@
 //! upstream_request_filter: identity headers in, the gateway's cookies out, forwarding
 //! headers set. response_filter: the refreshed session cookie. logging: metrics.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +18,7 @@ use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
 use crate::answer::Answer;
+use crate::aside;
 use crate::authenticate::{authenticate, Auth};
 use crate::canonical::RESERVED_PREFIX;
 use crate::canonical::{self, Unreadable};
@@ -264,15 +263,6 @@ impl Gateway {
 #[inline(never)]
 fn log_stripped(stripped: usize, route: &str) {
     log::info!("stripped {stripped} client-sent identity header(s) on route {route}");
-}
-
-/// A rarely taken await, boxed as a trait object: its future (often kilobytes) is not carried,
-/// nor copied, by every request's, and its code is not laid out in the line of the signed-in
-/// request's (BENCHMARKS.md, ninth and tenth rounds).
-fn aside<'a, T>(
-    f: impl Future<Output = T> + Send + 'a,
-) -> Pin<Box<dyn Future<Output = T> + Send + 'a>> {
-    Box::pin(f)
 }
 
 /// The answer when no route takes the request.

@@ -444,9 +444,10 @@ impl Sessions {
         // Opening is an AES-GCM decryption with a fresh key schedule: every store remembers
         // the openings of recently presented cookies (bounded, see OPENED_MAX_BYTES*).
         let in_ticket = !self.store.keeps_identities();
-        let cached = recent::find(self.owner, sealed, now).or_else(|| {
+        let recent = recent::Lookup::new(self.owner, sealed, now);
+        let cached = recent.find().or_else(|| {
             let hit = self.opened.get(sealed)?;
-            recent::keep(self.owner, sealed, &hit, now);
+            recent.keep(&hit);
             Some(hit)
         });
         let ticket = match cached {
@@ -477,7 +478,7 @@ impl Sessions {
                     loaded: arc_swap::ArcSwapOption::const_empty(),
                 });
                 self.opened.insert(sealed.to_string(), opened.clone());
-                recent::keep(self.owner, sealed, &opened, now);
+                recent.keep(&opened);
                 opened
             }
         };

@@ -15,10 +15,11 @@
 //! comparison takes tells an attacker nothing about the cookies kept here.
 
 use std::cell::RefCell;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use super::Opened;
+use super::{Opened, TailHash};
 
 /// Slots per thread: a few users' bursts interleaved on one thread.
 const SLOTS: usize = 4;
@@ -31,13 +32,11 @@ pub(super) fn new_owner() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The value's keyed hash: its last 32 characters (the authentication tag, different in
-/// every value sealed) and its length, as the opened-cookie cache hashes it.
+/// The value's keyed hash, by the opened-cookie cache's own hasher (`TailHash`: the last 32
+/// characters, the authentication tag that differs in every value sealed, and the length).
 fn hash(sealed: &str) -> u64 {
-    static KEY: OnceLock<ahash::RandomState> = OnceLock::new();
-    let b = sealed.as_bytes();
-    KEY.get_or_init(ahash::RandomState::new)
-        .hash_one((&b[b.len().saturating_sub(32)..], b.len()))
+    static KEY: OnceLock<TailHash> = OnceLock::new();
+    KEY.get_or_init(TailHash::default).hash_one(sealed)
 }
 
 struct Slot {
@@ -62,63 +61,87 @@ thread_local! {
 }
 
 impl Slot {
-    fn answers(&self, owner: u64, hash: u64, sealed: &str, now: u64) -> bool {
-        self.owner == owner
-            && self.hash == hash
-            && now >= self.at
-            && now - self.at < FRESH_SECS
-            && self.sealed.as_bytes() == sealed.as_bytes()
+    fn holds(&self, key: &Lookup<'_>) -> bool {
+        self.owner == key.owner
+            && self.hash == key.hash
+            && self.sealed.as_bytes() == key.sealed.as_bytes()
     }
 }
 
-/// The opening of `sealed` this thread made or found for `owner` in the last `FRESH_SECS`.
-pub(super) fn find(owner: u64, sealed: &str, now: u64) -> Option<Arc<Opened>> {
-    let hash = hash(sealed);
-    RECENT
-        .try_with(|r| {
-            let r = r.try_borrow().ok()?;
-            r.slots
-                .iter()
-                .flatten()
-                .find(|s| s.answers(owner, hash, sealed, now))
-                .map(|s| s.opened.clone())
-        })
-        .ok()
-        .flatten()
+/// One presented value looked up in this thread's slots for one `Sessions` (`owner`) at `now`
+/// (seconds), hashed once for the finding and the keeping.
+pub(super) struct Lookup<'a> {
+    owner: u64,
+    sealed: &'a str,
+    hash: u64,
+    now: u64,
 }
 
-/// Keeps `opened` (the cache's own entry for `sealed`) for this thread's next requests.
-pub(super) fn keep(owner: u64, sealed: &str, opened: &Arc<Opened>, now: u64) {
-    let hash = hash(sealed);
-    let _ = RECENT.try_with(|r| {
-        let Ok(mut r) = r.try_borrow_mut() else {
-            return;
-        };
-        let at = r
-            .slots
-            .iter()
-            .position(|s| {
-                s.as_ref().is_some_and(|s| {
-                    s.owner == owner && s.hash == hash && s.sealed.as_bytes() == sealed.as_bytes()
-                })
-            })
-            .unwrap_or(r.next);
-        if at == r.next {
-            r.next = (r.next + 1) % SLOTS;
-        }
-        r.slots[at] = Some(Slot {
+impl<'a> Lookup<'a> {
+    pub(super) fn new(owner: u64, sealed: &'a str, now: u64) -> Self {
+        Lookup {
             owner,
-            hash,
-            at: now,
-            sealed: sealed.into(),
-            opened: opened.clone(),
+            sealed,
+            hash: hash(sealed),
+            now,
+        }
+    }
+
+    /// The opening of the value this thread made or found for the owner in the last
+    /// `FRESH_SECS`.
+    pub(super) fn find(&self) -> Option<Arc<Opened>> {
+        let fresh = |s: &&Slot| self.now >= s.at && self.now - s.at < FRESH_SECS;
+        RECENT
+            .try_with(|r| {
+                let r = r.try_borrow().ok()?;
+                let slot = r
+                    .slots
+                    .iter()
+                    .flatten()
+                    .filter(fresh)
+                    .find(|s| s.holds(self))?;
+                Some(slot.opened.clone())
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Keeps `opened` (the cache's own entry for the value) for this thread's next requests.
+    pub(super) fn keep(&self, opened: &Arc<Opened>) {
+        let _ = RECENT.try_with(|r| {
+            let Ok(mut r) = r.try_borrow_mut() else {
+                return;
+            };
+            let at = r
+                .slots
+                .iter()
+                .position(|s| s.as_ref().is_some_and(|s| s.holds(self)))
+                .unwrap_or(r.next);
+            if at == r.next {
+                r.next = (r.next + 1) % SLOTS;
+            }
+            r.slots[at] = Some(Slot {
+                owner: self.owner,
+                hash: self.hash,
+                at: self.now,
+                sealed: self.sealed.into(),
+                opened: opened.clone(),
+            });
         });
-    });
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn find(owner: u64, sealed: &str, now: u64) -> Option<Arc<Opened>> {
+        Lookup::new(owner, sealed, now).find()
+    }
+
+    fn keep(owner: u64, sealed: &str, opened: &Arc<Opened>, now: u64) {
+        Lookup::new(owner, sealed, now).keep(opened)
+    }
 
     fn opened() -> Arc<Opened> {
         Arc::new(Opened {
