@@ -29,9 +29,15 @@ figure drawn between its run before the system and its run again after the other
 the machine's speed within a round cancels), in req/s and in requests per second of the
 server's CPU time (from /proc).
 
+With --pairs N the issue's load targets are measured instead as paired experiments: each
+target row alone, pinned, its N runs each between two runs of bare pingora, and p99 at half
+load the same way; the report gives the median ratio of the pairs with the interval that holds
+the true median with at least 95% (a sign test: no assumption about this machine's noise).
+
 Usage (after scripts/setup.sh and a release build; benches/load.sh does both):
   benches/load.py [--duration 8] [--connections 32] [--threads 2] [--rounds 2]
                   [--only "authgate session,nginx proxy"] [--no-pinned] [--json out.json]
+  benches/load.py --pairs 9 --duration 5 [--only ...] [--server-threads 1]
 AUTHGATE_BIN and BARE_PINGORA_BIN name other builds to measure (default: target/release).
 """
 import argparse
@@ -302,6 +308,12 @@ def main():
     ap.add_argument("--train", type=int, metavar="SECONDS",
                     help="run each selected system for SECONDS and stop: a profile-guided "
                          "build's training (scripts/build-pgo.sh)")
+    ap.add_argument("--pairs", type=int, metavar="N",
+                    help="instead of rounds: for each target row, N runs of the system each "
+                         "between two runs of bare pingora (pinned), and N pairs of p99 at half "
+                         "load; the median pair ratio with its confidence interval")
+    ap.add_argument("--server-threads", type=int, default=0, metavar="N",
+                    help="worker threads of bare pingora and of each authgate (default: one per core)")
     ap.add_argument("--hold", action="store_true",
                     help="after signing in, print the systems as JSON and wait (for profiling)")
     args = ap.parse_args()
@@ -451,7 +463,7 @@ def run(args, work):
     start_nginxes(work, up, ngx)
     # The physical limit: pingora passing requests through, filters doing nothing.
     start([BARE_PINGORA_BIN, f"127.0.0.1:{bare}",
-           f"127.0.0.1:{up}", "0"], "bare-pingora")
+           f"127.0.0.1:{up}", str(args.server_threads)], "bare-pingora")
     wait_port(bare, "bare pingora")
 
     # The OpenID provider (for authgate and mod_auth_openidc) and SimpleSAMLphp (mellon).
@@ -497,7 +509,7 @@ routes:
   - {{ name: app, upstream: "127.0.0.1:{up}", allow: {{ tenants: ["{TENANT}"] }} }}
   - {{ name: public, path_prefix: /public, upstream: "127.0.0.1:{up}", public: true }}
 session: {{ secret: "${{BENCH_SESSION_SECRET}}", store: {store} }}
-""")
+""" + (f"server: {{ threads: {args.server_threads} }}\n" if args.server_threads else ""))
         start_authgate(cfg, name, admin, {"BENCH_SECRET": "bench-secret", "BENCH_SESSION_SECRET": secret})
 
     start_apaches(work, up, issuer, (aoi_url, oidc_ap), (mel_url, mel_ap), ssp_port)
@@ -538,6 +550,9 @@ session: {{ secret: "${{BENCH_SESSION_SECRET}}", store: {store} }}
         print(json.dumps({"systems": [(n, t, b, c()) for n, t, b, c in systems], "pids": pids}), flush=True)
         while True:
             time.sleep(3600)
+    if args.pairs:
+        measure_pairs(args, systems, work)
+        return
     measure(args, systems, work)
 
 
@@ -599,6 +614,100 @@ def measure(args, systems, work):
         pin(",".join(str(i) for i in range(cores)))
         half_rounds.append(half_load(args, systems, best, work))
     report(args, variants, systems, best, rounds, half_rounds)
+
+
+# The issue's load targets: system, size, target (pinned, ÷ bare pingora).
+TARGETS = [("authgate session", "tiny", 0.92), ("authgate session", "16 KB", 0.97),
+           ("authgate public", "tiny", 0.97), ("authgate session (memory)", "tiny", 0.92),
+           ("authgate session (redis)", "tiny", 0.92)]
+
+
+def median_interval(xs, level=0.95):
+    """The median of xs and the order statistics around it that cover the population median
+    with at least `level` (the sign test's interval: no assumption about the distribution),
+    with the coverage they give; (median, None, None, 0) when n is too small."""
+    from math import comb
+    xs = sorted(xs)
+    n = len(xs)
+    best = (None, None, 0.0)
+    for k in range(n // 2):
+        # x[k] lies above the median when at most k of the n fall below it: Bin(n, 1/2) <= k.
+        cover = 1 - 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n
+        if cover >= level:
+            best = (xs[k], xs[n - 1 - k], cover)
+    return (median(xs), *best)
+
+
+def measure_pairs(args, systems, work):
+    """Each target row as its own paired experiment, pinned (the servers on CPU 0, wrk and the
+    upstream on CPU 1): bare pingora, the system, bare pingora, the system, ..., bare pingora;
+    each run of the system is divided by the mean of the bare pingora runs on either side of
+    it, so a drift of this machine's speed over a minute cancels, and the rows' order within a
+    round no longer matters. Then p99 at half load the same way, bare pingora and the signed-in
+    gateway alternating at one fixed rate (all cores). Reports the median ratio with the
+    interval that holds the true median with ≥ 95% (sign test), and how many pairs met the
+    target."""
+    by_name = {s[0]: s for s in systems}
+    bare = by_name["bare pingora"]
+    cores = os.cpu_count()
+    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s; {args.pairs} pairs per row; "
+          f"pinned: the servers on CPU 0, wrk and the upstream on CPU 1", flush=True)
+    results = []
+    for name, size, target in TARGETS:
+        if name not in by_name or cores < 2:
+            continue
+        pin("0")
+        pin("1", {"nginx-upstream"})
+        url = lambda s: s[1] if size == "tiny" else s[2]
+        sysv = by_name[name]
+        b_runs, x_runs = [], []
+        for i in range(args.pairs + 1):
+            b_runs.append(measured("bare pingora", url(bare), args, bare[3](), cpus="1"))
+            if i == args.pairs:
+                break
+            x_runs.append(measured(name, url(sysv), args, sysv[3](), cpus="1"))
+            print(f"  {name:<26} {size:<5} pair {i + 1}: {x_runs[-1]['rps']:>8.0f} req/s ÷ bare "
+                  f"{b_runs[-1]['rps']:>8.0f}", flush=True)
+        rps = [x["rps"] / ((a["rps"] + b["rps"]) / 2) for x, a, b in zip(x_runs, b_runs, b_runs[1:])]
+        cpu = [((1 / a["cpu_us"] + 1 / b["cpu_us"]) / 2) ** -1 / x["cpu_us"]
+               for x, a, b in zip(x_runs, b_runs, b_runs[1:])]
+        results.append((name, size, target, rps, cpu, b_runs, x_runs))
+    pin(",".join(str(i) for i in range(cores)))
+    session = by_name.get("authgate session")
+    adds = []
+    if session:
+        top = measured("authgate session", session[1], args, session[3]())
+        delay_ms = args.connections * 1000.0 / (top["rps"] / 2)
+        half = []
+        for i in range(args.pairs + 1):
+            half.append(wrk("bare pingora", bare[1], args, delay_ms=delay_ms, workdir=work))
+            if i == args.pairs:
+                break
+            s = wrk("authgate session", session[1], args, session[3](), delay_ms=delay_ms, workdir=work)
+            half.append(s)
+            print(f"  p99 at {top['rps'] / 2:.0f} req/s, pair {i + 1}: session {s['p99']:.2f} ms, "
+                  f"bare pingora {half[-2]['p99']:.2f} ms", flush=True)
+        adds = [s["p99"] - (a["p99"] + b["p99"]) / 2 for a, s, b in zip(half[0::2], half[1::2], half[2::2])]
+    print()
+    print("| row | target | req/s ÷ bare, median of pairs | 95% interval (coverage) | pairs ≥ target "
+          "| bare's CPU ÷ this, median | bare req/s (median) | server CPU µs/request, bare / this |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, size, target, rps, cpu, b_runs, x_runs in results:
+        m, lo, hi, cover = median_interval(rps)
+        iv = f"{lo:.3f}–{hi:.3f} ({cover:.0%})" if lo is not None else "n/a"
+        print(f"| {name}, {size} | ≥ {target} | **{m:.3f}** | {iv} | {sum(r >= target for r in rps)} of {len(rps)} "
+              f"| {median(cpu):.3f} | {median(r['rps'] for r in b_runs):.0f} "
+              f"| {median(r['cpu_us'] for r in b_runs):.1f} / {median(r['cpu_us'] for r in x_runs):.1f} |")
+    if adds:
+        m, lo, hi, cover = median_interval(adds)
+        iv = f"{lo:+.2f}–{hi:+.2f} ms ({cover:.0%})" if lo is not None else "n/a"
+        print(f"| p99 at half load, session − bare | ≤ +0.3 ms | **{m:+.2f} ms** | {iv} "
+              f"| {sum(a <= 0.3 for a in adds)} of {len(adds)} | | | |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"pairs": [{"row": f"{n}, {s}", "target": t, "rps_ratios": r, "cpu_ratios": c,
+                                  "bare": b, "system": x} for n, s, t, r, c, b, x in results],
+                       "p99_adds_ms": adds}, f, indent=1)
 
 
 def half_load(args, systems, best, work):

@@ -170,7 +170,7 @@ impl ConnectorOptions {
 /// [TransportConnector] provides APIs to connect to servers via TCP or TLS with connection reuse
 pub struct TransportConnector {
     tls_ctx: tls::Connector,
-    connection_pool: Arc<ConnectionPool<Arc<Mutex<Stream>>>>,
+    connection_pool: Arc<ConnectionPool<Arc<Mutex<Pooled>>>>,
     offload: Option<OffloadRuntime>,
     bind_to_v4: Vec<SocketAddr>,
     bind_to_v6: Vec<SocketAddr>,
@@ -182,6 +182,31 @@ pub struct TransportConnector {
 }
 
 const DEFAULT_POOL_SIZE: usize = 128;
+
+/// A pooled connection (authgate patch): its stream is taken out under the lock by the request
+/// that reuses it, so reuse does not depend on the idle poll having dropped its `Arc` yet.
+struct Pooled(Option<Stream>);
+
+impl Pooled {
+    fn take_stream(&mut self) -> Option<Stream> {
+        self.0.take()
+    }
+}
+
+/// The idle poll reads the pooled stream to notice a close; once the stream is taken (which
+/// only happens after the idle poll has let go of it) it reads as closed.
+impl tokio::io::AsyncRead for Pooled {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match &mut self.get_mut().0 {
+            Some(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            None => std::task::Poll::Ready(Ok(())),
+        }
+    }
+}
 
 impl TransportConnector {
     /// Create a new [TransportConnector] with the given [ConnectorOptions]
@@ -252,45 +277,38 @@ impl TransportConnector {
         match self.connection_pool.get(&peer.reuse_hash()) {
             Some(s) => {
                 debug!("find reusable stream, trying to acquire it");
+                // Wait for the idle poll to release it, and take the stream out under the lock.
+                // authgate patch: published pingora dropped the lock and then asked
+                // `Arc::try_unwrap`, which fails while the idle poll's task is still dropping
+                // its guard (the guard releases the lock before it drops its `Arc`): a healthy
+                // connection was thrown away, a new one dialled and an error logged.
+                let taken = s.lock().await.take_stream();
+                let Some(mut stream) = taken else {
+                    error!("failed to acquire reusable stream");
+                    return None;
+                };
+                #[cfg(unix)]
+                if peer.matches_fd(stream.id())
+                    && test_reusable_stream(&mut stream, &self.unexpected_data_conn_count)
                 {
-                    let _ = s.lock().await;
-                } // wait for the idle poll to release it
-                match Arc::try_unwrap(s) {
-                    Ok(l) => {
-                        let mut stream = l.into_inner();
-                        // test_reusable_stream: we assume server would never actively send data
-                        // first on an idle stream.
-                        #[cfg(unix)]
-                        if peer.matches_fd(stream.id())
-                            && test_reusable_stream(&mut stream, &self.unexpected_data_conn_count)
-                        {
-                            Some(stream)
-                        } else {
-                            None
-                        }
-                        #[cfg(windows)]
-                        {
-                            use std::os::windows::io::{AsRawSocket, RawSocket};
-                            struct WrappedRawSocket(RawSocket);
-                            impl AsRawSocket for WrappedRawSocket {
-                                fn as_raw_socket(&self) -> RawSocket {
-                                    self.0
-                                }
-                            }
-                            if peer.matches_sock(WrappedRawSocket(stream.id() as RawSocket))
-                                && test_reusable_stream(
-                                    &mut stream,
-                                    &self.unexpected_data_conn_count,
-                                )
-                            {
-                                Some(stream)
-                            } else {
-                                None
-                            }
+                    Some(stream)
+                } else {
+                    None
+                }
+                #[cfg(windows)]
+                {
+                    use std::os::windows::io::{AsRawSocket, RawSocket};
+                    struct WrappedRawSocket(RawSocket);
+                    impl AsRawSocket for WrappedRawSocket {
+                        fn as_raw_socket(&self) -> RawSocket {
+                            self.0
                         }
                     }
-                    Err(_) => {
-                        error!("failed to acquire reusable stream");
+                    if peer.matches_sock(WrappedRawSocket(stream.id() as RawSocket))
+                        && test_reusable_stream(&mut stream, &self.unexpected_data_conn_count)
+                    {
+                        Some(stream)
+                    } else {
                         None
                     }
                 }
@@ -321,7 +339,7 @@ impl TransportConnector {
         let id = stream.id();
         let meta = ConnectionMeta::new(key, id);
         debug!("Try to keepalive client session");
-        let stream = Arc::new(Mutex::new(stream));
+        let stream = Arc::new(Mutex::new(Pooled(Some(stream))));
         let locked_stream = stream.clone().try_lock_owned().unwrap(); // safe as we just created it
         let (notify_close, watch_use) = self.connection_pool.put(&meta, stream);
         let idle_meta = IdleConnection::new(meta);
