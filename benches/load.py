@@ -38,7 +38,8 @@ Usage (after scripts/setup.sh and a release build; benches/load.sh does both):
   benches/load.py [--duration 8] [--connections 32] [--threads 2] [--rounds 2]
                   [--only "authgate session,nginx proxy"] [--no-pinned] [--json out.json]
   benches/load.py --pairs 9 --duration 5 [--only ...] [--server-threads 1]
-AUTHGATE_BIN and BARE_PINGORA_BIN name other builds to measure (default: target/release).
+AUTHGATE_BIN and BARE_PINGORA_BIN name other builds to measure (default: target/release);
+BENCH_SERVER_PRELOAD a library to preload into bare pingora and the gateways only.
 """
 import argparse
 import html
@@ -76,7 +77,12 @@ def free_port():
 
 
 def start(cmd, name, env=None, cwd=None, stdout=subprocess.DEVNULL):
-    p = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd, stdout=stdout,
+    env = {**os.environ, **(env or {})}
+    # BENCH_SERVER_PRELOAD=lib.so: bare pingora and the gateways only run with it preloaded
+    # (another allocator, for instance); the peers do not.
+    if os.environ.get("BENCH_SERVER_PRELOAD") and name.startswith(("bare-pingora", "authgate")):
+        env["LD_PRELOAD"] = os.environ["BENCH_SERVER_PRELOAD"]
+    p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=stdout,
                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
     procs.append((name, p))
     return p
