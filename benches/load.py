@@ -626,12 +626,14 @@ def measure(args, systems, work):
 TARGETS = [("authgate session", "tiny", 0.92), ("authgate session", "16 KB", 0.97),
            ("authgate public", "tiny", 0.97), ("authgate session (memory)", "tiny", 0.92),
            ("authgate session (redis)", "tiny", 0.92)]
+LABELS = {"authgate session": "session", "authgate public": "public",
+          "authgate session (memory)": "memory store", "authgate session (redis)": "redis store"}
 
 
 def median_interval(xs, level=0.95):
     """The median of xs and the order statistics around it that cover the population median
     with at least `level` (the sign test's interval: no assumption about the distribution),
-    with the coverage they give; (median, None, None, 0) when n is too small."""
+    with the coverage they give; (median, None, None, 0.0) when n is too small."""
     from math import comb
     xs = sorted(xs)
     n = len(xs)
@@ -642,6 +644,16 @@ def median_interval(xs, level=0.95):
         if cover >= level:
             best = (xs[k], xs[n - 1 - k], cover)
     return (median(xs), *best)
+
+
+def alternate(n, run_bare, run_x, show):
+    """bare, x, bare, x, ..., bare: n runs of x, each between two of bare; prints each pair."""
+    b_runs, x_runs = [run_bare()], []
+    for i in range(n):
+        x_runs.append(run_x())
+        print(f"  {show(i + 1, x_runs[-1], b_runs[-1])}", flush=True)
+        b_runs.append(run_bare())
+    return b_runs, x_runs
 
 
 def measure_pairs(args, systems, work):
@@ -666,14 +678,11 @@ def measure_pairs(args, systems, work):
         pin("1", {"nginx-upstream"})
         url = lambda s: s[1] if size == "tiny" else s[2]
         sysv = by_name[name]
-        b_runs, x_runs = [], []
-        for i in range(args.pairs + 1):
-            b_runs.append(measured("bare pingora", url(bare), args, bare[3](), cpus="1"))
-            if i == args.pairs:
-                break
-            x_runs.append(measured(name, url(sysv), args, sysv[3](), cpus="1"))
-            print(f"  {name:<26} {size:<5} pair {i + 1}: {x_runs[-1]['rps']:>8.0f} req/s ÷ bare "
-                  f"{b_runs[-1]['rps']:>8.0f}", flush=True)
+        b_runs, x_runs = alternate(
+            args.pairs,
+            lambda: measured("bare pingora", url(bare), args, bare[3](), cpus="1"),
+            lambda: measured(name, url(sysv), args, sysv[3](), cpus="1"),
+            lambda i, x, b: f"{name:<26} {size:<5} pair {i}: {x['rps']:>8.0f} req/s ÷ bare {b['rps']:>8.0f}")
         rps = [x["rps"] / ((a["rps"] + b["rps"]) / 2) for x, a, b in zip(x_runs, b_runs, b_runs[1:])]
         cpu = [((1 / a["cpu_us"] + 1 / b["cpu_us"]) / 2) ** -1 / x["cpu_us"]
                for x, a, b in zip(x_runs, b_runs, b_runs[1:])]
@@ -684,16 +693,13 @@ def measure_pairs(args, systems, work):
     if session:
         top = measured("authgate session", session[1], args, session[3]())
         delay_ms = args.connections * 1000.0 / (top["rps"] / 2)
-        half = []
-        for i in range(args.pairs + 1):
-            half.append(wrk("bare pingora", bare[1], args, delay_ms=delay_ms, workdir=work))
-            if i == args.pairs:
-                break
-            s = wrk("authgate session", session[1], args, session[3](), delay_ms=delay_ms, workdir=work)
-            half.append(s)
-            print(f"  p99 at {top['rps'] / 2:.0f} req/s, pair {i + 1}: session {s['p99']:.2f} ms, "
-                  f"bare pingora {half[-2]['p99']:.2f} ms", flush=True)
-        adds = [s["p99"] - (a["p99"] + b["p99"]) / 2 for a, s, b in zip(half[0::2], half[1::2], half[2::2])]
+        b_runs, x_runs = alternate(
+            args.pairs,
+            lambda: wrk("bare pingora", bare[1], args, delay_ms=delay_ms, workdir=work),
+            lambda: wrk("authgate session", session[1], args, session[3](), delay_ms=delay_ms, workdir=work),
+            lambda i, x, b: f"p99 at {top['rps'] / 2:.0f} req/s, pair {i}: session {x['p99']:.2f} ms, "
+                            f"bare pingora {b['p99']:.2f} ms")
+        adds = [x["p99"] - (a["p99"] + b["p99"]) / 2 for x, a, b in zip(x_runs, b_runs, b_runs[1:])]
     print()
     print("| row | target | req/s ÷ bare, median of pairs | 95% interval (coverage) | pairs ≥ target "
           "| bare's CPU ÷ this, median | bare req/s (median) | server CPU µs/request, bare / this |")
@@ -786,11 +792,8 @@ def report(args, variants, systems, best, rounds, half_rounds):
               f"CPU {paired(v, size, a, b, cpu=True):.3f} (target ≥ {target})")
     v = "pinned" if len(variants) > 1 else "shared"
     print(f"targets ({v} variant; best run, median of paired rounds, bare's CPU per request ÷ this):")
-    line("session ÷ bare pingora, tiny:", "tiny", "authgate session", "bare pingora", 0.92)
-    line("session ÷ bare pingora, 16 KB:", "16 KB", "authgate session", "bare pingora", 0.97)
-    line("public ÷ bare pingora, tiny:", "tiny", "authgate public", "bare pingora", 0.97)
-    line("memory store ÷ bare pingora, tiny:", "tiny", "authgate session (memory)", "bare pingora", 0.92)
-    line("redis store ÷ bare pingora, tiny:", "tiny", "authgate session (redis)", "bare pingora", 0.92)
+    for name, size, target in TARGETS:
+        line(f"{LABELS[name]} ÷ bare pingora, {size}:", size, name, "bare pingora", target)
     line("redis store ÷ cookie store, tiny:", "tiny", "authgate session (redis)", "authgate session", 0.9)
     line("redis store ÷ cookie store, 16 KB:", "16 KB", "authgate session (redis)", "authgate session", 0.9)
     print(f"  session ÷ mellon, tiny:        {ratio(v, 'tiny', 'authgate session', 'mellon'):.2f}")

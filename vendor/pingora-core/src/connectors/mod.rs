@@ -287,6 +287,8 @@ impl TransportConnector {
                     error!("failed to acquire reusable stream");
                     return None;
                 };
+                // test_reusable_stream: we assume server would never actively send data
+                // first on an idle stream.
                 #[cfg(unix)]
                 if peer.matches_fd(stream.id())
                     && test_reusable_stream(&mut stream, &self.unexpected_data_conn_count)
