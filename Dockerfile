@@ -7,7 +7,7 @@
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends pkg-config cmake libssl-dev \
+ && apt-get install -y --no-install-recommends make pkg-config cmake libssl-dev \
       libxml2-dev libxmlsec1-dev libclang-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

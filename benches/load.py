@@ -79,7 +79,9 @@ def free_port():
 def start(cmd, name, env=None, cwd=None, stdout=subprocess.DEVNULL):
     env = {**os.environ, **(env or {})}
     # BENCH_SERVER_PRELOAD=lib.so: bare pingora and the gateways only run with it preloaded
-    # (another allocator, for instance); the peers do not.
+    # (a C library's malloc replacement, for instance; with the `jemalloc` feature the Rust
+    # allocations of both servers go to their own jemalloc whatever is preloaded); the peers
+    # do not.
     if os.environ.get("BENCH_SERVER_PRELOAD") and name.startswith(("bare-pingora", "authgate")):
         env["LD_PRELOAD"] = os.environ["BENCH_SERVER_PRELOAD"]
     p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=stdout,

@@ -3,6 +3,9 @@
 //! options as `authgate run` (threads, no work stealing).
 //!
 //! Usage: bare_pingora <listen addr> <upstream addr> [threads, 0 = one per core]
+//!
+//! It has authgate's allocator too (feature `jemalloc`): the comparison is of the gateway's
+//! work, not of two allocators.
 
 use async_trait::async_trait;
 use pingora::prelude::*;
@@ -10,6 +13,10 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 struct Bare {
     upstream: String,

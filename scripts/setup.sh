@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # Build: pingora-core turns on zlib-ng (cmake); openssl-sys links the system OpenSSL;
 # samael (SAML) binds libxml2/xmlsec1 (OpenSSL backend) with bindgen, which needs libclang
-# and its headers (without libclang-common-14-dev: "'stddef.h' file not found").
-for pkg in pkg-config cmake libssl-dev libxml2-dev libxmlsec1-dev libclang1-14 libclang-common-14-dev; do
+# and its headers (without libclang-common-14-dev: "'stddef.h' file not found"); the jemalloc
+# allocator (tikv-jemalloc-sys) runs jemalloc's configure and make.
+for pkg in make pkg-config cmake libssl-dev libxml2-dev libxmlsec1-dev libclang1-14 libclang-common-14-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 # Peers: nginx (forward-auth client in tests; comes with auth_request compiled in), and
