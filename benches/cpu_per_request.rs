@@ -123,6 +123,9 @@ fn callgrind(pid: u32, arg: &str) {
 struct Cost {
     ir: f64,
     allocs: f64,
+    /// Whether the allocations went to jemalloc (feature `jemalloc`) rather than the C
+    /// allocator: bare pingora and the gateway must be measured on the same one.
+    jemalloc: bool,
     misses: Option<Misses>,
 }
 
@@ -191,7 +194,8 @@ fn last_dump(dir: &std::path::Path, prefix: &str, n: usize) -> Cost {
         })
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .expect("summary line");
-    let allocs = allocations(&text) as f64 / n as f64;
+    let (all, jemalloc) = allocations(&text);
+    let allocs = all as f64 / n as f64;
     // Every proxied request allocates (pingora boxes each hook's future): none counted means
     // the allocator's entry points are not the ones named in `allocations`.
     assert!(
@@ -201,6 +205,7 @@ fn last_dump(dir: &std::path::Path, prefix: &str, n: usize) -> Cost {
     Cost {
         ir: ir as f64 / n as f64,
         allocs,
+        jemalloc: jemalloc as f64 / n as f64 >= 1.0,
         misses: misses(&text, n),
     }
 }
@@ -208,8 +213,8 @@ fn last_dump(dir: &std::path::Path, prefix: &str, n: usize) -> Cost {
 /// Calls into the C allocator in a callgrind dump: the `calls=` lines under a `cfn=` naming
 /// one (callgrind compresses names: `(id) name` defines an id, `(id)` refers to it). Every Rust
 /// allocation reaches one of these (jemalloc's entry points, or the system allocator's without
-/// the feature), so this is the process's count.
-fn allocations(dump: &str) -> u64 {
+/// the feature), so this is the process's count; and of it, the calls into jemalloc.
+fn allocations(dump: &str) -> (u64, u64) {
     const ALLOCATORS: &[&str] = &[
         "malloc",
         "calloc",
@@ -227,7 +232,8 @@ fn allocations(dump: &str) -> u64 {
     ];
     let mut names: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
     let mut callee_is_alloc = false;
-    let mut total = 0;
+    let mut callee_is_jemalloc = false;
+    let (mut total, mut jemalloc) = (0, 0);
     for line in dump.lines() {
         let named = line
             .strip_prefix("cfn=")
@@ -242,17 +248,20 @@ fn allocations(dump: &str) -> u64 {
                 _ => names.get(rest).copied().unwrap_or(rest),
             };
             callee_is_alloc = is_call && ALLOCATORS.contains(&name);
+            callee_is_jemalloc = callee_is_alloc && name.starts_with("_rjem_");
         } else if let Some(calls) = line.strip_prefix("calls=") {
             if callee_is_alloc {
-                total += calls
+                let n = calls
                     .split_whitespace()
                     .next()
                     .and_then(|c| c.parse::<u64>().ok())
                     .unwrap_or(0);
+                total += n;
+                jemalloc += if callee_is_jemalloc { n } else { 0 };
             }
         }
     }
-    total
+    (total, jemalloc)
 }
 
 /// Heap allocations per request a row may make beyond bare pingora's, under `--guard`.
@@ -260,8 +269,14 @@ const MAX_EXTRA_ALLOCATIONS: f64 = 5.0;
 
 fn print_row(name: &str, c: Cost) {
     println!(
-        "{name:<32} {:>10.0} instructions/request {:>6.1} allocations/request",
-        c.ir, c.allocs
+        "{name:<32} {:>10.0} instructions/request {:>6.1} allocations/request ({})",
+        c.ir,
+        c.allocs,
+        if c.jemalloc {
+            "jemalloc"
+        } else {
+            "C allocator"
+        }
     );
     if let Some(m) = c.misses {
         println!(
@@ -517,6 +532,12 @@ fn main() {
         ("session (redis store)", stored),
     ] {
         let Some(c) = c else { continue };
+        // A gateway on jemalloc against bare pingora on glibc's malloc would credit the
+        // allocator's gain to the gateway (or the reverse): the two must share one.
+        assert_eq!(
+            c.jemalloc, bare.jemalloc,
+            "{name} and bare pingora were measured on different allocators"
+        );
         println!(
             "{name:<32} {:>+10.0} instructions {:>+6.1} allocations over bare pingora (bare ÷ this {:.3})",
             c.ir - bare.ir,

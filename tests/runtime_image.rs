@@ -111,8 +111,8 @@ fn the_binary_signs_a_user_in_from_the_runtime_stages_packages_alone() {
     assert!(ok && !ldd.contains("not found"), "{ldd}");
     let (ok, version) = in_root(&root, &["/usr/local/bin/authgate", "version"]);
     assert!(ok && version.starts_with("authgate "), "{version}");
-    // The release build's allocator (feature `jemalloc`, linked statically): nothing for the
-    // runtime stage to install, and the build the image makes is the one benchmarked.
+    // The default build's allocator (feature `jemalloc`, linked statically): nothing for the
+    // runtime stage to install, and the image's build is the one benchmarked.
     assert!(version.contains("allocator: jemalloc"), "{version}");
 
     // Serve from inside the root, with a configuration there, as user 65532.
