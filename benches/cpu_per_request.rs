@@ -231,8 +231,8 @@ fn allocations(dump: &str) -> (u64, u64) {
         "_rjem_rallocx",
     ];
     let mut names: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
-    let mut callee_is_alloc = false;
-    let mut callee_is_jemalloc = false;
+    // The callee of the `calls=` lines that follow, when it is an allocator: whether jemalloc's.
+    let mut callee: Option<bool> = None;
     let (mut total, mut jemalloc) = (0, 0);
     for line in dump.lines() {
         let named = line
@@ -247,17 +247,16 @@ fn allocations(dump: &str) -> (u64, u64) {
                 }
                 _ => names.get(rest).copied().unwrap_or(rest),
             };
-            callee_is_alloc = is_call && ALLOCATORS.contains(&name);
-            callee_is_jemalloc = callee_is_alloc && name.starts_with("_rjem_");
+            callee = (is_call && ALLOCATORS.contains(&name)).then(|| name.starts_with("_rjem_"));
         } else if let Some(calls) = line.strip_prefix("calls=") {
-            if callee_is_alloc {
+            if let Some(is_jemalloc) = callee {
                 let n = calls
                     .split_whitespace()
                     .next()
                     .and_then(|c| c.parse::<u64>().ok())
                     .unwrap_or(0);
                 total += n;
-                jemalloc += if callee_is_jemalloc { n } else { 0 };
+                jemalloc += if is_jemalloc { n } else { 0 };
             }
         }
     }
